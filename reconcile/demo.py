@@ -1,0 +1,151 @@
+"""`reconcile demo`: the whole job on a seeded shop, with nothing else installed.
+
+A local Stripe stand-in and an embedded MongoDB wire-protocol server are started on loopback,
+seeded with a mix that produces every outcome, and the real job runs against them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from bson import ObjectId
+from pymongo.collection import Collection
+
+from reconcile import classify as c
+from reconcile.exitcodes import ExitCode
+from reconcile.standin import StandinStore, serve
+from reconcile.timeutil import to_unix, utcnow
+
+DEMO_KEY = "sk_test_reconcile_demo"
+KEY_ENV = "RECONCILE_DEMO_STRIPE_KEY"
+URI_ENV = "RECONCILE_DEMO_MONGODB_URI"
+
+
+def demo_config(api_base: str) -> dict[str, Any]:
+    return {
+        "stripe": {"api_key_env": KEY_ENV, "api_base": api_base},
+        "mongodb": {"uri_env": URI_ENV, "database": "shop", "orders_collection": "orders"},
+        "orders": {"email_field": "email"},
+    }
+
+
+class ShopSeeder:
+    """Writes matching orders and charges; `expected` counts the outcome each seed should get."""
+
+    def __init__(self, store: StandinStore, orders: Collection, now: datetime):
+        self.store, self.orders, self.now = store, orders, now
+        self.expected: Counter[str] = Counter()
+        self._n = 0
+
+    def order(self, outcome: str | None, *, status: str = "created", amount: Any = 2500, currency: str = "usd",
+              age: timedelta = timedelta(hours=2), object_id: bool = True, **extra: Any) -> Any:
+        self._n += 1
+        order_id = ObjectId() if object_id else f"ord_{self._n:05d}"
+        doc = {"_id": order_id, "status": status, "amount": amount, "currency": currency,
+               "created_at": (self.now - age).replace(tzinfo=None), "email": f"customer{self._n}@example.com"}
+        doc.update(extra)
+        self.orders.insert_one(doc)
+        if outcome:
+            self.expected[outcome] += 1
+        return order_id
+
+    def charge(self, order_id: Any, *, amount: int = 2500, currency: str = "usd", age: timedelta = timedelta(hours=2),
+               status: str = "succeeded", **kwargs: Any) -> dict[str, Any]:
+        metadata = kwargs.pop("metadata", None)
+        if metadata is None:
+            metadata = {"order_id": str(order_id)} if order_id is not None else {}
+        return self.store.create_charge(
+            amount=amount, currency=currency, created=to_unix(self.now - age), status=status,
+            metadata=metadata, billing_email=kwargs.pop("billing_email", "buyer@example.com"), **kwargs,
+        )
+
+
+def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Counter[str]:
+    """A realistic day: mostly healthy orders, and at least one of every outcome."""
+    s = ShopSeeder(store, orders, now)
+    for i in range(12):  # healthy paid orders, some with string ids
+        oid = s.order(c.OK, status="accepted", amount=1000 + 250 * i, object_id=i % 3 != 0, age=timedelta(hours=3 + i))
+        s.charge(oid, amount=1000 + 250 * i, age=timedelta(hours=3 + i), description=f"Order of {i + 1} items")
+    oid = s.order(c.OK, status="accepted", amount=4980, currency="jpy")  # zero-decimal
+    s.charge(oid, amount=4980, currency="jpy")
+    oid = s.order(c.OK, status="accepted", amount=2500, currency="eur")  # settled in USD
+    s.charge(oid, amount=2500, currency="eur", settlement_currency="usd", exchange_rate="1.0843")
+    oid = s.order(c.OK, status="accepted", amount=12500, currency="kwd")  # three-decimal
+    s.charge(oid, amount=12500, currency="kwd")
+    oid = s.order(c.OK, status="failed")  # checkout wrote failed after the declined charge
+    s.charge(oid, status="failed")
+
+    # Stuck: the charge succeeded, the write of "accepted" was lost.
+    for object_id in (True, False):
+        oid = s.order(c.REPAIRED, amount=3999, object_id=object_id)
+        s.charge(oid, amount=3999)
+    oid = s.order(c.MARKED_FAILED)
+    s.charge(oid, status="failed")
+    s.order(c.STALE_PENDING, age=timedelta(hours=5))
+    s.order(c.IN_FLIGHT, age=timedelta(minutes=3))
+    s.order(c.PAID_WITHOUT_CHARGE, status="accepted")
+    oid = s.order(c.AMOUNT_MISMATCH, status="accepted", amount=5000)
+    s.charge(oid, amount=4500)
+    oid = s.order(c.DUPLICATE_CHARGE, status="accepted", amount=1800)
+    s.charge(oid, amount=1800, age=timedelta(hours=2, minutes=1))
+    s.charge(oid, amount=1800)
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=2200)
+    refunded = s.charge(oid, amount=2200)
+    store.create_refund(refunded["id"], created=to_unix(now - timedelta(hours=1)))
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=7400)
+    disputed = s.charge(oid, amount=7400)
+    store.create_dispute(disputed["id"], created=to_unix(now - timedelta(minutes=50)))
+    oid = s.order(c.UNCAPTURED, amount=6100)
+    s.charge(oid, amount=6100, captured=False)
+    oid = s.order(c.FAILED_BUT_CHARGED, status="failed", amount=1500)
+    s.charge(oid, amount=1500)
+    s.order(c.DATA_PROBLEM, status="accepted", amount="19.99")
+    # Charges that name no order: one with no metadata, one naming a deleted order, one hostile.
+    s.charge(None, amount=990)
+    s.charge(None, amount=1200, metadata={"order_id": "ord_deleted_4711"})
+    s.charge(None, amount=666, metadata={"order_id": '<script>alert("x")</script>'},
+             description='<img src=x onerror=alert(1)> "gift"')
+    s.expected[c.ORPHAN_CHARGE] += 3
+    # Money that moves without an order: a payout and a Stripe fee.
+    store.create_balance_transaction(type="payout", amount=-25000, currency="usd", created=to_unix(now - timedelta(hours=6)))
+    store.create_balance_transaction(type="stripe_fee", amount=-500, currency="usd", created=to_unix(now - timedelta(hours=7)),
+                                     reporting_category="fee")
+    return s.expected
+
+
+def run_demo(report_dir: Path) -> ExitCode:
+    from reconcile import job, mongo, stripe_pull
+    from reconcile.config import parse_config
+    from reconcile.embedded_mongo import EmbeddedMongo
+
+    now = utcnow()
+    store = StandinStore(api_key=DEMO_KEY)
+    click.echo("starting the Stripe stand-in and an embedded MongoDB server on loopback...", err=True)
+    with EmbeddedMongo() as server, serve(store) as stripe_server:
+        config = parse_config(demo_config(stripe_server.url), "demo config")
+        os.environ[KEY_ENV] = DEMO_KEY
+        os.environ[URI_ENV] = server.uri
+        db = mongo.connect(config.mongodb_uri(), config.mongodb)
+        expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
+        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
+        request = job.RunRequest(since=now - timedelta(days=1), until=utcnow() + timedelta(seconds=1), now=utcnow(),
+                                 report_dir=report_dir)
+        result = job.run(config, client, db, request)
+    click.echo(f"report: {result.report.html}")
+    click.echo(f"csv:    {result.report.csv}")
+    click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")
+    mismatched = False
+    for outcome in c.OUTCOMES:
+        seeded, found = expected.get(outcome, 0), result.counts.get(outcome, 0)
+        mismatched |= seeded != found
+        click.echo(f"{outcome:<22}{seeded:>8}{found:>8}{'  <- differs' if seeded != found else ''}")
+    if mismatched:
+        click.echo("demo: the counts differ from the seeded mix", err=True)
+        return ExitCode.INTERNAL_ERROR
+    click.echo("demo: every outcome matches the seeded mix")
+    return ExitCode.OK

@@ -1,0 +1,43 @@
+"""The job's own exceptions. Only the CLI turns them into a message and an exit code."""
+
+from __future__ import annotations
+
+from reconcile.exitcodes import ExitCode
+
+
+class ReconcileError(Exception):
+    """Base: a message a user can act on, and the exit code it maps to."""
+
+    exit_code: ExitCode = ExitCode.BAD_CONFIG
+
+
+class ConfigError(ReconcileError):
+    """The config file, an option or an environment variable is wrong."""
+
+    exit_code = ExitCode.BAD_CONFIG
+
+
+class StripeAuthError(ReconcileError):
+    """The Stripe key is invalid or lacks a permission: retrying will not help."""
+
+    exit_code = ExitCode.BAD_CONFIG
+
+
+class StripeRequestError(ReconcileError):
+    """Stripe rejected a request as invalid (a bug or an unsupported account setup)."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class ServiceUnavailable(ReconcileError):
+    """A service stayed unreachable after bounded retries; the run stopped."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class StripeUnavailable(ServiceUnavailable):
+    pass
+
+
+class MongoUnavailable(ServiceUnavailable):
+    pass

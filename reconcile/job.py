@@ -1,0 +1,138 @@
+"""One reconciliation run for a window: pull, load, classify, repair, report."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import stripe
+from pymongo.database import Database
+
+from reconcile import classify as c
+from reconcile import orders as order_store
+from reconcile import repair, report, stripe_pull, totals
+from reconcile.config import Config
+from reconcile.exitcodes import ExitCode
+from reconcile.logs import run_context
+from reconcile.timeutil import to_unix, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    since: datetime
+    until: datetime
+    now: datetime
+    dry_run: bool = False
+    report_dir: Path = Path("reports")
+    summary_json: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    counts: dict[str, int]
+    summary: dict[str, Any]
+    report: report.ReportFiles
+    exit_code: ExitCode
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def rules_for(config: Config, now: datetime) -> c.Rules:
+    o = config.orders
+    return c.Rules(
+        pending_status=o.pending_status,
+        paid_statuses=(o.paid_status, *o.other_paid_statuses),
+        failed_status=o.failed_status,
+        grace_seconds=int(o.grace_period.total_seconds()),
+        now=to_unix(now),
+        amount_tolerance=o.amount_tolerance,
+    )
+
+
+def _edge_charges(
+    client: stripe.StripeClient, config: Config, req: RunRequest, orders: pd.DataFrame,
+    outcomes: pd.DataFrame, known: set[str], policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """Charges just outside the window for orders that seem to have none (a charge can land after `until`)."""
+    doubtful = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_EDGE_LOOK), "order_key"]
+    if doubtful.empty:
+        return []
+    candidates = orders.loc[orders["order_key"].isin(doubtful)]
+    stored = sorted(set(candidates["stored_charge_id"].dropna()) - known)
+    key = config.stripe.order_id_metadata_key
+    rows = stripe_pull.retrieve_charges(client, stored, key, policy)
+    if candidates["stored_charge_id"].isna().any():
+        slack = config.window.edge_slack
+        rows += stripe_pull.fetch_charges(client, req.since - slack, req.since, key, policy)
+        rows += stripe_pull.fetch_charges(client, req.until, req.until + slack, key, policy)
+    for row in rows:
+        row["in_window"] = False
+    return rows
+
+
+def run(
+    config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
+    run_id: str | None = None, policy: stripe_pull.RetryPolicy | None = None,
+) -> RunResult:
+    run_id = run_id or new_run_id(req.now)
+    with run_context(run_id):
+        return _run(config, client, db, req, run_id, policy or stripe_pull.RetryPolicy.from_config(config.stripe))
+
+
+def _run(
+    config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
+    run_id: str, policy: stripe_pull.RetryPolicy,
+) -> RunResult:
+    log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
+    key = config.stripe.order_id_metadata_key
+
+    charge_rows = stripe_pull.fetch_charges(client, req.since, req.until, key, policy)
+    balance = totals.balance_frame(stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy))
+    log.info("pull.done", extra={"charges": len(charge_rows), "balance_transactions": len(balance)})
+
+    refs = {r["order_ref"] for r in charge_rows if r["order_ref"]}
+    unreferenced = {r["charge_id"] for r in charge_rows if not r["order_ref"]}
+    records = order_store.load_orders(
+        db[config.mongodb.orders_collection], config.orders, req.since, req.until, refs, unreferenced
+    )
+    orders = c.orders_frame(records)
+    log.info("load.done", extra={"orders": len(orders)})
+
+    rules = rules_for(config, req.now)
+    charges = c.charges_frame(charge_rows)
+    outcomes = c.classify(orders, charges, rules)
+    extra = _edge_charges(client, config, req, orders, outcomes, set(charges["charge_id"]), policy)
+    if extra:
+        charges = c.charges_frame(charge_rows + extra)
+        outcomes = c.classify(orders, charges, rules)
+    log.info("classify.done", extra={"edge_charges": len(extra)})
+
+    if not req.dry_run:
+        done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
+        outcomes = repair.mark_lost_races(outcomes, done.lost_race)
+        log.info("repair.done", extra={
+            "repaired": len(done.repaired), "marked_failed": len(done.marked_failed), "lost_race": len(done.lost_race),
+        })
+
+    counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
+    money = totals.summarize(balance)
+    files = report.write_report(
+        req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
+        config.stripe.dashboard_url, utcnow(),
+    )
+    summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
+    if req.summary_json:
+        report.write_summary_json(req.summary_json, summary)
+    exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
+    log.info("run.done", extra={"counts": counts, "report": str(files.html), "exit_code": int(exit_code)})
+    return RunResult(run_id, counts, summary, files, exit_code)

@@ -1,0 +1,37 @@
+"""Exact money: amounts are integer minor units; display uses each currency's exponent."""
+
+from __future__ import annotations
+
+# Stripe's zero-decimal currencies (amounts are whole units) and three-decimal ones.
+ZERO_DECIMAL = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+
+
+def exponent(currency: str) -> int:
+    code = (currency or "").lower()
+    if code in ZERO_DECIMAL:
+        return 0
+    if code in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def format_amount(minor: int | None, currency: str) -> str:
+    """1999, 'usd' -> '19.99 USD'; 1999, 'jpy' -> '1,999 JPY'. Integer arithmetic only."""
+    if minor is None:
+        return ""
+    minor = int(minor)
+    places = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**places)
+    text = f"{whole:,}" + (f".{frac:0{places}d}" if places else "")
+    return f"{sign}{text} {(currency or '').upper()}".strip()
+
+
+def to_decimal_text(minor: int | None, currency: str) -> str:
+    """1999, 'usd' -> '19.99' (no grouping, for CSV cells a spreadsheet reads as a number)."""
+    if minor is None:
+        return ""
+    return format_amount(minor, currency).replace(",", "").split(" ")[0]

@@ -1,0 +1,44 @@
+"""Connecting to MongoDB, and turning driver errors into the job's own."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import pymongo
+import pymongo.errors
+from pymongo.database import Database
+
+from reconcile.config import MongoConfig
+from reconcile.errors import ConfigError, MongoUnavailable
+
+
+@contextlib.contextmanager
+def mongo_errors(action: str) -> Iterator[None]:
+    """Driver errors -> ConfigError / MongoUnavailable, with no URI (it may hold a password)."""
+    try:
+        yield
+    except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI) as exc:
+        raise ConfigError(f"MongoDB configuration problem while {action}: {type(exc).__name__}") from None
+    except pymongo.errors.OperationFailure as exc:
+        if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
+            raise ConfigError(f"MongoDB refused the credentials or a permission while {action} (code {exc.code})") from None
+        raise MongoUnavailable(f"MongoDB failed while {action}: {exc.details.get('errmsg') if exc.details else exc.code}") from None
+    except pymongo.errors.PyMongoError as exc:
+        raise MongoUnavailable(f"MongoDB unavailable while {action}: {type(exc).__name__}") from None
+
+
+def connect(uri: str, config: MongoConfig) -> Database:
+    """A database handle, checked with a ping so an unreachable server fails fast (exit 3)."""
+    timeout_ms = int(config.server_selection_timeout.total_seconds() * 1000)
+    with mongo_errors("connecting"):
+        client: pymongo.MongoClient = pymongo.MongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 6, 60_000),
+            tz_aware=True,
+            appname="reconcile",
+        )
+        client.admin.command("ping")
+    return client[config.database]

@@ -1,0 +1,160 @@
+"""Load orders from MongoDB and turn each document into a checked, flat record."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from bson import ObjectId
+from dateutil import parser as date_parser
+from pymongo.collection import Collection
+
+from reconcile.config import OrdersConfig
+from reconcile.mongo import mongo_errors
+from reconcile.timeutil import as_utc
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+def projection(config: OrdersConfig) -> dict[str, int]:
+    wanted = [
+        config.status_field,
+        config.amount_field,
+        config.currency_field,
+        config.created_at_field,
+        config.charge_id_field,
+        config.email_field,
+    ]
+    return {name: 1 for name in wanted if name}
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def id_candidates(ref: str) -> list[Any]:
+    """An order id from Stripe metadata may name a string _id or an ObjectId: look up both."""
+    candidates: list[Any] = [ref]
+    if ObjectId.is_valid(ref) and len(ref) == 24:
+        candidates.append(ObjectId(ref))
+    return candidates
+
+
+def _batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _parse_created(value: Any) -> tuple[int | None, str | None]:
+    if isinstance(value, datetime):
+        return int(as_utc(value).timestamp()), None
+    if isinstance(value, str):
+        try:
+            return int(as_utc(date_parser.isoparse(value)).timestamp()), None
+        except (ValueError, OverflowError):
+            return None, f"created_at {value[:40]!r} is not a date"
+    if value is None:
+        return None, "created_at is missing"
+    return None, f"created_at has type {type(value).__name__}, expected a date"
+
+
+def _parse_amount(value: Any) -> tuple[int | None, str | None]:
+    if isinstance(value, bool):
+        return None, "amount is a boolean"
+    if isinstance(value, int):
+        return value, None
+    if value is None:
+        return None, "amount is missing"
+    shown = str(value)[:40]
+    return None, f"amount {shown!r} is a {type(value).__name__}, expected an integer in minor units"
+
+
+def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
+    """Flatten one order document; anything odd becomes a `problem` string, never an exception."""
+    problems = []
+    amount, problem = _parse_amount(_get(doc, config.amount_field))
+    if problem:
+        problems.append(problem)
+    created, problem = _parse_created(_get(doc, config.created_at_field))
+    if problem:
+        problems.append(problem)
+    status = _get(doc, config.status_field)
+    if not isinstance(status, str):
+        problems.append("status is missing" if status is None else f"status has type {type(status).__name__}")
+        status = None
+    currency = _get(doc, config.currency_field)
+    if isinstance(currency, str) and currency.strip():
+        currency = currency.strip().lower()
+    else:
+        problems.append("currency is missing")
+        currency = None
+    charge_id = _get(doc, config.charge_id_field)
+    email = _get(doc, config.email_field) if config.email_field else None
+    return {
+        "order_id": doc["_id"],
+        "order_key": str(doc["_id"]),
+        "status": status,
+        "amount": amount,
+        "currency": currency,
+        "created": created,
+        "stored_charge_id": charge_id.strip() if isinstance(charge_id, str) and charge_id.strip() else None,
+        "email": email if isinstance(email, str) else None,
+        "problem": "; ".join(problems) or None,
+    }
+
+
+def _typed_key(value: Any) -> tuple[str, str]:
+    return type(value).__name__, str(value)
+
+
+def load_orders(
+    orders: Collection,
+    config: OrdersConfig,
+    since: datetime,
+    until: datetime,
+    order_refs: Iterable[str] = (),
+    charge_ids: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """Orders created in the window, plus those named by a charge (by _id) or naming one (by stored charge id)."""
+    fields = projection(config)
+    docs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(cursor: Iterable[dict[str, Any]]) -> None:
+        for doc in cursor:
+            docs.setdefault(_typed_key(doc["_id"]), doc)
+
+    with mongo_errors("loading orders"):
+        add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields))
+        in_window = len(docs)
+        loaded_keys = {key for _, key in docs}
+        refs = sorted({r for r in order_refs if r not in loaded_keys})
+        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
+            add(orders.find({"_id": {"$in": batch}}, fields))
+        known_charges = {d.get(config.charge_id_field) for d in docs.values()}
+        wanted = sorted({c for c in charge_ids if c not in known_charges})
+        for batch in _batches(wanted):
+            add(orders.find({config.charge_id_field: {"$in": batch}}, fields))
+    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(docs) - in_window})
+    records = [order_record(doc, config) for doc in docs.values()]
+    _flag_shared_ids(records)
+    return records
+
+
+def _flag_shared_ids(records: list[dict[str, Any]]) -> None:
+    """Two documents whose ids print the same (ObjectId and string) cannot be told apart by Stripe."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_key.setdefault(record["order_key"], []).append(record)
+    for key, group in by_key.items():
+        if len(group) > 1:
+            for record in group:
+                note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
+                record["problem"] = "; ".join(filter(None, [record["problem"], note]))

@@ -1,0 +1,62 @@
+"""Parsing of WHEN values and durations; every datetime the job handles is aware UTC."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from dateutil import parser as date_parser
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*([smhdw])\s*)+$")
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '6h', '3d', '1h30m' -> timedelta. Raises ValueError with the reason."""
+    if not isinstance(text, str) or not _DURATION.match(text.lower()):
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 6h, 3d or 1h30m")
+    total = timedelta()
+    for number, unit in _PART.findall(text.lower()):
+        total += timedelta(**{_UNITS[unit]: int(number)})
+    return total
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive means UTC (as pymongo returns dates); aware is converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """ISO-8601 (naive means UTC) or a span back from now ('90m', '6h', '3d')."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return as_utc(date_parser.isoparse(text.strip()))
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{text!r} is neither an ISO-8601 time (2026-11-18T09:00) nor a span back from now (90m, 6h, 3d)"
+        ) from None
+
+
+def to_unix(value: datetime) -> int:
+    return int(as_utc(value).timestamp())
+
+
+def from_unix(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def fmt(value: datetime | None) -> str:
+    """Compact ISO form for reports and logs."""
+    if value is None:
+        return ""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,137 @@
+"""Fixtures: real servers on loopback (Stripe stand-in over HTTP, nx-27017 wire-protocol MongoDB)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import pymongo
+import pytest
+from click.testing import CliRunner
+
+from reconcile.cli import main
+from reconcile.demo import ShopSeeder
+from reconcile.embedded_mongo import EmbeddedMongo
+from reconcile.standin import StandinStore, serve
+from reconcile.timeutil import utcnow
+
+API_KEY = "sk_test_reconcile_tests_0123456789"
+
+
+def _teach_mongomock_current_pymongo() -> None:
+    """pymongo >= 4.11 passes `sort=` to bulk updates; mongomock 4.3 predates it. Accept sort=None."""
+    import mongomock.collection
+
+    builder = mongomock.collection.BulkOperationBuilder
+    original = builder.add_update
+    if getattr(original, "_accepts_sort", False):
+        return
+
+    def add_update(self, *args, sort=None, **kwargs):
+        if sort is not None:
+            raise NotImplementedError("mongomock: sort in bulk updates")
+        return original(self, *args, **kwargs)
+
+    add_update._accepts_sort = True
+    builder.add_update = add_update
+
+
+_teach_mongomock_current_pymongo()
+_db_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def mongo_server():
+    with EmbeddedMongo() as server:
+        yield server
+
+
+@pytest.fixture
+def mongo_uri(mongo_server) -> str:
+    return mongo_server.uri
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"shop{next(_db_names)}"
+
+
+@pytest.fixture
+def db(mongo_server, db_name):
+    """A fresh database on the wire-protocol server, for each test."""
+    client = pymongo.MongoClient(mongo_server.uri, tz_aware=True)
+    yield client[db_name]
+    client.drop_database(db_name)
+    client.close()
+
+
+@pytest.fixture
+def store() -> StandinStore:
+    return StandinStore(api_key=API_KEY)
+
+
+@pytest.fixture
+def stripe_server(store):
+    with serve(store) as server:
+        yield server
+
+
+@pytest.fixture
+def now():
+    return utcnow()
+
+
+@pytest.fixture
+def shop(store, db, now) -> ShopSeeder:
+    """Seeds orders (in MongoDB) and charges (in the stand-in) side by side."""
+    return ShopSeeder(store, db["orders"], now)
+
+
+def write_config(path: Path, api_base: str, db_name: str, **sections: dict[str, Any]) -> Path:
+    raw: dict[str, dict[str, Any]] = {
+        "stripe": {"api_key_env": "STRIPE_API_KEY", "api_base": api_base},
+        "mongodb": {"uri_env": "MONGODB_URI", "database": db_name, "orders_collection": "orders",
+                    "server_selection_timeout": "3s"},
+        "orders": {"email_field": "email"},
+        "window": {"lookback": "24h"},
+        "report": {"dir": str(path.parent / "reports")},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in raw.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Cli:
+    """Runs the real `reconcile` command in-process with the environment a cron job would have."""
+
+    def __init__(self, tmp_path: Path, api_base: str, db_name: str, mongo_uri: str, monkeypatch):
+        self.tmp_path, self.api_base, self.db_name = tmp_path, api_base, db_name
+        monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+        monkeypatch.setenv("MONGODB_URI", mongo_uri)
+        self.config = write_config(tmp_path / "reconcile.toml", api_base, db_name)
+        self.summary_path = tmp_path / "summary.json"
+
+    def configure(self, **sections: dict[str, Any]) -> None:
+        write_config(self.config, self.api_base, self.db_name, **sections)
+
+    def __call__(self, *args: str) -> Any:
+        result = CliRunner().invoke(
+            main, ["--config", str(self.config), "--summary-json", str(self.summary_path), *args], catch_exceptions=False
+        )
+        result.summary = json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
+        if self.summary_path.exists():
+            self.summary_path.unlink()
+        return result
+
+
+@pytest.fixture
+def cli(tmp_path, stripe_server, db_name, mongo_uri, monkeypatch, db) -> Cli:
+    return Cli(tmp_path, stripe_server.url, db_name, mongo_uri, monkeypatch)

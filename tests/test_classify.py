@@ -1,0 +1,109 @@
+"""The outcome rules, on plain records: no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from reconcile import classify as c
+
+NOW = 1_800_000_000
+HOUR = 3600
+RULES = c.Rules(pending_status="created", paid_statuses=("accepted", "shipped"), failed_status="failed",
+                grace_seconds=15 * 60, now=NOW)
+
+
+def order(key: str = "o1", status: str = "created", amount: Any = 2500, currency: str = "usd",
+          age: int = 2 * HOUR, **extra: Any) -> dict[str, Any]:
+    record = {"order_id": key, "order_key": str(key), "status": status, "amount": amount, "currency": currency,
+              "created": NOW - age, "stored_charge_id": None, "email": None, "problem": None}
+    record.update(extra)
+    return record
+
+
+def charge(cid: str = "ch_1", ref: str | None = "o1", status: str = "succeeded", amount: int = 2500,
+           currency: str = "usd", captured: bool = True, age: int = 2 * HOUR, **extra: Any) -> dict[str, Any]:
+    row = {"charge_id": cid, "created": NOW - age, "status": status, "captured": captured and status == "succeeded",
+           "amount": amount, "amount_captured": amount if captured and status == "succeeded" else 0,
+           "amount_refunded": 0, "refunded": False, "disputed": False, "currency": currency, "order_ref": ref,
+           "payment_intent": None, "description": None, "email": None, "livemode": False, "failure_code": None,
+           "settlement_currency": currency, "settlement_amount": amount, "exchange_rate": None, "in_window": True}
+    row.update(extra)
+    return row
+
+
+def outcomes(orders: list[dict], charges: list[dict], rules: c.Rules = RULES) -> dict[str, str]:
+    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
+    return {(row.order_key if row.order_id is not None else row.charge_id): row.outcome for row in result.itertuples()}
+
+
+@pytest.mark.parametrize("scenario, orders, charges, expected", [
+    ("paid_order_with_its_charge", [order(status="accepted")], [charge()], {"o1": c.OK}),
+    ("later_paid_status_counts_as_paid", [order(status="shipped")], [charge()], {"o1": c.OK}),
+    ("stuck_paid_order", [order()], [charge()], {"o1": c.REPAIRED}),
+    ("stuck_but_young", [order(age=60)], [charge(age=50)], {"o1": c.IN_FLIGHT}),
+    ("only_failed_charges", [order()], [charge(status="failed"), charge("ch_2", status="failed")], {"o1": c.MARKED_FAILED}),
+    ("charge_still_pending", [order()], [charge(status="pending")], {"o1": c.IN_FLIGHT}),
+    ("abandoned_checkout", [order()], [], {"o1": c.STALE_PENDING}),
+    ("paid_without_charge", [order(status="accepted")], [charge(status="failed")], {"o1": c.PAID_WITHOUT_CHARGE}),
+    ("amount_differs", [order(status="accepted", amount=3000)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+    ("currency_differs", [order(status="accepted", currency="eur")], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+    ("stuck_with_wrong_amount_is_not_repaired", [order(amount=2400)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+    ("duplicate_charges", [order(status="accepted")], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
+    ("stuck_with_duplicates_is_not_repaired", [order()], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
+    ("orphan_without_metadata", [], [charge(ref=None)], {"ch_1": c.ORPHAN_CHARGE}),
+    ("orphan_naming_missing_order", [order("o2", status="accepted")], [charge(ref="gone"), charge("ch_2", ref="o2")],
+     {"ch_1": c.ORPHAN_CHARGE, "o2": c.OK}),
+    ("refunded_while_paid", [order(status="accepted")], [charge(amount_refunded=2500, refunded=True)],
+     {"o1": c.REFUNDED_OR_DISPUTED}),
+    ("partly_refunded_while_paid", [order(status="accepted")], [charge(amount_refunded=500)], {"o1": c.REFUNDED_OR_DISPUTED}),
+    ("disputed_while_paid", [order(status="accepted")], [charge(disputed=True)], {"o1": c.REFUNDED_OR_DISPUTED}),
+    ("refunded_charge_on_stuck_order_is_not_repaired", [order()], [charge(amount_refunded=2500, refunded=True)],
+     {"o1": c.REFUNDED_OR_DISPUTED}),
+    ("uncaptured", [order()], [charge(captured=False)], {"o1": c.UNCAPTURED}),
+    ("failed_order_but_charge_succeeded", [order(status="failed")], [charge()], {"o1": c.FAILED_BUT_CHARGED}),
+    ("failed_order_failed_charge", [order(status="failed")], [charge(status="failed")], {"o1": c.OK}),
+    ("unreadable_amount", [order(amount=None, problem="amount '19.99' is a str")], [charge()], {"o1": c.DATA_PROBLEM}),
+    ("unknown_status", [order(status="teleported")], [charge()], {"o1": c.DATA_PROBLEM}),
+    ("linked_by_stored_charge_id", [order(stored_charge_id="ch_1")], [charge(ref=None)], {"o1": c.REPAIRED}),
+    ("zero_decimal_amounts", [order(amount=4980, currency="jpy")], [charge(amount=4980, currency="jpy")], {"o1": c.REPAIRED}),
+])
+def test_outcome_rules(scenario, orders, charges, expected):
+    assert outcomes(orders, charges) == expected
+
+
+def test_each_order_gets_exactly_one_outcome_and_orphans_count_once():
+    orders = [order("a", status="accepted"), order("b"), order("c", status="accepted", amount=1)]
+    charges = [charge("ch_a", "a"), charge("ch_b", "b"), charge("ch_c", "c"), charge("ch_x", None), charge("ch_f", None, status="failed")]
+    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), RULES)
+    assert len(result) == 4
+    assert sorted(result["outcome"]) == sorted([c.OK, c.REPAIRED, c.AMOUNT_MISMATCH, c.ORPHAN_CHARGE])
+
+
+def test_metadata_link_wins_over_stored_charge_id():
+    orders = [order("a", stored_charge_id="ch_1"), order("b")]
+    assert outcomes(orders, [charge("ch_1", ref="b")]) == {"a": c.STALE_PENDING, "b": c.REPAIRED}
+
+
+def test_objectid_orders_match_their_hex_in_metadata():
+    oid = ObjectId()
+    assert outcomes([order(oid)], [charge(ref=str(oid))]) == {str(oid): c.REPAIRED}
+
+
+def test_tolerance_applies_to_paid_orders_but_never_to_repairs():
+    rules = c.Rules(**{**RULES.__dict__, "amount_tolerance": 2})
+    assert outcomes([order(status="accepted", amount=2501)], [charge()], rules) == {"o1": c.OK}
+    assert outcomes([order(amount=2501)], [charge()], rules) == {"o1": c.AMOUNT_MISMATCH}
+
+
+def test_charges_outside_the_window_are_never_orphans():
+    assert outcomes([], [charge(ref=None, in_window=False)]) == {}
+
+
+def test_details_say_what_is_wrong():
+    result = c.classify(
+        c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES
+    )
+    assert result.loc[0, "detail"] == "order 30.00 USD, charge captured 25.00 USD"

@@ -1,0 +1,162 @@
+"""End to end: the `reconcile` command against the Stripe stand-in (HTTP, official SDK) and nx-27017.
+
+nx-27017 gaps (MongoDB differs; the job stays correct for real MongoDB):
+- an ObjectId `_id` also matches a string `_id` with the same hex, so id-type precision is
+  checked again with mongomock in test_job_mongomock.py;
+- `$set` of a datetime stores a string: assertions here do not read `reconcile.paid_at` as a date.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pymongo
+from bson import ObjectId
+
+from reconcile import classify as c
+from reconcile.config import parse_config
+from reconcile.demo import seed_demo_shop
+from reconcile.orders import load_orders
+from reconcile.repair import apply_repairs
+from reconcile.timeutil import to_unix
+
+
+def snapshot(db) -> dict:
+    return {name: sorted(map(repr, db[name].find())) for name in db.list_collection_names()}
+
+
+def test_every_outcome_end_to_end(cli, store, db, now):
+    expected = seed_demo_shop(store, db["orders"], now)
+    result = cli()
+    assert result.exit_code == 1, result.output
+    counts = result.summary["counts"]
+    assert {k: v for k, v in counts.items() if v} == dict(expected)
+    assert "needs attention: " in result.output
+
+    # Repairs are exactly the stuck orders, no more.
+    repaired = set(result.summary["repaired"])
+    assert len(repaired) == 2
+    changed = {str(d["_id"]) for d in db["orders"].find({"reconcile": {"$exists": True}})}
+    assert changed == repaired | set(result.summary["marked_failed"])
+    for doc in db["orders"].find({"reconcile.action": "repaired"}):
+        assert doc["status"] == "accepted"
+        assert doc["charge_id"] == doc["reconcile"]["charge_id"]
+        assert doc["reconcile"]["run_id"] == result.summary["run_id"]
+    audit = list(db["reconcile_audit"].find())
+    assert sorted(a["order_key"] for a in audit) == sorted(repaired | set(result.summary["marked_failed"]))
+    assert all(a["undo"]["set"]["status"] == "created" for a in audit)
+
+    # Hostile metadata is escaped; JPY totals are whole yen.
+    html = open(result.summary["report"]["html"]).read()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert result.summary["totals"]["jpy"]["gross"] == 4980
+    assert "4,980 JPY" in html
+
+
+def test_second_run_changes_nothing(cli, store, db, now):
+    seed_demo_shop(store, db["orders"], now)
+    first = cli()
+    before = snapshot(db)
+    second = cli()
+    assert second.summary["repaired"] == [] and second.summary["marked_failed"] == []
+    assert second.summary["counts"]["ok"] == first.summary["counts"]["ok"] + 3
+    assert snapshot(db) == before
+
+
+def test_dry_run_changes_nothing_and_lists_what_it_would_do(cli, store, db, now):
+    seed_demo_shop(store, db["orders"], now)
+    before = snapshot(db)
+    result = cli("--dry-run")
+    assert snapshot(db) == before
+    assert len(result.summary["repaired"]) == 2 and result.summary["dry_run"] is True
+    assert "DRY RUN" in result.output
+    assert "Dry run:" in open(result.summary["report"]["html"]).read()
+
+
+def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, shop):
+    config = parse_config({"mongodb": {"database": db.name}})
+    oid = shop.order(c.REPAIRED)
+    ch = shop.charge(oid)
+    from reconcile.job import rules_for
+
+    records = load_orders(db["orders"], config.orders, now - timedelta(days=1), now)
+    charge_row = {**{k: None for k in c.CHARGE_COLUMNS}, "charge_id": ch["id"], "created": ch["created"],
+                  "status": "succeeded", "captured": True, "amount": 2500, "amount_captured": 2500,
+                  "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
+                  "order_ref": str(oid), "in_window": True}
+    outcomes = c.classify(c.orders_frame(records), c.charges_frame([charge_row]), rules_for(config, now))
+    assert outcomes.loc[0, "outcome"] == c.REPAIRED
+    # Meanwhile the live checkout finally writes its own answer.
+    db["orders"].update_one({"_id": oid}, {"$set": {"status": "failed"}})
+    done = apply_repairs(db, config, outcomes, "run-race", now)
+    assert done.lost_race == [str(oid)] and done.repaired == []
+    assert db["orders"].find_one({"_id": oid})["status"] == "failed"
+    assert db["reconcile_audit"].count_documents({}) == 0
+
+
+def test_pagination_across_many_pages(cli, store, db, now, stripe_server, shop):
+    for i in range(250):
+        oid = shop.order(None, status="accepted", amount=100 + i, age=timedelta(hours=1, seconds=i))
+        shop.charge(oid, amount=100 + i, age=timedelta(hours=1, seconds=i))
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.summary["counts"]["ok"] == 250
+    charge_pages = [q for m, p, q in stripe_server.request_log if p == "/v1/charges"]
+    assert len(charge_pages) == 3
+    assert sum(1 for q in charge_pages if "starting_after" in q) == 2
+
+
+def test_charge_just_after_the_window_is_found(cli, store, db, now, shop):
+    until = now - timedelta(hours=1)
+    oid = shop.order(None, status="accepted", age=timedelta(hours=1, seconds=5))
+    shop.charge(oid, age=timedelta(minutes=59))  # landed 1 minute after --until
+    result = cli("--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert result.summary["counts"]["ok"] == 1, result.summary
+    assert result.summary["counts"]["orphan_charge"] == 0
+    assert result.exit_code == 0
+
+
+def test_stored_charge_id_outside_the_window_is_retrieved(cli, store, db, now, shop):
+    ch = shop.charge(None, metadata={}, age=timedelta(days=3))
+    shop.order(None, status="accepted", charge_id=ch["id"], age=timedelta(hours=2))
+    result = cli()
+    assert result.summary["counts"]["ok"] == 1, result.summary
+    assert result.exit_code == 0
+
+
+def test_objectid_and_string_ids_are_repaired_with_their_own_type(cli, store, db, now, shop):
+    oid = shop.order(c.REPAIRED, object_id=True)
+    sid = shop.order(c.REPAIRED, object_id=False)
+    shop.charge(oid)
+    shop.charge(sid)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert sorted(result.summary["repaired"]) == sorted([str(oid), sid])
+    assert isinstance(db["orders"].find_one({"_id": oid})["_id"], ObjectId)
+    assert db["orders"].find_one({"_id": sid})["status"] == "accepted"
+
+
+def test_mongodb_down_exits_3_with_one_line(cli, monkeypatch):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true")
+    cli.configure(mongodb={"server_selection_timeout": "1s"})
+    result = cli()
+    assert result.exit_code == 3
+    assert result.output.strip().splitlines()[-1].startswith("reconcile: error: MongoDB unavailable while connecting")
+
+
+def test_stripe_unreachable_exits_3(cli, store, db, now, shop, monkeypatch):
+    from reconcile.embedded_mongo import free_port
+
+    cli.api_base = f"http://127.0.0.1:{free_port()}"
+    cli.configure(stripe={"max_network_retries": 0})
+    result = cli()
+    assert result.exit_code == 3
+    assert "Stripe unavailable at /v1/charges" in result.output
+
+
+def test_bad_stripe_key_exits_2_without_showing_it(cli, monkeypatch):
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_wrongwrongwrong12345")
+    result = cli()
+    assert result.exit_code == 2
+    assert "Stripe rejected the API key" in result.output
+    assert "wrongwrongwrong12345" not in result.output

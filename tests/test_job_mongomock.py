@@ -1,0 +1,39 @@
+"""The whole job with mongomock as the database: exact MongoDB id-type semantics, which nx-27017 blurs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import mongomock
+from bson import ObjectId
+
+from reconcile import job, stripe_pull
+from reconcile.config import parse_config
+from reconcile.timeutil import to_unix
+
+from conftest import API_KEY
+
+
+def test_repairs_use_the_order_ids_own_type(store, stripe_server, now, tmp_path):
+    db = mongomock.MongoClient(tz_aware=True).shop
+    oid = ObjectId()
+    created = (now - timedelta(hours=2)).replace(tzinfo=None)
+    db.orders.insert_many([
+        {"_id": oid, "status": "created", "amount": 2500, "currency": "usd", "created_at": created},
+        # A different order whose string id happens to be another ObjectId's hex: must not be touched.
+        {"_id": str(ObjectId()), "status": "created", "amount": 2500, "currency": "usd", "created_at": created},
+        {"_id": "ord-7", "status": "created", "amount": 990, "currency": "jpy", "created_at": created},
+    ])
+    for ref, amount, currency in ((str(oid), 2500, "usd"), ("ord-7", 990, "jpy")):
+        store.create_charge(amount=amount, currency=currency, created=to_unix(now - timedelta(hours=2)),
+                            metadata={"order_id": ref})
+    config = parse_config({"stripe": {"api_base": stripe_server.url}, "mongodb": {"database": "shop"}})
+    client = stripe_pull.make_client(API_KEY, config.stripe)
+    request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
+    result = job.run(config, client, db, request)
+    assert sorted(result.summary["repaired"]) == sorted([str(oid), "ord-7"])
+    assert db.orders.find_one({"_id": oid})["status"] == "accepted"
+    assert db.orders.find_one({"_id": str(oid)}) is None
+    assert db.orders.count_documents({"status": "created"}) == 1          # the stale one, untouched
+    audit = db.reconcile_audit.find_one({"order_key": str(oid)})
+    assert audit["order_id"] == oid and audit["undo"]["filter"]["_id"] == oid

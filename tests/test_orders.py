@@ -1,0 +1,90 @@
+"""Loading order documents as they exist in real databases (mongomock: exact id-type semantics)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import mongomock
+import pytest
+from bson import Decimal128, ObjectId
+
+from reconcile.config import OrdersConfig
+from reconcile.orders import load_orders, order_record
+
+CFG = OrdersConfig()
+SINCE = datetime(2026, 11, 20, tzinfo=timezone.utc)
+UNTIL = SINCE + timedelta(days=1)
+
+
+@pytest.fixture
+def orders():
+    return mongomock.MongoClient(tz_aware=True).db.orders
+
+
+def doc(_id, **fields):
+    base = {"_id": _id, "status": "created", "amount": 1000, "currency": "usd",
+            "created_at": datetime(2026, 11, 20, 10, 0), "big": "x" * 10_000}
+    base.update(fields)
+    return base
+
+
+def test_window_plus_referenced_orders_by_id_and_by_charge(orders):
+    oid = ObjectId()
+    orders.insert_many([
+        doc("in-window"),
+        doc(oid, created_at=datetime(2026, 11, 1)),               # named by a charge's metadata (ObjectId)
+        doc("old-string", created_at=datetime(2026, 11, 1)),      # named by metadata (string id)
+        doc("by-charge", created_at=datetime(2026, 11, 1), charge_id="ch_9"),
+        doc("unrelated", created_at=datetime(2026, 11, 1)),
+    ])
+    records = load_orders(orders, CFG, SINCE, UNTIL, order_refs={str(oid), "old-string"}, charge_ids={"ch_9"})
+    assert {r["order_key"] for r in records} == {"in-window", str(oid), "old-string", "by-charge"}
+    by_key = {r["order_key"]: r for r in records}
+    assert by_key[str(oid)]["order_id"] == oid                       # original type kept for the repair filter
+    assert by_key["by-charge"]["stored_charge_id"] == "ch_9"
+
+
+def test_projection_keeps_only_used_fields(orders):
+    orders.insert_one(doc("a"))
+    records = load_orders(orders, CFG, SINCE, UNTIL)
+    assert "big" not in records[0]
+
+
+def test_hex_string_id_and_objectid_with_same_hex_are_both_flagged(orders):
+    oid = ObjectId()
+    orders.insert_many([doc(oid), doc(str(oid))])
+    records = load_orders(orders, CFG, SINCE, UNTIL, order_refs={str(oid)})
+    assert len(records) == 2
+    assert all("share the id" in r["problem"] for r in records)
+
+
+def test_metadata_shaped_like_an_operator_is_only_a_value(orders):
+    orders.insert_one(doc("a"))
+    records = load_orders(orders, CFG, SINCE, UNTIL - timedelta(hours=23), order_refs={'{"$ne": null}', "$where"})
+    assert records == []
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"amount": "1999"}, "amount '1999' is a str, expected an integer in minor units"),
+    ({"amount": 19.99}, "amount '19.99' is a float"),
+    ({"amount": Decimal128(Decimal("19.99"))}, "is a Decimal128"),
+    ({"amount": None}, "amount is missing"),
+    ({"amount": True}, "amount is a boolean"),
+    ({"created_at": "last tuesday"}, "created_at 'last tuesday' is not a date"),
+    ({"created_at": 12}, "created_at has type int"),
+    ({"status": None}, "status is missing"),
+    ({"currency": ""}, "currency is missing"),
+])
+def test_strange_documents_become_data_problems(fields, problem):
+    record = order_record(doc("x", **fields), CFG)
+    assert problem in record["problem"]
+
+
+def test_tolerated_variants_are_normalised():
+    record = order_record(doc("x", currency=" USD ", created_at="2026-11-20T10:00:00"), CFG)
+    assert record["problem"] is None
+    assert record["currency"] == "usd"
+    assert record["created"] == int(datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp())
+    naive = order_record(doc("y", created_at=datetime(2026, 11, 20, 10)), CFG)
+    assert naive["created"] == record["created"]                      # naive means UTC
