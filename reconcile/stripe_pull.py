@@ -188,25 +188,39 @@ def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+RowFn = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def fetch_window(
+    client: stripe.StripeClient, path: str, since: datetime, until: datetime, row: RowFn,
+    policy: RetryPolicy, params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of a list endpoint created in [since, until), each reduced to its row of fields.
+
+    The one entry point for window pulls: how the window is paged (and, later, split and pulled
+    concurrently) is decided here, not by callers.
+    """
+    query = dict(params or {}, created=created_filter(since, until))
+    rows: list[dict[str, Any]] = []
+    for page in iter_pages(client, path, query, policy):
+        rows.extend(row(obj) for obj in page)
+    log.info("pull.page_set", extra={"path": path, "count": len(rows)})
+    return rows
+
+
 def fetch_charges(
     client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
 ) -> list[dict[str, Any]]:
-    params = {"created": created_filter(since, until), "expand": ["data.balance_transaction"]}
-    rows = []
-    for page in iter_pages(client, "/v1/charges", params, policy):
-        rows.extend(charge_row(c, metadata_key) for c in page)
-    log.info("pull.charges", extra={"count": len(rows)})
-    return rows
+    return fetch_window(
+        client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy,
+        {"expand": ["data.balance_transaction"]},
+    )
 
 
 def fetch_balance_transactions(
     client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
 ) -> list[dict[str, Any]]:
-    rows = []
-    for page in iter_pages(client, "/v1/balance_transactions", {"created": created_filter(since, until)}, policy):
-        rows.extend(balance_row(t) for t in page)
-    log.info("pull.balance_transactions", extra={"count": len(rows)})
-    return rows
+    return fetch_window(client, "/v1/balance_transactions", since, until, balance_row, policy)
 
 
 def retrieve_charges(
