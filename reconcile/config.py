@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ class MongoConfig:
     uri_env: str = "MONGODB_URI"
     orders_collection: str = "orders"
     audit_collection: str = "reconcile_audit"
+    # The job's own state: run history, watermark + lease, open items (see README "Running it for real").
+    runs_collection: str = "reconcile_runs"
+    state_collection: str = "reconcile_state"
+    items_collection: str = "reconcile_items"
     server_selection_timeout: timedelta = timedelta(seconds=10)
 
 
@@ -60,11 +64,43 @@ class WindowConfig:
     lookback: timedelta = timedelta(hours=24)
     # How far past the window's edges to look for the charge of an order that seems to have none.
     edge_slack: timedelta = timedelta(minutes=30)
+    # Without --since: start at the last completed run's end minus this, so late data is seen twice.
+    overlap: timedelta = timedelta(hours=1)
+    # A longer window (a catch-up after days, a long backfill) runs as sub-windows of at most this.
+    max_span: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     dir: str = "reports"
+    keep_days: int = 90          # reports older than this are pruned; 0 keeps them forever
+    trend_days: int = 14         # days shown in the report's trend chart
+    recheck_limit: int = 200     # open items from earlier windows re-checked against Stripe per run
+
+
+@dataclass(frozen=True)
+class LeaseConfig:
+    ttl: timedelta = timedelta(minutes=2)    # a killed run's lease is taken over after this
+    wait: timedelta = timedelta(0)           # how long a second run waits for the lease before exit 4
+
+
+EMAIL_SEND = ("always", "on_discrepancy", "never")
+EMAIL_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    send: str = "never"
+    host: str | None = None
+    port: int = 587
+    security: str = "starttls"
+    user: str | None = None
+    password_env: str = "RECONCILE_SMTP_PASSWORD"
+    from_addr: str | None = None
+    to: tuple[str, ...] = ()
+    subject_prefix: str = "[reconcile]"
+    timeout: timedelta = timedelta(seconds=30)
+    ca_file: str | None = None   # a private CA for the SMTP server's certificate; default: the system's
 
 
 @dataclass(frozen=True)
@@ -74,12 +110,18 @@ class Config:
     orders: OrdersConfig
     window: WindowConfig
     report: ReportConfig
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
 
     def mongodb_uri(self) -> str:
         return _secret(self.mongodb.uri_env, "the MongoDB connection string")
+
+    def smtp_password(self) -> str | None:
+        """The SMTP password, only when an SMTP user is configured."""
+        return _secret(self.email.password_env, "the SMTP password") if self.email.user else None
 
 
 SECTIONS: dict[str, type] = {
@@ -88,6 +130,8 @@ SECTIONS: dict[str, type] = {
     "orders": OrdersConfig,
     "window": WindowConfig,
     "report": ReportConfig,
+    "lease": LeaseConfig,
+    "email": EmailConfig,
 }
 
 
@@ -164,8 +208,38 @@ def _check_values(config: Config, problems: list[str]) -> None:
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
+    _check_operation(config, problems)
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
         problems.append(f"stripe.api_base must be an http(s) URL, got {config.stripe.api_base!r}")
+
+
+def _check_operation(config: Config, problems: list[str]) -> None:
+    """Watermark, lease, retention and email settings."""
+    w, r, e = config.window, config.report, config.email
+    if w.overlap < timedelta(0):
+        problems.append("window.overlap must not be negative")
+    if w.max_span < timedelta(minutes=1):
+        problems.append("window.max_span must be at least 1m")
+    if config.lease.ttl < timedelta(seconds=1) or config.lease.wait < timedelta(0):
+        problems.append("lease.ttl must be at least 1s and lease.wait must not be negative")
+    if r.keep_days < 0 or r.recheck_limit < 0 or not 1 <= r.trend_days <= 366:
+        problems.append("report.keep_days and report.recheck_limit must not be negative; report.trend_days is 1 to 366")
+    if e.send not in EMAIL_SEND:
+        problems.append(f"email.send must be one of {', '.join(EMAIL_SEND)}, got {e.send!r}")
+    if e.security not in EMAIL_SECURITY:
+        problems.append(f"email.security must be one of {', '.join(EMAIL_SECURITY)}, got {e.security!r}")
+    if not 1 <= e.port <= 65535:
+        problems.append(f"email.port must be 1 to 65535, got {e.port}")
+    for key, value in (("from_addr", e.from_addr), ("subject_prefix", e.subject_prefix), *(("to", t) for t in e.to)):
+        if value and any(ch in value for ch in "\r\n"):
+            problems.append(f"email.{key} must be one line")  # a newline would inject mail headers
+    for key, value in (("from_addr", e.from_addr), *(("to", t) for t in e.to)):
+        if value and "@" not in value:
+            problems.append(f"email.{key} {value!r} is not an email address")
+    if e.send != "never":
+        missing = [k for k, v in (("host", e.host), ("from_addr", e.from_addr), ("to", e.to)) if not v]
+        if missing:
+            problems.append(f"email.send is {e.send!r} but email.{', email.'.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> Config:

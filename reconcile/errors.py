@@ -41,3 +41,23 @@ class StripeUnavailable(ServiceUnavailable):
 
 class MongoUnavailable(ServiceUnavailable):
     pass
+
+
+class LeaseHeld(ReconcileError):
+    """Another run holds the lease: this run must not repair. Names the holder."""
+
+    exit_code = ExitCode.LEASE_HELD
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class LeaseLost(LeaseHeld):
+    """This run's lease expired and was taken over while it worked: it stopped before repairing more."""
+
+
+class MailError(ReconcileError):
+    """The SMTP server could not be reached or refused the message; the report stays on disk."""
+
+    exit_code = ExitCode.EMAIL_FAILED

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import stripe
@@ -19,7 +19,7 @@ from reconcile import repair, report, stripe_pull, totals
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
-from reconcile.timeutil import to_unix, utcnow
+from reconcile.timeutil import fmt, to_unix, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ class RunRequest:
     dry_run: bool = False
     report_dir: Path = Path("reports")
     summary_json: Path | None = None
+    # Count money from here (the overlap before it was counted by the previous run); None: the whole window.
+    counted_from: datetime | None = None
+    # Called just before repairs (the run lease's check): raising stops the run before it changes anything.
+    checkpoint: Callable[[], None] | None = None
+    # Adds to the report (refunds and disputes, open items, trend): (run_id, outcomes, totals) -> extras.
+    extend: Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ def _run(
     log.info("classify.done", extra={"edge_charges": len(extra)})
 
     if not req.dry_run:
+        if req.checkpoint:
+            req.checkpoint()
         done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
         outcomes = repair.mark_lost_races(outcomes, done.lost_race)
         log.info("repair.done", extra={
@@ -125,12 +133,20 @@ def _run(
         })
 
     counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
+    if req.counted_from is not None:
+        balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
     money = totals.summarize(balance)
+    extras = req.extend(run_id, outcomes, money) if req.extend else None
     files = report.write_report(
         req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
-        config.stripe.dashboard_url, utcnow(),
+        config.stripe.dashboard_url, utcnow(), extras=extras, counted_from=req.counted_from,
     )
     summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
+    if req.counted_from is not None:
+        summary["counted_from"] = fmt(req.counted_from)
+    if extras is not None:
+        summary.update(extras.summary)
+        summary["needs_attention"] += extras.needs_attention
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK

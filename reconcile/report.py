@@ -12,12 +12,13 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import pandas as pd
 
 from reconcile import classify as c
@@ -51,6 +52,17 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class ReportFiles:
     html: Path
     csv: Path
+
+
+@dataclass(frozen=True)
+class ReportExtras:
+    """What the orchestration adds to a run's report: sections, CSV rows, summary keys, items needing a person."""
+
+    html_top: str = ""                          # escaped HTML shown under the banner
+    html: str = ""                              # escaped HTML shown after the outcome tables
+    csv_rows: tuple[dict[str, Any], ...] = ()   # extra CSV rows, keyed by CSV_FIELDS
+    summary: dict[str, Any] = field(default_factory=dict)
+    needs_attention: int = 0
 
 
 def _env() -> jinja2.Environment:
@@ -99,7 +111,7 @@ def neutralise(cell: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_csv(rows: list[dict[str, Any]]) -> str:
+def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = ()) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
@@ -112,6 +124,8 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
             neutralise(r["settlement_currency"]), r["charge_created_text"], neutralise(r["email"]),
             neutralise(r["description"]), neutralise(r["detail"]), neutralise(r["dashboard_url"]),
         ])
+    for r in extra:
+        writer.writerow([neutralise(r.get(name)) for name in CSV_FIELDS])
     return out.getvalue()
 
 
@@ -169,6 +183,7 @@ def write_private(path: Path, text: str) -> None:
 def write_report(
     report_dir: Path, run_id: str, since: datetime, until: datetime, counts: dict[str, int],
     outcomes: pd.DataFrame, totals: dict[str, Any], dry_run: bool, dashboard_url: str, generated: datetime,
+    extras: ReportExtras | None = None, counted_from: datetime | None = None,
 ) -> ReportFiles:
     rows = discrepancy_rows(outcomes, dashboard_url)
     sections = []
@@ -193,14 +208,17 @@ def write_report(
     ]
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
-    needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON)
+    extras = extras or ReportExtras()
+    needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON) + extras.needs_attention
     html = render_html({
         "run_id": run_id, "since": fmt(since), "until": fmt(until), "generated": fmt(generated),
         "dry_run": dry_run, "counts": [(o, counts.get(o, 0)) for o in c.OUTCOMES],
         "needs_person": set(c.NEEDS_PERSON), "needs_count": needs, "sections": sections,
         "totals": totals_view, "csv_name": files.csv.name,
+        "counted_from": fmt(counted_from) if counted_from else "",
+        "extras_top": markupsafe.Markup(extras.html_top), "extras_bottom": markupsafe.Markup(extras.html),
     })
-    write_private(files.csv, render_csv(rows))
+    write_private(files.csv, render_csv(rows, extras.csv_rows))
     write_private(files.html, html)
     return files
 
