@@ -233,3 +233,7 @@ def demo(report_dir: Path) -> None:
     except ReconcileError as error:
         fail(error)
     sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

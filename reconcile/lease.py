@@ -88,11 +88,15 @@ class Lease:
         if ttl.total_seconds() <= 0:
             raise ValueError("a lease needs a positive ttl")
         deadline = clock() + wait.total_seconds()
+        announced = False
         while True:
             lease, holder = cls._try(collection, owner, ttl, name, info or {}, clock)
             if lease is not None:
                 return lease
             now = clock()
+            if not announced and now < deadline:
+                log.info("lease.waiting", extra={"holder": describe(holder, clock), "wait_s": wait.total_seconds()})
+                announced = True
             if now >= deadline:
                 waited = f" (waited {wait.total_seconds():.0f}s)" if wait else ""
                 raise LeaseHeld(f"another run holds the lease: {describe(holder, clock)}{waited}", holder)
