@@ -31,6 +31,7 @@ def demo_config(api_base: str) -> dict[str, Any]:
         "stripe": {"api_key_env": KEY_ENV, "api_base": api_base},
         "mongodb": {"uri_env": URI_ENV, "database": "shop", "orders_collection": "orders"},
         "orders": {"email_field": "email"},
+        "window": {"max_span": "2d"},  # the demo's day (plus the seconds seeding took) in one report
     }
 
 
@@ -119,7 +120,7 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Co
 
 
 def run_demo(report_dir: Path) -> ExitCode:
-    from reconcile import job, mongo, stripe_pull
+    from reconcile import mongo, orchestrate, stripe_pull
     from reconcile.config import parse_config
     from reconcile.embedded_mongo import EmbeddedMongo
 
@@ -133,9 +134,10 @@ def run_demo(report_dir: Path) -> ExitCode:
         db = mongo.connect(config.mongodb_uri(), config.mongodb)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
         client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
-        request = job.RunRequest(since=now - timedelta(days=1), until=utcnow() + timedelta(seconds=1), now=utcnow(),
-                                 report_dir=report_dir)
-        result = job.run(config, client, db, request)
+        # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
+        invocation = orchestrate.Invocation(now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir,
+                                            trigger="demo")
+        result = orchestrate.run_windows(config, client, db, invocation).runs[-1].result
     click.echo(f"report: {result.report.html}")
     click.echo(f"csv:    {result.report.csv}")
     click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")

@@ -59,15 +59,20 @@ def build_message(config: EmailConfig, subject_line: str, html: str, text: str,
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     for name, data in attachments:
-        maintype, subtype = ("text", "csv") if name.endswith(".csv") else ("application", "octet-stream")
+        maintype, subtype = {".csv": ("text", "csv"), ".html": ("text", "html")}.get(Path(name).suffix, ("application", "octet-stream"))
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return msg
 
 
-def message_from_files(config: EmailConfig, subject_line: str, html_path: Path, csv_path: Path, text: str) -> EmailMessage:
-    """The report as written on disk (also how an unsent report is resent by a later run)."""
-    html = html_path.read_text(encoding="utf-8")
-    return build_message(config, subject_line, html, text, [(csv_path.name, csv_path.read_bytes())])
+def message_from_files(config: EmailConfig, subject_line: str, reports: list[tuple[Path, Path]], text: str) -> EmailMessage:
+    """The reports as written on disk, in one message (also how an unsent one is resent later).
+
+    `reports` is (html, csv) per window, oldest first: the newest HTML is the body (its open
+    items and trend cover everything); every CSV is attached, and the HTML of earlier windows too.
+    """
+    body = reports[-1][0].read_text(encoding="utf-8")
+    files = [(html.name, html.read_bytes()) for html, _ in reports[:-1]] + [(csv.name, csv.read_bytes()) for _, csv in reports]
+    return build_message(config, subject_line, body, text, files)
 
 
 def connect_smtp(config: EmailConfig) -> smtplib.SMTP:

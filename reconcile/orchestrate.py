@@ -117,7 +117,11 @@ def run_windows(
     try:
         if not inv.dry_run and mail is not None:
             _resend(config, runs, mail, outcome)
-        _run_all(config, client, db, inv, policy, mail, lease, invocation, who, outcome)
+        try:
+            _run_all(config, client, db, inv, lease, invocation, who, outcome)
+        finally:
+            if not inv.dry_run and outcome.runs:  # what completed is reported, even if a later window failed
+                _email(config, runs, mail, policy, invocation, outcome)
         if not inv.dry_run:
             keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
             retention.prune(inv.report_dir, config.report.keep_days, keep=keep)
@@ -132,8 +136,8 @@ def run_windows(
 
 
 def _run_all(
-    config: Config, client: stripe.StripeClient, db: Database, inv: Invocation, policy: str,
-    mail: mailer.Mailer | None, lease: Lease | None, invocation: str, who: dict[str, Any], outcome: Outcome,
+    config: Config, client: stripe.StripeClient, db: Database, inv: Invocation, lease: Lease | None,
+    invocation: str, who: dict[str, Any], outcome: Outcome,
 ) -> None:
     m, w = config.mongodb, config.window
     runs, stash = db[m.runs_collection], db[m.state_collection]
@@ -180,8 +184,6 @@ def _run_all(
             state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
         state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
-        if not inv.dry_run:
-            _email(config, runs, mail, policy, run, (index, total), outcome)
 
 
 def _extend_hook(
@@ -247,65 +249,86 @@ def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
     }
 
 
-def _text_body(run: WindowRun) -> str:
-    s = run.result.summary
-    return (
-        f"Stripe reconciliation {s['window']['since']} to {s['window']['until']} (run {run.run_id}).\n"
-        f"Needs attention: {s['needs_attention']}; open items: {len(run.items.open)} "
-        f"({run.items.new} new, {len(run.items.resolved)} resolved by this run); repaired: {len(s['repaired'])}.\n"
-        "The report is this message's HTML part; the discrepancies are attached as CSV.\n"
+def _text_body(sent: list[WindowRun]) -> str:
+    lines = []
+    for run in sent:
+        s = run.result.summary
+        lines.append(
+            f"{s['window']['since']} to {s['window']['until']} (run {run.run_id}): needs attention {s['needs_attention']}, "
+            f"repaired {len(s['repaired'])}; report {run.result.report.html.name}"
+        )
+    lines.append(f"Open items: {len(sent[-1].items.open)} ({sum(r.items.new for r in sent)} new, "
+                 f"{sum(len(r.items.resolved) for r in sent)} resolved).")
+    lines.append("The newest report is this message's HTML part; the discrepancies of each window are attached as CSV.")
+    return "\n".join(lines) + "\n"
+
+
+def _email(config: Config, runs: Any, mail: mailer.Mailer | None, policy: str, invocation: str, outcome: Outcome) -> None:
+    """One message per invocation, with the reports of the windows the policy says to send."""
+    sent = [r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary["needs_attention"])]
+    for run in outcome.runs:
+        if run not in sent:
+            state.set_email(runs, run.run_id, state.EMAIL_SKIPPED, policy=policy)
+            run.email = state.EMAIL_SKIPPED
+    if not sent or mail is None:
+        return
+    first, last = sent[0], sent[-1]
+    subject = mailer.subject(
+        config.email.subject_prefix, first.window.since, last.window.until,
+        sum(r.result.summary["needs_attention"] for r in sent), sum(r.items.new for r in sent), len(last.items.open),
+        sum(len(r.result.summary["repaired"]) for r in sent),
     )
-
-
-def _email(config: Config, runs: Any, mail: mailer.Mailer | None, policy: str, run: WindowRun,
-           part: tuple[int, int], outcome: Outcome) -> None:
-    s = run.result.summary
-    if mail is None or not mailer.should_send(policy, s["needs_attention"]):
-        state.set_email(runs, run.run_id, state.EMAIL_SKIPPED, policy=policy)
-        run.email = state.EMAIL_SKIPPED
-        return
-    subject = mailer.subject(config.email.subject_prefix, run.window.since, run.window.until, s["needs_attention"],
-                             run.items.new, len(run.items.open), len(s["repaired"]), part)
-    text = _text_body(run)
+    text = _text_body(sent)
+    reports = [(r.result.report.html, r.result.report.csv) for r in sent]
     try:
-        mail.send(mailer.message_from_files(config.email, subject, run.result.report.html, run.result.report.csv, text))
+        mail.send(mailer.message_from_files(config.email, subject, reports, text))
     except MailError as error:
-        with run_context(run.run_id):
-            log.error("email.failed", extra={"error": str(error), "report": str(run.result.report.html)})
-        state.set_email(runs, run.run_id, state.EMAIL_FAILED, subject=subject, text=text, error=str(error),
-                        at=int(time.time()))
-        run.email, run.email_error = state.EMAIL_FAILED, str(error)
+        with run_context(invocation):
+            log.error("email.failed", extra={"error": str(error), "reports": len(reports)})
+        for order, run in enumerate(sent):
+            state.set_email(runs, run.run_id, state.EMAIL_FAILED, subject=subject, text=text, group=invocation,
+                            order=order, error=str(error), at=int(time.time()))
+            run.email, run.email_error = state.EMAIL_FAILED, str(error)
         outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
-        outcome.lines.append(f"email NOT sent ({error}); the report stays at {run.result.report.html}; the next run resends it")
+        outcome.lines.append(f"email NOT sent ({error}); the report stays at {last.result.report.html}; the next run resends it")
         return
-    state.set_email(runs, run.run_id, state.EMAIL_SENT, subject=subject, to=list(config.email.to), sent_at=int(time.time()))
-    run.email = state.EMAIL_SENT
+    for order, run in enumerate(sent):
+        state.set_email(runs, run.run_id, state.EMAIL_SENT, subject=subject, group=invocation, order=order,
+                        to=list(config.email.to), sent_at=int(time.time()))
+        run.email = state.EMAIL_SENT
     outcome.lines.append(f"email sent to {len(config.email.to)} recipient(s): {subject}")
 
 
 def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) -> None:
-    """Reports an earlier run wrote but could not email, oldest first."""
+    """Messages earlier invocations could not send, oldest first, each rebuilt as it was then."""
+    groups: dict[str, list[dict[str, Any]]] = {}
     for doc in state.unsent(runs, RESEND_LIMIT):
-        report, email = doc.get("report") or {}, doc.get("email") or {}
-        html, csv = Path(report.get("html", "")), Path(report.get("csv", ""))
-        with run_context(doc["_id"]):
-            if not (html.is_file() and csv.is_file()):
-                log.error("email.report_missing", extra={"report": str(html)})
-                state.set_email(runs, doc["_id"], state.EMAIL_LOST, error="report files no longer on disk")
+        groups.setdefault((doc.get("email") or {}).get("group") or doc["_id"], []).append(doc)
+    for group, docs in groups.items():
+        docs.sort(key=lambda d: (d.get("email") or {}).get("order", 0))
+        email = docs[0].get("email") or {}
+        reports = [(Path((d.get("report") or {}).get("html", "")), Path((d.get("report") or {}).get("csv", ""))) for d in docs]
+        with run_context(group):
+            if not all(html.is_file() and csv.is_file() for html, csv in reports):
+                log.error("email.report_missing", extra={"runs": [d["_id"] for d in docs]})
+                for d in docs:
+                    state.set_email(runs, d["_id"], state.EMAIL_LOST, error="report files no longer on disk")
                 outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
-                outcome.lines.append(f"could not resend the report of run {doc['_id']}: its files are gone")
+                outcome.lines.append(f"could not resend the report of run {group}: its files are gone")
                 continue
-            subject = email.get("subject") or f"{config.email.subject_prefix} report of run {doc['_id']}"
+            subject = email.get("subject") or f"{config.email.subject_prefix} report of run {group}"
             try:
-                mail.send(mailer.message_from_files(config.email, subject, html, csv, email.get("text") or ""))
+                mail.send(mailer.message_from_files(config.email, subject, reports, email.get("text") or ""))
             except MailError as error:
                 log.error("email.resend_failed", extra={"error": str(error)})
-                state.set_email(runs, doc["_id"], state.EMAIL_FAILED, error=str(error), at=int(time.time()))
+                for d in docs:
+                    state.set_email(runs, d["_id"], state.EMAIL_FAILED, error=str(error), at=int(time.time()))
                 outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
-                outcome.lines.append(f"email of run {doc['_id']} still NOT sent ({error}); the next run tries again")
+                outcome.lines.append(f"email of run {group} still NOT sent ({error}); the next run tries again")
                 return  # the server is still down: do not hammer it with the rest
-            state.set_email(runs, doc["_id"], state.EMAIL_SENT, sent_at=int(time.time()), resent=True)
-            outcome.lines.append(f"resent the report of run {doc['_id']}: {subject}")
+            for d in docs:
+                state.set_email(runs, d["_id"], state.EMAIL_SENT, sent_at=int(time.time()), resent=True)
+            outcome.lines.append(f"resent the report of run {group}: {subject}")
 
 
 # --------------------------------------------------------------------------- the invocation's summary

@@ -431,3 +431,19 @@ def test_check_names_a_missing_stripe_permission(cli, store, monkeypatch):
     assert result.exit_code == 2
     assert "/v1/disputes" in result.output and "DENIED: the key needs 'Disputes: read'" in result.output
     assert "nodisputes_0123456789" not in result.output
+
+
+def test_a_catch_up_sends_one_email_with_every_window(cli, db, store, seed, t0, smtp_sink):
+    cli("--now", at(t0))
+    seed.order(None, status="accepted", amount=900, age=-(DAY + 5 * H))     # paid without charge, in the 2nd window
+    cli.configure(email=email_section(smtp_sink.port))
+    result = cli("--now", at(t0 + 2 * DAY + 5 * H))
+    assert result.exit_code == 1, result.output
+    parts = result.summary["runs"]
+    assert len(parts) == 3 and len(smtp_sink.messages) == 1
+    (message,) = smtp_sink.messages
+    assert message["Subject"].startswith(f"[reconcile] {(t0 - H):%Y-%m-%d %H:%M} to {(t0 + 2 * DAY + 5 * H):%Y-%m-%d %H:%M} UTC: 1 needs")
+    assert body(message) == Path(parts[-1]["report"]["html"]).read_text().rstrip()
+    names = sorted(a.get_filename() for a in message.iter_attachments())
+    assert names == sorted([Path(p["report"]["csv"]).name for p in parts] + [Path(p["report"]["html"]).name for p in parts[:-1]])
+    assert {d["email"]["status"] for d in runs_of(db)[1:]} == {"sent"}
