@@ -38,7 +38,9 @@ class Progress:
         except (AttributeError, ValueError):
             return None
 
-    def page(self, path: str, params: dict[str, Any], data: list[dict[str, Any]], has_more: bool) -> None:
+    def page(self, path: str, params: dict[str, Any], data: list[dict[str, Any]], has_more: bool,
+             requested_at: float | None = None) -> None:
+        """One list page came back (`requested_at`: when it was asked for, by this clock)."""
         created = params.get("created") if isinstance(params.get("created"), dict) else {}
         key = (path, created.get("gte"), created.get("lt"))
         with self._lock:
@@ -46,7 +48,8 @@ class Progress:
             if key != self._key:
                 self._finish_line()
                 self._key = key
-                self._state = {"pages": 0, "objects": 0, "started": now, "oldest": None}
+                started = requested_at if requested_at is not None else now
+                self._state = {"pages": 0, "objects": 0, "started": started, "oldest": None}
             s = self._state
             s["pages"] += 1
             s["objects"] += len(data)
@@ -98,10 +101,11 @@ class ProgressClient:
         self._client, self._progress = client, progress
 
     def raw_request(self, method_: str, url_: str, **params: Any) -> Any:
+        requested_at = self._progress.clock()
         response = self._client.raw_request(method_, url_, **params)
         data = getattr(response, "data", None)
         if isinstance(data, dict) and data.get("object") == "list" and isinstance(data.get("data"), list):
-            self._progress.page(url_, params, data["data"], bool(data.get("has_more")))
+            self._progress.page(url_, params, data["data"], bool(data.get("has_more")), requested_at)
         return response
 
     def __getattr__(self, name: str) -> Any:

@@ -447,3 +447,25 @@ def test_a_catch_up_sends_one_email_with_every_window(cli, db, store, seed, t0, 
     names = sorted(a.get_filename() for a in message.iter_attachments())
     assert names == sorted([Path(p["report"]["csv"]).name for p in parts] + [Path(p["report"]["html"]).name for p in parts[:-1]])
     assert {d["email"]["status"] for d in runs_of(db)[1:]} == {"sent"}
+
+
+def test_progress_follows_the_real_pulls(cli, db, store, seed, t0):
+    import io
+
+    from reconcile.progress import Progress, ProgressClient
+
+    for i in range(250):
+        paid(seed, timedelta(hours=2, seconds=i), amount=100 + i)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    config, client, mongo_db = _clients(cli)
+    inv = orchestrate.Invocation(now=t0, report_dir=cli.tmp_path / "reports")
+    outcome = orchestrate.run_windows(config, ProgressClient(client, Progress(screen, interval=0)), mongo_db, inv)
+    assert outcome.summary["counts"]["ok"] == 250
+    finished = [line.split("\r\x1b[K")[-1] for line in screen.getvalue().split("\n")]
+    assert any(line.startswith("/v1/charges: 3 pages, 250 objects, ") and line.endswith(", done") for line in finished)
+    assert any(line.startswith("/v1/balance_transactions: 3 pages, 250 objects") for line in finished)

@@ -75,15 +75,16 @@ class FakeStripe:
 
 
 def test_progress_on_a_terminal_shows_pages_objects_rate_and_eta():
-    ticks = iter(range(100))
+    ticks = iter(range(100))   # one tick when a page is asked for, one when it arrives
     screen = FakeTerminal()
     progress = Progress(screen, clock=lambda: float(next(ticks)), interval=0)
     client = ProgressClient(FakeStripe(), progress)
     for _ in range(10):
         client.raw_request("get", "/v1/charges", created={"gte": 0, "lt": 1000}, limit=100)
     lines = screen.getvalue().split("\r\x1b[K")
-    assert "/v1/charges: 2 pages, 200 objects, 200/s, 20% of the window from 1970-01-01 00:00, ETA 0:04" in lines[2]
-    assert lines[-1] == "/v1/charges: 10 pages, 1,000 objects, 111/s, done\n"
+    # After 2 pages (3 ticks) the oldest object is 200 s into the 1000 s window: 20% done, 12 ticks to go.
+    assert "/v1/charges: 2 pages, 200 objects, 67/s, 20% of the window from 1970-01-01 00:00, ETA 0:12" in lines[2]
+    assert lines[-1] == "/v1/charges: 10 pages, 1,000 objects, 53/s, done\n"
 
 
 def test_progress_is_silent_when_stderr_is_not_a_terminal():
