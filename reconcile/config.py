@@ -216,8 +216,9 @@ def _check_values(config: Config, problems: list[str]) -> None:
 def _check_operation(config: Config, problems: list[str]) -> None:
     """Watermark, lease, retention and email settings."""
     w, r, e = config.window, config.report, config.email
-    if w.overlap < timedelta(0):
-        problems.append("window.overlap must not be negative")
+    if w.overlap < config.orders.grace_period:
+        # An order still in flight at the end of one run must fall inside the next run's window.
+        problems.append("window.overlap must be at least orders.grace_period, or in-flight orders fall between runs")
     if w.max_span < timedelta(minutes=1):
         problems.append("window.max_span must be at least 1m")
     if config.lease.ttl < timedelta(seconds=1) or config.lease.wait < timedelta(0):

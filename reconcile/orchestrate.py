@@ -108,6 +108,9 @@ def run_windows(
                                status=state.LEASE_HELD, started=utcnow())
             state.record_finish(runs, invocation, state.LEASE_HELD, utcnow(), exit_code=int(held.exit_code), error=str(held))
             outcome.exit_code, outcome.error = held.exit_code, held
+            outcome.summary = {"run_id": invocation, "exit_code": int(held.exit_code), "error": str(held), "runs": []}
+            if inv.summary_json:
+                write_summary_json(inv.summary_json, outcome.summary)
             return outcome
         if lease.previous:
             abandoned = state.mark_abandoned(runs, str(lease.previous.get("owner")), invocation)
@@ -130,8 +133,10 @@ def run_windows(
             lease.release()
     if outcome.runs:
         outcome.summary = _summary(outcome, invocation)
-        if inv.summary_json:
-            write_summary_json(inv.summary_json, outcome.summary)
+    elif outcome.error is not None:  # e.g. the lease was held: monitoring still sees this run's answer
+        outcome.summary = {"run_id": invocation, "exit_code": int(outcome.exit_code), "error": str(outcome.error), "runs": []}
+    if outcome.summary is not None and inv.summary_json:
+        write_summary_json(inv.summary_json, outcome.summary)
     return outcome
 
 

@@ -155,8 +155,12 @@ def started_by(trigger: str | None) -> dict[str, Any]:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
+    try:
+        interactive = bool(sys.stdin and sys.stdin.isatty())
+    except (ValueError, OSError):  # stdin closed
+        interactive = False
     return {
-        "trigger": trigger or ("terminal" if sys.stdin.isatty() else "non-interactive"),
+        "trigger": trigger or ("terminal" if interactive else "non-interactive"),
         "user": user,
         "host": socket.gethostname(),
         "pid": os.getpid(),

@@ -89,12 +89,13 @@ def test_operation_settings_are_checked():
     with pytest.raises(ConfigError) as caught:
         parse_config(MINIMAL | {
             "email": {"send": "sometimes", "security": "ssl", "port": 70000, "to": ["finance"]},
-            "lease": {"ttl": "0s"}, "window": {"max_span": "30s"}, "report": {"keep_days": -1},
+            "lease": {"ttl": "0s"}, "window": {"max_span": "30s", "overlap": "10m"}, "report": {"keep_days": -1},
         })
     message = str(caught.value)
     for part in ("email.send must be one of always, on_discrepancy, never", "email.security must be one of",
                  "email.port must be 1 to 65535", "email.to 'finance' is not an email address",
-                 "lease.ttl must be at least 1s", "window.max_span must be at least 1m", "report.keep_days"):
+                 "lease.ttl must be at least 1s", "window.max_span must be at least 1m", "report.keep_days",
+                 "window.overlap must be at least orders.grace_period"):
         assert part in message
     with pytest.raises(ConfigError, match="email.send is 'always' but email.host, email.from_addr are not set"):
         parse_config(MINIMAL | {"email": {"send": "always", "to": ["f@example.com"]}})

@@ -196,6 +196,7 @@ def test_two_runs_at_once_never_both_repair(cli, db, store, seed, t0):
         line = second.output.strip().splitlines()[-1]
         assert line.startswith("reconcile: error: another run holds the lease: ") and "(hourly) on host" in line
         assert f"pid {os.getpid()}" in line
+        assert second.summary["exit_code"] == 4 and second.summary["runs"] == []   # monitoring sees it too
         assert db["reconcile_audit"].count_documents({}) == 0
         # A third run that is willing to wait gets the lease once the first is done, and finds nothing to repair.
         third: dict = {}
