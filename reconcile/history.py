@@ -35,14 +35,14 @@ def _status(doc: dict[str, Any]) -> str:
 
 def table(docs: list[dict[str, Any]]) -> list[str]:
     """Recent runs, newest first, one line each."""
-    header = f"{'RUN ID':<24} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'FIXED':>5} {'EMAIL':<8} STARTED BY"
+    header = f"{'RUN ID':<24} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'REPAIRED':>8} {'EMAIL':<8} STARTED BY"
     lines = [header]
     for d in docs:
         email = (d.get("email") or {}).get("status", "-")
         lines.append(
             f"{d['_id']:<24} {_t(d.get('started'), True):<17} {_window(d):<32} {_status(d):<18} "
             f"{d.get('exit_code', '-')!s:>4} {d.get('needs_attention', '-')!s:>5} {d.get('open_items', '-')!s:>5} "
-            f"{d.get('repaired', '-')!s:>5} {email:<8} {_who(d)}"
+            f"{d.get('repaired', '-')!s:>8} {email:<8} {_who(d)}"
         )
     if not docs:
         lines.append("(no runs recorded yet)")

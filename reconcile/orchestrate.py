@@ -156,7 +156,7 @@ def _run_all(
     policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe)
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):
-        run_id = invocation if index == 1 else job.new_run_id(utcnow())
+        run_id = invocation if index == 1 else job.new_run_id(inv.now)
         if lease is not None:
             try:
                 lease.check()

@@ -220,8 +220,10 @@ def mark_abandoned(runs: Collection, invocation: str, by: str) -> int:
 
 
 def recent(runs: Collection, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs first; the sub-windows of one invocation (same second) newest window first."""
     with mongo_errors("reading the run history"):
-        return list(runs.find().sort([("started", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit))
+        docs = list(runs.find().sort([("started", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit))
+    return sorted(docs, key=lambda d: (d.get("started") or 0, (d.get("window") or {}).get("since") or 0), reverse=True)
 
 
 def find_run(runs: Collection, run_id: str) -> dict[str, Any] | None:
