@@ -19,6 +19,7 @@ from reconcile.report import _env, dashboard_link
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
+OPEN_ROWS = 500  # open items listed in the report (oldest first); the counts and buckets cover all
 
 
 def _day(unix: int) -> str:
@@ -97,7 +98,8 @@ def render(
         "part": part,
         "movements": [_movement_view(f, dashboard_url) for f in findings],
         "movements_needing": sum(1 for f in findings if f["needs_person"]),
-        "open_items": [_item_view(d, dashboard_url) for d in items.open],
+        "open_items": [_item_view(d, dashboard_url) for d in items.open[:OPEN_ROWS]],
+        "open_count": len(items.open),
         "resolved": [_item_view(d, dashboard_url) for d in items.resolved],
         "new": items.new,
         "buckets": list(items.buckets.items()),

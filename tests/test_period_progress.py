@@ -106,3 +106,11 @@ def test_history_pages():
     assert "took 12s" in page and "ok 5, paid_without_charge 2" in page
     assert "totals JPY    2 charges, gross 4,980 JPY" in page
     assert "email         failed after 2 attempt(s): [reconcile] x; last error: down (the next run resends it)" in page
+
+
+def test_a_long_open_item_list_is_cut_but_counted():
+    docs = [{"_id": f"k{i}", "kind": "orphan_charge", "first_seen": 0, "age_days": 1, "bucket": "0-1 day", "is_new": False} for i in range(period.OPEN_ROWS + 7)]
+    result = items.ItemsResult(open=docs, buckets={b: 0 for b in items.BUCKETS} | {"0-1 day": len(docs)})
+    top, bottom = period.render(run_id="r", now=T, findings=[], items=result, trend=[], dashboard_url="https://d", dry_run=False)
+    assert f">{len(docs)}</span></h2>" in bottom and "and 7 more open items" in bottom
+    assert bottom.count("<code>orphan_charge</code>") == period.OPEN_ROWS
