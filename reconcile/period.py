@@ -63,6 +63,7 @@ def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
     amount = doc.get("amount")
     return {
+        **{k: None for k in item_store.CARRIED}, "is_new": False, "age_days": 0,   # tolerate sparse documents
         **doc,
         "kind_title": movements.TITLES.get(doc.get("kind"), doc.get("kind")),
         "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
