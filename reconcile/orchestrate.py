@@ -164,8 +164,8 @@ def _run_all(
                 outcome.exit_code, outcome.error = worst(outcome.exit_code, error.exit_code), error
                 return
         state.record_start(runs, run_id, invocation, window, inv.now, who, dry_run=inv.dry_run,
-                           part=(index, total), started=utcnow())
-        stash_for_hook: dict[str, Any] = {}
+                           part=(index, total), started=utcnow(), source=plan.source)
+        stash_for_hook: dict[str, Any] = {"source": plan.source}
         hook = _extend_hook(config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook)
         req = job.RunRequest(
             since=window.since, until=window.until, now=inv.now, dry_run=inv.dry_run, report_dir=inv.report_dir,
@@ -219,7 +219,7 @@ def _extend_hook(
             confirmed=confirmed, cleared=cleared, checked=checked, dry_run=inv.dry_run,
         )
         current = {"window": {"until": int(window.until.timestamp())}, "open_items": len(result.open),
-                   "charge_count": sum(t["charge_count"] for t in money.values())}
+                   "charge_count": sum(t["charge_count"] for t in money.values()), "source": out["source"]}
         history = state.completed_since(db[m.runs_collection], inv.now - timedelta(days=r.trend_days + 2))
         trend = period.trend_points(history, current, inv.now, r.trend_days)
         top, bottom = period.render(run_id=run_id, now=inv.now, findings=moved, items=result, trend=trend,

@@ -28,7 +28,11 @@ def _day(unix: int) -> str:
 
 def trend_points(runs: Iterable[dict[str, Any]], current: dict[str, Any] | None, now: datetime, days: int) -> list[dict[str, Any]]:
     """Per UTC day of the last `days`: charges counted by the runs whose window ended that day,
-    and the open items after that day's last run (None: no run that day)."""
+    and the open items after that day's last run (None: no run that day).
+
+    Charges come only from the runs that continue the watermark (or start it): their money
+    spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
+    whole window again, so it adds no charges here."""
     first = (now - timedelta(days=days - 1)).astimezone(timezone.utc).date()
     points = {
         (first + timedelta(days=i)).isoformat(): {"day": (first + timedelta(days=i)).isoformat(), "charges": 0, "open": None, "_last": -1}
@@ -41,7 +45,8 @@ def trend_points(runs: Iterable[dict[str, Any]], current: dict[str, Any] | None,
         point = points.get(_day(window["until"]))
         if point is None:
             continue
-        point["charges"] += int(run.get("charge_count") or 0)
+        if run.get("source") != "options":
+            point["charges"] += int(run.get("charge_count") or 0)
         if window["until"] >= point["_last"] and run.get("open_items") is not None:
             point["_last"], point["open"] = window["until"], int(run["open_items"])
     return [{k: v for k, v in p.items() if k != "_last"} for p in points.values()]

@@ -171,7 +171,7 @@ def started_by(trigger: str | None) -> dict[str, Any]:
 def record_start(
     runs: Collection, run_id: str, invocation: str, window: Window | None, now: datetime,
     who: dict[str, Any], *, dry_run: bool, part: tuple[int, int] = (1, 1), status: str = RUNNING,
-    started: datetime | None = None,
+    started: datetime | None = None, source: str | None = None,
 ) -> None:
     doc = {
         "_id": run_id,
@@ -184,6 +184,7 @@ def record_start(
         "window": {"since": to_unix(window.since), "until": to_unix(window.until)} if window else None,
         "counted_from": to_unix(window.counted_from) if window and window.counted_from else None,
         "part": {"index": part[0], "of": part[1]},
+        "source": source,   # how the window was chosen: watermark, lookback, or options (--since/--until)
         "started_by": who,
         "email": None,
     }

@@ -18,7 +18,8 @@ def run(until: datetime, charges: int, open_items: int) -> dict:
 
 
 def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
-    runs = [run(T - timedelta(days=1, hours=3), 10, 4), run(T - timedelta(days=1, hours=1), 5, 2), run(T - timedelta(hours=2), 7, 3)]
+    sweep = run(T - timedelta(hours=1), 99, 3) | {"source": "options"}   # counted its 3 days again: no charges here
+    runs = [run(T - timedelta(days=1, hours=3), 10, 4), run(T - timedelta(days=1, hours=1), 5, 2), run(T - timedelta(hours=2), 7, 3), sweep]
     points = period.trend_points(runs, run(T, 1, 1), T, days=3)
     assert points == [
         {"day": "2026-11-16", "charges": 0, "open": None},
