@@ -55,7 +55,8 @@ def details(doc: dict[str, Any]) -> list[str]:
     lines = [
         f"run           {doc['_id']}  (invocation {doc.get('invocation')})",
         f"status        {_status(doc)}" + (f", exit {doc['exit_code']}" if "exit_code" in doc else ""),
-        f"window        {_window(doc, short=False)}",
+        f"window        {_window(doc, short=False)}"
+        + {"watermark": " (continues the watermark)", "lookback": " (window.lookback)", "options": " (--since/--until)"}.get(doc.get("source") or "", ""),
     ]
     if doc.get("counted_from"):
         lines.append(f"money from    {_t(doc['counted_from'])} (the overlap before it was counted by the previous run)")
