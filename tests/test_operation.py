@@ -30,7 +30,7 @@ from reconcile import orchestrate, state
 from reconcile.config import load_config
 from reconcile.demo import ShopSeeder
 from reconcile.embedded_mongo import free_port
-from reconcile.lease import LEASE_ID, Lease
+from reconcile.lease import LEASE_ID
 from reconcile.timeutil import to_unix, utcnow
 
 H = timedelta(hours=1)
