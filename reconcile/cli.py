@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from reconcile.config import load_config
-from reconcile.errors import ConfigError, ReconcileError
+from reconcile import interrupt
+from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
+from reconcile.redact import scrub
 from reconcile.timeutil import fmt, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
@@ -28,6 +30,8 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
 
 
 def resolve_window(config, since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    if since is not None and since >= now:
+        raise ConfigError(f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet")
     until = until or now
     if until > now:
         until = now  # nothing exists after now; a future end would only mislabel the report
@@ -38,7 +42,7 @@ def resolve_window(config, since: datetime | None, until: datetime | None, now: 
 
 
 def fail(error: ReconcileError) -> None:
-    click.echo(f"reconcile: error: {error}", err=True)
+    click.echo(f"reconcile: error: {scrub(str(error))}", err=True)
     sys.exit(int(error.exit_code))
 
 
@@ -57,7 +61,7 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
     Exit codes: 0 nothing needs a person; 1 discrepancies need a person; 2 bad usage or config;
-    3 Stripe or MongoDB unavailable; 70 internal error.
+    3 Stripe or MongoDB unavailable; 70 internal error; 130/143 stopped by Ctrl-C/SIGTERM.
     """
     setup_logging(logging.DEBUG if verbose else logging.INFO)
     if ctx.invoked_subcommand is not None:
@@ -70,19 +74,36 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     try:
         config = load_config(config_path)
         window = resolve_window(config, since, until, now)
-        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
-        db = mongo.connect(config.mongodb_uri(), config.mongodb)
-        request = job.RunRequest(
-            since=window[0], until=window[1], now=now, dry_run=dry_run,
-            report_dir=report_dir or Path(config.report.dir), summary_json=summary_json,
+        api_key, mongodb_uri = config.stripe_api_key(), config.mongodb_uri()
+    except ConfigError as error:
+        fail(error)  # before the run: one line, nothing touched
+    try:
+        with interrupt.handle_signals():
+            client = stripe_pull.make_client(api_key, config.stripe)
+            db = mongo.connect(mongodb_uri, config.mongodb)
+            request = job.RunRequest(
+                since=window[0], until=window[1], now=now, dry_run=dry_run,
+                report_dir=report_dir or Path(config.report.dir), summary_json=summary_json,
+            )
+            # One run at a time: a lease taken here (`with lease(...):`) is released on every way out,
+            # Interrupted (SIGTERM, Ctrl-C) included, since all of them unwind through this block.
+            result = job.run(config, client, db, request)
+    except Interrupted as error:
+        log.warning("run.interrupted", extra={"signal": error.signal_name, "step": error.step, "exit_code": int(error.exit_code)})
+        fail(error)
+    except interrupt.StopNow as stop:
+        log.warning("run.interrupted", extra={"signal": stop.signal_name, "step": "at once", "exit_code": int(stop.exit_code)})
+        click.echo(
+            f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+            "audited, the next run completes the rest", err=True,
         )
-        result = job.run(config, client, db, request)
+        sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
-        click.echo(f"reconcile: internal error: {type(error).__name__}: {error}", err=True)
+        click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     print_summary(result.summary)
     sys.exit(int(result.exit_code))
@@ -107,3 +128,7 @@ def demo(report_dir: Path) -> None:
     except ReconcileError as error:
         fail(error)
     sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

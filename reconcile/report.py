@@ -150,8 +150,11 @@ def build_summary(
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one.
+
+    A directory created here is 0700 (owner only): file names carry run ids, contents customer data.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
