@@ -25,7 +25,8 @@ class EmbeddedMongo:
     """Starts `nx-27017 --db memory` (or a file) on a free loopback port; `.uri` to connect, `.stop()` to end it.
 
     `.kill()` crashes it (SIGKILL) and `.restart()` brings it back on the same port: tests of a
-    database lost mid-run give it a file `db_path` so committed writes survive the crash.
+    database lost mid-run give it a directory as `db_path` (one SQLite file per database; a
+    single file would share collections between databases) so committed writes survive.
     """
 
     def __init__(self, port: int | None = None, db_path: str = "memory", startup_timeout: float = 20.0):
