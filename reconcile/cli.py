@@ -89,10 +89,10 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             # Interrupted (SIGTERM, Ctrl-C) included, since all of them unwind through this block.
             result = job.run(config, client, db, request)
     except Interrupted as error:
-        log.warning("run.interrupted", extra={"signal": error.signal_name, "step": error.step, "exit_code": int(error.exit_code)})
+        log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
         fail(error)
     except interrupt.StopNow as stop:
-        log.warning("run.interrupted", extra={"signal": stop.signal_name, "step": "at once", "exit_code": int(stop.exit_code)})
+        log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
         click.echo(
             f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
             "audited, the next run completes the rest", err=True,

@@ -39,6 +39,8 @@ class MongoConfig:
     orders_collection: str = "orders"
     audit_collection: str = "reconcile_audit"
     server_selection_timeout: timedelta = timedelta(seconds=10)
+    # Orders per bulk compare-and-set write (each batch is followed by its audit records).
+    repair_batch_size: int = 500
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("window.lookback must be longer than zero")
     if config.stripe.max_network_retries < 0 or config.stripe.rate_limit_retries < 0:
         problems.append("stripe retry counts must not be negative")
+    if config.mongodb.repair_batch_size < 1:
+        problems.append("mongodb.repair_batch_size must be at least 1")
     if config.stripe.timeout <= timedelta(0):
         problems.append("stripe.timeout must be longer than zero")
     if config.mongodb.server_selection_timeout <= timedelta(0):

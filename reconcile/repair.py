@@ -20,7 +20,6 @@ from reconcile.timeutil import from_unix
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
 MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
 AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
 AUDIT_PENDING = "pending"
@@ -134,9 +133,10 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
     result = RepairResult()
     orders = db[config.mongodb.orders_collection]
     rows = list(todo.itertuples(index=False))
-    for start in range(0, len(rows), BATCH):
+    size = config.mongodb.repair_batch_size
+    for start in range(0, len(rows), size):
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
-        batch = rows[start : start + BATCH]
+        batch = rows[start : start + size]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
         with mongo_errors("repairing orders"):
             orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)

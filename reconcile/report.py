@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,8 @@ CSV_FIELDS = [
     "charge_created", "customer_email", "description", "detail", "dashboard_url",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A temporary file this old is debris from a killed run, not another run's write in progress.
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,20 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
+def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temporary files a killed run left behind (never a finished report; never a fresh temp file)."""
+    removed = []
+    if not report_dir.is_dir():
+        return removed
+    cutoff = time.time() - older_than
+    for path in report_dir.glob(".reconcile-*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def write_report(
     report_dir: Path, run_id: str, since: datetime, until: datetime, counts: dict[str, int],
     outcomes: pd.DataFrame, totals: dict[str, Any], dry_run: bool, dashboard_url: str, generated: datetime,
@@ -194,6 +211,7 @@ def write_report(
         }
         for cur, t in totals.items()
     ]
+    sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
     needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON)

@@ -42,19 +42,6 @@ def seed_small_shop(shop: ShopSeeder, stuck: int = 3) -> None:
     shop.charge(None, amount=990)
 
 
-def seed_many_stuck(shop: ShopSeeder, count: int) -> None:
-    """`count` stuck orders with their succeeded charges, inserted in bulk (more than one repair batch)."""
-    docs, now = [], shop.now
-    for i in range(count):
-        order_id = f"bulk_{i:05d}"
-        docs.append({"_id": order_id, "status": "created", "amount": 700, "currency": "usd",
-                     "created_at": (now - timedelta(hours=2)).replace(tzinfo=None)})
-        shop.store.create_charge(amount=700, created=int((now - timedelta(hours=2)).timestamp()),
-                                 metadata={"order_id": order_id})
-    shop.orders.insert_many(docs)
-    shop.expected[c.REPAIRED] += count
-
-
 def copy_orders(source, target) -> None:
     """The same order documents (same ids, same types) in another database: the twin for a clean run."""
     target.insert_many(list(source.find()))

@@ -19,7 +19,7 @@ from reconcile import classify as c
 from reconcile.embedded_mongo import free_port
 
 from conftest import Cli
-from faultkit import FAST, assert_audit_complete, copy_orders, final_state, seed_many_stuck, seed_small_shop
+from faultkit import FAST, assert_audit_complete, copy_orders, final_state, seed_small_shop
 
 
 @pytest.fixture(autouse=True)
@@ -130,12 +130,12 @@ def test_connection_lost_mid_repair_then_the_next_run_completes(
 
 
 @pytest.mark.parametrize("nth, flagged", [
-    (2, 500),  # the first batch's audit records were written, clearing their flags on the orders is cut
-    (3, 0),    # the second batch's compare-and-set is cut: the first batch is complete
+    (2, 4),  # the first batch's audit records were written, clearing their flags on the orders is cut
+    (3, 0),  # the second batch's compare-and-set is cut: the first batch is complete
 ])
 def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, stripe_server, store, file_mongo, now,
                                                                       monkeypatch, nth, flagged):
-    """501 stuck orders: two batches. The real server dies at the n-th `update` on orders, and comes back.
+    """Six changes in batches of four. The real server dies at the n-th `update` on orders, and comes back.
 
     Per batch the job sends: update orders (compare-and-set), find orders (what changed),
     update reconcile_audit (the records), update orders (clear the records' flags).
@@ -145,20 +145,21 @@ def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, st
 
     client = pymongo.MongoClient(file_mongo.uri, tz_aware=True)
     shop = ShopSeeder(store, client.shop["orders"], now)
-    seed_many_stuck(shop, 501)
+    seed_small_shop(shop, stuck=5)
     expected = clean_twin_state(tmp_path, stripe_server, client, client.shop, monkeypatch, file_mongo.uri)
     with MongoProxy(file_mongo.port) as proxy:
         rule = proxy.on("update", "orders", nth=nth, action=file_mongo.kill)
-        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch)
+        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch, mongodb={"repair_batch_size": 4})
         lost = cli()
         assert rule.hit.is_set() and lost.exit_code == 3, lost.output
         file_mongo.restart()
         orders = client.shop["orders"]
-        assert orders.count_documents({"reconcile": {"$exists": True}}) == 500       # the first batch stayed...
-        assert client.shop["reconcile_audit"].count_documents({}) == 500             # ...with its audit records
+        assert orders.count_documents({"reconcile": {"$exists": True}}) == 4         # the first batch stayed...
+        assert client.shop["reconcile_audit"].count_documents({}) == 4               # ...with its audit records
         assert orders.count_documents({"reconcile.audit": "pending"}) == flagged
         again = cli()
-    assert again.exit_code == 0, again.output
-    assert len(again.summary["repaired"]) == 1 and len(again.summary["audit_healed"]) == flagged
+    assert again.exit_code == 1, again.output
+    assert len(again.summary["repaired"]) + len(again.summary["marked_failed"]) == 2
+    assert len(again.summary["audit_healed"]) == flagged
     assert_audit_complete(client.shop)
     assert final_state(client.shop) == expected
