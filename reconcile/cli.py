@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from reconcile.config import load_config
 from reconcile import interrupt
+from reconcile.config import load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging

@@ -134,8 +134,8 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             limited += 1
         except stripe.AuthenticationError as exc:
             raise StripeAuthError(
-                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '')} "
-                "Check the key in the environment variable named by stripe.api_key_env."
+                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
+                "check the key in the environment variable named by stripe.api_key_env"
             ) from None
         except stripe.PermissionError as exc:
             permission = _lacking_permission(exc.user_message or "")
