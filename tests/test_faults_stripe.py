@@ -12,6 +12,7 @@ import itertools
 import json
 from datetime import timedelta
 from email.utils import format_datetime
+from typing import Callable
 
 import pytest
 import stripe
@@ -22,7 +23,7 @@ from reconcile.config import parse_config
 from reconcile.timeutil import utcnow
 
 from conftest import API_KEY
-from faultkit import FAST, assert_paged_once, page_cursors, seed_small_shop
+from faultkit import FAST, assert_paged_once, page_cursors
 
 CHARGES, BALANCE = "/v1/charges", "/v1/balance_transactions"
 
@@ -57,7 +58,7 @@ def seed_pages(shop, count: int = 250) -> None:
         shop.charge(oid, amount=100 + i, age=timedelta(hours=1, seconds=i))
 
 
-def every_other() -> callable:
+def every_other() -> Callable[[dict], bool]:
     """A `when` for inject(): true on every second matching request, forever (a steady 50% 429 rate)."""
     counter = itertools.count()
     return lambda query: next(counter) % 2 == 0

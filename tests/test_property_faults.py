@@ -20,7 +20,6 @@ import stripe
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconcile import classify as c
 from reconcile.demo import ShopSeeder
 from reconcile.standin import StandinStore, serve
 from reconcile.timeutil import utcnow
