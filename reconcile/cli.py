@@ -10,11 +10,13 @@ from pathlib import Path
 
 import click
 
+from reconcile import interrupt
 from reconcile.config import EMAIL_SEND, load_config
-from reconcile.errors import ConfigError, ReconcileError
+from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.timeutil import parse_duration, parse_when, utcnow
+from reconcile.redact import scrub
+from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
 
@@ -29,14 +31,15 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
 
 
 def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> None:
-    click.echo(f"reconcile: error: {error}", err=True)
+    click.echo(f"reconcile: error: {scrub(str(error))}", err=True)
     sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 nothing needs a person; 1 discrepancies need a person; 2 bad usage or config; "
     "3 Stripe or MongoDB unavailable; 4 another run holds the lease (the line names it); "
-    "5 report written but not emailed (the next run resends it); 70 internal error."
+    "5 report written but not emailed (the next run resends it); 70 internal error; "
+    "130/143 stopped by Ctrl-C/SIGTERM between writes (finished repairs stay, audited)."
 )
 
 
@@ -83,27 +86,47 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     progress = Progress.for_stream(sys.stderr)
     try:
         config = load_config(config_path)
+        if since is not None and since >= now:
+            raise ConfigError(f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet")
+        if since is not None and since >= min(until or now, now):
+            raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(min(until or now, now))}")
         policy = orchestrate.email_policy(config, email_send)
+        api_key, mongodb_uri = config.stripe_api_key(), config.mongodb_uri()
         mail = None
         if policy != "never":
             from reconcile.mailer import Mailer
 
             mail = Mailer(config.email, config.smtp_password())
-        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
-        if progress is not None:
-            client = ProgressClient(client, progress)
-        db = mongo.connect(config.mongodb_uri(), config.mongodb)
-        invocation = orchestrate.Invocation(
-            now=now, since=since, until=until, dry_run=dry_run, report_dir=report_dir or Path(config.report.dir),
-            summary_json=summary_json, wait=wait_for, email=email_send, trigger=trigger,
+    except ConfigError as error:
+        fail(error)  # before the run: one line, nothing touched
+    try:
+        with interrupt.handle_signals():
+            client = stripe_pull.make_client(api_key, config.stripe)
+            if progress is not None:
+                client = ProgressClient(client, progress)
+            db = mongo.connect(mongodb_uri, config.mongodb)
+            invocation = orchestrate.Invocation(
+                now=now, since=since, until=until, dry_run=dry_run, report_dir=report_dir or Path(config.report.dir),
+                summary_json=summary_json, wait=wait_for, email=email_send, trigger=trigger,
+            )
+            # The lease is taken inside and released on every way out, Interrupted (SIGTERM, Ctrl-C) included.
+            outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
+    except Interrupted as error:
+        log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
+        fail(error)
+    except interrupt.StopNow as stop:
+        log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
+        click.echo(
+            f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+            "audited, the next run completes the rest", err=True,
         )
-        outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
+        sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
-        click.echo(f"reconcile: internal error: {type(error).__name__}: {error}", err=True)
+        click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
         if progress is not None:

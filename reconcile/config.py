@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.errors import ConfigError
+from reconcile.redact import remember
 from reconcile.timeutil import parse_duration
 
 
@@ -27,6 +28,8 @@ class StripeConfig:
     timeout: timedelta = timedelta(seconds=30)
     rate_limit_retries: int = 8
     max_retry_time: timedelta = timedelta(minutes=5)
+    # First pause of the jittered exponential backoff for 429s and dropped responses (doubles each try).
+    retry_backoff: timedelta = timedelta(milliseconds=500)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class MongoConfig:
     state_collection: str = "reconcile_state"
     items_collection: str = "reconcile_items"
     server_selection_timeout: timedelta = timedelta(seconds=10)
+    # Orders per bulk compare-and-set write (each batch is followed by its audit records).
+    repair_batch_size: int = 500
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ def _secret(env_name: str, what: str) -> str:
     value = os.environ.get(env_name, "").strip()
     if not value:
         raise ConfigError(f"environment variable {env_name} is not set: it must hold {what}")
+    remember(value)
     return value
 
 
@@ -205,6 +211,12 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("window.lookback must be longer than zero")
     if config.stripe.max_network_retries < 0 or config.stripe.rate_limit_retries < 0:
         problems.append("stripe retry counts must not be negative")
+    if config.mongodb.repair_batch_size < 1:
+        problems.append("mongodb.repair_batch_size must be at least 1")
+    if config.stripe.timeout <= timedelta(0):
+        problems.append("stripe.timeout must be longer than zero")
+    if config.mongodb.server_selection_timeout <= timedelta(0):
+        problems.append("mongodb.server_selection_timeout must be longer than zero")
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")

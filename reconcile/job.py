@@ -15,7 +15,7 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
-from reconcile import repair, report, stripe_pull, totals
+from reconcile import interrupt, repair, report, stripe_pull, totals
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
@@ -101,6 +101,8 @@ def _run(
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
     key = config.stripe.order_id_metadata_key
+    # A run that died between an order's change and its audit record left the order flagged: finish that first.
+    healed = [] if req.dry_run else repair.heal_audit(db, config)
 
     charge_rows = stripe_pull.fetch_charges(client, req.since, req.until, key, policy)
     balance = totals.balance_frame(stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy))
@@ -113,6 +115,7 @@ def _run(
     )
     orders = c.orders_frame(records)
     log.info("load.done", extra={"orders": len(orders)})
+    interrupt.checkpoint("load")
 
     rules = rules_for(config, req.now)
     charges = c.charges_frame(charge_rows)
@@ -147,6 +150,7 @@ def _run(
     if extras is not None:
         summary.update(extras.summary)
         summary["needs_attention"] += extras.needs_attention
+    summary["audit_healed"] = healed
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK

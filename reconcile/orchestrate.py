@@ -28,7 +28,7 @@ from reconcile import classify as c
 from reconcile import items as item_store
 from reconcile import job, mailer, movements, period, recheck, retention, state, stripe_pull
 from reconcile.config import Config
-from reconcile.errors import ConfigError, LeaseHeld, MailError, ReconcileError
+from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, ReconcileError
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.lease import Lease
 from reconcile.logs import run_context
@@ -174,9 +174,12 @@ def _run_all(
         try:
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry)
         except ReconcileError as error:
+            stopped = isinstance(error, Interrupted)
             with run_context(run_id):
-                log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
-            state.record_finish(runs, run_id, state.FAILED, utcnow(), exit_code=int(error.exit_code), error=str(error))
+                log.error("run.interrupted" if stopped else "run.failed",
+                          extra={"error": str(error), "exit_code": int(error.exit_code)})
+            state.record_finish(runs, run_id, state.INTERRUPTED if stopped else state.FAILED, utcnow(),
+                                exit_code=int(error.exit_code), error=str(error))
             outcome.exit_code, outcome.error = worst(outcome.exit_code, error.exit_code), error
             return
         except Exception as error:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator
 
 from bson import ObjectId
@@ -12,11 +13,12 @@ from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.mongo import mongo_errors
-from reconcile.timeutil import as_utc
+from reconcile.timeutil import as_utc, to_unix
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+_CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
 def projection(config: OrdersConfig) -> dict[str, int]:
@@ -70,7 +72,7 @@ def _parse_amount(value: Any) -> tuple[int | None, str | None]:
     if isinstance(value, bool):
         return None, "amount is a boolean"
     if isinstance(value, int):
-        return value, None
+        return (value, None) if value >= 0 else (None, f"amount {value} is negative")
     if value is None:
         return None, "amount is missing"
     shown = str(value)[:40]
@@ -91,10 +93,13 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         problems.append("status is missing" if status is None else f"status has type {type(status).__name__}")
         status = None
     currency = _get(doc, config.currency_field)
-    if isinstance(currency, str) and currency.strip():
+    if isinstance(currency, str) and _CURRENCY.match(currency.strip().lower()):
         currency = currency.strip().lower()
     else:
-        problems.append("currency is missing")
+        problems.append(
+            "currency is missing" if currency is None or currency == ""
+            else f"currency {str(currency)[:40]!r} is not a three-letter ISO code"
+        )
         currency = None
     charge_id = _get(doc, config.charge_id_field)
     email = _get(doc, config.email_field) if config.email_field else None
@@ -133,6 +138,7 @@ def load_orders(
 
     with mongo_errors("loading orders"):
         add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields))
+        add(_string_dated(orders, config, since, until, fields))
         in_window = len(docs)
         loaded_keys = {key for _, key in docs}
         refs = sorted({r for r in order_refs if r not in loaded_keys})
@@ -146,6 +152,23 @@ def load_orders(
     records = [order_record(doc, config) for doc in docs.values()]
     _flag_shared_ids(records)
     return records
+
+
+def _string_dated(
+    orders: Collection, config: OrdersConfig, since: datetime, until: datetime, fields: dict[str, int]
+) -> Iterator[dict[str, Any]]:
+    """Orders whose created_at is an ISO string: a date range never matches strings in MongoDB.
+
+    The string range is a day wider on each side (offsets like +09:00); each date is then parsed
+    and kept only inside the window (or when it cannot be parsed: that is a data problem to show).
+    """
+    low = (since - timedelta(days=1)).date().isoformat()
+    high = (until + timedelta(days=2)).date().isoformat()
+    start, end = to_unix(since), to_unix(until)
+    for doc in orders.find({config.created_at_field: {"$type": "string", "$gte": low, "$lt": high}}, fields):
+        created, _ = _parse_created(_get(doc, config.created_at_field))
+        if created is None or start <= created < end:
+            yield doc
 
 
 def _flag_shared_ids(records: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +47,8 @@ CSV_FIELDS = [
     "charge_created", "customer_email", "description", "detail", "dashboard_url",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A temporary file this old is debris from a killed run, not another run's write in progress.
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,11 @@ def build_summary(
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one.
+
+    A directory created here is 0700 (owner only): file names carry run ids, contents customer data.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -178,6 +184,20 @@ def write_private(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temporary files a killed run left behind (never a finished report; never a fresh temp file)."""
+    removed = []
+    if not report_dir.is_dir():
+        return removed
+    cutoff = time.time() - older_than
+    for path in report_dir.glob(".reconcile-*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def write_report(
@@ -206,6 +226,7 @@ def write_report(
         }
         for cur, t in totals.items()
     ]
+    sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
     extras = extras or ReportExtras()

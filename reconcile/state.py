@@ -32,6 +32,7 @@ WATERMARK_ID = "watermark"
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
+INTERRUPTED = "interrupted"   # stopped by SIGTERM / Ctrl-C at a checkpoint, between writes
 LEASE_HELD = "lease_held"
 ABANDONED = "abandoned"       # its process died holding the lease; a later run took over
 

@@ -8,30 +8,32 @@ The SDK still does requests, auth, 5xx/connection retries and error mapping; rat
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import stripe
 
+from reconcile import interrupt
 from reconcile.config import StripeConfig
 from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
+from reconcile.redact import scrub
 from reconcile.timeutil import to_unix
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
-_KEY_PATTERN = re.compile(r"\b([sr]k_(?:live|test)_)[A-Za-z0-9]+")
 
 
 def redact(text: str) -> str:
-    """Mask anything shaped like a Stripe secret or restricted key."""
-    return _KEY_PATTERN.sub(r"\1****", text or "")
+    """Mask anything shaped like a Stripe secret or restricted key (and any secret read from the environment)."""
+    return scrub(text or "")
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
@@ -46,59 +48,116 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
 
 @dataclass
 class RetryPolicy:
-    """Bounded exponential backoff with full jitter for 429s; honours Retry-After."""
+    """Bounded exponential backoff with full jitter for 429s (honouring Retry-After) and dropped responses."""
 
     max_retries: int = 8
     max_total_seconds: float = 300.0
     base_seconds: float = 0.5
     cap_seconds: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
+    network_retries: int = 3
+    sleep: Callable[[float], None] = interrupt.wait
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
     def from_config(cls, config: StripeConfig) -> "RetryPolicy":
-        return cls(max_retries=config.rate_limit_retries, max_total_seconds=config.max_retry_time.total_seconds())
+        return cls(
+            max_retries=config.rate_limit_retries,
+            max_total_seconds=config.max_retry_time.total_seconds(),
+            base_seconds=config.retry_backoff.total_seconds(),
+            network_retries=config.max_network_retries,
+        )
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
         return max(backoff, retry_after or 0.0)
 
 
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
 def _retry_after(error: stripe.StripeError) -> float | None:
     for name, value in (error.headers or {}).items():
         if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                return None
+            return parse_retry_after(value)
     return None
 
 
+def _lacking_permission(message: str) -> str | None:
+    match = re.search(r"'(rak_[a-z0-9_]+)'", message or "")
+    return match.group(1) if match else None
+
+
 def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
-    """One GET, with 429s retried under the policy; Stripe's errors become the job's own."""
+    """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
+
+    A retry repeats exactly this request (same page, same cursor): a failed page is fetched again
+    alone, never the window from its start.
+    """
     started = time.monotonic()
-    attempt = 0
+    limited = 0  # 429s answered so far
+    dropped = 0  # connection failures the SDK did not retry itself
     while True:
         try:
             return client.raw_request("get", path, **params).data
         except stripe.RateLimitError as exc:
             waited = time.monotonic() - started
-            if attempt >= policy.max_retries or waited >= policy.max_total_seconds:
+            remaining = policy.max_total_seconds - waited
+            retry_after = _retry_after(exc)
+            if limited >= policy.max_retries or remaining <= 0 or (retry_after or 0.0) > remaining:
+                asked = f", then asked to wait {retry_after:.0f}s more" if (retry_after or 0.0) > remaining else ""
                 raise StripeUnavailable(
-                    f"Stripe kept rate-limiting {path} ({attempt + 1} attempts over {waited:.0f}s); "
+                    f"Stripe kept rate-limiting {path}: {limited + 1} attempts over {waited:.0f}s{asked} "
+                    f"(bounds: stripe.rate_limit_retries = {policy.max_retries}, "
+                    f"stripe.max_retry_time = {policy.max_total_seconds:g}s); "
                     "the run stopped without treating partial data as complete"
                 ) from None
-            pause = min(policy.delay(attempt, _retry_after(exc)), max(0.0, policy.max_total_seconds - waited))
-            log.warning("stripe.rate_limited", extra={"path": path, "attempt": attempt + 1, "sleep_s": round(pause, 3)})
+            pause = min(policy.delay(limited, retry_after), remaining)
+            log.warning("stripe.rate_limited", extra={
+                "path": path, "attempt": limited + 1, "retry_after_s": retry_after, "sleep_s": round(pause, 3),
+            })
             policy.sleep(pause)
-            attempt += 1
+            interrupt.checkpoint("pull")
+            limited += 1
         except stripe.AuthenticationError as exc:
-            raise StripeAuthError(f"Stripe rejected the API key: {redact(exc.user_message or '')}") from None
+            raise StripeAuthError(
+                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
+                "check the key in the environment variable named by stripe.api_key_env"
+            ) from None
         except stripe.PermissionError as exc:
-            raise StripeAuthError(f"the Stripe key lacks a permission for {path}: {redact(exc.user_message or '')}") from None
+            permission = _lacking_permission(exc.user_message or "")
+            needs = f"it lacks the permission {permission}" if permission else redact(exc.user_message or "")
+            raise StripeAuthError(
+                f"the Stripe key may not read {path} (HTTP 403): {needs}; "
+                "give the restricted key read access to it, or use another key"
+            ) from None
         except stripe.InvalidRequestError as exc:
             raise StripeRequestError(f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}") from None
-        except (stripe.APIConnectionError, stripe.APIError) as exc:
+        except stripe.APIConnectionError as exc:
+            # The SDK retries timeouts and refused connections itself (should_retry), but not a
+            # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
+            network = f"{type(exc).__name__}: {redact(exc.user_message or '')}".strip()
+            if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
+                raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
+            pause = policy.delay(dropped, None)
+            log.warning("stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)})
+            policy.sleep(pause)
+            interrupt.checkpoint("pull")
+            dropped += 1
+        except stripe.APIError as exc:
             raise StripeUnavailable(
                 f"Stripe unavailable at {path} after retries: {type(exc).__name__}: {redact(exc.user_message or '')}"
             ) from None
@@ -113,6 +172,7 @@ def iter_pages(
     cursor: str | None = None
     seen_cursors: set[str] = set()
     while True:
+        interrupt.checkpoint("pull")  # between pages: nothing is half-done here
         page_params = dict(params, limit=PAGE_SIZE)
         if cursor:
             page_params["starting_after"] = cursor

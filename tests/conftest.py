@@ -173,3 +173,26 @@ class SmtpSink:
 def smtp_sink():
     with SmtpSink() as sink:
         yield sink
+
+
+@pytest.fixture
+def proxy(mongo_server):
+    """A proxy between the job and the shared nx-27017 that can cut or hold the connection at a chosen command."""
+    from mongoproxy import MongoProxy
+
+    with MongoProxy(mongo_server.port) as running:
+        yield running
+
+
+@pytest.fixture
+def file_mongo(tmp_path):
+    """An nx-27017 of the test's own, file-backed, so it can be killed and restarted with its data.
+
+    A directory as --db: one SQLite file per database (a single file would share collections
+    between databases).
+    """
+    data = tmp_path / "mongo-data"
+    data.mkdir()
+    server = EmbeddedMongo(db_path=str(data))
+    with server:
+        yield server

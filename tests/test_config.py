@@ -48,7 +48,7 @@ def test_every_problem_reported_at_once_with_suggestions():
 
 
 @pytest.mark.parametrize("section, key, value, expected", [
-    ("orders", "grace_period", "-5m", "not a duration"),
+    ("orders", "grace_period", "-5m", "is negative"),
     ("orders", "amount_tolerance", -1, "must not be negative"),
     ("orders", "amount_tolerance", "1", "must be an integer"),
     ("window", "lookback", "0s", "longer than zero"),
