@@ -295,7 +295,7 @@ def _details(
 
     def attempt(key: str, state: str) -> str:
         what = links.attempt_objects.get((key, state), "a payment attempt")
-        return f"{what} {match.attempt_words(state)}"
+        return f"{what}: {match.attempt_words(state)}"
 
     by_order = None
     details: list[str | None] = [None] * len(result)
@@ -334,11 +334,12 @@ def _details(
                 parts.append("disputed")
             text = (" and ".join(parts) or "no refund in Stripe") + f" while the order is {row['order_status']}"
             recorded = int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0
-            if recorded or row["order_status"] != rules.pending_status:
-                paid = int(row["charge_amount"]) - int(row["amount_refunded"] if pd.notna(row["amount_refunded"]) else 0)
+            expected = int(row["amount"]) - recorded
+            paid = int(row["charge_amount"]) - int(row["amount_refunded"] if pd.notna(row["amount_refunded"]) else 0)
+            if expected != paid:
+                recorded_text = f", after {format_amount(recorded, row['currency'] or '')} refunded on the order" if recorded else ""
                 text += (
-                    f"; the order expects net {format_amount(int(row['amount']) - recorded, row['currency'] or '')}"
-                    f" (order records {format_amount(recorded, row['currency'] or '')} refunded),"
+                    f"; the order expects net {format_amount(expected, row['currency'] or '')}{recorded_text},"
                     f" the customer paid net {format_amount(paid, currency)}"
                 )
         elif outcome == REPAIRED:

@@ -62,12 +62,12 @@ PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE = (
 )
 ATTEMPT_STATES = (PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE)
 _STATE_WORDS = {
-    PROCESSING: "is processing (bank debits can take days)",
+    PROCESSING: "payment processing (bank debits take days to settle)",
     PAID_ELSEWHERE: "succeeded, but its charge was not found",
-    EXPIRED: "expired: the customer abandoned the checkout",
-    CANCELED: "was canceled",
-    OPEN: "is still open: the customer may still pay",
-    INCOMPLETE: "was never completed",
+    EXPIRED: "expired, the customer abandoned the checkout",
+    CANCELED: "canceled",
+    OPEN: "still open, the customer may still pay",
+    INCOMPLETE: "never completed",
 }
 
 
@@ -219,8 +219,8 @@ def link(
             .reindex(columns=list(ATTEMPT_STATES), fill_value=0)
         )
         first = lone.drop_duplicates(["order_key", "state"])
-        label = np.where(first["session_id"].notna(), "Checkout Session " + first["session_id"].fillna(""),
-                         "PaymentIntent " + first["pi_id"].fillna(""))
+        label = [f"Checkout Session {s}" if isinstance(s, str) else f"PaymentIntent {p}"
+                 for s, p in zip(first["session_id"], first["pi_id"])]
         objects = dict(zip(zip(first["order_key"], first["state"]), label))
 
     conflicts: dict[str, list[str]] = defaultdict(list)
