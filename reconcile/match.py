@@ -97,59 +97,96 @@ class Links:
     conflicts: dict[str, str]
 
 
+def _positions(index_values: Any, wanted: Any) -> np.ndarray:
+    """Row number in `index_values` (unique) of each wanted value, -1 where absent."""
+    wanted = np.asarray(wanted, dtype=object)
+    if not len(index_values) or not len(wanted):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    return pd.Index(index_values).get_indexer(wanted)
+
+
+def _take(values: Any, positions: np.ndarray) -> np.ndarray:
+    """values[positions] as objects, None where the position is -1."""
+    out = np.full(len(positions), None, dtype=object)
+    found = positions >= 0
+    out[found] = np.asarray(values, dtype=object)[positions[found]]
+    return out
+
+
 def _chains(charges: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
-    """One row per payment: each charge, each PaymentIntent with no charge, each session with neither."""
-    by_intent = sessions.dropna(subset=["payment_intent"]).drop_duplicates("payment_intent")
-    session_of = pd.Series(by_intent["session_id"].to_numpy(), index=by_intent["payment_intent"].to_numpy())
-    charged = pd.Index(charges["payment_intent"].dropna().unique())
-    lone_intents = intents.loc[~intents["pi_id"].isin(charged), "pi_id"]
-    covered = sessions["payment_intent"].isin(charged) | sessions["payment_intent"].isin(intents["pi_id"])
-    lone_sessions = sessions.loc[~covered]
-    frames = [
-        pd.DataFrame({
-            "chain": charges["charge_id"].to_numpy(), "charge_id": charges["charge_id"].to_numpy(),
-            "pi_id": charges["payment_intent"].to_numpy(),
-            "session_id": charges["payment_intent"].map(session_of).to_numpy(),
-        }),
-        pd.DataFrame({
-            "chain": lone_intents.to_numpy(), "charge_id": None, "pi_id": lone_intents.to_numpy(),
-            "session_id": lone_intents.map(session_of).to_numpy(),
-        }),
-        pd.DataFrame({
-            "chain": lone_sessions["session_id"].to_numpy(), "charge_id": None,
-            "pi_id": lone_sessions["payment_intent"].to_numpy(), "session_id": lone_sessions["session_id"].to_numpy(),
-        }),
-    ]
-    return pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+    """One row per payment: each charge, each PaymentIntent with no charge, each session with neither.
+
+    Charges come first, in their order. `pi_pos` and `session_pos` are row numbers in `intents`
+    and `sessions` (-1: not pulled), so later lookups are array indexing, not joins. PaymentIntent
+    ids are hashed once (one factorize) and every join below is on their integer codes.
+    """
+    charge_ids = charges["charge_id"].to_numpy(dtype=object)
+    charge_intents = charges["payment_intent"].to_numpy(dtype=object)
+    intent_ids = intents["pi_id"].to_numpy(dtype=object)
+    session_ids = sessions["session_id"].to_numpy(dtype=object)
+    session_intents = sessions["payment_intent"].to_numpy(dtype=object)
+    codes, uniques = pd.factorize(np.concatenate([charge_intents, intent_ids, session_intents]))
+    n_c, n_i = len(charge_intents), len(intent_ids)
+    charge_code, intent_code, session_code = codes[:n_c], codes[n_c:n_c + n_i], codes[n_c + n_i:]
+
+    def first_row_by_code(row_codes: np.ndarray) -> np.ndarray:
+        at = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the extra slot answers code -1 with -1
+        present = np.flatnonzero(row_codes >= 0)
+        found, first = np.unique(row_codes[present], return_index=True)
+        at[found] = present[first]
+        return at
+
+    intent_at, session_at = first_row_by_code(intent_code), first_row_by_code(session_code)
+    charge_pi_pos, charge_session_pos = intent_at[charge_code], session_at[charge_code]
+    charged = np.zeros(n_i, dtype=bool)
+    charged[charge_pi_pos[charge_pi_pos >= 0]] = True
+    lone_intents = np.flatnonzero(~charged)
+    lone_intent_session_pos = session_at[intent_code[lone_intents]]
+    # A session is part of the chain of its PaymentIntent when that was pulled or charged.
+    known_code = np.zeros(len(uniques) + 1, dtype=bool)
+    known_code[charge_code] = True
+    known_code[intent_code] = True
+    known_code[-1] = False
+    lone_sessions = np.flatnonzero(~known_code[session_code])
+    none = np.full(len(lone_intents) + len(lone_sessions), None, dtype=object)
+    return pd.DataFrame({
+        "chain": np.concatenate([charge_ids, intent_ids[lone_intents], session_ids[lone_sessions]]),
+        "charge_id": np.concatenate([charge_ids, none]),
+        "pi_id": np.concatenate([charge_intents, intent_ids[lone_intents], session_intents[lone_sessions]]),
+        "pi_pos": np.concatenate([charge_pi_pos, lone_intents, intent_at[session_code[lone_sessions]]]),
+        "session_pos": np.concatenate([charge_session_pos, lone_intent_session_pos, lone_sessions]),
+    }).assign(session_id=lambda f: _take(session_ids, f["session_pos"].to_numpy()))
 
 
-def _lookup(keys: pd.Series, frame: pd.DataFrame, key: str, value: str) -> pd.Series:
-    table = pd.Series(frame[value].to_numpy(), index=frame[key].to_numpy())
-    return keys.map(table) if len(table) else pd.Series(None, index=keys.index, dtype=object)
+_SOURCE_NAMES = list(SOURCES)
 
 
 def _references(
     chains: pd.DataFrame, charges: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame,
     orders: pd.DataFrame, link_by: tuple[str, ...],
-) -> pd.DataFrame:
-    """Every (chain, referenced order, source, rank) the enabled link kinds give."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (chain position, referenced order, source number) the enabled link kinds give, strongest first."""
     rank = {kind: i for i, kind in enumerate(link_by)}
-    parts = []
+    parts: list[tuple[int, np.ndarray, np.ndarray, int]] = []
 
-    def add(chain: Any, ref: Any, source: str) -> None:
+    def add(position: np.ndarray, ref: Any, source: str) -> None:
         kind = SOURCES[source][0]
         if kind not in rank:
             return
-        part = pd.DataFrame({"chain": np.asarray(chain, dtype=object), "ref": np.asarray(ref, dtype=object)})
-        part = part.loc[part["ref"].notna() & part["chain"].notna()]
-        if len(part):
-            parts.append(part.assign(source=source, rank=rank[kind] * 100 + _SOURCE_ORDER[source]))
+        ref = np.asarray(ref, dtype=object)
+        present = pd.notna(ref)
+        if present.any():
+            parts.append((rank[kind] * 100 + _SOURCE_ORDER[source], position[present], ref[present],
+                          _SOURCE_ORDER[source]))
 
-    add(charges["charge_id"], charges["order_ref"], "charge_metadata")
-    add(chains["chain"], _lookup(chains["pi_id"], intents, "pi_id", "order_ref"), "intent_metadata")
-    add(chains["chain"], _lookup(chains["session_id"], sessions, "session_id", "client_reference_id"),
-        "session_client_reference_id")
-    add(chains["chain"], _lookup(chains["session_id"], sessions, "session_id", "order_ref"), "session_metadata")
+    everywhere = np.arange(len(chains))
+    pi_pos, session_pos = chains["pi_pos"].to_numpy(), chains["session_pos"].to_numpy()
+    add(np.arange(len(charges)), charges["order_ref"], "charge_metadata")  # charges are the first chains
+    if len(intents):
+        add(everywhere, _take(intents["order_ref"], pi_pos), "intent_metadata")
+    if len(sessions):
+        add(everywhere, _take(sessions["client_reference_id"], session_pos), "session_client_reference_id")
+        add(everywhere, _take(sessions["order_ref"], session_pos), "session_metadata")
     for column, chain_column, source in (
         ("stored_charge_id", "charge_id", "order_charge_id"),
         ("stored_payment_intent_id", "pi_id", "order_payment_intent_id"),
@@ -160,19 +197,32 @@ def _references(
         stored = orders.loc[orders[column].notna(), [column, "order_key"]]
         if stored.empty:
             continue
-        joined = chains.loc[chains[chain_column].notna(), ["chain", chain_column]].merge(
-            stored, left_on=chain_column, right_on=column
-        )
-        add(joined["chain"], joined["order_key"], source)
+        ids = pd.DataFrame({"position": everywhere, "id": chains[chain_column].to_numpy()}).dropna()
+        joined = ids.merge(stored, left_on="id", right_on=column)
+        add(joined["position"].to_numpy(), joined["order_key"], source)
     if not parts:
-        return pd.DataFrame({"chain": [], "ref": [], "source": [], "rank": []})
-    return pd.concat(parts, ignore_index=True).sort_values("rank", kind="stable")
+        return np.array([], dtype=np.int64), np.array([], dtype=object), np.array([], dtype=np.int64)
+    parts.sort(key=lambda part: part[0])  # strongest kind first; within a kind, SOURCES order
+    return (
+        np.concatenate([p[1] for p in parts]).astype(np.int64),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([np.full(len(p[1]), p[3]) for p in parts]),
+    )
+
+
+def _first(chain: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    """For each chain position, the first of `rows` (indices into refs) naming it, or -1."""
+    out = np.full(size, -1, dtype=np.int64)
+    if len(rows):
+        chains, first = np.unique(chain[rows], return_index=True)
+        out[chains] = rows[first]
+    return out
 
 
 def _attempt_states(lone: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame) -> np.ndarray:
-    pi_status = _lookup(lone["pi_id"], intents, "pi_id", "status")
-    s_status = _lookup(lone["session_id"], sessions, "session_id", "status")
-    s_paid = _lookup(lone["session_id"], sessions, "session_id", "payment_status")
+    pi_status = pd.Series(_take(intents["status"], lone["pi_pos"].to_numpy()))
+    s_status = pd.Series(_take(sessions["status"], lone["session_pos"].to_numpy()))
+    s_paid = pd.Series(_take(sessions["payment_status"], lone["session_pos"].to_numpy()))
     complete = s_status.eq("complete")
     conditions = [
         pi_status.eq("processing") | (complete & s_paid.eq("unpaid")),
@@ -188,32 +238,47 @@ def link(
     charges: pd.DataFrame, orders: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame,
     link_by: tuple[str, ...] = DEFAULT_LINK_BY,
 ) -> Links:
-    """Link every charge and charge-less attempt to one order by its strongest link; find conflicts."""
-    chains = _chains(charges, intents, sessions)
-    refs = _references(chains, charges, intents, sessions, orders, link_by)
-    keys = pd.Index(orders["order_key"].dropna().unique())
+    """Link every charge and charge-less attempt to one order by its strongest link; find conflicts.
 
-    strongest = refs.drop_duplicates("chain")  # any reference, even to an order that does not exist
-    existing = refs.loc[refs["ref"].isin(keys)].drop_duplicates(["chain", "ref"])
-    named = existing.groupby("chain")["ref"].transform("size") if len(existing) else pd.Series(dtype=int)
-    winner = existing.drop_duplicates("chain").set_index("chain")
-    order_of = winner["ref"]
-    charge_ids = charges["charge_id"]
-    strongest = strongest.set_index("chain")
+    Vectorised on integer codes (chain positions, order numbers): a million charges take about a second.
+    """
+    chains = _chains(charges, intents, sessions)
+    size = len(chains)
+    chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
+    keys = pd.Index(orders["order_key"].dropna().unique())
+    key_array = keys.to_numpy(dtype=object)
+    code = keys.get_indexer(ref) if len(ref) else np.array([], dtype=np.int64)
+
+    strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
+    existing = np.flatnonzero(code >= 0)
+    # Distinct (chain, order) links, the strongest of each kept.
+    existing = existing[~pd.Series(chain[existing] * max(len(keys), 1) + code[existing]).duplicated().to_numpy()]
+    named = np.bincount(chain[existing], minlength=size)  # how many different orders each chain names
+    winner = _first(chain, existing, size)
+
+    has_winner = winner >= 0
+    order_of = np.full(size, None, dtype=object)
+    order_of[has_winner] = key_array[code[winner[has_winner]]]
+    kind_names = np.array([_KIND_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
+    word_names = np.array([_WORDS_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
+    n_charges = len(charges)
+    win_c, strong_c = winner[:n_charges], strongest[:n_charges]
+    none = len(_SOURCE_NAMES)  # index of None in the name arrays
+    padded_ref = np.append(ref, None)
+    padded_source = np.append(source, none).astype(np.int64)
     linked = charges.assign(
-        order_key=charge_ids.map(order_of).astype(object),
-        link_kind=charge_ids.map(winner["source"].map(_KIND_OF)).astype(object),
-        order_ref=charge_ids.map(strongest["ref"]).astype(object),
-        ref_source=charge_ids.map(strongest["source"].map(_WORDS_OF)).astype(object),
+        order_key=order_of[:n_charges],
+        link_kind=kind_names[padded_source[np.where(win_c >= 0, win_c, len(ref))]],
+        order_ref=padded_ref[np.where(strong_c >= 0, strong_c, len(ref))],
+        ref_source=word_names[padded_source[np.where(strong_c >= 0, strong_c, len(ref))]],
     )
 
-    lone = chains.loc[chains["charge_id"].isna()].copy()
-    lone["order_key"] = lone["chain"].map(order_of)
+    lone = chains.iloc[n_charges:].assign(order_key=order_of[n_charges:])
     lone = lone.loc[lone["order_key"].notna()]
     attempts = pd.DataFrame(0, index=pd.Index([], name="order_key"), columns=list(ATTEMPT_STATES))
     objects: dict[tuple[str, str], str] = {}
     if len(lone):
-        lone["state"] = _attempt_states(lone, intents, sessions)
+        lone = lone.assign(state=_attempt_states(lone, intents, sessions))
         attempts = (
             lone.groupby(["order_key", "state"]).size().unstack(fill_value=0)
             .reindex(columns=list(ATTEMPT_STATES), fill_value=0)
@@ -224,16 +289,15 @@ def link(
         objects = dict(zip(zip(first["order_key"], first["state"]), label))
 
     conflicts: dict[str, list[str]] = defaultdict(list)
-    if len(existing):
-        disputed = existing.loc[named.gt(1)]
-        what = chains.set_index("chain")
-        for chain, group in disputed.groupby("chain", sort=False):  # few: each one needs a person
-            row = what.loc[chain]
-            noun = "charge" if isinstance(row["charge_id"], str) else (
-                "PaymentIntent" if isinstance(row["pi_id"], str) else "Checkout Session")
-            claims = "; ".join(f"{SOURCES[s][1]} names order {r}" for r, s in zip(group["ref"], group["source"]))
-            for ref in group["ref"]:
-                conflicts[ref].append(f"{noun} {chain}: {claims}")
+    disputed = existing[named[chain[existing]] > 1]
+    disputed = disputed[np.argsort(chain[disputed], kind="stable")]
+    for mine in np.split(disputed, np.flatnonzero(np.diff(chain[disputed])) + 1) if len(disputed) else []:
+        row = chains.iloc[chain[mine[0]]]
+        noun = "charge" if isinstance(row["charge_id"], str) else (
+            "PaymentIntent" if isinstance(row["pi_id"], str) else "Checkout Session")
+        claims = "; ".join(f"{word_names[source[i]]} names order {key_array[code[i]]}" for i in mine)
+        for i in mine:
+            conflicts[key_array[code[i]]].append(f"{noun} {row['chain']}: {claims}")
     return Links(linked, attempts, objects, {k: " | ".join(v) for k, v in conflicts.items()})
 
 
@@ -251,14 +315,20 @@ class Proposals:
     # Row label -> why no pair was proposed although candidates exist (equally likely ones).
     order_notes: dict[Any, str]
     charge_notes: dict[Any, str]
+    # How many pairs there would have been to weigh when there were too many: then none is proposed.
+    skipped: int = 0
+
+
+# Past this many candidate pairs, unreferenced charges are not a few crashed checkouts but a
+# systematic gap (a link kind not configured): proposals would be noise, and costly.
+MAX_PAIRS = 1_000_000
 
 
 _CONFIDENCE = {3: "high", 2: "medium", 1: "medium", 0: "low"}
 
 
 def _normal_email(emails: pd.Series) -> pd.Series:
-    text = emails.where(emails.map(lambda v: isinstance(v, str)), None)
-    text = text.str.strip().str.lower()
+    text = emails.astype(object).str.strip().str.lower()  # anything but a string becomes missing
     return text.where(text.str.len().gt(0), None)
 
 
@@ -285,9 +355,21 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
         "currency": charges["currency"].to_numpy(), "c_amount": charges["amount"].astype("Int64").to_numpy(),
         "c_created": charges["created"].astype("Int64").to_numpy(), "c_email": _normal_email(charges["email"]).to_numpy(),
     }).dropna(subset=["currency", "c_amount", "c_created"])
-    # Amounts within the tolerance: one copy of each (few) charge per accepted difference.
-    shifted = pd.concat([c.assign(amount=c["c_amount"] + d) for d in range(-tolerance, tolerance + 1)], ignore_index=True)
-    pairs = o.merge(shifted, on=["currency", "amount"])
+    # Join on currency, amount and time bucket (a bucket is one drift long, so a pair within the
+    # drift is at most one bucket apart): one copy of each charge per accepted amount and bucket.
+    width = max(int(drift_seconds), 1)
+    o["bucket"] = o["o_created"] // width
+    c["bucket"] = c["c_created"] // width
+    shifted = pd.concat([
+        c.assign(amount=c["c_amount"] + d, bucket=c["bucket"] + b)
+        for d in range(-tolerance, tolerance + 1) for b in (-1, 0, 1)
+    ], ignore_index=True)
+    on = ["currency", "amount", "bucket"]
+    sizes = o.groupby(on).size().rename("o").to_frame().join(shifted.groupby(on).size().rename("c"), how="inner")
+    estimate = int((sizes["o"] * sizes["c"]).sum())
+    if estimate > MAX_PAIRS:
+        return Proposals(empty.pairs, {}, {}, skipped=estimate)
+    pairs = o.merge(shifted, on=on)
     if pairs.empty:
         return empty
     gap = (pairs["c_created"] - pairs["o_created"]).astype("int64")
