@@ -116,6 +116,30 @@ def test_payment_intent_created_before_the_window_is_retrieved(cli, shop, store,
     assert result.summary["repaired"] == [str(stuck)], rows(result)
 
 
+def test_payment_intent_and_charge_just_after_the_window_are_found(cli, shop, store, db, now):
+    until = now - timedelta(hours=1)
+    order = shop.order(None, status="accepted", amount=2800, age=timedelta(hours=1, seconds=20))
+    intent = store.create_payment_intent(amount=2800, created=to_unix(until) + 10, metadata={"order_id": str(order)})
+    shop.charge(None, amount=2800, metadata={}, payment_intent=intent["id"], age=timedelta(minutes=59))
+    cli.configure(matching={"link_by": ["payment_intent_metadata"]})
+    result = cli("--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert nonzero(result) == {c.OK: 1}, rows(result)
+    assert result.exit_code == 0
+
+
+def test_charge_of_a_stored_payment_intent_is_fetched_when_only_the_intent_is_known(cli, shop, store, db, now,
+                                                                                       stripe_server):
+    intent = store.create_payment_intent(amount=3100, created=to_unix(now - timedelta(days=3)))
+    charge = shop.charge(None, amount=3100, metadata={}, payment_intent=intent["id"], age=timedelta(days=3))
+    order = shop.order(None, status="accepted", amount=3100, payment_intent_id=intent["id"], age=timedelta(hours=1))
+    cli.configure(matching={"link_by": ["order_fields"]}, orders=ORDER_FIELDS)
+    result = cli()
+    assert nonzero(result) == {c.OK: 1}, rows(result)
+    assert ("GET", f"/v1/payment_intents/{intent['id']}") in [(m, p) for m, p, q in stripe_server.request_log]
+    assert [q.get("payment_intent") for m, p, q in stripe_server.request_log if p == "/v1/charges"][-1] == intent["id"]
+    assert charge["id"] not in str(result.summary["discrepancies"]) and status_of(db, order) == "accepted"
+
+
 # --------------------------------------------------------------------------- Checkout Sessions
 
 
@@ -504,3 +528,21 @@ def test_propose_accepts_amounts_within_the_tolerance_at_lower_confidence():
     assert match.propose(orders, charges, 1800).pairs.empty
     [row] = match.propose(orders, charges, 1800, tolerance=1).pairs.itertuples()
     assert row.confidence == "low" and "amount within the tolerance" in row.detail
+
+
+def test_too_many_possible_pairings_propose_nothing_and_say_why(monkeypatch):
+    monkeypatch.setattr(match, "MAX_PAIRS", 3)
+    now = 1_800_000_000
+    orders = [{"order_id": f"o{i}", "order_key": f"o{i}", "status": "created", "amount": 500, "currency": "usd",
+               "created": now - 7200 + i, "stored_charge_id": None, "email": None, "problem": None} for i in range(3)]
+    charges = [{"charge_id": f"ch_{i}", "created": now - 7000 + i, "status": "succeeded", "captured": True, "amount": 500,
+                "amount_captured": 500, "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
+                "order_ref": None, "payment_intent": None, "description": None, "email": None, "livemode": False,
+                "failure_code": None, "settlement_currency": "usd", "settlement_amount": 500, "exchange_rate": None,
+                "in_window": True} for i in range(2)]
+    rules = c.Rules(pending_status="created", paid_statuses=("accepted",), failed_status="failed",
+                    grace_seconds=900, now=now)
+    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
+    assert sorted(result["outcome"]) == [c.ORPHAN_CHARGE] * 2 + [c.STALE_PENDING] * 3
+    orphans = result.loc[result["outcome"] == c.ORPHAN_CHARGE, "detail"]
+    assert all("too many possible pairings (6) to propose probable matches: check matching.link_by" in d for d in orphans)
