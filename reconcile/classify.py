@@ -167,7 +167,8 @@ def classify(
     net_gap = ((frame["amount"] - frame["refunded_amount"]) - net_paid).abs()
     net_ok = net_gap.le(rules.amount_tolerance).fillna(False).astype(bool)
     settled_back = (net_paid.eq(0) & ~disputed).fillna(False).astype(bool)
-    in_progress = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0) | frame[match.OPEN].gt(0)
+    processing = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0)
+    in_progress = processing | frame[match.OPEN].gt(0)  # an open Checkout Session can still be paid
     failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0)
 
     conditions = [
@@ -186,7 +187,7 @@ def classify(
         (one & failed_order, FAILED_BUT_CHARGED),
         (one, OK),
         (frame["uncaptured_count"].gt(0), UNCAPTURED),
-        (paid_order & in_progress, IN_FLIGHT),
+        (paid_order & processing, IN_FLIGHT),
         (paid_order, PAID_WITHOUT_CHARGE),
         (pending & in_progress, IN_FLIGHT),
         (pending & failed_attempts, MARKED_FAILED),

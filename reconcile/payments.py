@@ -143,7 +143,10 @@ def references(payments: Payments, link_by: tuple[str, ...]) -> References:
         if not (by_charge and r["order_ref"]) and r["payment_intent"] not in referenced_intents
         and session_of.get(r["payment_intent"]) not in referenced_sessions
     }
-    intent_ids = {i["pi_id"] for i in payments.intents if i["pi_id"] not in referenced_intents}
+    intent_ids = {
+        i["pi_id"] for i in payments.intents
+        if i["pi_id"] not in referenced_intents and session_of.get(i["pi_id"]) not in referenced_sessions
+    }
     intent_ids |= {r["payment_intent"] for r in payments.charges if r["charge_id"] in charge_ids and r["payment_intent"]}
     session_ids = {s["session_id"] for s in payments.sessions if s["session_id"] not in referenced_sessions}
     return References(refs, charge_ids, intent_ids, session_ids)
@@ -199,7 +202,8 @@ def edge_look(
         client, CHARGES_PATH, "payment_intent", unseen, lambda o: stripe_pull.charge_row(o, key), policy,
         {"expand": ["data.balance_transaction"]},
     )
-    _outside(found.charges), _outside(found.intents), _outside(found.sessions)
+    for rows in (found.charges, found.intents, found.sessions):
+        _outside(rows)
     log.info("edge.done", extra={
         "charges": len(found.charges), "payment_intents": len(found.intents), "checkout_sessions": len(found.sessions),
     })

@@ -69,3 +69,10 @@ def test_secrets_come_from_the_environment(monkeypatch):
         config.stripe_api_key()
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_x")
     assert config.stripe_api_key() == "sk_test_x"
+
+
+def test_link_kinds_are_the_ones_matching_knows():
+    from reconcile import config, match
+
+    assert config.LINK_KINDS == match.LINK_KINDS
+    assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY
