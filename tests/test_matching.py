@@ -156,7 +156,8 @@ def test_checkout_session_links_session_payment_intent_and_charge(cli, shop, db)
     assert result.summary["repaired"] == [by_reference] and status_of(db, by_reference) == "accepted"
 
 
-def test_checkout_session_states_for_pending_orders(cli, shop, db):
+@pytest.mark.parametrize("link_by", [["checkout_session"], EVERY_LINK], ids=["sessions_only", "with_payment_intents"])
+def test_checkout_session_states_for_pending_orders(cli, shop, db, link_by):
     expired = shop.order(None, amount=8800)
     shop.checkout(expired, amount=8800, status="expired", payment_status="unpaid", intent_status=None)
     abandoned_after_decline = shop.order(None, amount=8900)  # Checkout cancels the PaymentIntent on expiry
@@ -166,7 +167,7 @@ def test_checkout_session_states_for_pending_orders(cli, shop, db):
     shop.checkout(still_open, amount=9100, status="open", payment_status="unpaid", intent_status=None)
     settling = shop.order(None, amount=7300)
     shop.checkout(settling, amount=7300, payment_status="unpaid", intent_status="processing", charge=None)
-    cli.configure(matching={"link_by": ["checkout_session"]})
+    cli.configure(matching={"link_by": link_by})
     result = cli()
     for order in (expired, abandoned_after_decline):
         assert outcome_of(result, order) == c.STALE_PENDING
