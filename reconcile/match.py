@@ -97,14 +97,6 @@ class Links:
     conflicts: dict[str, str]
 
 
-def _positions(index_values: Any, wanted: Any) -> np.ndarray:
-    """Row number in `index_values` (unique) of each wanted value, -1 where absent."""
-    wanted = np.asarray(wanted, dtype=object)
-    if not len(index_values) or not len(wanted):
-        return np.full(len(wanted), -1, dtype=np.int64)
-    return pd.Index(index_values).get_indexer(wanted)
-
-
 def _take(values: Any, positions: np.ndarray) -> np.ndarray:
     """values[positions] as objects, None where the position is -1."""
     out = np.full(len(positions), None, dtype=object)
