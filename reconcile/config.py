@@ -62,6 +62,13 @@ class OrdersConfig:
     other_paid_statuses: tuple[str, ...] = ()
     grace_period: timedelta = timedelta(minutes=15)
     amount_tolerance: int = 0
+    # A pending order within the tolerance of its charge is repaired only when this is set.
+    repair_within_tolerance: bool = False
+    # Ids a checkout may store on the order besides the charge id (linking by `order_fields`).
+    payment_intent_id_field: str | None = None
+    checkout_session_id_field: str | None = None
+    # Minor units the shop has refunded on this order: the expected net is amount minus this.
+    refunded_amount_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,18 @@ class EmailConfig:
     ca_file: str | None = None   # a private CA for the SMTP server's certificate; default: the system's
 
 
+LINK_KINDS = ("charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    # How orders are linked to Stripe, strongest first; the default is a Charges API shop.
+    link_by: tuple[str, ...] = ("charge_metadata", "order_fields")
+    # Propose probable pairs of unreferenced charges and unpaid orders, for a person to confirm.
+    probable_matches: bool = True
+    probable_match_drift: timedelta = timedelta(minutes=30)
+
+
 @dataclass(frozen=True)
 class Config:
     stripe: StripeConfig
@@ -117,6 +136,7 @@ class Config:
     report: ReportConfig
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
@@ -137,6 +157,7 @@ SECTIONS: dict[str, type] = {
     "report": ReportConfig,
     "lease": LeaseConfig,
     "email": EmailConfig,
+    "matching": MatchingConfig,
 }
 
 
@@ -166,6 +187,10 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{key} must be a list of strings, got {value!r}")
         return tuple(value)
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
     if annotation.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{key} must be an integer, got {value!r}")
@@ -221,6 +246,20 @@ def _check_values(config: Config, problems: list[str]) -> None:
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
     _check_operation(config, problems)
+    link_by = config.matching.link_by
+    unknown = [k for k in link_by if k not in LINK_KINDS]
+    if unknown:
+        hints = "".join(_suggest(k, list(LINK_KINDS)) for k in unknown[:1])
+        problems.append(f"matching.link_by: unknown link kind {unknown[0]!r}{hints}; known: {', '.join(LINK_KINDS)}")
+    if not link_by:
+        problems.append("matching.link_by must name at least one link kind")
+    if len(set(link_by)) != len(link_by):
+        problems.append("matching.link_by names a link kind twice")
+    for name in ("payment_intent_id_field", "checkout_session_id_field"):
+        if getattr(config.orders, name) and "order_fields" not in link_by:
+            problems.append(f"orders.{name} is set but matching.link_by does not include \"order_fields\"")
+    if config.matching.probable_match_drift <= timedelta(0):
+        problems.append("matching.probable_match_drift must be longer than zero")
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
         problems.append(f"stripe.api_base must be an http(s) URL, got {config.stripe.api_base!r}")
 

@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
 import stripe
 from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
 from reconcile import interrupt, repair, report, stripe_pull, totals
+from reconcile import payments as payment_pull
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
@@ -62,28 +62,11 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
         grace_seconds=int(o.grace_period.total_seconds()),
         now=to_unix(now),
         amount_tolerance=o.amount_tolerance,
+        repair_within_tolerance=o.repair_within_tolerance,
+        link_by=config.matching.link_by,
+        probable_matches=config.matching.probable_matches,
+        probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
     )
-
-
-def _edge_charges(
-    client: stripe.StripeClient, config: Config, req: RunRequest, orders: pd.DataFrame,
-    outcomes: pd.DataFrame, known: set[str], policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
-    """Charges just outside the window for orders that seem to have none (a charge can land after `until`)."""
-    doubtful = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_EDGE_LOOK), "order_key"]
-    if doubtful.empty:
-        return []
-    candidates = orders.loc[orders["order_key"].isin(doubtful)]
-    stored = sorted(set(candidates["stored_charge_id"].dropna()) - known)
-    key = config.stripe.order_id_metadata_key
-    rows = stripe_pull.retrieve_charges(client, stored, key, policy)
-    if candidates["stored_charge_id"].isna().any():
-        slack = config.window.edge_slack
-        rows += stripe_pull.fetch_charges(client, req.since - slack, req.since, key, policy)
-        rows += stripe_pull.fetch_charges(client, req.until, req.until + slack, key, policy)
-    for row in rows:
-        row["in_window"] = False
-    return rows
 
 
 def run(
@@ -100,31 +83,33 @@ def _run(
     run_id: str, policy: stripe_pull.RetryPolicy,
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
-    key = config.stripe.order_id_metadata_key
     # A run that died between an order's change and its audit record left the order flagged: finish that first.
     healed = [] if req.dry_run else repair.heal_audit(db, config)
 
-    charge_rows = stripe_pull.fetch_charges(client, req.since, req.until, key, policy)
+    pulled = payment_pull.pull(client, config, req.since, req.until, policy)
     balance = totals.balance_frame(stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy))
-    log.info("pull.done", extra={"charges": len(charge_rows), "balance_transactions": len(balance)})
+    log.info("pull.done", extra={
+        "charges": len(pulled.charges), "payment_intents": len(pulled.intents),
+        "checkout_sessions": len(pulled.sessions), "balance_transactions": len(balance),
+    })
 
-    refs = {r["order_ref"] for r in charge_rows if r["order_ref"]}
-    unreferenced = {r["charge_id"] for r in charge_rows if not r["order_ref"]}
+    refs = payment_pull.references(pulled, config.matching.link_by)
     records = order_store.load_orders(
-        db[config.mongodb.orders_collection], config.orders, req.since, req.until, refs, unreferenced
+        db[config.mongodb.orders_collection], config.orders, req.since, req.until,
+        refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids,
     )
     orders = c.orders_frame(records)
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
     rules = rules_for(config, req.now)
-    charges = c.charges_frame(charge_rows)
-    outcomes = c.classify(orders, charges, rules)
-    extra = _edge_charges(client, config, req, orders, outcomes, set(charges["charge_id"]), policy)
+    charges, intents, sessions = pulled.frames()
+    outcomes = c.classify(orders, charges, rules, intents, sessions)
+    extra = payment_pull.edge_look(client, config, req.since, req.until, orders, outcomes, pulled, policy)
     if extra:
-        charges = c.charges_frame(charge_rows + extra)
-        outcomes = c.classify(orders, charges, rules)
-    log.info("classify.done", extra={"edge_charges": len(extra)})
+        charges, intents, sessions = (pulled + extra).frames()
+        outcomes = c.classify(orders, charges, rules, intents, sessions)
+    log.info("classify.done", extra={"edge_charges": len(extra.charges)})
 
     if not req.dry_run:
         if req.checkpoint:

@@ -29,6 +29,9 @@ def projection(config: OrdersConfig) -> dict[str, int]:
         config.created_at_field,
         config.charge_id_field,
         config.email_field,
+        config.payment_intent_id_field,
+        config.checkout_session_id_field,
+        config.refunded_amount_field,
     ]
     return {name: 1 for name in wanted if name}
 
@@ -79,6 +82,20 @@ def _parse_amount(value: Any) -> tuple[int | None, str | None]:
     return None, f"amount {shown!r} is a {type(value).__name__}, expected an integer in minor units"
 
 
+def _stored_id(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _parse_refunded(value: Any) -> tuple[int | None, str | None]:
+    """The shop's own record of what it refunded: absent means nothing."""
+    if value is None:
+        return 0, None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value, None
+    shown = str(value)[:40]
+    return None, f"refunded amount {shown!r} is not a non-negative integer in minor units"
+
+
 def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
     """Flatten one order document; anything odd becomes a `problem` string, never an exception."""
     problems = []
@@ -103,6 +120,11 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         currency = None
     charge_id = _get(doc, config.charge_id_field)
     email = _get(doc, config.email_field) if config.email_field else None
+    refunded, problem = _parse_refunded(_get(doc, config.refunded_amount_field)) if config.refunded_amount_field else (0, None)
+    if problem:
+        problems.append(problem)
+    intent_id = _get(doc, config.payment_intent_id_field) if config.payment_intent_id_field else None
+    session_id = _get(doc, config.checkout_session_id_field) if config.checkout_session_id_field else None
     return {
         "order_id": doc["_id"],
         "order_key": str(doc["_id"]),
@@ -110,9 +132,12 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         "amount": amount,
         "currency": currency,
         "created": created,
-        "stored_charge_id": charge_id.strip() if isinstance(charge_id, str) and charge_id.strip() else None,
+        "stored_charge_id": _stored_id(charge_id),
         "email": email if isinstance(email, str) else None,
         "problem": "; ".join(problems) or None,
+        "stored_payment_intent_id": _stored_id(intent_id),
+        "stored_session_id": _stored_id(session_id),
+        "refunded_amount": refunded,
     }
 
 
@@ -127,8 +152,14 @@ def load_orders(
     until: datetime,
     order_refs: Iterable[str] = (),
     charge_ids: Iterable[str] = (),
+    payment_intent_ids: Iterable[str] = (),
+    session_ids: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Orders created in the window, plus those named by a charge (by _id) or naming one (by stored charge id)."""
+    """Orders created in the window, plus those named by Stripe (by _id) or naming a Stripe object (by stored id).
+
+    `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
+    store them (when configured), in batches of `$in`.
+    """
     fields = projection(config)
     docs: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -144,10 +175,17 @@ def load_orders(
         refs = sorted({r for r in order_refs if r not in loaded_keys})
         for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
             add(orders.find({"_id": {"$in": batch}}, fields))
-        known_charges = {d.get(config.charge_id_field) for d in docs.values()}
-        wanted = sorted({c for c in charge_ids if c not in known_charges})
-        for batch in _batches(wanted):
-            add(orders.find({config.charge_id_field: {"$in": batch}}, fields))
+        for field, ids in (
+            (config.charge_id_field, charge_ids),
+            (config.payment_intent_id_field, payment_intent_ids),
+            (config.checkout_session_id_field, session_ids),
+        ):
+            if not field:
+                continue
+            known = {_get(d, field) for d in docs.values()}
+            wanted = sorted({i for i in ids if i and i not in known})
+            for batch in _batches(wanted):
+                add(orders.find({field: {"$in": batch}}, fields))
     log.info("load.orders", extra={"in_window": in_window, "by_reference": len(docs) - in_window})
     records = [order_record(doc, config) for doc in docs.values()]
     _flag_shared_ids(records)

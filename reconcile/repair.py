@@ -76,6 +76,8 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
     fields = config.orders
     action = row.outcome
+    # A missing id reads as NaN in a pandas string column: never write NaN into an order or its undo.
+    previous = row.stored_charge_id if isinstance(row.stored_charge_id, str) else None
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
     marker: dict[str, Any] = {
         "action": action, "run_id": run_id, "at": now, "from_status": fields.pending_status, "to_status": to_status,
@@ -86,7 +88,7 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
     if action == REPAIRED:
         marker["charge_id"] = row.charge_id
         marker["paid_at"] = from_unix(int(row.charge_created))
-        marker["previous_charge_id"] = row.stored_charge_id if isinstance(row.stored_charge_id, str) else None
+        marker["previous_charge_id"] = previous
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
     cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}

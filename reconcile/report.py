@@ -31,7 +31,9 @@ TITLES = {
     c.PAID_WITHOUT_CHARGE: "Orders marked paid with no succeeded charge",
     c.AMOUNT_MISMATCH: "Charge amount or currency differs from the order",
     c.DUPLICATE_CHARGE: "Orders charged more than once (refund candidates)",
+    c.LINK_CONFLICT: "Payments whose links name different orders (nothing repaired)",
     c.ORPHAN_CHARGE: "Succeeded charges with no order",
+    c.PROBABLE_MATCH: "Probable matches to confirm: unreferenced charges paired with unpaid orders, best first",
     c.REFUNDED_OR_DISPUTED: "Refunded or disputed charges on live orders",
     c.FAILED_BUT_CHARGED: "Orders marked failed whose charge succeeded",
     c.UNCAPTURED: "Authorized but not captured",
@@ -44,7 +46,7 @@ TITLES = {
 CSV_FIELDS = [
     "outcome", "order_id", "order_status", "order_amount", "order_currency", "charge_id",
     "charge_amount", "charge_currency", "settlement_amount", "settlement_currency",
-    "charge_created", "customer_email", "description", "detail", "dashboard_url",
+    "charge_created", "customer_email", "description", "detail", "dashboard_url", "linked_by",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A temporary file this old is debris from a killed run, not another run's write in progress.
@@ -104,6 +106,7 @@ def discrepancy_rows(outcomes: pd.DataFrame, dashboard_url: str) -> list[dict[st
         r["charge_created_text"] = fmt(from_unix(r["charge_created"])) if r["charge_created"] is not None else ""
         r["order_created_text"] = fmt(from_unix(r["order_created"])) if r["order_created"] is not None else ""
         r["dashboard_url"] = dashboard_link(r["charge_id"], r["livemode"], dashboard_url)
+        r["linked_by"] = (r.get("link_kind") or "").replace("_", " ")
         rows.append(r)
     return rows
 
@@ -126,6 +129,7 @@ def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = (
             neutralise(r["charge_currency"]), to_decimal_text(r["settlement_amount"], r["settlement_currency"] or ""),
             neutralise(r["settlement_currency"]), r["charge_created_text"], neutralise(r["email"]),
             neutralise(r["description"]), neutralise(r["detail"]), neutralise(r["dashboard_url"]),
+            neutralise(r["linked_by"]),
         ])
     for r in extra:
         writer.writerow([neutralise(r.get(name)) for name in CSV_FIELDS])

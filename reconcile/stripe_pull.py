@@ -299,3 +299,86 @@ def retrieve_charges(
             continue
         rows.append(charge_row(charge, metadata_key))
     return rows
+
+
+def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a PaymentIntent the matching uses."""
+    return {
+        "pi_id": intent["id"],
+        "created": int(intent["created"]),
+        "status": intent.get("status"),
+        "amount": int(intent.get("amount") or 0),
+        "currency": (intent.get("currency") or "").lower(),
+        "order_ref": clean_order_ref((intent.get("metadata") or {}).get(metadata_key)),
+        "latest_charge": _id_of(intent.get("latest_charge")),
+        "email": intent.get("receipt_email"),
+        "cancellation_reason": intent.get("cancellation_reason"),
+        "livemode": bool(intent.get("livemode")),
+    }
+
+
+def checkout_session_row(session: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a Checkout Session the matching uses."""
+    details = session.get("customer_details") or {}
+    total = session.get("amount_total")
+    return {
+        "session_id": session["id"],
+        "created": int(session["created"]),
+        "status": session.get("status"),
+        "payment_status": session.get("payment_status"),
+        "client_reference_id": clean_order_ref(session.get("client_reference_id")),
+        "order_ref": clean_order_ref((session.get("metadata") or {}).get(metadata_key)),
+        "payment_intent": _id_of(session.get("payment_intent")),
+        "amount_total": None if total is None else int(total),
+        "currency": (session.get("currency") or "").lower() or None,
+        "email": details.get("email") or session.get("customer_email"),
+        "expires_at": session.get("expires_at"),
+        "livemode": bool(session.get("livemode")),
+    }
+
+
+def fetch_payment_intents(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(client, "/v1/payment_intents", since, until, lambda p: payment_intent_row(p, metadata_key), policy)
+
+
+def fetch_checkout_sessions(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(
+        client, "/v1/checkout/sessions", since, until, lambda s: checkout_session_row(s, metadata_key), policy
+    )
+
+
+def retrieve_objects(
+    client: stripe.StripeClient, path: str, ids: list[str], row: RowFn, policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
+    rows = []
+    for object_id in ids:
+        if not _SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
+            log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
+            continue
+        try:
+            obj = request(client, f"{path}/{object_id}", dict(params or {}), policy)
+        except StripeRequestError:
+            log.warning("pull.stored_id_missing", extra={"path": path, "id": object_id})
+            continue
+        rows.append(row(obj))
+    return rows
+
+
+def list_by(
+    client: stripe.StripeClient, path: str, param: str, values: list[str], row: RowFn, policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
+    rows: list[dict[str, Any]] = []
+    for value in values:
+        if not _SAFE_ID.match(value):
+            continue
+        for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
+            rows.extend(row(obj) for obj in page)
+    return rows

@@ -99,3 +99,10 @@ def test_operation_settings_are_checked():
         assert part in message
     with pytest.raises(ConfigError, match="email.send is 'always' but email.host, email.from_addr are not set"):
         parse_config(MINIMAL | {"email": {"send": "always", "to": ["f@example.com"]}})
+
+
+def test_link_kinds_are_the_ones_matching_knows():
+    from reconcile import config, match
+
+    assert config.LINK_KINDS == match.LINK_KINDS
+    assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY
