@@ -15,7 +15,7 @@ from reconcile.config import EMAIL_SEND, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.redact import scrub
+from reconcile.redact import one_line, scrub
 from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
@@ -31,7 +31,7 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
 
 
 def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> None:
-    click.echo(f"reconcile: error: {scrub(str(error))}", err=True)
+    click.echo(f"reconcile: error: {one_line(str(error))}", err=True)
     sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
 
@@ -113,6 +113,7 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
     except Interrupted as error:
         log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
+        error_summary(summary_json, error)
         fail(error)
     except interrupt.StopNow as stop:
         log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
@@ -123,6 +124,7 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
         sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
+        error_summary(summary_json, error)
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
@@ -138,6 +140,18 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     if outcome.error is not None:
         fail(outcome.error, outcome.exit_code)
     sys.exit(int(outcome.exit_code))
+
+
+def error_summary(path: Path | None, error: ReconcileError) -> None:
+    """A run that failed before it began (e.g. MongoDB down) still leaves its answer for monitoring."""
+    if path is None:
+        return
+    from reconcile.report import write_summary_json
+
+    try:
+        write_summary_json(path, {"run_id": None, "exit_code": int(error.exit_code), "error": one_line(str(error)), "runs": []})
+    except OSError as exc:  # the error line below still says what happened
+        log.warning("summary.not_written", extra={"error": type(exc).__name__})
 
 
 def parse_option_duration(value: str | None, option: str) -> timedelta | None:
