@@ -113,21 +113,22 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
     except Interrupted as error:
         log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
-        error_summary(summary_json, error)
+        error_summary(summary_json, error.exit_code, str(error))
         fail(error)
     except interrupt.StopNow as stop:
         log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
-        click.echo(
-            f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
-            "audited, the next run completes the rest", err=True,
-        )
+        line = (f"stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+                "audited, the next run completes the rest")
+        error_summary(summary_json, stop.exit_code, line)
+        click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
-        error_summary(summary_json, error)
+        error_summary(summary_json, error.exit_code, str(error))
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
+        error_summary(summary_json, ExitCode.INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}")
         click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
@@ -142,14 +143,15 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     sys.exit(int(outcome.exit_code))
 
 
-def error_summary(path: Path | None, error: ReconcileError) -> None:
-    """A run that failed before it began (e.g. MongoDB down) still leaves its answer for monitoring."""
+def error_summary(path: Path | None, exit_code: ExitCode, message: str) -> None:
+    """An invocation that ended outside the run (MongoDB down at connect, a second signal) still leaves its
+    answer for monitoring: a stale summary of an earlier success would say all is well."""
     if path is None:
         return
     from reconcile.report import write_summary_json
 
     try:
-        write_summary_json(path, {"run_id": None, "exit_code": int(error.exit_code), "error": one_line(str(error)), "runs": []})
+        write_summary_json(path, {"run_id": None, "exit_code": int(exit_code), "error": one_line(message), "runs": []})
     except OSError as exc:  # the error line below still says what happened
         log.warning("summary.not_written", extra={"error": type(exc).__name__})
 

@@ -249,6 +249,11 @@ def test_second_sigterm_stops_at_once(tmp_path, stripe_server, shop, db, mongo_s
     assert process.wait() == 143
     release.set()
     assert "stopped at once by a second SIGTERM" in process.stderr
+    # Even stopping at once leaves no run "running" in the history, no lease behind, and its answer on disk.
+    [run] = db["reconcile_runs"].find()
+    assert (run["status"], run["exit_code"], run["error"]) == ("interrupted", 143, "stopped at once by a second SIGTERM")
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None
+    assert summary(process)["exit_code"] == 143 and summary(process)["runs"] == []
 
 
 def test_sigterm_mid_repair_finishes_the_batch_in_flight(tmp_path, stripe_server, shop, db, mongo_server, proxy,
