@@ -28,7 +28,7 @@ from reconcile import classify as c
 from reconcile import items as item_store
 from reconcile import interrupt, job, mailer, movements, period, recheck, retention, state, stripe_pull
 from reconcile.config import Config
-from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, ReconcileError
+from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.lease import Lease
 from reconcile.logs import run_context
@@ -110,10 +110,11 @@ def run_windows(
             status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
             with run_context(invocation):
                 _log_end(error, "lease.held" if isinstance(error, LeaseHeld) else None)
-            _best_effort(lambda: state.record_start(runs, invocation, invocation, None, inv.now, who, dry_run=False,
-                                                    status=status, started=utcnow()))
-            _best_effort(lambda: state.record_finish(runs, invocation, status, utcnow(), exit_code=int(error.exit_code),
-                                                     error=_text(error)))
+            if not isinstance(error, MongoUnavailable):  # else there is no history to write to
+                _best_effort(lambda: state.record_start(runs, invocation, invocation, None, inv.now, who,
+                                                        dry_run=False, status=status, started=utcnow()))
+                _best_effort(lambda: state.record_finish(runs, invocation, status, utcnow(),
+                                                         exit_code=int(error.exit_code), error=_text(error)))
             _fail(outcome, error)
             _write_summary(inv, outcome, invocation)
             return outcome
@@ -246,7 +247,8 @@ def _run_all(
             _fail(outcome, error)
             return
         except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
-            _best_effort(lambda: state.record_finish(runs, run_id, state.INTERRUPTED, utcnow(), exit_code=int(stop.exit_code),
+            _best_effort(lambda: state.record_finish(runs, run_id, state.INTERRUPTED, utcnow(),
+                                                     exit_code=int(stop.exit_code),
                                                      error=f"stopped at once by a second {stop.signal_name}"))
             raise
         except Exception as error:
