@@ -15,7 +15,7 @@ from reconcile.config import EMAIL_SEND, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.redact import scrub
+from reconcile.redact import one_line, scrub
 from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
@@ -31,7 +31,7 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
 
 
 def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> None:
-    click.echo(f"reconcile: error: {scrub(str(error))}", err=True)
+    click.echo(f"reconcile: error: {one_line(str(error))}", err=True)
     sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
 
@@ -113,19 +113,22 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
     except Interrupted as error:
         log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
+        error_summary(summary_json, error.exit_code, str(error))
         fail(error)
     except interrupt.StopNow as stop:
         log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
-        click.echo(
-            f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
-            "audited, the next run completes the rest", err=True,
-        )
+        line = (f"stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+                "audited, the next run completes the rest")
+        error_summary(summary_json, stop.exit_code, line)
+        click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
+        error_summary(summary_json, error.exit_code, str(error))
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
+        error_summary(summary_json, ExitCode.INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}")
         click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
@@ -138,6 +141,19 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     if outcome.error is not None:
         fail(outcome.error, outcome.exit_code)
     sys.exit(int(outcome.exit_code))
+
+
+def error_summary(path: Path | None, exit_code: ExitCode, message: str) -> None:
+    """An invocation that ended outside the run (MongoDB down at connect, a second signal) still leaves its
+    answer for monitoring: a stale summary of an earlier success would say all is well."""
+    if path is None:
+        return
+    from reconcile.report import write_summary_json
+
+    try:
+        write_summary_json(path, {"run_id": None, "exit_code": int(exit_code), "error": one_line(message), "runs": []})
+    except OSError as exc:  # the error line below still says what happened
+        log.warning("summary.not_written", extra={"error": type(exc).__name__})
 
 
 def parse_option_duration(value: str | None, option: str) -> timedelta | None:

@@ -26,12 +26,13 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import items as item_store
-from reconcile import job, mailer, movements, period, recheck, retention, state, stripe_pull
+from reconcile import interrupt, job, mailer, movements, period, recheck, retention, state, stripe_pull
 from reconcile.config import Config
-from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, ReconcileError
+from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.lease import Lease
 from reconcile.logs import run_context
+from reconcile.redact import one_line
 from reconcile.report import ReportExtras, write_summary_json
 from reconcile.timeutil import fmt, utcnow
 
@@ -87,7 +88,11 @@ def run_windows(
     config: Config, client: stripe.StripeClient, db: Database, inv: Invocation, *,
     mail: mailer.Mailer | None = None, lease_clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """Everything one `reconcile` invocation does; errors of a window end the loop and set the exit code."""
+    """Everything one `reconcile` invocation does; an error ends it, is recorded, and sets the exit code.
+
+    Every way out that is not a crash gives the lease back and writes `--summary-json`: a failed,
+    refused or interrupted invocation says so there too (`error`, and no run it did not finish).
+    """
     m = config.mongodb
     runs, stash = db[m.runs_collection], db[m.state_collection]
     policy = email_policy(config, inv.email)
@@ -99,45 +104,105 @@ def run_windows(
     if not inv.dry_run:  # a dry run changes nothing, so it needs no lease
         wait = inv.wait if inv.wait is not None else config.lease.wait
         try:
-            lease = Lease.acquire(stash, invocation, config.lease.ttl, wait, clock=lease_clock,
+            lease = Lease.acquire(stash, invocation, config.lease.ttl, wait, clock=lease_clock, sleep=_lease_pause,
                                   info={"trigger": who["trigger"], "command": who["command"]})
-        except LeaseHeld as held:
+        except ReconcileError as error:  # held by another run, a stop while waiting for it, or MongoDB gone
+            status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
             with run_context(invocation):
-                log.error("lease.held", extra={"error": str(held)})
-            state.record_start(runs, invocation, invocation, None, inv.now, who, dry_run=False,
-                               status=state.LEASE_HELD, started=utcnow())
-            state.record_finish(runs, invocation, state.LEASE_HELD, utcnow(), exit_code=int(held.exit_code), error=str(held))
-            outcome.exit_code, outcome.error = held.exit_code, held
-            outcome.summary = {"run_id": invocation, "exit_code": int(held.exit_code), "error": str(held), "runs": []}
-            if inv.summary_json:
-                write_summary_json(inv.summary_json, outcome.summary)
+                _log_end(error, "lease.held" if isinstance(error, LeaseHeld) else None)
+            if not isinstance(error, MongoUnavailable):  # else there is no history to write to
+                _best_effort(lambda: state.record_start(runs, invocation, invocation, None, inv.now, who,
+                                                        dry_run=False, status=status, started=utcnow()))
+                _best_effort(lambda: state.record_finish(runs, invocation, status, utcnow(),
+                                                         exit_code=int(error.exit_code), error=_text(error)))
+            _fail(outcome, error)
+            _write_summary(inv, outcome, invocation)
             return outcome
-        if lease.previous:
-            abandoned = state.mark_abandoned(runs, str(lease.previous.get("owner")), invocation)
-            outcome.lines.append(f"took over the lease of a run that stopped without releasing it ({lease.previous.get('owner')}); "
-                                 f"{abandoned} of its runs marked abandoned")
         lease.keep_alive()
     try:
-        if not inv.dry_run and mail is not None:
-            _resend(config, runs, mail, outcome)
         try:
+            if lease is not None and lease.previous:
+                abandoned = state.mark_abandoned(runs, str(lease.previous.get("owner")), invocation)
+                outcome.lines.append(f"took over the lease of a run that stopped without releasing it "
+                                     f"({lease.previous.get('owner')}); {abandoned} of its runs marked abandoned")
+            if not inv.dry_run and mail is not None:
+                _resend(config, runs, mail, outcome)
             _run_all(config, client, db, inv, lease, invocation, who, outcome)
-        finally:
-            if not inv.dry_run and outcome.runs:  # what completed is reported, even if a later window failed
+        except ReconcileError as error:  # outside a window's run: history, plan, resend
+            with run_context(invocation):
+                _log_end(error)
+            _fail(outcome, error)
+        if not inv.dry_run and outcome.runs:  # what completed is reported, even if a later window failed
+            try:
                 _email(config, runs, mail, policy, invocation, outcome)
-        if not inv.dry_run:
-            keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
-            retention.prune(inv.report_dir, config.report.keep_days, keep=keep)
+            except ReconcileError as error:
+                with run_context(invocation):
+                    _log_end(error)
+                _fail(outcome, error)
+        if not inv.dry_run and outcome.error is None:  # a failed invocation prunes nothing; the next one will
+            try:
+                keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
+                retention.prune(inv.report_dir, config.report.keep_days, keep=keep)
+            except ReconcileError as error:
+                with run_context(invocation):
+                    _log_end(error)
+                _fail(outcome, error)
     finally:
         if lease is not None:
             lease.release()
+    _write_summary(inv, outcome, invocation)
+    return outcome
+
+
+def _lease_pause(seconds: float) -> None:
+    """A pause while waiting for the lease: SIGTERM or Ctrl-C ends the wait at once."""
+    interrupt.wait(seconds)
+    interrupt.checkpoint("lease wait")
+
+
+def _text(error: BaseException) -> str:
+    """An error as kept in the history and the summary: the CLI's error line, never a secret."""
+    return one_line(str(error))
+
+
+def _status_of(error: ReconcileError) -> str:
+    return state.INTERRUPTED if isinstance(error, Interrupted) else state.FAILED
+
+
+def _log_end(error: ReconcileError, step: str | None = None) -> None:
+    """The JSON line that says how a run ended early; a stop names its signal and the step it stopped in."""
+    fields: dict[str, Any] = {"error": _text(error), "exit_code": int(error.exit_code)}
+    if isinstance(error, Interrupted):
+        fields.update(signal=error.signal_name, during=error.step)
+    if step is None:
+        step = "run.interrupted" if isinstance(error, Interrupted) else "run.failed"
+    (log.warning if isinstance(error, Interrupted) else log.error)(step, extra=fields)
+
+
+def _fail(outcome: Outcome, error: ReconcileError) -> None:
+    """The first error is the one the invocation reports (later ones follow from it); the worst code wins."""
+    outcome.exit_code = worst(outcome.exit_code, error.exit_code)
+    if outcome.error is None:
+        outcome.error = error
+
+
+def _best_effort(write: Callable[[], Any]) -> None:
+    """A history write on the way out of a failed run: if MongoDB is gone too, say so, but never hide the
+    error that ended the run (a run left `running` is marked abandoned by the run that takes its lease)."""
+    try:
+        write()
+    except ReconcileError as error:
+        log.warning("run.record_failed", extra={"error": _text(error)})
+
+
+def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
     if outcome.runs:
         outcome.summary = _summary(outcome, invocation)
-    elif outcome.error is not None:  # e.g. the lease was held: monitoring still sees this run's answer
-        outcome.summary = {"run_id": invocation, "exit_code": int(outcome.exit_code), "error": str(outcome.error), "runs": []}
+    elif outcome.error is not None:  # nothing completed: monitoring still sees this invocation's answer
+        outcome.summary = {"run_id": invocation, "exit_code": int(outcome.exit_code), "error": _text(outcome.error),
+                           "runs": []}
     if outcome.summary is not None and inv.summary_json:
         write_summary_json(inv.summary_json, outcome.summary)
-    return outcome
 
 
 def _run_all(
@@ -158,11 +223,7 @@ def _run_all(
     for index, window in enumerate(plan.windows, start=1):
         run_id = invocation if index == 1 else job.new_run_id(inv.now)
         if lease is not None:
-            try:
-                lease.check()
-            except ReconcileError as error:
-                outcome.exit_code, outcome.error = worst(outcome.exit_code, error.exit_code), error
-                return
+            lease.check()  # LeaseLost: another run took over; this one starts nothing more
         state.record_start(runs, run_id, invocation, window, inv.now, who, dry_run=inv.dry_run,
                            part=(index, total), started=utcnow(), source=plan.source)
         stash_for_hook: dict[str, Any] = {"source": plan.source}
@@ -173,24 +234,29 @@ def _run_all(
         )
         try:
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry)
+            run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
+            # Completed only once the watermark and the history say so; until then the window is redone next time.
+            if not inv.dry_run:
+                state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
+            state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
         except ReconcileError as error:
-            stopped = isinstance(error, Interrupted)
             with run_context(run_id):
-                log.error("run.interrupted" if stopped else "run.failed",
-                          extra={"error": str(error), "exit_code": int(error.exit_code)})
-            state.record_finish(runs, run_id, state.INTERRUPTED if stopped else state.FAILED, utcnow(),
-                                exit_code=int(error.exit_code), error=str(error))
-            outcome.exit_code, outcome.error = worst(outcome.exit_code, error.exit_code), error
+                _log_end(error)
+            _best_effort(lambda: state.record_finish(runs, run_id, _status_of(error), utcnow(),
+                                                     exit_code=int(error.exit_code), error=_text(error)))
+            _fail(outcome, error)
             return
-        except Exception as error:
-            state.record_finish(runs, run_id, state.FAILED, utcnow(), exit_code=int(ExitCode.INTERNAL_ERROR),
-                                error=f"internal error: {type(error).__name__}")
+        except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
+            _best_effort(lambda: state.record_finish(runs, run_id, state.INTERRUPTED, utcnow(),
+                                                     exit_code=int(stop.exit_code),
+                                                     error=f"stopped at once by a second {stop.signal_name}"))
             raise
-        run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
+        except Exception as error:
+            _best_effort(lambda: state.record_finish(runs, run_id, state.FAILED, utcnow(),
+                                                     exit_code=int(ExitCode.INTERNAL_ERROR),
+                                                     error=f"internal error: {type(error).__name__}"))
+            raise
         outcome.runs.append(run)
-        if not inv.dry_run:
-            state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
-        state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
 
 

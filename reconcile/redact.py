@@ -42,3 +42,8 @@ def scrub(text: str) -> str:
             text = text.replace(secret, MASK)
     text = _KEY_PATTERN.sub(r"\1" + MASK, text)
     return _URI_CREDENTIALS.sub(r"\1" + MASK + "@", text)
+
+
+def one_line(text: str) -> str:
+    """`text` scrubbed and on one line (SDK messages carry newlines; an error is one line for cron mail and logs)."""
+    return " ".join(scrub(text).split())

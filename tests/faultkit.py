@@ -25,6 +25,12 @@ FAST = {
     "mongodb": {"server_selection_timeout": "1s"},
 }
 RUN_FIELDS = ("run_id", "at")  # differ between any two runs by design
+# A run killed (or cut off from MongoDB) cannot give its lease back: it expires after lease.ttl and
+# the next run, willing to wait that long (a bound, not a pause), takes it over. Tests that kill a
+# run give it a short ttl; a run stopped by SIGTERM releases its lease and keeps the default ttl (2m).
+SHORT_LEASE = {"lease": {"ttl": "1s"}}
+TAKEOVER_WAIT = ("--wait", "30s")
+TOOK_OVER = "took over the lease of a run that stopped without releasing it"
 
 
 def seed_small_shop(shop: ShopSeeder, stuck: int = 3) -> None:
@@ -77,6 +83,26 @@ def assert_audit_complete(db) -> None:
     for record in records:
         assert record["run_id"] == marked[record["order_key"]]["run_id"]
         assert "audit" not in marked[record["order_key"]], "an order still waits for its audit record"
+
+
+def last_error(stderr: str) -> str:
+    """The CLI's closing error line, without its prefix."""
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("reconcile: error: "), line
+    return line.removeprefix("reconcile: error: ")
+
+
+def assert_error_summary(summary: dict[str, Any] | None, exit_code: int, stderr: str) -> None:
+    """A failed or stopped invocation still writes --summary-json: its error and exit code, and no run as complete."""
+    assert summary is not None, "no --summary-json written"
+    assert summary == {"run_id": summary["run_id"], "exit_code": exit_code, "error": last_error(stderr), "runs": []}
+
+
+def assert_run_recorded(db, summary: dict[str, Any], status: str) -> None:
+    """The run history holds the invocation's run with this status, its exit code and the same error line."""
+    run = db["reconcile_runs"].find_one({"_id": summary["run_id"]})
+    assert run is not None, f"run {summary['run_id']} not in the history"
+    assert (run["status"], run["exit_code"], run["error"]) == (status, summary["exit_code"], summary["error"])
 
 
 def cli_env(mongo_uri: str, api_key: str) -> dict[str, str]:

@@ -11,6 +11,8 @@ comparisons below leave run times out and compare both databases under the same 
 
 from __future__ import annotations
 
+import json
+
 import pymongo
 import pytest
 import stripe
@@ -19,7 +21,10 @@ from reconcile import classify as c
 from reconcile.embedded_mongo import free_port
 
 from conftest import Cli
-from faultkit import FAST, assert_audit_complete, copy_orders, final_state, seed_small_shop
+from faultkit import (
+    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, assert_audit_complete, assert_error_summary, copy_orders, final_state,
+    seed_small_shop,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +78,9 @@ def test_mongodb_down_at_start_exits_3_within_the_selection_timeout(tmp_path, st
     )
     assert "hunter2secret" not in result.output
     assert stripe_server.request_log == []  # it stopped before asking Stripe for anything
-    assert snapshot(db) == before and result.summary is None
+    assert snapshot(db) == before
+    assert_error_summary(result.summary, 3, result.stderr)  # monitoring sees the failure, not the last success
+    assert result.summary["run_id"] is None and "hunter2secret" not in json.dumps(result.summary)
     assert not (tmp_path / "run" / "reports").exists()
 
 
@@ -107,7 +114,7 @@ def test_connection_lost_mid_repair_then_the_next_run_completes(
 ):
     seed_small_shop(shop)
     expected = clean_twin_state(tmp_path, stripe_server, db.client, db, monkeypatch, mongo_server.uri)
-    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch)
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch, **SHORT_LEASE)
     if command == "find":  # the first `find` on orders after the repair batch went out
         rule = proxy.on("update", "orders", action=lambda: proxy.on("find", "orders"))
     else:
@@ -115,16 +122,21 @@ def test_connection_lost_mid_repair_then_the_next_run_completes(
     lost = cli()
     assert rule.hit.is_set()
     assert lost.exit_code == 3, lost.output
+    # The error that ended the run, not a later one from recording it in the history (MongoDB is gone for that too).
     assert "reconcile: error: MongoDB unavailable while repairing orders" in lost.stderr
-    assert lost.summary is None
+    assert_error_summary(lost.summary, 3, lost.stderr)
     changed = db["orders"].count_documents({"reconcile": {"$exists": True}})
     owed = db["orders"].count_documents({"reconcile.audit": "pending"})
     assert changed == (0 if collection == "orders" and command == "update" else 4)  # one unordered batch: all or none here
     assert owed == changed and db["reconcile_audit"].count_documents({}) == 0
 
     proxy.restore()
-    again = cli()
+    # The lost run could neither give its lease back nor finish its history record: the next run takes the
+    # lease over once it expires, and marks that run abandoned.
+    again = cli(*TAKEOVER_WAIT)
     assert again.exit_code == 1, again.output
+    assert TOOK_OVER in again.output
+    assert db["reconcile_runs"].find_one({"_id": lost.summary["run_id"]})["status"] == "abandoned"
     assert len(again.summary["audit_healed"]) == owed
     assert len(again.summary["repaired"]) + len(again.summary["marked_failed"]) == 4 - changed
     assert_audit_complete(db)
@@ -151,16 +163,20 @@ def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, st
     expected = clean_twin_state(tmp_path, stripe_server, client, client.shop, monkeypatch, file_mongo.uri)
     with MongoProxy(file_mongo.port) as proxy:
         rule = proxy.on("update", "orders", nth=nth, action=file_mongo.kill)
-        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch, mongodb={"repair_batch_size": 4})
+        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch, mongodb={"repair_batch_size": 4},
+                       **SHORT_LEASE)
         lost = cli()
         assert rule.hit.is_set() and lost.exit_code == 3, lost.output
+        assert "reconcile: error: MongoDB unavailable while repairing orders" in lost.stderr
+        assert_error_summary(lost.summary, 3, lost.stderr)
         file_mongo.restart()
         orders = client.shop["orders"]
         assert orders.count_documents({"reconcile": {"$exists": True}}) == 4         # the first batch stayed...
         assert client.shop["reconcile_audit"].count_documents({}) == 4               # ...with its audit records
         assert orders.count_documents({"reconcile.audit": "pending"}) == flagged
-        again = cli()
+        again = cli(*TAKEOVER_WAIT)  # the killed server took the lost run's lease release with it
     assert again.exit_code == 1, again.output
+    assert TOOK_OVER in again.output
     assert len(again.summary["repaired"]) + len(again.summary["marked_failed"]) == 2
     assert len(again.summary["audit_healed"]) == flagged
     assert_audit_complete(client.shop)

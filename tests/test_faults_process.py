@@ -10,8 +10,10 @@ After a kill, the next run must leave the database exactly as one clean run does
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
+import socket
 import threading
 from datetime import timedelta
 
@@ -22,9 +24,10 @@ from reconcile import classify as c
 
 from conftest import API_KEY, Cli, write_config
 from faultkit import (
-    FAST, CliProcess, assert_audit_complete, cli_env, copy_orders, final_state, seed_small_shop,
-    wait_for,
+    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, CliProcess, assert_audit_complete, assert_error_summary,
+    assert_run_recorded, cli_env, copy_orders, final_state, last_error, seed_small_shop, wait_for,
 )
+from reconcile.lease import LEASE_ID, Lease
 
 CHARGES = "/v1/charges"
 # A frozen process must not time out by itself while the test acts on it.
@@ -61,12 +64,27 @@ def clean_twin_state(tmp_path, stripe_server, db, mongo_uri, monkeypatch) -> dic
     return state
 
 
-def start(tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batch=500) -> CliProcess:
+def start(tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batch=500, lease=None) -> CliProcess:
+    """The command as its own process, writing --summary-json to NAME/summary.json (`summary()` reads it)."""
     folder = tmp_path / name
     folder.mkdir()
     sections = {"stripe": PROCESS["stripe"], "mongodb": dict(PROCESS["mongodb"], repair_batch_size=batch)}
+    if lease:
+        sections["lease"] = lease
     config = write_config(folder / "reconcile.toml", stripe_server.url, db_name, **sections)
-    return CliProcess(folder, config, cli_env(uri, API_KEY), *args, kill_at=kill_at)
+    return CliProcess(folder, config, cli_env(uri, API_KEY), "--summary-json", str(folder / "summary.json"), *args,
+                      kill_at=kill_at)
+
+
+def summary(process: CliProcess) -> dict | None:
+    path = process.stdout_path.with_name("summary.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def assert_abandoned(db, process: CliProcess) -> None:
+    """The killed run never finished its history record; the run that took its lease over marked it abandoned."""
+    mine = [r for r in db["reconcile_runs"].find() if (r.get("started_by") or {}).get("pid") == process.process.pid]
+    assert [r["status"] for r in mine] == ["abandoned"], mine
 
 
 def seed_two_pages(shop) -> None:
@@ -81,10 +99,17 @@ def hang_second_charges_page(stripe_server) -> threading.Event:
     return release
 
 
-def converges(tmp_path, stripe_server, db, mongo_uri, monkeypatch, expected, name="next"):
-    """The next run, uninterrupted: it must reach the clean run's state."""
-    result = in_process_cli(tmp_path, name, stripe_server, db.name, mongo_uri, monkeypatch)()
+def converges(tmp_path, stripe_server, db, mongo_uri, monkeypatch, expected, name="next", *, after_kill=True):
+    """The next run, uninterrupted: it must reach the clean run's state.
+
+    After a kill it waits (bounded) for the dead run's short lease to expire and takes it over; after a
+    clean stop (SIGTERM, Ctrl-C) the lease was given back, so it starts at once: lease.wait is 0 and
+    the stopped run's ttl 2m, so a lease left behind would make it exit 4.
+    """
+    args = TAKEOVER_WAIT if after_kill else ()
+    result = in_process_cli(tmp_path, name, stripe_server, db.name, mongo_uri, monkeypatch)(*args)
     assert result.exit_code in (0, 1), result.output
+    assert (TOOK_OVER in result.output) == after_kill, result.output
     assert_audit_complete(db)
     assert final_state(db) == expected
     return result
@@ -106,13 +131,14 @@ def test_killed_during_pull(tmp_path, stripe_server, shop, db, mongo_server, mon
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     before = snapshot(db)
     release = hang_second_charges_page(stripe_server)
-    process = start(tmp_path, "killed", stripe_server, db.name, mongo_server.uri)
+    process = start(tmp_path, "killed", stripe_server, db.name, mongo_server.uri, **SHORT_LEASE)
     wait_for(lambda: stripe_server.faults_served == 1, what="the second page to hang")
     assert process.kill() == -signal.SIGKILL
     release.set()
     assert snapshot(db) == before
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
     assert len(next_run.summary["repaired"]) == 3
+    assert_abandoned(db, process)
 
 
 def test_killed_between_order_changes_and_their_audit_records(tmp_path, stripe_server, shop, db, mongo_server, proxy,
@@ -120,7 +146,7 @@ def test_killed_between_order_changes_and_their_audit_records(tmp_path, stripe_s
     seed_small_shop(shop)
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     held = proxy.on("update", "reconcile_audit", action="hold")
-    process = start(tmp_path, "killed", stripe_server, db.name, proxy.uri)
+    process = start(tmp_path, "killed", stripe_server, db.name, proxy.uri, **SHORT_LEASE)
     wait_for(held.hit.is_set, what="the audit write to be held")
     assert process.kill() == -signal.SIGKILL
     proxy.go_down()  # the held write dies with the process
@@ -129,13 +155,14 @@ def test_killed_between_order_changes_and_their_audit_records(tmp_path, stripe_s
     assert db["reconcile_audit"].count_documents({}) == 0
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
     assert len(next_run.summary["audit_healed"]) == 4 and next_run.summary["repaired"] == []
+    assert_abandoned(db, process)
 
 
 def test_killed_between_repair_batches(tmp_path, stripe_server, shop, db, mongo_server, proxy, monkeypatch):
     seed_small_shop(shop, stuck=5)  # six changes, in batches of four
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     held = proxy.on("update", "orders", nth=3, action="hold")  # the second batch's compare-and-set
-    process = start(tmp_path, "killed", stripe_server, db.name, proxy.uri, batch=4)
+    process = start(tmp_path, "killed", stripe_server, db.name, proxy.uri, batch=4, **SHORT_LEASE)
     wait_for(held.hit.is_set, what="the second batch to be held")
     assert process.kill() == -signal.SIGKILL
     proxy.go_down()
@@ -143,6 +170,7 @@ def test_killed_between_repair_batches(tmp_path, stripe_server, shop, db, mongo_
     assert db["reconcile_audit"].count_documents({}) == 4
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
     assert len(next_run.summary["repaired"]) + len(next_run.summary["marked_failed"]) == 2
+    assert_abandoned(db, process)
 
 
 def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mongo_server, monkeypatch):
@@ -151,7 +179,7 @@ def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mong
     # The HTML report's temporary file is written, not yet renamed into place (the audit hook
     # sees the chmod just before the rename; a kill earlier in the write leaves the same picture).
     kill_at = ("os.chmod", r"\.reconcile-[^']*\.html\.[^']*\.tmp", 1)
-    process = start(tmp_path, "killed", stripe_server, db.name, mongo_server.uri, kill_at=kill_at)
+    process = start(tmp_path, "killed", stripe_server, db.name, mongo_server.uri, kill_at=kill_at, **SHORT_LEASE)
     assert process.wait() == -signal.SIGKILL
     reports = tmp_path / "killed" / "reports"
     assert list(reports.glob("reconcile-*.html")) == []           # no half-written report under its name
@@ -165,19 +193,23 @@ def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mong
     folder.mkdir()
     cli = Cli(folder, stripe_server.url, db.name, mongo_server.uri, monkeypatch)
     cli.configure(**FAST, report={"dir": str(reports)})
-    next_run = cli()
+    next_run = cli(*TAKEOVER_WAIT)
     assert next_run.exit_code == 1 and next_run.summary["repaired"] == []
+    assert TOOK_OVER in next_run.output
     assert not debris.exists() and len(list(reports.glob("reconcile-*.html"))) == 1
     assert final_state(db) == expected
+    assert_abandoned(db, process)
 
 
 # --------------------------------------------------------------------------- SIGTERM, Ctrl-C
 
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
-def test_stop_signal_during_pull_stops_cleanly(tmp_path, stripe_server, shop, db, mongo_server, signum, code, name):
+def test_stop_signal_during_pull_stops_cleanly(tmp_path, stripe_server, shop, db, mongo_server, monkeypatch,
+                                               signum, code, name):
     seed_two_pages(shop)
-    shop.charge(shop.order(c.REPAIRED))
+    stuck = shop.order(c.REPAIRED)
+    shop.charge(stuck)
     before = snapshot(db)
     release = hang_second_charges_page(stripe_server)
     process = start(tmp_path, "run", stripe_server, db.name, mongo_server.uri)
@@ -195,6 +227,15 @@ def test_stop_signal_during_pull_stops_cleanly(tmp_path, stripe_server, shop, db
     assert snapshot(db) == before
     assert not (tmp_path / "run" / "reports").exists()
     assert sum(1 for _, p, _ in stripe_server.request_log if p == CHARGES) == 2  # no third page asked for
+    # Recorded as interrupted, with the same line in --summary-json; the lease given back.
+    assert_error_summary(summary(process), code, process.stderr)
+    assert_run_recorded(db, summary(process), "interrupted")
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None
+    assert db["reconcile_state"].find_one({"_id": "watermark"}) is None  # the window is done again
+    # The next run starts at once (no lease to wait for) and does what the stopped one did not.
+    next_run = in_process_cli(tmp_path, "next", stripe_server, db.name, mongo_server.uri, monkeypatch)()
+    assert next_run.exit_code == 0, next_run.output
+    assert TOOK_OVER not in next_run.output and next_run.summary["repaired"] == [str(stuck)]
 
 
 def test_second_sigterm_stops_at_once(tmp_path, stripe_server, shop, db, mongo_server):
@@ -208,6 +249,11 @@ def test_second_sigterm_stops_at_once(tmp_path, stripe_server, shop, db, mongo_s
     assert process.wait() == 143
     release.set()
     assert "stopped at once by a second SIGTERM" in process.stderr
+    # Even stopping at once leaves no run "running" in the history, no lease behind, and its answer on disk.
+    [run] = db["reconcile_runs"].find()
+    assert (run["status"], run["exit_code"], run["error"]) == ("interrupted", 143, "stopped at once by a second SIGTERM")
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None
+    assert summary(process)["exit_code"] == 143 and summary(process)["runs"] == []
 
 
 def test_sigterm_mid_repair_finishes_the_batch_in_flight(tmp_path, stripe_server, shop, db, mongo_server, proxy,
@@ -222,10 +268,73 @@ def test_sigterm_mid_repair_finishes_the_batch_in_flight(tmp_path, stripe_server
     proxy.release()
     assert process.wait() == 143, process.stderr
     assert "interrupted by SIGTERM during repair" in process.stderr
+    assert_error_summary(summary(process), 143, process.stderr)
+    assert_run_recorded(db, summary(process), "interrupted")
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None  # released on the way out
     # The batch in flight finished, with its audit records; the second batch was never sent.
     assert db["orders"].count_documents({"reconcile": {"$exists": True}}) == 4
     assert db["orders"].count_documents({"reconcile.audit": "pending"}) == 0
     assert db["reconcile_audit"].count_documents({}) == 4
     assert proxy.count("update", "orders") == 2  # the batch and the clearing of its audit flags
-    next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
+    next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected, after_kill=False)
     assert len(next_run.summary["repaired"]) + len(next_run.summary["marked_failed"]) == 2
+
+
+# --------------------------------------------------------------------------- the lease between processes
+
+
+def test_two_runs_at_once_never_both_repair_the_same_order(tmp_path, stripe_server, shop, db, mongo_server):
+    """Three real processes on one database: the hourly run holds the lease (frozen mid-pull); a backfill
+    started beside it exits 4 naming it; another, willing to wait, runs after it and finds nothing to repair."""
+    seed_two_pages(shop)
+    seed_small_shop(shop, stuck=5)  # five orders to repair, one to mark failed
+    release = hang_second_charges_page(stripe_server)
+    first = start(tmp_path, "hourly", stripe_server, db.name, mongo_server.uri, "--trigger", "hourly")
+    wait_for(lambda: stripe_server.faults_served == 1, what="the first run to hang mid-pull, holding the lease")
+    backfill = ("--since", "24h")  # the same orders in its window
+    second = start(tmp_path, "second", stripe_server, db.name, mongo_server.uri, *backfill, "--trigger", "backfill")
+    assert second.wait() == 4, second.stderr
+    assert last_error(second.stderr).startswith(
+        f"another run holds the lease: {summary_id(db, first)} (hourly) on host {socket.gethostname()}, "
+        f"pid {first.process.pid}, since "
+    )
+    assert_error_summary(summary(second), 4, second.stderr)
+    assert_run_recorded(db, summary(second), "lease_held")
+    third = start(tmp_path, "third", stripe_server, db.name, mongo_server.uri, *backfill, "--wait", "5m",
+                  "--trigger", "patient-backfill")
+    try:
+        wait_for(lambda: "lease.waiting" in third.stderr, what="the third run to wait for the lease")
+        assert db["reconcile_audit"].count_documents({}) == 0  # nobody repairs while the holder is mid-pull
+    finally:
+        release.set()
+    assert first.wait() == 1, first.stderr
+    assert third.wait() == 1, third.stderr
+    done = summary(first)["repaired"] + summary(first)["marked_failed"]
+    assert len(done) == len(set(done)) == 6
+    assert summary(third)["repaired"] == [] and summary(third)["marked_failed"] == []
+    assert_audit_complete(db)                                # one audit record per change, by the run that made it
+    assert db["reconcile_audit"].count_documents({}) == 6
+    assert {r["run_id"] for r in db["reconcile_audit"].find()} == {summary(first)["run_id"]}
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None
+
+
+def summary_id(db, process: CliProcess) -> str:
+    """The run id of a running process, from the lease it holds."""
+    holder = db["reconcile_state"].find_one({"_id": LEASE_ID})
+    assert holder is not None and holder["pid"] == process.process.pid, holder
+    return holder["owner"]
+
+
+def test_sigterm_while_waiting_for_the_lease_stops_at_once(tmp_path, stripe_server, db, mongo_server):
+    holder = Lease.acquire(db["reconcile_state"], "20261118T090000Z-holder", timedelta(minutes=10))
+    waiting = start(tmp_path, "waiting", stripe_server, db.name, mongo_server.uri, "--wait", "10m")
+    wait_for(lambda: "lease.waiting" in waiting.stderr, what="the run to wait for the lease")
+    waiting.signal(signal.SIGTERM)
+    # Bounded, not timed: ignoring the signal would mean waiting the whole ten minutes.
+    assert waiting.wait(timeout=60) == 143, waiting.stderr
+    assert last_error(waiting.stderr).startswith("interrupted by SIGTERM during lease wait; ")
+    assert_error_summary(summary(waiting), 143, waiting.stderr)
+    assert_run_recorded(db, summary(waiting), "interrupted")
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID})["owner"] == holder.owner  # not its lease to touch
+    assert stripe_server.request_log == []
+    holder.release()

@@ -23,7 +23,7 @@ from reconcile.config import parse_config
 from reconcile.timeutil import utcnow
 
 from conftest import API_KEY
-from faultkit import FAST, assert_paged_once, page_cursors
+from faultkit import FAST, assert_error_summary, assert_paged_once, assert_run_recorded, page_cursors
 
 CHARGES, BALANCE = "/v1/charges", "/v1/balance_transactions"
 
@@ -67,9 +67,14 @@ def every_other() -> Callable[[dict], bool]:
 
 
 def assert_nothing_done(result, db, before, tmp_path) -> None:
-    """The run stopped before changing anything and reported nothing as complete."""
+    """The run stopped before changing anything, reported nothing as complete, and said why everywhere:
+    the error line, --summary-json (no completed run), the run history (failed); the watermark stays
+    unset so the window is done again, and the lease was given back."""
     assert snapshot(db) == before
-    assert result.summary is None
+    assert_error_summary(result.summary, result.exit_code, result.stderr)
+    assert_run_recorded(db, result.summary, "failed")
+    assert db["reconcile_state"].find_one({"_id": "watermark"}) is None
+    assert db["reconcile_state"].find_one({"_id": "lease"}) is None
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
 
 
@@ -219,11 +224,13 @@ def test_page_failing_past_the_retries_exits_3_with_nothing_changed(fast_cli, st
 # --------------------------------------------------------------------------- keys
 
 
-def outputs(result, tmp_path) -> str:
-    """Everything the run left for people: stdout, stderr (log lines), report files, summary."""
+def outputs(result, tmp_path, db=None) -> str:
+    """Everything the run left for people: stdout, stderr (log lines), report files, summary, run history."""
     texts = [result.stdout, result.stderr]
     if result.summary:
         texts.append(json.dumps(result.summary))
+    if db is not None:  # what `reconcile runs` and `reconcile show` print
+        texts.extend(json.dumps(doc, default=str) for doc in db["reconcile_runs"].find())
     for path in (tmp_path / "reports").glob("*") if (tmp_path / "reports").exists() else []:
         texts.append(path.read_text())
     return "\n".join(texts)
@@ -238,7 +245,7 @@ def test_invalid_key_ends_at_once_and_never_shows(fast_cli, stripe_server, shop,
     assert result.exit_code == 2, result.output
     assert len(stripe_server.request_log) == 1  # no retries: a wrong key does not get better
     assert "Stripe rejected the API key (HTTP 401)" in result.stderr
-    text = outputs(result, tmp_path)
+    text = outputs(result, tmp_path, db)
     assert bad not in text and bad[8:] not in text and "xTail" not in text  # not even Stripe's echoed tail
     assert_nothing_done(result, db, before, tmp_path)
 
@@ -257,7 +264,7 @@ def test_restricted_key_names_the_permission_it_lacks(fast_cli, stripe_server, s
         "permission rak_balance_read; give the restricted key read access to it, or use another key"
     )
     assert sum(1 for _, p, _ in stripe_server.request_log if p == BALANCE) == 1
-    text = outputs(result, tmp_path)
+    text = outputs(result, tmp_path, db)
     assert restricted not in text and "yEnd" not in text
     assert_nothing_done(result, db, before, tmp_path)
 
@@ -270,7 +277,7 @@ def test_key_revoked_mid_pagination_stops_at_once(fast_cli, stripe_server, shop,
     result = fast_cli()
     assert result.exit_code == 2, result.output
     assert sum(1 for _, p, q in stripe_server.request_log if "starting_after" in q) == 1
-    assert API_KEY not in outputs(result, tmp_path) and API_KEY[-6:] not in outputs(result, tmp_path)
+    assert API_KEY not in outputs(result, tmp_path, db) and API_KEY[-6:] not in outputs(result, tmp_path, db)
     assert_nothing_done(result, db, before, tmp_path)
 
 
@@ -282,7 +289,7 @@ def test_no_secret_or_card_data_in_any_output(fast_cli, stripe_server, store, sh
     stripe_server.inject(CHARGES, "429", times=1)  # a warning line too
     result = fast_cli("--verbose")
     assert result.exit_code == 1
-    text = outputs(result, tmp_path)
+    text = outputs(result, tmp_path, db)
     assert API_KEY not in text and API_KEY[8:] not in text
     for card_field in ('"last4"', "AOB934RVNwzk6xtn", '"exp_month"', '"fingerprint"', "4242424242424242"):
         assert card_field not in text

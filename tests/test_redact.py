@@ -6,7 +6,7 @@ import json
 import logging
 
 from reconcile.logs import run_context, setup_logging
-from reconcile.redact import remember, scrub
+from reconcile.redact import one_line, remember, scrub
 
 
 def test_stripe_key_shapes_are_masked_whole():
@@ -29,3 +29,9 @@ def test_a_remembered_secret_never_reaches_a_log_line(capsys):
         logging.getLogger("reconcile.test").warning("step", extra={"detail": f"value {secret} in an error"})
     line = capsys.readouterr().err.strip()
     assert secret not in line and json.loads(line)["detail"] == "value **** in an error"
+
+
+def test_one_line_is_scrubbed_and_flat():
+    """SDK network errors carry newlines; the CLI's error line and the stored error are one line."""
+    text = "Stripe unavailable at /v1/charges: APIConnectionError: Unexpected error.\n\n(Network error: sk_test_abc123)"
+    assert one_line(text) == "Stripe unavailable at /v1/charges: APIConnectionError: Unexpected error. (Network error: sk_test_****)"
