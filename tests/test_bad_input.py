@@ -211,7 +211,7 @@ def test_operator_shaped_order_id_is_only_a_plain_value(cli, store, db, shop, re
     result = cli()
     assert result.exit_code == 1, result.output
     [orphan] = [d for d in result.summary["discrepancies"] if d["outcome"] == c.ORPHAN_CHARGE]
-    assert orphan["order_id"] == ref and f"charge names order {ref}, which does not exist" in orphan["detail"]
+    assert orphan["order_id"] == ref and f"names order {ref}, which does not exist" in orphan["detail"]
     assert result.summary["counts"][c.STALE_PENDING] == 3 and result.summary["repaired"] == []
     assert snapshot(db) == before
 
