@@ -27,6 +27,12 @@ class StripeConfig:
     timeout: timedelta = timedelta(seconds=30)
     rate_limit_retries: int = 8
     max_retry_time: timedelta = timedelta(minutes=5)
+    # The run's request budget (all pulls together). Defaults: half of Stripe's published limits
+    # (25/s per endpoint, 100/s per live account), leaving the rest to the shop's live checkout.
+    requests_per_second: float = 12.5
+    account_requests_per_second: float = 50.0
+    # Requests one window pull keeps in flight; unset: enough for the budget at ~0.8 s a page.
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,10 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{key} must be a list of strings, got {value!r}")
         return tuple(value)
+    if annotation.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        return float(value)
     if annotation.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{key} must be an integer, got {value!r}")
@@ -164,6 +174,12 @@ def _check_values(config: Config, problems: list[str]) -> None:
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
+    for name in ("requests_per_second", "account_requests_per_second"):
+        rate = getattr(config.stripe, name)
+        if not 0 < rate <= 10_000:
+            problems.append(f"stripe.{name} must be above 0 and at most 10000, got {rate:g}")
+    if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
+        problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
         problems.append(f"stripe.api_base must be an http(s) URL, got {config.stripe.api_base!r}")
 

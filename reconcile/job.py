@@ -15,7 +15,7 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
-from reconcile import repair, report, stripe_pull, totals
+from reconcile import pull_plan, repair, report, stripe_pull, totals
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
@@ -96,8 +96,11 @@ def _run(
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
     key = config.stripe.order_id_metadata_key
 
-    charge_rows = stripe_pull.fetch_charges(client, req.since, req.until, key, policy)
-    balance = totals.balance_frame(stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy))
+    charge_rows, balance_rows = pull_plan.side_by_side([
+        lambda: stripe_pull.fetch_charges(client, req.since, req.until, key, policy),
+        lambda: stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy),
+    ], policy.abort)
+    balance = totals.balance_frame(balance_rows)
     log.info("pull.done", extra={"charges": len(charge_rows), "balance_transactions": len(balance)})
 
     refs = {r["order_ref"] for r in charge_rows if r["order_ref"]}

@@ -3,14 +3,18 @@
 Pages come from `StripeClient.raw_request` and are parsed JSON dicts: building SDK objects
 costs ~10x the CPU per page, and the job keeps only a few fields of each object anyway.
 The SDK still does requests, auth, 5xx/connection retries and error mapping; rate limits
-(429), which it does not retry, are handled here.
+(429), which it does not retry, are handled here. Every request takes its token from the
+run's shared budget (reconcile/budget.py); windows are pulled as concurrent time slices
+(reconcile/pull_plan.py).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +22,8 @@ from typing import Any, Callable, Iterator
 
 import stripe
 
+from reconcile import pull_plan
+from reconcile.budget import Budget, endpoint_of
 from reconcile.config import StripeConfig
 from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.timeutil import to_unix
@@ -44,9 +50,17 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     )
 
 
+# Workers per pull when not configured: enough to keep the endpoint's budget busy when a list
+# page takes up to this long (Stripe: roughly 0.2-0.8 s with expansion).
+_SLOW_PAGE_SECONDS = 0.8
+_DEFAULT_WORKERS = 8
+_MAX_WORKERS = 32
+
+
 @dataclass
 class RetryPolicy:
-    """Bounded exponential backoff with full jitter for 429s; honours Retry-After."""
+    """How a run talks to Stripe: 429 backoff (full jitter, Retry-After honoured), the shared
+    request budget, and how many requests one window pull keeps in flight."""
 
     max_retries: int = 8
     max_total_seconds: float = 300.0
@@ -54,10 +68,26 @@ class RetryPolicy:
     cap_seconds: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    budget: Budget | None = None  # None: no client-side limit (tests, stand-ins)
+    concurrency: int | None = None  # workers per window pull; None: derived from the budget
+    abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
 
     @classmethod
     def from_config(cls, config: StripeConfig) -> "RetryPolicy":
-        return cls(max_retries=config.rate_limit_retries, max_total_seconds=config.max_retry_time.total_seconds())
+        return cls(
+            max_retries=config.rate_limit_retries,
+            max_total_seconds=config.max_retry_time.total_seconds(),
+            budget=Budget(config.requests_per_second, config.account_requests_per_second),
+            concurrency=config.concurrency,
+        )
+
+    def workers(self) -> int:
+        if self.concurrency:
+            return self.concurrency
+        rate = self.budget.per_endpoint if self.budget else None
+        if rate is None:
+            return _DEFAULT_WORKERS
+        return max(2, min(_MAX_WORKERS, math.ceil(rate * _SLOW_PAGE_SECONDS)))
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
@@ -78,10 +108,14 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
     """One GET, with 429s retried under the policy; Stripe's errors become the job's own."""
     started = time.monotonic()
     attempt = 0
+    endpoint = endpoint_of(path)
     while True:
+        granted = policy.budget.acquire(endpoint) if policy.budget else 0.0
         try:
             return client.raw_request("get", path, **params).data
         except stripe.RateLimitError as exc:
+            if policy.budget:
+                policy.budget.throttled(endpoint, granted)
             waited = time.monotonic() - started
             if attempt >= policy.max_retries or waited >= policy.max_total_seconds:
                 raise StripeUnavailable(
@@ -197,14 +231,25 @@ def fetch_window(
 ) -> list[dict[str, Any]]:
     """Every object of a list endpoint created in [since, until), each reduced to its row of fields.
 
-    The one entry point for window pulls: how the window is paged (and, later, split and pulled
-    concurrently) is decided here, not by callers.
+    The one entry point for window pulls: the window is cut into time slices pulled side by side
+    under the policy's budget (reconcile/pull_plan.py). Rows come back in Stripe's list order,
+    exactly as a sequential pull would give them. Callable from several threads at once.
     """
-    query = dict(params or {}, created=created_filter(since, until))
-    rows: list[dict[str, Any]] = []
-    for page in iter_pages(client, path, query, policy):
-        rows.extend(row(obj) for obj in page)
-    log.info("pull.page_set", extra={"path": path, "count": len(rows)})
+    base = dict(params or {})
+
+    def fetch(page_params: dict[str, Any]) -> dict[str, Any]:
+        return request(client, path, {**base, **page_params}, policy)
+
+    started = time.monotonic()
+    pages, stats = pull_plan.pull_window(
+        fetch, to_unix(since), to_unix(until), lambda objs: [row(obj) for obj in objs],
+        workers=policy.workers(), abort=policy.abort, label=path,
+    )
+    rows = [r for page in pages for r in page]
+    log.info("pull.page_set", extra={
+        "path": path, "count": len(rows), "requests": stats.requests, "slices": stats.slices,
+        "seconds": round(time.monotonic() - started, 3),
+    })
     return rows
 
 

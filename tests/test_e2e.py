@@ -102,8 +102,9 @@ def test_pagination_across_many_pages(cli, store, db, now, stripe_server, shop):
     assert result.exit_code == 0, result.output
     assert result.summary["counts"]["ok"] == 250
     charge_pages = [q for m, p, q in stripe_server.request_log if p == "/v1/charges"]
-    assert len(charge_pages) == 3
-    assert sum(1 for q in charge_pages if "starting_after" in q) == 2
+    # What the first page leaves is walked by cursor and in time slices.
+    assert any("starting_after" in q for q in charge_pages)
+    assert len({(q["created[gte]"], q["created[lt]"]) for q in charge_pages}) > 1
 
 
 def test_charge_just_after_the_window_is_found(cli, store, db, now, shop):
