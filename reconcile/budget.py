@@ -147,7 +147,7 @@ class Budget:
         with self._lock:
             self._throttled[endpoint] = self._throttled.get(endpoint, 0) + 1
             bucket = self._buckets.get(endpoint)
-            if bucket is None or sent_at < bucket.slowed_at:
+            if bucket is None or sent_at <= bucket.slowed_at:
                 return
             now = self._clock()
             self._recover(endpoint, bucket, now)
