@@ -198,17 +198,18 @@ def _thread(target: Callable[[], None], name: str) -> threading.Thread:
 def side_by_side(calls: Sequence[Callable[[], T]], abort: threading.Event) -> list[T]:
     """Run the calls at once (e.g. one pull per endpoint); results in call order.
 
-    The first failure sets ``abort`` so the other pulls stop at their next page, and is raised.
+    A failure sets ``abort`` so the other pulls stop at their next page; the failure of the
+    earliest call (in call order, so the message does not depend on timing) is raised.
     """
     results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
+    failures: dict[int, BaseException] = {}
 
     def runner(n: int) -> Callable[[], None]:
         def run() -> None:
             try:
                 results[n] = calls[n]()
             except BaseException as exc:
-                errors.append(exc)
+                failures[n] = exc
                 abort.set()
         return run
 
@@ -218,6 +219,7 @@ def side_by_side(calls: Sequence[Callable[[], T]], abort: threading.Event) -> li
     for thread in threads:
         thread.join()
     abort.clear()
+    errors = [failures[n] for n in sorted(failures)]
     if errors:
         raise next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
     return results
