@@ -62,21 +62,34 @@ class Rules:
     amount_tolerance: int = 0
 
 
-def orders_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=ORDER_COLUMNS)
+def _frame(data: list[dict[str, Any]] | dict[str, list[Any]], names: list[str]) -> pd.DataFrame:
+    """Rows (dicts) or columns (a dict of lists, see reconcile/columns.py) -> a frame of ``names``."""
+    if isinstance(data, dict):
+        return pd.DataFrame(data, columns=names)
+    return pd.DataFrame.from_records(data, columns=names)
+
+
+def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = _frame(records, ORDER_COLUMNS)
     frame["amount"] = frame["amount"].astype("Int64")
     frame["created"] = frame["created"].astype("Int64")
     return frame
 
 
-def charges_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=CHARGE_COLUMNS)
+def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = _frame(rows, CHARGE_COLUMNS)
     if frame.empty:
         frame = frame.astype({"created": "int64", "amount": "int64", "amount_captured": "int64", "amount_refunded": "int64"})
     frame["in_window"] = ~frame["in_window"].eq(False)  # rows without the flag come from the window itself
     frame["settlement_amount"] = frame["settlement_amount"].astype("Int64")
     # A charge pulled twice (window and edge look) counts once.
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
+
+
+def with_more_charges(charges: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The window's charges plus more found past its edges (a charge already present counts once)."""
+    both = pd.concat([charges, charges_frame(rows)], ignore_index=True)
+    return both.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
 
 
 def link_charges(charges: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
@@ -99,8 +112,13 @@ def classify(orders: pd.DataFrame, charges: pd.DataFrame, rules: Rules) -> pd.Da
     def count(mask: pd.Series) -> pd.Series:
         return charges.loc[mask & linked].groupby("order_key").size()
 
-    paid = charges.loc[is_paid & linked].sort_values(["created", "charge_id"])
-    first_paid = paid.drop_duplicates("order_key", keep="first").set_index("order_key")
+    paid = charges.loc[is_paid & linked]
+    # The earliest paid charge of each order; only orders with several need the (slow) string sort.
+    several = paid["order_key"].duplicated(keep=False)
+    first_paid = pd.concat([
+        paid.loc[~several],
+        paid.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first"),
+    ]).set_index("order_key")
     per_order = pd.DataFrame({
         "paid_count": count(is_paid),
         "failed_count": count(charges["status"].eq("failed")),
@@ -208,9 +226,10 @@ def _details(result: pd.DataFrame, frame: pd.DataFrame, charges: pd.DataFrame, r
 
     by_order = None
     details: list[str | None] = [None] * len(result)
-    for position in np.flatnonzero(result["outcome"].to_numpy() != OK):
-        row = result.iloc[position]
-        extra = frame.iloc[position]
+    positions = np.flatnonzero(result["outcome"].to_numpy() != OK)
+    rows = result.iloc[positions].to_dict("records")  # one conversion, not one .iloc per row
+    extras = frame.iloc[positions][["problem", "c_disputed", "failed_count", "pending_count"]].to_dict("records")
+    for position, row, extra in zip(positions, rows, extras):
         outcome = row["outcome"]
         if outcome == DATA_PROBLEM:
             text = extra["problem"] if isinstance(extra["problem"], str) else f"unknown order status {str(row['order_status'])[:40]!r}"

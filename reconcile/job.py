@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,20 @@ class RunResult:
     summary: dict[str, Any]
     report: report.ReportFiles
     exit_code: ExitCode
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
+
+
+class _Clock:
+    """Wall time per step of a run, for the log and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps[step] = round(self.laps.get(step, 0.0) + now - self._last, 3)
+        self._last = now
 
 
 def new_run_id(now: datetime) -> str:
@@ -96,28 +111,34 @@ def _run(
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
     key = config.stripe.order_id_metadata_key
 
-    charge_rows, balance_rows = pull_plan.side_by_side([
-        lambda: stripe_pull.fetch_charges(client, req.since, req.until, key, policy),
-        lambda: stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy),
+    clock = _Clock()
+    charge_columns, balance_columns = pull_plan.side_by_side([
+        lambda: stripe_pull.fetch_charge_columns(client, req.since, req.until, key, policy),
+        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
     ], policy.abort)
-    balance = totals.balance_frame(balance_rows)
-    log.info("pull.done", extra={"charges": len(charge_rows), "balance_transactions": len(balance)})
+    balance = totals.balance_frame(balance_columns)
+    charges = c.charges_frame(charge_columns)
+    del charge_columns, balance_columns  # the frames hold what is needed
+    clock.lap("pull")
+    log.info("pull.done", extra={"charges": len(charges), "balance_transactions": len(balance)})
 
-    refs = {r["order_ref"] for r in charge_rows if r["order_ref"]}
-    unreferenced = {r["charge_id"] for r in charge_rows if not r["order_ref"]}
-    records = order_store.load_orders(
+    refs = set(charges["order_ref"].dropna())
+    unreferenced = set(charges.loc[charges["order_ref"].isna(), "charge_id"])
+    orders = c.orders_frame(order_store.load_order_columns(
         db[config.mongodb.orders_collection], config.orders, req.since, req.until, refs, unreferenced
-    )
-    orders = c.orders_frame(records)
+    ))
+    del refs, unreferenced
+    clock.lap("load")
     log.info("load.done", extra={"orders": len(orders)})
 
     rules = rules_for(config, req.now)
-    charges = c.charges_frame(charge_rows)
     outcomes = c.classify(orders, charges, rules)
+    clock.lap("classify")
     extra = _edge_charges(client, config, req, orders, outcomes, set(charges["charge_id"]), policy)
     if extra:
-        charges = c.charges_frame(charge_rows + extra)
+        charges = c.with_more_charges(charges, extra)
         outcomes = c.classify(orders, charges, rules)
+    clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra)})
 
     if not req.dry_run:
@@ -126,6 +147,7 @@ def _run(
         log.info("repair.done", extra={
             "repaired": len(done.repaired), "marked_failed": len(done.marked_failed), "lost_race": len(done.lost_race),
         })
+    clock.lap("repair")
 
     counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
     money = totals.summarize(balance)
@@ -137,5 +159,8 @@ def _run(
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
-    log.info("run.done", extra={"counts": counts, "report": str(files.html), "exit_code": int(exit_code)})
-    return RunResult(run_id, counts, summary, files, exit_code)
+    clock.lap("report")
+    log.info("run.done", extra={
+        "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
+    })
+    return RunResult(run_id, counts, summary, files, exit_code, clock.laps)

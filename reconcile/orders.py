@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 from bson import ObjectId
 from dateutil import parser as date_parser
 from pymongo.collection import Collection
 
+from reconcile.columns import Columns, rows, share
 from reconcile.config import OrdersConfig
 from reconcile.mongo import mongo_errors
 from reconcile.timeutil import as_utc
@@ -111,8 +112,94 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
     }
 
 
-def _typed_key(value: Any) -> tuple[str, str]:
-    return type(value).__name__, str(value)
+ORDER_FIELDS = ("order_id", "order_key", "status", "amount", "currency", "created", "stored_charge_id", "email", "problem")
+
+
+# _id types kept as they are to tell documents apart (an ObjectId never equals its hex string);
+# any other type is keyed by type name and text.
+_PLAIN_IDS = (ObjectId, str, int)
+
+
+class _OrderColumns:
+    """Order documents -> columns as they stream in; no document is kept.
+
+    Plain documents (the vast majority) take a fast path with the same result as
+    `order_record`; anything unusual goes through `order_record` itself.
+    """
+
+    def __init__(self, config: OrdersConfig) -> None:
+        self.config = config
+        self.columns: Columns = {name: [] for name in ORDER_FIELDS}
+        self.seen: set[Any] = set()
+        names = [config.amount_field, config.status_field, config.currency_field, config.created_at_field,
+                 config.charge_id_field, config.email_field or ""]
+        self._flat = all("." not in name for name in names)
+
+    def add(self, cursor: Iterable[dict[str, Any]]) -> None:
+        cfg, seen = self.config, self.seen
+        cols = [self.columns[name] for name in ORDER_FIELDS]
+        ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems = cols
+        amount_f, status_f, currency_f = cfg.amount_field, cfg.status_field, cfg.currency_field
+        created_f, charge_f, email_f = cfg.created_at_field, cfg.charge_id_field, cfg.email_field
+        flat = self._flat
+        for doc in cursor:
+            doc_id = doc["_id"]
+            key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
+            if key in seen:
+                continue
+            seen.add(key)
+            if flat:
+                # The fast path: a plain document, same result as order_record, in a third of the time.
+                amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
+                when = doc.get(created_f)
+                if (
+                    amount.__class__ is int and status.__class__ is str and currency.__class__ is str
+                    and when.__class__ is datetime and currency.strip()
+                ):
+                    charge_id = doc.get(charge_f)
+                    email = doc.get(email_f) if email_f else None
+                    ids.append(doc_id)
+                    keys.append(str(doc_id))
+                    statuses.append(share(status))
+                    amounts.append(amount)
+                    currencies.append(share(currency.strip().lower()))
+                    created.append(int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()))
+                    charge_ids.append(charge_id.strip() or None if charge_id.__class__ is str else None)
+                    emails.append(email if isinstance(email, str) else None)
+                    problems.append(None)
+                    continue
+            record = order_record(doc, cfg)
+            for column, name in zip(cols, ORDER_FIELDS):
+                column.append(share(record[name]))
+
+
+def load_order_columns(
+    orders: Collection,
+    config: OrdersConfig,
+    since: datetime,
+    until: datetime,
+    order_refs: Iterable[str] = (),
+    charge_ids: Iterable[str] = (),
+) -> Columns:
+    """Orders created in the window, plus those named by a charge (by _id) or naming one (by stored
+    charge id), as columns (the fields of `order_record`). Memory stays near the columns' own size."""
+    fields = projection(config)
+    out = _OrderColumns(config)
+    with mongo_errors("loading orders"):
+        out.add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields, batch_size=BATCH * 5))
+        in_window = len(out.seen)
+        loaded_keys = set(out.columns["order_key"])
+        refs = sorted({r for r in order_refs if r not in loaded_keys})
+        del loaded_keys
+        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
+            out.add(orders.find({"_id": {"$in": batch}}, fields))
+        known_charges = set(out.columns["stored_charge_id"])
+        wanted = sorted({c for c in charge_ids if c not in known_charges})
+        for batch in _batches(wanted):
+            out.add(orders.find({config.charge_id_field: {"$in": batch}}, fields))
+    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(out.seen) - in_window})
+    _flag_shared_ids(out.columns)
+    return out.columns
 
 
 def load_orders(
@@ -123,38 +210,21 @@ def load_orders(
     order_refs: Iterable[str] = (),
     charge_ids: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Orders created in the window, plus those named by a charge (by _id) or naming one (by stored charge id)."""
-    fields = projection(config)
-    docs: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def add(cursor: Iterable[dict[str, Any]]) -> None:
-        for doc in cursor:
-            docs.setdefault(_typed_key(doc["_id"]), doc)
-
-    with mongo_errors("loading orders"):
-        add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields))
-        in_window = len(docs)
-        loaded_keys = {key for _, key in docs}
-        refs = sorted({r for r in order_refs if r not in loaded_keys})
-        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
-            add(orders.find({"_id": {"$in": batch}}, fields))
-        known_charges = {d.get(config.charge_id_field) for d in docs.values()}
-        wanted = sorted({c for c in charge_ids if c not in known_charges})
-        for batch in _batches(wanted):
-            add(orders.find({config.charge_id_field: {"$in": batch}}, fields))
-    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(docs) - in_window})
-    records = [order_record(doc, config) for doc in docs.values()]
-    _flag_shared_ids(records)
-    return records
+    """As load_order_columns, one record (dict) per order: for small loads and tests."""
+    return rows(load_order_columns(orders, config, since, until, order_refs, charge_ids))
 
 
-def _flag_shared_ids(records: list[dict[str, Any]]) -> None:
+def _flag_shared_ids(columns: Columns) -> None:
     """Two documents whose ids print the same (ObjectId and string) cannot be told apart by Stripe."""
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_key.setdefault(record["order_key"], []).append(record)
-    for key, group in by_key.items():
+    keys = columns["order_key"]
+    if len(set(keys)) == len(keys):
+        return
+    positions: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        positions.setdefault(key, []).append(position)
+    problems = columns["problem"]
+    for key, group in positions.items():
         if len(group) > 1:
-            for record in group:
-                note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
-                record["problem"] = "; ".join(filter(None, [record["problem"], note]))
+            note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
+            for position in group:
+                problems[position] = "; ".join(filter(None, [problems[position], note]))

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import stripe
 
-from reconcile import pull_plan
+from reconcile import columns, pull_plan
 from reconcile.budget import Budget, endpoint_of
 from reconcile.config import StripeConfig
 from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
@@ -223,6 +223,28 @@ def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
 
 
 RowFn = Callable[[dict[str, Any]], dict[str, Any]]
+CHARGE_PARAMS: dict[str, Any] = {"expand": ["data.balance_transaction"]}
+
+
+def _pull(
+    client: stripe.StripeClient, path: str, since: datetime, until: datetime,
+    on_page: Callable[[list[dict[str, Any]]], Any], policy: RetryPolicy, params: dict[str, Any] | None,
+) -> list[Any]:
+    """``on_page`` of every page created in [since, until), in list order (see pull_plan)."""
+    base = dict(params or {})
+
+    def fetch(page_params: dict[str, Any]) -> dict[str, Any]:
+        return request(client, path, {**base, **page_params}, policy)
+
+    started = time.monotonic()
+    pages, stats = pull_plan.pull_window(
+        fetch, to_unix(since), to_unix(until), on_page, workers=policy.workers(), abort=policy.abort, label=path,
+    )
+    log.info("pull.page_set", extra={
+        "path": path, "count": stats.objects, "requests": stats.requests, "slices": stats.slices,
+        "seconds": round(time.monotonic() - started, 3),
+    })
+    return pages
 
 
 def fetch_window(
@@ -235,37 +257,43 @@ def fetch_window(
     under the policy's budget (reconcile/pull_plan.py). Rows come back in Stripe's list order,
     exactly as a sequential pull would give them. Callable from several threads at once.
     """
-    base = dict(params or {})
+    pages = _pull(client, path, since, until, lambda objs: [row(obj) for obj in objs], policy, params)
+    return [r for page in pages for r in page]
 
-    def fetch(page_params: dict[str, Any]) -> dict[str, Any]:
-        return request(client, path, {**base, **page_params}, policy)
 
-    started = time.monotonic()
-    pages, stats = pull_plan.pull_window(
-        fetch, to_unix(since), to_unix(until), lambda objs: [row(obj) for obj in objs],
-        workers=policy.workers(), abort=policy.abort, label=path,
-    )
-    rows = [r for page in pages for r in page]
-    log.info("pull.page_set", extra={
-        "path": path, "count": len(rows), "requests": stats.requests, "slices": stats.slices,
-        "seconds": round(time.monotonic() - started, 3),
-    })
-    return rows
+def fetch_window_columns(
+    client: stripe.StripeClient, path: str, since: datetime, until: datetime, row: RowFn,
+    policy: RetryPolicy, params: dict[str, Any] | None = None,
+) -> columns.Columns:
+    """As fetch_window, packed into columns page by page: for big windows (~3x less memory)."""
+    pages = _pull(client, path, since, until, lambda objs: columns.pack(row(obj) for obj in objs), policy, params)
+    return columns.concat(pages)
 
 
 def fetch_charges(
     client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
 ) -> list[dict[str, Any]]:
-    return fetch_window(
-        client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy,
-        {"expand": ["data.balance_transaction"]},
-    )
+    return fetch_window(client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy, CHARGE_PARAMS)
 
 
 def fetch_balance_transactions(
     client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
 ) -> list[dict[str, Any]]:
     return fetch_window(client, "/v1/balance_transactions", since, until, balance_row, policy)
+
+
+def fetch_charge_columns(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> columns.Columns:
+    return fetch_window_columns(
+        client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy, CHARGE_PARAMS
+    )
+
+
+def fetch_balance_columns(
+    client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
+) -> columns.Columns:
+    return fetch_window_columns(client, "/v1/balance_transactions", since, until, balance_row, policy)
 
 
 def retrieve_charges(
