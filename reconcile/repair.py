@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 from pymongo import UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from reconcile.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.config import Config
@@ -19,6 +21,7 @@ from reconcile.timeutil import from_unix
 log = logging.getLogger(__name__)
 
 BATCH = 500
+_DUPLICATE_KEY = 11000
 MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
 
 
@@ -78,19 +81,18 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
         batch = rows[start : start + BATCH]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
         with mongo_errors("repairing orders"):
-            orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
-            # Which compare-and-sets took effect: the orders now carrying this run's marker.
-            changed = {
-                str(doc["_id"])
-                for doc in orders.find(
-                    {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
-                )
-            }
-            records = [a for _, _, a in plans if a["order_key"] in changed]
-            if records:
-                audit.bulk_write(
-                    [UpdateOne({"_id": a["_id"]}, {"$setOnInsert": a}, upsert=True) for a in records], ordered=False
-                )
+            written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
+            if written.modified_count == len(batch):
+                changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
+            else:
+                # Some lost their race: the ones that took effect carry this run's marker.
+                changed = {
+                    str(doc["_id"])
+                    for doc in orders.find(
+                        {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
+                    )
+                }
+            _insert_audit(audit, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             if row.order_key not in changed:
                 result.lost_race.append(row.order_key)
@@ -103,6 +105,19 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
         )
     return result
+
+
+def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
+    """One audit record per change; a record already there (same run, same order) is kept as it was."""
+    if not records:
+        return
+    try:
+        audit.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])) or exc.details.get(
+            "writeConcernErrors"
+        ):
+            raise
 
 
 def mark_lost_races(outcomes: pd.DataFrame, lost: list[str]) -> pd.DataFrame:
