@@ -32,10 +32,16 @@ class RepairResult:
     lost_race: list[str] = field(default_factory=list)      # changed by someone else meanwhile: left alone
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
     fields = config.orders
     action = row.outcome
+    # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
+    previous = _text(row.stored_charge_id)
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
     marker: dict[str, Any] = {"action": action, "run_id": run_id, "at": now}
     update_set: dict[str, Any] = {fields.status_field: to_status}
@@ -56,15 +62,15 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
         "from_status": fields.pending_status,
         "to_status": to_status,
         "charge_id": row.charge_id if action == REPAIRED else None,
-        "previous_charge_id": row.stored_charge_id if action == REPAIRED else None,
+        "previous_charge_id": previous if action == REPAIRED else None,
         "amount": None if pd.isna(row.amount) else int(row.amount),
-        "currency": row.currency,
+        "currency": _text(row.currency),
         # How to undo: put the order back exactly as it was, if it is still as we left it.
         "undo": {
             "filter": {"_id": row.order_id, fields.status_field: to_status, f"{MARKER}.run_id": run_id},
             "set": {fields.status_field: fields.pending_status}
-            | ({fields.charge_id_field: row.stored_charge_id} if action == REPAIRED and row.stored_charge_id else {}),
-            "unset": [MARKER] + ([fields.charge_id_field] if action == REPAIRED and not row.stored_charge_id else []),
+            | ({fields.charge_id_field: previous} if action == REPAIRED and previous else {}),
+            "unset": [MARKER] + ([fields.charge_id_field] if action == REPAIRED and not previous else []),
         },
     }
     return cas_filter, {"$set": update_set}, audit

@@ -161,3 +161,18 @@ def test_bad_stripe_key_exits_2_without_showing_it(cli, monkeypatch):
     assert result.exit_code == 2
     assert "Stripe rejected the API key" in result.output
     assert "wrongwrongwrong12345" not in result.output
+
+
+def test_audit_of_a_repair_without_a_stored_charge_id_among_orders_with_one(cli, store, db, now, shop):
+    """A frame column mixing charge ids and missing ones holds NaN for the missing: never written as one."""
+    paid = shop.order(c.OK, status="accepted", amount=1200)
+    charge = shop.charge(paid, amount=1200)
+    db["orders"].update_one({"_id": paid}, {"$set": {"charge_id": charge["id"]}})
+    stuck = shop.order(c.REPAIRED, amount=3100)
+    shop.charge(stuck, amount=3100)
+    result = cli()
+    assert result.summary["repaired"] == [str(stuck)], result.output
+    [audit] = list(db["reconcile_audit"].find())
+    assert audit["previous_charge_id"] is None
+    assert audit["undo"]["set"] == {"status": "created"}
+    assert audit["undo"]["unset"] == ["reconcile", "charge_id"]
