@@ -64,9 +64,9 @@ class Rules:
 
 def _frame(data: list[dict[str, Any]] | dict[str, list[Any]], names: list[str]) -> pd.DataFrame:
     """Rows (dicts) or columns (a dict of lists, see reconcile/columns.py) -> a frame of ``names``."""
-    if isinstance(data, dict):
+    if isinstance(data, dict) and any(len(values) for values in data.values()):
         return pd.DataFrame(data, columns=names)
-    return pd.DataFrame.from_records(data, columns=names)
+    return pd.DataFrame.from_records([] if isinstance(data, dict) else data, columns=names)  # empty: object columns
 
 
 def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:

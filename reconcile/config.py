@@ -66,6 +66,9 @@ class WindowConfig:
     lookback: timedelta = timedelta(hours=24)
     # How far past the window's edges to look for the charge of an order that seems to have none.
     edge_slack: timedelta = timedelta(minutes=30)
+    # Longer windows are reconciled in consecutive pieces of at most this length (oldest first):
+    # memory grows with the largest piece. ~2 GB per million charges in a piece.
+    sub_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("orders.grace_period must not be negative")
     if config.orders.amount_tolerance < 0:
         problems.append("orders.amount_tolerance must not be negative")
+    if config.window.sub_window < timedelta(minutes=1):
+        problems.append("window.sub_window must be at least 1m")
     if config.window.lookback <= timedelta(0):
         problems.append("window.lookback must be longer than zero")
     if config.stripe.max_network_retries < 0 or config.stripe.rate_limit_retries < 0:

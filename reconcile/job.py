@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
-from reconcile import pull_plan, repair, report, stripe_pull, totals
+from reconcile import pull_plan, repair, report, stripe_pull, subwindows, totals
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
@@ -109,9 +109,54 @@ def _run(
     run_id: str, policy: stripe_pull.RetryPolicy,
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
-    key = config.stripe.order_id_metadata_key
-
     clock = _Clock()
+    order_store.check_indexes(db[config.mongodb.orders_collection], config.orders)
+    merge = subwindows.Merge()
+    money: dict[str, dict[str, Any]] = {}
+    parts = subwindows.pieces(req.since, req.until, config.window.sub_window)
+    for number, (since, until) in enumerate(parts, 1):
+        if len(parts) > 1:
+            log.info("piece.start", extra={
+                "piece": number, "of": len(parts), "since": since.isoformat(), "until": until.isoformat(),
+            })
+        piece = replace(req, since=since, until=until)
+        outcomes, balance = _reconcile(config, client, db, piece, policy, clock)
+        outcomes = merge.admit(outcomes, since, until)
+        if not req.dry_run:
+            done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
+            outcomes = repair.mark_lost_races(outcomes, done.lost_race)
+            log.info("repair.done", extra={
+                "repaired": len(done.repaired), "marked_failed": len(done.marked_failed),
+                "lost_race": len(done.lost_race),
+            })
+        clock.lap("repair")
+        merge.keep(outcomes)
+        money = subwindows.add_totals(money, totals.summarize(balance))
+        del outcomes, balance  # the next piece starts from nothing
+
+    counts = merge.outcome_counts()
+    outcomes = merge.outcomes()
+    files = report.write_report(
+        req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
+        config.stripe.dashboard_url, utcnow(),
+    )
+    summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
+    if req.summary_json:
+        report.write_summary_json(req.summary_json, summary)
+    exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
+    clock.lap("report")
+    log.info("run.done", extra={
+        "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
+    })
+    return RunResult(run_id, counts, summary, files, exit_code, clock.laps)
+
+
+def _reconcile(
+    config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
+    policy: stripe_pull.RetryPolicy, clock: _Clock,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One (sub-)window: pull, load, classify, edge look. Returns the outcomes and the balance transactions."""
+    key = config.stripe.order_id_metadata_key
     charge_columns, balance_columns = pull_plan.side_by_side([
         lambda: stripe_pull.fetch_charge_columns(client, req.since, req.until, key, policy),
         lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
@@ -140,27 +185,4 @@ def _run(
         outcomes = c.classify(orders, charges, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra)})
-
-    if not req.dry_run:
-        done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
-        outcomes = repair.mark_lost_races(outcomes, done.lost_race)
-        log.info("repair.done", extra={
-            "repaired": len(done.repaired), "marked_failed": len(done.marked_failed), "lost_race": len(done.lost_race),
-        })
-    clock.lap("repair")
-
-    counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
-    money = totals.summarize(balance)
-    files = report.write_report(
-        req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
-        config.stripe.dashboard_url, utcnow(),
-    )
-    summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
-    if req.summary_json:
-        report.write_summary_json(req.summary_json, summary)
-    exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
-    clock.lap("report")
-    log.info("run.done", extra={
-        "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
-    })
-    return RunResult(run_id, counts, summary, files, exit_code, clock.laps)
+    return outcomes, balance

@@ -121,3 +121,21 @@ def test_dotted_field_names_take_the_general_path(orders):
                        "created_at": datetime(2026, 11, 20, 9)})
     [record] = load_orders(orders, cfg, SINCE, UNTIL)
     assert (record["amount"], record["currency"], record["problem"]) == (500, "eur", None)
+
+
+def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
+    """On the wire-protocol server: the job warns, once per field, and builds nothing itself."""
+    from reconcile.orders import check_indexes
+
+    db["orders"].insert_one({"_id": "o1"})
+    with caplog.at_level("WARNING", logger="reconcile.orders"):
+        assert check_indexes(db["orders"], CFG) == ["created_at", "charge_id"]
+    hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]
+    assert hints == [
+        'db.orders.createIndex({"created_at": 1}): without it every run scans the collection',
+        'db.orders.createIndex({"charge_id": 1}): without it every run scans the collection',
+    ]
+    assert set(db["orders"].index_information()) == {"_id_"}  # nothing built behind the user's back
+    db["orders"].create_index([("created_at", 1), ("status", 1)])
+    db["orders"].create_index("charge_id")
+    assert check_indexes(db["orders"], CFG) == []
