@@ -20,7 +20,7 @@ from reconcile import pull_plan, repair, report, stripe_pull, subwindows, totals
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
-from reconcile.timeutil import to_unix, utcnow
+from reconcile.timeutil import from_unix, to_unix, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,17 @@ def _edge_charges(
     stored = sorted(set(candidates["stored_charge_id"].dropna()) - known)
     key = config.stripe.order_id_metadata_key
     rows = stripe_pull.retrieve_charges(client, stored, key, policy)
-    if candidates["stored_charge_id"].isna().any():
+    unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"].dropna()
+    if len(unnamed):
+        # A charge lands within edge_slack of its order: look only where that reaches past the window.
         slack = config.window.edge_slack
-        rows += stripe_pull.fetch_charges(client, req.since - slack, req.since, key, policy)
-        rows += stripe_pull.fetch_charges(client, req.until, req.until + slack, key, policy)
+        before = (from_unix(int(unnamed.min())) - slack, req.since)
+        after = (req.until, from_unix(int(unnamed.max())) + slack)
+        looks = [span for span in (before, after) if span[0] < span[1]]
+        for found in pull_plan.side_by_side([
+            lambda span=span: stripe_pull.fetch_charges(client, span[0], span[1], key, policy) for span in looks
+        ], policy.abort):
+            rows += found
     for row in rows:
         row["in_window"] = False
     return rows

@@ -176,3 +176,26 @@ def test_audit_of_a_repair_without_a_stored_charge_id_among_orders_with_one(cli,
     assert audit["previous_charge_id"] is None
     assert audit["undo"]["set"] == {"status": "created"}
     assert audit["undo"]["unset"] == ["reconcile", "charge_id"]
+
+
+def charge_list_ranges(stripe_server) -> list[tuple[int, int]]:
+    return [(int(q["created[gte]"]), int(q["created[lt]"])) for _, p, q in stripe_server.request_log
+            if p == "/v1/charges" and "created[gte]" in q]
+
+
+def test_edge_look_reaches_only_as_far_past_the_window_as_its_orders_need(cli, store, db, now, shop, stripe_server):
+    shop.order(c.STALE_PENDING, age=timedelta(hours=5))  # mid-window: a charge of it would be inside
+    result = cli()
+    assert result.summary["counts"]["stale_pending"] == 1
+    window = charge_list_ranges(stripe_server)[0]  # the first request asks for the whole window
+    assert all(window[0] <= lo and hi <= window[1] for lo, hi in charge_list_ranges(stripe_server))
+
+    stripe_server.request_log.clear()
+    shop.order(c.STALE_PENDING, age=timedelta(hours=23, minutes=50))  # 10 minutes after the window opens
+    result = cli()
+    assert result.summary["counts"]["stale_pending"] == 2
+    ranges = charge_list_ranges(stripe_server)
+    since = ranges[0][0]
+    outside = [(lo, hi) for lo, hi in ranges if hi <= since]
+    assert len(outside) == 1 and 19 * 60 <= outside[0][1] - outside[0][0] <= 21 * 60  # 30 min slack - 10 min
+    assert all(lo >= since for lo, hi in ranges if (lo, hi) not in outside)  # nothing looked at after the window
