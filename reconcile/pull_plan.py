@@ -138,7 +138,7 @@ class _Pull(Generic[T]):
                 return
             cursor = data[-1].get("id")
             if not isinstance(cursor, str) or cursor in piece.seen:
-                raise StripeRequestError(f"Stripe returned a repeated or missing cursor while listing; stopping")
+                raise StripeRequestError("Stripe returned a repeated or missing cursor while listing; stopping")
             piece.seen.add(cursor)
             self._maybe_split(piece, len(data), last)
             piece.until, piece.cursor = last + 1, cursor

@@ -143,7 +143,7 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
 def iter_pages(
     client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy
 ) -> Iterator[list[dict[str, Any]]]:
-    """Every page of a list endpoint, following `starting_after`; a failed page is retried alone."""
+    """Every page of a list endpoint by one cursor walk (the sequential reference; windows use fetch_window)."""
     cursor: str | None = None
     seen_cursors: set[str] = set()
     while True:
