@@ -90,8 +90,8 @@ def _edge_charges(
     if len(unnamed):
         # A charge lands within edge_slack of its order: look only where that reaches past the window.
         slack = config.window.edge_slack
-        before = (from_unix(int(unnamed.min())) - slack, req.since)
-        after = (req.until, from_unix(int(unnamed.max())) + slack)
+        before = (max(req.since, from_unix(int(unnamed.min()))) - slack, req.since)
+        after = (req.until, min(req.until, from_unix(int(unnamed.max()))) + slack)
         looks = [span for span in (before, after) if span[0] < span[1]]
         for found in pull_plan.side_by_side([
             lambda span=span: stripe_pull.fetch_charges(client, span[0], span[1], key, policy) for span in looks
