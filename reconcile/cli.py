@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
-from reconcile.config import load_config
-from reconcile.errors import ConfigError, ReconcileError
+from reconcile import interrupt
+from reconcile.config import EMAIL_SEND, load_config
+from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.timeutil import fmt, parse_when, utcnow
+from reconcile.redact import scrub
+from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
 
@@ -27,72 +30,218 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def resolve_window(config, since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    until = until or now
-    if until > now:
-        until = now  # nothing exists after now; a future end would only mislabel the report
-    since = since or until - config.window.lookback
-    if since >= until:
-        raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(until)}")
-    return since, until
+def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> None:
+    click.echo(f"reconcile: error: {scrub(str(error))}", err=True)
+    sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
 
-def fail(error: ReconcileError) -> None:
-    click.echo(f"reconcile: error: {error}", err=True)
-    sys.exit(int(error.exit_code))
+EXIT_CODES_HELP = (
+    "Exit codes: 0 nothing needs a person; 1 discrepancies need a person; 2 bad usage or config; "
+    "3 Stripe or MongoDB unavailable; 4 another run holds the lease (the line names it); "
+    "5 report written but not emailed (the next run resends it); 70 internal error; "
+    "130/143 stopped by Ctrl-C/SIGTERM between writes (finished repairs stay, audited)."
+)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default="reconcile.toml",
               show_default=True, help="TOML config file (see config.example.toml).")
-@click.option("--since", metavar="WHEN", help="Window start: ISO-8601 (naive = UTC) or a span back from now (90m, 6h, 3d). Default: --until minus window.lookback.")
+@click.option("--since", metavar="WHEN", help="Window start: ISO-8601 (naive = UTC) or a span back from now (90m, 6h, 3d). "
+              "Default: where the last completed run ended, minus window.overlap (first run: --until minus window.lookback).")
 @click.option("--until", metavar="WHEN", help="Window end, excluded. Same forms as --since. Default: now.")
-@click.option("--dry-run", is_flag=True, help="Change nothing; report what would be repaired.")
+@click.option("--dry-run", is_flag=True, help="Change nothing (no repairs, no watermark, no items, no email); report what would be done.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the HTML and CSV reports go (default: report.dir).")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JSON summary of the run here.")
+@click.option("--wait", metavar="DURATION", help="Wait this long (e.g. 10m) for another run's lease before exiting 4. Default: lease.wait.")
+@click.option("--email", "email_send", type=click.Choice(EMAIL_SEND), help="Override email.send for this run.")
+@click.option("--trigger", metavar="NAME", help="What started this run, kept in the run history (e.g. cron-hourly).")
+@click.option("--now", "now_text", metavar="WHEN", hidden=True, help="Tests only: pretend the current time is WHEN.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug lines too.")
 @click.version_option(package_name="reconcile")
 @click.pass_context
-def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, summary_json, verbose) -> None:
+def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, summary_json, wait, email_send, trigger,
+         now_text, verbose) -> None:
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
-    Exit codes: 0 nothing needs a person; 1 discrepancies need a person; 2 bad usage or config;
-    3 Stripe or MongoDB unavailable; 70 internal error.
+    Without --since, a run continues where the last completed run ended (minus window.overlap) and
+    catches up after a pause in sub-windows of window.max_span. One run at a time: a lease in
+    MongoDB keeps a manual backfill and the hourly run apart.
+
+    Subcommands: runs, show RUN_ID, init, check, demo.
     """
     setup_logging(logging.DEBUG if verbose else logging.INFO)
+    ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    from reconcile import job, mongo, stripe_pull  # heavy imports only when a run happens
+    from reconcile import mongo, orchestrate, stripe_pull  # heavy imports only when a run happens
+    from reconcile.progress import Progress, ProgressClient
 
     now = utcnow()
+    if now_text is not None:
+        now = parse_option_when(now_text, "--now", now)
     since = parse_option_when(since, "--since", now)
     until = parse_option_when(until, "--until", now)
+    wait_for = parse_option_duration(wait, "--wait")
+    progress = Progress.for_stream(sys.stderr)
     try:
         config = load_config(config_path)
-        window = resolve_window(config, since, until, now)
-        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
-        db = mongo.connect(config.mongodb_uri(), config.mongodb)
-        request = job.RunRequest(
-            since=window[0], until=window[1], now=now, dry_run=dry_run,
-            report_dir=report_dir or Path(config.report.dir), summary_json=summary_json,
+        if since is not None and since >= now:
+            raise ConfigError(f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet")
+        if since is not None and since >= min(until or now, now):
+            raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(min(until or now, now))}")
+        policy = orchestrate.email_policy(config, email_send)
+        api_key, mongodb_uri = config.stripe_api_key(), config.mongodb_uri()
+        mail = None
+        if policy != "never":
+            from reconcile.mailer import Mailer
+
+            mail = Mailer(config.email, config.smtp_password())
+    except ConfigError as error:
+        fail(error)  # before the run: one line, nothing touched
+    try:
+        with interrupt.handle_signals():
+            client = stripe_pull.make_client(api_key, config.stripe)
+            if progress is not None:
+                client = ProgressClient(client, progress)
+            db = mongo.connect(mongodb_uri, config.mongodb)
+            invocation = orchestrate.Invocation(
+                now=now, since=since, until=until, dry_run=dry_run, report_dir=report_dir or Path(config.report.dir),
+                summary_json=summary_json, wait=wait_for, email=email_send, trigger=trigger,
+            )
+            # The lease is taken inside and released on every way out, Interrupted (SIGTERM, Ctrl-C) included.
+            outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
+    except Interrupted as error:
+        log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
+        fail(error)
+    except interrupt.StopNow as stop:
+        log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
+        click.echo(
+            f"reconcile: stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+            "audited, the next run completes the rest", err=True,
         )
-        result = job.run(config, client, db, request)
+        sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
-        click.echo(f"reconcile: internal error: {type(error).__name__}: {error}", err=True)
+        click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
-    print_summary(result.summary)
-    sys.exit(int(result.exit_code))
+    finally:
+        if progress is not None:
+            progress.close()
+    for run in outcome.runs:
+        print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
+    for line in outcome.lines:
+        click.echo(line)
+    if outcome.error is not None:
+        fail(outcome.error, outcome.exit_code)
+    sys.exit(int(outcome.exit_code))
 
 
-def print_summary(summary: dict) -> None:
+def parse_option_duration(value: str | None, option: str) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def print_summary(summary: dict, run_id: str | None = None) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
     prefix = "DRY RUN: " if summary["dry_run"] else ""
     click.echo(f"{prefix}{summary['window']['since']} to {summary['window']['until']}: {counts or 'nothing in window'}")
-    click.echo(f"needs attention: {summary['needs_attention']}; report: {summary['report']['html']}")
+    items = summary.get("items") or {}
+    open_text = f"; open items {items['open']} ({items['new']} new, {len(items['resolved'])} resolved)" if items else ""
+    click.echo(f"needs attention: {summary['needs_attention']}{open_text}; report: {summary['report']['html']}")
+
+
+def _open_db(ctx: click.Context):
+    from reconcile import mongo
+
+    config = load_config(ctx.obj["config_path"])
+    return config, mongo.connect(config.mongodb_uri(), config.mongodb)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List recent runs: window, status, exit code, what needed a person, email, who started them."""
+    from reconcile import history, state
+
+    try:
+        config, db = _open_db(ctx)
+        docs = state.recent(db[config.mongodb.runs_collection], limit)
+    except ReconcileError as error:
+        fail(error)
+    if as_json:
+        for doc in docs:
+            click.echo(json.dumps(doc, default=str, sort_keys=True))
+        return
+    for line in history.table(docs):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("run_id")
+@click.pass_context
+def show(ctx: click.Context, run_id: str) -> None:
+    """Print one run's summary (RUN_ID as listed by `reconcile runs`, or a unique prefix of it)."""
+    from reconcile import history, state
+
+    try:
+        config, db = _open_db(ctx)
+        doc = state.find_run(db[config.mongodb.runs_collection], run_id)
+    except ReconcileError as error:
+        fail(error)
+    if doc is None:
+        fail(ConfigError(f"no run {run_id!r} in the history (see `reconcile runs`)"))
+    for line in history.details(doc):
+        click.echo(line)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the MongoDB indexes the job needs (idempotent; safe on a live database)."""
+    from reconcile import indexes
+
+    try:
+        config, db = _open_db(ctx)
+        done = indexes.create(db, config)
+    except ReconcileError as error:
+        fail(error)
+    for spec, created in done:
+        click.echo(f"{'created' if created else 'present'}  {spec.text():<50} {spec.why}")
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check the setup: MongoDB reachable, the indexes the job needs, the Stripe key's read permissions."""
+    from reconcile import indexes, setup_check
+
+    problems = 0
+    try:
+        config, db = _open_db(ctx)
+        click.echo("MongoDB: connected")
+        for spec in indexes.required(config):
+            ok = indexes.present(db, spec)
+            problems += not ok
+            click.echo(f"  index {'ok     ' if ok else 'MISSING'} {spec.text():<50} {spec.why}")
+        for line, ok in setup_check.stripe_permissions(config):
+            problems += not ok
+            click.echo(line)
+    except ReconcileError as error:
+        fail(error)
+    if problems:
+        click.echo(f"reconcile: check: {problems} problem(s); `reconcile init` creates missing indexes", err=True)
+        sys.exit(int(ExitCode.BAD_CONFIG))
+    click.echo("all checks passed")
 
 
 @main.command()
@@ -107,3 +256,7 @@ def demo(report_dir: Path) -> None:
     except ReconcileError as error:
         fail(error)
     sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,9 @@ work is done. Rows are packed into columns page by page instead, and short repea
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
 
 Columns = dict[str, list[Any]]
 
@@ -58,3 +60,10 @@ def rows(columns: Columns) -> list[dict[str, Any]]:
     """Columns back to row dicts (small sets only: tests, edge looks)."""
     names = list(columns)
     return [dict(zip(names, values)) for values in zip(*(columns[n] for n in names))]
+
+
+def frame(data: list[dict[str, Any]] | Columns, names: Sequence[str]) -> pd.DataFrame:
+    """Rows (dicts) or columns -> a frame of ``names`` (a name the data lacks is a column of missing values)."""
+    if isinstance(data, dict) and any(len(values) for values in data.values()):
+        return pd.DataFrame(data, columns=list(names))
+    return pd.DataFrame.from_records([] if isinstance(data, dict) else data, columns=list(names))  # empty: object columns

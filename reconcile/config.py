@@ -8,12 +8,13 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from reconcile.errors import ConfigError
+from reconcile.redact import remember
 from reconcile.timeutil import parse_duration
 
 
@@ -33,6 +34,8 @@ class StripeConfig:
     account_requests_per_second: float = 50.0
     # Requests one window pull keeps in flight; unset: enough for the budget at ~0.8 s a page.
     concurrency: int | None = None
+    # First pause of the jittered exponential backoff for 429s and dropped responses (doubles each try).
+    retry_backoff: timedelta = timedelta(milliseconds=500)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,13 @@ class MongoConfig:
     uri_env: str = "MONGODB_URI"
     orders_collection: str = "orders"
     audit_collection: str = "reconcile_audit"
+    # The job's own state: run history, watermark + lease, open items (see README "Running it for real").
+    runs_collection: str = "reconcile_runs"
+    state_collection: str = "reconcile_state"
+    items_collection: str = "reconcile_items"
     server_selection_timeout: timedelta = timedelta(seconds=10)
+    # Orders per bulk compare-and-set write (each batch is followed by its audit records).
+    repair_batch_size: int = 500
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,13 @@ class OrdersConfig:
     other_paid_statuses: tuple[str, ...] = ()
     grace_period: timedelta = timedelta(minutes=15)
     amount_tolerance: int = 0
+    # A pending order within the tolerance of its charge is repaired only when this is set.
+    repair_within_tolerance: bool = False
+    # Ids a checkout may store on the order besides the charge id (linking by `order_fields`).
+    payment_intent_id_field: str | None = None
+    checkout_session_id_field: str | None = None
+    # Minor units the shop has refunded on this order: the expected net is amount minus this.
+    refunded_amount_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,14 +82,55 @@ class WindowConfig:
     lookback: timedelta = timedelta(hours=24)
     # How far past the window's edges to look for the charge of an order that seems to have none.
     edge_slack: timedelta = timedelta(minutes=30)
-    # Longer windows are reconciled in consecutive pieces of at most this length (oldest first):
-    # memory grows with the largest piece. ~2 GB per million charges in a piece.
-    sub_window: timedelta = timedelta(hours=24)
+    # Without --since: start at the last completed run's end minus this, so late data is seen twice.
+    overlap: timedelta = timedelta(hours=1)
+    # A longer window (a catch-up after days, a long backfill) runs as sub-windows of at most this.
+    max_span: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     dir: str = "reports"
+    keep_days: int = 90          # reports older than this are pruned; 0 keeps them forever
+    trend_days: int = 14         # days shown in the report's trend chart
+    recheck_limit: int = 200     # open items from earlier windows re-checked against Stripe per run
+
+
+@dataclass(frozen=True)
+class LeaseConfig:
+    ttl: timedelta = timedelta(minutes=2)    # a killed run's lease is taken over after this
+    wait: timedelta = timedelta(0)           # how long a second run waits for the lease before exit 4
+
+
+EMAIL_SEND = ("always", "on_discrepancy", "never")
+EMAIL_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    send: str = "never"
+    host: str | None = None
+    port: int = 587
+    security: str = "starttls"
+    user: str | None = None
+    password_env: str = "RECONCILE_SMTP_PASSWORD"
+    from_addr: str | None = None
+    to: tuple[str, ...] = ()
+    subject_prefix: str = "[reconcile]"
+    timeout: timedelta = timedelta(seconds=30)
+    ca_file: str | None = None   # a private CA for the SMTP server's certificate; default: the system's
+
+
+LINK_KINDS = ("charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    # How orders are linked to Stripe, strongest first; the default is a Charges API shop.
+    link_by: tuple[str, ...] = ("charge_metadata", "order_fields")
+    # Propose probable pairs of unreferenced charges and unpaid orders, for a person to confirm.
+    probable_matches: bool = True
+    probable_match_drift: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -83,12 +140,19 @@ class Config:
     orders: OrdersConfig
     window: WindowConfig
     report: ReportConfig
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
 
     def mongodb_uri(self) -> str:
         return _secret(self.mongodb.uri_env, "the MongoDB connection string")
+
+    def smtp_password(self) -> str | None:
+        """The SMTP password, only when an SMTP user is configured."""
+        return _secret(self.email.password_env, "the SMTP password") if self.email.user else None
 
 
 SECTIONS: dict[str, type] = {
@@ -97,6 +161,9 @@ SECTIONS: dict[str, type] = {
     "orders": OrdersConfig,
     "window": WindowConfig,
     "report": ReportConfig,
+    "lease": LeaseConfig,
+    "email": EmailConfig,
+    "matching": MatchingConfig,
 }
 
 
@@ -104,6 +171,7 @@ def _secret(env_name: str, what: str) -> str:
     value = os.environ.get(env_name, "").strip()
     if not value:
         raise ConfigError(f"environment variable {env_name} is not set: it must hold {what}")
+    remember(value)
     return value
 
 
@@ -125,6 +193,10 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{key} must be a list of strings, got {value!r}")
         return tuple(value)
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
     if annotation.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key} must be a number, got {value!r}")
@@ -170,12 +242,16 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("orders.grace_period must not be negative")
     if config.orders.amount_tolerance < 0:
         problems.append("orders.amount_tolerance must not be negative")
-    if config.window.sub_window < timedelta(minutes=1):
-        problems.append("window.sub_window must be at least 1m")
     if config.window.lookback <= timedelta(0):
         problems.append("window.lookback must be longer than zero")
     if config.stripe.max_network_retries < 0 or config.stripe.rate_limit_retries < 0:
         problems.append("stripe retry counts must not be negative")
+    if config.mongodb.repair_batch_size < 1:
+        problems.append("mongodb.repair_batch_size must be at least 1")
+    if config.stripe.timeout <= timedelta(0):
+        problems.append("stripe.timeout must be longer than zero")
+    if config.mongodb.server_selection_timeout <= timedelta(0):
+        problems.append("mongodb.server_selection_timeout must be longer than zero")
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
@@ -185,8 +261,53 @@ def _check_values(config: Config, problems: list[str]) -> None:
             problems.append(f"stripe.{name} must be above 0 and at most 10000, got {rate:g}")
     if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
         problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
+    _check_operation(config, problems)
+    link_by = config.matching.link_by
+    unknown = [k for k in link_by if k not in LINK_KINDS]
+    if unknown:
+        hints = "".join(_suggest(k, list(LINK_KINDS)) for k in unknown[:1])
+        problems.append(f"matching.link_by: unknown link kind {unknown[0]!r}{hints}; known: {', '.join(LINK_KINDS)}")
+    if not link_by:
+        problems.append("matching.link_by must name at least one link kind")
+    if len(set(link_by)) != len(link_by):
+        problems.append("matching.link_by names a link kind twice")
+    for name in ("payment_intent_id_field", "checkout_session_id_field"):
+        if getattr(config.orders, name) and "order_fields" not in link_by:
+            problems.append(f"orders.{name} is set but matching.link_by does not include \"order_fields\"")
+    if config.matching.probable_match_drift <= timedelta(0):
+        problems.append("matching.probable_match_drift must be longer than zero")
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
         problems.append(f"stripe.api_base must be an http(s) URL, got {config.stripe.api_base!r}")
+
+
+def _check_operation(config: Config, problems: list[str]) -> None:
+    """Watermark, lease, retention and email settings."""
+    w, r, e = config.window, config.report, config.email
+    if w.overlap < config.orders.grace_period:
+        # An order still in flight at the end of one run must fall inside the next run's window.
+        problems.append("window.overlap must be at least orders.grace_period, or in-flight orders fall between runs")
+    if w.max_span < timedelta(minutes=1):
+        problems.append("window.max_span must be at least 1m")
+    if config.lease.ttl < timedelta(seconds=1) or config.lease.wait < timedelta(0):
+        problems.append("lease.ttl must be at least 1s and lease.wait must not be negative")
+    if r.keep_days < 0 or r.recheck_limit < 0 or not 1 <= r.trend_days <= 366:
+        problems.append("report.keep_days and report.recheck_limit must not be negative; report.trend_days is 1 to 366")
+    if e.send not in EMAIL_SEND:
+        problems.append(f"email.send must be one of {', '.join(EMAIL_SEND)}, got {e.send!r}")
+    if e.security not in EMAIL_SECURITY:
+        problems.append(f"email.security must be one of {', '.join(EMAIL_SECURITY)}, got {e.security!r}")
+    if not 1 <= e.port <= 65535:
+        problems.append(f"email.port must be 1 to 65535, got {e.port}")
+    for key, value in (("from_addr", e.from_addr), ("subject_prefix", e.subject_prefix), *(("to", t) for t in e.to)):
+        if value and any(ch in value for ch in "\r\n"):
+            problems.append(f"email.{key} must be one line")  # a newline would inject mail headers
+    for key, value in (("from_addr", e.from_addr), *(("to", t) for t in e.to)):
+        if value and "@" not in value:
+            problems.append(f"email.{key} {value!r} is not an email address")
+    if e.send != "never":
+        missing = [k for k, v in (("host", e.host), ("from_addr", e.from_addr), ("to", e.to)) if not v]
+        if missing:
+            problems.append(f"email.send is {e.send!r} but email.{', email.'.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> Config:

@@ -26,11 +26,25 @@ KEY_ENV = "RECONCILE_DEMO_STRIPE_KEY"
 URI_ENV = "RECONCILE_DEMO_MONGODB_URI"
 
 
+def demo_sections() -> dict[str, dict[str, Any]]:
+    """The order fields and link kinds of the demo shop, which uses every Stripe integration style."""
+    return {
+        "orders": {
+            "email_field": "email",
+            "payment_intent_id_field": "payment_intent_id",
+            "checkout_session_id_field": "checkout_session_id",
+            "refunded_amount_field": "refunded_amount",
+        },
+        "matching": {"link_by": ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]},
+    }
+
+
 def demo_config(api_base: str) -> dict[str, Any]:
     return {
         "stripe": {"api_key_env": KEY_ENV, "api_base": api_base},
         "mongodb": {"uri_env": URI_ENV, "database": "shop", "orders_collection": "orders"},
-        "orders": {"email_field": "email"},
+        **demo_sections(),
+        "window": {"max_span": "2d"},  # the demo's day (plus the seconds seeding took) in one report
     }
 
 
@@ -62,6 +76,35 @@ class ShopSeeder:
         return self.store.create_charge(
             amount=amount, currency=currency, created=to_unix(self.now - age), status=status,
             metadata=metadata, billing_email=kwargs.pop("billing_email", "buyer@example.com"), **kwargs,
+        )
+
+    def intent(self, order_id: Any, *, amount: int = 2500, currency: str = "usd", age: timedelta = timedelta(hours=2),
+               status: str = "succeeded", charge: str | None = "succeeded", metadata: dict[str, str] | None = None,
+               **charge_kwargs: Any) -> dict[str, Any]:
+        """A PaymentIntents integration: the order id in the PaymentIntent's metadata, none on the charge."""
+        if metadata is None:
+            metadata = {"order_id": str(order_id)} if order_id is not None else {}
+        intent = self.store.create_payment_intent(amount=amount, currency=currency, created=to_unix(self.now - age),
+                                                  status=status, metadata=metadata)
+        if charge:
+            charge_kwargs.setdefault("metadata", {})
+            self.charge(None, amount=amount, currency=currency, age=age - timedelta(seconds=5), status=charge,
+                        payment_intent=intent["id"], **charge_kwargs)
+        return intent
+
+    def checkout(self, order_id: Any, *, amount: int = 2500, currency: str = "usd", age: timedelta = timedelta(hours=2),
+                 status: str = "complete", payment_status: str = "paid", intent_status: str | None = "succeeded",
+                 charge: str | None = "succeeded", client_reference_id: str | None = None,
+                 **charge_kwargs: Any) -> dict[str, Any]:
+        """A Checkout integration: the order id in client_reference_id; nothing on the PaymentIntent or charge."""
+        intent = None
+        if intent_status:
+            intent = self.intent(None, amount=amount, currency=currency, age=age - timedelta(seconds=30),
+                                 status=intent_status, charge=charge, **charge_kwargs)
+        return self.store.create_checkout_session(
+            created=to_unix(self.now - age), status=status, payment_status=payment_status,
+            client_reference_id=client_reference_id or (str(order_id) if order_id is not None else None),
+            payment_intent=intent["id"] if intent else None, amount_total=amount, currency=currency,
         )
 
 
@@ -111,6 +154,57 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Co
     s.charge(None, amount=666, metadata={"order_id": '<script>alert("x")</script>'},
              description='<img src=x onerror=alert(1)> "gift"')
     s.expected[c.ORPHAN_CHARGE] += 3
+
+    # PaymentIntents integration: the order id lives in the PaymentIntent's metadata.
+    oid = s.order(c.OK, status="accepted", amount=3300)
+    s.intent(oid, amount=3300)
+    oid = s.order(c.REPAIRED, amount=4100)
+    s.intent(oid, amount=4100)
+    oid = s.order(c.IN_FLIGHT, amount=5200)  # a bank debit: processing for days, not failed
+    s.intent(oid, amount=5200, status="processing", charge=None)
+    oid = s.order(c.MARKED_FAILED, amount=2700)
+    s.intent(oid, amount=2700, status="canceled", charge=None)
+    oid = s.order(c.STALE_PENDING, amount=1900)  # the customer never entered a card
+    s.intent(oid, amount=1900, status="requires_payment_method", charge=None)
+    # Checkout integration: the order id is the session's client_reference_id.
+    oid = s.order(c.OK, status="accepted", amount=6400)
+    s.checkout(oid, amount=6400)
+    oid = s.order(c.REPAIRED, amount=2350, object_id=False)
+    s.checkout(oid, amount=2350)
+    oid = s.order(c.STALE_PENDING, amount=8800)  # an expired session: abandoned
+    s.checkout(oid, amount=8800, status="expired", payment_status="unpaid", intent_status=None)
+    oid = s.order(c.IN_FLIGHT, amount=7300)  # complete but unpaid: a delayed payment method settling
+    s.checkout(oid, amount=7300, payment_status="unpaid", intent_status="processing", charge=None)
+    # Ids stored on the order by the checkout: a PaymentIntent id, a Checkout Session id.
+    pi = s.intent(None, amount=5600)
+    s.order(c.OK, status="accepted", amount=5600, payment_intent_id=pi["id"])
+    session = s.checkout(None, amount=4700)
+    s.order(c.OK, status="accepted", amount=4700, checkout_session_id=session["id"])
+    # Money details: a partial capture (the remainder released), a partial refund the order records.
+    oid = s.order(c.OK, status="accepted", amount=4000)
+    s.charge(oid, amount=5000, amount_captured=4000)
+    oid = s.order(c.OK, status="accepted", amount=6000, refunded_amount=1000)
+    part = s.charge(oid, amount=6000)
+    store.create_refund(part["id"], amount=1000, created=to_unix(now - timedelta(minutes=40)))
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=3600)  # refunded in Stripe, not on the order
+    part = s.charge(oid, amount=3600)
+    store.create_refund(part["id"], amount=600, created=to_unix(now - timedelta(minutes=30)))
+    # A shop migrating to PaymentIntents: the charge names one order, its PaymentIntent another.
+    first = s.order(c.LINK_CONFLICT, status="accepted", amount=2900)
+    second = s.order(c.LINK_CONFLICT, amount=2900)
+    intent = store.create_payment_intent(amount=2900, created=to_unix(now - timedelta(hours=2)),
+                                         metadata={"order_id": str(second)})
+    s.charge(first, amount=2900, payment_intent=intent["id"])
+    # A checkout that crashed before writing any reference: a probable match for a person...
+    late = s.order(c.PROBABLE_MATCH, amount=3150, age=timedelta(hours=3))
+    s.charge(None, amount=3150, age=timedelta(hours=2, minutes=56), metadata={},
+             billing_email=orders.find_one({"_id": late})["email"])
+    # ...and one whose two candidate orders are equally likely: said so, neither picked.
+    s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4))
+    s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4, minutes=10))
+    s.charge(None, amount=4200, age=timedelta(hours=3, minutes=55), metadata={}, billing_email=None)
+    s.expected[c.ORPHAN_CHARGE] += 1
+
     # Money that moves without an order: a payout and a Stripe fee.
     store.create_balance_transaction(type="payout", amount=-25000, currency="usd", created=to_unix(now - timedelta(hours=6)))
     store.create_balance_transaction(type="stripe_fee", amount=-500, currency="usd", created=to_unix(now - timedelta(hours=7)),
@@ -119,7 +213,7 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Co
 
 
 def run_demo(report_dir: Path) -> ExitCode:
-    from reconcile import job, mongo, stripe_pull
+    from reconcile import mongo, orchestrate, stripe_pull
     from reconcile.config import parse_config
     from reconcile.embedded_mongo import EmbeddedMongo
 
@@ -133,9 +227,10 @@ def run_demo(report_dir: Path) -> ExitCode:
         db = mongo.connect(config.mongodb_uri(), config.mongodb)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
         client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
-        request = job.RunRequest(since=now - timedelta(days=1), until=utcnow() + timedelta(seconds=1), now=utcnow(),
-                                 report_dir=report_dir)
-        result = job.run(config, client, db, request)
+        # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
+        invocation = orchestrate.Invocation(now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir,
+                                            trigger="demo")
+        result = orchestrate.run_windows(config, client, db, invocation).runs[-1].result
     click.echo(f"report: {result.report.html}")
     click.echo(f"csv:    {result.report.csv}")
     click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")

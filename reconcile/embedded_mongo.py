@@ -22,7 +22,12 @@ def free_port() -> int:
 
 
 class EmbeddedMongo:
-    """Starts `nx-27017 --db memory` on a free loopback port; `.uri` to connect, `.stop()` to end it."""
+    """Starts `nx-27017 --db memory` (or a file) on a free loopback port; `.uri` to connect, `.stop()` to end it.
+
+    `.kill()` crashes it (SIGKILL) and `.restart()` brings it back on the same port: tests of a
+    database lost mid-run give it a directory as `db_path` (one SQLite file per database; a
+    single file would share collections between databases) so committed writes survive.
+    """
 
     def __init__(self, port: int | None = None, db_path: str = "memory", startup_timeout: float = 20.0):
         self.port = port or free_port()
@@ -36,6 +41,7 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
     def start(self) -> "EmbeddedMongo":
+        self._workdir.mkdir(parents=True, exist_ok=True)
         executable = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
         if not Path(executable).exists():
             raise ConfigError("the embedded MongoDB server is not installed: pip install 'nx-27017' (or '.[demo]')")
@@ -64,6 +70,11 @@ class EmbeddedMongo:
         if self._process and self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=10)
+
+    def restart(self) -> "EmbeddedMongo":
+        """Start again on the same port: with a file `db_path` the data survives, as after a real crash."""
+        self.kill()
+        return self.start()
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:

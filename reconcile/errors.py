@@ -41,3 +41,35 @@ class StripeUnavailable(ServiceUnavailable):
 
 class MongoUnavailable(ServiceUnavailable):
     pass
+
+
+class LeaseHeld(ReconcileError):
+    """Another run holds the lease: this run must not repair. Names the holder."""
+
+    exit_code = ExitCode.LEASE_HELD
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class LeaseLost(LeaseHeld):
+    """This run's lease expired and was taken over while it worked: it stopped before repairing more."""
+
+
+class MailError(ReconcileError):
+    """The SMTP server could not be reached or refused the message; the report stays on disk."""
+
+    exit_code = ExitCode.EMAIL_FAILED
+
+
+class Interrupted(ReconcileError):
+    """A stop was requested (SIGTERM, Ctrl-C): the run stopped at a checkpoint, between writes."""
+
+    def __init__(self, signal_name: str, step: str):
+        self.signal_name, self.step = signal_name, step
+        self.exit_code = ExitCode.INTERRUPTED if signal_name == "SIGINT" else ExitCode.TERMINATED
+        super().__init__(
+            f"interrupted by {signal_name} during {step}; the write in progress was finished, changes already "
+            "made are kept with their audit records, and the next run completes the rest"
+        )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import stripe
@@ -16,11 +16,12 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
-from reconcile import pull_plan, repair, report, stripe_pull, subwindows, totals
+from reconcile import interrupt, pull_plan, repair, report, stripe_pull, totals
+from reconcile import payments as payment_pull
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
-from reconcile.timeutil import from_unix, to_unix, utcnow
+from reconcile.timeutil import fmt, to_unix, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ class RunRequest:
     dry_run: bool = False
     report_dir: Path = Path("reports")
     summary_json: Path | None = None
+    # Count money from here (the overlap before it was counted by the previous run); None: the whole window.
+    counted_from: datetime | None = None
+    # Called just before repairs (the run lease's check): raising stops the run before it changes anything.
+    checkpoint: Callable[[], None] | None = None
+    # Adds to the report (refunds and disputes, open items, trend): (run_id, outcomes, totals) -> extras.
+    extend: Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,35 +78,11 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
         grace_seconds=int(o.grace_period.total_seconds()),
         now=to_unix(now),
         amount_tolerance=o.amount_tolerance,
+        repair_within_tolerance=o.repair_within_tolerance,
+        link_by=config.matching.link_by,
+        probable_matches=config.matching.probable_matches,
+        probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
     )
-
-
-def _edge_charges(
-    client: stripe.StripeClient, config: Config, req: RunRequest, orders: pd.DataFrame,
-    outcomes: pd.DataFrame, known: set[str], policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
-    """Charges just outside the window for orders that seem to have none (a charge can land after `until`)."""
-    doubtful = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_EDGE_LOOK), "order_key"]
-    if doubtful.empty:
-        return []
-    candidates = orders.loc[orders["order_key"].isin(doubtful)]
-    stored = sorted(set(candidates["stored_charge_id"].dropna()) - known)
-    key = config.stripe.order_id_metadata_key
-    rows = stripe_pull.retrieve_charges(client, stored, key, policy)
-    unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"].dropna()
-    if len(unnamed):
-        # A charge lands within edge_slack of its order: look only where that reaches past the window.
-        slack = config.window.edge_slack
-        before = (max(req.since, from_unix(int(unnamed.min()))) - slack, req.since)
-        after = (req.until, min(req.until, from_unix(int(unnamed.max()))) + slack)
-        looks = [span for span in (before, after) if span[0] < span[1]]
-        for found in pull_plan.side_by_side([
-            lambda span=span: stripe_pull.fetch_charges(client, span[0], span[1], key, policy) for span in looks
-        ], policy.abort):
-            rows += found
-    for row in rows:
-        row["in_window"] = False
-    return rows
 
 
 def run(
@@ -117,37 +100,73 @@ def _run(
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
     clock = _Clock()
-    order_store.check_indexes(db[config.mongodb.orders_collection], config.orders)
-    merge = subwindows.Merge()
-    money: dict[str, dict[str, Any]] = {}
-    parts = subwindows.pieces(req.since, req.until, config.window.sub_window)
-    for number, (since, until) in enumerate(parts, 1):
-        if len(parts) > 1:
-            log.info("piece.start", extra={
-                "piece": number, "of": len(parts), "since": since.isoformat(), "until": until.isoformat(),
-            })
-        piece = replace(req, since=since, until=until)
-        outcomes, balance = _reconcile(config, client, db, piece, policy, clock)
-        outcomes = merge.admit(outcomes, since, until)
-        if not req.dry_run:
-            done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
-            outcomes = repair.mark_lost_races(outcomes, done.lost_race)
-            log.info("repair.done", extra={
-                "repaired": len(done.repaired), "marked_failed": len(done.marked_failed),
-                "lost_race": len(done.lost_race),
-            })
-        clock.lap("repair")
-        merge.keep(outcomes)
-        money = subwindows.add_totals(money, totals.summarize(balance))
-        del outcomes, balance  # the next piece starts from nothing
+    # A run that died between an order's change and its audit record left the order flagged: finish that first.
+    healed = [] if req.dry_run else repair.heal_audit(db, config)
 
-    counts = merge.outcome_counts()
-    outcomes = merge.outcomes()
+    # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions, side by side.
+    pulled, balance_columns = pull_plan.side_by_side([
+        lambda: payment_pull.pull(client, config, req.since, req.until, policy),
+        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
+    ], policy.abort)
+    # Pulls side by side may all finish after a stop was asked for: honour it before loading orders.
+    interrupt.checkpoint("pull")
+    balance = totals.balance_frame(balance_columns)
+    del balance_columns  # the frame holds what is needed
+    clock.lap("pull")
+    log.info("pull.done", extra={
+        "charges": len(pulled.charges), "payment_intents": len(pulled.intents),
+        "checkout_sessions": len(pulled.sessions), "balance_transactions": len(balance),
+    })
+
+    refs = payment_pull.references(pulled, config.matching.link_by)
+    orders = c.orders_frame(order_store.load_order_columns(
+        db[config.mongodb.orders_collection], config.orders, req.since, req.until,
+        refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids,
+    ))
+    del refs
+    clock.lap("load")
+    log.info("load.done", extra={"orders": len(orders)})
+    interrupt.checkpoint("load")
+
+    rules = rules_for(config, req.now)
+    charges, intents, sessions = pulled.frames()
+    outcomes = c.classify(orders, charges, rules, intents, sessions)
+    clock.lap("classify")
+    extra = payment_pull.edge_look(client, config, req.since, req.until, orders, outcomes, pulled, policy)
+    if extra:
+        charges, intents, sessions = (pulled + extra).frames()
+        outcomes = c.classify(orders, charges, rules, intents, sessions)
+    clock.lap("edge_look")
+    log.info("classify.done", extra={"edge_charges": len(extra.charges)})
+    del orders, pulled, extra, charges, intents, sessions  # the outcomes carry what the rest needs
+
+    if not req.dry_run:
+        if req.checkpoint:
+            req.checkpoint()
+        done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
+        outcomes = repair.mark_lost_races(outcomes, done.lost_race)
+        log.info("repair.done", extra={
+            "repaired": len(done.repaired), "marked_failed": len(done.marked_failed), "lost_race": len(done.lost_race),
+        })
+    clock.lap("repair")
+
+    counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
+    if req.counted_from is not None:
+        balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
+    money = totals.summarize(balance)
+    extras = req.extend(run_id, outcomes, money) if req.extend else None
+    clock.lap("extend")
     files = report.write_report(
         req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
-        config.stripe.dashboard_url, utcnow(),
+        config.stripe.dashboard_url, utcnow(), extras=extras, counted_from=req.counted_from,
     )
     summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
+    if req.counted_from is not None:
+        summary["counted_from"] = fmt(req.counted_from)
+    if extras is not None:
+        summary.update(extras.summary)
+        summary["needs_attention"] += extras.needs_attention
+    summary["audit_healed"] = healed
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
@@ -156,40 +175,3 @@ def _run(
         "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
     })
     return RunResult(run_id, counts, summary, files, exit_code, clock.laps)
-
-
-def _reconcile(
-    config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
-    policy: stripe_pull.RetryPolicy, clock: _Clock,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One (sub-)window: pull, load, classify, edge look. Returns the outcomes and the balance transactions."""
-    key = config.stripe.order_id_metadata_key
-    charge_columns, balance_columns = pull_plan.side_by_side([
-        lambda: stripe_pull.fetch_charge_columns(client, req.since, req.until, key, policy),
-        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
-    ], policy.abort)
-    balance = totals.balance_frame(balance_columns)
-    charges = c.charges_frame(charge_columns)
-    del charge_columns, balance_columns  # the frames hold what is needed
-    clock.lap("pull")
-    log.info("pull.done", extra={"charges": len(charges), "balance_transactions": len(balance)})
-
-    refs = set(charges["order_ref"].dropna())
-    unreferenced = set(charges.loc[charges["order_ref"].isna(), "charge_id"])
-    orders = c.orders_frame(order_store.load_order_columns(
-        db[config.mongodb.orders_collection], config.orders, req.since, req.until, refs, unreferenced
-    ))
-    del refs, unreferenced
-    clock.lap("load")
-    log.info("load.done", extra={"orders": len(orders)})
-
-    rules = rules_for(config, req.now)
-    outcomes = c.classify(orders, charges, rules)
-    clock.lap("classify")
-    extra = _edge_charges(client, config, req, orders, outcomes, set(charges["charge_id"]), policy)
-    if extra:
-        charges = c.with_more_charges(charges, extra)
-        outcomes = c.classify(orders, charges, rules)
-    clock.lap("edge_look")
-    log.info("classify.done", extra={"edge_charges": len(extra)})
-    return outcomes, balance

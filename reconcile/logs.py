@@ -10,6 +10,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Iterator
 
+from reconcile.redact import scrub
+
 _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -29,7 +31,8 @@ class JsonLinesFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception's type only: messages from drivers can carry URIs with credentials.
             line["exception"] = record.exc_info[0].__name__
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # Last net: whatever a field holds, a secret read from the environment never leaves as text.
+        return scrub(json.dumps(line, default=str, ensure_ascii=False))
 
 
 def setup_logging(level: int = logging.INFO) -> None:

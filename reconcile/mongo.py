@@ -40,5 +40,12 @@ def connect(uri: str, config: MongoConfig) -> Database:
             tz_aware=True,
             appname="reconcile",
         )
-        client.admin.command("ping")
+        try:
+            client.admin.command("ping")
+        except pymongo.errors.ServerSelectionTimeoutError:
+            client.close()
+            raise MongoUnavailable(
+                f"MongoDB unavailable while connecting: no server answered within {timeout_ms / 1000:g}s "
+                "(mongodb.server_selection_timeout); nothing was changed"
+            ) from None
     return client[config.database]

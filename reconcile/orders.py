@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 from bson import ObjectId
@@ -13,11 +14,12 @@ from pymongo.collection import Collection
 from reconcile.columns import Columns, rows, share
 from reconcile.config import OrdersConfig
 from reconcile.mongo import mongo_errors
-from reconcile.timeutil import as_utc
+from reconcile.timeutil import as_utc, to_unix
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+_CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
 def projection(config: OrdersConfig) -> dict[str, int]:
@@ -28,6 +30,9 @@ def projection(config: OrdersConfig) -> dict[str, int]:
         config.created_at_field,
         config.charge_id_field,
         config.email_field,
+        config.payment_intent_id_field,
+        config.checkout_session_id_field,
+        config.refunded_amount_field,
     ]
     return {name: 1 for name in wanted if name}
 
@@ -71,11 +76,25 @@ def _parse_amount(value: Any) -> tuple[int | None, str | None]:
     if isinstance(value, bool):
         return None, "amount is a boolean"
     if isinstance(value, int):
-        return value, None
+        return (value, None) if value >= 0 else (None, f"amount {value} is negative")
     if value is None:
         return None, "amount is missing"
     shown = str(value)[:40]
     return None, f"amount {shown!r} is a {type(value).__name__}, expected an integer in minor units"
+
+
+def _stored_id(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _parse_refunded(value: Any) -> tuple[int | None, str | None]:
+    """The shop's own record of what it refunded: absent means nothing."""
+    if value is None:
+        return 0, None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value, None
+    shown = str(value)[:40]
+    return None, f"refunded amount {shown!r} is not a non-negative integer in minor units"
 
 
 def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
@@ -92,13 +111,21 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         problems.append("status is missing" if status is None else f"status has type {type(status).__name__}")
         status = None
     currency = _get(doc, config.currency_field)
-    if isinstance(currency, str) and currency.strip():
+    if isinstance(currency, str) and _CURRENCY.match(currency.strip().lower()):
         currency = currency.strip().lower()
     else:
-        problems.append("currency is missing")
+        problems.append(
+            "currency is missing" if currency is None or currency == ""
+            else f"currency {str(currency)[:40]!r} is not a three-letter ISO code"
+        )
         currency = None
     charge_id = _get(doc, config.charge_id_field)
     email = _get(doc, config.email_field) if config.email_field else None
+    refunded, problem = _parse_refunded(_get(doc, config.refunded_amount_field)) if config.refunded_amount_field else (0, None)
+    if problem:
+        problems.append(problem)
+    intent_id = _get(doc, config.payment_intent_id_field) if config.payment_intent_id_field else None
+    session_id = _get(doc, config.checkout_session_id_field) if config.checkout_session_id_field else None
     return {
         "order_id": doc["_id"],
         "order_key": str(doc["_id"]),
@@ -106,18 +133,28 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         "amount": amount,
         "currency": currency,
         "created": created,
-        "stored_charge_id": charge_id.strip() if isinstance(charge_id, str) and charge_id.strip() else None,
+        "stored_charge_id": _stored_id(charge_id),
         "email": email if isinstance(email, str) else None,
         "problem": "; ".join(problems) or None,
+        "stored_payment_intent_id": _stored_id(intent_id),
+        "stored_session_id": _stored_id(session_id),
+        "refunded_amount": refunded,
     }
 
 
-ORDER_FIELDS = ("order_id", "order_key", "status", "amount", "currency", "created", "stored_charge_id", "email", "problem")
+ORDER_FIELDS = (
+    "order_id", "order_key", "status", "amount", "currency", "created", "stored_charge_id", "email", "problem",
+    "stored_payment_intent_id", "stored_session_id", "refunded_amount",
+)
 
 
 # _id types kept as they are to tell documents apart (an ObjectId never equals its hex string);
 # any other type is keyed by type name and text.
 _PLAIN_IDS = (ObjectId, str, int)
+
+
+def _stored_fast(value: Any) -> str | None:
+    return (value.strip() or None) if value.__class__ is str else None
 
 
 class _OrderColumns:
@@ -132,15 +169,27 @@ class _OrderColumns:
         self.columns: Columns = {name: [] for name in ORDER_FIELDS}
         self.seen: set[Any] = set()
         names = [config.amount_field, config.status_field, config.currency_field, config.created_at_field,
-                 config.charge_id_field, config.email_field or ""]
+                 config.charge_id_field, config.email_field or "", config.payment_intent_id_field or "",
+                 config.checkout_session_id_field or "", config.refunded_amount_field or ""]
         self._flat = all("." not in name for name in names)
+        self._currencies: dict[str, str | None] = {}  # raw value -> ISO code, None if not one (few distinct)
+
+    def _currency(self, raw: str) -> str | None:
+        found = self._currencies.get(raw, "")
+        if found == "":
+            code = raw.strip().lower()
+            found = share(code) if _CURRENCY.match(code) else None
+            if len(self._currencies) < 10_000:
+                self._currencies[raw] = found
+        return found
 
     def add(self, cursor: Iterable[dict[str, Any]]) -> None:
         cfg, seen = self.config, self.seen
         cols = [self.columns[name] for name in ORDER_FIELDS]
-        ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems = cols
+        ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems, intents, sessions, refunds = cols
         amount_f, status_f, currency_f = cfg.amount_field, cfg.status_field, cfg.currency_field
         created_f, charge_f, email_f = cfg.created_at_field, cfg.charge_id_field, cfg.email_field
+        intent_f, session_f, refunded_f = cfg.payment_intent_id_field, cfg.checkout_session_id_field, cfg.refunded_amount_field
         flat = self._flat
         for doc in cursor:
             doc_id = doc["_id"]
@@ -152,22 +201,28 @@ class _OrderColumns:
                 # The fast path: a plain document, same result as order_record, in a third of the time.
                 amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
                 when = doc.get(created_f)
+                refunded = doc.get(refunded_f) if refunded_f else None
                 if (
-                    amount.__class__ is int and status.__class__ is str and currency.__class__ is str
-                    and when.__class__ is datetime and currency.strip()
+                    amount.__class__ is int and amount >= 0 and status.__class__ is str
+                    and currency.__class__ is str and when.__class__ is datetime
+                    and (refunded is None or (refunded.__class__ is int and refunded >= 0))
                 ):
-                    charge_id = doc.get(charge_f)
-                    email = doc.get(email_f) if email_f else None
-                    ids.append(doc_id)
-                    keys.append(str(doc_id))
-                    statuses.append(share(status))
-                    amounts.append(amount)
-                    currencies.append(share(currency.strip().lower()))
-                    created.append(int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()))
-                    charge_ids.append(charge_id.strip() or None if charge_id.__class__ is str else None)
-                    emails.append(email if isinstance(email, str) else None)
-                    problems.append(None)
-                    continue
+                    code = self._currency(currency)
+                    if code is not None:
+                        email = doc.get(email_f) if email_f else None
+                        ids.append(doc_id)
+                        keys.append(str(doc_id))
+                        statuses.append(share(status))
+                        amounts.append(amount)
+                        currencies.append(code)
+                        created.append(int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()))
+                        charge_ids.append(_stored_fast(doc.get(charge_f)))
+                        emails.append(email if isinstance(email, str) else None)
+                        problems.append(None)
+                        intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
+                        sessions.append(_stored_fast(doc.get(session_f)) if session_f else None)
+                        refunds.append(refunded or 0)
+                        continue
             record = order_record(doc, cfg)
             for column, name in zip(cols, ORDER_FIELDS):
                 column.append(share(record[name]))
@@ -186,7 +241,8 @@ def check_indexes(orders: Collection, config: OrdersConfig) -> list[str]:
     for name in missing:
         log.warning("load.index_missing", extra={
             "collection": orders.name, "field": name,
-            "hint": f"db.{orders.name}.createIndex({{\"{name}\": 1}}): without it every run scans the collection",
+            "hint": f"`reconcile init` creates it (or db.{orders.name}.createIndex({{\"{name}\": 1}})): "
+                    "without it every run scans the collection",
         })
     return missing
 
@@ -198,23 +254,38 @@ def load_order_columns(
     until: datetime,
     order_refs: Iterable[str] = (),
     charge_ids: Iterable[str] = (),
+    payment_intent_ids: Iterable[str] = (),
+    session_ids: Iterable[str] = (),
 ) -> Columns:
-    """Orders created in the window, plus those named by a charge (by _id) or naming one (by stored
-    charge id), as columns (the fields of `order_record`). Memory stays near the columns' own size."""
+    """Orders created in the window, plus those named by Stripe (by _id) or naming a Stripe object
+    (by stored id), as columns (the fields of `order_record`). Memory stays near the columns' own size.
+
+    `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
+    store them (when configured), in batches of `$in`.
+    """
     fields = projection(config)
     out = _OrderColumns(config)
     with mongo_errors("loading orders"):
         out.add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields, batch_size=BATCH * 5))
+        out.add(_string_dated(orders, config, since, until, fields))
         in_window = len(out.seen)
         loaded_keys = set(out.columns["order_key"])
         refs = sorted({r for r in order_refs if r not in loaded_keys})
         del loaded_keys
         for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
             out.add(orders.find({"_id": {"$in": batch}}, fields))
-        known_charges = set(out.columns["stored_charge_id"])
-        wanted = sorted({c for c in charge_ids if c not in known_charges})
-        for batch in _batches(wanted):
-            out.add(orders.find({config.charge_id_field: {"$in": batch}}, fields))
+        for field, column, ids in (
+            (config.charge_id_field, "stored_charge_id", charge_ids),
+            (config.payment_intent_id_field, "stored_payment_intent_id", payment_intent_ids),
+            (config.checkout_session_id_field, "stored_session_id", session_ids),
+        ):
+            if not field:
+                continue
+            known = set(out.columns[column])
+            wanted = sorted({i for i in ids if i and i not in known})
+            del known
+            for batch in _batches(wanted):
+                out.add(orders.find({field: {"$in": batch}}, fields))
     log.info("load.orders", extra={"in_window": in_window, "by_reference": len(out.seen) - in_window})
     _flag_shared_ids(out.columns)
     return out.columns
@@ -227,9 +298,30 @@ def load_orders(
     until: datetime,
     order_refs: Iterable[str] = (),
     charge_ids: Iterable[str] = (),
+    payment_intent_ids: Iterable[str] = (),
+    session_ids: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """As load_order_columns, one record (dict) per order: for small loads and tests."""
-    return rows(load_order_columns(orders, config, since, until, order_refs, charge_ids))
+    return rows(load_order_columns(
+        orders, config, since, until, order_refs, charge_ids, payment_intent_ids, session_ids
+    ))
+
+
+def _string_dated(
+    orders: Collection, config: OrdersConfig, since: datetime, until: datetime, fields: dict[str, int]
+) -> Iterator[dict[str, Any]]:
+    """Orders whose created_at is an ISO string: a date range never matches strings in MongoDB.
+
+    The string range is a day wider on each side (offsets like +09:00); each date is then parsed
+    and kept only inside the window (or when it cannot be parsed: that is a data problem to show).
+    """
+    low = (since - timedelta(days=1)).date().isoformat()
+    high = (until + timedelta(days=2)).date().isoformat()
+    start, end = to_unix(since), to_unix(until)
+    for doc in orders.find({config.created_at_field: {"$type": "string", "$gte": low, "$lt": high}}, fields):
+        created, _ = _parse_created(_get(doc, config.created_at_field))
+        if created is None or start <= created < end:
+            yield doc
 
 
 def _flag_shared_ids(columns: Columns) -> None:

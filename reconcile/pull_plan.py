@@ -37,7 +37,7 @@ class PullAborted(Exception):
     """Another pull of the same run failed; this one stopped early (its error is the real one)."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: a slice is a walk in progress
 class _Slice:
     since: int  # first second, inclusive
     until: int  # last second, exclusive
@@ -52,14 +52,21 @@ class PullStats:
     requests: int = 0
     slices: int = 1
     objects: int = 0
+    pages: int = 0  # pages with objects
+
+# Told after each page: (pages with objects, objects, fraction of the window done, finished).
+Progress = Callable[[int, int, float, bool], None]
 
 
 class _Pull(Generic[T]):
     def __init__(
         self, fetch: FetchPage, workers: int, on_page: Callable[[list[dict[str, Any]]], T],
-        abort: threading.Event | None, label: str,
+        abort: threading.Event | None, label: str, progress: Progress | None = None,
     ) -> None:
         self.fetch = fetch
+        self.progress = progress
+        self.live: set[_Slice] = set()  # queued or being walked
+        self.seconds = 1
         self.workers = workers
         self.on_page = on_page
         self.abort = abort
@@ -74,7 +81,10 @@ class _Pull(Generic[T]):
     # --------------------------------------------------------------- scheduling
 
     def run(self, since: int, until: int) -> list[T]:
-        self.queue.append(_Slice(since, until, 0))
+        first = _Slice(since, until, 0)
+        self.queue.append(first)
+        self.live.add(first)
+        self.seconds = max(1, until - since)
         threads = [_thread(self._worker, f"pull{self.label}:{n}") for n in range(self.workers)]
         for thread in threads:
             thread.start()
@@ -82,6 +92,8 @@ class _Pull(Generic[T]):
             thread.join()
         if self.error is not None:
             raise self.error
+        if self.progress is not None:
+            self.progress(self.stats.pages, self.stats.objects, 1.0, True)
         self.results.sort(key=lambda item: item[0])
         return [value for _, value in self.results]
 
@@ -104,6 +116,7 @@ class _Pull(Generic[T]):
             finally:
                 with self.cond:
                     self.active -= 1
+                    self.live.discard(piece)
                     self.cond.notify_all()
 
     def _idle(self) -> int:
@@ -133,6 +146,7 @@ class _Pull(Generic[T]):
             with self.cond:
                 # Seconds belong to one slice, so pages sort back by (newest second, slice, page).
                 self.results.append(((-first, piece.number, piece.pages), value))
+                self.stats.pages += 1
             piece.pages += 1
             if not page.get("has_more"):
                 return
@@ -141,7 +155,18 @@ class _Pull(Generic[T]):
                 raise StripeRequestError("Stripe returned a repeated or missing cursor while listing; stopping")
             piece.seen.add(cursor)
             self._maybe_split(piece, len(data), last)
-            piece.until, piece.cursor = last + 1, cursor
+            with self.cond:
+                piece.until, piece.cursor = last + 1, cursor
+            self._report()
+
+    def _report(self) -> None:
+        """Tell the watcher how far the pull is: the seconds no slice still has to walk."""
+        if self.progress is None:
+            return
+        with self.cond:
+            left = sum(max(0, s.until - s.since) for s in self.live)
+            pages, objects = self.stats.pages, self.stats.objects
+        self.progress(pages, objects, 1.0 - left / self.seconds, False)
 
     def _maybe_split(self, piece: _Slice, count: int, last: int) -> None:
         """Share the seconds below ``last`` with idle workers, if there are enough of them to share."""
@@ -158,9 +183,11 @@ class _Pull(Generic[T]):
         with self.cond:
             for lo, hi in zip(bounds[:-2], bounds[1:-1]):
                 self.stats.slices += 1
-                self.queue.append(_Slice(lo, hi, self.stats.slices))
+                new = _Slice(lo, hi, self.stats.slices)
+                self.queue.append(new)
+                self.live.add(new)
+            piece.since = bounds[-2]  # this slice keeps the top part and its cursor's second
             self.cond.notify_all()
-        piece.since = bounds[-2]  # this slice keeps the top part and its cursor's second
 
 
 def _created(obj: dict[str, Any], piece: _Slice) -> int:
@@ -175,16 +202,17 @@ def _created(obj: dict[str, Any], piece: _Slice) -> int:
 
 def pull_window(
     fetch: FetchPage, since: int, until: int, on_page: Callable[[list[dict[str, Any]]], T], *,
-    workers: int = 1, abort: threading.Event | None = None, label: str = "",
+    workers: int = 1, abort: threading.Event | None = None, label: str = "", progress: Progress | None = None,
 ) -> tuple[list[T], PullStats]:
     """``on_page`` of every page of objects created in [since, until), in Stripe's list order.
 
     ``fetch(params)`` gets one page (params: ``created``, ``limit``, ``starting_after``); it is
     called from ``workers`` threads at once. ``abort`` stops the pull early (PullAborted).
+    ``progress`` is told after each page how far the pull is (from the workers' threads).
     """
     if until <= since:
         return [], PullStats(slices=0)
-    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label)
+    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress)
     values = pull.run(since, until)
     return values, pull.stats
 

@@ -13,16 +13,19 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from reconcile import interrupt
 from reconcile.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.config import Config
 from reconcile.mongo import mongo_errors
+from reconcile.orders import order_record, projection
 from reconcile.timeutil import from_unix
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
-_DUPLICATE_KEY = 11000
+_DUPLICATE_KEY = 11000  # MongoDB's duplicate key error code
 MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
+AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
+AUDIT_PENDING = "pending"
 
 
 @dataclass
@@ -36,6 +39,46 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def audit_record(
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+) -> dict[str, Any]:
+    """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
+    fields = config.orders
+    action = marker["action"]
+    run_id = marker["run_id"]
+    to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
+    from_status = marker.get("from_status") or fields.pending_status
+    previous = marker.get("previous_charge_id")
+    undo_set: dict[str, Any] = {fields.status_field: from_status}
+    undo_unset = [MARKER]
+    if action == REPAIRED:
+        if previous:
+            undo_set[fields.charge_id_field] = previous
+        else:
+            undo_unset.append(fields.charge_id_field)
+    return {
+        "_id": f"{run_id}:{order_key}",
+        "run_id": run_id,
+        "at": marker["at"],
+        "action": action,
+        "collection": config.mongodb.orders_collection,
+        "order_id": order_id,
+        "order_key": order_key,
+        "from_status": from_status,
+        "to_status": to_status,
+        "charge_id": marker.get("charge_id") if action == REPAIRED else None,
+        "previous_charge_id": previous if action == REPAIRED else None,
+        "amount": None if amount is None or pd.isna(amount) else int(amount),
+        "currency": currency,
+        # How to undo: put the order back exactly as it was, if it is still as we left it.
+        "undo": {
+            "filter": {"_id": order_id, fields.status_field: to_status, f"{MARKER}.run_id": run_id},
+            "set": undo_set,
+            "unset": undo_unset,
+        },
+    }
+
+
 def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
     fields = config.orders
@@ -43,37 +86,57 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
     # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
     previous = _text(row.stored_charge_id)
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
-    marker: dict[str, Any] = {"action": action, "run_id": run_id, "at": now}
+    marker: dict[str, Any] = {
+        "action": action, "run_id": run_id, "at": now, "from_status": fields.pending_status, "to_status": to_status,
+        # Cleared once the audit record is written: a run that dies in between leaves this for the next run.
+        AUDIT_FLAG: AUDIT_PENDING,
+    }
     update_set: dict[str, Any] = {fields.status_field: to_status}
     if action == REPAIRED:
         marker["charge_id"] = row.charge_id
         marker["paid_at"] = from_unix(int(row.charge_created))
+        marker["previous_charge_id"] = previous
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
     cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
-    audit = {
-        "_id": f"{run_id}:{row.order_key}",
-        "run_id": run_id,
-        "at": now,
-        "action": action,
-        "collection": config.mongodb.orders_collection,
-        "order_id": row.order_id,
-        "order_key": row.order_key,
-        "from_status": fields.pending_status,
-        "to_status": to_status,
-        "charge_id": row.charge_id if action == REPAIRED else None,
-        "previous_charge_id": previous if action == REPAIRED else None,
-        "amount": None if pd.isna(row.amount) else int(row.amount),
-        "currency": _text(row.currency),
-        # How to undo: put the order back exactly as it was, if it is still as we left it.
-        "undo": {
-            "filter": {"_id": row.order_id, fields.status_field: to_status, f"{MARKER}.run_id": run_id},
-            "set": {fields.status_field: fields.pending_status}
-            | ({fields.charge_id_field: previous} if action == REPAIRED and previous else {}),
-            "unset": [MARKER] + ([fields.charge_id_field] if action == REPAIRED and not previous else []),
-        },
-    }
+    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), config)
     return cas_filter, {"$set": update_set}, audit
+
+
+def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+    """Insert audit records, then clear the orders' pending flags.
+
+    Idempotent: records are keyed by run and order, and one already there (written by an earlier
+    attempt or by healing) is kept as it was, so a duplicate key is not an error here.
+    """
+    if not records:
+        return
+    _insert_audit(db[config.mongodb.audit_collection], records)
+    for run_id in sorted({a["run_id"] for a in records}):
+        db[config.mongodb.orders_collection].update_many(
+            {"_id": {"$in": [a["order_id"] for a in records if a["run_id"] == run_id]},
+             f"{MARKER}.run_id": run_id, f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING},
+            {"$unset": {f"{MARKER}.{AUDIT_FLAG}": ""}},
+        )
+
+
+def heal_audit(db: Database, config: Config) -> list[str]:
+    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
+    orders = db[config.mongodb.orders_collection]
+    wanted = {"_id": 1, MARKER: 1} | projection(config.orders)
+    with mongo_errors("healing audit records"):
+        docs = list(orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
+        records = []
+        for doc in docs:
+            marker = doc.get(MARKER)
+            if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
+                continue
+            record = order_record(doc, config.orders)
+            records.append(audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], config))
+        _write_audit(db, config, records)
+    if records:
+        log.warning("repair.audit_healed", extra={"orders": len(records), "runs": sorted({a["run_id"] for a in records})})
+    return [a["order_key"] for a in records]
 
 
 def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: str, now: datetime) -> RepairResult:
@@ -81,10 +144,11 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = RepairResult()
     orders = db[config.mongodb.orders_collection]
-    audit = db[config.mongodb.audit_collection]
     rows = list(todo.itertuples(index=False))
-    for start in range(0, len(rows), BATCH):
-        batch = rows[start : start + BATCH]
+    size = config.mongodb.repair_batch_size
+    for start in range(0, len(rows), size):
+        interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
+        batch = rows[start : start + size]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
         with mongo_errors("repairing orders"):
             written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
@@ -98,7 +162,7 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
                         {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
                     )
                 }
-            _insert_audit(audit, [a for _, _, a in plans if a["order_key"] in changed])
+            _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             if row.order_key not in changed:
                 result.lost_race.append(row.order_key)
@@ -114,7 +178,7 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
 
 
 def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
-    """One audit record per change; a record already there (same run, same order) is kept as it was."""
+    """One unordered insert; a record already there (same run, same order) is kept as it was."""
     if not records:
         return
     try:

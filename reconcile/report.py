@@ -12,12 +12,14 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import pandas as pd
 
 from reconcile import classify as c
@@ -29,7 +31,9 @@ TITLES = {
     c.PAID_WITHOUT_CHARGE: "Orders marked paid with no succeeded charge",
     c.AMOUNT_MISMATCH: "Charge amount or currency differs from the order",
     c.DUPLICATE_CHARGE: "Orders charged more than once (refund candidates)",
+    c.LINK_CONFLICT: "Payments whose links name different orders (nothing repaired)",
     c.ORPHAN_CHARGE: "Succeeded charges with no order",
+    c.PROBABLE_MATCH: "Probable matches to confirm: unreferenced charges paired with unpaid orders, best first",
     c.REFUNDED_OR_DISPUTED: "Refunded or disputed charges on live orders",
     c.FAILED_BUT_CHARGED: "Orders marked failed whose charge succeeded",
     c.UNCAPTURED: "Authorized but not captured",
@@ -42,15 +46,28 @@ TITLES = {
 CSV_FIELDS = [
     "outcome", "order_id", "order_status", "order_amount", "order_currency", "charge_id",
     "charge_amount", "charge_currency", "settlement_amount", "settlement_currency",
-    "charge_created", "customer_email", "description", "detail", "dashboard_url",
+    "charge_created", "customer_email", "description", "detail", "dashboard_url", "linked_by",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A temporary file this old is debris from a killed run, not another run's write in progress.
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
 class ReportFiles:
     html: Path
     csv: Path
+
+
+@dataclass(frozen=True)
+class ReportExtras:
+    """What the orchestration adds to a run's report: sections, CSV rows, summary keys, items needing a person."""
+
+    html_top: str = ""                          # escaped HTML shown under the banner
+    html: str = ""                              # escaped HTML shown after the outcome tables
+    csv_rows: tuple[dict[str, Any], ...] = ()   # extra CSV rows, keyed by CSV_FIELDS
+    summary: dict[str, Any] = field(default_factory=dict)
+    needs_attention: int = 0
 
 
 def _env() -> jinja2.Environment:
@@ -89,6 +106,7 @@ def discrepancy_rows(outcomes: pd.DataFrame, dashboard_url: str) -> list[dict[st
         r["charge_created_text"] = fmt(from_unix(r["charge_created"])) if r["charge_created"] is not None else ""
         r["order_created_text"] = fmt(from_unix(r["order_created"])) if r["order_created"] is not None else ""
         r["dashboard_url"] = dashboard_link(r["charge_id"], r["livemode"], dashboard_url)
+        r["linked_by"] = (r.get("link_kind") or "").replace("_", " ")
         rows.append(r)
     return rows
 
@@ -99,7 +117,7 @@ def neutralise(cell: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_csv(rows: list[dict[str, Any]]) -> str:
+def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = ()) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
@@ -111,7 +129,10 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
             neutralise(r["charge_currency"]), to_decimal_text(r["settlement_amount"], r["settlement_currency"] or ""),
             neutralise(r["settlement_currency"]), r["charge_created_text"], neutralise(r["email"]),
             neutralise(r["description"]), neutralise(r["detail"]), neutralise(r["dashboard_url"]),
+            neutralise(r["linked_by"]),
         ])
+    for r in extra:
+        writer.writerow([neutralise(r.get(name)) for name in CSV_FIELDS])
     return out.getvalue()
 
 
@@ -150,8 +171,11 @@ def build_summary(
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one.
+
+    A directory created here is 0700 (owner only): file names carry run ids, contents customer data.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -166,9 +190,24 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
+def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temporary files a killed run left behind (never a finished report; never a fresh temp file)."""
+    removed = []
+    if not report_dir.is_dir():
+        return removed
+    cutoff = time.time() - older_than
+    for path in report_dir.glob(".reconcile-*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def write_report(
     report_dir: Path, run_id: str, since: datetime, until: datetime, counts: dict[str, int],
     outcomes: pd.DataFrame, totals: dict[str, Any], dry_run: bool, dashboard_url: str, generated: datetime,
+    extras: ReportExtras | None = None, counted_from: datetime | None = None,
 ) -> ReportFiles:
     rows = discrepancy_rows(outcomes, dashboard_url)
     sections = []
@@ -191,16 +230,20 @@ def write_report(
         }
         for cur, t in totals.items()
     ]
+    sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
-    needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON)
+    extras = extras or ReportExtras()
+    needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON) + extras.needs_attention
     html = render_html({
         "run_id": run_id, "since": fmt(since), "until": fmt(until), "generated": fmt(generated),
         "dry_run": dry_run, "counts": [(o, counts.get(o, 0)) for o in c.OUTCOMES],
         "needs_person": set(c.NEEDS_PERSON), "needs_count": needs, "sections": sections,
         "totals": totals_view, "csv_name": files.csv.name,
+        "counted_from": fmt(counted_from) if counted_from else "",
+        "extras_top": markupsafe.Markup(extras.html_top), "extras_bottom": markupsafe.Markup(extras.html),
     })
-    write_private(files.csv, render_csv(rows))
+    write_private(files.csv, render_csv(rows, extras.csv_rows))
     write_private(files.html, html)
     return files
 

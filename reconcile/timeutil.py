@@ -7,15 +7,17 @@ from datetime import datetime, timedelta, timezone
 
 from dateutil import parser as date_parser
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*([smhdw])\s*)+$")
-_PART = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*(ms|[smhdw])\s*)+$")
+_PART = re.compile(r"(\d+)\s*(ms|[smhdw])")
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90m', '6h', '3d', '1h30m' -> timedelta. Raises ValueError with the reason."""
+    """'90m', '6h', '3d', '1h30m', '250ms' -> timedelta. Raises ValueError with the reason."""
+    if isinstance(text, str) and text.strip().startswith("-") and _DURATION.match(text.strip()[1:].lower()):
+        raise ValueError(f"{text!r} is negative: a duration must be zero or more")
     if not isinstance(text, str) or not _DURATION.match(text.lower()):
-        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 6h, 3d or 1h30m")
+        raise ValueError(f"{text!r} is not a duration like 250ms, 90s, 15m, 6h, 3d or 1h30m")
     total = timedelta()
     for number, unit in _PART.findall(text.lower()):
         total += timedelta(**{_UNITS[unit]: int(number)})

@@ -135,3 +135,64 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path, stripe_server, db_name, mongo_uri, monkeypatch, db) -> Cli:
     return Cli(tmp_path, stripe_server.url, db_name, mongo_uri, monkeypatch)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+
+    def __init__(self, port: int | None = None, **controller_options: Any):
+        import email
+        import email.policy
+
+        from aiosmtpd.controller import Controller
+
+        from reconcile.embedded_mongo import free_port
+
+        self._parse = lambda data: email.message_from_bytes(data, policy=email.policy.default)
+        self.port = port or free_port()
+        self.envelopes: list[Any] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **controller_options)
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list[Any]:
+        return [self._parse(e.original_content or e.content) for e in self.envelopes]
+
+    def __enter__(self) -> "SmtpSink":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_sink():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def proxy(mongo_server):
+    """A proxy between the job and the shared nx-27017 that can cut or hold the connection at a chosen command."""
+    from mongoproxy import MongoProxy
+
+    with MongoProxy(mongo_server.port) as running:
+        yield running
+
+
+@pytest.fixture
+def file_mongo(tmp_path):
+    """An nx-27017 of the test's own, file-backed, so it can be killed and restarted with its data.
+
+    A directory as --db: one SQLite file per database (a single file would share collections
+    between databases).
+    """
+    data = tmp_path / "mongo-data"
+    data.mkdir()
+    server = EmbeddedMongo(db_path=str(data))
+    with server:
+        yield server

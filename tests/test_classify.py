@@ -82,9 +82,15 @@ def test_each_order_gets_exactly_one_outcome_and_orphans_count_once():
     assert sorted(result["outcome"]) == sorted([c.OK, c.REPAIRED, c.AMOUNT_MISMATCH, c.ORPHAN_CHARGE])
 
 
-def test_metadata_link_wins_over_stored_charge_id():
+def test_stored_charge_id_and_metadata_naming_different_orders_is_a_conflict_for_both():
     orders = [order("a", stored_charge_id="ch_1"), order("b")]
-    assert outcomes(orders, [charge("ch_1", ref="b")]) == {"a": c.STALE_PENDING, "b": c.REPAIRED}
+    assert outcomes(orders, [charge("ch_1", ref="b")]) == {"a": c.LINK_CONFLICT, "b": c.LINK_CONFLICT}
+
+
+def test_metadata_link_wins_over_stored_charge_id_of_the_same_order():
+    orders = [order("a", stored_charge_id="ch_1")]
+    result = c.classify(c.orders_frame(orders), c.charges_frame([charge("ch_1", ref="a")]), RULES)
+    assert result.loc[0, "outcome"] == c.REPAIRED and result.loc[0, "link_kind"] == "charge_metadata"
 
 
 def test_objectid_orders_match_their_hex_in_metadata():

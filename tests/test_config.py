@@ -48,7 +48,7 @@ def test_every_problem_reported_at_once_with_suggestions():
 
 
 @pytest.mark.parametrize("section, key, value, expected", [
-    ("orders", "grace_period", "-5m", "not a duration"),
+    ("orders", "grace_period", "-5m", "is negative"),
     ("orders", "amount_tolerance", -1, "must not be negative"),
     ("orders", "amount_tolerance", "1", "must be an integer"),
     ("window", "lookback", "0s", "longer than zero"),
@@ -92,3 +92,40 @@ def test_request_budget_keys():
 def test_bad_request_budget_is_one_clear_error(values, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({**MINIMAL, "stripe": values})
+
+
+def test_every_commented_key_in_the_example_is_a_real_key(tmp_path, monkeypatch):
+    lines = []
+    for line in open("config.example.toml", encoding="utf-8"):
+        stripped = line.lstrip()
+        if stripped.startswith("# ") and "=" in stripped.split("#")[1]:
+            line = stripped[2:]   # "# key = value  # why" -> "key = value  # why"
+        lines.append(line)
+    path = tmp_path / "all.toml"
+    path.write_text("".join(lines))
+    config = load_config(path)
+    assert config.email.to == ("finance@example.com", "payments-oncall@example.com")
+    assert config.window.overlap == timedelta(hours=1) and config.lease.ttl == timedelta(minutes=2)
+
+
+def test_operation_settings_are_checked():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(MINIMAL | {
+            "email": {"send": "sometimes", "security": "ssl", "port": 70000, "to": ["finance"]},
+            "lease": {"ttl": "0s"}, "window": {"max_span": "30s", "overlap": "10m"}, "report": {"keep_days": -1},
+        })
+    message = str(caught.value)
+    for part in ("email.send must be one of always, on_discrepancy, never", "email.security must be one of",
+                 "email.port must be 1 to 65535", "email.to 'finance' is not an email address",
+                 "lease.ttl must be at least 1s", "window.max_span must be at least 1m", "report.keep_days",
+                 "window.overlap must be at least orders.grace_period"):
+        assert part in message
+    with pytest.raises(ConfigError, match="email.send is 'always' but email.host, email.from_addr are not set"):
+        parse_config(MINIMAL | {"email": {"send": "always", "to": ["f@example.com"]}})
+
+
+def test_link_kinds_are_the_ones_matching_knows():
+    from reconcile import config, match
+
+    assert config.LINK_KINDS == match.LINK_KINDS
+    assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY

@@ -37,3 +37,33 @@ def test_repairs_use_the_order_ids_own_type(store, stripe_server, now, tmp_path)
     assert db.orders.count_documents({"status": "created"}) == 1          # the stale one, untouched
     audit = db.reconcile_audit.find_one({"order_key": str(oid)})
     assert audit["order_id"] == oid and audit["undo"]["filter"]["_id"] == oid
+
+
+def test_payment_intent_and_session_references_keep_the_id_type(store, stripe_server, now, tmp_path):
+    db = mongomock.MongoClient(tz_aware=True).shop
+    by_intent, by_session = ObjectId(), ObjectId()
+    created = (now - timedelta(hours=2)).replace(tzinfo=None)
+    db.orders.insert_many([
+        {"_id": by_intent, "status": "created", "amount": 2500, "currency": "usd", "created_at": created},
+        {"_id": str(by_intent), "status": "created", "amount": 2500, "currency": "usd", "created_at": created,
+         "note": "a string id with the same hex: a different order"},
+        {"_id": by_session, "status": "created", "amount": 1800, "currency": "usd", "created_at": created},
+    ])
+    at = to_unix(now - timedelta(hours=2))
+    intent = store.create_payment_intent(amount=2500, created=at, metadata={"order_id": str(by_intent)})
+    store.create_charge(amount=2500, created=at, payment_intent=intent["id"])
+    paid = store.create_payment_intent(amount=1800, created=at)
+    store.create_checkout_session(created=at, client_reference_id=str(by_session), payment_intent=paid["id"])
+    store.create_charge(amount=1800, created=at, payment_intent=paid["id"])
+    config = parse_config({
+        "stripe": {"api_base": stripe_server.url}, "mongodb": {"database": "shop"},
+        "matching": {"link_by": ["payment_intent_metadata", "checkout_session"]},
+    })
+    client = stripe_pull.make_client(API_KEY, config.stripe)
+    request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
+    result = job.run(config, client, db, request)
+    # Two documents print as the same id: Stripe cannot tell them apart, so neither is touched.
+    assert result.counts["data_problem"] == 2 and str(by_intent) not in result.summary["repaired"]
+    assert result.summary["repaired"] == [str(by_session)]
+    assert db.orders.find_one({"_id": by_session})["status"] == "accepted"
+    assert db.orders.count_documents({"status": "created"}) == 2

@@ -503,3 +503,37 @@ def test_spliced_expansion_matches_the_objects(metadata: dict[str, str], descrip
     want["charge"] = plain(charge["id"])
     want["balance_transaction"] = plain(refund["balance_transaction"])
     assert page["data"] == [want]
+
+
+def test_partial_capture_refunds_the_remainder_like_stripe() -> None:
+    store = StandinStore(api_key=KEY)
+    charge = store.create_charge(amount=5000, created=T0, amount_captured=4000)
+    with serve(store) as server:
+        client = client_for(server)
+        seen = client.v1.charges.retrieve(charge["id"], {"expand": ["balance_transaction"]})
+        assert (seen.amount, seen.amount_captured, seen.amount_refunded, seen.refunded) == (5000, 4000, 1000, False)
+        assert seen.balance_transaction.amount == 4000  # only what was captured moved
+        [released] = seen.refunds.data
+        assert (released.amount, released.balance_transaction) == (1000, None)
+        store.create_refund(charge["id"], amount=400, created=T0 + 10)  # a refund to the customer
+        seen = client.v1.charges.retrieve(charge["id"])
+        assert (seen.amount_refunded, seen.refunded) == (1400, False)
+        store.create_refund(charge["id"], created=T0 + 20)  # the rest of what was captured
+        assert client.v1.charges.retrieve(charge["id"]).refunded is True
+    with pytest.raises(ValueError):
+        store.create_charge(amount=100, created=T0, amount_captured=101)
+
+
+def test_checkout_session_filters_of_the_real_api() -> None:
+    store = StandinStore(api_key=KEY)
+    one = store.create_checkout_session(created=T0, customer_email="a@example.com")
+    store.update(one["id"], payment_link="plink_1", subscription="sub_1")
+    other = store.create_checkout_session(created=T0 + 1, customer_email="b@example.com")
+    store.create_charge(amount=100, created=T0)
+    with serve(store) as server:
+        client = client_for(server)
+        by_email = client.v1.checkout.sessions.list({"customer_details": {"email": "b@example.com"}})
+        assert [s.id for s in by_email.data] == [other["id"]]
+        assert [s.id for s in client.v1.checkout.sessions.list({"payment_link": "plink_1"}).data] == [one["id"]]
+        assert [s.id for s in client.v1.checkout.sessions.list({"subscription": "sub_1"}).data] == [one["id"]]
+        assert client.v1.charges.list({"transfer_group": "nothing"}).data == []

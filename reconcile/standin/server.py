@@ -289,7 +289,8 @@ class StandinServer:
         """Answer the next ``times`` requests under ``path_prefix`` (and passing ``when(query)``) with ``fault``.
 
         Options: ``retry_after`` (seconds, "429_retry_after", default 1); ``seconds`` ("hang":
-        answer normally after that long, default: only end when the server closes); ``stage``
+        answer normally after that long, default: only end when the server closes; or ``release``, a
+        ``threading.Event``: answer normally once it is set); ``stage``
         ("drop": "body" sends headers and part of the body, "before" closes before any byte).
         ``times=None`` keeps the fault until ``clear_faults()``. Earlier injections match first.
         """
@@ -506,6 +507,13 @@ class StandinServer:
         elif fault == "drop":
             self._drop(h, version, opts.get("stage", "body"))
         elif fault == "hang":
+            release = opts.get("release")  # a threading.Event: answer normally once the test sets it
+            if release is not None:
+                while not release.wait(0.05):
+                    if self._closing.is_set():
+                        h.close_connection = True
+                        return True
+                return False
             seconds = opts.get("seconds")
             if self._closing.wait(seconds) or seconds is None:
                 h.close_connection = True

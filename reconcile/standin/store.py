@@ -139,7 +139,8 @@ RESOURCES: dict[str, Resource] = {
                 "transfer": (),
                 "refunds": (),  # already inline; accepted as a no-op like Stripe's includable field
             },
-            {"payment_intent": _field("payment_intent"), "customer": _field("customer")},
+            {"payment_intent": _field("payment_intent"), "customer": _field("customer"),
+             "transfer_group": _field("transfer_group")},
             "rak_charge_read",
         ),
         Resource(
@@ -187,7 +188,14 @@ RESOURCES: dict[str, Resource] = {
                 "subscription": (),
                 "line_items": (),
             },
-            {"payment_intent": _field("payment_intent"), "status": _field("status"), "customer": _field("customer")},
+            {
+                "payment_intent": _field("payment_intent"),
+                "status": _field("status"),
+                "customer": _field("customer"),
+                "payment_link": _field("payment_link"),
+                "subscription": _field("subscription"),
+                "customer_details[email]": lambda _store, obj: (obj.get("customer_details") or {}).get("email"),
+            },
             "rak_checkout_session_read",
         ),
         Resource(
@@ -878,7 +886,9 @@ class StandinStore:
         """A charge; succeeded and captured ones also get their ``charge`` balance transaction.
 
         ``amount_captured`` None means ``amount`` if captured and succeeded, else 0. A failed
-        charge is never captured. Settlement: ``settlement_currency`` (default: ``currency``)
+        charge is never captured. A partial capture (``amount_captured < amount``) refunds the
+        remainder at once, as Stripe does: a succeeded refund with no balance transaction (that
+        money never moved) that counts in ``amount_refunded``. Settlement: ``settlement_currency`` (default: ``currency``)
         with ``exchange_rate`` required when they differ; the settled amount is
         ``amount * rate`` rounded half-up in Decimal arithmetic. ``fee`` is in settlement
         minor units; None means 2.9% + 30 of the settled amount (rounded half-up).
@@ -899,6 +909,8 @@ class StandinStore:
         captured = bool(captured) and status != "failed"
         if amount_captured is None:
             amount_captured = amount if captured and status == "succeeded" else 0
+        if not 0 <= amount_captured <= amount:
+            raise ValueError(f"amount_captured {amount_captured} must be between 0 and amount {amount}")
         if created is None:
             created = int(time.time())
         with self.lock:
@@ -948,6 +960,14 @@ class StandinStore:
                     exchange_rate=rate,
                 )
                 charge["balance_transaction"] = bt["id"]
+                released = amount - amount_captured
+                if released:
+                    refund = dict(_REFUND_TEMPLATE)
+                    refund.update(amount=released, charge=cid, created=created, currency=currency, customer=customer,
+                                  payment_intent=payment_intent, payment_method=charge["payment_method"])
+                    self._insert("refund", refund)
+                    charge["refunds"] = dict(charge["refunds"], data=[refund], total_count=1)
+                    charge["amount_refunded"] = released
             if pi is not None:
                 latest = pi.get("latest_charge")
                 if latest is None or self._require(latest, "charge")["created"] <= created:
@@ -979,7 +999,8 @@ class StandinStore:
             raise ValueError(f"bad refund status {status!r}")
         with self.lock:
             charge = self._require(charge_id, "charge")
-            remaining = charge["amount_captured"] - charge["amount_refunded"]
+            # A partial capture's released remainder already counts in amount_refunded.
+            remaining = (charge["amount"] if charge["captured"] else 0) - charge["amount_refunded"]
             if amount is None:
                 amount = remaining
             _check_amount(amount)
@@ -1026,7 +1047,7 @@ class StandinStore:
             changes: dict[str, Any] = {"refunds": refunds}
             if counts:
                 changes["amount_refunded"] = charge["amount_refunded"] + amount
-                changes["refunded"] = changes["amount_refunded"] >= charge["amount_captured"]
+                changes["refunded"] = changes["amount_refunded"] >= charge["amount"]
             self.update(charge_id, **changes)
             return refund
 

@@ -1,0 +1,145 @@
+"""Helpers for the fault tests: a shop seeded twice, a normalised final state, the CLI as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import reconcile
+from reconcile import classify as c
+from reconcile.demo import ShopSeeder
+
+ROOT = Path(reconcile.__file__).resolve().parents[1]
+KILLPOINT = Path(__file__).with_name("killpoint.py")
+# Settings that keep fault tests fast: backoff pauses of a millisecond, short timeouts.
+FAST = {
+    "stripe": {"retry_backoff": "1ms", "timeout": "1s", "max_network_retries": 2, "rate_limit_retries": 8,
+               "max_retry_time": "30s"},
+    "mongodb": {"server_selection_timeout": "1s"},
+}
+RUN_FIELDS = ("run_id", "at")  # differ between any two runs by design
+
+
+def seed_small_shop(shop: ShopSeeder, stuck: int = 3) -> None:
+    """A few of each kind: stuck orders to repair, one to mark failed, healthy ones, a discrepancy, an orphan."""
+    for i in range(stuck):
+        oid = shop.order(c.REPAIRED, amount=1000 + i, object_id=i % 2 == 0)
+        shop.charge(oid, amount=1000 + i)
+    oid = shop.order(c.MARKED_FAILED)
+    shop.charge(oid, status="failed")
+    for i in range(4):
+        oid = shop.order(c.OK, status="accepted", amount=500 + i, age=timedelta(hours=3, minutes=i))
+        shop.charge(oid, amount=500 + i, age=timedelta(hours=3, minutes=i))
+    oid = shop.order(c.AMOUNT_MISMATCH, status="accepted", amount=5000)
+    shop.charge(oid, amount=4500)
+    shop.charge(None, amount=990)
+
+
+def copy_orders(source, target) -> None:
+    """The same order documents (same ids, same types) in another database: the twin for a clean run."""
+    target.insert_many(list(source.find()))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def final_state(db) -> dict[str, list[str]]:
+    """Orders and audit records, without what differs between any two runs (run ids, timestamps)."""
+    orders = []
+    for doc in db["orders"].find():
+        marker = doc.get("reconcile")
+        if isinstance(marker, dict):
+            doc["reconcile"] = {k: v for k, v in marker.items() if k not in RUN_FIELDS}
+        orders.append(_canonical(doc))
+    audit = []
+    for record in db["reconcile_audit"].find():
+        record = {k: v for k, v in record.items() if k not in RUN_FIELDS + ("_id",)}
+        record["undo"]["filter"].pop("reconcile.run_id", None)
+        audit.append(_canonical(record))
+    return {"orders": sorted(orders), "audit": sorted(audit)}
+
+
+def assert_audit_complete(db) -> None:
+    """Every changed order has exactly one audit record of its change, and every record its changed order."""
+    marked = {str(d["_id"]): d["reconcile"] for d in db["orders"].find({"reconcile": {"$exists": True}})}
+    records = list(db["reconcile_audit"].find())
+    keys = [r["order_key"] for r in records]
+    assert len(keys) == len(set(keys)), "an order has two audit records"
+    assert set(keys) == set(marked), f"audit missing for {set(marked) - set(keys)}, extra for {set(keys) - set(marked)}"
+    for record in records:
+        assert record["run_id"] == marked[record["order_key"]]["run_id"]
+        assert "audit" not in marked[record["order_key"]], "an order still waits for its audit record"
+
+
+def cli_env(mongo_uri: str, api_key: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(ROOT), STRIPE_API_KEY=api_key, MONGODB_URI=mongo_uri, PYTHONUNBUFFERED="1")
+    return env
+
+
+class CliProcess:
+    """`python -m reconcile.cli ...` as its own process (optionally SIGKILLed at an audit event), output in files."""
+
+    def __init__(self, tmp: Path, config: Path, env: dict[str, str], *args: str, kill_at: tuple[str, str, int] | None = None):
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = tmp / "stdout.txt", tmp / "stderr.txt"
+        prefix = [sys.executable, str(KILLPOINT), *map(str, kill_at), "--"] if kill_at else [sys.executable, "-m", "reconcile.cli"]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                [*prefix, "--config", str(config), *args], stdout=out, stderr=err, env=env, cwd=tmp,
+            )
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> int:
+        self.process.kill()
+        return self.wait()
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.process.send_signal(signum)
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy (a bounded wait for an event, not a timing assumption)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def page_cursors(request_log: list, path: str) -> list[str | None]:
+    """The `starting_after` of every request to a list endpoint, in order (None: the first page)."""
+    return [q.get("starting_after") for m, p, q in request_log if p == path]
+
+
+def assert_paged_once(cursors: list[str | None], pages: int) -> None:
+    """Each page's cursor appears in order, a repeat only right after itself (a retry), none skipped."""
+    distinct = list(dict.fromkeys(cursors))
+    assert len(distinct) == pages, f"expected {pages} distinct pages, got {distinct}"
+    for before, after in zip(cursors, cursors[1:]):
+        assert distinct.index(after) in (distinct.index(before), distinct.index(before) + 1), (
+            f"pagination went back or skipped: {cursors}"
+        )

@@ -1,0 +1,167 @@
+"""MongoDB faults: down at start, lost mid-repair (connection cut or the real server killed), and the next run.
+
+The database is lost at a precise command by a proxy on loopback (tests/mongoproxy.py) that
+reads the wire protocol, or by SIGKILL of the nx-27017 process itself, which is then restarted
+on the same port with the same data file. After the fault, the next run must converge to the
+state one clean run reaches on a twin database holding the same orders.
+
+nx-27017 gap: `$set` of a datetime stores a string (reconcile.at, reconcile.paid_at); the
+comparisons below leave run times out and compare both databases under the same server.
+"""
+
+from __future__ import annotations
+
+import pymongo
+import pytest
+import stripe
+
+from reconcile import classify as c
+from reconcile.embedded_mongo import free_port
+
+from conftest import Cli
+from faultkit import FAST, assert_audit_complete, copy_orders, final_state, seed_small_shop
+
+
+@pytest.fixture(autouse=True)
+def fast_sdk_retries(monkeypatch):
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.001)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.005)
+
+
+def make_cli(tmp_path, name, stripe_server, db_name, uri, monkeypatch, **sections) -> Cli:
+    folder = tmp_path / name
+    folder.mkdir()
+    cli = Cli(folder, stripe_server.url, db_name, uri, monkeypatch)
+    merged = {k: dict(v) for k, v in FAST.items()}
+    for section, values in sections.items():
+        merged.setdefault(section, {}).update(values)
+    cli.configure(**merged)
+    return cli
+
+
+def snapshot(db) -> dict:
+    """The shop's orders and the audit trail (run history, open items and the watermark are the job's own
+    bookkeeping: a failed run is recorded there on purpose)."""
+    return {name: sorted(map(repr, db[name].find())) for name in ("orders", "reconcile_audit")}
+
+
+def clean_twin_state(tmp_path, stripe_server, client, source_db, monkeypatch, uri) -> dict:
+    """Copy the seeded orders to a twin database, run once without faults, return its final state."""
+    twin = client[source_db.name + "_twin"]
+    copy_orders(source_db["orders"], twin["orders"])
+    result = make_cli(tmp_path, "twin", stripe_server, twin.name, uri, monkeypatch)()
+    assert result.exit_code in (0, 1), result.output
+    state = final_state(twin)
+    client.drop_database(twin.name)
+    return state
+
+
+# --------------------------------------------------------------------------- down at start
+
+
+def test_mongodb_down_at_start_exits_3_within_the_selection_timeout(tmp_path, stripe_server, shop, db, monkeypatch):
+    shop.charge(shop.order(c.REPAIRED))
+    before = snapshot(db)
+    uri = f"mongodb://reconcile:hunter2secret@127.0.0.1:{free_port()}/shop?directConnection=true"
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, uri, monkeypatch,
+                   mongodb={"server_selection_timeout": "300ms"})
+    result = cli()
+    assert result.exit_code == 3, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "reconcile: error: MongoDB unavailable while connecting: no server answered within 0.3s "
+        "(mongodb.server_selection_timeout); nothing was changed"
+    )
+    assert "hunter2secret" not in result.output
+    assert stripe_server.request_log == []  # it stopped before asking Stripe for anything
+    assert snapshot(db) == before and result.summary is None
+    assert not (tmp_path / "run" / "reports").exists()
+
+
+def test_killed_server_then_restarted_the_next_run_completes(tmp_path, stripe_server, store, file_mongo, now, monkeypatch):
+    from reconcile.demo import ShopSeeder
+
+    client = pymongo.MongoClient(file_mongo.uri, tz_aware=True)
+    shop = ShopSeeder(store, client.shop["orders"], now)
+    seed_small_shop(shop)
+    file_mongo.kill()
+    cli = make_cli(tmp_path, "run", stripe_server, "shop", file_mongo.uri, monkeypatch)
+    down = cli()
+    assert down.exit_code == 3 and "MongoDB unavailable while connecting" in down.stderr
+    file_mongo.restart()
+    up = cli()
+    assert up.exit_code == 1, up.output
+    assert len(up.summary["repaired"]) == 3 and len(up.summary["marked_failed"]) == 1
+    assert_audit_complete(client.shop)
+
+
+# --------------------------------------------------------------------------- lost mid-repair
+
+
+@pytest.mark.parametrize("command, collection", [
+    ("update", "orders"),            # the compare-and-set batch itself never arrives
+    ("find", "orders"),              # the batch was applied; the read of what changed is cut
+    ("update", "reconcile_audit"),   # the orders changed; their audit records never arrive
+])
+def test_connection_lost_mid_repair_then_the_next_run_completes(
+    tmp_path, stripe_server, shop, db, proxy, mongo_server, monkeypatch, command, collection
+):
+    seed_small_shop(shop)
+    expected = clean_twin_state(tmp_path, stripe_server, db.client, db, monkeypatch, mongo_server.uri)
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch)
+    if command == "find":  # the first `find` on orders after the repair batch went out
+        rule = proxy.on("update", "orders", action=lambda: proxy.on("find", "orders"))
+    else:
+        rule = proxy.on(command, collection)
+    lost = cli()
+    assert rule.hit.is_set()
+    assert lost.exit_code == 3, lost.output
+    assert "reconcile: error: MongoDB unavailable while repairing orders" in lost.stderr
+    assert lost.summary is None
+    changed = db["orders"].count_documents({"reconcile": {"$exists": True}})
+    owed = db["orders"].count_documents({"reconcile.audit": "pending"})
+    assert changed == (0 if collection == "orders" and command == "update" else 4)  # one unordered batch: all or none here
+    assert owed == changed and db["reconcile_audit"].count_documents({}) == 0
+
+    proxy.restore()
+    again = cli()
+    assert again.exit_code == 1, again.output
+    assert len(again.summary["audit_healed"]) == owed
+    assert len(again.summary["repaired"]) + len(again.summary["marked_failed"]) == 4 - changed
+    assert_audit_complete(db)
+    assert final_state(db) == expected
+
+
+@pytest.mark.parametrize("nth, flagged", [
+    (2, 4),  # the first batch's audit records were written, clearing their flags on the orders is cut
+    (3, 0),  # the second batch's compare-and-set is cut: the first batch is complete
+])
+def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, stripe_server, store, file_mongo, now,
+                                                                      monkeypatch, nth, flagged):
+    """Six changes in batches of four. The real server dies at the n-th `update` on orders, and comes back.
+
+    Per batch the job sends: update orders (compare-and-set), find orders (what changed),
+    update reconcile_audit (the records), update orders (clear the records' flags).
+    """
+    from mongoproxy import MongoProxy
+    from reconcile.demo import ShopSeeder
+
+    client = pymongo.MongoClient(file_mongo.uri, tz_aware=True)
+    shop = ShopSeeder(store, client.shop["orders"], now)
+    seed_small_shop(shop, stuck=5)
+    expected = clean_twin_state(tmp_path, stripe_server, client, client.shop, monkeypatch, file_mongo.uri)
+    with MongoProxy(file_mongo.port) as proxy:
+        rule = proxy.on("update", "orders", nth=nth, action=file_mongo.kill)
+        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch, mongodb={"repair_batch_size": 4})
+        lost = cli()
+        assert rule.hit.is_set() and lost.exit_code == 3, lost.output
+        file_mongo.restart()
+        orders = client.shop["orders"]
+        assert orders.count_documents({"reconcile": {"$exists": True}}) == 4         # the first batch stayed...
+        assert client.shop["reconcile_audit"].count_documents({}) == 4               # ...with its audit records
+        assert orders.count_documents({"reconcile.audit": "pending"}) == flagged
+        again = cli()
+    assert again.exit_code == 1, again.output
+    assert len(again.summary["repaired"]) + len(again.summary["marked_failed"]) == 2
+    assert len(again.summary["audit_healed"]) == flagged
+    assert_audit_complete(client.shop)
+    assert final_state(client.shop) == expected
