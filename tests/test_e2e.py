@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import mongomock
+import pandas as pd
 import pymongo
+import pytest
 from bson import ObjectId
 
 from reconcile import classify as c
 from reconcile.config import parse_config
 from reconcile.demo import demo_sections, seed_demo_shop
 from reconcile.orders import load_orders
-from reconcile.repair import apply_repairs
+from reconcile.repair import apply_repairs, heal_audit
 from reconcile.timeutil import to_unix
 
 
@@ -97,6 +100,37 @@ def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, sho
     assert done.lost_race == [str(oid)] and done.repaired == []
     assert db["orders"].find_one({"_id": oid})["status"] == "failed"
     assert db["reconcile_audit"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("server", ["nx-27017", "mongomock"])
+def test_healing_keeps_audit_records_already_written(db, now, server):
+    """A run stopped after inserting its audit records but before clearing the orders' flags: the next
+    run's healing inserts only what is missing (one unordered insert; a record already there is a
+    duplicate key, not an error) and clears every flag."""
+    if server == "mongomock":
+        db = mongomock.MongoClient(tz_aware=True).shop
+    config = parse_config({"mongodb": {"database": db.name}})
+    ids = [ObjectId(), "ord-2", ObjectId()]
+    db["orders"].insert_many([
+        {"_id": i, "status": "created", "amount": 1000 + n, "currency": "usd", "created_at": now - timedelta(hours=2)}
+        for n, i in enumerate(ids)
+    ])
+    outcomes = pd.DataFrame({
+        "outcome": c.REPAIRED, "order_key": [str(i) for i in ids], "order_id": ids,
+        "charge_id": [f"ch_{n}" for n in range(3)], "charge_created": to_unix(now - timedelta(hours=2)),
+        "stored_charge_id": None, "amount": [1000, 1001, 1002], "currency": "usd",
+    })
+    done = apply_repairs(db, config, outcomes, "run-1", now)
+    assert len(done.repaired) == 3
+    written = sorted(map(repr, db["reconcile_audit"].find()))
+    # As if the clearing of the flags never arrived, and one record was lost as well.
+    db["orders"].update_many({}, {"$set": {"reconcile.audit": "pending"}})
+    db["reconcile_audit"].delete_one({"order_key": "ord-2"})
+    healed = heal_audit(db, config)
+    assert sorted(healed) == sorted(str(i) for i in ids)
+    assert sorted(map(repr, db["reconcile_audit"].find())) == written  # the same records, one each
+    assert db["orders"].count_documents({"reconcile.audit": "pending"}) == 0
+    assert heal_audit(db, config) == []  # nothing owed any more
 
 
 def test_pagination_across_many_pages(cli, store, db, now, stripe_server, shop):
@@ -190,14 +224,14 @@ def charge_list_ranges(stripe_server) -> list[tuple[int, int]]:
 
 def test_edge_look_reaches_only_as_far_past_the_window_as_its_orders_need(cli, store, db, now, shop, stripe_server):
     shop.order(c.STALE_PENDING, age=timedelta(hours=5))  # mid-window: a charge of it would be inside
-    result = cli()
+    result = cli("--since", "24h")  # both runs over the same day (a watermark would start the second later)
     assert result.summary["counts"]["stale_pending"] == 1
     window = charge_list_ranges(stripe_server)[0]  # the first request asks for the whole window
     assert all(window[0] <= lo and hi <= window[1] for lo, hi in charge_list_ranges(stripe_server))
 
     stripe_server.request_log.clear()
     shop.order(c.STALE_PENDING, age=timedelta(hours=23, minutes=50))  # 10 minutes after the window opens
-    result = cli()
+    result = cli("--since", "24h")
     assert result.summary["counts"]["stale_pending"] == 2
     ranges = charge_list_ranges(stripe_server)
     since = ranges[0][0]

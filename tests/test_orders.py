@@ -95,7 +95,8 @@ def test_tolerated_variants_are_normalised():
 
 _values = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=6),
-    st.sampled_from([" usd ", "EUR", "", "  ", "ch_1", " ch_2 ", "2026-11-20T10:00:00Z", "not a date"]),
+    st.sampled_from([" usd ", "EUR", "", "  ", "ch_1", " ch_2 ", "2026-11-20T10:00:00Z", "not a date", "us", "US D",
+                     "usdd", "ÜSD", "pi_3", " cs_test_4 "]),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
     st.builds(Decimal128, st.sampled_from(["19.99", "1000"])),
@@ -104,11 +105,14 @@ _values = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(fields=st.fixed_dictionaries({}, optional={
-    name: _values for name in ("status", "amount", "currency", "created_at", "charge_id", "email")
-}), object_id=st.booleans())
-def test_streamed_columns_equal_order_record_for_any_document(fields, object_id):
+    name: _values for name in ("status", "amount", "currency", "created_at", "charge_id", "email",
+                               "payment_intent_id", "checkout_session_id", "refunded_amount")
+}), object_id=st.booleans(), stored_ids=st.booleans())
+def test_streamed_columns_equal_order_record_for_any_document(fields, object_id, stored_ids):
     """The loader's fast path for plain documents gives exactly what order_record gives."""
-    cfg = OrdersConfig(email_field="email")
+    cfg = OrdersConfig(email_field="email", payment_intent_id_field="payment_intent_id",
+                       checkout_session_id_field="checkout_session_id", refunded_amount_field="refunded_amount") \
+        if stored_ids else OrdersConfig(email_field="email")
     document = {"_id": ObjectId() if object_id else "ord-1", **fields}
     out = _OrderColumns(cfg)
     out.add([document])
@@ -132,8 +136,8 @@ def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
         assert check_indexes(db["orders"], CFG) == ["created_at", "charge_id"]
     hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]
     assert hints == [
-        'db.orders.createIndex({"created_at": 1}): without it every run scans the collection',
-        'db.orders.createIndex({"charge_id": 1}): without it every run scans the collection',
+        '`reconcile init` creates it (or db.orders.createIndex({"created_at": 1})): without it every run scans the collection',
+        '`reconcile init` creates it (or db.orders.createIndex({"charge_id": 1})): without it every run scans the collection',
     ]
     assert set(db["orders"].index_information()) == {"_id_"}  # nothing built behind the user's back
     db["orders"].create_index([("created_at", 1), ("status", 1)])

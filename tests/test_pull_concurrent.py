@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ import stripe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile import pull_plan, stripe_pull
+from reconcile import interrupt, pull_plan, stripe_pull
 from reconcile.budget import Budget
-from reconcile.errors import StripeAuthError, StripeRequestError
+from reconcile.errors import Interrupted, StripeAuthError, StripeRequestError
 from reconcile.standin import StandinStore, serve
 from reconcile.timeutil import from_unix
 
@@ -187,7 +186,7 @@ def test_a_failing_pull_stops_the_one_beside_it():
         client = client_for(srv.url, "rk_test_nobalance")
         policy = quick_policy(concurrency=2)
         since, until = from_unix(T0), from_unix(T0 + 3000)
-        with pytest.raises(StripeAuthError, match="lacks a permission for /v1/balance_transactions"):
+        with pytest.raises(StripeAuthError, match="may not read /v1/balance_transactions"):
             pull_plan.side_by_side([
                 lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
                 lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
@@ -220,3 +219,32 @@ def test_an_aborted_pull_makes_no_request():
     with pytest.raises(pull_plan.PullAborted):
         pull_plan.pull_window(lambda p: calls.append(p) or {"data": []}, T0, T0 + 10, list, workers=2, abort=abort)
     assert calls == []
+
+
+def test_a_stop_request_ends_every_slice_at_its_next_page(boundary_world):
+    """SIGTERM during a concurrent pull: no slice asks for another page once the stop is seen."""
+    store, srv, since, until = boundary_world
+    workers = 6
+
+    class StopsAtThirdPage:
+        def __init__(self, client: stripe.StripeClient):
+            self.client, self.calls = client, 0
+            self.lock = threading.Lock()
+
+        def raw_request(self, *args: Any, **params: Any) -> Any:
+            with self.lock:
+                self.calls += 1
+                if self.calls == 3:
+                    interrupt.request_stop("SIGTERM")  # as the signal handler does, mid-request
+            return self.client.raw_request(*args, **params)
+
+    client = StopsAtThirdPage(client_for(srv.url))
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            concurrent_ids(client, "/v1/charges", since, until, quick_policy(concurrency=workers))
+    finally:
+        interrupt.reset()
+    assert stopped.value.step == "pull"
+    # Only requests already past their checkpoint when the stop came may still be sent: at most
+    # one per other worker (the pull needs 25 pages).
+    assert client.calls <= 3 + workers - 1
