@@ -282,10 +282,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    stand-in: {figures['pull']['standin_requests']:,} requests, "
                   f"{figures['pull']['standin_429s']} answered 429; its CPU {standin_busy:.0%} of a core "
                   f"during the pull; budget slowed {job['slowed']} times")
+            print(f"  audit healing check (orders still owed an audit record): {steps.get('heal', 0):.1f} s")
             print(f"  load orders (MongoDB read + normalise): {steps['load']:.1f} s")
             print(f"  join + classify: {steps['classify']:.1f} s (edge look {steps['edge_look']:.1f} s)")
             print(f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
-                  f"report {steps['report']:.1f} s")
+                  f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s")
             print(f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
                   f"peak RSS {job['peak_rss_mb']:,.0f} MB")
             if standin_busy > 0.8:

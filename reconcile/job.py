@@ -102,6 +102,7 @@ def _run(
     clock = _Clock()
     # A run that died between an order's change and its audit record left the order flagged: finish that first.
     healed = [] if req.dry_run else repair.heal_audit(db, config)
+    clock.lap("heal")
 
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions, side by side.
     pulled, balance_columns = pull_plan.side_by_side([
