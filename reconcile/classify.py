@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile import match
+from reconcile.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
 OK = "ok"
@@ -78,8 +79,8 @@ class Rules:
     probable_drift_seconds: int = 30 * 60
 
 
-def orders_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=ORDER_COLUMNS)
+def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = frame_of(records, ORDER_COLUMNS)
     frame["amount"] = frame["amount"].astype("Int64")
     frame["created"] = frame["created"].astype("Int64")
     # What the shop itself refunded (absent: nothing); unreadable values are a `problem` already.
@@ -87,8 +88,8 @@ def orders_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def charges_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=CHARGE_COLUMNS)
+def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = frame_of(rows, CHARGE_COLUMNS)
     if frame.empty:
         frame = frame.astype({"created": "int64", "amount": "int64", "amount_captured": "int64", "amount_refunded": "int64"})
     frame["in_window"] = ~frame["in_window"].eq(False)  # rows without the flag come from the window itself
@@ -99,6 +100,12 @@ def charges_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["customer_refunded"] = (frame["amount_refunded"] - released).clip(lower=0).astype("int64")
     # A charge pulled twice (window and edge look) counts once.
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
+
+
+def with_more_charges(charges: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The window's charges plus more found past its edges (a charge already present counts once)."""
+    both = pd.concat([charges, charges_frame(rows)], ignore_index=True)
+    return both.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
 
 
 def link_charges(charges: pd.DataFrame, orders: pd.DataFrame, link_by: tuple[str, ...] = match.DEFAULT_LINK_BY) -> pd.Series:
@@ -129,8 +136,13 @@ def classify(
     def count(mask: pd.Series) -> pd.Series:
         return charges.loc[mask & linked].groupby("order_key").size()
 
-    paid = charges.loc[is_paid & linked].sort_values(["created", "charge_id"])
-    first_paid = paid.drop_duplicates("order_key", keep="first").set_index("order_key")
+    paid = charges.loc[is_paid & linked]
+    # The earliest paid charge of each order; only orders with several need the (slow) string sort.
+    several = paid["order_key"].duplicated(keep=False)
+    first_paid = pd.concat([
+        paid.loc[~several],
+        paid.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first"),
+    ]).set_index("order_key")
     per_order = pd.DataFrame({
         "paid_count": count(is_paid),
         "failed_count": count(charges["status"].eq("failed")),

@@ -28,6 +28,12 @@ class StripeConfig:
     timeout: timedelta = timedelta(seconds=30)
     rate_limit_retries: int = 8
     max_retry_time: timedelta = timedelta(minutes=5)
+    # The run's request budget (all pulls together). Defaults: half of Stripe's published limits
+    # (25/s per endpoint, 100/s per live account), leaving the rest to the shop's live checkout.
+    requests_per_second: float = 12.5
+    account_requests_per_second: float = 50.0
+    # Requests one window pull keeps in flight; unset: enough for the budget at ~0.8 s a page.
+    concurrency: int | None = None
     # First pause of the jittered exponential backoff for 429s and dropped responses (doubles each try).
     retry_backoff: timedelta = timedelta(milliseconds=500)
 
@@ -191,6 +197,10 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false, got {value!r}")
         return value
+    if annotation.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        return float(value)
     if annotation.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{key} must be an integer, got {value!r}")
@@ -245,6 +255,12 @@ def _check_values(config: Config, problems: list[str]) -> None:
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
+    for name in ("requests_per_second", "account_requests_per_second"):
+        rate = getattr(config.stripe, name)
+        if not 0 < rate <= 10_000:
+            problems.append(f"stripe.{name} must be above 0 and at most 10000, got {rate:g}")
+    if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
+        problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
     _check_operation(config, problems)
     link_by = config.matching.link_by
     unknown = [k for k in link_by if k not in LINK_KINDS]

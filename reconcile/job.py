@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import stripe
 from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import orders as order_store
-from reconcile import interrupt, repair, report, stripe_pull, totals
+from reconcile import interrupt, pull_plan, repair, report, stripe_pull, totals
 from reconcile import payments as payment_pull
 from reconcile.config import Config
 from reconcile.exitcodes import ExitCode
@@ -47,6 +49,20 @@ class RunResult:
     summary: dict[str, Any]
     report: report.ReportFiles
     exit_code: ExitCode
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
+
+
+class _Clock:
+    """Wall time per step of a run, for the log and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps[step] = round(self.laps.get(step, 0.0) + now - self._last, 3)
+        self._last = now
 
 
 def new_run_id(now: datetime) -> str:
@@ -83,33 +99,47 @@ def _run(
     run_id: str, policy: stripe_pull.RetryPolicy,
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
+    clock = _Clock()
     # A run that died between an order's change and its audit record left the order flagged: finish that first.
     healed = [] if req.dry_run else repair.heal_audit(db, config)
+    clock.lap("heal")
 
-    pulled = payment_pull.pull(client, config, req.since, req.until, policy)
-    balance = totals.balance_frame(stripe_pull.fetch_balance_transactions(client, req.since, req.until, policy))
+    # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions, side by side.
+    pulled, balance_columns = pull_plan.side_by_side([
+        lambda: payment_pull.pull(client, config, req.since, req.until, policy),
+        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
+    ], policy.abort)
+    # Pulls side by side may all finish after a stop was asked for: honour it before loading orders.
+    interrupt.checkpoint("pull")
+    balance = totals.balance_frame(balance_columns)
+    del balance_columns  # the frame holds what is needed
+    clock.lap("pull")
     log.info("pull.done", extra={
         "charges": len(pulled.charges), "payment_intents": len(pulled.intents),
         "checkout_sessions": len(pulled.sessions), "balance_transactions": len(balance),
     })
 
     refs = payment_pull.references(pulled, config.matching.link_by)
-    records = order_store.load_orders(
+    orders = c.orders_frame(order_store.load_order_columns(
         db[config.mongodb.orders_collection], config.orders, req.since, req.until,
         refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids,
-    )
-    orders = c.orders_frame(records)
+    ))
+    del refs
+    clock.lap("load")
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
     rules = rules_for(config, req.now)
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
+    clock.lap("classify")
     extra = payment_pull.edge_look(client, config, req.since, req.until, orders, outcomes, pulled, policy)
     if extra:
         charges, intents, sessions = (pulled + extra).frames()
         outcomes = c.classify(orders, charges, rules, intents, sessions)
+    clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
+    del orders, pulled, extra, charges, intents, sessions  # the outcomes carry what the rest needs
 
     if not req.dry_run:
         if req.checkpoint:
@@ -119,12 +149,14 @@ def _run(
         log.info("repair.done", extra={
             "repaired": len(done.repaired), "marked_failed": len(done.marked_failed), "lost_race": len(done.lost_race),
         })
+    clock.lap("repair")
 
     counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
     if req.counted_from is not None:
         balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
     money = totals.summarize(balance)
     extras = req.extend(run_id, outcomes, money) if req.extend else None
+    clock.lap("extend")
     files = report.write_report(
         req.report_dir, run_id, req.since, req.until, counts, outcomes, money, req.dry_run,
         config.stripe.dashboard_url, utcnow(), extras=extras, counted_from=req.counted_from,
@@ -139,5 +171,8 @@ def _run(
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
-    log.info("run.done", extra={"counts": counts, "report": str(files.html), "exit_code": int(exit_code)})
-    return RunResult(run_id, counts, summary, files, exit_code)
+    clock.lap("report")
+    log.info("run.done", extra={
+        "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
+    })
+    return RunResult(run_id, counts, summary, files, exit_code, clock.laps)

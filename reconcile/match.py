@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reconcile.columns import frame as frame_of
+
 CHARGE_METADATA = "charge_metadata"
 PAYMENT_INTENT_METADATA = "payment_intent_metadata"
 CHECKOUT_SESSION = "checkout_session"
@@ -71,14 +73,16 @@ _STATE_WORDS = {
 }
 
 
-def intents_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=INTENT_COLUMNS)
+def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    """Rows or columns (reconcile/columns.py) of PaymentIntents; each counts once."""
+    frame = frame_of(rows, INTENT_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("pi_id", keep="first").reset_index(drop=True)
 
 
-def sessions_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=SESSION_COLUMNS)
+def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    """Rows or columns (reconcile/columns.py) of Checkout Sessions; each counts once."""
+    frame = frame_of(rows, SESSION_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("session_id", keep="first").reset_index(drop=True)
 

@@ -16,7 +16,7 @@ import stripe
 from pymongo.database import Database
 
 from reconcile import orders as order_store
-from reconcile import stripe_pull
+from reconcile import pull_plan, stripe_pull
 from reconcile.config import Config
 from reconcile.errors import StripeRequestError
 from reconcile.money import format_amount
@@ -75,8 +75,11 @@ def fetch_movements(
     """Refunds and disputes created in [since, until), each with its charge (fetched when not expanded)."""
     row = lambda obj: movement_row(obj, metadata_key)  # noqa: E731
     params = {"expand": ["data.charge"]}
-    rows = stripe_pull.fetch_window(client, "/v1/refunds", since, until, row, policy, params)
-    rows += stripe_pull.fetch_window(client, "/v1/disputes", since, until, row, policy, params)
+    refunds, disputes = pull_plan.side_by_side([  # independent endpoints, each its own budget
+        lambda: stripe_pull.fetch_window(client, "/v1/refunds", since, until, row, policy, params),
+        lambda: stripe_pull.fetch_window(client, "/v1/disputes", since, until, row, policy, params),
+    ], policy.abort)
+    rows = refunds + disputes
     _fill_charges(client, rows, metadata_key, policy)
     return rows
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 from bson import ObjectId
 from dateutil import parser as date_parser
 from pymongo.collection import Collection
 
+from reconcile.columns import Columns, rows, share
 from reconcile.config import OrdersConfig
 from reconcile.mongo import mongo_errors
 from reconcile.timeutil import as_utc, to_unix
@@ -141,8 +142,153 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
     }
 
 
-def _typed_key(value: Any) -> tuple[str, str]:
-    return type(value).__name__, str(value)
+ORDER_FIELDS = (
+    "order_id", "order_key", "status", "amount", "currency", "created", "stored_charge_id", "email", "problem",
+    "stored_payment_intent_id", "stored_session_id", "refunded_amount",
+)
+
+
+# _id types kept as they are to tell documents apart (an ObjectId never equals its hex string);
+# any other type is keyed by type name and text.
+_PLAIN_IDS = (ObjectId, str, int)
+
+
+def _stored_fast(value: Any) -> str | None:
+    return (value.strip() or None) if value.__class__ is str else None
+
+
+class _OrderColumns:
+    """Order documents -> columns as they stream in; no document is kept.
+
+    Plain documents (the vast majority) take a fast path with the same result as
+    `order_record`; anything unusual goes through `order_record` itself.
+    """
+
+    def __init__(self, config: OrdersConfig) -> None:
+        self.config = config
+        self.columns: Columns = {name: [] for name in ORDER_FIELDS}
+        self.seen: set[Any] = set()
+        names = [config.amount_field, config.status_field, config.currency_field, config.created_at_field,
+                 config.charge_id_field, config.email_field or "", config.payment_intent_id_field or "",
+                 config.checkout_session_id_field or "", config.refunded_amount_field or ""]
+        self._flat = all("." not in name for name in names)
+        self._currencies: dict[str, str | None] = {}  # raw value -> ISO code, None if not one (few distinct)
+
+    def _currency(self, raw: str) -> str | None:
+        found = self._currencies.get(raw, "")
+        if found == "":
+            code = raw.strip().lower()
+            found = share(code) if _CURRENCY.match(code) else None
+            if len(self._currencies) < 10_000:
+                self._currencies[raw] = found
+        return found
+
+    def add(self, cursor: Iterable[dict[str, Any]]) -> None:
+        cfg, seen = self.config, self.seen
+        cols = [self.columns[name] for name in ORDER_FIELDS]
+        ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems, intents, sessions, refunds = cols
+        amount_f, status_f, currency_f = cfg.amount_field, cfg.status_field, cfg.currency_field
+        created_f, charge_f, email_f = cfg.created_at_field, cfg.charge_id_field, cfg.email_field
+        intent_f, session_f, refunded_f = cfg.payment_intent_id_field, cfg.checkout_session_id_field, cfg.refunded_amount_field
+        flat = self._flat
+        for doc in cursor:
+            doc_id = doc["_id"]
+            key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
+            if key in seen:
+                continue
+            seen.add(key)
+            if flat:
+                # The fast path: a plain document, same result as order_record, in a third of the time.
+                amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
+                when = doc.get(created_f)
+                refunded = doc.get(refunded_f) if refunded_f else None
+                if (
+                    amount.__class__ is int and amount >= 0 and status.__class__ is str
+                    and currency.__class__ is str and when.__class__ is datetime
+                    and (refunded is None or (refunded.__class__ is int and refunded >= 0))
+                ):
+                    code = self._currency(currency)
+                    if code is not None:
+                        email = doc.get(email_f) if email_f else None
+                        ids.append(doc_id)
+                        keys.append(str(doc_id))
+                        statuses.append(share(status))
+                        amounts.append(amount)
+                        currencies.append(code)
+                        created.append(int((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()))
+                        charge_ids.append(_stored_fast(doc.get(charge_f)))
+                        emails.append(email if isinstance(email, str) else None)
+                        problems.append(None)
+                        intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
+                        sessions.append(_stored_fast(doc.get(session_f)) if session_f else None)
+                        refunds.append(refunded or 0)
+                        continue
+            record = order_record(doc, cfg)
+            for column, name in zip(cols, ORDER_FIELDS):
+                column.append(share(record[name]))
+
+
+def check_indexes(orders: Collection, config: OrdersConfig) -> list[str]:
+    """The fields the job's queries need indexed that have no index starting with them; each logged once.
+
+    The job does not build indexes itself: on a big collection that is a decision for whoever runs
+    the database (it loads the server while it builds).
+    """
+    needed = [config.created_at_field, config.charge_id_field]
+    with mongo_errors("reading the orders collection's indexes"):
+        indexed = {spec["key"][0][0] for spec in orders.index_information().values() if spec.get("key")}
+    missing = [name for name in needed if name not in indexed]
+    for name in missing:
+        log.warning("load.index_missing", extra={
+            "collection": orders.name, "field": name,
+            "hint": f"`reconcile init` creates it (or db.{orders.name}.createIndex({{\"{name}\": 1}})): "
+                    "without it every run scans the collection",
+        })
+    return missing
+
+
+def load_order_columns(
+    orders: Collection,
+    config: OrdersConfig,
+    since: datetime,
+    until: datetime,
+    order_refs: Iterable[str] = (),
+    charge_ids: Iterable[str] = (),
+    payment_intent_ids: Iterable[str] = (),
+    session_ids: Iterable[str] = (),
+) -> Columns:
+    """Orders created in the window, plus those named by Stripe (by _id) or naming a Stripe object
+    (by stored id), as columns (the fields of `order_record`). Memory stays near the columns' own size.
+
+    `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
+    store them (when configured), in batches of `$in`.
+    """
+    fields = projection(config)
+    out = _OrderColumns(config)
+    with mongo_errors("loading orders"):
+        out.add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields, batch_size=BATCH * 5))
+        out.add(_string_dated(orders, config, since, until, fields))
+        in_window = len(out.seen)
+        loaded_keys = set(out.columns["order_key"])
+        refs = sorted({r for r in order_refs if r not in loaded_keys})
+        del loaded_keys
+        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
+            out.add(orders.find({"_id": {"$in": batch}}, fields))
+        for field, column, ids in (
+            (config.charge_id_field, "stored_charge_id", charge_ids),
+            (config.payment_intent_id_field, "stored_payment_intent_id", payment_intent_ids),
+            (config.checkout_session_id_field, "stored_session_id", session_ids),
+        ):
+            if not field:
+                continue
+            known = set(out.columns[column])
+            wanted = sorted({i for i in ids if i and i not in known})
+            del known
+            for batch in _batches(wanted):
+                out.add(orders.find({field: {"$in": batch}}, fields))
+    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(out.seen) - in_window})
+    _flag_shared_ids(out.columns)
+    return out.columns
 
 
 def load_orders(
@@ -155,41 +301,10 @@ def load_orders(
     payment_intent_ids: Iterable[str] = (),
     session_ids: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Orders created in the window, plus those named by Stripe (by _id) or naming a Stripe object (by stored id).
-
-    `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
-    store them (when configured), in batches of `$in`.
-    """
-    fields = projection(config)
-    docs: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def add(cursor: Iterable[dict[str, Any]]) -> None:
-        for doc in cursor:
-            docs.setdefault(_typed_key(doc["_id"]), doc)
-
-    with mongo_errors("loading orders"):
-        add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields))
-        add(_string_dated(orders, config, since, until, fields))
-        in_window = len(docs)
-        loaded_keys = {key for _, key in docs}
-        refs = sorted({r for r in order_refs if r not in loaded_keys})
-        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
-            add(orders.find({"_id": {"$in": batch}}, fields))
-        for field, ids in (
-            (config.charge_id_field, charge_ids),
-            (config.payment_intent_id_field, payment_intent_ids),
-            (config.checkout_session_id_field, session_ids),
-        ):
-            if not field:
-                continue
-            known = {_get(d, field) for d in docs.values()}
-            wanted = sorted({i for i in ids if i and i not in known})
-            for batch in _batches(wanted):
-                add(orders.find({field: {"$in": batch}}, fields))
-    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(docs) - in_window})
-    records = [order_record(doc, config) for doc in docs.values()]
-    _flag_shared_ids(records)
-    return records
+    """As load_order_columns, one record (dict) per order: for small loads and tests."""
+    return rows(load_order_columns(
+        orders, config, since, until, order_refs, charge_ids, payment_intent_ids, session_ids
+    ))
 
 
 def _string_dated(
@@ -209,13 +324,17 @@ def _string_dated(
             yield doc
 
 
-def _flag_shared_ids(records: list[dict[str, Any]]) -> None:
+def _flag_shared_ids(columns: Columns) -> None:
     """Two documents whose ids print the same (ObjectId and string) cannot be told apart by Stripe."""
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_key.setdefault(record["order_key"], []).append(record)
-    for key, group in by_key.items():
+    keys = columns["order_key"]
+    if len(set(keys)) == len(keys):
+        return
+    positions: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        positions.setdefault(key, []).append(position)
+    problems = columns["problem"]
+    for key, group in positions.items():
         if len(group) > 1:
-            for record in group:
-                note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
-                record["problem"] = "; ".join(filter(None, [record["problem"], note]))
+            note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
+            for position in group:
+                problems[position] = "; ".join(filter(None, [problems[position], note]))

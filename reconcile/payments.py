@@ -1,7 +1,9 @@
 """Pull the Stripe objects a run links to orders: charges, and PaymentIntents and Checkout Sessions
 when the configured link kinds use them; then the look past the window's edges.
 
-I/O only through stripe_pull; which order each object belongs to is decided in match.py.
+I/O only through stripe_pull; which order each object belongs to is decided in match.py. The
+window pulls of the three kinds run side by side (reconcile/pull_plan.py) and arrive as columns
+(reconcile/columns.py); from then on each kind is one frame.
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import stripe
 
 from reconcile import classify as c
-from reconcile import match, stripe_pull
+from reconcile import columns, match, pull_plan, stripe_pull
 from reconcile.config import Config
-from reconcile.timeutil import to_unix
+from reconcile.timeutil import from_unix, to_unix
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +30,37 @@ CHARGES_PATH = "/v1/charges"
 _MONEY_INTENT_STATES = ("succeeded", "requires_capture", "processing")
 
 
+def _both(first: pd.DataFrame, more: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``first`` then ``more``; an object in both counts once, as ``first`` has it."""
+    if more.empty:
+        return first
+    if first.empty:
+        return more
+    both = pd.concat([first, more], ignore_index=True)
+    return both.drop_duplicates(key, keep="first").reset_index(drop=True)
+
+
 @dataclass
 class Payments:
-    """Rows (stripe_pull row functions) of every charge, PaymentIntent and Checkout Session pulled."""
+    """Every charge, PaymentIntent and Checkout Session pulled, one frame per kind
+    (classify.charges_frame, match.intents_frame, match.sessions_frame)."""
 
-    charges: list[dict[str, Any]] = field(default_factory=list)
-    intents: list[dict[str, Any]] = field(default_factory=list)
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    charges: pd.DataFrame = field(default_factory=lambda: c.charges_frame([]))
+    intents: pd.DataFrame = field(default_factory=lambda: match.intents_frame([]))
+    sessions: pd.DataFrame = field(default_factory=lambda: match.sessions_frame([]))
 
     def __bool__(self) -> bool:
-        return bool(self.charges or self.intents or self.sessions)
+        return not (self.charges.empty and self.intents.empty and self.sessions.empty)
 
     def __add__(self, other: "Payments") -> "Payments":
-        return Payments(self.charges + other.charges, self.intents + other.intents, self.sessions + other.sessions)
+        return Payments(
+            _both(self.charges, other.charges, "charge_id"),
+            _both(self.intents, other.intents, "pi_id"),
+            _both(self.sessions, other.sessions, "session_id"),
+        )
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        return c.charges_frame(self.charges), match.intents_frame(self.intents), match.sessions_frame(self.sessions)
+        return self.charges, self.intents, self.sessions
 
 
 @dataclass(frozen=True)
@@ -72,8 +89,25 @@ def _outside(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _session_refs(session: dict[str, Any]) -> list[str]:
-    return [r for r in (session.get("client_reference_id"), session.get("order_ref")) if r]
+def _flag_window(cols: columns.Columns, start: int) -> columns.Columns:
+    """Objects pulled from before the window (the lead) are not the window's own."""
+    if cols:
+        cols["in_window"] = [created >= start for created in cols["created"]]
+    return cols
+
+
+def _ids(values: pd.Series) -> set[str]:
+    return set(values.dropna())
+
+
+def _referenced(sessions: pd.DataFrame) -> pd.Series:
+    """Sessions naming an order (client_reference_id or metadata)."""
+    return sessions["client_reference_id"].notna() | sessions["order_ref"].notna()
+
+
+def _row_fns(config: Config) -> tuple[stripe_pull.RowFn, stripe_pull.RowFn]:
+    key = config.stripe.order_id_metadata_key
+    return (lambda o: stripe_pull.payment_intent_row(o, key)), (lambda o: stripe_pull.checkout_session_row(o, key))
 
 
 def pull(client: stripe.StripeClient, config: Config, since: datetime, until: datetime,
@@ -81,75 +115,90 @@ def pull(client: stripe.StripeClient, config: Config, since: datetime, until: da
     """Charges created in the window, with the PaymentIntents and sessions that explain them."""
     key = config.stripe.order_id_metadata_key
     link_by = config.matching.link_by
-    charges = stripe_pull.fetch_charges(client, since, until, key, policy)
     want_intents, want_sessions = wants(config)
+    intent_row, session_row = _row_fns(config)
     # A PaymentIntent or session is created a little before its charge: start the pull earlier.
     lead, start = since - config.window.edge_slack, to_unix(since)
-    intents: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
+    calls: list[Callable[[], columns.Columns]] = [
+        lambda: stripe_pull.fetch_charge_columns(client, since, until, key, policy),
+    ]
     if want_intents:
-        intents = stripe_pull.fetch_window(
-            client, INTENTS_PATH, lead, until, lambda o: stripe_pull.payment_intent_row(o, key), policy)
-        for row in intents:
-            row["in_window"] = row["created"] >= start
-        known = {r["pi_id"] for r in intents}
-        missing = sorted({r["payment_intent"] for r in charges if r["payment_intent"] and r["payment_intent"] not in known})
-        intents += _outside(stripe_pull.retrieve_objects(
-            client, INTENTS_PATH, missing, lambda o: stripe_pull.payment_intent_row(o, key), policy))
+        calls.append(lambda: stripe_pull.fetch_window_columns(client, INTENTS_PATH, lead, until, intent_row, policy))
+    if want_sessions:
+        calls.append(lambda: stripe_pull.fetch_window_columns(client, SESSIONS_PATH, lead, until, session_row, policy))
+    pulled = pull_plan.side_by_side(calls, policy.abort)  # the kinds are independent: all at once
+    charges = c.charges_frame(pulled.pop(0))
+    intents = match.intents_frame(_flag_window(pulled.pop(0), start)) if want_intents else match.intents_frame([])
+    sessions = match.sessions_frame(_flag_window(pulled.pop(0), start)) if want_sessions else match.sessions_frame([])
+    del pulled
+
+    charge_intents = charges["payment_intent"]
+    if want_intents:
+        missing = sorted(_ids(charge_intents) - set(intents["pi_id"]))
         if missing:
+            found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, missing, intent_row, policy))
+            intents = _both(intents, match.intents_frame(found), "pi_id")
             log.info("pull.payment_intents_retrieved", extra={"count": len(missing)})
     if want_sessions:
-        sessions = stripe_pull.fetch_window(
-            client, SESSIONS_PATH, lead, until, lambda o: stripe_pull.checkout_session_row(o, key), policy)
-        for row in sessions:
-            row["in_window"] = row["created"] >= start
         # Sessions live up to a day: a charge nothing else explains may belong to an older one.
-        have = {s["payment_intent"] for s in sessions if s["payment_intent"]}
-        intent_refs = {i["pi_id"] for i in intents if i["order_ref"]} if match.PAYMENT_INTENT_METADATA in link_by else set()
-        by_charge = match.CHARGE_METADATA in link_by
-        unexplained = sorted({
-            r["payment_intent"] for r in charges
-            if r["status"] == "succeeded" and r["payment_intent"] and r["payment_intent"] not in have
-            and r["payment_intent"] not in intent_refs and not (by_charge and r["order_ref"])
-        })
-        sessions += _outside(stripe_pull.list_by(
-            client, SESSIONS_PATH, "payment_intent", unexplained, lambda o: stripe_pull.checkout_session_row(o, key),
-            policy))
+        explained = _ids(sessions["payment_intent"])
+        if match.PAYMENT_INTENT_METADATA in link_by:
+            explained |= set(intents.loc[intents["order_ref"].notna(), "pi_id"])
+        lone = charges["status"].eq("succeeded") & charge_intents.notna() & ~charge_intents.isin(list(explained))
+        if match.CHARGE_METADATA in link_by:
+            lone &= charges["order_ref"].isna()
+        unexplained = sorted(set(charge_intents[lone]))
         if unexplained:
+            found = _outside(stripe_pull.list_by(client, SESSIONS_PATH, "payment_intent", unexplained, session_row, policy))
+            sessions = _both(sessions, match.sessions_frame(found), "session_id")
             log.info("pull.sessions_by_payment_intent", extra={"count": len(unexplained)})
     return Payments(charges, intents, sessions)
 
 
 def references(payments: Payments, link_by: tuple[str, ...]) -> References:
     """Order ids named by the enabled link kinds, and the ids of objects no reference explains."""
+    charges, intents, sessions = payments.frames()
     refs: set[str] = set()
     if match.CHARGE_METADATA in link_by:
-        refs |= {r["order_ref"] for r in payments.charges if r["order_ref"]}
+        refs |= _ids(charges["order_ref"])
     if match.PAYMENT_INTENT_METADATA in link_by:
-        refs |= {r["order_ref"] for r in payments.intents if r["order_ref"]}
+        refs |= _ids(intents["order_ref"])
     if match.CHECKOUT_SESSION in link_by:
-        refs |= {ref for s in payments.sessions for ref in _session_refs(s)}
+        refs |= _ids(sessions["client_reference_id"]) | _ids(sessions["order_ref"])
     if match.ORDER_FIELDS not in link_by:
         return References(refs, set(), set(), set())
     # Objects with a reference already lead to their order; the others may be named by one.
-    referenced_intents = {i["pi_id"] for i in payments.intents if i["order_ref"]} \
-        if match.PAYMENT_INTENT_METADATA in link_by else set()
-    referenced_sessions = {s["session_id"] for s in payments.sessions if _session_refs(s)} \
-        if match.CHECKOUT_SESSION in link_by else set()
-    session_of = {s["payment_intent"]: s["session_id"] for s in payments.sessions if s["payment_intent"]}
-    by_charge = match.CHARGE_METADATA in link_by
-    charge_ids = {
-        r["charge_id"] for r in payments.charges
-        if not (by_charge and r["order_ref"]) and r["payment_intent"] not in referenced_intents
-        and session_of.get(r["payment_intent"]) not in referenced_sessions
-    }
-    intent_ids = {
-        i["pi_id"] for i in payments.intents
-        if i["pi_id"] not in referenced_intents and session_of.get(i["pi_id"]) not in referenced_sessions
-    }
-    intent_ids |= {r["payment_intent"] for r in payments.charges if r["charge_id"] in charge_ids and r["payment_intent"]}
-    session_ids = {s["session_id"] for s in payments.sessions if s["session_id"] not in referenced_sessions}
+    referenced_intents = list(intents.loc[intents["order_ref"].notna(), "pi_id"]) \
+        if match.PAYMENT_INTENT_METADATA in link_by else []
+    referenced_sessions = list(sessions.loc[_referenced(sessions), "session_id"]) \
+        if match.CHECKOUT_SESSION in link_by else []
+    with_intent = sessions.loc[sessions["payment_intent"].notna()]
+    session_of = dict(zip(with_intent["payment_intent"], with_intent["session_id"]))
+
+    def unexplained(intent_ids: pd.Series) -> pd.Series:
+        """Neither the PaymentIntent nor its session names an order."""
+        return ~intent_ids.isin(referenced_intents) & ~intent_ids.map(session_of).isin(referenced_sessions)
+
+    charge_intents = charges["payment_intent"]
+    lone = unexplained(charge_intents)
+    if match.CHARGE_METADATA in link_by:
+        lone &= charges["order_ref"].isna()
+    charge_ids = set(charges.loc[lone, "charge_id"])
+    intent_ids = set(intents.loc[unexplained(intents["pi_id"]), "pi_id"]) | _ids(charge_intents[lone])
+    session_ids = set(sessions.loc[~sessions["session_id"].isin(referenced_sessions), "session_id"])
     return References(refs, charge_ids, intent_ids, session_ids)
+
+
+def _edges(created: pd.Series, since: datetime, until: datetime, slack: Any) -> list[tuple[datetime, datetime]]:
+    """Where past the window the objects of orders created at ``created`` can be: within edge_slack
+    of each order, so only as far as the orders nearest the edges reach (nothing, if none is near)."""
+    known = created.dropna()
+    if len(known) < len(created) or not len(known):  # an order without a date could be anywhere: all the slack
+        earliest, latest = since, until
+    else:
+        earliest, latest = max(since, from_unix(int(known.min()))), min(until, from_unix(int(known.max())))
+    before, after = (earliest - slack, since), (until, latest + slack)
+    return [span for span in (before, after) if span[0] < span[1]]
 
 
 def edge_look(
@@ -163,51 +212,62 @@ def edge_look(
     key = config.stripe.order_id_metadata_key
     slack = config.window.edge_slack
     candidates = orders.loc[orders["order_key"].isin(doubtful)]
-    known_charges = {r["charge_id"] for r in payments.charges}
-    stored = sorted(set(candidates["stored_charge_id"].dropna()) - known_charges)
-    found = Payments(charges=stripe_pull.retrieve_charges(client, stored, key, policy))
-    if candidates["stored_charge_id"].isna().any():
-        found.charges += stripe_pull.fetch_charges(client, since - slack, since, key, policy)
-        found.charges += stripe_pull.fetch_charges(client, until, until + slack, key, policy)
+    stored = sorted(_ids(candidates["stored_charge_id"]) - set(payments.charges["charge_id"]))
+    charges = stripe_pull.retrieve_charges(client, stored, key, policy)
+    intents: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
 
     want_intents, want_sessions = wants(config)
-    intent_row = lambda o: stripe_pull.payment_intent_row(o, key)  # noqa: E731
-    session_row = lambda o: stripe_pull.checkout_session_row(o, key)  # noqa: E731
+    intent_row, session_row = _row_fns(config)
     if want_intents:
-        known = {r["pi_id"] for r in payments.intents}
-        ids = sorted(set(_column(candidates, "stored_payment_intent_id")) - known)
-        found.intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
-        found.intents += stripe_pull.fetch_window(client, INTENTS_PATH, until, until + slack, intent_row, policy)
+        ids = sorted(set(_column(candidates, "stored_payment_intent_id")) - set(payments.intents["pi_id"]))
+        intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
     if want_sessions:
-        known = {s["session_id"] for s in payments.sessions}
-        ids = sorted(set(_column(candidates, "stored_session_id")) - known)
-        found.sessions += stripe_pull.retrieve_objects(client, SESSIONS_PATH, ids, session_row, policy)
-        found.sessions += stripe_pull.fetch_window(client, SESSIONS_PATH, until, until + slack, session_row, policy)
+        ids = sorted(set(_column(candidates, "stored_session_id")) - set(payments.sessions["session_id"]))
+        sessions += stripe_pull.retrieve_objects(client, SESSIONS_PATH, ids, session_row, policy)
+
+    # The window pulls past the edges, side by side: charges of orders that store no charge id
+    # on both sides; PaymentIntents and sessions (pulled from before the window already) after it.
+    looks: list[tuple[list[dict[str, Any]], Callable[[], list[dict[str, Any]]]]] = []
+    unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
+    if len(unnamed):
+        for lo, hi in _edges(unnamed, since, until, slack):
+            looks.append((charges, lambda lo=lo, hi=hi: stripe_pull.fetch_charges(client, lo, hi, key, policy)))
+    later = [span for span in _edges(candidates["created"], since, until, slack) if span[0] == until]
+    for lo, hi in later:
+        if want_intents:
+            looks.append((intents, lambda lo=lo, hi=hi: stripe_pull.fetch_window(
+                client, INTENTS_PATH, lo, hi, intent_row, policy)))
+        if want_sessions:
+            looks.append((sessions, lambda lo=lo, hi=hi: stripe_pull.fetch_window(
+                client, SESSIONS_PATH, lo, hi, session_row, policy)))
+    for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort)):
+        into += rows
 
     # A PaymentIntent or session of a doubtful order says money moved, but its charge was not seen.
-    keys = set(doubtful)
-    stored_intents = set(_column(candidates, "stored_payment_intent_id"))
-    stored_sessions = set(_column(candidates, "stored_session_id"))
-    seen_intents = {r["payment_intent"] for r in payments.charges + found.charges if r["payment_intent"]}
-    paying = {
-        i["pi_id"] for i in payments.intents + found.intents
-        if i["status"] in _MONEY_INTENT_STATES and (i["order_ref"] in keys or i["pi_id"] in stored_intents)
-    } | {
-        s["payment_intent"] for s in payments.sessions + found.sessions
-        if s["status"] == "complete" and s["payment_intent"]
-        and (set(_session_refs(s)) & keys or s["session_id"] in stored_sessions)
-    }
+    keys = list(doubtful)
+    stored_intents = list(_column(candidates, "stored_payment_intent_id"))
+    stored_sessions = list(_column(candidates, "stored_session_id"))
+    seen_intents = _ids(payments.charges["payment_intent"]) | {r["payment_intent"] for r in charges if r["payment_intent"]}
+    paying: set[str] = set()
+    for frame in (payments.intents, match.intents_frame(intents)):
+        money = frame["status"].isin(_MONEY_INTENT_STATES)
+        paying |= set(frame.loc[money & (frame["order_ref"].isin(keys) | frame["pi_id"].isin(stored_intents)), "pi_id"])
+    for frame in (payments.sessions, match.sessions_frame(sessions)):
+        paid = frame["status"].eq("complete") & frame["payment_intent"].notna()
+        ours = frame["client_reference_id"].isin(keys) | frame["order_ref"].isin(keys) | frame["session_id"].isin(stored_sessions)
+        paying |= set(frame.loc[paid & ours, "payment_intent"])
     unseen = sorted(paying - seen_intents)
-    found.charges += stripe_pull.list_by(
+    charges += stripe_pull.list_by(
         client, CHARGES_PATH, "payment_intent", unseen, lambda o: stripe_pull.charge_row(o, key), policy,
-        {"expand": ["data.balance_transaction"]},
+        stripe_pull.CHARGE_PARAMS,
     )
-    for rows in (found.charges, found.intents, found.sessions):
-        _outside(rows)
     log.info("edge.done", extra={
-        "charges": len(found.charges), "payment_intents": len(found.intents), "checkout_sessions": len(found.sessions),
+        "charges": len(charges), "payment_intents": len(intents), "checkout_sessions": len(sessions),
     })
-    return found
+    return Payments(
+        c.charges_frame(_outside(charges)), match.intents_frame(_outside(intents)), match.sessions_frame(_outside(sessions))
+    )
 
 
 def _column(frame: pd.DataFrame, name: str) -> list[str]:

@@ -1,16 +1,24 @@
 """Progress of long pulls on stderr (pages, objects, rate, ETA), only when stderr is a terminal.
 
-It watches list pages as they come back through the Stripe client (a thin wrapper around it,
-so the pulling code is unchanged) and estimates how far through the window a pull is from
-the `created` time of the oldest object so far: Stripe lists newest first.
+A window pull is many time slices walked side by side (reconcile/pull_plan.py), so no single
+request says how far the pull is: the pull itself reports after each page how much of its
+window is done (the seconds no slice still has to walk). The Stripe client is wrapped
+(`ProgressClient`, so the pulling code takes no extra argument) and offers `watch_pull`, which
+`stripe_pull` calls when a window pull starts.
+
+One updating line shows every pull in flight; a finished pull leaves its final line behind.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, TextIO
+
+# (pages with objects, objects, fraction of the window done, finished)
+PullReport = Callable[[int, int, float, bool], None]
 
 
 def _clock_text(seconds: float) -> str:
@@ -19,14 +27,24 @@ def _clock_text(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+@dataclass
+class _Pull:
+    path: str
+    since: int
+    started: float
+    pages: int = 0
+    objects: int = 0
+    fraction: float = 0.0
+
+
 class Progress:
-    """Writes one updating line per pull (endpoint and window) to a terminal."""
+    """Writes one updating line for the pulls in flight to a terminal."""
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic, interval: float = 0.25):
         self.stream, self.clock, self.interval = stream, clock, interval
         self._lock = threading.Lock()
-        self._key: tuple[Any, ...] | None = None
-        self._state: dict[str, Any] = {}
+        self._pulls: dict[int, _Pull] = {}
+        self._next = 0
         self._last_write = float("-inf")
         self._open_line = False
 
@@ -38,44 +56,45 @@ class Progress:
         except (AttributeError, ValueError):
             return None
 
-    def page(self, path: str, params: dict[str, Any], data: list[dict[str, Any]], has_more: bool,
-             requested_at: float | None = None) -> None:
-        """One list page came back (`requested_at`: when it was asked for, by this clock)."""
-        created = params.get("created") if isinstance(params.get("created"), dict) else {}
-        key = (path, created.get("gte"), created.get("lt"))
+    def watch(self, path: str, since: int, until: int) -> PullReport:
+        """A pull of [since, until) started; returns what its pages are reported to."""
         with self._lock:
-            now = self.clock()
-            if key != self._key:
-                self._finish_line()
-                self._key = key
-                started = requested_at if requested_at is not None else now
-                self._state = {"pages": 0, "objects": 0, "started": started, "oldest": None}
-            s = self._state
-            s["pages"] += 1
-            s["objects"] += len(data)
-            if data and isinstance(data[-1].get("created"), int):
-                s["oldest"] = data[-1]["created"]
-            if not has_more or now - self._last_write >= self.interval:
-                self._write(self._line(path, created, now, done=not has_more))
-                self._last_write = now
-            if not has_more:
-                self._finish_line()
-                self._key = None
+            token = self._next
+            self._next += 1
+            self._pulls[token] = _Pull(path, since, self.clock())
 
-    def _line(self, path: str, created: dict[str, Any], now: float, done: bool) -> str:
-        s = self._state
-        elapsed = max(now - s["started"], 1e-6)
-        rate = s["objects"] / elapsed
-        text = f"{path}: {s['pages']} page{'s' if s['pages'] != 1 else ''}, {s['objects']:,} objects, {rate:,.0f}/s"
-        gte, lt = created.get("gte"), created.get("lt")
+        def report(pages: int, objects: int, fraction: float, done: bool) -> None:
+            self._report(token, pages, objects, fraction, done)
+
+        return report
+
+    def _report(self, token: int, pages: int, objects: int, fraction: float, done: bool) -> None:
+        with self._lock:
+            pull = self._pulls.get(token)
+            if pull is None:
+                return
+            now = self.clock()
+            pull.pages, pull.objects, pull.fraction = pages, objects, min(1.0, max(0.0, fraction))
+            if done:
+                del self._pulls[token]
+                self._write(self._line(pull, now, done=True))
+                self._finish_line()
+                self._last_write = float("-inf")  # show the pulls still running at once
+            elif now - self._last_write >= self.interval:
+                self._write(" | ".join(self._line(p, now, done=False) for p in self._pulls.values()))
+                self._last_write = now
+
+    def _line(self, pull: _Pull, now: float, done: bool) -> str:
+        elapsed = max(now - pull.started, 1e-6)
+        rate = pull.objects / elapsed
+        pages = f"{pull.pages} page{'s' if pull.pages != 1 else ''}"
+        text = f"{pull.path}: {pages}, {pull.objects:,} objects, {rate:,.0f}/s"
         if done:
             return text + ", done"
-        if isinstance(gte, int) and isinstance(lt, int) and lt > gte and s["oldest"] is not None:
-            fraction = min(1.0, max(0.0, (lt - s["oldest"]) / (lt - gte)))
-            day = datetime.fromtimestamp(gte, timezone.utc).strftime("%Y-%m-%d %H:%M")
-            text += f", {fraction:.0%} of the window from {day}"
-            if fraction > 0.01:
-                text += f", ETA {_clock_text(elapsed * (1 - fraction) / fraction)}"
+        day = datetime.fromtimestamp(pull.since, timezone.utc).strftime("%Y-%m-%d %H:%M")
+        text += f", {pull.fraction:.0%} of the window from {day}"
+        if pull.fraction > 0.01:
+            text += f", ETA {_clock_text(elapsed * (1 - pull.fraction) / pull.fraction)}"
         return text
 
     def _write(self, line: str) -> None:
@@ -95,18 +114,16 @@ class Progress:
 
 
 class ProgressClient:
-    """Wraps a StripeClient: list pages are reported to a Progress; everything else passes through."""
+    """Wraps a StripeClient: window pulls report to a Progress; everything else passes through."""
 
     def __init__(self, client: Any, progress: Progress):
         self._client, self._progress = client, progress
 
+    def watch_pull(self, path: str, since: int, until: int) -> PullReport:
+        return self._progress.watch(path, since, until)
+
     def raw_request(self, method_: str, url_: str, **params: Any) -> Any:
-        requested_at = self._progress.clock()
-        response = self._client.raw_request(method_, url_, **params)
-        data = getattr(response, "data", None)
-        if isinstance(data, dict) and data.get("object") == "list" and isinstance(data.get("data"), list):
-            self._progress.page(url_, params, data["data"], bool(data.get("has_more")), requested_at)
-        return response
+        return self._client.raw_request(method_, url_, **params)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

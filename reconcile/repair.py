@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 from pymongo import UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from reconcile import interrupt
 from reconcile.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
@@ -20,6 +22,7 @@ from reconcile.timeutil import from_unix
 
 log = logging.getLogger(__name__)
 
+_DUPLICATE_KEY = 11000  # MongoDB's duplicate key error code
 MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
 AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
 AUDIT_PENDING = "pending"
@@ -30,6 +33,10 @@ class RepairResult:
     repaired: list[str] = field(default_factory=list)       # order keys
     marked_failed: list[str] = field(default_factory=list)
     lost_race: list[str] = field(default_factory=list)      # changed by someone else meanwhile: left alone
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def audit_record(
@@ -76,8 +83,8 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
     fields = config.orders
     action = row.outcome
-    # A missing id reads as NaN in a pandas string column: never write NaN into an order or its undo.
-    previous = row.stored_charge_id if isinstance(row.stored_charge_id, str) else None
+    # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
+    previous = _text(row.stored_charge_id)
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
     marker: dict[str, Any] = {
         "action": action, "run_id": run_id, "at": now, "from_status": fields.pending_status, "to_status": to_status,
@@ -92,16 +99,19 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
     cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
-    audit = audit_record(row.order_id, row.order_key, marker, row.amount, row.currency, config)
+    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), config)
     return cas_filter, {"$set": update_set}, audit
 
 
 def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
-    """Insert audit records (idempotent: keyed by run and order), then clear the orders' pending flags."""
+    """Insert audit records, then clear the orders' pending flags.
+
+    Idempotent: records are keyed by run and order, and one already there (written by an earlier
+    attempt or by healing) is kept as it was, so a duplicate key is not an error here.
+    """
     if not records:
         return
-    audit = db[config.mongodb.audit_collection]
-    audit.bulk_write([UpdateOne({"_id": a["_id"]}, {"$setOnInsert": a}, upsert=True) for a in records], ordered=False)
+    _insert_audit(db[config.mongodb.audit_collection], records)
     for run_id in sorted({a["run_id"] for a in records}):
         db[config.mongodb.orders_collection].update_many(
             {"_id": {"$in": [a["order_id"] for a in records if a["run_id"] == run_id]},
@@ -141,14 +151,17 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
         batch = rows[start : start + size]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
         with mongo_errors("repairing orders"):
-            orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
-            # Which compare-and-sets took effect: the orders now carrying this run's marker.
-            changed = {
-                str(doc["_id"])
-                for doc in orders.find(
-                    {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
-                )
-            }
+            written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
+            if written.modified_count == len(batch):
+                changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
+            else:
+                # Some lost their race: the ones that took effect carry this run's marker.
+                changed = {
+                    str(doc["_id"])
+                    for doc in orders.find(
+                        {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
+                    )
+                }
             _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             if row.order_key not in changed:
@@ -162,6 +175,19 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
         )
     return result
+
+
+def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
+    """One unordered insert; a record already there (same run, same order) is kept as it was."""
+    if not records:
+        return
+    try:
+        audit.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])) or exc.details.get(
+            "writeConcernErrors"
+        ):
+            raise
 
 
 def mark_lost_races(outcomes: pd.DataFrame, lost: list[str]) -> pd.DataFrame:

@@ -9,8 +9,12 @@ import pandas as pd
 BALANCE_COLUMNS = ["txn_id", "created", "type", "reporting_category", "currency", "amount", "fee", "net", "source"]
 
 
-def balance_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=BALANCE_COLUMNS)
+def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    """Rows (dicts) or columns (a dict of lists) of balance transactions."""
+    if isinstance(rows, dict) and any(len(values) for values in rows.values()):
+        frame = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
+    else:  # empty columns would come out as floats
+        frame = pd.DataFrame.from_records([] if isinstance(rows, dict) else rows, columns=BALANCE_COLUMNS)
     return frame.astype({"amount": "int64", "fee": "int64", "net": "int64"})
 
 

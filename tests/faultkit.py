@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -169,3 +170,59 @@ def assert_paged_once(cursors: list[str | None], pages: int) -> None:
         assert distinct.index(after) in (distinct.index(before), distinct.index(before) + 1), (
             f"pagination went back or skipped: {cursors}"
         )
+
+
+class FaultLog:
+    """A `when` for inject() that remembers the query of every request the fault was served to."""
+
+    def __init__(self, when: Callable[[dict], bool] | None = None):
+        self.when = when
+        self.queries: list[dict[str, str]] = []
+
+    def __call__(self, query: dict[str, str]) -> bool:
+        hit = self.when is None or self.when(query)
+        if hit:
+            self.queries.append(dict(query))
+        return hit
+
+
+def one_page_request() -> Callable[[dict], bool]:
+    """A `when` matching only the first request that carries a cursor, and its exact repeats (its retries)."""
+    chosen: list[dict[str, str]] = []
+
+    def when(query: dict[str, str]) -> bool:
+        if "starting_after" not in query:
+            return False
+        if not chosen:
+            chosen.append(dict(query))
+        return query == chosen[0]
+
+    return when
+
+
+def _range(query: dict[str, str]) -> tuple[int, int]:
+    return int(query["created[gte]"]), int(query["created[lt]"])
+
+
+def assert_each_request_once(request_log: list, path: str, faulted: list[dict[str, str]] = ()) -> None:
+    """A window pull in concurrent slices fetched every page once: each request (range and cursor) was
+    made once, and again only as the retry of a fault served to exactly that request; a cursor is
+    followed under one range only; no slice was restarted (the first pages of the slices of one pull
+    are disjoint parts of its window)."""
+    key = lambda q: tuple(sorted(q.items()))  # noqa: E731
+    made = Counter(key(q) for _, p, q in request_log if p == path)
+    faults = Counter(key(q) for q in faulted)
+    for query, count in made.items():
+        assert count == 1 + faults[query], f"{dict(query)} asked {count} times, {faults[query]} fault(s) served to it"
+    followed: dict[str, set] = {}
+    for query in made:
+        cursor = dict(query).get("starting_after")
+        if cursor is not None:
+            followed.setdefault(cursor, set()).add(query)
+    assert all(len(queries) == 1 for queries in followed.values()), "a cursor was followed under two ranges"
+    starts = sorted({_range(dict(q)) for q in made if "starting_after" not in dict(q)}, key=lambda r: (r[0], -r[1]))
+    windows = [r for r in starts if not any(o != r and o[0] <= r[0] and r[1] <= o[1] for o in starts)]
+    for lo, hi in windows:
+        inside = sorted(r for r in starts if r != (lo, hi) and lo <= r[0] and r[1] <= hi)
+        for (_, end), (begin, _) in zip(inside, inside[1:]):
+            assert end <= begin, f"slices overlap (a restart?): {inside}"

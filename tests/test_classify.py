@@ -113,3 +113,19 @@ def test_details_say_what_is_wrong():
         c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES
     )
     assert result.loc[0, "detail"] == "order 30.00 USD, charge captured 25.00 USD"
+
+
+def test_empty_columns_make_the_same_frames_as_empty_rows():
+    """A piece of a window with no orders or no charges still joins (empty columns are not floats)."""
+    rules = c.Rules(pending_status="created", paid_statuses=("accepted",), failed_status="failed",
+                  grace_seconds=900, now=1_763_700_000)
+    orders_empty = c.orders_frame({name: [] for name in c.ORDER_COLUMNS})
+    charges_empty = c.charges_frame({name: [] for name in c.CHARGE_COLUMNS})
+    assert orders_empty.dtypes.to_dict() == c.orders_frame([]).dtypes.to_dict()
+    assert charges_empty.dtypes.to_dict() == c.charges_frame([]).dtypes.to_dict()
+    assert c.classify(orders_empty, charges_empty, rules).empty
+    charge = {"charge_id": "ch_1", "created": 1_763_690_000, "status": "succeeded", "captured": True, "amount": 500,
+              "amount_captured": 500, "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
+              "order_ref": None}
+    out = c.classify(orders_empty, c.charges_frame({k: [v] for k, v in charge.items()}), rules)
+    assert list(out["outcome"]) == [c.ORPHAN_CHARGE]

@@ -71,6 +71,29 @@ def test_secrets_come_from_the_environment(monkeypatch):
     assert config.stripe_api_key() == "sk_test_x"
 
 
+def test_request_budget_keys():
+    config = parse_config({**MINIMAL, "stripe": {"requests_per_second": 25, "account_requests_per_second": 87.5,
+                                                 "concurrency": 12}})
+    assert config.stripe.requests_per_second == 25.0 and isinstance(config.stripe.requests_per_second, float)
+    assert config.stripe.account_requests_per_second == 87.5 and config.stripe.concurrency == 12
+    defaults = parse_config(MINIMAL).stripe
+    assert (defaults.requests_per_second, defaults.account_requests_per_second, defaults.concurrency) == (12.5, 50.0, None)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"requests_per_second": 0}, "stripe.requests_per_second must be above 0"),
+    ({"account_requests_per_second": -3}, "stripe.account_requests_per_second must be above 0"),
+    ({"requests_per_second": "fast"}, "stripe.requests_per_second must be a number"),
+    ({"requests_per_second": True}, "stripe.requests_per_second must be a number"),
+    ({"concurrency": 0}, "stripe.concurrency must be between 1 and 64"),
+    ({"concurrency": 2.5}, "stripe.concurrency must be an integer"),
+    ({"requests_per_secnd": 3}, "did you mean 'requests_per_second'"),
+])
+def test_bad_request_budget_is_one_clear_error(values, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**MINIMAL, "stripe": values})
+
+
 def test_every_commented_key_in_the_example_is_a_real_key(tmp_path, monkeypatch):
     lines = []
     for line in open("config.example.toml", encoding="utf-8"):

@@ -104,21 +104,20 @@ def test_killed_server_then_restarted_the_next_run_completes(tmp_path, stripe_se
 # --------------------------------------------------------------------------- lost mid-repair
 
 
-@pytest.mark.parametrize("command, collection", [
-    ("update", "orders"),            # the compare-and-set batch itself never arrives
-    ("find", "orders"),              # the batch was applied; the read of what changed is cut
-    ("update", "reconcile_audit"),   # the orders changed; their audit records never arrive
+@pytest.mark.parametrize("command, collection, nth", [
+    ("update", "orders", 1),            # the compare-and-set batch itself never arrives
+    ("insert", "reconcile_audit", 1),   # the orders changed; their audit records never arrive
+    ("update", "orders", 2),            # changed and audited; clearing the orders' pending flags is cut
 ])
 def test_connection_lost_mid_repair_then_the_next_run_completes(
-    tmp_path, stripe_server, shop, db, proxy, mongo_server, monkeypatch, command, collection
+    tmp_path, stripe_server, shop, db, proxy, mongo_server, monkeypatch, command, collection, nth
 ):
+    # (When every compare-and-set takes effect the job reads nothing back between the batch and its
+    # audit records, so there is no `find` to cut there.)
     seed_small_shop(shop)
     expected = clean_twin_state(tmp_path, stripe_server, db.client, db, monkeypatch, mongo_server.uri)
     cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch, **SHORT_LEASE)
-    if command == "find":  # the first `find` on orders after the repair batch went out
-        rule = proxy.on("update", "orders", action=lambda: proxy.on("find", "orders"))
-    else:
-        rule = proxy.on(command, collection)
+    rule = proxy.on(command, collection, nth=nth)
     lost = cli()
     assert rule.hit.is_set()
     assert lost.exit_code == 3, lost.output
@@ -127,8 +126,9 @@ def test_connection_lost_mid_repair_then_the_next_run_completes(
     assert_error_summary(lost.summary, 3, lost.stderr)
     changed = db["orders"].count_documents({"reconcile": {"$exists": True}})
     owed = db["orders"].count_documents({"reconcile.audit": "pending"})
-    assert changed == (0 if collection == "orders" and command == "update" else 4)  # one unordered batch: all or none here
-    assert owed == changed and db["reconcile_audit"].count_documents({}) == 0
+    assert changed == (0 if nth == 1 and collection == "orders" else 4)  # one unordered batch: all or none here
+    # The next run heals what is owed; records already written (the flags' clearing was cut) are kept as they are.
+    assert owed == changed and db["reconcile_audit"].count_documents({}) == (4 if nth == 2 else 0)
 
     proxy.restore()
     # The lost run could neither give its lease back nor finish its history record: the next run takes the
@@ -151,8 +151,9 @@ def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, st
                                                                       monkeypatch, nth, flagged):
     """Six changes in batches of four. The real server dies at the n-th `update` on orders, and comes back.
 
-    Per batch the job sends: update orders (compare-and-set), find orders (what changed),
-    update reconcile_audit (the records), update orders (clear the records' flags).
+    Per batch the job sends: update orders (compare-and-set), insert reconcile_audit (the records),
+    update orders (clear the records' flags); a find of what changed only when some compare-and-set
+    did not take effect.
     """
     from mongoproxy import MongoProxy
     from reconcile.demo import ShopSeeder

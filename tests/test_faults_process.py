@@ -24,8 +24,8 @@ from reconcile import classify as c
 
 from conftest import API_KEY, Cli, write_config
 from faultkit import (
-    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, CliProcess, assert_audit_complete, assert_error_summary,
-    assert_run_recorded, cli_env, copy_orders, final_state, last_error, seed_small_shop, wait_for,
+    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, CliProcess, assert_audit_complete, assert_each_request_once,
+    assert_error_summary, assert_run_recorded, cli_env, copy_orders, final_state, last_error, seed_small_shop, wait_for,
 )
 from reconcile.lease import LEASE_ID, Lease
 
@@ -145,7 +145,7 @@ def test_killed_between_order_changes_and_their_audit_records(tmp_path, stripe_s
                                                               monkeypatch):
     seed_small_shop(shop)
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
-    held = proxy.on("update", "reconcile_audit", action="hold")
+    held = proxy.on("insert", "reconcile_audit", action="hold")
     process = start(tmp_path, "killed", stripe_server, db.name, proxy.uri, **SHORT_LEASE)
     wait_for(held.hit.is_set, what="the audit write to be held")
     assert process.kill() == -signal.SIGKILL
@@ -226,7 +226,10 @@ def test_stop_signal_during_pull_stops_cleanly(tmp_path, stripe_server, shop, db
     assert (interrupted["signal"], interrupted["during"], interrupted["exit_code"]) == (name, "pull", code)
     assert snapshot(db) == before
     assert not (tmp_path / "run" / "reports").exists()
-    assert sum(1 for _, p, _ in stripe_server.request_log if p == CHARGES) == 2  # no third page asked for
+    # The page in flight was the last page asked for (the time slices pulled beside it asked for their
+    # first pages before the stop, or never), and no page was asked twice.
+    assert sum(1 for _, p, q in stripe_server.request_log if p == CHARGES and "starting_after" in q) == 1
+    assert_each_request_once(stripe_server.request_log, CHARGES)
     # Recorded as interrupted, with the same line in --summary-json; the lease given back.
     assert_error_summary(summary(process), code, process.stderr)
     assert_run_recorded(db, summary(process), "interrupted")

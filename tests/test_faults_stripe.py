@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+from collections import Counter
 from datetime import timedelta
 from email.utils import format_datetime
 from typing import Callable
@@ -23,7 +25,10 @@ from reconcile.config import parse_config
 from reconcile.timeutil import utcnow
 
 from conftest import API_KEY
-from faultkit import FAST, assert_error_summary, assert_paged_once, assert_run_recorded, page_cursors
+from faultkit import (
+    FAST, FaultLog, assert_each_request_once, assert_error_summary, assert_paged_once, assert_run_recorded,
+    one_page_request, page_cursors,
+)
 
 CHARGES, BALANCE = "/v1/charges", "/v1/balance_transactions"
 
@@ -86,13 +91,17 @@ def test_steady_429_rate_still_finishes_with_complete_data(fast_cli, stripe_serv
     seed_pages(shop)
     stuck = shop.order(c.REPAIRED)
     shop.charge(stuck)
-    stripe_server.inject("/v1/", fault, times=None, when=every_other(), retry_after=0)
+    refused = FaultLog(every_other())
+    stripe_server.inject("/v1/", fault, times=None, when=refused, retry_after=0)
     result = fast_cli()
     assert result.exit_code == 0, result.output
     assert result.summary["counts"]["ok"] == 250 and result.summary["repaired"] == [str(stuck)]
+    assert result.summary["totals"]["usd"]["charge_count"] == 251  # every balance transaction, once
     assert stripe_server.faults_served >= 6  # half of the pages were refused at least once
     assert "stripe.rate_limited" in result.stderr
-    assert_paged_once(page_cursors(stripe_server.request_log, CHARGES), pages=3)
+    # Slices interleave, so a retry need not follow its failure at once; each is the same request again.
+    for path in (CHARGES, BALANCE):  # their queries differ (charges expand), so the faults tell apart
+        assert_each_request_once(stripe_server.request_log, path, refused.queries)
 
 
 def test_stripe_rate_limiter_is_ridden_out(fast_cli, stripe_server, shop):
@@ -108,11 +117,13 @@ def test_stripe_rate_limiter_is_ridden_out(fast_cli, stripe_server, shop):
 
 def test_stripe_should_retry_429_is_retried_by_the_sdk(fast_cli, stripe_server, shop):
     seed_pages(shop, 120)
-    stripe_server.inject(CHARGES, "should_retry_429", times=2)
+    refused = FaultLog()
+    stripe_server.inject(CHARGES, "should_retry_429", times=2, when=refused)
     result = fast_cli()
     assert result.exit_code == 0, result.output
     assert result.summary["counts"]["ok"] == 120
-    assert_paged_once(page_cursors(stripe_server.request_log, CHARGES), pages=2)
+    assert len(refused.queries) == 2
+    assert_each_request_once(stripe_server.request_log, CHARGES, refused.queries)
 
 
 def test_retry_after_is_honoured(stripe_server, store, db, now, shop, tmp_path):
@@ -121,13 +132,20 @@ def test_retry_after_is_honoured(stripe_server, store, db, now, shop, tmp_path):
     stripe_server.inject(CHARGES, "429_retry_after", times=1, retry_after=7)
     stripe_server.inject(BALANCE, "429_retry_after", times=1, retry_after=3)
     config = parse_config({"stripe": {"api_base": stripe_server.url}, "mongodb": {"database": db.name}})
-    pauses: list[float] = []
-    policy = stripe_pull.RetryPolicy(max_retries=5, max_total_seconds=60, base_seconds=0.001, sleep=pauses.append)
+    pauses: list[tuple[str, float]] = []
+
+    def sleep(seconds: float) -> None:  # the pulls run side by side: note which one paused (its thread's name)
+        pauses.append((threading.current_thread().name, seconds))
+
+    policy = stripe_pull.RetryPolicy(max_retries=5, max_total_seconds=60, base_seconds=0.001, sleep=sleep)
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
     result = job.run(config, client, db, request, policy=policy)
     assert result.counts[c.REPAIRED] == 1
-    assert len(pauses) == 2 and pauses[0] >= 7 and pauses[1] >= 3
+    assert len(pauses) == 2
+    by_pull = {path: [s for name, s in pauses if name.startswith(f"pull{path}:")] for path in (CHARGES, BALANCE)}
+    assert len(by_pull[CHARGES]) == 1 and by_pull[CHARGES][0] >= 7
+    assert len(by_pull[BALANCE]) == 1 and by_pull[BALANCE][0] >= 3
 
 
 def test_retry_after_as_http_date():
@@ -189,15 +207,18 @@ def test_failed_page_is_retried_alone_from_its_cursor(fast_cli, stripe_server, s
     stuck = shop.order(c.REPAIRED)
     shop.charge(stuck)
     configure(fast_cli, stripe={"timeout": "300ms"})
-    # The second page only (a request carrying a cursor), twice in a row.
-    stripe_server.inject(path, fault, times=2, when=lambda q: "starting_after" in q, **opts)
+    # One page after the first (a request carrying a cursor), twice in a row.
+    failed = FaultLog(one_page_request())
+    stripe_server.inject(path, fault, times=2, when=failed, **opts)
     result = fast_cli()
     assert result.exit_code == 0, result.output
     assert result.summary["counts"]["ok"] == 250 and result.summary["repaired"] == [str(stuck)]
-    cursors = page_cursors(stripe_server.request_log, path)
-    assert_paged_once(cursors, pages=3)
-    assert cursors.count(None) == 1                      # the window was never restarted
-    assert cursors.count(cursors[1]) == 3                # the failed page: once, then two retries
+    assert len(failed.queries) == 2 and failed.queries[0] == failed.queries[1]
+    # The failed page: once, then two retries of exactly that request (same range, same cursor);
+    # every other page once, no slice restarted.
+    assert_each_request_once(stripe_server.request_log, path, failed.queries)
+    made = [q for _, p, q in stripe_server.request_log if p == path]
+    assert made.count(failed.queries[0]) == 3
     assert result.summary["totals"]["usd"]["charge_count"] == 251  # every balance transaction, once
 
 
@@ -243,7 +264,10 @@ def test_invalid_key_ends_at_once_and_never_shows(fast_cli, stripe_server, shop,
     before = snapshot(db)
     result = fast_cli()
     assert result.exit_code == 2, result.output
-    assert len(stripe_server.request_log) == 1  # no retries: a wrong key does not get better
+    # No retries: a wrong key does not get better. Charges and balance are asked side by side: each at
+    # most once (the second may see the first's failure before it asks at all).
+    asked = Counter(p for _, p, _ in stripe_server.request_log)
+    assert set(asked) <= {CHARGES, BALANCE} and set(asked.values()) == {1}
     assert "Stripe rejected the API key (HTTP 401)" in result.stderr
     text = outputs(result, tmp_path, db)
     assert bad not in text and bad[8:] not in text and "xTail" not in text  # not even Stripe's echoed tail
@@ -276,7 +300,10 @@ def test_key_revoked_mid_pagination_stops_at_once(fast_cli, stripe_server, shop,
     before = snapshot(db)
     result = fast_cli()
     assert result.exit_code == 2, result.output
-    assert sum(1 for _, p, q in stripe_server.request_log if "starting_after" in q) == 1
+    # One page after the first and no retry of it, per pull (charges and balance page side by side; the
+    # second may stop before its own next page once the first has failed).
+    asked = Counter(p for _, p, q in stripe_server.request_log if "starting_after" in q)
+    assert asked[CHARGES] == 1 and asked[BALANCE] <= 1 and set(asked) <= {CHARGES, BALANCE}
     assert API_KEY not in outputs(result, tmp_path, db) and API_KEY[-6:] not in outputs(result, tmp_path, db)
     assert_nothing_done(result, db, before, tmp_path)
 

@@ -8,9 +8,12 @@ from decimal import Decimal
 import mongomock
 import pytest
 from bson import Decimal128, ObjectId
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from reconcile.columns import rows
 from reconcile.config import OrdersConfig
-from reconcile.orders import load_orders, order_record
+from reconcile.orders import _OrderColumns, load_orders, order_record
 
 CFG = OrdersConfig()
 SINCE = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -88,3 +91,55 @@ def test_tolerated_variants_are_normalised():
     assert record["created"] == int(datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp())
     naive = order_record(doc("y", created_at=datetime(2026, 11, 20, 10)), CFG)
     assert naive["created"] == record["created"]                      # naive means UTC
+
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=6),
+    st.sampled_from([" usd ", "EUR", "", "  ", "ch_1", " ch_2 ", "2026-11-20T10:00:00Z", "not a date", "us", "US D",
+                     "usdd", "ÜSD", "pi_3", " cs_test_4 "]),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+    st.builds(Decimal128, st.sampled_from(["19.99", "1000"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.fixed_dictionaries({}, optional={
+    name: _values for name in ("status", "amount", "currency", "created_at", "charge_id", "email",
+                               "payment_intent_id", "checkout_session_id", "refunded_amount")
+}), object_id=st.booleans(), stored_ids=st.booleans())
+def test_streamed_columns_equal_order_record_for_any_document(fields, object_id, stored_ids):
+    """The loader's fast path for plain documents gives exactly what order_record gives."""
+    cfg = OrdersConfig(email_field="email", payment_intent_id_field="payment_intent_id",
+                       checkout_session_id_field="checkout_session_id", refunded_amount_field="refunded_amount") \
+        if stored_ids else OrdersConfig(email_field="email")
+    document = {"_id": ObjectId() if object_id else "ord-1", **fields}
+    out = _OrderColumns(cfg)
+    out.add([document])
+    assert rows(out.columns) == [order_record(document, cfg)]
+
+
+def test_dotted_field_names_take_the_general_path(orders):
+    cfg = OrdersConfig(amount_field="total.amount", currency_field="total.currency")
+    orders.insert_one({"_id": "o1", "status": "created", "total": {"amount": 500, "currency": "EUR"},
+                       "created_at": datetime(2026, 11, 20, 9)})
+    [record] = load_orders(orders, cfg, SINCE, UNTIL)
+    assert (record["amount"], record["currency"], record["problem"]) == (500, "eur", None)
+
+
+def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
+    """On the wire-protocol server: the job warns, once per field, and builds nothing itself."""
+    from reconcile.orders import check_indexes
+
+    db["orders"].insert_one({"_id": "o1"})
+    with caplog.at_level("WARNING", logger="reconcile.orders"):
+        assert check_indexes(db["orders"], CFG) == ["created_at", "charge_id"]
+    hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]
+    assert hints == [
+        '`reconcile init` creates it (or db.orders.createIndex({"created_at": 1})): without it every run scans the collection',
+        '`reconcile init` creates it (or db.orders.createIndex({"charge_id": 1})): without it every run scans the collection',
+    ]
+    assert set(db["orders"].index_information()) == {"_id_"}  # nothing built behind the user's back
+    db["orders"].create_index([("created_at", 1), ("status", 1)])
+    db["orders"].create_index("charge_id")
+    assert check_indexes(db["orders"], CFG) == []

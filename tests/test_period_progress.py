@@ -7,6 +7,8 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
+import stripe
+
 from reconcile import history, items, period, retention
 from reconcile.progress import Progress, ProgressClient
 
@@ -59,34 +61,60 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-class Page:
-    def __init__(self, data, has_more):
-        self.data = {"object": "list", "data": data, "has_more": has_more}
-
-
-class FakeStripe:
-    """Answers list pages of a 1000-second window, 100 seconds per page."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def raw_request(self, method, path, **params):
-        self.calls += 1
-        top = 1000 - (self.calls - 1) * 100
-        return Page([{"id": f"ch_{i}", "created": top - i} for i in range(1, 101)], has_more=self.calls < 10)
-
-
 def test_progress_on_a_terminal_shows_pages_objects_rate_and_eta():
-    ticks = iter(range(100))   # one tick when a page is asked for, one when it arrives
+    ticks = iter(range(100))   # one tick per report, one when the pull starts
     screen = FakeTerminal()
     progress = Progress(screen, clock=lambda: float(next(ticks)), interval=0)
-    client = ProgressClient(FakeStripe(), progress)
-    for _ in range(10):
-        client.raw_request("get", "/v1/charges", created={"gte": 0, "lt": 1000}, limit=100)
+    report = progress.watch("/v1/charges", 0, 1000)
+    for page in range(1, 10):
+        report(page, page * 100, page / 10, False)  # the pull says how much of its window is done
+    report(10, 1000, 1.0, True)
     lines = screen.getvalue().split("\r\x1b[K")
-    # After 2 pages (3 ticks) the oldest object is 200 s into the 1000 s window: 20% done, 12 ticks to go.
-    assert "/v1/charges: 2 pages, 200 objects, 67/s, 20% of the window from 1970-01-01 00:00, ETA 0:12" in lines[2]
-    assert lines[-1] == "/v1/charges: 10 pages, 1,000 objects, 53/s, done\n"
+    # After 2 pages (2 ticks) 20% of the 1000 s window is done: 8 ticks to go.
+    assert "/v1/charges: 2 pages, 200 objects, 100/s, 20% of the window from 1970-01-01 00:00, ETA 0:08" in lines[2]
+    assert lines[-1] == "/v1/charges: 10 pages, 1,000 objects, 100/s, done\n"
+
+
+def test_progress_shows_pulls_side_by_side_on_one_line_and_leaves_each_finished_one():
+    screen = FakeTerminal()
+    progress = Progress(screen, clock=lambda: 0.0, interval=0)
+    charges, balance = progress.watch("/v1/charges", 0, 1000), progress.watch("/v1/balance_transactions", 0, 1000)
+    progress.clock = lambda: 2.0
+    charges(1, 100, 0.5, False)
+    balance(1, 100, 0.25, False)
+    assert screen.getvalue().split("\r\x1b[K")[-1] == (
+        "/v1/charges: 1 page, 100 objects, 50/s, 50% of the window from 1970-01-01 00:00, ETA 0:02"
+        " | /v1/balance_transactions: 1 page, 100 objects, 50/s, 25% of the window from 1970-01-01 00:00, ETA 0:06"
+    )
+    progress.clock = lambda: 3.0
+    charges(2, 150, 1.0, True)
+    balance(2, 300, 1.0, True)
+    progress.close()
+    finished = [line.split("\r\x1b[K")[-1] for line in screen.getvalue().split("\n")]
+    assert finished == ["/v1/charges: 2 pages, 150 objects, 50/s, done",
+                        "/v1/balance_transactions: 2 pages, 300 objects, 100/s, done", ""]
+
+
+def test_concurrent_pull_reports_its_progress_to_a_wrapped_client():
+    from reconcile import stripe_pull
+    from reconcile.standin import StandinStore, serve
+    from reconcile.timeutil import from_unix
+
+    store = StandinStore(api_key="sk_test_progress")
+    with store.bulk():
+        for n in range(1000):
+            store.create_charge(amount=100 + n, created=1_700_000_000 + n)
+    screen = FakeTerminal()
+    with serve(store) as srv:
+        client = ProgressClient(stripe.StripeClient("sk_test_progress", base_addresses={"api": srv.url}),
+                                Progress(screen, interval=0))
+        rows = stripe_pull.fetch_charges(client, from_unix(1_700_000_000), from_unix(1_700_001_000), "order_id",
+                                         stripe_pull.RetryPolicy(concurrency=4))
+    assert len(rows) == 1000
+    shown = screen.getvalue().split("\r\x1b[K")
+    fractions = [int(line.split("% of the window")[0].rsplit(", ", 1)[1]) for line in shown if "% of the window" in line]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] < 100  # only forward, done only at the end
+    assert shown[-1].startswith("/v1/charges: ") and ", 1,000 objects, " in shown[-1] and shown[-1].endswith(", done\n")
 
 
 def test_progress_is_silent_when_stderr_is_not_a_terminal():

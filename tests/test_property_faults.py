@@ -32,7 +32,7 @@ from mongoproxy import MongoProxy
 
 KINDS = ("stuck", "failed_only", "ok", "mismatch", "stale", "young", "paid_no_charge", "duplicate", "failed_but_charged")
 STRIPE_FAULTS = ("500", "503", "drop", "429", "429_retry_after", "hang")
-MONGO_POINTS = (("update", "orders"), ("find", "orders"), ("update", "reconcile_audit"))
+MONGO_POINTS = (("update", "orders"), ("find", "orders"), ("insert", "reconcile_audit"))
 
 orders_strategy = st.lists(
     st.tuples(st.sampled_from(KINDS), st.booleans(), st.integers(1, 99_999), st.sampled_from(["usd", "jpy", "eur"])),
@@ -78,7 +78,7 @@ def fast_sdk_retries(monkeypatch):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(orders=orders_strategy, orphans=st.integers(0, 2), batch=st.integers(1, 4), faults=faults_strategy)
 # Always tried as well: each point of a repair batch cut, and a Stripe page that fails past its retries.
-@example(orders=MIXED, orphans=1, batch=2, faults=[("mongo", ("update", "reconcile_audit"), 2)])
+@example(orders=MIXED, orphans=1, batch=2, faults=[("mongo", ("insert", "reconcile_audit"), 2)])
 @example(orders=MIXED, orphans=0, batch=1, faults=[("mongo", ("find", "orders"), 3)])
 @example(orders=MIXED, orphans=0, batch=2, faults=[("mongo", ("update", "orders"), 2)])
 @example(orders=MIXED, orphans=1, batch=4, faults=[("stripe", "/v1/balance_transactions", "drop", 4)])

@@ -1,0 +1,323 @@
+"""`python -m bench`: the reconcile job at a big merchant's volume, with the figures the targets name.
+
+Starts the Stripe stand-in in its own process (latency and rate limits like Stripe's) and an
+embedded MongoDB wire-protocol server, seeds N charges (with balance transactions) and N orders
+(1 in 100 stuck), then measures:
+
+- a sequential `auto_paging_iter` pull of a slice of the charges (the usual way, for comparison);
+- the job itself (the real `reconcile` command in its own process, budget = the stand-in's limits)
+  over the whole window: pull objects/s and its ratio to the rate ceiling and to the sequential
+  pull, load, join + classify, repairs, peak RSS of the job's process;
+- an hourly run over the window's last hour (nothing left to repair);
+- repairing stuck orders in bulk against one update per order, on the same MongoDB server.
+
+It says when the stand-in (or the job's own CPU) looks like the bottleneck. The machine may be
+shared: the load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pymongo
+import stripe
+
+from bench import shop
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = ("/v1/charges", "/v1/balance_transactions")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    return {
+        "cpu": model or platform.processor(), "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(), "stripe_sdk": stripe.VERSION, "pandas": pd.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class Standin:
+    """The stand-in process: started, asked for its counters, stopped."""
+
+    def __init__(self, n: int, start: int, latency: float, per_endpoint: float, account: float) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.standin_proc", "--n", str(n), "--start", str(start),
+             "--latency", str(latency), "--per-endpoint", str(per_endpoint), "--account", str(account)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        )
+
+    def ready(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the stand-in process ended at start (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def stats(self) -> dict[str, Any]:
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def seed_orders(db: Any, n: int, start: int) -> float:
+    began = time.monotonic()
+    db.orders.drop()
+    batch = 5000
+    for first in range(0, n, batch):
+        db.orders.insert_many(list(shop.order_docs(n, start, first, min(n, first + batch))), ordered=False)
+    db.orders.create_index("created_at")
+    db.orders.create_index("charge_id")
+    return time.monotonic() - began
+
+
+def sequential_pull(url: str, start: int, until: int) -> tuple[int, float]:
+    """The usual way: SDK objects, one page after another, with the job's expansion."""
+    client = stripe.StripeClient(shop.API_KEY, base_addresses={"api": url}, max_network_retries=3)
+    params = {"limit": 100, "created": {"gte": start, "lt": until}, "expand": ["data.balance_transaction"]}
+    began = time.monotonic()
+    count = sum(1 for _ in client.v1.charges.list(params).auto_paging_iter())
+    return count, time.monotonic() - began
+
+
+def run_job(workdir: Path, name: str, url: str, mongo_uri: str, since: int, until: int,
+            per_endpoint: float, account: float) -> dict[str, Any]:
+    """The real `reconcile` command in its own process; its log lines, summary, wall time and rusage."""
+    config = workdir / f"{name}.toml"
+    config.write_text(
+        f'[stripe]\napi_base = "{url}"\nrequests_per_second = {per_endpoint}\n'
+        f"account_requests_per_second = {account}\n"
+        f'[mongodb]\ndatabase = "bench"\n[orders]\nemail_field = "email"\n'
+        f'[report]\ndir = "{workdir / "reports"}"\n'
+    )
+    summary, err = workdir / f"{name}.summary.json", workdir / f"{name}.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), STRIPE_API_KEY=shop.API_KEY, MONGODB_URI=mongo_uri)
+    began = time.monotonic()
+    with open(err, "w") as stderr, open(workdir / f"{name}.out", "w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from reconcile.cli import main; sys.argv[0] = 'reconcile'; main()",
+             "--config", str(config), "--since", iso(since),
+             "--until", iso(until), "--summary-json", str(summary)],
+            stdout=stdout, stderr=stderr, env=env, cwd=workdir,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - began
+    code = os.waitstatus_to_exitcode(status)
+    lines = []
+    for line in err.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    if code not in (0, 1):
+        tail = "\n".join(err.read_text().splitlines()[-5:])
+        raise RuntimeError(f"the {name} run exited {code}:\n{tail}")
+    done = next(l for l in lines if l.get("step") == "run.done")
+    pulled = next(l for l in lines if l.get("step") == "pull.done")
+    per_endpoint_pull = {l["path"]: l for l in lines if l.get("step") == "pull.page_set" and l.get("path") in ENDPOINTS}
+    return {
+        "exit_code": code, "wall_seconds": wall, "steps": done["seconds"], "counts": done["counts"],
+        "charges": pulled["charges"], "balance_transactions": pulled["balance_transactions"],
+        "per_endpoint": per_endpoint_pull,
+        "slowed": sum(1 for l in lines if l.get("step") == "budget.slowed"),
+        "rate_limited": sum(1 for l in lines if l.get("step") == "stripe.rate_limited"),
+        "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
+    """The same compare-and-set changes with their audit records: bulk (the job's way) vs one by one."""
+    from reconcile import classify as c
+    from reconcile import repair
+    from reconcile.config import parse_config
+
+    db = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
+    config = parse_config({"mongodb": {"database": "bench_repairs"}})
+    ids = [shop.order_id(i) for i in range(count)]
+    outcomes = pd.DataFrame({
+        "outcome": c.REPAIRED, "order_key": [str(i) for i in ids], "order_id": ids,
+        "charge_id": [shop.charge_id(i) for i in range(count)], "charge_created": 1_763_700_000,
+        "stored_charge_id": None, "amount": 1000, "currency": "usd",
+    })
+
+    def seed() -> None:
+        db.orders.drop()
+        db.reconcile_audit.drop()
+        for first in range(0, count, 5000):
+            db.orders.insert_many([
+                {"_id": i, "status": "created", "amount": 1000, "currency": "usd", "created_at": datetime(2026, 11, 20)}
+                for i in ids[first:first + 5000]
+            ])
+
+    now = datetime.now(timezone.utc)
+    seed()
+    began = time.monotonic()
+    done = repair.apply_repairs(db, config, outcomes, "bench-bulk", now)
+    bulk = time.monotonic() - began
+    assert len(done.repaired) == count and db.reconcile_audit.count_documents({}) == count
+
+    seed()
+    began = time.monotonic()
+    for row in outcomes.itertuples(index=False):
+        cas, update, audit = repair._planned_change(row, config, "bench-single", now)
+        if db.orders.update_one(cas, update).modified_count:
+            db.reconcile_audit.insert_one(audit)
+    single = time.monotonic() - began
+    assert db.orders.count_documents({"status": "accepted"}) == count
+    db.client.drop_database("bench_repairs")
+    return {"orders": count, "bulk_seconds": bulk, "one_by_one_seconds": single, "speedup": single / bulk}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200_000, help="charges and orders (default 200000)")
+    parser.add_argument("--latency", type=float, default=0.3, help="stand-in seconds per request (default 0.3)")
+    parser.add_argument("--rate", type=float, default=25, help="stand-in requests/s per endpoint (default 25)")
+    parser.add_argument("--account-rate", type=float, default=100, help="stand-in requests/s per account (default 100)")
+    parser.add_argument("--sequential-pages", type=int, default=20, help="pages in the sequential slice (default 20)")
+    parser.add_argument("--repairs", type=int, default=10_000, help="stuck orders in the bulk/single comparison")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    info = machine()
+    n = args.n
+    end = int(time.time()) // 60 * 60 - 60
+    start = end - shop.span_seconds(n)
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Python {info['python']}, "
+          f"stripe {info['stripe_sdk']}, pandas {info['pandas']}; load average {info['load_average']}", flush=True)
+    print(f"shop: {n:,} charges + {n:,} balance transactions + {n:,} orders over {shop.span_seconds(n) / 3600:.1f} h "
+          f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request, "
+          f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account", flush=True)
+
+    from reconcile.embedded_mongo import EmbeddedMongo
+
+    figures: dict[str, Any] = {"machine": info, "n": n, "latency": args.latency, "rate": args.rate,
+                               "account_rate": args.account_rate}
+    standin = Standin(n, start, args.latency, args.rate, args.account_rate)
+    with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
+        try:
+            db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
+            seeded = seed_orders(db, n, start)
+            ready = standin.ready()
+            print(f"seeded: orders in {seeded:.0f} s (MongoDB), charges in {ready['seed_seconds']:.0f} s (stand-in)",
+                  flush=True)
+            url = ready["url"]
+
+            # 1. The usual sequential pull, on a slice of the same charges.
+            slice_until = shop.charge_created(min(n, args.sequential_pages * 100), n, start)
+            seq_count, seq_seconds = sequential_pull(url, start, slice_until)
+            seq_rate = seq_count / seq_seconds
+            figures["sequential"] = {"objects": seq_count, "seconds": seq_seconds, "objects_per_second": seq_rate}
+            print(f"sequential auto_paging_iter: {seq_count:,} charges in {seq_seconds:.1f} s = {seq_rate:,.0f}/s",
+                  flush=True)
+
+            # 2. The job over the whole window.
+            before = standin.stats()
+            job = run_job(Path(tmp), "full", url, mongo.uri, start, end, args.rate, args.account_rate)
+            after = standin.stats()
+            figures["full_run"] = job
+            steps = job["steps"]
+            objects = job["charges"] + job["balance_transactions"]
+            pull_rate = objects / steps["pull"]
+            ceiling = min(args.rate * len(ENDPOINTS), args.account_rate) * 100
+            standin_busy = (after["cpu_seconds"] - before["cpu_seconds"]) / steps["pull"]
+            job_busy = job["cpu_seconds"] / job["wall_seconds"]
+            figures["pull"] = {
+                "objects": objects, "seconds": steps["pull"], "objects_per_second": pull_rate, "ceiling": ceiling,
+                "ratio_to_ceiling": pull_rate / ceiling, "ratio_to_sequential": pull_rate / seq_rate,
+                "standin_requests": after["requests"] - before["requests"],
+                "standin_429s": after["rate_limited"] - before["rate_limited"],
+                "standin_cpu_share": standin_busy,
+            }
+            print(f"\nfull run ({iso(start)} to {iso(end)}), exit {job['exit_code']}, counts "
+                  f"{ {k: v for k, v in job['counts'].items() if v} }")
+            print(f"  pull: {objects:,} objects in {steps['pull']:.1f} s = {pull_rate:,.0f} objects/s; "
+                  f"ceiling {ceiling:,.0f}/s -> {pull_rate / ceiling:.0%} of it; "
+                  f"{pull_rate / seq_rate:.1f}x the sequential pull")
+            for path, line in job["per_endpoint"].items():
+                rate = line["count"] / line["seconds"]
+                print(f"    {path}: {line['count']:,} in {line['seconds']:.1f} s = {rate:,.0f}/s "
+                      f"({rate / (args.rate * 100):.0%} of {args.rate * 100:,.0f}/s; "
+                      f"{rate / seq_rate:.1f}x sequential); {line['requests']:,} requests, {line['slices']} slices")
+            print(f"    stand-in: {figures['pull']['standin_requests']:,} requests, "
+                  f"{figures['pull']['standin_429s']} answered 429; its CPU {standin_busy:.0%} of a core "
+                  f"during the pull; budget slowed {job['slowed']} times")
+            print(f"  audit healing check (orders still owed an audit record): {steps.get('heal', 0):.1f} s")
+            print(f"  load orders (MongoDB read + normalise): {steps['load']:.1f} s")
+            print(f"  join + classify: {steps['classify']:.1f} s (edge look {steps['edge_look']:.1f} s)")
+            print(f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
+                  f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s")
+            print(f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
+                  f"peak RSS {job['peak_rss_mb']:,.0f} MB")
+            if standin_busy > 0.8:
+                print(f"  ! the stand-in was busy {standin_busy:.0%} of a core: it may be the bottleneck")
+            if job_busy > 0.9:
+                print(f"  ! the job used {job_busy:.0%} of a core on average: its own CPU may be the bottleneck")
+
+            # 3. An hourly run: the last hour, nothing left to repair.
+            hour = run_job(Path(tmp), "hourly", url, mongo.uri, end - 3600, end, args.rate, args.account_rate)
+            figures["hourly_run"] = hour
+            print(f"\nhourly run (last hour, {hour['charges']:,} charges, "
+                  f"{hour['counts'].get('repaired', 0)} repaired): {hour['wall_seconds']:.1f} s wall "
+                  f"(steps {sum(hour['steps'].values()):.1f} s: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in hour["steps"].items()) + ")")
+
+            # 4. Repairs in bulk against one update per order.
+            if args.repairs:
+                rep = repairs_comparison(mongo.uri, args.repairs)
+                figures["repairs"] = rep
+                print(f"\nrepairs of {rep['orders']:,} stuck orders on nx-27017: bulk {rep['bulk_seconds']:.1f} s, "
+                      f"one by one {rep['one_by_one_seconds']:.1f} s -> {rep['speedup']:.1f}x")
+        finally:
+            standin.stop()
+    figures["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    figures["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nload average at the end: {figures['machine']['load_average_after']} on {info['cores']} cores"
+          + (" (the machine was busy: figures are noisy)" if max(figures["machine"]["load_average_after"]) > (info["cores"] or 1) else ""))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Concurrent window pulls against the Stripe stand-in (HTTP, official SDK): the same objects,
+in the same order, as a sequential pull; within the budget; through 429s."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+import stripe
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconcile import interrupt, pull_plan, stripe_pull
+from reconcile.budget import Budget
+from reconcile.errors import Interrupted, StripeAuthError, StripeRequestError
+from reconcile.standin import StandinStore, serve
+from reconcile.timeutil import from_unix
+
+KEY = "sk_test_pull_concurrent"
+T0 = 1_763_700_000
+
+
+def client_for(url: str, key: str = KEY) -> stripe.StripeClient:
+    return stripe.StripeClient(key, base_addresses={"api": url}, max_network_retries=0)
+
+
+def quick_policy(**kwargs: Any) -> stripe_pull.RetryPolicy:
+    """Short 429 backoff: the tests check what is pulled, not how long the pauses are."""
+    return stripe_pull.RetryPolicy(base_seconds=0.02, cap_seconds=0.2, max_retries=50, **kwargs)
+
+
+def sequential_ids(client: stripe.StripeClient, path: str, since: int, until: int) -> list[str]:
+    """The reference: one cursor walk over the whole window (the pre-concurrency pull)."""
+    query = {"created": {"gte": since, "lt": until}}
+    return [o["id"] for page in stripe_pull.iter_pages(client, path, query, stripe_pull.RetryPolicy()) for o in page]
+
+
+def id_row(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"id": obj["id"], "created": obj["created"]}
+
+
+def concurrent_ids(client, path, since, until, policy) -> list[str]:
+    rows = stripe_pull.fetch_window(client, path, from_unix(since), from_unix(until), id_row, policy)
+    return [r["id"] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def boundary_world():
+    """Charges spread over a window, with crowds sharing one second at the window's start, in its
+    middle and at its last second, plus charges just outside on both sides."""
+    store = StandinStore(api_key=KEY)
+    rng = random.Random(7)
+    since, until = T0, T0 + 20_000
+    with store.bulk():
+        for n in range(1500):
+            store.create_charge(amount=100 + n, created=rng.randrange(since, until), metadata={"order_id": f"o{n}"})
+        for second, count in ((since, 230), (since + 9_999, 450), (until - 1, 170)):
+            for n in range(count):
+                store.create_charge(amount=7 + n, created=second)
+        for second in (since - 1, until, until + 1):
+            store.create_charge(amount=5, created=second)
+    with serve(store) as srv:
+        yield store, srv, since, until
+
+
+def test_concurrent_pull_equals_sequential_pull_including_crowded_boundary_seconds(boundary_world):
+    store, srv, since, until = boundary_world
+    client = client_for(srv.url)
+    expected = sequential_ids(client, "/v1/charges", since, until)
+    assert len(expected) == 1500 + 230 + 450 + 170
+    sdk = [c.id for c in client.v1.charges.list({"limit": 100, "created": {"gte": since, "lt": until}}).auto_paging_iter()]
+    assert sdk == expected
+
+    before = len(srv.request_log)
+    got = concurrent_ids(client, "/v1/charges", since, until, quick_policy(concurrency=8))
+    assert got == expected  # same objects, same order, none twice
+    ranges = {(q["created[gte]"], q["created[lt]"]) for _, _, q in srv.request_log[before:]}
+    assert len(ranges) > 8  # the window really was cut into slices
+
+
+def test_dense_second_is_walked_by_cursor_and_never_split(boundary_world):
+    store, srv, since, until = boundary_world
+    client = client_for(srv.url)
+    middle = since + 9_999
+    expected = sequential_ids(client, "/v1/charges", middle - 2, middle + 3)
+    got = concurrent_ids(client, "/v1/charges", middle - 2, middle + 3, quick_policy(concurrency=6))
+    assert got == expected and len(got) >= 450
+
+
+def test_empty_and_one_second_windows(boundary_world):
+    store, srv, since, until = boundary_world
+    client = client_for(srv.url)
+    assert concurrent_ids(client, "/v1/charges", until + 10, until + 500, quick_policy(concurrency=4)) == []
+    assert len(concurrent_ids(client, "/v1/charges", since, since + 1, quick_policy(concurrency=4))) == 230
+    assert concurrent_ids(client, "/v1/charges", since, since, quick_policy()) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seconds=st.lists(st.integers(min_value=0, max_value=400), min_size=0, max_size=700),
+    crowd=st.integers(min_value=0, max_value=260),
+    crowd_at=st.integers(min_value=0, max_value=400),
+    workers=st.integers(min_value=1, max_value=12),
+    lo=st.integers(min_value=0, max_value=60),
+    hi=st.integers(min_value=300, max_value=401),
+)
+def test_any_spread_any_workers_gives_the_sequential_list(seconds, crowd, crowd_at, workers, lo, hi):
+    store = StandinStore(api_key=KEY)
+    for n, offset in enumerate(seconds + [crowd_at] * crowd):
+        store.create_balance_transaction(type="adjustment", amount=n + 1, created=T0 + offset)
+    with serve(store, log_requests=False) as srv:
+        client = client_for(srv.url)
+        expected = sequential_ids(client, "/v1/balance_transactions", T0 + lo, T0 + hi)
+        got = concurrent_ids(client, "/v1/balance_transactions", T0 + lo, T0 + hi, quick_policy(concurrency=workers))
+    assert got == expected
+
+
+def test_rows_keep_their_fields_and_charges_keep_their_expanded_balance_transaction(boundary_world):
+    store, srv, since, until = boundary_world
+    client = client_for(srv.url)
+    rows = stripe_pull.fetch_charges(client, from_unix(since), from_unix(since + 3000), "order_id", quick_policy(concurrency=5))
+    assert rows and all(r["settlement_amount"] == r["amount"] and r["settlement_currency"] == "usd" for r in rows)
+    assert [r["created"] for r in rows] == sorted((r["created"] for r in rows), reverse=True)
+
+
+def test_budget_keeps_both_pulls_within_the_standins_limits():
+    """Charges and balance transactions pulled side by side at the budget's limits: the stand-in,
+    counting with its own buckets, refuses nothing, and the budget did hold requests back."""
+    store = StandinStore(api_key=KEY)
+    with store.bulk():
+        for n in range(2500):
+            store.create_charge(amount=100 + n, created=T0 + n * 3)
+    with serve(store, rate_limit={"per_endpoint": 20, "account": 30}) as srv:
+        client = client_for(srv.url)
+        policy = quick_policy(budget=Budget(20, 30), concurrency=8)
+        since, until = from_unix(T0), from_unix(T0 + 3 * 2500)
+        charges, balance = pull_plan.side_by_side([
+            lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
+            lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+        ], policy.abort)
+        assert len(charges) == 2500 and len(balance) == 2500
+        assert srv.rate_limited == 0
+        stats = policy.budget.stats()
+        assert stats.waited_seconds > 0 and stats.throttled == {}
+        assert stats.requests["/v1/charges"] >= 25 and stats.requests["/v1/balance_transactions"] >= 25
+
+
+def test_stripe_limit_below_the_budget_slows_the_pull_down_and_loses_nothing():
+    store = StandinStore(api_key=KEY)
+    with store.bulk():
+        for n in range(1500):
+            store.create_charge(amount=100 + n, created=T0 + n)
+    with serve(store, rate_limit={"per_endpoint": 12}) as srv:
+        client = client_for(srv.url)
+        expected = sequential_ids(client, "/v1/charges", T0, T0 + 1500)
+        srv.set_rate_limit(per_endpoint=12)  # a full bucket again, after the reference pull
+        policy = quick_policy(budget=Budget(100, None), concurrency=8)
+        got = concurrent_ids(client, "/v1/charges", T0, T0 + 1500, policy)
+    assert got == expected
+    assert srv.rate_limited > 0
+    stats = policy.budget.stats()
+    assert stats.slowed["/v1/charges"] >= 1 and stats.lowest_rate["/v1/charges"] < 100
+
+
+def test_injected_429s_are_retried_and_the_set_stays_complete(boundary_world):
+    store, srv, since, until = boundary_world
+    client = client_for(srv.url)
+    expected = sequential_ids(client, "/v1/charges", since, until)
+    srv.inject("/v1/charges", "429", times=12)
+    srv.inject("/v1/charges", "429_retry_after", times=2, retry_after=0)
+    try:
+        got = concurrent_ids(client, "/v1/charges", since, until, quick_policy(budget=Budget(200, None), concurrency=6))
+    finally:
+        srv.clear_faults()
+    assert got == expected
+
+
+def test_a_failing_pull_stops_the_one_beside_it():
+    store = StandinStore(api_key=KEY, restricted_keys={"rk_test_nobalance": {"/v1/balance_transactions"}})
+    with store.bulk():
+        for n in range(3000):
+            store.create_charge(amount=100 + n, created=T0 + n)
+    with serve(store, latency=0.02) as srv:
+        client = client_for(srv.url, "rk_test_nobalance")
+        policy = quick_policy(concurrency=2)
+        since, until = from_unix(T0), from_unix(T0 + 3000)
+        with pytest.raises(StripeAuthError, match="may not read /v1/balance_transactions"):
+            pull_plan.side_by_side([
+                lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
+                lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+            ], policy.abort)
+        charge_requests = sum(1 for _, p, _ in srv.request_log if p == "/v1/charges")
+    assert charge_requests < 30  # a full pull needs 30 pages
+    assert not policy.abort.is_set()  # cleared for whatever the run does next
+
+
+def test_an_object_outside_the_asked_range_stops_the_pull():
+    def fetch(params: dict[str, Any]) -> dict[str, Any]:
+        return {"data": [{"id": "ch_x", "created": params["created"]["lt"] + 5}], "has_more": False}
+
+    with pytest.raises(StripeRequestError, match="outside the requested range"):
+        pull_plan.pull_window(fetch, T0, T0 + 100, list, workers=3)
+
+
+def test_a_repeated_cursor_stops_the_pull():
+    def fetch(params: dict[str, Any]) -> dict[str, Any]:
+        return {"data": [{"id": "ch_same", "created": T0 + 1}], "has_more": True}
+
+    with pytest.raises(StripeRequestError, match="repeated"):
+        pull_plan.pull_window(fetch, T0, T0 + 2, list, workers=2)
+
+
+def test_an_aborted_pull_makes_no_request():
+    calls: list[dict[str, Any]] = []
+    abort = threading.Event()
+    abort.set()
+    with pytest.raises(pull_plan.PullAborted):
+        pull_plan.pull_window(lambda p: calls.append(p) or {"data": []}, T0, T0 + 10, list, workers=2, abort=abort)
+    assert calls == []
+
+
+def test_a_stop_request_ends_every_slice_at_its_next_page(boundary_world):
+    """SIGTERM during a concurrent pull: no slice asks for another page once the stop is seen."""
+    store, srv, since, until = boundary_world
+    workers = 6
+
+    class StopsAtThirdPage:
+        def __init__(self, client: stripe.StripeClient):
+            self.client, self.calls = client, 0
+            self.lock = threading.Lock()
+
+        def raw_request(self, *args: Any, **params: Any) -> Any:
+            with self.lock:
+                self.calls += 1
+                if self.calls == 3:
+                    interrupt.request_stop("SIGTERM")  # as the signal handler does, mid-request
+            return self.client.raw_request(*args, **params)
+
+    client = StopsAtThirdPage(client_for(srv.url))
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            concurrent_ids(client, "/v1/charges", since, until, quick_policy(concurrency=workers))
+    finally:
+        interrupt.reset()
+    assert stopped.value.step == "pull"
+    # Only requests already past their checkpoint when the stop came may still be sent: at most
+    # one per other worker (the pull needs 25 pages).
+    assert client.calls <= 3 + workers - 1
