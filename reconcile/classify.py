@@ -228,6 +228,7 @@ def classify(
         "detail": None,
         "link_kind": frame["c_link_kind"],
     })
+    _show_uncaptured_charge(result, charges.loc[is_uncaptured & linked])
     result["detail"] = _details(result, frame, charges, rules, links)
     orphans = _orphans(charges, is_paid | is_uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
@@ -235,6 +236,20 @@ def classify(
         unreferenced = charges.loc[is_paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]]
         result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
     return result
+
+
+def _show_uncaptured_charge(result: pd.DataFrame, uncaptured: pd.DataFrame) -> None:
+    """An `uncaptured` order names its authorized charge (the latest): the one to capture or cancel."""
+    rows = result["outcome"].eq(UNCAPTURED)
+    if not rows.any() or uncaptured.empty:
+        return
+    latest = uncaptured.sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="last").set_index("order_key")
+    keys = result.loc[rows, "order_key"]
+    for column, source in (("charge_id", "charge_id"), ("charge_currency", "currency"), ("description", "description"),
+                           ("livemode", "livemode"), ("link_kind", "link_kind")):
+        result.loc[rows, column] = keys.map(latest[source]).to_numpy()
+    for column, source in (("charge_amount", "amount"), ("charge_created", "created")):  # the authorized amount
+        result.loc[rows, column] = pd.array(keys.map(latest[source]).to_numpy(), dtype="Int64")
 
 
 def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules) -> pd.DataFrame:

@@ -129,3 +129,10 @@ def test_empty_columns_make_the_same_frames_as_empty_rows():
               "order_ref": None}
     out = c.classify(orders_empty, c.charges_frame({k: [v] for k, v in charge.items()}), rules)
     assert list(out["outcome"]) == [c.ORPHAN_CHARGE]
+
+
+def test_uncaptured_order_names_its_authorized_charge():
+    result = c.classify(c.orders_frame([order()]), c.charges_frame([charge("ch_auth", captured=False, amount=2500)]), RULES)
+    row = result.iloc[0]
+    assert (row["outcome"], row["charge_id"], row["charge_amount"], row["charge_currency"]) == (
+        c.UNCAPTURED, "ch_auth", 2500, "usd")
