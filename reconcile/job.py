@@ -104,12 +104,22 @@ def _run(
     healed = [] if req.dry_run else repair.heal_audit(db, config)
     clock.lap("heal")
 
-    # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions, side by side.
-    pulled, balance_columns = pull_plan.side_by_side([
+    # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
+    # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
+    # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
+    load = order_store.OrderLoad(db[config.mongodb.orders_collection], config.orders)
+
+    def stop_load() -> None:
+        interrupt.checkpoint("load")
+        if policy.abort.is_set():  # a pull beside it failed: its error is the one to report
+            raise pull_plan.PullAborted()
+
+    pulled, balance_columns, _ = pull_plan.side_by_side([
         lambda: payment_pull.pull(client, config, req.since, req.until, policy),
         lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
+        lambda: load.window(req.since, req.until, stop_load),
     ], policy.abort)
-    # Pulls side by side may all finish after a stop was asked for: honour it before loading orders.
+    # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
     interrupt.checkpoint("pull")
     balance = totals.balance_frame(balance_columns)
     del balance_columns  # the frame holds what is needed
@@ -117,14 +127,14 @@ def _run(
     log.info("pull.done", extra={
         "charges": len(pulled.charges), "payment_intents": len(pulled.intents),
         "checkout_sessions": len(pulled.sessions), "balance_transactions": len(balance),
+        "orders_in_window": load.in_window, "orders_in_window_seconds": load.window_seconds,
     })
 
     refs = payment_pull.references(pulled, config.matching.link_by)
-    orders = c.orders_frame(order_store.load_order_columns(
-        db[config.mongodb.orders_collection], config.orders, req.since, req.until,
+    orders = c.orders_frame(load.referenced(
         refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids,
-    ))
-    del refs
+    ).columns())
+    del refs, load
     clock.lap("load")
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from bson import ObjectId
 from dateutil import parser as date_parser
@@ -247,6 +248,94 @@ def check_indexes(orders: Collection, config: OrdersConfig) -> list[str]:
     return missing
 
 
+class OrderLoad:
+    """Orders for one window, loaded in two steps so the first can run while Stripe is pulled.
+
+    `window()` needs nothing from Stripe (orders created in the window); `referenced()` then adds
+    the orders Stripe names (by _id) or that name a Stripe object (by stored id), skipping those
+    already loaded. `columns()` gives the fields of `order_record` as columns.
+    """
+
+    def __init__(self, orders: Collection, config: OrdersConfig) -> None:
+        self.orders = orders
+        self.config = config
+        self.fields = projection(config)
+        self._out = _OrderColumns(config)
+        self.in_window = 0
+        self.window_seconds = 0.0  # wall time of `window()` (it may run beside the pull)
+
+    def window(self, since: datetime, until: datetime, stop: Callable[[], None] | None = None) -> "OrderLoad":
+        """Orders created in [since, until), Date-typed and ISO-string-typed alike.
+
+        `stop` is called between batches of documents: raising there ends the load early (a failed
+        pull beside it, or a stop request), leaving nothing half-done (a load only reads).
+        """
+        out, cfg = self._out, self.config
+        began = time.monotonic()
+        with mongo_errors("loading orders"):
+            for cursor in (
+                self.orders.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields, batch_size=BATCH * 5),
+                _string_dated(self.orders, cfg, since, until, self.fields),
+            ):
+                for chunk in _chunks(cursor, BATCH * 5):
+                    if stop is not None:
+                        stop()
+                    out.add(chunk)
+        self.in_window = len(out.seen)
+        self.window_seconds = round(time.monotonic() - began, 3)
+        return self
+
+    def referenced(
+        self,
+        order_refs: Iterable[str] = (),
+        charge_ids: Iterable[str] = (),
+        payment_intent_ids: Iterable[str] = (),
+        session_ids: Iterable[str] = (),
+    ) -> "OrderLoad":
+        """Add the orders named by Stripe (by _id) or naming a Stripe object (by stored id), in batches of `$in`.
+
+        `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
+        store them (when configured).
+        """
+        out, cfg, fields = self._out, self.config, self.fields
+        with mongo_errors("loading orders"):
+            loaded_keys = set(out.columns["order_key"])
+            refs = sorted({r for r in order_refs if r not in loaded_keys})
+            del loaded_keys
+            for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
+                out.add(self.orders.find({"_id": {"$in": batch}}, fields))
+            for field, column, ids in (
+                (cfg.charge_id_field, "stored_charge_id", charge_ids),
+                (cfg.payment_intent_id_field, "stored_payment_intent_id", payment_intent_ids),
+                (cfg.checkout_session_id_field, "stored_session_id", session_ids),
+            ):
+                if not field:
+                    continue
+                known = set(out.columns[column])
+                wanted = sorted({i for i in ids if i and i not in known})
+                del known
+                for batch in _batches(wanted):
+                    out.add(self.orders.find({field: {"$in": batch}}, fields))
+        return self
+
+    def columns(self) -> Columns:
+        out = self._out
+        log.info("load.orders", extra={"in_window": self.in_window, "by_reference": len(out.seen) - self.in_window})
+        _flag_shared_ids(out.columns)
+        return out.columns
+
+
+def _chunks(cursor: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for doc in cursor:
+        chunk.append(doc)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def load_order_columns(
     orders: Collection,
     config: OrdersConfig,
@@ -258,37 +347,9 @@ def load_order_columns(
     session_ids: Iterable[str] = (),
 ) -> Columns:
     """Orders created in the window, plus those named by Stripe (by _id) or naming a Stripe object
-    (by stored id), as columns (the fields of `order_record`). Memory stays near the columns' own size.
-
-    `charge_ids`, `payment_intent_ids` and `session_ids` are looked up in the order fields that
-    store them (when configured), in batches of `$in`.
-    """
-    fields = projection(config)
-    out = _OrderColumns(config)
-    with mongo_errors("loading orders"):
-        out.add(orders.find({config.created_at_field: {"$gte": since, "$lt": until}}, fields, batch_size=BATCH * 5))
-        out.add(_string_dated(orders, config, since, until, fields))
-        in_window = len(out.seen)
-        loaded_keys = set(out.columns["order_key"])
-        refs = sorted({r for r in order_refs if r not in loaded_keys})
-        del loaded_keys
-        for batch in _batches([c for ref in refs for c in id_candidates(ref)]):
-            out.add(orders.find({"_id": {"$in": batch}}, fields))
-        for field, column, ids in (
-            (config.charge_id_field, "stored_charge_id", charge_ids),
-            (config.payment_intent_id_field, "stored_payment_intent_id", payment_intent_ids),
-            (config.checkout_session_id_field, "stored_session_id", session_ids),
-        ):
-            if not field:
-                continue
-            known = set(out.columns[column])
-            wanted = sorted({i for i in ids if i and i not in known})
-            del known
-            for batch in _batches(wanted):
-                out.add(orders.find({field: {"$in": batch}}, fields))
-    log.info("load.orders", extra={"in_window": in_window, "by_reference": len(out.seen) - in_window})
-    _flag_shared_ids(out.columns)
-    return out.columns
+    (by stored id), as columns (the fields of `order_record`). Memory stays near the columns' own size."""
+    load = OrderLoad(orders, config).window(since, until)
+    return load.referenced(order_refs, charge_ids, payment_intent_ids, session_ids).columns()
 
 
 def load_orders(

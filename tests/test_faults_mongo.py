@@ -12,6 +12,7 @@ comparisons below leave run times out and compare both databases under the same 
 from __future__ import annotations
 
 import json
+import threading
 
 import pymongo
 import pytest
@@ -99,6 +100,45 @@ def test_killed_server_then_restarted_the_next_run_completes(tmp_path, stripe_se
     assert up.exit_code == 1, up.output
     assert len(up.summary["repaired"]) == 3 and len(up.summary["marked_failed"]) == 1
     assert_audit_complete(client.shop)
+
+
+# --------------------------------------------------------------------------- the window's orders, read beside the pull
+
+
+def test_the_windows_orders_are_read_while_stripe_is_still_answering(tmp_path, stripe_server, shop, db, proxy,
+                                                                      monkeypatch):
+    """Balance transactions hang until the window's orders query reaches MongoDB: a job that read
+    orders only after the pull would wait out its Stripe timeouts (1s, 2 retries) and exit 3."""
+    seed_small_shop(shop)
+    reached_mongo = threading.Event()
+    stripe_server.inject("/v1/balance_transactions", "hang", times=None, release=reached_mongo)
+    rule = proxy.on("find", "orders", nth=1, action=reached_mongo.set)  # --dry-run: no audit-healing find before it
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch)
+    result = cli("--dry-run")
+    assert rule.hit.is_set()
+    assert result.exit_code == 1, result.output
+    assert result.summary["counts"][c.REPAIRED] == 3 and result.summary["counts"][c.ORPHAN_CHARGE] == 1
+    assert result.summary["totals"]  # the balance transactions did arrive, once the orders were asked for
+
+
+def test_mongodb_lost_while_reading_the_window_beside_the_pull_exits_3_and_changes_nothing(
+    tmp_path, stripe_server, shop, db, proxy, mongo_server, monkeypatch
+):
+    seed_small_shop(shop)
+    expected = clean_twin_state(tmp_path, stripe_server, db.client, db, monkeypatch, mongo_server.uri)
+    before = snapshot(db)
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch, **SHORT_LEASE)
+    rule = proxy.on("find", "orders", nth=2)  # the first find is the audit-healing check; the second reads the window
+    lost = cli()
+    assert rule.hit.is_set()
+    assert lost.exit_code == 3, lost.output
+    assert "reconcile: error: MongoDB unavailable while loading orders" in lost.stderr
+    assert_error_summary(lost.summary, 3, lost.stderr)
+    assert snapshot(db) == before
+    proxy.restore()
+    again = cli(*TAKEOVER_WAIT)
+    assert again.exit_code == 1, again.output
+    assert final_state(db) == expected
 
 
 # --------------------------------------------------------------------------- lost mid-repair
