@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -117,7 +118,7 @@ def _run(
     pulled, balance_columns, _ = pull_plan.side_by_side([
         lambda: payment_pull.pull(client, config, req.since, req.until, policy),
         lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
-        lambda: load.window(req.since, req.until, stop_load),
+        functools.partial(load.window, req.since, req.until, stop_load),
     ], policy.abort)
     # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
     interrupt.checkpoint("pull")

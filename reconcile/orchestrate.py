@@ -26,8 +26,7 @@ from pymongo.database import Database
 
 from reconcile import classify as c
 from reconcile import items as item_store
-from reconcile import orders as order_store
-from reconcile import interrupt, job, mailer, movements, period, recheck, retention, state, stripe_pull
+from reconcile import indexes, interrupt, job, mailer, movements, period, recheck, retention, state, stripe_pull
 from reconcile.config import Config
 from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
 from reconcile.exitcodes import ExitCode, worst
@@ -219,7 +218,7 @@ def _run_all(
         log.info("plan", extra={"source": plan.source, "watermark": fmt(watermark) if watermark else None,
                                 "windows": len(plan.windows), "since": fmt(plan.windows[0].since),
                                 "until": fmt(plan.windows[-1].until)})
-        order_store.check_indexes(db[m.orders_collection], config.orders)  # once per invocation, not per window
+        indexes.warn_missing(db, config)  # once per invocation, not per window
     policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe)
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):

@@ -229,25 +229,6 @@ class _OrderColumns:
                 column.append(share(record[name]))
 
 
-def check_indexes(orders: Collection, config: OrdersConfig) -> list[str]:
-    """The fields the job's queries need indexed that have no index starting with them; each logged once.
-
-    The job does not build indexes itself: on a big collection that is a decision for whoever runs
-    the database (it loads the server while it builds).
-    """
-    needed = [config.created_at_field, config.charge_id_field]
-    with mongo_errors("reading the orders collection's indexes"):
-        indexed = {spec["key"][0][0] for spec in orders.index_information().values() if spec.get("key")}
-    missing = [name for name in needed if name not in indexed]
-    for name in missing:
-        log.warning("load.index_missing", extra={
-            "collection": orders.name, "field": name,
-            "hint": f"`reconcile init` creates it (or db.{orders.name}.createIndex({{\"{name}\": 1}})): "
-                    "without it every run scans the collection",
-        })
-    return missing
-
-
 class OrderLoad:
     """Orders for one window, loaded in two steps so the first can run while Stripe is pulled.
 

@@ -128,18 +128,27 @@ def test_dotted_field_names_take_the_general_path(orders):
 
 
 def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
-    """On the wire-protocol server: the job warns, once per field, and builds nothing itself."""
-    from reconcile.orders import check_indexes
+    """On the wire-protocol server: the job warns, once per index, and builds nothing itself."""
+    from reconcile import indexes
+    from reconcile.config import parse_config
 
+    config = parse_config({"mongodb": {"database": db.name}, "orders": {"payment_intent_id_field": "pi"}})
     db["orders"].insert_one({"_id": "o1"})
-    with caplog.at_level("WARNING", logger="reconcile.orders"):
-        assert check_indexes(db["orders"], CFG) == ["created_at", "charge_id"]
+    with caplog.at_level("WARNING", logger="reconcile.indexes"):
+        missing = indexes.warn_missing(db, config)
+    assert [spec.fields for spec in missing] == [("created_at",), ("charge_id",), ("pi",), ("reconcile.audit",)]
     hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]
     assert hints == [
         '`reconcile init` creates it (or db.orders.createIndex({"created_at": 1})): without it every run scans the collection',
         '`reconcile init` creates it (or db.orders.createIndex({"charge_id": 1})): without it every run scans the collection',
+        '`reconcile init` creates it (or db.orders.createIndex({"pi": 1})): without it every run scans the collection',
+        '`reconcile init` creates it (or db.orders.createIndex({"reconcile.audit": 1}, {sparse: true})): '
+        "without it every run scans the collection",
     ]
     assert set(db["orders"].index_information()) == {"_id_"}  # nothing built behind the user's back
-    db["orders"].create_index([("created_at", 1), ("status", 1)])
-    db["orders"].create_index("charge_id")
-    assert check_indexes(db["orders"], CFG) == []
+    db["orders"].create_index([("created_at", 1), ("status", 1)])  # a compound index starting with the field serves
+    built = {spec.fields: created for spec, created in indexes.create(db, config) if spec.collection == "orders"}
+    assert built == {("created_at",): False, ("charge_id",): True, ("pi",): True, ("reconcile.audit",): True}
+    assert indexes.warn_missing(db, config) == []
+    audit_index = next(i for i in db["orders"].index_information().values() if i["key"] == [("reconcile.audit", 1)])
+    assert audit_index.get("sparse") is True
