@@ -49,6 +49,11 @@ class MongoConfig:
     state_collection: str = "reconcile_state"
     items_collection: str = "reconcile_items"
     server_selection_timeout: timedelta = timedelta(seconds=10)
+    # How long the query for orders whose created_at is a string may take. MongoDB answers it from
+    # the created_at index; a server that cannot (or a collection without that index) reads the
+    # whole collection before its first answer, longer than the usual socket timeout
+    # (max(6 x server_selection_timeout, 60s) without a byte from the server).
+    scan_timeout: timedelta = timedelta(minutes=10)
     # Orders per bulk compare-and-set write (each batch is followed by its audit records).
     repair_batch_size: int = 500
 
@@ -252,6 +257,8 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("stripe.timeout must be longer than zero")
     if config.mongodb.server_selection_timeout <= timedelta(0):
         problems.append("mongodb.server_selection_timeout must be longer than zero")
+    if config.mongodb.scan_timeout <= timedelta(0):
+        problems.append("mongodb.scan_timeout must be longer than zero")
     statuses = [config.orders.pending_status, config.orders.paid_status, config.orders.failed_status]
     if len(set(statuses)) != 3:
         problems.append("orders.pending_status, paid_status and failed_status must differ")

@@ -108,7 +108,8 @@ def _run(
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
-    load = order_store.OrderLoad(db[config.mongodb.orders_collection], config.orders)
+    load = order_store.OrderLoad(db[config.mongodb.orders_collection], config.orders,
+                                 config.mongodb.scan_timeout.total_seconds())
 
     def stop_load() -> None:
         interrupt.checkpoint("load")

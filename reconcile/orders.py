@@ -10,10 +10,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bson import ObjectId
 from dateutil import parser as date_parser
+import pymongo
+import pymongo.errors
 from pymongo.collection import Collection
 
 from reconcile.columns import Columns, rows, share
 from reconcile.config import OrdersConfig
+from reconcile.errors import MongoUnavailable
 from reconcile.mongo import mongo_errors
 from reconcile.timeutil import as_utc, to_unix
 
@@ -237,9 +240,10 @@ class OrderLoad:
     already loaded. `columns()` gives the fields of `order_record` as columns.
     """
 
-    def __init__(self, orders: Collection, config: OrdersConfig) -> None:
+    def __init__(self, orders: Collection, config: OrdersConfig, scan_timeout: float = 600.0) -> None:
         self.orders = orders
         self.config = config
+        self.scan_timeout = scan_timeout  # seconds for the string-dated query (see MongoConfig.scan_timeout)
         self.fields = projection(config)
         self._out = _OrderColumns(config)
         self.in_window = 0
@@ -253,15 +257,29 @@ class OrderLoad:
         """
         out, cfg = self._out, self.config
         began = time.monotonic()
-        with mongo_errors("loading orders"):
-            for cursor in (
-                self.orders.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields, batch_size=BATCH * 5),
-                _string_dated(self.orders, cfg, since, until, self.fields),
-            ):
-                for chunk in _chunks(cursor, BATCH * 5):
-                    if stop is not None:
-                        stop()
-                    out.add(chunk)
+
+        def take(cursor: Iterable[dict[str, Any]]) -> None:
+            for chunk in _chunks(cursor, BATCH * 5):
+                if stop is not None:
+                    stop()
+                out.add(chunk)
+
+        if since < until:
+            with mongo_errors("loading orders"):
+                take(self.orders.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields,
+                                      batch_size=BATCH * 5))
+                # One operation that may read the whole collection before answering (see scan_timeout):
+                # a deadline for it instead of the socket timeout. Nothing else runs inside this block.
+                try:
+                    with pymongo.timeout(self.scan_timeout):
+                        take(_string_dated(self.orders, cfg, since, until, self.fields))
+                except pymongo.errors.PyMongoError as exc:
+                    if not exc.timeout:
+                        raise
+                    raise MongoUnavailable(
+                        f"MongoDB unavailable while loading orders: no answer to the query for string-dated "
+                        f"orders within {self.scan_timeout:g}s (mongodb.scan_timeout)"
+                    ) from None
         self.in_window = len(out.seen)
         self.window_seconds = round(time.monotonic() - began, 3)
         return self

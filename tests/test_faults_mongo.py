@@ -141,6 +141,26 @@ def test_mongodb_lost_while_reading_the_window_beside_the_pull_exits_3_and_chang
     assert final_state(db) == expected
 
 
+def test_the_string_dated_query_is_bounded_by_scan_timeout(tmp_path, stripe_server, shop, db, proxy, monkeypatch):
+    """That query may read the whole collection before answering (on a server that cannot use the
+    created_at index for it), so it has its own deadline instead of the socket timeout."""
+    seed_small_shop(shop)
+    before = snapshot(db)
+    rule = proxy.on("find", "orders", nth=2, action="hold")  # --dry-run: the window's dates, then this one
+    cli = make_cli(tmp_path, "run", stripe_server, db.name, proxy.uri, monkeypatch, mongodb={"scan_timeout": "1s"})
+    try:
+        result = cli("--dry-run")
+    finally:
+        proxy.release()
+    assert rule.hit.is_set()
+    assert result.exit_code == 3, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "reconcile: error: MongoDB unavailable while loading orders: no answer to the query for string-dated "
+        "orders within 1s (mongodb.scan_timeout)"
+    )
+    assert snapshot(db) == before
+
+
 # --------------------------------------------------------------------------- lost mid-repair
 
 
