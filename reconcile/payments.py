@@ -1,5 +1,6 @@
 """Pull the Stripe objects a run links to orders: charges, and PaymentIntents and Checkout Sessions
-when the configured link kinds use them; then the look past the window's edges.
+when the configured link kinds use them; then the look past the window's edges. A re-check of
+items from earlier windows uses the same looks around the charges and orders it names.
 
 I/O only through stripe_pull; which order each object belongs to is decided in match.py. The
 window pulls of the three kinds run side by side (reconcile/pull_plan.py) and arrive as columns
@@ -114,7 +115,6 @@ def pull(client: stripe.StripeClient, config: Config, since: datetime, until: da
          policy: stripe_pull.RetryPolicy) -> Payments:
     """Charges created in the window, with the PaymentIntents and sessions that explain them."""
     key = config.stripe.order_id_metadata_key
-    link_by = config.matching.link_by
     want_intents, want_sessions = wants(config)
     intent_row, session_row = _row_fns(config)
     # A PaymentIntent or session is created a little before its charge: start the pull earlier.
@@ -131,7 +131,27 @@ def pull(client: stripe.StripeClient, config: Config, since: datetime, until: da
     intents = match.intents_frame(_flag_window(pulled.pop(0), start)) if want_intents else match.intents_frame([])
     sessions = match.sessions_frame(_flag_window(pulled.pop(0), start)) if want_sessions else match.sessions_frame([])
     del pulled
+    intents, sessions = _explain(client, config, charges, intents, sessions, policy)
+    return Payments(charges, intents, sessions)
 
+
+def of_charges(client: stripe.StripeClient, config: Config, charges: pd.DataFrame,
+               policy: stripe_pull.RetryPolicy) -> Payments:
+    """These charges (e.g. retrieved by id, from any time) with the PaymentIntents and Checkout
+    Sessions that link them to orders, as the link kinds need them (the same look as `pull`'s)."""
+    intents, sessions = _explain(client, config, charges, match.intents_frame([]), match.sessions_frame([]), policy)
+    return Payments(charges, intents, sessions)
+
+
+def _explain(
+    client: stripe.StripeClient, config: Config, charges: pd.DataFrame, intents: pd.DataFrame,
+    sessions: pd.DataFrame, policy: stripe_pull.RetryPolicy,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`intents` and `sessions` plus, from outside the window, each charge's PaymentIntent and the
+    sessions of PaymentIntents nothing else explains (each only when the link kinds use it)."""
+    link_by = config.matching.link_by
+    want_intents, want_sessions = wants(config)
+    intent_row, session_row = _row_fns(config)
     charge_intents = charges["payment_intent"]
     if want_intents:
         missing = sorted(_ids(charge_intents) - set(intents["pi_id"]))
@@ -152,7 +172,7 @@ def pull(client: stripe.StripeClient, config: Config, since: datetime, until: da
             found = _outside(stripe_pull.list_by(client, SESSIONS_PATH, "payment_intent", unexplained, session_row, policy))
             sessions = _both(sessions, match.sessions_frame(found), "session_id")
             log.info("pull.sessions_by_payment_intent", extra={"count": len(unexplained)})
-    return Payments(charges, intents, sessions)
+    return intents, sessions
 
 
 def references(payments: Payments, link_by: tuple[str, ...]) -> References:
@@ -212,22 +232,12 @@ def edge_look(
     key = config.stripe.order_id_metadata_key
     slack = config.window.edge_slack
     candidates = orders.loc[orders["order_key"].isin(doubtful)]
-    stored = sorted(_ids(candidates["stored_charge_id"]) - set(payments.charges["charge_id"]))
-    charges = stripe_pull.retrieve_charges(client, stored, key, policy)
-    intents: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
-
-    want_intents, want_sessions = wants(config)
-    intent_row, session_row = _row_fns(config)
-    if want_intents:
-        ids = sorted(set(_column(candidates, "stored_payment_intent_id")) - set(payments.intents["pi_id"]))
-        intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
-    if want_sessions:
-        ids = sorted(set(_column(candidates, "stored_session_id")) - set(payments.sessions["session_id"]))
-        sessions += stripe_pull.retrieve_objects(client, SESSIONS_PATH, ids, session_row, policy)
+    charges, intents, sessions = _stored_objects(client, config, candidates, payments, policy)
 
     # The window pulls past the edges, side by side: charges of orders that store no charge id
     # on both sides; PaymentIntents and sessions (pulled from before the window already) after it.
+    want_intents, want_sessions = wants(config)
+    intent_row, session_row = _row_fns(config)
     looks: list[tuple[list[dict[str, Any]], Callable[[], list[dict[str, Any]]]]] = []
     unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
     if len(unnamed):
@@ -244,27 +254,76 @@ def edge_look(
     for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort)):
         into += rows
 
-    # A PaymentIntent or session of a doubtful order says money moved, but its charge was not seen.
-    keys = list(doubtful)
-    stored_intents = list(_column(candidates, "stored_payment_intent_id"))
-    stored_sessions = list(_column(candidates, "stored_session_id"))
-    seen_intents = _ids(payments.charges["payment_intent"]) | {r["payment_intent"] for r in charges if r["payment_intent"]}
+    charges += _charges_of_paying(client, config, candidates, payments, charges, intents, sessions, policy)
+    log.info("edge.done", extra={
+        "charges": len(charges), "payment_intents": len(intents), "checkout_sessions": len(sessions),
+    })
+    return _outside_payments(charges, intents, sessions)
+
+
+def of_orders(client: stripe.StripeClient, config: Config, orders: pd.DataFrame, known: Payments,
+              policy: stripe_pull.RetryPolicy) -> Payments:
+    """For orders outside any window (a re-check): the objects whose ids they store, and the charges of
+    their PaymentIntents and sessions that say money moved; what edge_look finds without looking past
+    a window. Objects in `known` are not asked for again."""
+    charges, intents, sessions = _stored_objects(client, config, orders, known, policy)
+    charges += _charges_of_paying(client, config, orders, known, charges, intents, sessions, policy)
+    return _outside_payments(charges, intents, sessions)
+
+
+def _stored_objects(
+    client: stripe.StripeClient, config: Config, orders: pd.DataFrame, known: Payments,
+    policy: stripe_pull.RetryPolicy,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The charges, and (when the link kinds use them) PaymentIntents and Checkout Sessions, whose
+    ids `orders` store, as rows; those `known` has already are not retrieved."""
+    key = config.stripe.order_id_metadata_key
+    stored = sorted(_ids(orders["stored_charge_id"]) - set(known.charges["charge_id"]))
+    charges = stripe_pull.retrieve_charges(client, stored, key, policy)
+    intents: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    want_intents, want_sessions = wants(config)
+    intent_row, session_row = _row_fns(config)
+    if want_intents:
+        ids = sorted(set(_column(orders, "stored_payment_intent_id")) - set(known.intents["pi_id"]))
+        intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
+    if want_sessions:
+        ids = sorted(set(_column(orders, "stored_session_id")) - set(known.sessions["session_id"]))
+        sessions += stripe_pull.retrieve_objects(client, SESSIONS_PATH, ids, session_row, policy)
+    return charges, intents, sessions
+
+
+def _charges_of_paying(
+    client: stripe.StripeClient, config: Config, orders: pd.DataFrame, known: Payments,
+    charges: list[dict[str, Any]], intents: list[dict[str, Any]], sessions: list[dict[str, Any]],
+    policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """A PaymentIntent or session of one of `orders` says money moved, but its charge was not seen
+    (in `known` or `charges`): that charge, listed by its PaymentIntent."""
+    key = config.stripe.order_id_metadata_key
+    keys = list(orders["order_key"].dropna())
+    stored_intents = list(_column(orders, "stored_payment_intent_id"))
+    stored_sessions = list(_column(orders, "stored_session_id"))
+    seen_intents = _ids(known.charges["payment_intent"]) | {r["payment_intent"] for r in charges if r["payment_intent"]}
     paying: set[str] = set()
-    for frame in (payments.intents, match.intents_frame(intents)):
+    for frame in (known.intents, match.intents_frame(intents)):
         money = frame["status"].isin(_MONEY_INTENT_STATES)
         paying |= set(frame.loc[money & (frame["order_ref"].isin(keys) | frame["pi_id"].isin(stored_intents)), "pi_id"])
-    for frame in (payments.sessions, match.sessions_frame(sessions)):
+    for frame in (known.sessions, match.sessions_frame(sessions)):
         paid = frame["status"].eq("complete") & frame["payment_intent"].notna()
         ours = frame["client_reference_id"].isin(keys) | frame["order_ref"].isin(keys) | frame["session_id"].isin(stored_sessions)
         paying |= set(frame.loc[paid & ours, "payment_intent"])
     unseen = sorted(paying - seen_intents)
-    charges += stripe_pull.list_by(
+    return stripe_pull.list_by(
         client, CHARGES_PATH, "payment_intent", unseen, lambda o: stripe_pull.charge_row(o, key), policy,
         stripe_pull.CHARGE_PARAMS,
     )
-    log.info("edge.done", extra={
-        "charges": len(charges), "payment_intents": len(intents), "checkout_sessions": len(sessions),
-    })
+
+
+def _outside_payments(
+    charges: list[dict[str, Any]], intents: list[dict[str, Any]], sessions: list[dict[str, Any]]
+) -> Payments:
+    """Rows found outside the window, as frames."""
     return Payments(
         c.charges_frame(_outside(charges)), match.intents_frame(_outside(intents)), match.sessions_frame(_outside(sessions))
     )

@@ -2,8 +2,9 @@
 
 An item whose order was created days ago is outside today's window, so today's run cannot see
 whether it was fixed. Each run re-checks a bounded number of such items: it loads their
-orders, retrieves the charges (or refunds, disputes) they name, and classifies them again with
-the same pure rules as a window run.
+orders, retrieves the charges (or refunds, disputes) they name, with the PaymentIntents and
+Checkout Sessions that link charges to orders when the link kinds use them, and classifies them
+again with the same pure rules as a window run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reconcile import classify as c
 from reconcile import items as item_store
 from reconcile import movements
 from reconcile import orders as order_store
+from reconcile import payments as payment_pull
 from reconcile import stripe_pull
 from reconcile.config import Config
 
@@ -52,22 +54,27 @@ def _recheck_core(
     key = config.stripe.order_id_metadata_key
     subjects = {d["charge_id"] for d in docs if d["source"] == "charge" and d.get("charge_id")}
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
-    charges = stripe_pull.retrieve_charges(client, wanted, key, policy)
-    refs = {d["order_key"] for d in docs if d["source"] == "order" and d.get("order_key")}
-    refs |= {ch["order_ref"] for ch in charges if ch["order_ref"]}
-    unreferenced = {ch["charge_id"] for ch in charges if not ch["order_ref"]}
-    records = order_store.load_orders(db[config.mongodb.orders_collection], config.orders, now, now, refs, unreferenced)
-    have = {ch["charge_id"] for ch in charges}
-    stored = sorted({r["stored_charge_id"] for r in records if r["stored_charge_id"]} - have)
-    charges += stripe_pull.retrieve_charges(client, stored, key, policy)
-    for ch in charges:
-        # Only a charge that is itself an item may come out as an orphan here.
-        ch["in_window"] = ch["charge_id"] in subjects
-    outcomes = c.classify(c.orders_frame(records), c.charges_frame(charges), rules_for(config, now))
+    # The charges with their PaymentIntents and sessions, and the orders any of them names: the
+    # same links as a window run (payments.pull and references), so the same order is found.
+    named = payment_pull.of_charges(
+        client, config, c.charges_frame(stripe_pull.retrieve_charges(client, wanted, key, policy)), policy,
+    )
+    refs = payment_pull.references(named, config.matching.link_by)
+    keys = {d["order_key"] for d in docs if d["source"] == "order" and d.get("order_key")}
+    orders = c.orders_frame(order_store.load_order_columns(
+        db[config.mongodb.orders_collection], config.orders, now, now,
+        keys | refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids,
+    ))
+    # The charge, PaymentIntent and session ids the orders store, and the charges those lead to.
+    charges, intents, sessions = (named + payment_pull.of_orders(client, config, orders, named, policy)).frames()
+    # Only a charge that is itself an item may come out as an orphan here.
+    charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
+    outcomes = c.classify(orders, charges, rules_for(config, now), intents, sessions)
     found = {f["key"]: f for f in item_store.core_findings(outcomes)}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"]))
     by_charge = dict(zip(outcomes["charge_id"].astype(str), outcomes["outcome"]))
-    orders_loaded = {r["order_key"] for r in records}
+    have = set(named.charges["charge_id"])
+    orders_loaded = set(orders["order_key"])
     related = {d.get("order_key") for d in docs} | {d.get("charge_id") for d in docs}
     confirmed = [f for f in found.values() if f["order_key"] in related or f["charge_id"] in related]
     cleared: dict[str, str] = {}
