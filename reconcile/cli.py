@@ -99,18 +99,21 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             mail = Mailer(config.email, config.smtp_password())
     except ConfigError as error:
         fail(error)  # before the run: one line, nothing touched
+    databases = []
     try:
         with interrupt.handle_signals():
             client = stripe_pull.make_client(api_key, config.stripe)
             if progress is not None:
                 client = ProgressClient(client, progress)
             db = mongo.connect(mongodb_uri, config.mongodb)
+            scan_db = mongo.connect_for_scans(mongodb_uri, config.mongodb)
+            databases = [db, scan_db]
             invocation = orchestrate.Invocation(
                 now=now, since=since, until=until, dry_run=dry_run, report_dir=report_dir or Path(config.report.dir),
                 summary_json=summary_json, wait=wait_for, email=email_send, trigger=trigger,
             )
             # The lease is taken inside and released on every way out, Interrupted (SIGTERM, Ctrl-C) included.
-            outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail)
+            outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail, scan_db=scan_db)
     except Interrupted as error:
         log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
         error_summary(summary_json, error.exit_code, str(error))
@@ -134,6 +137,8 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     finally:
         if progress is not None:
             progress.close()
+        for database in databases:
+            database.client.close()
     for run in outcome.runs:
         print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
     for line in outcome.lines:

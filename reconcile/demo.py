@@ -230,7 +230,8 @@ def run_demo(report_dir: Path) -> ExitCode:
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
         invocation = orchestrate.Invocation(now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir,
                                             trigger="demo")
-        result = orchestrate.run_windows(config, client, db, invocation).runs[-1].result
+        scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
+        result = orchestrate.run_windows(config, client, db, invocation, scan_db=scan_db).runs[-1].result
     click.echo(f"report: {result.report.html}")
     click.echo(f"csv:    {result.report.csv}")
     click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")

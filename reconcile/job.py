@@ -88,16 +88,18 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
 
 def run(
     config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
-    run_id: str | None = None, policy: stripe_pull.RetryPolicy | None = None,
+    run_id: str | None = None, policy: stripe_pull.RetryPolicy | None = None, scan_db: Database | None = None,
 ) -> RunResult:
+    """One window. `scan_db` is the database through `mongo.connect_for_scans` (default: `db`)."""
     run_id = run_id or new_run_id(req.now)
+    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe)
     with run_context(run_id):
-        return _run(config, client, db, req, run_id, policy or stripe_pull.RetryPolicy.from_config(config.stripe))
+        return _run(config, client, db, req, run_id, policy, db if scan_db is None else scan_db)
 
 
 def _run(
     config: Config, client: stripe.StripeClient, db: Database, req: RunRequest,
-    run_id: str, policy: stripe_pull.RetryPolicy,
+    run_id: str, policy: stripe_pull.RetryPolicy, scan_db: Database,
 ) -> RunResult:
     log.info("run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run})
     clock = _Clock()
@@ -108,7 +110,8 @@ def _run(
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
-    load = order_store.OrderLoad(db[config.mongodb.orders_collection], config.orders,
+    orders_name = config.mongodb.orders_collection
+    load = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name],
                                  config.mongodb.scan_timeout.total_seconds())
 
     def stop_load() -> None:

@@ -49,3 +49,23 @@ def connect(uri: str, config: MongoConfig) -> Database:
                 "(mongodb.server_selection_timeout); nothing was changed"
             ) from None
     return client[config.database]
+
+
+def connect_for_scans(uri: str, config: MongoConfig) -> Database:
+    """A second handle for the one query that may read the whole collection before its first answer
+    (orders whose created_at is a string, where the server cannot use the index for it): its socket
+    timeout is `mongodb.scan_timeout`, and a timed-out read is not retried (it would scan again).
+    Server selection keeps the usual bound, so a server that is down still fails fast.
+    Connects on first use."""
+    timeout_ms = int(config.server_selection_timeout.total_seconds() * 1000)
+    with mongo_errors("connecting"):
+        client: pymongo.MongoClient = pymongo.MongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=int(config.scan_timeout.total_seconds() * 1000),
+            retryReads=False,
+            tz_aware=True,
+            appname="reconcile-scan",
+        )
+    return client[config.database]

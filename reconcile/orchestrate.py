@@ -86,7 +86,7 @@ def email_policy(config: Config, override: str | None) -> str:
 
 def run_windows(
     config: Config, client: stripe.StripeClient, db: Database, inv: Invocation, *,
-    mail: mailer.Mailer | None = None, lease_clock: Callable[[], float] = time.time,
+    mail: mailer.Mailer | None = None, lease_clock: Callable[[], float] = time.time, scan_db: Database | None = None,
 ) -> Outcome:
     """Everything one `reconcile` invocation does; an error ends it, is recorded, and sets the exit code.
 
@@ -127,7 +127,7 @@ def run_windows(
                                      f"({lease.previous.get('owner')}); {abandoned} of its runs marked abandoned")
             if not inv.dry_run and mail is not None:
                 _resend(config, runs, mail, outcome)
-            _run_all(config, client, db, inv, lease, invocation, who, outcome)
+            _run_all(config, client, db, inv, lease, invocation, who, outcome, scan_db)
         except ReconcileError as error:  # outside a window's run: history, plan, resend
             with run_context(invocation):
                 _log_end(error)
@@ -207,7 +207,7 @@ def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
 
 def _run_all(
     config: Config, client: stripe.StripeClient, db: Database, inv: Invocation, lease: Lease | None,
-    invocation: str, who: dict[str, Any], outcome: Outcome,
+    invocation: str, who: dict[str, Any], outcome: Outcome, scan_db: Database | None,
 ) -> None:
     m, w = config.mongodb, config.window
     runs, stash = db[m.runs_collection], db[m.state_collection]
@@ -234,7 +234,7 @@ def _run_all(
             counted_from=window.counted_from, checkpoint=lease.check if lease else None, extend=hook,
         )
         try:
-            result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry)
+            result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
             run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
             # Completed only once the watermark and the history say so; until then the window is redone next time.
             if not inv.dry_run:

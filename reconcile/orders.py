@@ -10,7 +10,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bson import ObjectId
 from dateutil import parser as date_parser
-import pymongo
 import pymongo.errors
 from pymongo.collection import Collection
 
@@ -240,10 +239,14 @@ class OrderLoad:
     already loaded. `columns()` gives the fields of `order_record` as columns.
     """
 
-    def __init__(self, orders: Collection, config: OrdersConfig, scan_timeout: float = 600.0) -> None:
+    def __init__(self, orders: Collection, config: OrdersConfig, scans: Collection | None = None,
+                 scan_timeout: float | None = None) -> None:
         self.orders = orders
         self.config = config
-        self.scan_timeout = scan_timeout  # seconds for the string-dated query (see MongoConfig.scan_timeout)
+        # The same collection through a handle with a long socket timeout (mongo.connect_for_scans),
+        # for the string-dated query; scan_timeout (seconds) is its timeout, for the error message.
+        self.scans = orders if scans is None else scans
+        self.scan_timeout = scan_timeout
         self.fields = projection(config)
         self._out = _OrderColumns(config)
         self.in_window = 0
@@ -268,13 +271,11 @@ class OrderLoad:
             with mongo_errors("loading orders"):
                 take(self.orders.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields,
                                       batch_size=BATCH * 5))
-                # One operation that may read the whole collection before answering (see scan_timeout):
-                # a deadline for it instead of the socket timeout. Nothing else runs inside this block.
+                # One operation that may read the whole collection before answering: its own handle.
                 try:
-                    with pymongo.timeout(self.scan_timeout):
-                        take(_string_dated(self.orders, cfg, since, until, self.fields))
-                except pymongo.errors.PyMongoError as exc:
-                    if not exc.timeout:
+                    take(_string_dated(self.scans, cfg, since, until, self.fields))
+                except pymongo.errors.NetworkTimeout:
+                    if self.scan_timeout is None:
                         raise
                     raise MongoUnavailable(
                         f"MongoDB unavailable while loading orders: no answer to the query for string-dated "
