@@ -49,10 +49,10 @@ class MongoConfig:
     state_collection: str = "reconcile_state"
     items_collection: str = "reconcile_items"
     server_selection_timeout: timedelta = timedelta(seconds=10)
-    # How long the query for orders whose created_at is a string may take. MongoDB answers it from
-    # the created_at index; a server that cannot (or a collection without that index) reads the
-    # whole collection before its first answer, longer than the usual socket timeout
-    # (max(6 x server_selection_timeout, 60s) without a byte from the server).
+    # How long the server may take to answer the window's order queries (the socket timeout of their
+    # own connection). MongoDB answers the one for string-dated orders from the created_at index; a
+    # server that cannot (or a collection without that index) reads the whole collection before its
+    # first answer, longer than the usual socket timeout (max(6 x server_selection_timeout, 60s)).
     scan_timeout: timedelta = timedelta(minutes=10)
     # Orders per bulk compare-and-set write (each batch is followed by its audit records).
     repair_batch_size: int = 500

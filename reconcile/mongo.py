@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import pymongo
 import pymongo.errors
@@ -28,18 +28,20 @@ def mongo_errors(action: str) -> Iterator[None]:
         raise MongoUnavailable(f"MongoDB unavailable while {action}: {type(exc).__name__}") from None
 
 
+def _client(uri: str, config: MongoConfig, socket_timeout_ms: int, **options: Any) -> pymongo.MongoClient:
+    timeout_ms = int(config.server_selection_timeout.total_seconds() * 1000)
+    with mongo_errors("connecting"):
+        return pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=socket_timeout_ms, tz_aware=True, **options,
+        )
+
+
 def connect(uri: str, config: MongoConfig) -> Database:
     """A database handle, checked with a ping so an unreachable server fails fast (exit 3)."""
     timeout_ms = int(config.server_selection_timeout.total_seconds() * 1000)
+    client = _client(uri, config, max(timeout_ms * 6, 60_000), appname="reconcile")
     with mongo_errors("connecting"):
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            uri,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=max(timeout_ms * 6, 60_000),
-            tz_aware=True,
-            appname="reconcile",
-        )
         try:
             client.admin.command("ping")
         except pymongo.errors.ServerSelectionTimeoutError:
@@ -57,15 +59,5 @@ def connect_for_scans(uri: str, config: MongoConfig) -> Database:
     timeout is `mongodb.scan_timeout`, and a timed-out read is not retried (it would scan again).
     Server selection keeps the usual bound, so a server that is down still fails fast.
     Connects on first use."""
-    timeout_ms = int(config.server_selection_timeout.total_seconds() * 1000)
-    with mongo_errors("connecting"):
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            uri,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=int(config.scan_timeout.total_seconds() * 1000),
-            retryReads=False,
-            tz_aware=True,
-            appname="reconcile-scan",
-        )
-    return client[config.database]
+    socket_timeout_ms = int(config.scan_timeout.total_seconds() * 1000)
+    return _client(uri, config, socket_timeout_ms, retryReads=False, appname="reconcile-scan")[config.database]

@@ -268,18 +268,20 @@ class OrderLoad:
                 out.add(chunk)
 
         if since < until:
+            # Through the scan handle: a server may read much of the collection before its first answer
+            # (nx-27017 builds the whole result first; any server scans for string-dated orders where
+            # it cannot use the created_at index for them).
             with mongo_errors("loading orders"):
-                take(self.orders.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields,
-                                      batch_size=BATCH * 5))
-                # One operation that may read the whole collection before answering: its own handle.
                 try:
+                    take(self.scans.find({cfg.created_at_field: {"$gte": since, "$lt": until}}, self.fields,
+                                         batch_size=BATCH * 5))
                     take(_string_dated(self.scans, cfg, since, until, self.fields))
                 except pymongo.errors.NetworkTimeout:
                     if self.scan_timeout is None:
                         raise
                     raise MongoUnavailable(
-                        f"MongoDB unavailable while loading orders: no answer to the query for string-dated "
-                        f"orders within {self.scan_timeout:g}s (mongodb.scan_timeout)"
+                        f"MongoDB unavailable while loading orders: no answer to the window's orders query "
+                        f"within {self.scan_timeout:g}s (mongodb.scan_timeout)"
                     ) from None
         self.in_window = len(out.seen)
         self.window_seconds = round(time.monotonic() - began, 3)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pymongo
 import pytest
@@ -83,6 +83,20 @@ def stripe_server(store):
 def now():
     return utcnow()
 
+
+def at(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@pytest.fixture
+def t0() -> datetime:
+    """A whole hour ten days ago: runs "later" than it are still in the real past."""
+    return (utcnow() - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture
+def seed(store, db, t0) -> ShopSeeder:
+    return ShopSeeder(store, db["orders"], t0)
 
 @pytest.fixture
 def shop(store, db, now) -> ShopSeeder:

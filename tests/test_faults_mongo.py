@@ -142,8 +142,9 @@ def test_mongodb_lost_while_reading_the_window_beside_the_pull_exits_3_and_chang
 
 
 def test_the_string_dated_query_is_bounded_by_scan_timeout(tmp_path, stripe_server, shop, db, proxy, monkeypatch):
-    """That query may read the whole collection before answering (on a server that cannot use the
-    created_at index for it), so it has its own deadline instead of the socket timeout."""
+    """The window's queries may read much of the collection before answering (the string-dated one
+    on a server that cannot use the created_at index for it; nx-27017 builds any result whole before
+    its first batch), so they have their own timeout instead of the socket timeout."""
     seed_small_shop(shop)
     before = snapshot(db)
     rule = proxy.on("find", "orders", nth=2, action="hold")  # --dry-run: the window's dates, then this one
@@ -155,8 +156,8 @@ def test_the_string_dated_query_is_bounded_by_scan_timeout(tmp_path, stripe_serv
     assert rule.hit.is_set()
     assert result.exit_code == 3, result.output
     assert result.stderr.strip().splitlines()[-1] == (
-        "reconcile: error: MongoDB unavailable while loading orders: no answer to the query for string-dated "
-        "orders within 1s (mongodb.scan_timeout)"
+        "reconcile: error: MongoDB unavailable while loading orders: no answer to the window's orders query "
+        "within 1s (mongodb.scan_timeout)"
     )
     assert snapshot(db) == before
 

@@ -22,34 +22,18 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
-from conftest import SmtpSink
+from conftest import SmtpSink, at
 from reconcile import classify as c
 from reconcile import orchestrate, state
 from reconcile.config import load_config
 from reconcile.demo import ShopSeeder
 from reconcile.embedded_mongo import free_port
 from reconcile.lease import LEASE_ID
-from reconcile.timeutil import to_unix, utcnow
+from reconcile.timeutil import to_unix
 
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-
-def at(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-@pytest.fixture
-def t0() -> datetime:
-    """A whole hour ten days ago: runs "later" than it are still in the real past."""
-    return (utcnow() - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture
-def seed(store, db, t0) -> ShopSeeder:
-    return ShopSeeder(store, db["orders"], t0)
 
 
 def paid(seed: ShopSeeder, age: timedelta, amount: int = 2500, status: str = "accepted", **kw):

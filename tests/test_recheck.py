@@ -15,30 +15,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
+from conftest import at
 from reconcile import classify as c
-from reconcile.demo import ShopSeeder
-from reconcile.timeutil import to_unix, utcnow
+from reconcile.timeutil import to_unix
 
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
 ORDER_FIELDS = {"payment_intent_id_field": "payment_intent_id", "checkout_session_id_field": "checkout_session_id"}
 
-
-def at(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-@pytest.fixture
-def t0() -> datetime:
-    """A whole hour ten days ago: runs "later" than it are still in the real past."""
-    return (utcnow() - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture
-def seed(store, db, t0) -> ShopSeeder:
-    return ShopSeeder(store, db["orders"], t0)
 
 
 def later_run(cli, moment: datetime) -> Any:
