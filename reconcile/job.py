@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 import time
@@ -66,6 +65,16 @@ class _Clock:
         self._last = now
 
 
+# The window's orders are read beside the Stripe pull up to this many (an hourly run at a million
+# charges a day holds about 42,000). A window holding more (a backfill, minutes long anyway) reads
+# them after the pull instead: its order columns never share memory with the pull's (peak RSS).
+ORDERS_BESIDE_PULL = 250_000
+
+
+class _LoadAfterPull(Exception):
+    """The window holds too many orders to read beside the pull."""
+
+
 def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
@@ -111,18 +120,27 @@ def _run(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
-    load = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name],
-                                 config.mongodb.scan_timeout.total_seconds())
+    scan_seconds = config.mongodb.scan_timeout.total_seconds()
+    beside = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name], scan_seconds)
 
     def stop_load() -> None:
         interrupt.checkpoint("load")
         if policy.abort.is_set():  # a pull beside it failed: its error is the one to report
             raise pull_plan.PullAborted()
+        if beside.count > ORDERS_BESIDE_PULL:
+            raise _LoadAfterPull()
 
-    pulled, balance_columns, _ = pull_plan.side_by_side([
+    def window_beside_pull() -> bool:
+        try:
+            beside.window(req.since, req.until, stop_load)
+        except _LoadAfterPull:
+            return False
+        return True
+
+    pulled, balance_columns, loaded = pull_plan.side_by_side([
         lambda: payment_pull.pull(client, config, req.since, req.until, policy),
         lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
-        functools.partial(load.window, req.since, req.until, stop_load),
+        window_beside_pull,
     ], policy.abort)
     # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
     interrupt.checkpoint("pull")
@@ -132,8 +150,15 @@ def _run(
     log.info("pull.done", extra={
         "charges": len(pulled.charges), "payment_intents": len(pulled.intents),
         "checkout_sessions": len(pulled.sessions), "balance_transactions": len(balance),
-        "orders_in_window": load.in_window, "orders_in_window_seconds": load.window_seconds,
+        "orders_in_window": beside.in_window if loaded else None,
+        "orders_in_window_seconds": beside.window_seconds if loaded else None,
     })
+    if loaded:
+        load = beside
+    else:  # a big window (a backfill): its orders are read now, the pull's memory freed first
+        load = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name], scan_seconds)
+        load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
+    beside = None  # the partial load of a big window, if any, is dropped here
 
     refs = payment_pull.references(pulled, config.matching.link_by)
     orders = c.orders_frame(load.referenced(

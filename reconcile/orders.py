@@ -287,6 +287,11 @@ class OrderLoad:
         self.window_seconds = round(time.monotonic() - began, 3)
         return self
 
+    @property
+    def count(self) -> int:
+        """Orders loaded so far."""
+        return len(self._out.seen)
+
     def referenced(
         self,
         order_refs: Iterable[str] = (),

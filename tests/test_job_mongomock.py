@@ -67,3 +67,39 @@ def test_payment_intent_and_session_references_keep_the_id_type(store, stripe_se
     assert result.summary["repaired"] == [str(by_session)]
     assert db.orders.find_one({"_id": by_session})["status"] == "accepted"
     assert db.orders.count_documents({"status": "created"}) == 2
+
+
+def test_a_window_too_big_to_read_beside_the_pull_is_read_after_it_with_the_same_result(
+    store, stripe_server, now, tmp_path, monkeypatch, caplog
+):
+    """Past job.ORDERS_BESIDE_PULL orders the load beside the pull stops and the window is read after
+    it (so a backfill's order columns never share memory with the pull's): same orders, same outcomes."""
+    from reconcile import orders as order_store
+    from reconcile.demo import seed_demo_shop
+
+    shop = mongomock.MongoClient(tz_aware=True).shop
+    seed_demo_shop(store, shop.orders, now)
+    twin = mongomock.MongoClient(tz_aware=True).shop
+    twin.orders.insert_many(list(shop.orders.find()))
+    config = parse_config({"stripe": {"api_base": stripe_server.url}, "mongodb": {"database": "shop"},
+                           "matching": {"link_by": ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]},
+                           "orders": {"payment_intent_id_field": "payment_intent_id",
+                                      "checkout_session_id_field": "checkout_session_id"}})
+    client = stripe_pull.make_client(API_KEY, config.stripe)
+    request = job.RunRequest(since=now - timedelta(days=2), until=now, now=now, dry_run=True, report_dir=tmp_path)
+
+    def run(db) -> tuple[job.RunResult, object]:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="reconcile.job"):
+            result = job.run(config, client, db, request)
+        [pulled] = [r for r in caplog.records if r.getMessage() == "pull.done"]
+        return result, pulled.orders_in_window
+
+    beside, beside_count = run(shop)
+    monkeypatch.setattr(order_store, "BATCH", 1)          # chunks of 5 documents...
+    monkeypatch.setattr(job, "ORDERS_BESIDE_PULL", 3)     # ...so the limit is passed after the first
+    after, after_count = run(twin)
+    assert beside_count > 3     # read beside the pull, more orders than the patched limit allows
+    assert after_count is None  # not read beside the pull
+    assert after.counts == beside.counts and sum(after.counts.values()) > 10
+    assert after.summary["discrepancies"] == beside.summary["discrepancies"]
