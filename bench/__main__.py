@@ -154,6 +154,7 @@ def run_job(workdir: Path, name: str, url: str, mongo_uri: str, since: int, unti
     per_endpoint_pull = {l["path"]: l for l in lines if l.get("step") == "pull.page_set" and l.get("path") in ENDPOINTS}
     return {
         "exit_code": code, "wall_seconds": wall, "steps": done["seconds"], "counts": done["counts"],
+        "peak_by_step": done.get("peak_rss_mb", {}),
         "charges": pulled["charges"], "balance_transactions": pulled["balance_transactions"],
         "window_load_seconds": pulled.get("orders_in_window_seconds"),  # None: read after the pull
         "per_endpoint": per_endpoint_pull,
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
                   f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s")
             print(f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
-                  f"peak RSS {job['peak_rss_mb']:,.0f} MB")
+                  f"peak RSS {job['peak_rss_mb']:,.0f} MB; peak at the end of each step: "
+                  + ", ".join(f"{k} {v:,}" for k, v in job["peak_by_step"].items()) + " MB")
             if standin_busy > 0.8:
                 print(f"  ! the stand-in was busy {standin_busy:.0%} of a core: it may be the bottleneck")
             if job_busy > 0.9:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -53,15 +54,18 @@ class RunResult:
 
 
 class _Clock:
-    """Wall time per step of a run, for the log and the benchmark."""
+    """Wall time per step of a run, and the process's peak memory at the end of each, for the log
+    and the benchmark (the step where the peak grows is the one to look at)."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
+        self.peak_mb: dict[str, int] = {}
         self._last = time.monotonic()
 
     def lap(self, step: str) -> None:
         now = time.monotonic()
         self.laps[step] = round(self.laps.get(step, 0.0) + now - self._last, 3)
+        self.peak_mb[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # KiB on Linux
         self._last = now
 
 
@@ -214,5 +218,6 @@ def _run(
     clock.lap("report")
     log.info("run.done", extra={
         "counts": counts, "report": str(files.html), "exit_code": int(exit_code), "seconds": clock.laps,
+        "peak_rss_mb": clock.peak_mb,
     })
     return RunResult(run_id, counts, summary, files, exit_code, clock.laps)
