@@ -54,9 +54,10 @@ def connect(uri: str, config: MongoConfig) -> Database:
 
 
 def connect_for_scans(uri: str, config: MongoConfig) -> Database:
-    """A second handle for the one query that may read the whole collection before its first answer
-    (orders whose created_at is a string, where the server cannot use the index for it): its socket
-    timeout is `mongodb.scan_timeout`, and a timed-out read is not retried (it would scan again).
+    """A second handle for the window's order queries, which a server may answer only after reading
+    much of the collection (orders whose created_at is a string, where it cannot use the index for
+    them; nx-27017 also builds any result whole before its first batch): its socket timeout is
+    `mongodb.scan_timeout`, and a timed-out read is not retried (it would scan again).
     Server selection keeps the usual bound, so a server that is down still fails fast.
     Connects on first use."""
     socket_timeout_ms = int(config.scan_timeout.total_seconds() * 1000)

@@ -244,7 +244,7 @@ class OrderLoad:
         self.orders = orders
         self.config = config
         # The same collection through a handle with a long socket timeout (mongo.connect_for_scans),
-        # for the string-dated query; scan_timeout (seconds) is its timeout, for the error message.
+        # for the window's two queries; scan_timeout (seconds) is that timeout, for the error message.
         self.scans = orders if scans is None else scans
         self.scan_timeout = scan_timeout
         self.fields = projection(config)
