@@ -113,6 +113,13 @@ def link_charges(charges: pd.DataFrame, orders: pd.DataFrame, link_by: tuple[str
     return match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), link_by).charges["order_key"]
 
 
+# The paid charge's columns an order's outcome and its report row use (as c_<name>).
+_FIRST_PAID = (
+    "charge_id", "amount", "amount_captured", "currency", "created", "customer_refunded", "disputed",
+    "settlement_amount", "settlement_currency", "description", "email", "livemode", "link_kind",
+)
+
+
 def classify(
     orders: pd.DataFrame, charges: pd.DataFrame, rules: Rules,
     intents: pd.DataFrame | None = None, sessions: pd.DataFrame | None = None,
@@ -136,23 +143,25 @@ def classify(
     def count(mask: pd.Series) -> pd.Series:
         return charges.loc[mask & linked].groupby("order_key").size()
 
-    paid = charges.loc[is_paid & linked]
     # The earliest paid charge of each order; only orders with several need the (slow) string sort.
-    several = paid["order_key"].duplicated(keep=False)
-    first_paid = pd.concat([
-        paid.loc[~several],
-        paid.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first"),
-    ]).set_index("order_key")
+    # Rows are chosen on three columns, then only the columns used here are copied, once (memory:
+    # a million charges make every full copy of the frame a few hundred MB).
+    keys = charges.loc[is_paid & linked, ["order_key", "created", "charge_id"]]
+    several = keys["order_key"].duplicated(keep=False)
+    first_rows = keys.index[~several.to_numpy()].append(
+        keys.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first").index
+    )
+    del keys, several
+    first_paid = charges.loc[first_rows, ["order_key", *_FIRST_PAID]].set_index("order_key")
+    first_paid.columns = [f"c_{name}" for name in _FIRST_PAID]
     per_order = pd.DataFrame({
         "paid_count": count(is_paid),
         "failed_count": count(charges["status"].eq("failed")),
         "pending_count": count(charges["status"].eq("pending")),
         "uncaptured_count": count(is_uncaptured),
     })
-    per_order = per_order.join(first_paid[[
-        "charge_id", "amount", "amount_captured", "currency", "created", "customer_refunded", "disputed",
-        "settlement_amount", "settlement_currency", "description", "email", "livemode", "link_kind",
-    ]].add_prefix("c_"), how="left")
+    per_order = per_order.join(first_paid, how="left")
+    del first_paid, first_rows
     frame = orders.join(per_order, on="order_key")
     if len(links.attempts):
         frame = frame.join(links.attempts, on="order_key")
@@ -205,7 +214,15 @@ def classify(
         (pending & failed_attempts, MARKED_FAILED),
         (pending, STALE_PENDING),
     ]
-    outcome = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], [o for _, o in conditions], default=OK)
+    # Codes, then the outcome names as shared objects: a million rows would otherwise make a
+    # fixed-width text array and a new string object per row.
+    names = np.array([OK, *(o for _, o in conditions)], dtype=object)
+    codes = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], range(1, len(conditions) + 1), default=0)
+    outcome = names[codes]
+    # The masks are done with: free them before the result is built (memory at a million orders).
+    del conditions, codes, names, pending, paid_order, failed_order, young, one, difference, same_currency
+    del exact, within, repairable, refunded, disputed, net_paid, net_gap, net_ok, settled_back
+    del processing, in_progress, failed_attempts
     result = pd.DataFrame({
         "outcome": outcome,
         "order_key": frame["order_key"],
