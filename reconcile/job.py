@@ -124,8 +124,12 @@ def _run(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
-    scan_seconds = config.mongodb.scan_timeout.total_seconds()
-    beside = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name], scan_seconds)
+
+    def order_load() -> order_store.OrderLoad:
+        return order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name],
+                                     config.mongodb.scan_timeout.total_seconds())
+
+    beside = order_load()
 
     def stop_load() -> None:
         interrupt.checkpoint("load")
@@ -160,7 +164,7 @@ def _run(
     if loaded:
         load = beside
     else:  # a big window (a backfill): its orders are read now, the pull's memory freed first
-        load = order_store.OrderLoad(db[orders_name], config.orders, scan_db[orders_name], scan_seconds)
+        load = order_load()
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
     beside = None  # the partial load of a big window, if any, is dropped here
 
