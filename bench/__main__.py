@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,24 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem_kb = int(
+            next(row for row in Path("/proc/meminfo").read_text().splitlines() if row.startswith("MemTotal")).split()[1]
+        )
     except (OSError, StopIteration, ValueError):
         mem_kb = 0
     return {
-        "cpu": model or platform.processor(), "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(), "stripe_sdk": stripe.VERSION, "pandas": pd.__version__,
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "stripe_sdk": stripe.VERSION,
+        "pandas": pd.__version__,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def iso(unix: int) -> str:
-    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class Standin:
@@ -71,9 +77,26 @@ class Standin:
     def __init__(self, n: int, start: int, latency: float, per_endpoint: float, account: float) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.standin_proc", "--n", str(n), "--start", str(start),
-             "--latency", str(latency), "--per-endpoint", str(per_endpoint), "--account", str(account)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "bench.standin_proc",
+                "--n",
+                str(n),
+                "--start",
+                str(start),
+                "--latency",
+                str(latency),
+                "--per-endpoint",
+                str(per_endpoint),
+                "--account",
+                str(account),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
 
     def ready(self) -> dict[str, Any]:
@@ -117,8 +140,9 @@ def sequential_pull(url: str, start: int, until: int) -> tuple[int, float]:
     return count, time.monotonic() - began
 
 
-def run_job(workdir: Path, name: str, url: str, mongo_uri: str, since: int, until: int,
-            per_endpoint: float, account: float) -> dict[str, Any]:
+def run_job(
+    workdir: Path, name: str, url: str, mongo_uri: str, since: int, until: int, per_endpoint: float, account: float
+) -> dict[str, Any]:
     """The real `reconcile` command in its own process; its log lines, summary, wall time and rusage."""
     config = workdir / f"{name}.toml"
     config.write_text(
@@ -132,10 +156,23 @@ def run_job(workdir: Path, name: str, url: str, mongo_uri: str, since: int, unti
     began = time.monotonic()
     with open(err, "w") as stderr, open(workdir / f"{name}.out", "w") as stdout:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from reconcile.cli import main; sys.argv[0] = 'reconcile'; main()",
-             "--config", str(config), "--since", iso(since),
-             "--until", iso(until), "--summary-json", str(summary)],
-            stdout=stdout, stderr=stderr, env=env, cwd=workdir,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from reconcile.cli import main; sys.argv[0] = 'reconcile'; main()",
+                "--config",
+                str(config),
+                "--since",
+                iso(since),
+                "--until",
+                iso(until),
+                "--summary-json",
+                str(summary),
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=workdir,
         )
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - began
@@ -149,18 +186,25 @@ def run_job(workdir: Path, name: str, url: str, mongo_uri: str, since: int, unti
     if code not in (0, 1):
         tail = "\n".join(err.read_text().splitlines()[-5:])
         raise RuntimeError(f"the {name} run exited {code}:\n{tail}")
-    done = next(l for l in lines if l.get("step") == "run.done")
-    pulled = next(l for l in lines if l.get("step") == "pull.done")
-    per_endpoint_pull = {l["path"]: l for l in lines if l.get("step") == "pull.page_set" and l.get("path") in ENDPOINTS}
+    done = next(rec for rec in lines if rec.get("step") == "run.done")
+    pulled = next(rec for rec in lines if rec.get("step") == "pull.done")
+    per_endpoint_pull = {
+        rec["path"]: rec for rec in lines if rec.get("step") == "pull.page_set" and rec.get("path") in ENDPOINTS
+    }
     return {
-        "exit_code": code, "wall_seconds": wall, "steps": done["seconds"], "counts": done["counts"],
+        "exit_code": code,
+        "wall_seconds": wall,
+        "steps": done["seconds"],
+        "counts": done["counts"],
         "peak_by_step": done.get("peak_rss_mb", {}),
-        "charges": pulled["charges"], "balance_transactions": pulled["balance_transactions"],
+        "charges": pulled["charges"],
+        "balance_transactions": pulled["balance_transactions"],
         "window_load_seconds": pulled.get("orders_in_window_seconds"),  # None: read after the pull
         "per_endpoint": per_endpoint_pull,
-        "slowed": sum(1 for l in lines if l.get("step") == "budget.slowed"),
-        "rate_limited": sum(1 for l in lines if l.get("step") == "stripe.rate_limited"),
-        "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+        "slowed": sum(1 for rec in lines if rec.get("step") == "budget.slowed"),
+        "rate_limited": sum(1 for rec in lines if rec.get("step") == "stripe.rate_limited"),
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
     }
 
 
@@ -174,29 +218,44 @@ def beside(run: dict[str, Any]) -> str:
 
 def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     """The same compare-and-set changes with their audit records: bulk (the job's way) vs one by one."""
-    from reconcile import classify as c
-    from reconcile import repair
     from reconcile.config import parse_config
+    from reconcile.decide import classify as c
+    from reconcile.store import repair
 
     db = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
     config = parse_config({"mongodb": {"database": "bench_repairs"}})
     ids = [shop.order_id(i) for i in range(count)]
-    outcomes = pd.DataFrame({
-        "outcome": c.REPAIRED, "order_key": [str(i) for i in ids], "order_id": ids,
-        "charge_id": [shop.charge_id(i) for i in range(count)], "charge_created": 1_763_700_000,
-        "stored_charge_id": None, "amount": 1000, "currency": "usd",
-    })
+    outcomes = pd.DataFrame(
+        {
+            "outcome": c.REPAIRED,
+            "order_key": [str(i) for i in ids],
+            "order_id": ids,
+            "charge_id": [shop.charge_id(i) for i in range(count)],
+            "charge_created": 1_763_700_000,
+            "stored_charge_id": None,
+            "amount": 1000,
+            "currency": "usd",
+        }
+    )
 
     def seed() -> None:
         db.orders.drop()
         db.reconcile_audit.drop()
         for first in range(0, count, 5000):
-            db.orders.insert_many([
-                {"_id": i, "status": "created", "amount": 1000, "currency": "usd", "created_at": datetime(2026, 11, 20)}
-                for i in ids[first:first + 5000]
-            ])
+            db.orders.insert_many(
+                [
+                    {
+                        "_id": i,
+                        "status": "created",
+                        "amount": 1000,
+                        "currency": "usd",
+                        "created_at": datetime(2026, 11, 20),
+                    }
+                    for i in ids[first : first + 5000]
+                ]
+            )
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     seed()
     began = time.monotonic()
     done = repair.apply_repairs(db, config, outcomes, "bench-bulk", now)
@@ -224,17 +283,24 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
         db.orders.update_one({"_id": i}, {"$set": {"touched": 2}})
     trivial_single = time.monotonic() - began
     db.client.drop_database("bench_repairs")
-    return {"orders": count, "bulk_seconds": bulk, "one_by_one_seconds": single, "speedup": single / bulk,
-            "trivial_bulk_ms": trivial_bulk / count * 1000, "trivial_single_ms": trivial_single / count * 1000,
-            "server_ceiling": trivial_single / trivial_bulk}
+    return {
+        "orders": count,
+        "bulk_seconds": bulk,
+        "one_by_one_seconds": single,
+        "speedup": single / bulk,
+        "trivial_bulk_ms": trivial_bulk / count * 1000,
+        "trivial_single_ms": trivial_single / count * 1000,
+        "server_ceiling": trivial_single / trivial_bulk,
+    }
 
 
 # --------------------------------------------------------------------------- the run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=200_000, help="charges and orders (default 200000)")
     parser.add_argument("--latency", type=float, default=0.3, help="stand-in seconds per request (default 0.3)")
     parser.add_argument("--rate", type=float, default=25, help="stand-in requests/s per endpoint (default 25)")
@@ -248,24 +314,37 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n
     end = int(time.time()) // 60 * 60 - 60
     start = end - shop.span_seconds(n)
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Python {info['python']}, "
-          f"stripe {info['stripe_sdk']}, pandas {info['pandas']}; load average {info['load_average']}", flush=True)
-    print(f"shop: {n:,} charges + {n:,} balance transactions + {n:,} orders over {shop.span_seconds(n) / 3600:.1f} h "
-          f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request, "
-          f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account", flush=True)
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Python {info['python']}, "
+        f"stripe {info['stripe_sdk']}, pandas {info['pandas']}; load average {info['load_average']}",
+        flush=True,
+    )
+    print(
+        f"shop: {n:,} charges + {n:,} balance transactions + {n:,} orders over {shop.span_seconds(n) / 3600:.1f} h "
+        f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request, "
+        f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account",
+        flush=True,
+    )
 
-    from reconcile.embedded_mongo import EmbeddedMongo
+    from reconcile.demo.embedded_mongo import EmbeddedMongo
 
-    figures: dict[str, Any] = {"machine": info, "n": n, "latency": args.latency, "rate": args.rate,
-                               "account_rate": args.account_rate}
+    figures: dict[str, Any] = {
+        "machine": info,
+        "n": n,
+        "latency": args.latency,
+        "rate": args.rate,
+        "account_rate": args.account_rate,
+    }
     standin = Standin(n, start, args.latency, args.rate, args.account_rate)
     with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         try:
             db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
             seeded = seed_orders(db, n, start)
             ready = standin.ready()
-            print(f"seeded: orders in {seeded:.0f} s (MongoDB), charges in {ready['seed_seconds']:.0f} s (stand-in)",
-                  flush=True)
+            print(
+                f"seeded: orders in {seeded:.0f} s (MongoDB), charges in {ready['seed_seconds']:.0f} s (stand-in)",
+                flush=True,
+            )
             url = ready["url"]
 
             # 1. The usual sequential pull, on a slice of the same charges.
@@ -273,8 +352,10 @@ def main(argv: list[str] | None = None) -> int:
             seq_count, seq_seconds = sequential_pull(url, start, slice_until)
             seq_rate = seq_count / seq_seconds
             figures["sequential"] = {"objects": seq_count, "seconds": seq_seconds, "objects_per_second": seq_rate}
-            print(f"sequential auto_paging_iter: {seq_count:,} charges in {seq_seconds:.1f} s = {seq_rate:,.0f}/s",
-                  flush=True)
+            print(
+                f"sequential auto_paging_iter: {seq_count:,} charges in {seq_seconds:.1f} s = {seq_rate:,.0f}/s",
+                flush=True,
+            )
 
             # 2. The job over the whole window.
             before = standin.stats()
@@ -288,33 +369,50 @@ def main(argv: list[str] | None = None) -> int:
             standin_busy = (after["cpu_seconds"] - before["cpu_seconds"]) / steps["pull"]
             job_busy = job["cpu_seconds"] / job["wall_seconds"]
             figures["pull"] = {
-                "objects": objects, "seconds": steps["pull"], "objects_per_second": pull_rate, "ceiling": ceiling,
-                "ratio_to_ceiling": pull_rate / ceiling, "ratio_to_sequential": pull_rate / seq_rate,
+                "objects": objects,
+                "seconds": steps["pull"],
+                "objects_per_second": pull_rate,
+                "ceiling": ceiling,
+                "ratio_to_ceiling": pull_rate / ceiling,
+                "ratio_to_sequential": pull_rate / seq_rate,
                 "standin_requests": after["requests"] - before["requests"],
                 "standin_429s": after["rate_limited"] - before["rate_limited"],
                 "standin_cpu_share": standin_busy,
             }
-            print(f"\nfull run ({iso(start)} to {iso(end)}), exit {job['exit_code']}, counts "
-                  f"{ {k: v for k, v in job['counts'].items() if v} }")
-            print(f"  pull: {objects:,} objects in {steps['pull']:.1f} s = {pull_rate:,.0f} objects/s; "
-                  f"ceiling {ceiling:,.0f}/s -> {pull_rate / ceiling:.0%} of it; "
-                  f"{pull_rate / seq_rate:.1f}x the sequential pull")
+            print(
+                f"\nfull run ({iso(start)} to {iso(end)}), exit {job['exit_code']}, counts "
+                f"{ {k: v for k, v in job['counts'].items() if v} }"
+            )
+            print(
+                f"  pull: {objects:,} objects in {steps['pull']:.1f} s = {pull_rate:,.0f} objects/s; "
+                f"ceiling {ceiling:,.0f}/s -> {pull_rate / ceiling:.0%} of it; "
+                f"{pull_rate / seq_rate:.1f}x the sequential pull"
+            )
             for path, line in job["per_endpoint"].items():
                 rate = line["count"] / line["seconds"]
-                print(f"    {path}: {line['count']:,} in {line['seconds']:.1f} s = {rate:,.0f}/s "
-                      f"({rate / (args.rate * 100):.0%} of {args.rate * 100:,.0f}/s; "
-                      f"{rate / seq_rate:.1f}x sequential); {line['requests']:,} requests, {line['slices']} slices")
-            print(f"    stand-in: {figures['pull']['standin_requests']:,} requests, "
-                  f"{figures['pull']['standin_429s']} answered 429; its CPU {standin_busy:.0%} of a core "
-                  f"during the pull; budget slowed {job['slowed']} times")
+                print(
+                    f"    {path}: {line['count']:,} in {line['seconds']:.1f} s = {rate:,.0f}/s "
+                    f"({rate / (args.rate * 100):.0%} of {args.rate * 100:,.0f}/s; "
+                    f"{rate / seq_rate:.1f}x sequential); {line['requests']:,} requests, {line['slices']} slices"
+                )
+            print(
+                f"    stand-in: {figures['pull']['standin_requests']:,} requests, "
+                f"{figures['pull']['standin_429s']} answered 429; its CPU {standin_busy:.0%} of a core "
+                f"during the pull; budget slowed {job['slowed']} times"
+            )
             print(f"  audit healing check (orders still owed an audit record): {steps.get('heal', 0):.1f} s")
             print(f"  load orders (MongoDB read + normalise): {beside(job)}, then {steps['load']:.1f} s")
             print(f"  join + classify: {steps['classify']:.1f} s (edge look {steps['edge_look']:.1f} s)")
-            print(f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
-                  f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s")
-            print(f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
-                  f"peak RSS {job['peak_rss_mb']:,.0f} MB; peak at the end of each step: "
-                  + ", ".join(f"{k} {v:,}" for k, v in job["peak_by_step"].items()) + " MB")
+            print(
+                f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
+                f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s"
+            )
+            print(
+                f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
+                f"peak RSS {job['peak_rss_mb']:,.0f} MB; peak at the end of each step: "
+                + ", ".join(f"{k} {v:,}" for k, v in job["peak_by_step"].items())
+                + " MB"
+            )
             if standin_busy > 0.8:
                 print(f"  ! the stand-in was busy {standin_busy:.0%} of a core: it may be the bottleneck")
             if job_busy > 0.9:
@@ -323,26 +421,38 @@ def main(argv: list[str] | None = None) -> int:
             # 3. An hourly run: the last hour, nothing left to repair.
             hour = run_job(Path(tmp), "hourly", url, mongo.uri, end - 3600, end, args.rate, args.account_rate)
             figures["hourly_run"] = hour
-            print(f"\nhourly run (last hour, {hour['charges']:,} charges, "
-                  f"{hour['counts'].get('repaired', 0)} repaired): {hour['wall_seconds']:.1f} s wall "
-                  f"(steps {sum(hour['steps'].values()):.1f} s: "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in hour["steps"].items())
-                  + f"; {beside(hour)})")
+            print(
+                f"\nhourly run (last hour, {hour['charges']:,} charges, "
+                f"{hour['counts'].get('repaired', 0)} repaired): {hour['wall_seconds']:.1f} s wall "
+                f"(steps {sum(hour['steps'].values()):.1f} s: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in hour["steps"].items())
+                + f"; {beside(hour)})"
+            )
 
             # 4. Repairs in bulk against one update per order.
             if args.repairs:
                 rep = repairs_comparison(mongo.uri, args.repairs)
                 figures["repairs"] = rep
-                print(f"\nrepairs of {rep['orders']:,} stuck orders on nx-27017: bulk {rep['bulk_seconds']:.1f} s, "
-                      f"one by one {rep['one_by_one_seconds']:.1f} s -> {rep['speedup']:.1f}x")
-                print(f"  the server's ceiling for any bulk: a trivial update costs {rep['trivial_bulk_ms']:.3f} ms "
-                      f"in a bulk, {rep['trivial_single_ms']:.3f} ms on its own -> {rep['server_ceiling']:.1f}x")
+                print(
+                    f"\nrepairs of {rep['orders']:,} stuck orders on nx-27017: bulk {rep['bulk_seconds']:.1f} s, "
+                    f"one by one {rep['one_by_one_seconds']:.1f} s -> {rep['speedup']:.1f}x"
+                )
+                print(
+                    f"  the server's ceiling for any bulk: a trivial update costs {rep['trivial_bulk_ms']:.3f} ms "
+                    f"in a bulk, {rep['trivial_single_ms']:.3f} ms on its own -> {rep['server_ceiling']:.1f}x"
+                )
         finally:
             standin.stop()
     figures["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     figures["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nload average at the end: {figures['machine']['load_average_after']} on {info['cores']} cores"
-          + (" (the machine was busy: figures are noisy)" if max(figures["machine"]["load_average_after"]) > (info["cores"] or 1) else ""))
+    print(
+        f"\nload average at the end: {figures['machine']['load_average_after']} on {info['cores']} cores"
+        + (
+            " (the machine was busy: figures are noisy)"
+            if max(figures["machine"]["load_average_after"]) > (info["cores"] or 1)
+            else ""
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     return 0

@@ -4,8 +4,9 @@ the index alone so the stand-in's process and the bench's process build the same
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from bson import ObjectId
 
@@ -43,18 +44,26 @@ def seed_charges(store: Any, n: int, start: int) -> None:
     """Succeeded, captured charges (each with its balance transaction), one per order."""
     for i in range(n):
         store.create_charge(
-            amount=amount(i), currency="usd", created=charge_created(i, n, start), id=charge_id(i),
-            metadata={"order_id": str(order_id(i))}, billing_email=f"customer{i}@example.com",
+            amount=amount(i),
+            currency="usd",
+            created=charge_created(i, n, start),
+            id=charge_id(i),
+            metadata={"order_id": str(order_id(i))},
+            billing_email=f"customer{i}@example.com",
         )
 
 
 def order_docs(n: int, start: int, first: int = 0, last: int | None = None) -> Iterator[dict[str, Any]]:
     """The shop's orders: created two seconds before their charge; stuck ones still `created`."""
     for i in range(first, n if last is None else last):
-        created = datetime.fromtimestamp(charge_created(i, n, start) - 2, timezone.utc).replace(tzinfo=None)
+        created = datetime.fromtimestamp(charge_created(i, n, start) - 2, UTC).replace(tzinfo=None)
         doc = {
-            "_id": order_id(i), "status": "created" if stuck(i) else "accepted", "amount": amount(i),
-            "currency": "usd", "created_at": created, "email": f"customer{i}@example.com",
+            "_id": order_id(i),
+            "status": "created" if stuck(i) else "accepted",
+            "amount": amount(i),
+            "currency": "usd",
+            "created_at": created,
+            "email": f"customer{i}@example.com",
         }
         if not stuck(i):
             doc["charge_id"] = charge_id(i)

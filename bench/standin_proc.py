@@ -14,7 +14,7 @@ import sys
 import time
 
 from bench import shop
-from reconcile.standin import StandinStore, serve
+from reconcile.demo.standin import StandinStore, serve
 
 
 def cpu_seconds() -> float:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from reconcile import interrupt
 from reconcile.config import EMAIL_SEND, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
 from reconcile.redact import one_line, scrub
+from reconcile.run import interrupt
 from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
@@ -43,25 +43,62 @@ EXIT_CODES_HELP = (
 )
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EXIT_CODES_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default="reconcile.toml",
-              show_default=True, help="TOML config file (see config.example.toml).")
-@click.option("--since", metavar="WHEN", help="Window start: ISO-8601 (naive = UTC) or a span back from now (90m, 6h, 3d). "
-              "Default: where the last completed run ended, minus window.overlap (first run: --until minus window.lookback).")
+@click.group(
+    invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="reconcile.toml",
+    show_default=True,
+    help="TOML config file (see config.example.toml).",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Window start: ISO-8601 (naive = UTC) or a span back from now (90m, 6h, 3d). "
+    "Default: where the last completed run ended, minus window.overlap (first run: --until minus window.lookback).",
+)
 @click.option("--until", metavar="WHEN", help="Window end, excluded. Same forms as --since. Default: now.")
-@click.option("--dry-run", is_flag=True, help="Change nothing (no repairs, no watermark, no items, no email); report what would be done.")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the HTML and CSV reports go (default: report.dir).")
-@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JSON summary of the run here.")
-@click.option("--wait", metavar="DURATION", help="Wait this long (e.g. 10m) for another run's lease before exiting 4. Default: lease.wait.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Change nothing (no repairs, no watermark, no items, no email); report what would be done.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the HTML and CSV reports go (default: report.dir).",
+)
+@click.option(
+    "--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JSON summary of the run here."
+)
+@click.option(
+    "--wait",
+    metavar="DURATION",
+    help="Wait this long (e.g. 10m) for another run's lease before exiting 4. Default: lease.wait.",
+)
 @click.option("--email", "email_send", type=click.Choice(EMAIL_SEND), help="Override email.send for this run.")
 @click.option("--trigger", metavar="NAME", help="What started this run, kept in the run history (e.g. cron-hourly).")
 @click.option("--now", "now_text", metavar="WHEN", hidden=True, help="Tests only: pretend the current time is WHEN.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug lines too.")
 @click.version_option(package_name="reconcile")
 @click.pass_context
-def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, summary_json, wait, email_send, trigger,
-         now_text, verbose) -> None:
+def main(
+    ctx: click.Context,
+    config_path,
+    since,
+    until,
+    dry_run,
+    report_dir,
+    summary_json,
+    wait,
+    email_send,
+    trigger,
+    now_text,
+    verbose,
+) -> None:
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
     Without --since, a run continues where the last completed run ended (minus window.overlap) and
@@ -74,8 +111,10 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is not None:
         return
-    from reconcile import mongo, orchestrate, stripe_pull  # heavy imports only when a run happens
-    from reconcile.progress import Progress, ProgressClient
+    from reconcile.run import invocation as orchestrate
+    from reconcile.run.progress import Progress, ProgressClient
+    from reconcile.store import mongo
+    from reconcile.stripe import pull as stripe_pull  # heavy imports only when a run happens
 
     now = utcnow()
     if now_text is not None:
@@ -87,14 +126,16 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
     try:
         config = load_config(config_path)
         if since is not None and since >= now:
-            raise ConfigError(f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet")
+            raise ConfigError(
+                f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet"
+            )
         if since is not None and since >= min(until or now, now):
             raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(min(until or now, now))}")
         policy = orchestrate.email_policy(config, email_send)
         api_key, mongodb_uri = config.stripe_api_key(), config.mongodb_uri()
         mail = None
         if policy != "never":
-            from reconcile.mailer import Mailer
+            from reconcile.report.mailer import Mailer
 
             mail = Mailer(config.email, config.smtp_password())
     except ConfigError as error:
@@ -109,19 +150,34 @@ def main(ctx: click.Context, config_path, since, until, dry_run, report_dir, sum
             scan_db = mongo.connect_for_scans(mongodb_uri, config.mongodb)
             databases = [db, scan_db]
             invocation = orchestrate.Invocation(
-                now=now, since=since, until=until, dry_run=dry_run, report_dir=report_dir or Path(config.report.dir),
-                summary_json=summary_json, wait=wait_for, email=email_send, trigger=trigger,
+                now=now,
+                since=since,
+                until=until,
+                dry_run=dry_run,
+                report_dir=report_dir or Path(config.report.dir),
+                summary_json=summary_json,
+                wait=wait_for,
+                email=email_send,
+                trigger=trigger,
             )
             # The lease is taken inside and released on every way out, Interrupted (SIGTERM, Ctrl-C) included.
             outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail, scan_db=scan_db)
     except Interrupted as error:
-        log.warning("run.interrupted", extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)})
+        log.warning(
+            "run.interrupted",
+            extra={"signal": error.signal_name, "during": error.step, "exit_code": int(error.exit_code)},
+        )
         error_summary(summary_json, error.exit_code, str(error))
         fail(error)
     except interrupt.StopNow as stop:
-        log.warning("run.interrupted", extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)})
-        line = (f"stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
-                "audited, the next run completes the rest")
+        log.warning(
+            "run.interrupted",
+            extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)},
+        )
+        line = (
+            f"stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
+            "audited, the next run completes the rest"
+        )
         error_summary(summary_json, stop.exit_code, line)
         click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(stop.exit_code))
@@ -153,7 +209,7 @@ def error_summary(path: Path | None, exit_code: ExitCode, message: str) -> None:
     answer for monitoring: a stale summary of an earlier success would say all is well."""
     if path is None:
         return
-    from reconcile.report import write_summary_json
+    from reconcile.report.render import write_summary_json
 
     try:
         write_summary_json(path, {"run_id": None, "exit_code": int(exit_code), "error": one_line(message), "runs": []})
@@ -180,19 +236,22 @@ def print_summary(summary: dict, run_id: str | None = None) -> None:
 
 
 def _open_db(ctx: click.Context):
-    from reconcile import mongo
+    from reconcile.store import mongo
 
     config = load_config(ctx.obj["config_path"])
     return config, mongo.connect(config.mongodb_uri(), config.mongodb)
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 @click.pass_context
 def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List recent runs: window, status, exit code, what needed a person, email, who started them."""
-    from reconcile import history, state
+    from reconcile.report import history
+    from reconcile.store import runs as state
 
     try:
         config, db = _open_db(ctx)
@@ -212,7 +271,8 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, run_id: str) -> None:
     """Print one run's summary (RUN_ID as listed by `reconcile runs`, or a unique prefix of it)."""
-    from reconcile import history, state
+    from reconcile.report import history
+    from reconcile.store import runs as state
 
     try:
         config, db = _open_db(ctx)
@@ -229,7 +289,7 @@ def show(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the MongoDB indexes the job needs (idempotent; safe on a live database)."""
-    from reconcile import indexes
+    from reconcile.store import indexes
 
     try:
         config, db = _open_db(ctx)
@@ -244,7 +304,8 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check the setup: MongoDB reachable, the indexes the job needs, the Stripe key's read permissions."""
-    from reconcile import indexes, setup_check
+    from reconcile.store import indexes
+    from reconcile.stripe import permissions as setup_check
 
     problems = 0
     try:
@@ -266,11 +327,16 @@ def check(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True,
-              help="Where the demo's report goes.")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="reports",
+    show_default=True,
+    help="Where the demo's report goes.",
+)
 def demo(report_dir: Path) -> None:
     """Run the whole job on a seeded demo shop: local Stripe stand-in and embedded MongoDB."""
-    from reconcile.demo import run_demo
+    from reconcile.demo.shop import run_demo
 
     try:
         code = run_demo(report_dir)

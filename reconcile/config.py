@@ -96,15 +96,15 @@ class WindowConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     dir: str = "reports"
-    keep_days: int = 90          # reports older than this are pruned; 0 keeps them forever
-    trend_days: int = 14         # days shown in the report's trend chart
-    recheck_limit: int = 200     # open items from earlier windows re-checked against Stripe per run
+    keep_days: int = 90  # reports older than this are pruned; 0 keeps them forever
+    trend_days: int = 14  # days shown in the report's trend chart
+    recheck_limit: int = 200  # open items from earlier windows re-checked against Stripe per run
 
 
 @dataclass(frozen=True)
 class LeaseConfig:
-    ttl: timedelta = timedelta(minutes=2)    # a killed run's lease is taken over after this
-    wait: timedelta = timedelta(0)           # how long a second run waits for the lease before exit 4
+    ttl: timedelta = timedelta(minutes=2)  # a killed run's lease is taken over after this
+    wait: timedelta = timedelta(0)  # how long a second run waits for the lease before exit 4
 
 
 EMAIL_SEND = ("always", "on_discrepancy", "never")
@@ -123,7 +123,7 @@ class EmailConfig:
     to: tuple[str, ...] = ()
     subject_prefix: str = "[reconcile]"
     timeout: timedelta = timedelta(seconds=30)
-    ca_file: str | None = None   # a private CA for the SMTP server's certificate; default: the system's
+    ca_file: str | None = None  # a private CA for the SMTP server's certificate; default: the system's
 
 
 LINK_KINDS = ("charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields")
@@ -189,7 +189,7 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
     """Check one value against its field's declared type; raise ValueError naming the problem."""
     if "timedelta" in annotation:
         if not isinstance(value, str):
-            raise ValueError(f"{key} must be a duration string like \"15m\", got {value!r}")
+            raise ValueError(f'{key} must be a duration string like "15m", got {value!r}')
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -231,10 +231,7 @@ def _build_section(name: str, cls: type, raw: Any, problems: list[str]) -> Any:
             values[key] = _convert(f"{name}.{key}", value, str(known[key].type))
         except ValueError as exc:
             problems.append(str(exc))
-    missing = [
-        k for k, f in known.items()
-        if k not in raw and f.default is MISSING and f.default_factory is MISSING
-    ]
+    missing = [k for k, f in known.items() if k not in raw and f.default is MISSING and f.default_factory is MISSING]
     for key in missing:
         problems.append(f"missing key {name}.{key}")
     if missing or len(values) != len([k for k in raw if k in known]):
@@ -280,7 +277,7 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("matching.link_by names a link kind twice")
     for name in ("payment_intent_id_field", "checkout_session_id_field"):
         if getattr(config.orders, name) and "order_fields" not in link_by:
-            problems.append(f"orders.{name} is set but matching.link_by does not include \"order_fields\"")
+            problems.append(f'orders.{name} is set but matching.link_by does not include "order_fields"')
     if config.matching.probable_match_drift <= timedelta(0):
         problems.append("matching.probable_match_drift must be longer than zero")
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
@@ -314,7 +311,9 @@ def _check_operation(config: Config, problems: list[str]) -> None:
     if e.send != "never":
         missing = [k for k, v in (("host", e.host), ("from_addr", e.from_addr), ("to", e.to)) if not v]
         if missing:
-            problems.append(f"email.send is {e.send!r} but email.{', email.'.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
+            problems.append(
+                f"email.send is {e.send!r} but email.{', email.'.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+            )
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> Config:

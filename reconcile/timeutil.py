@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dateutil import parser as date_parser
 
@@ -27,8 +27,8 @@ def parse_duration(text: str) -> timedelta:
 def as_utc(value: datetime) -> datetime:
     """Naive means UTC (as pymongo returns dates); aware is converted."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -50,11 +50,11 @@ def to_unix(value: datetime) -> int:
 
 
 def from_unix(seconds: int) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fmt(value: datetime | None) -> str:

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from reconcile.cli import main
-from reconcile.demo import ShopSeeder
-from reconcile.embedded_mongo import EmbeddedMongo
-from reconcile.standin import StandinStore, serve
+from reconcile.demo.embedded_mongo import EmbeddedMongo
+from reconcile.demo.shop import ShopSeeder
+from reconcile.demo.standin import StandinStore, serve
 from reconcile.timeutil import utcnow
 
 API_KEY = "sk_test_reconcile_tests_0123456789"
@@ -98,6 +98,7 @@ def t0() -> datetime:
 def seed(store, db, t0) -> ShopSeeder:
     return ShopSeeder(store, db["orders"], t0)
 
+
 @pytest.fixture
 def shop(store, db, now) -> ShopSeeder:
     """Seeds orders (in MongoDB) and charges (in the stand-in) side by side."""
@@ -107,8 +108,12 @@ def shop(store, db, now) -> ShopSeeder:
 def write_config(path: Path, api_base: str, db_name: str, **sections: dict[str, Any]) -> Path:
     raw: dict[str, dict[str, Any]] = {
         "stripe": {"api_key_env": "STRIPE_API_KEY", "api_base": api_base},
-        "mongodb": {"uri_env": "MONGODB_URI", "database": db_name, "orders_collection": "orders",
-                    "server_selection_timeout": "3s"},
+        "mongodb": {
+            "uri_env": "MONGODB_URI",
+            "database": db_name,
+            "orders_collection": "orders",
+            "server_selection_timeout": "3s",
+        },
         "orders": {"email_field": "email"},
         "window": {"lookback": "24h"},
         "report": {"dir": str(path.parent / "reports")},
@@ -138,7 +143,9 @@ class Cli:
 
     def __call__(self, *args: str) -> Any:
         result = CliRunner().invoke(
-            main, ["--config", str(self.config), "--summary-json", str(self.summary_path), *args], catch_exceptions=False
+            main,
+            ["--config", str(self.config), "--summary-json", str(self.summary_path), *args],
+            catch_exceptions=False,
         )
         result.summary = json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
         if self.summary_path.exists():
@@ -160,7 +167,7 @@ class SmtpSink:
 
         from aiosmtpd.controller import Controller
 
-        from reconcile.embedded_mongo import free_port
+        from reconcile.demo.embedded_mongo import free_port
 
         self._parse = lambda data: email.message_from_bytes(data, policy=email.policy.default)
         self.port = port or free_port()
@@ -175,7 +182,7 @@ class SmtpSink:
     def messages(self) -> list[Any]:
         return [self._parse(e.original_content or e.content) for e in self.envelopes]
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         self.controller.start()
         return self
 

@@ -9,20 +9,26 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import reconcile
-from reconcile import classify as c
-from reconcile.demo import ShopSeeder
+from reconcile.decide import classify as c
+from reconcile.demo.shop import ShopSeeder
 
 ROOT = Path(reconcile.__file__).resolve().parents[1]
 KILLPOINT = Path(__file__).with_name("killpoint.py")
 # Settings that keep fault tests fast: backoff pauses of a millisecond, short timeouts.
 FAST = {
-    "stripe": {"retry_backoff": "1ms", "timeout": "1s", "max_network_retries": 2, "rate_limit_retries": 8,
-               "max_retry_time": "30s"},
+    "stripe": {
+        "retry_backoff": "1ms",
+        "timeout": "1s",
+        "max_network_retries": 2,
+        "rate_limit_retries": 8,
+        "max_retry_time": "30s",
+    },
     "mongodb": {"server_selection_timeout": "1s"},
 }
 RUN_FIELDS = ("run_id", "at")  # differ between any two runs by design
@@ -115,13 +121,23 @@ def cli_env(mongo_uri: str, api_key: str) -> dict[str, str]:
 class CliProcess:
     """`python -m reconcile.cli ...` as its own process (optionally SIGKILLed at an audit event), output in files."""
 
-    def __init__(self, tmp: Path, config: Path, env: dict[str, str], *args: str, kill_at: tuple[str, str, int] | None = None):
+    def __init__(
+        self, tmp: Path, config: Path, env: dict[str, str], *args: str, kill_at: tuple[str, str, int] | None = None
+    ):
         tmp.mkdir(parents=True, exist_ok=True)
         self.stdout_path, self.stderr_path = tmp / "stdout.txt", tmp / "stderr.txt"
-        prefix = [sys.executable, str(KILLPOINT), *map(str, kill_at), "--"] if kill_at else [sys.executable, "-m", "reconcile.cli"]
+        prefix = (
+            [sys.executable, str(KILLPOINT), *map(str, kill_at), "--"]
+            if kill_at
+            else [sys.executable, "-m", "reconcile.cli"]
+        )
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [*prefix, "--config", str(config), *args], stdout=out, stderr=err, env=env, cwd=tmp,
+                [*prefix, "--config", str(config), *args],
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=tmp,
             )
 
     def wait(self, timeout: float = 60) -> int:
@@ -166,7 +182,7 @@ def assert_paged_once(cursors: list[str | None], pages: int) -> None:
     """Each page's cursor appears in order, a repeat only right after itself (a retry), none skipped."""
     distinct = list(dict.fromkeys(cursors))
     assert len(distinct) == pages, f"expected {pages} distinct pages, got {distinct}"
-    for before, after in zip(cursors, cursors[1:]):
+    for before, after in zip(cursors, cursors[1:], strict=False):
         assert distinct.index(after) in (distinct.index(before), distinct.index(before) + 1), (
             f"pagination went back or skipped: {cursors}"
         )
@@ -224,5 +240,5 @@ def assert_each_request_once(request_log: list, path: str, faulted: list[dict[st
     windows = [r for r in starts if not any(o != r and o[0] <= r[0] and r[1] <= o[1] for o in starts)]
     for lo, hi in windows:
         inside = sorted(r for r in starts if r != (lo, hi) and lo <= r[0] and r[1] <= hi)
-        for (_, end), (begin, _) in zip(inside, inside[1:]):
+        for (_, end), (begin, _) in zip(inside, inside[1:], strict=False):
             assert end <= begin, f"slices overlap (a restart?): {inside}"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import bson
 
@@ -91,8 +91,9 @@ class MongoProxy:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def on(self, command: str, collection: str | None = None, nth: int = 1,
-           action: str | Callable[[], None] = "drop") -> Rule:
+    def on(
+        self, command: str, collection: str | None = None, nth: int = 1, action: str | Callable[[], None] = "drop"
+    ) -> Rule:
         """At the n-th `command` (on `collection`, if given): do `action` ("drop", "hold" or a callable)."""
         rule = Rule(command, collection, nth, action)
         with self._lock:
@@ -128,7 +129,7 @@ class MongoProxy:
         self.go_down()
         self._listener.close()
 
-    def __enter__(self) -> "MongoProxy":
+    def __enter__(self) -> MongoProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconcile.budget import Budget, endpoint_of
+from reconcile.stripe.budget import Budget, endpoint_of
 
 
 class FakeClock:
@@ -32,7 +32,7 @@ def test_endpoint_rate_spaces_requests_after_a_small_burst():
     b, clock = budget(10, None, burst_seconds=0.2)
     times = grants(b, "/v1/charges", 12)
     assert times[:2] == [1000.0, 1000.0]  # two tokens of burst
-    gaps = [round(later - earlier, 9) for earlier, later in zip(times[1:], times[2:])]
+    gaps = [round(later - earlier, 9) for earlier, later in zip(times[1:], times[2:], strict=False)]
     assert gaps == [0.1] * 10
     # Over any stretch, no more than burst + rate * seconds.
     assert times[-1] - times[0] == pytest.approx(1.0)
@@ -86,7 +86,7 @@ def test_slowed_rate_spaces_requests_wider():
     b, clock = budget(10, None, burst_seconds=0.1, decrease=0.5, recover_seconds=1e9)
     b.throttled("/v1/charges", b.acquire("/v1/charges"))
     times = grants(b, "/v1/charges", 4)
-    assert [round(t2 - t1, 6) for t1, t2 in zip(times, times[1:])] == [0.2, 0.2, 0.2]
+    assert [round(t2 - t1, 6) for t1, t2 in zip(times, times[1:], strict=False)] == [0.2, 0.2, 0.2]
 
 
 def test_endpoint_of_strips_ids():

@@ -7,29 +7,74 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from reconcile import classify as c
+from reconcile.decide import classify as c
 
 NOW = 1_800_000_000
 HOUR = 3600
-RULES = c.Rules(pending_status="created", paid_statuses=("accepted", "shipped"), failed_status="failed",
-                grace_seconds=15 * 60, now=NOW)
+RULES = c.Rules(
+    pending_status="created",
+    paid_statuses=("accepted", "shipped"),
+    failed_status="failed",
+    grace_seconds=15 * 60,
+    now=NOW,
+)
 
 
-def order(key: str = "o1", status: str = "created", amount: Any = 2500, currency: str = "usd",
-          age: int = 2 * HOUR, **extra: Any) -> dict[str, Any]:
-    record = {"order_id": key, "order_key": str(key), "status": status, "amount": amount, "currency": currency,
-              "created": NOW - age, "stored_charge_id": None, "email": None, "problem": None}
+def order(
+    key: str = "o1",
+    status: str = "created",
+    amount: Any = 2500,
+    currency: str = "usd",
+    age: int = 2 * HOUR,
+    **extra: Any,
+) -> dict[str, Any]:
+    record = {
+        "order_id": key,
+        "order_key": str(key),
+        "status": status,
+        "amount": amount,
+        "currency": currency,
+        "created": NOW - age,
+        "stored_charge_id": None,
+        "email": None,
+        "problem": None,
+    }
     record.update(extra)
     return record
 
 
-def charge(cid: str = "ch_1", ref: str | None = "o1", status: str = "succeeded", amount: int = 2500,
-           currency: str = "usd", captured: bool = True, age: int = 2 * HOUR, **extra: Any) -> dict[str, Any]:
-    row = {"charge_id": cid, "created": NOW - age, "status": status, "captured": captured and status == "succeeded",
-           "amount": amount, "amount_captured": amount if captured and status == "succeeded" else 0,
-           "amount_refunded": 0, "refunded": False, "disputed": False, "currency": currency, "order_ref": ref,
-           "payment_intent": None, "description": None, "email": None, "livemode": False, "failure_code": None,
-           "settlement_currency": currency, "settlement_amount": amount, "exchange_rate": None, "in_window": True}
+def charge(
+    cid: str = "ch_1",
+    ref: str | None = "o1",
+    status: str = "succeeded",
+    amount: int = 2500,
+    currency: str = "usd",
+    captured: bool = True,
+    age: int = 2 * HOUR,
+    **extra: Any,
+) -> dict[str, Any]:
+    row = {
+        "charge_id": cid,
+        "created": NOW - age,
+        "status": status,
+        "captured": captured and status == "succeeded",
+        "amount": amount,
+        "amount_captured": amount if captured and status == "succeeded" else 0,
+        "amount_refunded": 0,
+        "refunded": False,
+        "disputed": False,
+        "currency": currency,
+        "order_ref": ref,
+        "payment_intent": None,
+        "description": None,
+        "email": None,
+        "livemode": False,
+        "failure_code": None,
+        "settlement_currency": currency,
+        "settlement_amount": amount,
+        "exchange_rate": None,
+        "in_window": True,
+    }
     row.update(extra)
     return row
 
@@ -39,44 +84,85 @@ def outcomes(orders: list[dict], charges: list[dict], rules: c.Rules = RULES) ->
     return {(row.order_key if row.order_id is not None else row.charge_id): row.outcome for row in result.itertuples()}
 
 
-@pytest.mark.parametrize("scenario, orders, charges, expected", [
-    ("paid_order_with_its_charge", [order(status="accepted")], [charge()], {"o1": c.OK}),
-    ("later_paid_status_counts_as_paid", [order(status="shipped")], [charge()], {"o1": c.OK}),
-    ("stuck_paid_order", [order()], [charge()], {"o1": c.REPAIRED}),
-    ("stuck_but_young", [order(age=60)], [charge(age=50)], {"o1": c.IN_FLIGHT}),
-    ("only_failed_charges", [order()], [charge(status="failed"), charge("ch_2", status="failed")], {"o1": c.MARKED_FAILED}),
-    ("charge_still_pending", [order()], [charge(status="pending")], {"o1": c.IN_FLIGHT}),
-    ("abandoned_checkout", [order()], [], {"o1": c.STALE_PENDING}),
-    ("paid_without_charge", [order(status="accepted")], [charge(status="failed")], {"o1": c.PAID_WITHOUT_CHARGE}),
-    ("amount_differs", [order(status="accepted", amount=3000)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
-    ("currency_differs", [order(status="accepted", currency="eur")], [charge()], {"o1": c.AMOUNT_MISMATCH}),
-    ("stuck_with_wrong_amount_is_not_repaired", [order(amount=2400)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
-    ("duplicate_charges", [order(status="accepted")], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
-    ("stuck_with_duplicates_is_not_repaired", [order()], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
-    ("orphan_without_metadata", [], [charge(ref=None)], {"ch_1": c.ORPHAN_CHARGE}),
-    ("orphan_naming_missing_order", [order("o2", status="accepted")], [charge(ref="gone"), charge("ch_2", ref="o2")],
-     {"ch_1": c.ORPHAN_CHARGE, "o2": c.OK}),
-    ("refunded_while_paid", [order(status="accepted")], [charge(amount_refunded=2500, refunded=True)],
-     {"o1": c.REFUNDED_OR_DISPUTED}),
-    ("partly_refunded_while_paid", [order(status="accepted")], [charge(amount_refunded=500)], {"o1": c.REFUNDED_OR_DISPUTED}),
-    ("disputed_while_paid", [order(status="accepted")], [charge(disputed=True)], {"o1": c.REFUNDED_OR_DISPUTED}),
-    ("refunded_charge_on_stuck_order_is_not_repaired", [order()], [charge(amount_refunded=2500, refunded=True)],
-     {"o1": c.REFUNDED_OR_DISPUTED}),
-    ("uncaptured", [order()], [charge(captured=False)], {"o1": c.UNCAPTURED}),
-    ("failed_order_but_charge_succeeded", [order(status="failed")], [charge()], {"o1": c.FAILED_BUT_CHARGED}),
-    ("failed_order_failed_charge", [order(status="failed")], [charge(status="failed")], {"o1": c.OK}),
-    ("unreadable_amount", [order(amount=None, problem="amount '19.99' is a str")], [charge()], {"o1": c.DATA_PROBLEM}),
-    ("unknown_status", [order(status="teleported")], [charge()], {"o1": c.DATA_PROBLEM}),
-    ("linked_by_stored_charge_id", [order(stored_charge_id="ch_1")], [charge(ref=None)], {"o1": c.REPAIRED}),
-    ("zero_decimal_amounts", [order(amount=4980, currency="jpy")], [charge(amount=4980, currency="jpy")], {"o1": c.REPAIRED}),
-])
+@pytest.mark.parametrize(
+    "scenario, orders, charges, expected",
+    [
+        ("paid_order_with_its_charge", [order(status="accepted")], [charge()], {"o1": c.OK}),
+        ("later_paid_status_counts_as_paid", [order(status="shipped")], [charge()], {"o1": c.OK}),
+        ("stuck_paid_order", [order()], [charge()], {"o1": c.REPAIRED}),
+        ("stuck_but_young", [order(age=60)], [charge(age=50)], {"o1": c.IN_FLIGHT}),
+        (
+            "only_failed_charges",
+            [order()],
+            [charge(status="failed"), charge("ch_2", status="failed")],
+            {"o1": c.MARKED_FAILED},
+        ),
+        ("charge_still_pending", [order()], [charge(status="pending")], {"o1": c.IN_FLIGHT}),
+        ("abandoned_checkout", [order()], [], {"o1": c.STALE_PENDING}),
+        ("paid_without_charge", [order(status="accepted")], [charge(status="failed")], {"o1": c.PAID_WITHOUT_CHARGE}),
+        ("amount_differs", [order(status="accepted", amount=3000)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+        ("currency_differs", [order(status="accepted", currency="eur")], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+        ("stuck_with_wrong_amount_is_not_repaired", [order(amount=2400)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
+        ("duplicate_charges", [order(status="accepted")], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
+        ("stuck_with_duplicates_is_not_repaired", [order()], [charge(), charge("ch_2")], {"o1": c.DUPLICATE_CHARGE}),
+        ("orphan_without_metadata", [], [charge(ref=None)], {"ch_1": c.ORPHAN_CHARGE}),
+        (
+            "orphan_naming_missing_order",
+            [order("o2", status="accepted")],
+            [charge(ref="gone"), charge("ch_2", ref="o2")],
+            {"ch_1": c.ORPHAN_CHARGE, "o2": c.OK},
+        ),
+        (
+            "refunded_while_paid",
+            [order(status="accepted")],
+            [charge(amount_refunded=2500, refunded=True)],
+            {"o1": c.REFUNDED_OR_DISPUTED},
+        ),
+        (
+            "partly_refunded_while_paid",
+            [order(status="accepted")],
+            [charge(amount_refunded=500)],
+            {"o1": c.REFUNDED_OR_DISPUTED},
+        ),
+        ("disputed_while_paid", [order(status="accepted")], [charge(disputed=True)], {"o1": c.REFUNDED_OR_DISPUTED}),
+        (
+            "refunded_charge_on_stuck_order_is_not_repaired",
+            [order()],
+            [charge(amount_refunded=2500, refunded=True)],
+            {"o1": c.REFUNDED_OR_DISPUTED},
+        ),
+        ("uncaptured", [order()], [charge(captured=False)], {"o1": c.UNCAPTURED}),
+        ("failed_order_but_charge_succeeded", [order(status="failed")], [charge()], {"o1": c.FAILED_BUT_CHARGED}),
+        ("failed_order_failed_charge", [order(status="failed")], [charge(status="failed")], {"o1": c.OK}),
+        (
+            "unreadable_amount",
+            [order(amount=None, problem="amount '19.99' is a str")],
+            [charge()],
+            {"o1": c.DATA_PROBLEM},
+        ),
+        ("unknown_status", [order(status="teleported")], [charge()], {"o1": c.DATA_PROBLEM}),
+        ("linked_by_stored_charge_id", [order(stored_charge_id="ch_1")], [charge(ref=None)], {"o1": c.REPAIRED}),
+        (
+            "zero_decimal_amounts",
+            [order(amount=4980, currency="jpy")],
+            [charge(amount=4980, currency="jpy")],
+            {"o1": c.REPAIRED},
+        ),
+    ],
+)
 def test_outcome_rules(scenario, orders, charges, expected):
     assert outcomes(orders, charges) == expected
 
 
 def test_each_order_gets_exactly_one_outcome_and_orphans_count_once():
     orders = [order("a", status="accepted"), order("b"), order("c", status="accepted", amount=1)]
-    charges = [charge("ch_a", "a"), charge("ch_b", "b"), charge("ch_c", "c"), charge("ch_x", None), charge("ch_f", None, status="failed")]
+    charges = [
+        charge("ch_a", "a"),
+        charge("ch_b", "b"),
+        charge("ch_c", "c"),
+        charge("ch_x", None),
+        charge("ch_f", None, status="failed"),
+    ]
     result = c.classify(c.orders_frame(orders), c.charges_frame(charges), RULES)
     assert len(result) == 4
     assert sorted(result["outcome"]) == sorted([c.OK, c.REPAIRED, c.AMOUNT_MISMATCH, c.ORPHAN_CHARGE])
@@ -109,30 +195,49 @@ def test_charges_outside_the_window_are_never_orphans():
 
 
 def test_details_say_what_is_wrong():
-    result = c.classify(
-        c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES
-    )
+    result = c.classify(c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES)
     assert result.loc[0, "detail"] == "order 30.00 USD, charge captured 25.00 USD"
 
 
 def test_empty_columns_make_the_same_frames_as_empty_rows():
     """A piece of a window with no orders or no charges still joins (empty columns are not floats)."""
-    rules = c.Rules(pending_status="created", paid_statuses=("accepted",), failed_status="failed",
-                  grace_seconds=900, now=1_763_700_000)
+    rules = c.Rules(
+        pending_status="created",
+        paid_statuses=("accepted",),
+        failed_status="failed",
+        grace_seconds=900,
+        now=1_763_700_000,
+    )
     orders_empty = c.orders_frame({name: [] for name in c.ORDER_COLUMNS})
     charges_empty = c.charges_frame({name: [] for name in c.CHARGE_COLUMNS})
     assert orders_empty.dtypes.to_dict() == c.orders_frame([]).dtypes.to_dict()
     assert charges_empty.dtypes.to_dict() == c.charges_frame([]).dtypes.to_dict()
     assert c.classify(orders_empty, charges_empty, rules).empty
-    charge = {"charge_id": "ch_1", "created": 1_763_690_000, "status": "succeeded", "captured": True, "amount": 500,
-              "amount_captured": 500, "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
-              "order_ref": None}
+    charge = {
+        "charge_id": "ch_1",
+        "created": 1_763_690_000,
+        "status": "succeeded",
+        "captured": True,
+        "amount": 500,
+        "amount_captured": 500,
+        "amount_refunded": 0,
+        "refunded": False,
+        "disputed": False,
+        "currency": "usd",
+        "order_ref": None,
+    }
     out = c.classify(orders_empty, c.charges_frame({k: [v] for k, v in charge.items()}), rules)
     assert list(out["outcome"]) == [c.ORPHAN_CHARGE]
 
 
 def test_uncaptured_order_names_its_authorized_charge():
-    result = c.classify(c.orders_frame([order()]), c.charges_frame([charge("ch_auth", captured=False, amount=2500)]), RULES)
+    result = c.classify(
+        c.orders_frame([order()]), c.charges_frame([charge("ch_auth", captured=False, amount=2500)]), RULES
+    )
     row = result.iloc[0]
     assert (row["outcome"], row["charge_id"], row["charge_amount"], row["charge_currency"]) == (
-        c.UNCAPTURED, "ch_auth", 2500, "usd")
+        c.UNCAPTURED,
+        "ch_auth",
+        2500,
+        "usd",
+    )

@@ -47,14 +47,17 @@ def test_every_problem_reported_at_once_with_suggestions():
     assert "unknown section [windw] (did you mean 'window'?)" in message
 
 
-@pytest.mark.parametrize("section, key, value, expected", [
-    ("orders", "grace_period", "-5m", "is negative"),
-    ("orders", "amount_tolerance", -1, "must not be negative"),
-    ("orders", "amount_tolerance", "1", "must be an integer"),
-    ("window", "lookback", "0s", "longer than zero"),
-    ("orders", "paid_status", "created", "must differ"),
-    ("stripe", "api_base", "localhost:1234", "http(s) URL"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("orders", "grace_period", "-5m", "is negative"),
+        ("orders", "amount_tolerance", -1, "must not be negative"),
+        ("orders", "amount_tolerance", "1", "must be an integer"),
+        ("window", "lookback", "0s", "longer than zero"),
+        ("orders", "paid_status", "created", "must differ"),
+        ("stripe", "api_base", "localhost:1234", "http(s) URL"),
+    ],
+)
 def test_impossible_values(section, key, value, expected):
     raw = {"mongodb": {"database": "shop"}, section: {key: value}}
     raw.setdefault(section, {})[key] = value
@@ -72,23 +75,31 @@ def test_secrets_come_from_the_environment(monkeypatch):
 
 
 def test_request_budget_keys():
-    config = parse_config({**MINIMAL, "stripe": {"requests_per_second": 25, "account_requests_per_second": 87.5,
-                                                 "concurrency": 12}})
+    config = parse_config(
+        {**MINIMAL, "stripe": {"requests_per_second": 25, "account_requests_per_second": 87.5, "concurrency": 12}}
+    )
     assert config.stripe.requests_per_second == 25.0 and isinstance(config.stripe.requests_per_second, float)
     assert config.stripe.account_requests_per_second == 87.5 and config.stripe.concurrency == 12
     defaults = parse_config(MINIMAL).stripe
-    assert (defaults.requests_per_second, defaults.account_requests_per_second, defaults.concurrency) == (12.5, 50.0, None)
+    assert (defaults.requests_per_second, defaults.account_requests_per_second, defaults.concurrency) == (
+        12.5,
+        50.0,
+        None,
+    )
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"requests_per_second": 0}, "stripe.requests_per_second must be above 0"),
-    ({"account_requests_per_second": -3}, "stripe.account_requests_per_second must be above 0"),
-    ({"requests_per_second": "fast"}, "stripe.requests_per_second must be a number"),
-    ({"requests_per_second": True}, "stripe.requests_per_second must be a number"),
-    ({"concurrency": 0}, "stripe.concurrency must be between 1 and 64"),
-    ({"concurrency": 2.5}, "stripe.concurrency must be an integer"),
-    ({"requests_per_secnd": 3}, "did you mean 'requests_per_second'"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"requests_per_second": 0}, "stripe.requests_per_second must be above 0"),
+        ({"account_requests_per_second": -3}, "stripe.account_requests_per_second must be above 0"),
+        ({"requests_per_second": "fast"}, "stripe.requests_per_second must be a number"),
+        ({"requests_per_second": True}, "stripe.requests_per_second must be a number"),
+        ({"concurrency": 0}, "stripe.concurrency must be between 1 and 64"),
+        ({"concurrency": 2.5}, "stripe.concurrency must be an integer"),
+        ({"requests_per_secnd": 3}, "did you mean 'requests_per_second'"),
+    ],
+)
 def test_bad_request_budget_is_one_clear_error(values, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({**MINIMAL, "stripe": values})
@@ -99,7 +110,7 @@ def test_every_commented_key_in_the_example_is_a_real_key(tmp_path, monkeypatch)
     for line in open("config.example.toml", encoding="utf-8"):
         stripped = line.lstrip()
         if stripped.startswith("# ") and "=" in stripped.split("#")[1]:
-            line = stripped[2:]   # "# key = value  # why" -> "key = value  # why"
+            line = stripped[2:]  # "# key = value  # why" -> "key = value  # why"
         lines.append(line)
     path = tmp_path / "all.toml"
     path.write_text("".join(lines))
@@ -110,22 +121,34 @@ def test_every_commented_key_in_the_example_is_a_real_key(tmp_path, monkeypatch)
 
 def test_operation_settings_are_checked():
     with pytest.raises(ConfigError) as caught:
-        parse_config(MINIMAL | {
-            "email": {"send": "sometimes", "security": "ssl", "port": 70000, "to": ["finance"]},
-            "lease": {"ttl": "0s"}, "window": {"max_span": "30s", "overlap": "10m"}, "report": {"keep_days": -1},
-        })
+        parse_config(
+            MINIMAL
+            | {
+                "email": {"send": "sometimes", "security": "ssl", "port": 70000, "to": ["finance"]},
+                "lease": {"ttl": "0s"},
+                "window": {"max_span": "30s", "overlap": "10m"},
+                "report": {"keep_days": -1},
+            }
+        )
     message = str(caught.value)
-    for part in ("email.send must be one of always, on_discrepancy, never", "email.security must be one of",
-                 "email.port must be 1 to 65535", "email.to 'finance' is not an email address",
-                 "lease.ttl must be at least 1s", "window.max_span must be at least 1m", "report.keep_days",
-                 "window.overlap must be at least orders.grace_period"):
+    for part in (
+        "email.send must be one of always, on_discrepancy, never",
+        "email.security must be one of",
+        "email.port must be 1 to 65535",
+        "email.to 'finance' is not an email address",
+        "lease.ttl must be at least 1s",
+        "window.max_span must be at least 1m",
+        "report.keep_days",
+        "window.overlap must be at least orders.grace_period",
+    ):
         assert part in message
     with pytest.raises(ConfigError, match="email.send is 'always' but email.host, email.from_addr are not set"):
         parse_config(MINIMAL | {"email": {"send": "always", "to": ["f@example.com"]}})
 
 
 def test_link_kinds_are_the_ones_matching_knows():
-    from reconcile import config, match
+    from reconcile import config
+    from reconcile.decide import match
 
     assert config.LINK_KINDS == match.LINK_KINDS
     assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY

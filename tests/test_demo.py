@@ -5,11 +5,11 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from reconcile.cli import main
-from reconcile.demo import KEY_ENV, URI_ENV
+from reconcile.demo.shop import KEY_ENV, URI_ENV
 
 
 def test_demo_matches_the_seeded_mix_and_reports_refunds_disputes_and_items(tmp_path, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "")   # the demo sets these; monkeypatch puts them back afterwards
+    monkeypatch.setenv(KEY_ENV, "")  # the demo sets these; monkeypatch puts them back afterwards
     monkeypatch.setenv(URI_ENV, "")
     result = CliRunner().invoke(main, ["demo", "--report-dir", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -12,15 +12,14 @@ from datetime import timedelta
 
 import mongomock
 import pandas as pd
-import pymongo
 import pytest
 from bson import ObjectId
 
-from reconcile import classify as c
 from reconcile.config import parse_config
-from reconcile.demo import demo_sections, seed_demo_shop
-from reconcile.orders import load_orders
-from reconcile.repair import apply_repairs, heal_audit
+from reconcile.decide import classify as c
+from reconcile.demo.shop import demo_sections, seed_demo_shop
+from reconcile.store.orders import load_orders
+from reconcile.store.repair import apply_repairs, heal_audit
 from reconcile.timeutil import to_unix
 
 
@@ -85,13 +84,24 @@ def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, sho
     config = parse_config({"mongodb": {"database": db.name}})
     oid = shop.order(c.REPAIRED)
     ch = shop.charge(oid)
-    from reconcile.job import rules_for
+    from reconcile.run.window import rules_for
 
     records = load_orders(db["orders"], config.orders, now - timedelta(days=1), now)
-    charge_row = {**{k: None for k in c.CHARGE_COLUMNS}, "charge_id": ch["id"], "created": ch["created"],
-                  "status": "succeeded", "captured": True, "amount": 2500, "amount_captured": 2500,
-                  "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
-                  "order_ref": str(oid), "in_window": True}
+    charge_row = {
+        **{k: None for k in c.CHARGE_COLUMNS},
+        "charge_id": ch["id"],
+        "created": ch["created"],
+        "status": "succeeded",
+        "captured": True,
+        "amount": 2500,
+        "amount_captured": 2500,
+        "amount_refunded": 0,
+        "refunded": False,
+        "disputed": False,
+        "currency": "usd",
+        "order_ref": str(oid),
+        "in_window": True,
+    }
     outcomes = c.classify(c.orders_frame(records), c.charges_frame([charge_row]), rules_for(config, now))
     assert outcomes.loc[0, "outcome"] == c.REPAIRED
     # Meanwhile the live checkout finally writes its own answer.
@@ -111,15 +121,30 @@ def test_healing_keeps_audit_records_already_written(db, now, server):
         db = mongomock.MongoClient(tz_aware=True).shop
     config = parse_config({"mongodb": {"database": db.name}})
     ids = [ObjectId(), "ord-2", ObjectId()]
-    db["orders"].insert_many([
-        {"_id": i, "status": "created", "amount": 1000 + n, "currency": "usd", "created_at": now - timedelta(hours=2)}
-        for n, i in enumerate(ids)
-    ])
-    outcomes = pd.DataFrame({
-        "outcome": c.REPAIRED, "order_key": [str(i) for i in ids], "order_id": ids,
-        "charge_id": [f"ch_{n}" for n in range(3)], "charge_created": to_unix(now - timedelta(hours=2)),
-        "stored_charge_id": None, "amount": [1000, 1001, 1002], "currency": "usd",
-    })
+    db["orders"].insert_many(
+        [
+            {
+                "_id": i,
+                "status": "created",
+                "amount": 1000 + n,
+                "currency": "usd",
+                "created_at": now - timedelta(hours=2),
+            }
+            for n, i in enumerate(ids)
+        ]
+    )
+    outcomes = pd.DataFrame(
+        {
+            "outcome": c.REPAIRED,
+            "order_key": [str(i) for i in ids],
+            "order_id": ids,
+            "charge_id": [f"ch_{n}" for n in range(3)],
+            "charge_created": to_unix(now - timedelta(hours=2)),
+            "stored_charge_id": None,
+            "amount": [1000, 1001, 1002],
+            "currency": "usd",
+        }
+    )
     done = apply_repairs(db, config, outcomes, "run-1", now)
     assert len(done.repaired) == 3
     written = sorted(map(repr, db["reconcile_audit"].find()))
@@ -185,7 +210,7 @@ def test_mongodb_down_exits_3_with_one_line(cli, monkeypatch):
 
 
 def test_stripe_unreachable_exits_3(cli, store, db, now, shop, monkeypatch):
-    from reconcile.embedded_mongo import free_port
+    from reconcile.demo.embedded_mongo import free_port
 
     cli.api_base = f"http://127.0.0.1:{free_port()}"
     cli.configure(stripe={"max_network_retries": 0})
@@ -218,8 +243,11 @@ def test_audit_of_a_repair_without_a_stored_charge_id_among_orders_with_one(cli,
 
 
 def charge_list_ranges(stripe_server) -> list[tuple[int, int]]:
-    return [(int(q["created[gte]"]), int(q["created[lt]"])) for _, p, q in stripe_server.request_log
-            if p == "/v1/charges" and "created[gte]" in q]
+    return [
+        (int(q["created[gte]"]), int(q["created[lt]"]))
+        for _, p, q in stripe_server.request_log
+        if p == "/v1/charges" and "created[gte]" in q
+    ]
 
 
 def test_edge_look_reaches_only_as_far_past_the_window_as_its_orders_need(cli, store, db, now, shop, stripe_server):

@@ -17,15 +17,21 @@ import threading
 import pymongo
 import pytest
 import stripe
-
-from reconcile import classify as c
-from reconcile.embedded_mongo import free_port
-
 from conftest import Cli
 from faultkit import (
-    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, assert_audit_complete, assert_error_summary, copy_orders, final_state,
+    FAST,
+    SHORT_LEASE,
+    TAKEOVER_WAIT,
+    TOOK_OVER,
+    assert_audit_complete,
+    assert_error_summary,
+    copy_orders,
+    final_state,
     seed_small_shop,
 )
+
+from reconcile.decide import classify as c
+from reconcile.demo.embedded_mongo import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +75,9 @@ def test_mongodb_down_at_start_exits_3_within_the_selection_timeout(tmp_path, st
     shop.charge(shop.order(c.REPAIRED))
     before = snapshot(db)
     uri = f"mongodb://reconcile:hunter2secret@127.0.0.1:{free_port()}/shop?directConnection=true"
-    cli = make_cli(tmp_path, "run", stripe_server, db.name, uri, monkeypatch,
-                   mongodb={"server_selection_timeout": "300ms"})
+    cli = make_cli(
+        tmp_path, "run", stripe_server, db.name, uri, monkeypatch, mongodb={"server_selection_timeout": "300ms"}
+    )
     result = cli()
     assert result.exit_code == 3, result.output
     assert result.stderr.strip().splitlines()[-1] == (
@@ -85,8 +92,10 @@ def test_mongodb_down_at_start_exits_3_within_the_selection_timeout(tmp_path, st
     assert not (tmp_path / "run" / "reports").exists()
 
 
-def test_killed_server_then_restarted_the_next_run_completes(tmp_path, stripe_server, store, file_mongo, now, monkeypatch):
-    from reconcile.demo import ShopSeeder
+def test_killed_server_then_restarted_the_next_run_completes(
+    tmp_path, stripe_server, store, file_mongo, now, monkeypatch
+):
+    from reconcile.demo.shop import ShopSeeder
 
     client = pymongo.MongoClient(file_mongo.uri, tz_aware=True)
     shop = ShopSeeder(store, client.shop["orders"], now)
@@ -105,8 +114,9 @@ def test_killed_server_then_restarted_the_next_run_completes(tmp_path, stripe_se
 # --------------------------------------------------------------------------- the window's orders, read beside the pull
 
 
-def test_the_windows_orders_are_read_while_stripe_is_still_answering(tmp_path, stripe_server, shop, db, proxy,
-                                                                      monkeypatch):
+def test_the_windows_orders_are_read_while_stripe_is_still_answering(
+    tmp_path, stripe_server, shop, db, proxy, monkeypatch
+):
     """Balance transactions hang until the window's orders query reaches MongoDB: a job that read
     orders only after the pull would wait out its Stripe timeouts (1s, 2 retries) and exit 3."""
     seed_small_shop(shop)
@@ -165,11 +175,14 @@ def test_the_string_dated_query_is_bounded_by_scan_timeout(tmp_path, stripe_serv
 # --------------------------------------------------------------------------- lost mid-repair
 
 
-@pytest.mark.parametrize("command, collection, nth", [
-    ("update", "orders", 1),            # the compare-and-set batch itself never arrives
-    ("insert", "reconcile_audit", 1),   # the orders changed; their audit records never arrive
-    ("update", "orders", 2),            # changed and audited; clearing the orders' pending flags is cut
-])
+@pytest.mark.parametrize(
+    "command, collection, nth",
+    [
+        ("update", "orders", 1),  # the compare-and-set batch itself never arrives
+        ("insert", "reconcile_audit", 1),  # the orders changed; their audit records never arrive
+        ("update", "orders", 2),  # changed and audited; clearing the orders' pending flags is cut
+    ],
+)
 def test_connection_lost_mid_repair_then_the_next_run_completes(
     tmp_path, stripe_server, shop, db, proxy, mongo_server, monkeypatch, command, collection, nth
 ):
@@ -204,12 +217,16 @@ def test_connection_lost_mid_repair_then_the_next_run_completes(
     assert final_state(db) == expected
 
 
-@pytest.mark.parametrize("nth, flagged", [
-    (2, 4),  # the first batch's audit records were written, clearing their flags on the orders is cut
-    (3, 0),  # the second batch's compare-and-set is cut: the first batch is complete
-])
-def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, stripe_server, store, file_mongo, now,
-                                                                      monkeypatch, nth, flagged):
+@pytest.mark.parametrize(
+    "nth, flagged",
+    [
+        (2, 4),  # the first batch's audit records were written, clearing their flags on the orders is cut
+        (3, 0),  # the second batch's compare-and-set is cut: the first batch is complete
+    ],
+)
+def test_server_killed_between_repair_batches_keeps_the_first_batch(
+    tmp_path, stripe_server, store, file_mongo, now, monkeypatch, nth, flagged
+):
     """Six changes in batches of four. The real server dies at the n-th `update` on orders, and comes back.
 
     Per batch the job sends: update orders (compare-and-set), insert reconcile_audit (the records),
@@ -217,7 +234,8 @@ def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, st
     did not take effect.
     """
     from mongoproxy import MongoProxy
-    from reconcile.demo import ShopSeeder
+
+    from reconcile.demo.shop import ShopSeeder
 
     client = pymongo.MongoClient(file_mongo.uri, tz_aware=True)
     shop = ShopSeeder(store, client.shop["orders"], now)
@@ -225,16 +243,24 @@ def test_server_killed_between_repair_batches_keeps_the_first_batch(tmp_path, st
     expected = clean_twin_state(tmp_path, stripe_server, client, client.shop, monkeypatch, file_mongo.uri)
     with MongoProxy(file_mongo.port) as proxy:
         rule = proxy.on("update", "orders", nth=nth, action=file_mongo.kill)
-        cli = make_cli(tmp_path, "run", stripe_server, "shop", proxy.uri, monkeypatch, mongodb={"repair_batch_size": 4},
-                       **SHORT_LEASE)
+        cli = make_cli(
+            tmp_path,
+            "run",
+            stripe_server,
+            "shop",
+            proxy.uri,
+            monkeypatch,
+            mongodb={"repair_batch_size": 4},
+            **SHORT_LEASE,
+        )
         lost = cli()
         assert rule.hit.is_set() and lost.exit_code == 3, lost.output
         assert "reconcile: error: MongoDB unavailable while repairing orders" in lost.stderr
         assert_error_summary(lost.summary, 3, lost.stderr)
         file_mongo.restart()
         orders = client.shop["orders"]
-        assert orders.count_documents({"reconcile": {"$exists": True}}) == 4         # the first batch stayed...
-        assert client.shop["reconcile_audit"].count_documents({}) == 4               # ...with its audit records
+        assert orders.count_documents({"reconcile": {"$exists": True}}) == 4  # the first batch stayed...
+        assert client.shop["reconcile_audit"].count_documents({}) == 4  # ...with its audit records
         assert orders.count_documents({"reconcile.audit": "pending"}) == flagged
         again = cli(*TAKEOVER_WAIT)  # the killed server took the lost run's lease release with it
     assert again.exit_code == 1, again.output

@@ -19,15 +19,27 @@ from datetime import timedelta
 
 import pytest
 import stripe
-
-from reconcile import classify as c
-
 from conftest import API_KEY, Cli, write_config
 from faultkit import (
-    FAST, SHORT_LEASE, TAKEOVER_WAIT, TOOK_OVER, CliProcess, assert_audit_complete, assert_each_request_once,
-    assert_error_summary, assert_run_recorded, cli_env, copy_orders, final_state, last_error, seed_small_shop, wait_for,
+    FAST,
+    SHORT_LEASE,
+    TAKEOVER_WAIT,
+    TOOK_OVER,
+    CliProcess,
+    assert_audit_complete,
+    assert_each_request_once,
+    assert_error_summary,
+    assert_run_recorded,
+    cli_env,
+    copy_orders,
+    final_state,
+    last_error,
+    seed_small_shop,
+    wait_for,
 )
-from reconcile.lease import LEASE_ID, Lease
+
+from reconcile.decide import classify as c
+from reconcile.run.lease import LEASE_ID, Lease
 
 CHARGES = "/v1/charges"
 # A frozen process must not time out by itself while the test acts on it.
@@ -72,8 +84,9 @@ def start(tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batc
     if lease:
         sections["lease"] = lease
     config = write_config(folder / "reconcile.toml", stripe_server.url, db_name, **sections)
-    return CliProcess(folder, config, cli_env(uri, API_KEY), "--summary-json", str(folder / "summary.json"), *args,
-                      kill_at=kill_at)
+    return CliProcess(
+        folder, config, cli_env(uri, API_KEY), "--summary-json", str(folder / "summary.json"), *args, kill_at=kill_at
+    )
 
 
 def summary(process: CliProcess) -> dict | None:
@@ -141,8 +154,9 @@ def test_killed_during_pull(tmp_path, stripe_server, shop, db, mongo_server, mon
     assert_abandoned(db, process)
 
 
-def test_killed_between_order_changes_and_their_audit_records(tmp_path, stripe_server, shop, db, mongo_server, proxy,
-                                                              monkeypatch):
+def test_killed_between_order_changes_and_their_audit_records(
+    tmp_path, stripe_server, shop, db, mongo_server, proxy, monkeypatch
+):
     seed_small_shop(shop)
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     held = proxy.on("insert", "reconcile_audit", action="hold")
@@ -182,13 +196,13 @@ def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mong
     process = start(tmp_path, "killed", stripe_server, db.name, mongo_server.uri, kill_at=kill_at, **SHORT_LEASE)
     assert process.wait() == -signal.SIGKILL
     reports = tmp_path / "killed" / "reports"
-    assert list(reports.glob("reconcile-*.html")) == []           # no half-written report under its name
-    [csv_file] = reports.glob("reconcile-*.csv")                  # the CSV finished before: complete
+    assert list(reports.glob("reconcile-*.html")) == []  # no half-written report under its name
+    [csv_file] = reports.glob("reconcile-*.csv")  # the CSV finished before: complete
     rows = list(csv.reader(csv_file.open()))
     assert rows[0][0] == "outcome" and len(rows) == 1 + 6  # header + the 6 non-ok items
     [debris] = reports.glob(".reconcile-*.tmp")
     assert final_state(db) == expected  # the repairs were done before the report
-    os.utime(debris, (0, 0))            # an old leftover: the next run in that directory sweeps it
+    os.utime(debris, (0, 0))  # an old leftover: the next run in that directory sweeps it
     folder = tmp_path / "next"
     folder.mkdir()
     cli = Cli(folder, stripe_server.url, db.name, mongo_server.uri, monkeypatch)
@@ -205,8 +219,9 @@ def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mong
 
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
-def test_stop_signal_during_pull_stops_cleanly(tmp_path, stripe_server, shop, db, mongo_server, monkeypatch,
-                                               signum, code, name):
+def test_stop_signal_during_pull_stops_cleanly(
+    tmp_path, stripe_server, shop, db, mongo_server, monkeypatch, signum, code, name
+):
     seed_two_pages(shop)
     stuck = shop.order(c.REPAIRED)
     shop.charge(stuck)
@@ -254,13 +269,18 @@ def test_second_sigterm_stops_at_once(tmp_path, stripe_server, shop, db, mongo_s
     assert "stopped at once by a second SIGTERM" in process.stderr
     # Even stopping at once leaves no run "running" in the history, no lease behind, and its answer on disk.
     [run] = db["reconcile_runs"].find()
-    assert (run["status"], run["exit_code"], run["error"]) == ("interrupted", 143, "stopped at once by a second SIGTERM")
+    assert (run["status"], run["exit_code"], run["error"]) == (
+        "interrupted",
+        143,
+        "stopped at once by a second SIGTERM",
+    )
     assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None
     assert summary(process)["exit_code"] == 143 and summary(process)["runs"] == []
 
 
-def test_sigterm_mid_repair_finishes_the_batch_in_flight(tmp_path, stripe_server, shop, db, mongo_server, proxy,
-                                                         monkeypatch):
+def test_sigterm_mid_repair_finishes_the_batch_in_flight(
+    tmp_path, stripe_server, shop, db, mongo_server, proxy, monkeypatch
+):
     seed_small_shop(shop, stuck=5)  # six changes, in batches of four
     expected = clean_twin_state(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     held = proxy.on("update", "orders", nth=1, action="hold")  # the first batch's compare-and-set, in flight
@@ -303,8 +323,18 @@ def test_two_runs_at_once_never_both_repair_the_same_order(tmp_path, stripe_serv
     )
     assert_error_summary(summary(second), 4, second.stderr)
     assert_run_recorded(db, summary(second), "lease_held")
-    third = start(tmp_path, "third", stripe_server, db.name, mongo_server.uri, *backfill, "--wait", "5m",
-                  "--trigger", "patient-backfill")
+    third = start(
+        tmp_path,
+        "third",
+        stripe_server,
+        db.name,
+        mongo_server.uri,
+        *backfill,
+        "--wait",
+        "5m",
+        "--trigger",
+        "patient-backfill",
+    )
     try:
         wait_for(lambda: "lease.waiting" in third.stderr, what="the third run to wait for the lease")
         assert db["reconcile_audit"].count_documents({}) == 0  # nobody repairs while the holder is mid-pull
@@ -315,7 +345,7 @@ def test_two_runs_at_once_never_both_repair_the_same_order(tmp_path, stripe_serv
     done = summary(first)["repaired"] + summary(first)["marked_failed"]
     assert len(done) == len(set(done)) == 6
     assert summary(third)["repaired"] == [] and summary(third)["marked_failed"] == []
-    assert_audit_complete(db)                                # one audit record per change, by the run that made it
+    assert_audit_complete(db)  # one audit record per change, by the run that made it
     assert db["reconcile_audit"].count_documents({}) == 6
     assert {r["run_id"] for r in db["reconcile_audit"].find()} == {summary(first)["run_id"]}
     assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None

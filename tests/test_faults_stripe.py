@@ -12,23 +12,27 @@ import itertools
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime
-from typing import Callable
 
 import pytest
 import stripe
-
-from reconcile import classify as c
-from reconcile import job, stripe_pull
-from reconcile.config import parse_config
-from reconcile.timeutil import utcnow
-
 from conftest import API_KEY
 from faultkit import (
-    FAST, FaultLog, assert_each_request_once, assert_error_summary, assert_paged_once, assert_run_recorded,
-    one_page_request, page_cursors,
+    FAST,
+    FaultLog,
+    assert_each_request_once,
+    assert_error_summary,
+    assert_run_recorded,
+    one_page_request,
 )
+
+from reconcile.config import parse_config
+from reconcile.decide import classify as c
+from reconcile.run import window as job
+from reconcile.stripe import pull as stripe_pull
+from reconcile.timeutil import utcnow
 
 CHARGES, BALANCE = "/v1/charges", "/v1/balance_transactions"
 
@@ -150,7 +154,9 @@ def test_retry_after_is_honoured(stripe_server, store, db, now, shop, tmp_path):
 
 def test_retry_after_as_http_date():
     now = utcnow()
-    assert stripe_pull.parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == pytest.approx(30, abs=1)
+    assert stripe_pull.parse_retry_after(
+        format_datetime(now + timedelta(seconds=30), usegmt=True), now
+    ) == pytest.approx(30, abs=1)
     assert stripe_pull.parse_retry_after("12", now) == 12
     assert stripe_pull.parse_retry_after("soon", now) is None
 
@@ -159,9 +165,9 @@ def test_backoff_has_jitter_and_grows():
     policy = stripe_pull.RetryPolicy(base_seconds=1, cap_seconds=30)
     first = {round(policy.delay(0, None), 6) for _ in range(50)}
     fifth = [policy.delay(4, None) for _ in range(50)]
-    assert len(first) > 40 and max(first) <= 1          # spread out, within the first step
-    assert max(fifth) > 1 and max(fifth) <= 16           # the ceiling doubles each attempt
-    assert policy.delay(0, 5) >= 5                       # never sooner than Retry-After
+    assert len(first) > 40 and max(first) <= 1  # spread out, within the first step
+    assert max(fifth) > 1 and max(fifth) <= 16  # the ceiling doubles each attempt
+    assert policy.delay(0, 5) >= 5  # never sooner than Retry-After
 
 
 def test_429_beyond_the_retry_bound_exits_3_with_nothing_partial(fast_cli, stripe_server, shop, db, tmp_path):
@@ -194,13 +200,16 @@ def test_retry_after_longer_than_the_time_bound_stops_at_once(fast_cli, stripe_s
 # --------------------------------------------------------------------------- 5xx, timeouts, resets
 
 
-@pytest.mark.parametrize("fault, opts", [
-    ("500", {}),
-    ("503", {}),
-    ("drop", {"stage": "body"}),     # reset in the middle of the response body: the SDK does not retry this
-    ("drop", {"stage": "before"}),   # reset before any byte
-    ("hang", {}),                    # never answers: the client times out (stripe.timeout)
-])
+@pytest.mark.parametrize(
+    "fault, opts",
+    [
+        ("500", {}),
+        ("503", {}),
+        ("drop", {"stage": "body"}),  # reset in the middle of the response body: the SDK does not retry this
+        ("drop", {"stage": "before"}),  # reset before any byte
+        ("hang", {}),  # never answers: the client times out (stripe.timeout)
+    ],
+)
 @pytest.mark.parametrize("path", [CHARGES, BALANCE])
 def test_failed_page_is_retried_alone_from_its_cursor(fast_cli, stripe_server, shop, fault, opts, path):
     seed_pages(shop)
@@ -222,13 +231,17 @@ def test_failed_page_is_retried_alone_from_its_cursor(fast_cli, stripe_server, s
     assert result.summary["totals"]["usd"]["charge_count"] == 251  # every balance transaction, once
 
 
-@pytest.mark.parametrize("fault, opts", [
-    ("500", {}),                     # retried by the SDK
-    ("drop", {"stage": "body"}),     # retried by the job
-    ("should_not_retry_500", {}),    # Stripe says a retry would not help
-])
-def test_page_failing_past_the_retries_exits_3_with_nothing_changed(fast_cli, stripe_server, shop, db, tmp_path,
-                                                                   fault, opts):
+@pytest.mark.parametrize(
+    "fault, opts",
+    [
+        ("500", {}),  # retried by the SDK
+        ("drop", {"stage": "body"}),  # retried by the job
+        ("should_not_retry_500", {}),  # Stripe says a retry would not help
+    ],
+)
+def test_page_failing_past_the_retries_exits_3_with_nothing_changed(
+    fast_cli, stripe_server, shop, db, tmp_path, fault, opts
+):
     seed_pages(shop, 150)
     shop.charge(shop.order(c.REPAIRED))
     stripe_server.inject(CHARGES, fault, times=None, when=lambda q: "starting_after" in q, **opts)
@@ -310,7 +323,7 @@ def test_key_revoked_mid_pagination_stops_at_once(fast_cli, stripe_server, shop,
 
 def test_no_secret_or_card_data_in_any_output(fast_cli, stripe_server, store, shop, db, tmp_path):
     """A full run with every outcome: the key, card fingerprints and card numbers appear nowhere."""
-    from reconcile.demo import seed_demo_shop
+    from reconcile.demo.shop import seed_demo_shop
 
     seed_demo_shop(store, db["orders"], shop.now)
     stripe_server.inject(CHARGES, "429", times=1)  # a warning line too

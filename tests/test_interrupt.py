@@ -6,14 +6,14 @@ import signal
 import threading
 
 import pytest
+from conftest import API_KEY
+from faultkit import wait_for
 
-from reconcile import interrupt, stripe_pull
 from reconcile.config import parse_config
 from reconcile.errors import Interrupted
 from reconcile.exitcodes import ExitCode
-
-from conftest import API_KEY
-from faultkit import wait_for
+from reconcile.run import interrupt
+from reconcile.stripe import pull as stripe_pull
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reconcile.errors import LeaseHeld, LeaseLost
-from reconcile.lease import LEASE_ID, Lease
+from reconcile.run.lease import LEASE_ID, Lease
 
 TTL = timedelta(seconds=60)
 
@@ -134,7 +134,7 @@ HOLDER = """
 import sys, time
 from datetime import timedelta
 import pymongo
-from reconcile.lease import Lease
+from reconcile.run.lease import Lease
 db = pymongo.MongoClient(sys.argv[1])[sys.argv[2]]
 Lease.acquire(db["reconcile_state"], "killed-run", timedelta(seconds=1)).keep_alive(0.2)
 print("held", flush=True)
@@ -144,7 +144,9 @@ time.sleep(120)
 
 def test_a_killed_runs_lease_is_taken_over(leases, mongo_uri, db_name):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, mongo_uri, db_name], stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, mongo_uri, db_name], stdout=subprocess.PIPE, env=env, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(LeaseHeld, match="killed-run"):

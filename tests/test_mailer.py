@@ -5,28 +5,41 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import SmtpSink
-from reconcile import mailer
-from reconcile.config import parse_config
-from reconcile.embedded_mongo import free_port
-from reconcile.errors import MailError
 
-SINCE = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
+from reconcile.config import parse_config
+from reconcile.demo.embedded_mongo import free_port
+from reconcile.errors import MailError
+from reconcile.report import mailer
+
+SINCE = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
 
 def email_config(port: int, **overrides):
-    raw = {"send": "always", "host": "127.0.0.1", "port": port, "security": "none", "from_addr": "reconcile@shop.example",
-           "to": ["finance@shop.example", "cfo@shop.example"], "timeout": "5s", **overrides}
+    raw = {
+        "send": "always",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "from_addr": "reconcile@shop.example",
+        "to": ["finance@shop.example", "cfo@shop.example"],
+        "timeout": "5s",
+        **overrides,
+    }
     return parse_config({"mongodb": {"database": "x"}, "email": raw}).email
 
 
 def message(cfg):
-    return mailer.build_message(cfg, "[reconcile] test", "<html><body><p>report &amp; more</p></body></html>", "plain text",
-                                [("reconcile-x.csv", b"outcome,order_id\r\norphan_charge,o1\r\n")])
+    return mailer.build_message(
+        cfg,
+        "[reconcile] test",
+        "<html><body><p>report &amp; more</p></body></html>",
+        "plain text",
+        [("reconcile-x.csv", b"outcome,order_id\r\norphan_charge,o1\r\n")],
+    )
 
 
 def test_the_message_arrives_with_html_and_csv(smtp_sink):
@@ -54,9 +67,27 @@ def tls_cert(tmp_path):
         pytest.skip("openssl is needed to make a test certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return key, cert
 
@@ -93,8 +124,10 @@ def test_starttls_with_login_and_a_checked_certificate(tls_cert):
 def test_subject_and_policy():
     until = SINCE + timedelta(hours=6)
     assert mailer.subject("[reconcile]", SINCE, until, 3, 1, 5, 2) == (
-        "[reconcile] 2026-11-18 09:00 to 15:00 UTC: 3 need attention (1 new), 5 open items, 2 repaired")
+        "[reconcile] 2026-11-18 09:00 to 15:00 UTC: 3 need attention (1 new), 5 open items, 2 repaired"
+    )
     assert mailer.subject("[r]", SINCE, SINCE + timedelta(days=1), 0, 0, 0, 0, (2, 3)) == (
-        "[r] 2026-11-18 09:00 to 2026-11-19 09:00 UTC [2/3]: nothing needs attention")
+        "[r] 2026-11-18 09:00 to 2026-11-19 09:00 UTC [2/3]: nothing needs attention"
+    )
     assert mailer.should_send("always", 0) and not mailer.should_send("never", 9)
     assert mailer.should_send("on_discrepancy", 1) and not mailer.should_send("on_discrepancy", 0)

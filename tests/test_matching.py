@@ -13,13 +13,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reconcile import classify as c
-from reconcile import match
+from reconcile.decide import classify as c
+from reconcile.decide import match
 from reconcile.timeutil import to_unix
 
 EVERY_LINK = ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]
-ORDER_FIELDS = {"payment_intent_id_field": "payment_intent_id", "checkout_session_id_field": "checkout_session_id",
-                "refunded_amount_field": "refunded_amount"}
+ORDER_FIELDS = {
+    "payment_intent_id_field": "payment_intent_id",
+    "checkout_session_id_field": "checkout_session_id",
+    "refunded_amount_field": "refunded_amount",
+}
 
 
 # Each test means the last day, whatever earlier runs in the test did to the watermark.
@@ -27,8 +30,9 @@ WINDOW = ("--since", "24h")
 
 
 def every_link(cli, orders: dict[str, Any] | None = None, **matching: Any) -> None:
-    cli.configure(matching={"link_by": EVERY_LINK, **matching}, orders={"email_field": "email", **ORDER_FIELDS,
-                                                                        **(orders or {})})
+    cli.configure(
+        matching={"link_by": EVERY_LINK, **matching}, orders={"email_field": "email", **ORDER_FIELDS, **(orders or {})}
+    )
 
 
 def rows(result) -> list[dict[str, str]]:
@@ -37,8 +41,11 @@ def rows(result) -> list[dict[str, str]]:
 
 
 def row_of(result, order_id: Any = None, charge_id: str | None = None) -> dict[str, str]:
-    found = [r for r in rows(result)
-             if (order_id is None or r["order_id"] == str(order_id)) and (charge_id is None or r["charge_id"] == charge_id)]
+    found = [
+        r
+        for r in rows(result)
+        if (order_id is None or r["order_id"] == str(order_id)) and (charge_id is None or r["charge_id"] == charge_id)
+    ]
     assert len(found) == 1, (order_id, charge_id, rows(result))
     return found[0]
 
@@ -112,8 +119,9 @@ def test_payment_intents_that_never_produced_a_succeeded_charge(cli, shop, db):
 
 def test_payment_intent_created_before_the_window_is_retrieved(cli, shop, store, db, now):
     stuck = shop.order(None, amount=4400, age=timedelta(hours=2))
-    intent = store.create_payment_intent(amount=4400, created=to_unix(now - timedelta(hours=30)),
-                                         metadata={"order_id": str(stuck)})
+    intent = store.create_payment_intent(
+        amount=4400, created=to_unix(now - timedelta(hours=30)), metadata={"order_id": str(stuck)}
+    )
     shop.charge(None, amount=4400, metadata={}, payment_intent=intent["id"])
     cli.configure(matching={"link_by": ["payment_intent_metadata"]})
     result = cli(*WINDOW)
@@ -131,8 +139,9 @@ def test_payment_intent_and_charge_just_after_the_window_are_found(cli, shop, st
     assert result.exit_code == 0
 
 
-def test_charge_of_a_stored_payment_intent_is_fetched_when_only_the_intent_is_known(cli, shop, store, db, now,
-                                                                                       stripe_server):
+def test_charge_of_a_stored_payment_intent_is_fetched_when_only_the_intent_is_known(
+    cli, shop, store, db, now, stripe_server
+):
     intent = store.create_payment_intent(amount=3100, created=to_unix(now - timedelta(days=3)))
     charge = shop.charge(None, amount=3100, metadata={}, payment_intent=intent["id"], age=timedelta(days=3))
     order = shop.order(None, status="accepted", amount=3100, payment_intent_id=intent["id"], age=timedelta(hours=1))
@@ -165,8 +174,14 @@ def test_checkout_session_states_for_pending_orders(cli, shop, db, link_by):
     expired = shop.order(None, amount=8800)
     shop.checkout(expired, amount=8800, status="expired", payment_status="unpaid", intent_status=None)
     abandoned_after_decline = shop.order(None, amount=8900)  # Checkout cancels the PaymentIntent on expiry
-    shop.checkout(abandoned_after_decline, amount=8900, status="expired", payment_status="unpaid",
-                  intent_status="canceled", charge=None)
+    shop.checkout(
+        abandoned_after_decline,
+        amount=8900,
+        status="expired",
+        payment_status="unpaid",
+        intent_status="canceled",
+        charge=None,
+    )
     still_open = shop.order(None, amount=9100)
     shop.checkout(still_open, amount=9100, status="open", payment_status="unpaid", intent_status=None)
     settling = shop.order(None, amount=7300)
@@ -185,8 +200,11 @@ def test_checkout_session_states_for_pending_orders(cli, shop, db, link_by):
 def test_session_older_than_the_window_is_found_by_its_payment_intent(cli, shop, store, db, now, stripe_server):
     stuck = shop.order(None, amount=3900, age=timedelta(hours=2))
     intent = store.create_payment_intent(amount=3900, created=to_unix(now - timedelta(hours=2)))
-    store.create_checkout_session(created=to_unix(now - timedelta(hours=23, minutes=50)), client_reference_id=str(stuck),
-                                  payment_intent=intent["id"])
+    store.create_checkout_session(
+        created=to_unix(now - timedelta(hours=23, minutes=50)),
+        client_reference_id=str(stuck),
+        payment_intent=intent["id"],
+    )
     shop.charge(None, amount=3900, metadata={}, payment_intent=intent["id"])
     cli.configure(matching={"link_by": ["checkout_session"]})
     result = cli("--since", "3h")
@@ -205,8 +223,9 @@ def test_ids_stored_on_the_order(cli, shop, store, db):
     by_session = shop.order(None, status="accepted", amount=4700, checkout_session_id=session["id"])
     charge = shop.charge(None, amount=1500, metadata={})
     by_charge = shop.order(None, status="accepted", amount=1500, charge_id=charge["id"])
-    expired = store.create_checkout_session(created=to_unix(shop.now - timedelta(hours=2)), status="expired",
-                                            payment_status="unpaid")
+    expired = store.create_checkout_session(
+        created=to_unix(shop.now - timedelta(hours=2)), status="expired", payment_status="unpaid"
+    )
     abandoned = shop.order(None, amount=1234, checkout_session_id=expired["id"])
     cli.configure(matching={"link_by": ["order_fields"]}, orders=ORDER_FIELDS)
     result = cli(*WINDOW)
@@ -233,10 +252,12 @@ def test_stored_payment_intent_id_outside_the_window_is_retrieved(cli, shop, sto
 
 def test_each_charge_is_matched_once_by_the_strongest_link(cli, shop, store, db):
     stuck = shop.order(None, amount=2600)
-    intent = store.create_payment_intent(amount=2600, created=to_unix(shop.now - timedelta(hours=2)),
-                                         metadata={"order_id": str(stuck)})
-    session = store.create_checkout_session(created=to_unix(shop.now - timedelta(hours=2)), client_reference_id=str(stuck),
-                                            payment_intent=intent["id"])
+    intent = store.create_payment_intent(
+        amount=2600, created=to_unix(shop.now - timedelta(hours=2)), metadata={"order_id": str(stuck)}
+    )
+    session = store.create_checkout_session(
+        created=to_unix(shop.now - timedelta(hours=2)), client_reference_id=str(stuck), payment_intent=intent["id"]
+    )
     charge = shop.charge(stuck, amount=2600, payment_intent=intent["id"])
     db["orders"].update_one({"_id": stuck}, {"$set": {"checkout_session_id": session["id"]}})
     every_link(cli)
@@ -252,8 +273,9 @@ def test_each_charge_is_matched_once_by_the_strongest_link(cli, shop, store, db)
 def test_links_naming_different_orders_are_a_conflict_and_nothing_is_repaired(cli, shop, store, db):
     old_style = shop.order(None, amount=2900)
     new_style = shop.order(None, amount=2900)
-    intent = store.create_payment_intent(amount=2900, created=to_unix(shop.now - timedelta(hours=2)),
-                                         metadata={"order_id": str(new_style)})
+    intent = store.create_payment_intent(
+        amount=2900, created=to_unix(shop.now - timedelta(hours=2)), metadata={"order_id": str(new_style)}
+    )
     charge = shop.charge(old_style, amount=2900, payment_intent=intent["id"])
     every_link(cli)
     result = cli(*WINDOW)
@@ -313,11 +335,13 @@ def test_partial_refunds_compare_the_orders_expected_net_with_what_the_customer_
     assert outcome_of(result, failed_and_refunded) == c.OK  # nothing owed either way
     assert outcome_of(result, unrecorded) == c.REFUNDED_OR_DISPUTED
     assert row_of(result, unrecorded)["detail"] == (
-        "refunded 6.00 USD while the order is accepted; the order expects net 36.00 USD, the customer paid net 30.00 USD")
+        "refunded 6.00 USD while the order is accepted; the order expects net 36.00 USD, the customer paid net 30.00 USD"
+    )
     assert outcome_of(result, only_on_order) == c.REFUNDED_OR_DISPUTED
     assert row_of(result, only_on_order)["detail"] == (
         "no refund in Stripe while the order is accepted; the order expects net 15.00 USD, after 5.00 USD refunded "
-        "on the order, the customer paid net 20.00 USD")
+        "on the order, the customer paid net 20.00 USD"
+    )
 
 
 def test_without_a_refunded_field_any_refund_on_a_paid_order_needs_a_person(cli, shop, store, db):
@@ -339,7 +363,11 @@ def test_presentment_is_compared_and_settlement_is_totalled_and_both_shown(cli, 
     assert outcome_of(result, settled_same) == c.AMOUNT_MISMATCH  # the order is compared with what was presented
     row = row_of(result, wrong)
     assert (row["charge_amount"], row["charge_currency"], row["settlement_amount"], row["settlement_currency"]) == (
-        "25.00", "eur", "27.11", "usd")
+        "25.00",
+        "eur",
+        "27.11",
+        "usd",
+    )
     assert set(result.summary["totals"]) == {"usd"} and result.summary["totals"]["usd"]["gross"] == 3 * 2711
     html = open(result.summary["report"]["html"]).read()
     assert "25.00 EUR" in html and "settled 27.11 USD" in html and charge["id"] in html
@@ -386,8 +414,15 @@ def test_default_tolerance_is_exact(cli, shop, db):
 # --------------------------------------------------------------------------- probable matches
 
 
-def crashed_checkout(shop, *, amount: int = 3150, order_age: timedelta = timedelta(hours=3),
-                     charge_after: timedelta = timedelta(minutes=4), same_email: bool = True, **order: Any):
+def crashed_checkout(
+    shop,
+    *,
+    amount: int = 3150,
+    order_age: timedelta = timedelta(hours=3),
+    charge_after: timedelta = timedelta(minutes=4),
+    same_email: bool = True,
+    **order: Any,
+):
     """An order left pending and a charge with no reference: the checkout died before writing either."""
     oid = shop.order(None, amount=amount, age=order_age, **order)
     email = shop.orders.find_one({"_id": oid})["email"] if same_email else None
@@ -426,10 +461,18 @@ def test_a_pending_order_with_a_failed_charge_is_not_marked_failed_when_a_probab
     assert result.summary["marked_failed"] == [] and status_of(db, oid) == "created"
 
 
-@pytest.mark.parametrize("case", [
-    "different_amount", "different_currency", "outside_the_drift", "different_emails",
-    "charge_names_a_missing_order", "order_still_in_flight", "order_paid_by_its_own_charge",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "different_amount",
+        "different_currency",
+        "outside_the_drift",
+        "different_emails",
+        "charge_names_a_missing_order",
+        "order_still_in_flight",
+        "order_paid_by_its_own_charge",
+    ],
+)
 def test_no_probable_match_where_the_evidence_does_not_hold(cli, shop, db, case):
     order_kwargs: dict[str, Any] = {}
     if case == "order_still_in_flight":
@@ -442,8 +485,11 @@ def test_no_probable_match_where_the_evidence_does_not_hold(cli, shop, db, case)
     elif case == "outside_the_drift":
         shop.store.update(charge["id"], created=charge["created"] + 40 * 60)
     elif case == "different_emails":
-        shop.store.update_charge(charge["id"], billing_details={"email": "somebody.else@example.com"},
-                                 receipt_email="somebody.else@example.com")
+        shop.store.update_charge(
+            charge["id"],
+            billing_details={"email": "somebody.else@example.com"},
+            receipt_email="somebody.else@example.com",
+        )
     elif case == "charge_names_a_missing_order":
         shop.store.update_charge(charge["id"], metadata={"order_id": "ord_gone"})
     elif case == "order_paid_by_its_own_charge":
@@ -463,7 +509,10 @@ def test_two_equally_likely_orders_are_named_and_neither_is_picked(cli, shop, db
     orphan = row_of(result, charge_id=charge["id"])["detail"]
     assert "2 unpaid orders fit this charge equally well" in orphan and str(first) in orphan and str(second) in orphan
     for oid in (first, second):
-        assert f"charge {charge['id']} fits this order and another equally well: none picked" in row_of(result, oid)["detail"]
+        assert (
+            f"charge {charge['id']} fits this order and another equally well: none picked"
+            in row_of(result, oid)["detail"]
+        )
 
 
 def test_two_equally_likely_charges_are_named_and_neither_is_picked(cli, shop, db):
@@ -474,14 +523,21 @@ def test_two_equally_likely_charges_are_named_and_neither_is_picked(cli, shop, d
     result = cli(*WINDOW)
     assert nonzero(result) == {c.STALE_PENDING: 1, c.ORPHAN_CHARGE: 2}
     detail = row_of(result, oid)["detail"]
-    assert "2 unreferenced charges fit this order equally well" in detail and one["id"] in detail and two["id"] in detail
+    assert (
+        "2 unreferenced charges fit this order equally well" in detail and one["id"] in detail and two["id"] in detail
+    )
 
 
 def test_a_better_candidate_settles_what_would_otherwise_be_a_tie(cli, shop, db):
     with_email = shop.order(None, amount=4200, age=timedelta(hours=4))
     shop.order(None, amount=4200, age=timedelta(hours=4, minutes=1), email=None)
-    charge = shop.charge(None, amount=4200, age=timedelta(hours=3, minutes=55), metadata={},
-                         billing_email=shop.orders.find_one({"_id": with_email})["email"])
+    charge = shop.charge(
+        None,
+        amount=4200,
+        age=timedelta(hours=3, minutes=55),
+        metadata={},
+        billing_email=shop.orders.find_one({"_id": with_email})["email"],
+    )
     result = cli(*WINDOW)
     items = [d for d in result.summary["discrepancies"] if d["outcome"] == c.PROBABLE_MATCH]
     assert [(d["order_id"], d["charge_id"]) for d in items] == [(str(with_email), charge["id"])]
@@ -499,14 +555,21 @@ def test_drift_is_configurable_and_proposals_can_be_turned_off(cli, shop, db):
 # --------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize("sections, message", [
-    ({"matching": {"link_by": ["charge_metadata", "payment_intent_metdata"]}},
-     "unknown link kind 'payment_intent_metdata' (did you mean 'payment_intent_metadata'?)"),
-    ({"matching": {"link_by": []}}, "matching.link_by must name at least one link kind"),
-    ({"matching": {"link_by": ["charge_metadata"]}, "orders": {"payment_intent_id_field": "pi"}},
-     'orders.payment_intent_id_field is set but matching.link_by does not include "order_fields"'),
-    ({"matching": {"probable_matches": "yes"}}, "matching.probable_matches must be true or false"),
-])
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        (
+            {"matching": {"link_by": ["charge_metadata", "payment_intent_metdata"]}},
+            "unknown link kind 'payment_intent_metdata' (did you mean 'payment_intent_metadata'?)",
+        ),
+        ({"matching": {"link_by": []}}, "matching.link_by must name at least one link kind"),
+        (
+            {"matching": {"link_by": ["charge_metadata"]}, "orders": {"payment_intent_id_field": "pi"}},
+            'orders.payment_intent_id_field is set but matching.link_by does not include "order_fields"',
+        ),
+        ({"matching": {"probable_matches": "yes"}}, "matching.probable_matches must be true or false"),
+    ],
+)
 def test_bad_matching_config_exits_2_with_one_line(cli, sections, message):
     cli.configure(**sections)
     result = cli(*WINDOW)
@@ -518,18 +581,30 @@ def test_bad_matching_config_exits_2_with_one_line(cli, sections, message):
 
 
 def test_propose_needs_the_pair_to_be_each_others_unique_best():
-    orders = pd.DataFrame({"order_key": ["o1", "o2"], "amount": [100, 100], "currency": ["usd", "usd"],
-                           "created": [1000, 1100], "email": ["a@x.io", None]})
-    charges = pd.DataFrame({"charge_id": ["ch_1"], "amount": [100], "currency": ["usd"], "created": [1200],
-                            "email": ["A@X.io "]})
+    orders = pd.DataFrame(
+        {
+            "order_key": ["o1", "o2"],
+            "amount": [100, 100],
+            "currency": ["usd", "usd"],
+            "created": [1000, 1100],
+            "email": ["a@x.io", None],
+        }
+    )
+    charges = pd.DataFrame(
+        {"charge_id": ["ch_1"], "amount": [100], "currency": ["usd"], "created": [1200], "email": ["A@X.io "]}
+    )
     proposals = match.propose(orders, charges, drift_seconds=1800)
     assert proposals.pairs[["order", "charge", "confidence"]].values.tolist() == [[0, 0, "high"]]
     assert proposals.order_notes == {} and proposals.charge_notes == {}
 
 
 def test_propose_accepts_amounts_within_the_tolerance_at_lower_confidence():
-    orders = pd.DataFrame({"order_key": ["o1"], "amount": [101], "currency": ["usd"], "created": [1000], "email": [None]})
-    charges = pd.DataFrame({"charge_id": ["ch_1"], "amount": [100], "currency": ["usd"], "created": [1000], "email": [None]})
+    orders = pd.DataFrame(
+        {"order_key": ["o1"], "amount": [101], "currency": ["usd"], "created": [1000], "email": [None]}
+    )
+    charges = pd.DataFrame(
+        {"charge_id": ["ch_1"], "amount": [100], "currency": ["usd"], "created": [1000], "email": [None]}
+    )
     assert match.propose(orders, charges, 1800).pairs.empty
     [row] = match.propose(orders, charges, 1800, tolerance=1).pairs.itertuples()
     assert row.confidence == "low" and "amount within the tolerance" in row.detail
@@ -538,16 +613,51 @@ def test_propose_accepts_amounts_within_the_tolerance_at_lower_confidence():
 def test_too_many_possible_pairings_propose_nothing_and_say_why(monkeypatch):
     monkeypatch.setattr(match, "MAX_PAIRS", 3)
     now = 1_800_000_000
-    orders = [{"order_id": f"o{i}", "order_key": f"o{i}", "status": "created", "amount": 500, "currency": "usd",
-               "created": now - 7200 + i, "stored_charge_id": None, "email": None, "problem": None} for i in range(3)]
-    charges = [{"charge_id": f"ch_{i}", "created": now - 7000 + i, "status": "succeeded", "captured": True, "amount": 500,
-                "amount_captured": 500, "amount_refunded": 0, "refunded": False, "disputed": False, "currency": "usd",
-                "order_ref": None, "payment_intent": None, "description": None, "email": None, "livemode": False,
-                "failure_code": None, "settlement_currency": "usd", "settlement_amount": 500, "exchange_rate": None,
-                "in_window": True} for i in range(2)]
-    rules = c.Rules(pending_status="created", paid_statuses=("accepted",), failed_status="failed",
-                    grace_seconds=900, now=now)
+    orders = [
+        {
+            "order_id": f"o{i}",
+            "order_key": f"o{i}",
+            "status": "created",
+            "amount": 500,
+            "currency": "usd",
+            "created": now - 7200 + i,
+            "stored_charge_id": None,
+            "email": None,
+            "problem": None,
+        }
+        for i in range(3)
+    ]
+    charges = [
+        {
+            "charge_id": f"ch_{i}",
+            "created": now - 7000 + i,
+            "status": "succeeded",
+            "captured": True,
+            "amount": 500,
+            "amount_captured": 500,
+            "amount_refunded": 0,
+            "refunded": False,
+            "disputed": False,
+            "currency": "usd",
+            "order_ref": None,
+            "payment_intent": None,
+            "description": None,
+            "email": None,
+            "livemode": False,
+            "failure_code": None,
+            "settlement_currency": "usd",
+            "settlement_amount": 500,
+            "exchange_rate": None,
+            "in_window": True,
+        }
+        for i in range(2)
+    ]
+    rules = c.Rules(
+        pending_status="created", paid_statuses=("accepted",), failed_status="failed", grace_seconds=900, now=now
+    )
     result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
     assert sorted(result["outcome"]) == [c.ORPHAN_CHARGE] * 2 + [c.STALE_PENDING] * 3
     orphans = result.loc[result["outcome"] == c.ORPHAN_CHARGE, "detail"]
-    assert all("too many possible pairings (6) to propose probable matches: check matching.link_by" in d for d in orphans)
+    assert all(
+        "too many possible pairings (6) to propose probable matches: check matching.link_by" in d for d in orphans
+    )

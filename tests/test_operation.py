@@ -19,21 +19,22 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import SmtpSink, at
-from reconcile import classify as c
-from reconcile import orchestrate, state
+
 from reconcile.config import load_config
-from reconcile.demo import ShopSeeder
-from reconcile.embedded_mongo import free_port
-from reconcile.lease import LEASE_ID
+from reconcile.decide import classify as c
+from reconcile.demo.embedded_mongo import free_port
+from reconcile.demo.shop import ShopSeeder
+from reconcile.run import invocation as orchestrate
+from reconcile.run.lease import LEASE_ID
+from reconcile.store import runs as state
 from reconcile.timeutil import to_unix
 
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
-
 
 
 def paid(seed: ShopSeeder, age: timedelta, amount: int = 2500, status: str = "accepted", **kw):
@@ -55,19 +56,19 @@ def body(message) -> str:
 
 def test_consecutive_runs_leave_no_gap_and_count_nothing_twice(cli, db, store, seed, t0):
     charges = []
-    for hours in (20, 5, 0.5):                                   # before the first run
+    for hours in (20, 5, 0.5):  # before the first run
         charges.append(paid(seed, timedelta(hours=hours))[1])
-    charges.append(paid(seed, -timedelta(minutes=20))[1])       # between run 1 and run 2
+    charges.append(paid(seed, -timedelta(minutes=20))[1])  # between run 1 and run 2
     stuck = seed.order(None, status="created", amount=3999, age=-timedelta(minutes=30))
-    charges.append(seed.charge(stuck, amount=3999, age=-timedelta(minutes=30)))   # lost write: repair once
-    charges.append(paid(seed, -timedelta(minutes=90))[1])       # between run 2 and run 3
-    seed.order(None, status="accepted", amount=700, age=timedelta(minutes=30))    # paid, no charge: an item
+    charges.append(seed.charge(stuck, amount=3999, age=-timedelta(minutes=30)))  # lost write: repair once
+    charges.append(paid(seed, -timedelta(minutes=90))[1])  # between run 2 and run 3
+    seed.order(None, status="accepted", amount=700, age=timedelta(minutes=30))  # paid, no charge: an item
 
     results = [cli("--now", at(t0 + k * H)) for k in range(3)]
     windows = [(r.summary["window"]["since"], r.summary["window"]["until"]) for r in results]
     assert windows[0] == (at(t0 - DAY) + "Z", at(t0) + "Z")
-    for (_, until), (since, _) in zip(windows, windows[1:]):
-        assert since < until                                     # each run overlaps the one before: no gap
+    for (_, until), (since, _) in zip(windows, windows[1:], strict=False):
+        assert since < until  # each run overlaps the one before: no gap
     assert [r.summary.get("counted_from") for r in results] == [None, at(t0) + "Z", at(t0 + H) + "Z"]
 
     # Money: every charge counted exactly once over the three runs, although the windows overlap.
@@ -92,7 +93,7 @@ def test_consecutive_runs_leave_no_gap_and_count_nothing_twice(cli, db, store, s
 def test_catch_up_after_days_in_sub_windows(cli, db, store, seed, t0):
     paid(seed, timedelta(hours=3))
     cli("--now", at(t0))
-    day_charges = [paid(seed, -(k * DAY + 5 * H))[1] for k in range(3)]   # one paid order on each missed day
+    day_charges = [paid(seed, -(k * DAY + 5 * H))[1] for k in range(3)]  # one paid order on each missed day
     stuck = seed.order(None, status="created", age=-(DAY + 6 * H))
     seed.charge(stuck, age=-(DAY + 6 * H))
 
@@ -100,9 +101,9 @@ def test_catch_up_after_days_in_sub_windows(cli, db, store, seed, t0):
     result = cli("--now", at(later))
     assert result.exit_code == 0, result.output
     parts = result.summary["runs"]
-    assert len(parts) == 4                                        # 76 hours in sub-windows of at most 24
+    assert len(parts) == 4  # 76 hours in sub-windows of at most 24
     assert parts[0]["window"]["since"] == at(t0 - H) + "Z" and parts[-1]["window"]["until"] == at(later) + "Z"
-    for a, b in zip(parts, parts[1:]):
+    for a, b in zip(parts, parts[1:], strict=False):
         assert a["window"]["until"] == b["window"]["since"]
     assert all(Path(p["report"]["html"]).is_file() for p in parts)
     assert result.summary["repaired"] == [str(stuck)]
@@ -121,7 +122,7 @@ def test_manual_backfill_does_not_move_the_watermark_back(cli, db, seed, t0):
     assert db["reconcile_state"].find_one({"_id": "watermark"})["until"] == to_unix(t0)
     dry = cli("--dry-run", "--now", at(t0 + 2 * H))
     assert dry.summary["window"]["since"] == at(t0 - H) + "Z"
-    assert db["reconcile_state"].find_one({"_id": "watermark"})["until"] == to_unix(t0)   # a dry run moves nothing
+    assert db["reconcile_state"].find_one({"_id": "watermark"})["until"] == to_unix(t0)  # a dry run moves nothing
 
 
 # --------------------------------------------------------------------------- one run at a time
@@ -154,10 +155,15 @@ class _OnLog(logging.Handler):
 
 
 def _clients(cli):
-    from reconcile import mongo, stripe_pull
+    from reconcile.store import mongo
+    from reconcile.stripe import pull as stripe_pull
 
     config = load_config(cli.config)
-    return config, stripe_pull.make_client(config.stripe_api_key(), config.stripe), mongo.connect(config.mongodb_uri(), config.mongodb)
+    return (
+        config,
+        stripe_pull.make_client(config.stripe_api_key(), config.stripe),
+        mongo.connect(config.mongodb_uri(), config.mongodb),
+    )
 
 
 def test_two_runs_at_once_never_both_repair(cli, db, store, seed, t0):
@@ -180,18 +186,22 @@ def test_two_runs_at_once_never_both_repair(cli, db, store, seed, t0):
         line = second.output.strip().splitlines()[-1]
         assert line.startswith("reconcile: error: another run holds the lease: ") and "(hourly) on host" in line
         assert f"pid {os.getpid()}" in line
-        assert second.summary["exit_code"] == 4 and second.summary["runs"] == []   # monitoring sees it too
+        assert second.summary["exit_code"] == 4 and second.summary["runs"] == []  # monitoring sees it too
         assert db["reconcile_audit"].count_documents({}) == 0
         # A third run that is willing to wait gets the lease once the first is done, and finds nothing to repair.
         third: dict = {}
-        inv3 = orchestrate.Invocation(now=t0, since=t0 - DAY, report_dir=cli.tmp_path / "reports", wait=timedelta(seconds=60))
+        inv3 = orchestrate.Invocation(
+            now=t0, since=t0 - DAY, report_dir=cli.tmp_path / "reports", wait=timedelta(seconds=60)
+        )
         waiting = threading.Event()
         watcher = _OnLog("lease.waiting", waiting)
         logging.getLogger("reconcile").addHandler(watcher)
         try:
-            waiter = threading.Thread(target=lambda: third.update(out=orchestrate.run_windows(config, client, mongo_db, inv3)))
+            waiter = threading.Thread(
+                target=lambda: third.update(out=orchestrate.run_windows(config, client, mongo_db, inv3))
+            )
             waiter.start()
-            assert waiting.wait(timeout=30)      # the third run is polling the held lease
+            assert waiting.wait(timeout=30)  # the third run is polling the held lease
         finally:
             logging.getLogger("reconcile").removeHandler(watcher)
     finally:
@@ -203,18 +213,20 @@ def test_two_runs_at_once_never_both_repair(cli, db, store, seed, t0):
     assert db["reconcile_audit"].count_documents({}) == 3
     statuses = Counter(d["status"] for d in runs_of(db))
     assert statuses == {state.COMPLETED: 2, state.LEASE_HELD: 1}
-    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None   # released
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None  # released
 
 
 def test_a_killed_runs_lease_is_taken_over(cli, db, store, seed, t0, stripe_server):
     oid = seed.order(None, status="created", age=timedelta(hours=2))
     seed.charge(oid, age=timedelta(hours=2))
     cli.configure(lease={"ttl": "1s"})
-    stripe_server.inject("/v1/charges", "hang", times=1)           # the doomed run stops mid-pull
+    stripe_server.inject("/v1/charges", "hang", times=1)  # the doomed run stops mid-pull
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     doomed = subprocess.Popen(
         [sys.executable, "-m", "reconcile.cli", "--config", str(cli.config), "--now", at(t0), "--trigger", "doomed"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(cli.tmp_path / "doomed.log").open("w"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(cli.tmp_path / "doomed.log").open("w"),
     )
     try:
         deadline = time.monotonic() + 60
@@ -260,13 +272,21 @@ def test_refund_and_dispute_days_later_are_reported_in_their_own_window(cli, db,
             if obj in html:
                 found.setdefault(obj, []).append(part["window"])
     by_kind = {m["object_id"]: m for m in later.summary["movements"]}
-    assert by_kind[refund["id"]]["kind"] == "refunded_order_still_paid" and by_kind[refund["id"]]["order_key"] == str(refunded_order)
-    assert by_kind[dispute["id"]]["kind"] == "dispute_open" and by_kind[dispute["id"]]["order_key"] == str(disputed_order)
+    assert by_kind[refund["id"]]["kind"] == "refunded_order_still_paid" and by_kind[refund["id"]]["order_key"] == str(
+        refunded_order
+    )
+    assert by_kind[dispute["id"]]["kind"] == "dispute_open" and by_kind[dispute["id"]]["order_key"] == str(
+        disputed_order
+    )
     assert by_kind[failed["id"]]["kind"] == "refund_failed"
     # Each is in exactly the sub-window in which it happened (the charges are days older).
-    for obj, created in ((refund["id"], refund["created"]), (dispute["id"], dispute["created"]), (failed["id"], failed["created"])):
+    for obj, created in (
+        (refund["id"], refund["created"]),
+        (dispute["id"], dispute["created"]),
+        (failed["id"], failed["created"]),
+    ):
         (window,) = found[obj]
-        assert window["since"] <= at(datetime.fromtimestamp(created, timezone.utc)) + "Z" < window["until"]
+        assert window["since"] <= at(datetime.fromtimestamp(created, UTC)) + "Z" < window["until"]
     assert later.summary["needs_attention"] == 3
     csv_text = "".join(Path(p["report"]["csv"]).read_text() for p in later.summary["runs"])
     assert "refund_failed" in csv_text and "dispute_open" in csv_text
@@ -283,7 +303,7 @@ def test_refund_and_dispute_days_later_are_reported_in_their_own_window(cli, db,
 
 
 def test_an_open_item_ages_across_runs_and_is_resolved_when_fixed(cli, db, store, seed, t0):
-    order = seed.order(None, status="accepted", amount=4200, age=timedelta(hours=2))   # paid, but no charge anywhere
+    order = seed.order(None, status="accepted", amount=4200, age=timedelta(hours=2))  # paid, but no charge anywhere
     first = cli("--now", at(t0))
     assert first.exit_code == 1 and first.summary["items"]["new"] == 1
     assert first.summary["items"]["buckets"]["0-1 day"] == 1
@@ -292,7 +312,7 @@ def test_an_open_item_ages_across_runs_and_is_resolved_when_fixed(cli, db, store
     items = later.summary["items"]
     assert items["open"] == 1 and items["new"] == 0 and items["buckets"]["8-30 days"] == 1
     html = Path(later.summary["runs"][-1]["report"]["html"]).read_text()
-    assert f"<code>{order}</code>" in html and ">9</td>" in html        # the age in days
+    assert f"<code>{order}</code>" in html and ">9</td>" in html  # the age in days
 
     # Someone finds the charge and stores its id on the order: the next run re-checks and resolves the item.
     charge = seed.charge(None, metadata={}, amount=4200, age=timedelta(hours=2))
@@ -311,23 +331,33 @@ def test_an_open_item_ages_across_runs_and_is_resolved_when_fixed(cli, db, store
 
 
 def email_section(port: int, **extra) -> dict:
-    return {"send": "always", "host": "127.0.0.1", "port": port, "security": "none", "from_addr": "reconcile@shop.example",
-            "to": ["finance@shop.example"], "timeout": "5s", **extra}
+    return {
+        "send": "always",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "from_addr": "reconcile@shop.example",
+        "to": ["finance@shop.example"],
+        "timeout": "5s",
+        **extra,
+    }
 
 
 def test_the_email_arrives_with_the_report_and_the_csv(cli, db, store, seed, t0, smtp_sink):
-    seed.order(None, status="accepted", amount=900, age=timedelta(hours=2))   # paid without charge
+    seed.order(None, status="accepted", amount=900, age=timedelta(hours=2))  # paid without charge
     paid(seed, timedelta(hours=3))
     cli.configure(email=email_section(smtp_sink.port))
     result = cli("--now", at(t0))
     assert result.exit_code == 1, result.output
     (message,) = smtp_sink.messages
     since = (t0 - DAY).strftime("%Y-%m-%d %H:%M")
-    assert message["Subject"] == f"[reconcile] {since} to {t0:%Y-%m-%d %H:%M} UTC: 1 needs attention (1 new), 1 open item"
+    assert (
+        message["Subject"] == f"[reconcile] {since} to {t0:%Y-%m-%d %H:%M} UTC: 1 needs attention (1 new), 1 open item"
+    )
     html = body(message)
     assert html == Path(result.summary["report"]["html"]).read_text().rstrip()
     assert "Orders marked paid with no succeeded charge" in html and "Trend, last 14 days" in html
-    assert "<svg" not in html and "<script" not in html and "src=\"http" not in html
+    assert "<svg" not in html and "<script" not in html and 'src="http' not in html
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == Path(result.summary["report"]["csv"]).name
     assert "paid_without_charge" in attachment.get_content()
@@ -336,7 +366,7 @@ def test_the_email_arrives_with_the_report_and_the_csv(cli, db, store, seed, t0,
     cli.configure(email=email_section(smtp_sink.port, send="on_discrepancy"))
     db["orders"].delete_many({"amount": 900})
     quiet = cli("--now", at(t0 + H))
-    assert quiet.exit_code == 0 and len(smtp_sink.envelopes) == 1     # nothing needed a person: no mail
+    assert quiet.exit_code == 0 and len(smtp_sink.envelopes) == 1  # nothing needed a person: no mail
 
 
 def test_an_smtp_outage_loses_nothing(cli, db, store, seed, t0):
@@ -352,7 +382,7 @@ def test_an_smtp_outage_loses_nothing(cli, db, store, seed, t0):
 
     with SmtpSink(port=port) as sink:
         up = cli("--now", at(t0 + H))
-    assert up.exit_code == 0, up.output      # its own window is clean (the item is carried, not new)
+    assert up.exit_code == 0, up.output  # its own window is clean (the item is carried, not new)
     subjects = [m["Subject"] for m in sink.messages]
     assert len(subjects) == 2 and subjects[0].startswith(f"[reconcile] {(t0 - DAY):%Y-%m-%d %H:%M} to ")
     assert body(sink.messages[0]) == report.read_text().rstrip()
@@ -372,7 +402,12 @@ def test_old_reports_are_pruned_but_never_an_unsent_one(cli, db, seed, t0):
     stale = [reports / "reconcile-20250101T000000Z-abcdef.html", reports / "reconcile-20250101T000000Z-abcdef.csv"]
     for path in stale + [reports / "notes.txt"]:
         path.write_text("x")
-    for path in [*stale, reports / "notes.txt", Path(unsent.summary["report"]["html"]), Path(unsent.summary["report"]["csv"])]:
+    for path in [
+        *stale,
+        reports / "notes.txt",
+        Path(unsent.summary["report"]["html"]),
+        Path(unsent.summary["report"]["csv"]),
+    ]:
         os.utime(path, (old, old))
     cli.configure(report={"keep_days": 30})
     cli("--now", at(t0 + H))
@@ -421,24 +456,28 @@ def test_check_names_a_missing_stripe_permission(cli, store, monkeypatch):
 
 def test_a_catch_up_sends_one_email_with_every_window(cli, db, store, seed, t0, smtp_sink):
     cli("--now", at(t0))
-    seed.order(None, status="accepted", amount=900, age=-(DAY + 5 * H))     # paid without charge, in the 2nd window
+    seed.order(None, status="accepted", amount=900, age=-(DAY + 5 * H))  # paid without charge, in the 2nd window
     cli.configure(email=email_section(smtp_sink.port))
     result = cli("--now", at(t0 + 2 * DAY + 5 * H))
     assert result.exit_code == 1, result.output
     parts = result.summary["runs"]
     assert len(parts) == 3 and len(smtp_sink.messages) == 1
     (message,) = smtp_sink.messages
-    assert message["Subject"].startswith(f"[reconcile] {(t0 - H):%Y-%m-%d %H:%M} to {(t0 + 2 * DAY + 5 * H):%Y-%m-%d %H:%M} UTC: 1 needs")
+    assert message["Subject"].startswith(
+        f"[reconcile] {(t0 - H):%Y-%m-%d %H:%M} to {(t0 + 2 * DAY + 5 * H):%Y-%m-%d %H:%M} UTC: 1 needs"
+    )
     assert body(message) == Path(parts[-1]["report"]["html"]).read_text().rstrip()
     names = sorted(a.get_filename() for a in message.iter_attachments())
-    assert names == sorted([Path(p["report"]["csv"]).name for p in parts] + [Path(p["report"]["html"]).name for p in parts[:-1]])
+    assert names == sorted(
+        [Path(p["report"]["csv"]).name for p in parts] + [Path(p["report"]["html"]).name for p in parts[:-1]]
+    )
     assert {d["email"]["status"] for d in runs_of(db)[1:]} == {"sent"}
 
 
 def test_progress_follows_the_real_pulls(cli, db, store, seed, t0):
     import io
 
-    from reconcile.progress import Progress, ProgressClient
+    from reconcile.run.progress import Progress, ProgressClient
 
     for i in range(250):
         paid(seed, timedelta(hours=2, seconds=i), amount=100 + i)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import mongomock
@@ -11,12 +11,12 @@ from bson import Decimal128, ObjectId
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile.columns import rows
 from reconcile.config import OrdersConfig
-from reconcile.orders import _OrderColumns, load_orders, order_record
+from reconcile.decide.columns import rows
+from reconcile.store.orders import _OrderColumns, load_orders, order_record
 
 CFG = OrdersConfig()
-SINCE = datetime(2026, 11, 20, tzinfo=timezone.utc)
+SINCE = datetime(2026, 11, 20, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=1)
 
 
@@ -26,25 +26,33 @@ def orders():
 
 
 def doc(_id, **fields):
-    base = {"_id": _id, "status": "created", "amount": 1000, "currency": "usd",
-            "created_at": datetime(2026, 11, 20, 10, 0), "big": "x" * 10_000}
+    base = {
+        "_id": _id,
+        "status": "created",
+        "amount": 1000,
+        "currency": "usd",
+        "created_at": datetime(2026, 11, 20, 10, 0),
+        "big": "x" * 10_000,
+    }
     base.update(fields)
     return base
 
 
 def test_window_plus_referenced_orders_by_id_and_by_charge(orders):
     oid = ObjectId()
-    orders.insert_many([
-        doc("in-window"),
-        doc(oid, created_at=datetime(2026, 11, 1)),               # named by a charge's metadata (ObjectId)
-        doc("old-string", created_at=datetime(2026, 11, 1)),      # named by metadata (string id)
-        doc("by-charge", created_at=datetime(2026, 11, 1), charge_id="ch_9"),
-        doc("unrelated", created_at=datetime(2026, 11, 1)),
-    ])
+    orders.insert_many(
+        [
+            doc("in-window"),
+            doc(oid, created_at=datetime(2026, 11, 1)),  # named by a charge's metadata (ObjectId)
+            doc("old-string", created_at=datetime(2026, 11, 1)),  # named by metadata (string id)
+            doc("by-charge", created_at=datetime(2026, 11, 1), charge_id="ch_9"),
+            doc("unrelated", created_at=datetime(2026, 11, 1)),
+        ]
+    )
     records = load_orders(orders, CFG, SINCE, UNTIL, order_refs={str(oid), "old-string"}, charge_ids={"ch_9"})
     assert {r["order_key"] for r in records} == {"in-window", str(oid), "old-string", "by-charge"}
     by_key = {r["order_key"]: r for r in records}
-    assert by_key[str(oid)]["order_id"] == oid                       # original type kept for the repair filter
+    assert by_key[str(oid)]["order_id"] == oid  # original type kept for the repair filter
     assert by_key["by-charge"]["stored_charge_id"] == "ch_9"
 
 
@@ -68,17 +76,20 @@ def test_metadata_shaped_like_an_operator_is_only_a_value(orders):
     assert records == []
 
 
-@pytest.mark.parametrize("fields, problem", [
-    ({"amount": "1999"}, "amount '1999' is a str, expected an integer in minor units"),
-    ({"amount": 19.99}, "amount '19.99' is a float"),
-    ({"amount": Decimal128(Decimal("19.99"))}, "is a Decimal128"),
-    ({"amount": None}, "amount is missing"),
-    ({"amount": True}, "amount is a boolean"),
-    ({"created_at": "last tuesday"}, "created_at 'last tuesday' is not a date"),
-    ({"created_at": 12}, "created_at has type int"),
-    ({"status": None}, "status is missing"),
-    ({"currency": ""}, "currency is missing"),
-])
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ({"amount": "1999"}, "amount '1999' is a str, expected an integer in minor units"),
+        ({"amount": 19.99}, "amount '19.99' is a float"),
+        ({"amount": Decimal128(Decimal("19.99"))}, "is a Decimal128"),
+        ({"amount": None}, "amount is missing"),
+        ({"amount": True}, "amount is a boolean"),
+        ({"created_at": "last tuesday"}, "created_at 'last tuesday' is not a date"),
+        ({"created_at": 12}, "created_at has type int"),
+        ({"status": None}, "status is missing"),
+        ({"currency": ""}, "currency is missing"),
+    ],
+)
 def test_strange_documents_become_data_problems(fields, problem):
     record = order_record(doc("x", **fields), CFG)
     assert problem in record["problem"]
@@ -88,31 +99,75 @@ def test_tolerated_variants_are_normalised():
     record = order_record(doc("x", currency=" USD ", created_at="2026-11-20T10:00:00"), CFG)
     assert record["problem"] is None
     assert record["currency"] == "usd"
-    assert record["created"] == int(datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp())
+    assert record["created"] == int(datetime(2026, 11, 20, 10, tzinfo=UTC).timestamp())
     naive = order_record(doc("y", created_at=datetime(2026, 11, 20, 10)), CFG)
-    assert naive["created"] == record["created"]                      # naive means UTC
+    assert naive["created"] == record["created"]  # naive means UTC
 
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=6),
-    st.sampled_from([" usd ", "EUR", "", "  ", "ch_1", " ch_2 ", "2026-11-20T10:00:00Z", "not a date", "us", "US D",
-                     "usdd", "ÜSD", "pi_3", " cs_test_4 "]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=6),
+    st.sampled_from(
+        [
+            " usd ",
+            "EUR",
+            "",
+            "  ",
+            "ch_1",
+            " ch_2 ",
+            "2026-11-20T10:00:00Z",
+            "not a date",
+            "us",
+            "US D",
+            "usdd",
+            "ÜSD",
+            "pi_3",
+            " cs_test_4 ",
+        ]
+    ),
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
-    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
     st.builds(Decimal128, st.sampled_from(["19.99", "1000"])),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(fields=st.fixed_dictionaries({}, optional={
-    name: _values for name in ("status", "amount", "currency", "created_at", "charge_id", "email",
-                               "payment_intent_id", "checkout_session_id", "refunded_amount")
-}), object_id=st.booleans(), stored_ids=st.booleans())
+@given(
+    fields=st.fixed_dictionaries(
+        {},
+        optional={
+            name: _values
+            for name in (
+                "status",
+                "amount",
+                "currency",
+                "created_at",
+                "charge_id",
+                "email",
+                "payment_intent_id",
+                "checkout_session_id",
+                "refunded_amount",
+            )
+        },
+    ),
+    object_id=st.booleans(),
+    stored_ids=st.booleans(),
+)
 def test_streamed_columns_equal_order_record_for_any_document(fields, object_id, stored_ids):
     """The loader's fast path for plain documents gives exactly what order_record gives."""
-    cfg = OrdersConfig(email_field="email", payment_intent_id_field="payment_intent_id",
-                       checkout_session_id_field="checkout_session_id", refunded_amount_field="refunded_amount") \
-        if stored_ids else OrdersConfig(email_field="email")
+    cfg = (
+        OrdersConfig(
+            email_field="email",
+            payment_intent_id_field="payment_intent_id",
+            checkout_session_id_field="checkout_session_id",
+            refunded_amount_field="refunded_amount",
+        )
+        if stored_ids
+        else OrdersConfig(email_field="email")
+    )
     document = {"_id": ObjectId() if object_id else "ord-1", **fields}
     out = _OrderColumns(cfg)
     out.add([document])
@@ -121,20 +176,26 @@ def test_streamed_columns_equal_order_record_for_any_document(fields, object_id,
 
 def test_dotted_field_names_take_the_general_path(orders):
     cfg = OrdersConfig(amount_field="total.amount", currency_field="total.currency")
-    orders.insert_one({"_id": "o1", "status": "created", "total": {"amount": 500, "currency": "EUR"},
-                       "created_at": datetime(2026, 11, 20, 9)})
+    orders.insert_one(
+        {
+            "_id": "o1",
+            "status": "created",
+            "total": {"amount": 500, "currency": "EUR"},
+            "created_at": datetime(2026, 11, 20, 9),
+        }
+    )
     [record] = load_orders(orders, cfg, SINCE, UNTIL)
     assert (record["amount"], record["currency"], record["problem"]) == (500, "eur", None)
 
 
 def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
     """On the wire-protocol server: the job warns, once per index, and builds nothing itself."""
-    from reconcile import indexes
     from reconcile.config import parse_config
+    from reconcile.store import indexes
 
     config = parse_config({"mongodb": {"database": db.name}, "orders": {"payment_intent_id_field": "pi"}})
     db["orders"].insert_one({"_id": "o1"})
-    with caplog.at_level("WARNING", logger="reconcile.indexes"):
+    with caplog.at_level("WARNING", logger="reconcile.store.indexes"):
         missing = indexes.warn_missing(db, config)
     assert [spec.fields for spec in missing] == [("created_at",), ("charge_id",), ("pi",), ("reconcile.audit",)]
     hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import stripe
 
-from reconcile import history, items, period, retention
-from reconcile.progress import Progress, ProgressClient
+from reconcile.report import history, period, retention
+from reconcile.run.progress import Progress, ProgressClient
+from reconcile.store import items
 
-T = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
 
 def run(until: datetime, charges: int, open_items: int) -> dict:
@@ -20,8 +21,13 @@ def run(until: datetime, charges: int, open_items: int) -> dict:
 
 
 def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
-    sweep = run(T - timedelta(hours=1), 99, 3) | {"source": "options"}   # counted its 3 days again: no charges here
-    runs = [run(T - timedelta(days=1, hours=3), 10, 4), run(T - timedelta(days=1, hours=1), 5, 2), run(T - timedelta(hours=2), 7, 3), sweep]
+    sweep = run(T - timedelta(hours=1), 99, 3) | {"source": "options"}  # counted its 3 days again: no charges here
+    runs = [
+        run(T - timedelta(days=1, hours=3), 10, 4),
+        run(T - timedelta(days=1, hours=1), 5, 2),
+        run(T - timedelta(hours=2), 7, 3),
+        sweep,
+    ]
     points = period.trend_points(runs, run(T, 1, 1), T, days=3)
     assert points == [
         {"day": "2026-11-16", "charges": 0, "open": None},
@@ -33,11 +39,12 @@ def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
 def test_the_chart_is_a_table_email_clients_show():
     trend = period.trend_points([run(T, 50, 5)], None, T, days=2)
     result = items.ItemsResult(buckets={b: 0 for b in items.BUCKETS})
-    top, bottom = period.render(run_id="r", now=T, findings=[], items=result, trend=trend,
-                                dashboard_url="https://d", dry_run=False)
+    top, bottom = period.render(
+        run_id="r", now=T, findings=[], items=result, trend=trend, dashboard_url="https://d", dry_run=False
+    )
     # The chart comes after the tables a person acts on.
     assert 'width="100%" bgcolor="#9aa5f5"' in bottom and 'width="100%" bgcolor="#f5a623"' in bottom
-    assert "no run" in bottom                                # the day before had no run
+    assert "no run" in bottom  # the day before had no run
     for banned in ("<svg", "<script", "<img", "data:", "http"):
         assert banned not in top + bottom
 
@@ -53,7 +60,7 @@ def test_retention_prunes_old_reports_only(tmp_path):
     removed = retention.prune(tmp_path, 90, now, keep=[unsent])
     assert removed == [old]
     assert fresh.exists() and unsent.exists() and other.exists()
-    assert retention.prune(tmp_path, 0, now + 10**9) == []    # 0 keeps everything
+    assert retention.prune(tmp_path, 0, now + 10**9) == []  # 0 keeps everything
 
 
 class FakeTerminal(io.StringIO):
@@ -62,7 +69,7 @@ class FakeTerminal(io.StringIO):
 
 
 def test_progress_on_a_terminal_shows_pages_objects_rate_and_eta():
-    ticks = iter(range(100))   # one tick per report, one when the pull starts
+    ticks = iter(range(100))  # one tick per report, one when the pull starts
     screen = FakeTerminal()
     progress = Progress(screen, clock=lambda: float(next(ticks)), interval=0)
     report = progress.watch("/v1/charges", 0, 1000)
@@ -91,13 +98,16 @@ def test_progress_shows_pulls_side_by_side_on_one_line_and_leaves_each_finished_
     balance(2, 300, 1.0, True)
     progress.close()
     finished = [line.split("\r\x1b[K")[-1] for line in screen.getvalue().split("\n")]
-    assert finished == ["/v1/charges: 2 pages, 150 objects, 50/s, done",
-                        "/v1/balance_transactions: 2 pages, 300 objects, 100/s, done", ""]
+    assert finished == [
+        "/v1/charges: 2 pages, 150 objects, 50/s, done",
+        "/v1/balance_transactions: 2 pages, 300 objects, 100/s, done",
+        "",
+    ]
 
 
 def test_concurrent_pull_reports_its_progress_to_a_wrapped_client():
-    from reconcile import stripe_pull
-    from reconcile.standin import StandinStore, serve
+    from reconcile.demo.standin import StandinStore, serve
+    from reconcile.stripe import pull as stripe_pull
     from reconcile.timeutil import from_unix
 
     store = StandinStore(api_key="sk_test_progress")
@@ -106,13 +116,21 @@ def test_concurrent_pull_reports_its_progress_to_a_wrapped_client():
             store.create_charge(amount=100 + n, created=1_700_000_000 + n)
     screen = FakeTerminal()
     with serve(store) as srv:
-        client = ProgressClient(stripe.StripeClient("sk_test_progress", base_addresses={"api": srv.url}),
-                                Progress(screen, interval=0))
-        rows = stripe_pull.fetch_charges(client, from_unix(1_700_000_000), from_unix(1_700_001_000), "order_id",
-                                         stripe_pull.RetryPolicy(concurrency=4))
+        client = ProgressClient(
+            stripe.StripeClient("sk_test_progress", base_addresses={"api": srv.url}), Progress(screen, interval=0)
+        )
+        rows = stripe_pull.fetch_charges(
+            client,
+            from_unix(1_700_000_000),
+            from_unix(1_700_001_000),
+            "order_id",
+            stripe_pull.RetryPolicy(concurrency=4),
+        )
     assert len(rows) == 1000
     shown = screen.getvalue().split("\r\x1b[K")
-    fractions = [int(line.split("% of the window")[0].rsplit(", ", 1)[1]) for line in shown if "% of the window" in line]
+    fractions = [
+        int(line.split("% of the window")[0].rsplit(", ", 1)[1]) for line in shown if "% of the window" in line
+    ]
     assert fractions and fractions == sorted(fractions) and fractions[-1] < 100  # only forward, done only at the end
     assert shown[-1].startswith("/v1/charges: ") and ", 1,000 objects, " in shown[-1] and shown[-1].endswith(", done\n")
 
@@ -122,14 +140,24 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal():
 
 
 def test_history_pages():
-    doc = {"_id": "20261118T120000Z-abc123", "invocation": "20261118T120000Z-abc123", "status": "completed",
-           "dry_run": False, "started": int(T.timestamp()), "finished": int(T.timestamp()) + 12,
-           "window": {"since": int((T - timedelta(hours=1)).timestamp()), "until": int(T.timestamp())},
-           "part": {"index": 1, "of": 1}, "exit_code": 1, "needs_attention": 2, "open_items": 3, "repaired": 1,
-           "counts": {"ok": 5, "paid_without_charge": 2}, "totals": {"jpy": {"charge_count": 2, "gross": 4980, "refunds": 0,
-           "disputes": 0, "fees": 0, "net": 4980}},
-           "email": {"status": "failed", "attempts": 2, "error": "down", "subject": "[reconcile] x"},
-           "started_by": {"trigger": "cron-hourly", "user": "shop", "host": "web1", "pid": 7, "command": "reconcile"}}
+    doc = {
+        "_id": "20261118T120000Z-abc123",
+        "invocation": "20261118T120000Z-abc123",
+        "status": "completed",
+        "dry_run": False,
+        "started": int(T.timestamp()),
+        "finished": int(T.timestamp()) + 12,
+        "window": {"since": int((T - timedelta(hours=1)).timestamp()), "until": int(T.timestamp())},
+        "part": {"index": 1, "of": 1},
+        "exit_code": 1,
+        "needs_attention": 2,
+        "open_items": 3,
+        "repaired": 1,
+        "counts": {"ok": 5, "paid_without_charge": 2},
+        "totals": {"jpy": {"charge_count": 2, "gross": 4980, "refunds": 0, "disputes": 0, "fees": 0, "net": 4980}},
+        "email": {"status": "failed", "attempts": 2, "error": "down", "subject": "[reconcile] x"},
+        "started_by": {"trigger": "cron-hourly", "user": "shop", "host": "web1", "pid": 7, "command": "reconcile"},
+    }
     (header, line) = history.table([doc])
     assert line.split()[:2] == ["20261118T120000Z-abc123", "11-18"] and "cron-hourly shop@web1" in line
     page = "\n".join(history.details(doc))
@@ -139,8 +167,13 @@ def test_history_pages():
 
 
 def test_a_long_open_item_list_is_cut_but_counted():
-    docs = [{"_id": f"k{i}", "kind": "orphan_charge", "first_seen": 0, "age_days": 1, "bucket": "0-1 day", "is_new": False} for i in range(period.OPEN_ROWS + 7)]
+    docs = [
+        {"_id": f"k{i}", "kind": "orphan_charge", "first_seen": 0, "age_days": 1, "bucket": "0-1 day", "is_new": False}
+        for i in range(period.OPEN_ROWS + 7)
+    ]
     result = items.ItemsResult(open=docs, buckets={b: 0 for b in items.BUCKETS} | {"0-1 day": len(docs)})
-    top, bottom = period.render(run_id="r", now=T, findings=[], items=result, trend=[], dashboard_url="https://d", dry_run=False)
+    top, bottom = period.render(
+        run_id="r", now=T, findings=[], items=result, trend=[], dashboard_url="https://d", dry_run=False
+    )
     assert f">{len(docs)}</span></h2>" in bottom and "and 7 more open items" in bottom
     assert bottom.count("<code>orphan_charge</code>") == period.OPEN_ROWS

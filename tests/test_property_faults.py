@@ -17,33 +17,59 @@ from datetime import timedelta
 import pymongo
 import pytest
 import stripe
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
-from reconcile.demo import ShopSeeder
-from reconcile.standin import StandinStore, serve
-from reconcile.timeutil import utcnow
-
 from conftest import API_KEY, Cli
 from faultkit import (
-    FAST, SHORT_LEASE, TAKEOVER_WAIT, assert_audit_complete, assert_error_summary, copy_orders, final_state,
+    FAST,
+    SHORT_LEASE,
+    TAKEOVER_WAIT,
+    assert_audit_complete,
+    assert_error_summary,
+    copy_orders,
+    final_state,
 )
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from mongoproxy import MongoProxy
 
-KINDS = ("stuck", "failed_only", "ok", "mismatch", "stale", "young", "paid_no_charge", "duplicate", "failed_but_charged")
+from reconcile.demo.shop import ShopSeeder
+from reconcile.demo.standin import StandinStore, serve
+from reconcile.timeutil import utcnow
+
+KINDS = (
+    "stuck",
+    "failed_only",
+    "ok",
+    "mismatch",
+    "stale",
+    "young",
+    "paid_no_charge",
+    "duplicate",
+    "failed_but_charged",
+)
 STRIPE_FAULTS = ("500", "503", "drop", "429", "429_retry_after", "hang")
 MONGO_POINTS = (("update", "orders"), ("find", "orders"), ("insert", "reconcile_audit"))
 
 orders_strategy = st.lists(
     st.tuples(st.sampled_from(KINDS), st.booleans(), st.integers(1, 99_999), st.sampled_from(["usd", "jpy", "eur"])),
-    min_size=1, max_size=10,
+    min_size=1,
+    max_size=10,
 )
-stripe_fault = st.tuples(st.just("stripe"), st.sampled_from(["/v1/charges", "/v1/balance_transactions"]),
-                         st.sampled_from(STRIPE_FAULTS), st.integers(1, 4))
+stripe_fault = st.tuples(
+    st.just("stripe"),
+    st.sampled_from(["/v1/charges", "/v1/balance_transactions"]),
+    st.sampled_from(STRIPE_FAULTS),
+    st.integers(1, 4),
+)
 mongo_fault = st.tuples(st.just("mongo"), st.sampled_from(MONGO_POINTS), st.integers(1, 3))
 faults_strategy = st.lists(st.one_of(stripe_fault, mongo_fault), min_size=1, max_size=3)
-MIXED = [("stuck", True, 2500, "usd"), ("stuck", False, 990, "jpy"), ("failed_only", True, 1200, "eur"),
-         ("ok", False, 4000, "usd"), ("mismatch", True, 700, "usd"), ("stale", False, 100, "usd")]
+MIXED = [
+    ("stuck", True, 2500, "usd"),
+    ("stuck", False, 990, "jpy"),
+    ("failed_only", True, 1200, "eur"),
+    ("ok", False, 4000, "usd"),
+    ("mismatch", True, 700, "usd"),
+    ("stale", False, 100, "usd"),
+]
 
 _examples = itertools.count()
 WINDOW = ("--since", "24h")  # every seeded order and charge is at most a few hours old
@@ -51,8 +77,12 @@ WINDOW = ("--since", "24h")  # every seeded order and charge is at most a few ho
 
 def seed(shop: ShopSeeder, orders, orphans: int) -> None:
     for kind, object_id, amount, currency in orders:
-        status = {"ok": "accepted", "paid_no_charge": "accepted", "duplicate": "accepted",
-                  "failed_but_charged": "failed"}.get(kind, "created")
+        status = {
+            "ok": "accepted",
+            "paid_no_charge": "accepted",
+            "duplicate": "accepted",
+            "failed_but_charged": "failed",
+        }.get(kind, "created")
         age = timedelta(minutes=3) if kind == "young" else timedelta(hours=2)
         oid = shop.order(None, status=status, amount=amount, currency=currency, age=age, object_id=object_id)
         if kind in ("stuck", "ok", "young", "failed_but_charged"):
@@ -74,16 +104,21 @@ def fast_sdk_retries(monkeypatch):
     monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.005)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(orders=orders_strategy, orphans=st.integers(0, 2), batch=st.integers(1, 4), faults=faults_strategy)
 # Always tried as well: each point of a repair batch cut, and a Stripe page that fails past its retries.
 @example(orders=MIXED, orphans=1, batch=2, faults=[("mongo", ("insert", "reconcile_audit"), 2)])
 @example(orders=MIXED, orphans=0, batch=1, faults=[("mongo", ("find", "orders"), 3)])
 @example(orders=MIXED, orphans=0, batch=2, faults=[("mongo", ("update", "orders"), 2)])
 @example(orders=MIXED, orphans=1, batch=4, faults=[("stripe", "/v1/balance_transactions", "drop", 4)])
-def test_a_faulted_run_then_a_clean_run_equals_one_clean_run(mongo_server, tmp_path, monkeypatch,
-                                                             orders, orphans, batch, faults):
+def test_a_faulted_run_then_a_clean_run_equals_one_clean_run(
+    mongo_server, tmp_path, monkeypatch, orders, orphans, batch, faults
+):
     n = next(_examples)
     client = pymongo.MongoClient(mongo_server.uri, tz_aware=True)
     store = StandinStore(api_key=API_KEY)
@@ -99,8 +134,11 @@ def test_a_faulted_run_then_a_clean_run_equals_one_clean_run(mongo_server, tmp_p
         folder.mkdir()
         runner = Cli(folder, api_base, database, uri, monkeypatch)
         # A first run cut off from MongoDB cannot give its lease back: short ttl, and the next run waits for it.
-        runner.configure(stripe=sections["stripe"], mongodb=dict(sections["mongodb"], server_selection_timeout=selection),
-                         **SHORT_LEASE)
+        runner.configure(
+            stripe=sections["stripe"],
+            mongodb=dict(sections["mongodb"], server_selection_timeout=selection),
+            **SHORT_LEASE,
+        )
         return runner
 
     try:

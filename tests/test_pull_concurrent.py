@@ -12,10 +12,12 @@ import stripe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile import interrupt, pull_plan, stripe_pull
-from reconcile.budget import Budget
+from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted, StripeAuthError, StripeRequestError
-from reconcile.standin import StandinStore, serve
+from reconcile.run import interrupt
+from reconcile.stripe import pull as stripe_pull
+from reconcile.stripe import slices as pull_plan
+from reconcile.stripe.budget import Budget
 from reconcile.timeutil import from_unix
 
 KEY = "sk_test_pull_concurrent"
@@ -70,7 +72,9 @@ def test_concurrent_pull_equals_sequential_pull_including_crowded_boundary_secon
     client = client_for(srv.url)
     expected = sequential_ids(client, "/v1/charges", since, until)
     assert len(expected) == 1500 + 230 + 450 + 170
-    sdk = [c.id for c in client.v1.charges.list({"limit": 100, "created": {"gte": since, "lt": until}}).auto_paging_iter()]
+    sdk = [
+        c.id for c in client.v1.charges.list({"limit": 100, "created": {"gte": since, "lt": until}}).auto_paging_iter()
+    ]
     assert sdk == expected
 
     before = len(srv.request_log)
@@ -120,7 +124,9 @@ def test_any_spread_any_workers_gives_the_sequential_list(seconds, crowd, crowd_
 def test_rows_keep_their_fields_and_charges_keep_their_expanded_balance_transaction(boundary_world):
     store, srv, since, until = boundary_world
     client = client_for(srv.url)
-    rows = stripe_pull.fetch_charges(client, from_unix(since), from_unix(since + 3000), "order_id", quick_policy(concurrency=5))
+    rows = stripe_pull.fetch_charges(
+        client, from_unix(since), from_unix(since + 3000), "order_id", quick_policy(concurrency=5)
+    )
     assert rows and all(r["settlement_amount"] == r["amount"] and r["settlement_currency"] == "usd" for r in rows)
     assert [r["created"] for r in rows] == sorted((r["created"] for r in rows), reverse=True)
 
@@ -136,10 +142,13 @@ def test_budget_keeps_both_pulls_within_the_standins_limits():
         client = client_for(srv.url)
         policy = quick_policy(budget=Budget(20, 30), concurrency=8)
         since, until = from_unix(T0), from_unix(T0 + 3 * 2500)
-        charges, balance = pull_plan.side_by_side([
-            lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
-            lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
-        ], policy.abort)
+        charges, balance = pull_plan.side_by_side(
+            [
+                lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
+                lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+            ],
+            policy.abort,
+        )
         assert len(charges) == 2500 and len(balance) == 2500
         assert srv.rate_limited == 0
         stats = policy.budget.stats()
@@ -190,10 +199,13 @@ def test_a_failing_pull_stops_the_one_beside_it():
         policy = quick_policy(concurrency=2)
         since, until = from_unix(T0), from_unix(T0 + 3000)
         with pytest.raises(StripeAuthError, match="may not read /v1/balance_transactions"):
-            pull_plan.side_by_side([
-                lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
-                lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
-            ], policy.abort)
+            pull_plan.side_by_side(
+                [
+                    lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
+                    lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+                ],
+                policy.abort,
+            )
         charge_requests = sum(1 for _, p, _ in srv.request_log if p == "/v1/charges")
     assert charge_requests < 30  # a full pull needs 30 pages
     assert not policy.abort.is_set()  # cleared for whatever the run does next

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from conftest import at
-from reconcile import classify as c
+
+from reconcile.decide import classify as c
 from reconcile.timeutil import to_unix
 
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
 ORDER_FIELDS = {"payment_intent_id_field": "payment_intent_id", "checkout_session_id_field": "checkout_session_id"}
-
 
 
 def later_run(cli, moment: datetime) -> Any:
@@ -65,14 +65,15 @@ def mismatch_stays_open_then_resolves(cli, db, t0, order: Any, charge_id: str) -
     fixed = later_run(cli, t0 + 9 * DAY + H)
     assert fixed.exit_code == 0, fixed.output
     assert fixed.summary["items"]["resolved"] == [
-        {"key": key, "kind": c.AMOUNT_MISMATCH, "resolution": "re-checked: order is now ok"}]
+        {"key": key, "kind": c.AMOUNT_MISMATCH, "resolution": "re-checked: order is now ok"}
+    ]
     assert fixed.summary["items"]["open"] == 0 and open_kinds(db) == []
     assert list(items_of(db)) == [key]
 
 
 def test_recheck_links_through_checkout_sessions(cli, db, store, seed, t0):
     order = seed.order(None, status="accepted", amount=5000, age=3 * H)
-    session = seed.checkout(order, amount=4500, age=3 * H)   # only the session names the order
+    session = seed.checkout(order, amount=4500, age=3 * H)  # only the session names the order
     cli.configure(matching={"link_by": ["checkout_session"]})
     mismatch_stays_open_then_resolves(cli, db, t0, order, charge_of_intent(store, session["payment_intent"]))
 
@@ -80,16 +81,22 @@ def test_recheck_links_through_checkout_sessions(cli, db, store, seed, t0):
 def test_recheck_links_through_checkout_session_metadata(cli, db, store, seed, t0):
     order = seed.order(None, status="accepted", amount=5000, age=3 * H)
     intent = seed.intent(None, amount=4500, age=3 * H)
-    store.create_checkout_session(created=to_unix(t0 - 3 * H), status="complete", payment_status="paid",
-                                  payment_intent=intent["id"], amount_total=4500, currency="usd",
-                                  metadata={"order_id": str(order)})
+    store.create_checkout_session(
+        created=to_unix(t0 - 3 * H),
+        status="complete",
+        payment_status="paid",
+        payment_intent=intent["id"],
+        amount_total=4500,
+        currency="usd",
+        metadata={"order_id": str(order)},
+    )
     cli.configure(matching={"link_by": ["checkout_session"]})
     mismatch_stays_open_then_resolves(cli, db, t0, order, charge_of_intent(store, intent["id"]))
 
 
 def test_recheck_links_through_payment_intent_metadata(cli, db, store, seed, t0):
     order = seed.order(None, status="accepted", amount=5000, age=3 * H)
-    intent = seed.intent(order, amount=4500, age=3 * H)      # only the PaymentIntent names the order
+    intent = seed.intent(order, amount=4500, age=3 * H)  # only the PaymentIntent names the order
     cli.configure(matching={"link_by": ["payment_intent_metadata"]})
     mismatch_stays_open_then_resolves(cli, db, t0, order, charge_of_intent(store, intent["id"]))
 
@@ -102,7 +109,7 @@ def test_recheck_links_through_a_session_id_stored_on_the_order(cli, db, store, 
 
 
 def test_recheck_follows_a_payment_intent_id_stored_on_the_order_later(cli, db, store, seed, t0):
-    order = seed.order(None, status="accepted", amount=4200, age=3 * H)   # paid, but no charge found
+    order = seed.order(None, status="accepted", amount=4200, age=3 * H)  # paid, but no charge found
     intent = seed.intent(None, amount=4200, age=3 * H, charge=None)
     # Its charge came an hour after the window: no run ever pulls it, only the PaymentIntent leads to it.
     charge = seed.charge(None, amount=4200, age=-H, metadata={}, payment_intent=intent["id"])
@@ -120,6 +127,7 @@ def test_recheck_follows_a_payment_intent_id_stored_on_the_order_later(cli, db, 
     fixed = later_run(cli, t0 + 9 * DAY + H)
     assert fixed.exit_code == 0, fixed.output
     assert fixed.summary["items"]["resolved"] == [
-        {"key": key, "kind": c.PAID_WITHOUT_CHARGE, "resolution": "re-checked: order is now ok"}]
+        {"key": key, "kind": c.PAID_WITHOUT_CHARGE, "resolution": "re-checked: order is now ok"}
+    ]
     assert open_kinds(db) == [] and list(items_of(db)) == [key]
     assert store.get(charge["id"])["payment_intent"] == intent["id"]

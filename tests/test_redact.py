@@ -34,4 +34,7 @@ def test_a_remembered_secret_never_reaches_a_log_line(capsys):
 def test_one_line_is_scrubbed_and_flat():
     """SDK network errors carry newlines; the CLI's error line and the stored error are one line."""
     text = "Stripe unavailable at /v1/charges: APIConnectionError: Unexpected error.\n\n(Network error: sk_test_abc123)"
-    assert one_line(text) == "Stripe unavailable at /v1/charges: APIConnectionError: Unexpected error. (Network error: sk_test_****)"
+    assert (
+        one_line(text)
+        == "Stripe unavailable at /v1/charges: APIConnectionError: Unexpected error. (Network error: sk_test_****)"
+    )

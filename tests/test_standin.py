@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import stripe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile.standin import StandinServer, StandinStore, serve, settle_amount
-from reconcile.standin.server import mask_key
-from reconcile.standin.store import RESOURCES, parse_expand
+from reconcile.demo.standin import StandinServer, StandinStore, serve, settle_amount
+from reconcile.demo.standin.server import mask_key
+from reconcile.demo.standin.store import RESOURCES, parse_expand
 
 KEY = "sk_test_standin"
 RESTRICTED = "rk_test_nocharges"
@@ -33,17 +34,25 @@ def world() -> dict[str, Any]:
     charges = []
     for n in range(60):
         # Three charges share each second, so ordering must fall back to insertion sequence.
-        charges.append(store.create_charge(amount=1000 + n, currency="usd", created=T0 + n // 3, metadata={"order_id": f"o{n}"}))
+        charges.append(
+            store.create_charge(amount=1000 + n, currency="usd", created=T0 + n // 3, metadata={"order_id": f"o{n}"})
+        )
     failed = store.create_charge(amount=500, created=T0 + 100, status="failed", metadata={"order_id": "of"})
     uncaptured = store.create_charge(amount=700, created=T0 + 101, captured=False)
     pi = store.create_payment_intent(amount=2500, currency="usd", created=T0 + 200, metadata={"order_id": "pi-order"})
-    pi_charge = store.create_charge(amount=2500, created=T0 + 201, payment_intent=pi["id"], metadata={"order_id": "pi-order"})
+    pi_charge = store.create_charge(
+        amount=2500, created=T0 + 201, payment_intent=pi["id"], metadata={"order_id": "pi-order"}
+    )
     open_pi = store.create_payment_intent(amount=900, created=T0 + 202, status="requires_payment_method")
     sessions = [
-        store.create_checkout_session(created=T0 + 300 + n, client_reference_id=f"cs-order-{n}", amount_total=100 * n, currency="usd")
+        store.create_checkout_session(
+            created=T0 + 300 + n, client_reference_id=f"cs-order-{n}", amount_total=100 * n, currency="usd"
+        )
         for n in range(5)
     ]
-    paid_session = store.create_checkout_session(created=T0 + 310, payment_intent=pi["id"], client_reference_id="pi-order")
+    paid_session = store.create_checkout_session(
+        created=T0 + 310, payment_intent=pi["id"], client_reference_id="pi-order"
+    )
     payout = store.create_balance_transaction(type="payout", amount=-50000, created=T0 + 400)
     return {
         "store": store,
@@ -162,7 +171,9 @@ def test_expand_balance_transaction_inline(srv: StandinServer, world: dict[str, 
     assert [ch.id for ch in page.data] == [world["uncaptured"]["id"], world["failed"]["id"]]
     assert all(ch.balance_transaction is None for ch in page.data)  # no money moved
 
-    page = client_for(srv).v1.charges.list({"limit": 3, "expand": ["data.balance_transaction"], "created": {"lt": T0 + 20}})
+    page = client_for(srv).v1.charges.list(
+        {"limit": 3, "expand": ["data.balance_transaction"], "created": {"lt": T0 + 20}}
+    )
     for ch in page.data:
         bt = ch.balance_transaction
         assert bt.object == "balance_transaction" and bt.source == ch.id and bt.type == "charge"
@@ -274,7 +285,9 @@ def test_injected_429_surfaces_as_rate_limit_error(srv: StandinServer, no_retry_
     with pytest.raises(stripe.RateLimitError) as err:
         client_for(srv, retries=2).v1.charges.list()
     assert srv.requests - before == 1  # the SDK does not retry a plain 429
-    assert err.value.json_body["error"]["code"] == "rate_limit" and "retry-after" not in {k.lower() for k in (err.value.headers or {})}
+    assert err.value.json_body["error"]["code"] == "rate_limit" and "retry-after" not in {
+        k.lower() for k in (err.value.headers or {})
+    }
     srv.inject(path_prefix="/v1/charges", fault="429_retry_after", retry_after=3)
     with pytest.raises(stripe.RateLimitError) as err:
         client_for(srv).v1.charges.list()
@@ -376,7 +389,9 @@ def test_refunds_update_the_charge() -> None:
         assert [r.amount for r in seen.refunds.data] == [3000, 2000]
         refunds = client.v1.refunds.list({"charge": charge["id"], "expand": ["data.balance_transaction"]})
         assert [r.balance_transaction.amount for r in refunds.data] == [-3000, -2000]
-        assert refunds.data[-1].id == first["id"] and refunds.data[-1].balance_transaction.reporting_category == "refund"
+        assert (
+            refunds.data[-1].id == first["id"] and refunds.data[-1].balance_transaction.reporting_category == "refund"
+        )
         with pytest.raises(ValueError):
             store.create_refund(charge["id"], amount=1)  # nothing left to refund
 
@@ -393,15 +408,29 @@ def test_failed_refund_and_dispute() -> None:
         seen = client.v1.disputes.retrieve(dispute["id"], {"expand": ["charge"]})
         assert seen.charge.id == charge["id"] and seen.status == "needs_response" and seen.reason == "fraudulent"
         bt = seen.balance_transactions[0]
-        assert (bt.type, bt.reporting_category, bt.amount, bt.fee, bt.net) == ("adjustment", "dispute", -4000, 1500, -5500)
+        assert (bt.type, bt.reporting_category, bt.amount, bt.fee, bt.net) == (
+            "adjustment",
+            "dispute",
+            -4000,
+            1500,
+            -5500,
+        )
 
 
 def test_exchange_rate_settlement_is_exact() -> None:
     store = StandinStore(api_key=KEY)
-    charge = store.create_charge(amount=1000, currency="eur", created=T0, settlement_currency="usd", exchange_rate="1.0843")
-    half = store.create_charge(amount=5, currency="eur", created=T0 + 1, settlement_currency="usd", exchange_rate=Decimal("0.5"), fee=0)
+    charge = store.create_charge(
+        amount=1000, currency="eur", created=T0, settlement_currency="usd", exchange_rate="1.0843"
+    )
+    half = store.create_charge(
+        amount=5, currency="eur", created=T0 + 1, settlement_currency="usd", exchange_rate=Decimal("0.5"), fee=0
+    )
     with serve(store) as server:
-        bt = client_for(server).v1.charges.retrieve(charge["id"], {"expand": ["balance_transaction"]}).balance_transaction
+        bt = (
+            client_for(server)
+            .v1.charges.retrieve(charge["id"], {"expand": ["balance_transaction"]})
+            .balance_transaction
+        )
         assert (bt.amount, bt.currency, bt.exchange_rate) == (1084, "usd", 1.0843)
         assert bt.fee == (1084 * 29 + 500) // 1000 + 30 and bt.net == 1084 - bt.fee
         # 2.5 rounds half-up (away from zero) to 3, not half-even to 2.
@@ -434,7 +463,9 @@ def test_out_of_order_inserts_are_listed_in_order() -> None:
 
 def test_backward_paging_with_ending_before(srv: StandinServer, world: dict[str, Any]) -> None:
     newest_first = [ch["id"] for ch in reversed(world["charges"])]
-    page = client_for(srv).v1.charges.list({"limit": 8, "created": {"gte": T0, "lt": T0 + 20}, "ending_before": newest_first[-1]})
+    page = client_for(srv).v1.charges.list(
+        {"limit": 8, "created": {"gte": T0, "lt": T0 + 20}, "ending_before": newest_first[-1]}
+    )
     # The SDK walks backwards from the cursor: oldest first.
     assert [ch.id for ch in page.auto_paging_iter()] == list(reversed(newest_first[:-1]))
 
@@ -458,7 +489,9 @@ def test_concurrent_clients_each_see_every_charge(srv: StandinServer, world: dic
     results: list[list[str]] = []
 
     def walk() -> None:
-        page = client_for(srv).v1.charges.list({"limit": 5, "created": {"gte": T0, "lt": T0 + 20}, "expand": ["data.balance_transaction"]})
+        page = client_for(srv).v1.charges.list(
+            {"limit": 5, "created": {"gte": T0, "lt": T0 + 20}, "expand": ["data.balance_transaction"]}
+        )
         results.append([ch.id for ch in page.auto_paging_iter()])
 
     threads = [threading.Thread(target=walk) for _ in range(4)]
@@ -479,7 +512,9 @@ def test_spliced_expansion_matches_the_objects(metadata: dict[str, str], descrip
     store = StandinStore(api_key=KEY)
     metadata = {**metadata, "lookalike": "\x00standin-slot-0000000000000000-0"}
     pi = store.create_payment_intent(amount=1200, created=T0, metadata=metadata, description=description)
-    charge = store.create_charge(amount=1200, created=T0, payment_intent=pi["id"], metadata=metadata, description=description)
+    charge = store.create_charge(
+        amount=1200, created=T0, payment_intent=pi["id"], metadata=metadata, description=description
+    )
     refund = store.create_refund(charge["id"], amount=200, created=T0 + 1, metadata=metadata)
 
     def plain(object_id: str) -> dict[str, Any]:

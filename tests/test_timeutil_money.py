@@ -1,19 +1,25 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.timeutil import parse_duration, parse_when
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("90m", timedelta(minutes=90)), ("6h", timedelta(hours=6)), ("3d", timedelta(days=3)),
-    ("1h30m", timedelta(minutes=90)), ("45s", timedelta(seconds=45)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("90m", timedelta(minutes=90)),
+        ("6h", timedelta(hours=6)),
+        ("3d", timedelta(days=3)),
+        ("1h30m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected
 
@@ -24,12 +30,15 @@ def test_parse_duration_rejects(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("6h", NOW - timedelta(hours=6)),
-    ("2026-11-18T09:00", datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)),          # naive means UTC
-    ("2026-11-18T10:00+01:00", datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)),
-    ("2026-11-18", datetime(2026, 11, 18, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("6h", NOW - timedelta(hours=6)),
+        ("2026-11-18T09:00", datetime(2026, 11, 18, 9, 0, tzinfo=UTC)),  # naive means UTC
+        ("2026-11-18T10:00+01:00", datetime(2026, 11, 18, 9, 0, tzinfo=UTC)),
+        ("2026-11-18", datetime(2026, 11, 18, tzinfo=UTC)),
+    ],
+)
 def test_parse_when(text, expected):
     assert parse_when(text, NOW) == expected
 
@@ -39,11 +48,18 @@ def test_parse_when_rejects_garbage():
         parse_when("yesterday-ish", NOW)
 
 
-@pytest.mark.parametrize("minor, currency, text", [
-    (1999, "usd", "19.99 USD"), (-1999, "eur", "-19.99 EUR"), (5, "usd", "0.05 USD"),
-    (4980, "jpy", "4,980 JPY"), (1000, "krw", "1,000 KRW"), (12345, "kwd", "12.345 KWD"),
-    (123456789, "usd", "1,234,567.89 USD"),
-])
+@pytest.mark.parametrize(
+    "minor, currency, text",
+    [
+        (1999, "usd", "19.99 USD"),
+        (-1999, "eur", "-19.99 EUR"),
+        (5, "usd", "0.05 USD"),
+        (4980, "jpy", "4,980 JPY"),
+        (1000, "krw", "1,000 KRW"),
+        (12345, "kwd", "12.345 KWD"),
+        (123456789, "usd", "1,234,567.89 USD"),
+    ],
+)
 def test_format_amount_uses_currency_exponent(minor, currency, text):
     assert format_amount(minor, currency) == text
 

@@ -1,0 +1,631 @@
+"""The decision: join charges with orders and give each order and each unlinked charge one outcome.
+
+Pure: frames in, a frame of outcomes out. No I/O; repairs and reports act on the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reconcile.decide import match
+from reconcile.decide.columns import frame as frame_of
+
+# Outcome names, used everywhere (report, summary, logs).
+OK = "ok"
+REPAIRED = "repaired"
+MARKED_FAILED = "marked_failed"
+STALE_PENDING = "stale_pending"
+PAID_WITHOUT_CHARGE = "paid_without_charge"
+AMOUNT_MISMATCH = "amount_mismatch"
+DUPLICATE_CHARGE = "duplicate_charge"
+ORPHAN_CHARGE = "orphan_charge"
+REFUNDED_OR_DISPUTED = "refunded_or_disputed"
+UNCAPTURED = "uncaptured"
+IN_FLIGHT = "in_flight"
+FAILED_BUT_CHARGED = "failed_but_charged"
+DATA_PROBLEM = "data_problem"
+LINK_CONFLICT = "link_conflict"
+PROBABLE_MATCH = "probable_match"
+
+OUTCOMES = (
+    OK,
+    REPAIRED,
+    MARKED_FAILED,
+    IN_FLIGHT,
+    STALE_PENDING,
+    PAID_WITHOUT_CHARGE,
+    AMOUNT_MISMATCH,
+    DUPLICATE_CHARGE,
+    ORPHAN_CHARGE,
+    REFUNDED_OR_DISPUTED,
+    UNCAPTURED,
+    FAILED_BUT_CHARGED,
+    DATA_PROBLEM,
+    LINK_CONFLICT,
+    PROBABLE_MATCH,
+)
+# Outcomes a person must look at; the others were handled or are only listed.
+NEEDS_PERSON = (
+    PAID_WITHOUT_CHARGE,
+    AMOUNT_MISMATCH,
+    DUPLICATE_CHARGE,
+    ORPHAN_CHARGE,
+    REFUNDED_OR_DISPUTED,
+    UNCAPTURED,
+    FAILED_BUT_CHARGED,
+    DATA_PROBLEM,
+    LINK_CONFLICT,
+    PROBABLE_MATCH,
+)
+# Outcomes whose order needs a look past the window's edges before it is believed.
+NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
+# Orders with no money that may pair with an unreferenced charge (a probable match).
+UNPAID_OUTCOMES = (STALE_PENDING, MARKED_FAILED, PAID_WITHOUT_CHARGE)
+
+ORDER_COLUMNS = [
+    "order_id",
+    "order_key",
+    "status",
+    "amount",
+    "currency",
+    "created",
+    "stored_charge_id",
+    "email",
+    "problem",
+    "stored_payment_intent_id",
+    "stored_session_id",
+    "refunded_amount",
+]
+CHARGE_COLUMNS = [
+    "charge_id",
+    "created",
+    "status",
+    "captured",
+    "amount",
+    "amount_captured",
+    "amount_refunded",
+    "refunded",
+    "disputed",
+    "currency",
+    "order_ref",
+    "payment_intent",
+    "description",
+    "email",
+    "livemode",
+    "failure_code",
+    "settlement_currency",
+    "settlement_amount",
+    "exchange_rate",
+    "in_window",
+]
+RESULT_COLUMNS = [
+    "outcome",
+    "order_key",
+    "order_id",
+    "order_status",
+    "amount",
+    "currency",
+    "order_created",
+    "charge_id",
+    "charge_amount",
+    "charge_currency",
+    "charge_created",
+    "amount_refunded",
+    "settlement_amount",
+    "settlement_currency",
+    "email",
+    "description",
+    "livemode",
+    "stored_charge_id",
+    "detail",
+    "link_kind",
+]
+
+
+@dataclass(frozen=True)
+class Rules:
+    pending_status: str
+    paid_statuses: tuple[str, ...]
+    failed_status: str
+    grace_seconds: int
+    now: int
+    amount_tolerance: int = 0
+    repair_within_tolerance: bool = False
+    link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
+    probable_matches: bool = True
+    probable_drift_seconds: int = 30 * 60
+
+
+def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = frame_of(records, ORDER_COLUMNS)
+    frame["amount"] = frame["amount"].astype("Int64")
+    frame["created"] = frame["created"].astype("Int64")
+    # What the shop itself refunded (absent: nothing); unreadable values are a `problem` already.
+    frame["refunded_amount"] = frame["refunded_amount"].astype("Int64").fillna(0)
+    return frame
+
+
+def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    frame = frame_of(rows, CHARGE_COLUMNS)
+    if frame.empty:
+        frame = frame.astype(
+            {"created": "int64", "amount": "int64", "amount_captured": "int64", "amount_refunded": "int64"}
+        )
+    frame["in_window"] = ~frame["in_window"].eq(False)  # rows without the flag come from the window itself
+    frame["settlement_amount"] = frame["settlement_amount"].astype("Int64")
+    # Stripe records the released remainder of a partial capture as refunded: only the rest went
+    # back to the customer.
+    released = (frame["amount"] - frame["amount_captured"]).where(frame["captured"], frame["amount"])
+    frame["customer_refunded"] = (frame["amount_refunded"] - released).clip(lower=0).astype("int64")
+    # A charge pulled twice (window and edge look) counts once.
+    return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
+
+
+def with_more_charges(charges: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The window's charges plus more found past its edges (a charge already present counts once)."""
+    both = pd.concat([charges, charges_frame(rows)], ignore_index=True)
+    return both.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
+
+
+def link_charges(
+    charges: pd.DataFrame, orders: pd.DataFrame, link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
+) -> pd.Series:
+    """The order key each charge belongs to (see match.link)."""
+    return match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), link_by).charges["order_key"]
+
+
+# The paid charge's columns an order's outcome and its report row use (as c_<name>).
+_FIRST_PAID = (
+    "charge_id",
+    "amount",
+    "amount_captured",
+    "currency",
+    "created",
+    "customer_refunded",
+    "disputed",
+    "settlement_amount",
+    "settlement_currency",
+    "description",
+    "email",
+    "livemode",
+    "link_kind",
+)
+
+
+def classify(
+    orders: pd.DataFrame,
+    charges: pd.DataFrame,
+    rules: Rules,
+    intents: pd.DataFrame | None = None,
+    sessions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One outcome per order, plus one per succeeded charge in the window that names no known order.
+
+    `intents` and `sessions` (match.intents_frame / sessions_frame) add the PaymentIntent and
+    Checkout Session links; a probable pair of an unpaid order and an unreferenced charge
+    becomes one `probable_match` row carrying both.
+    """
+    links = match.link(
+        charges,
+        orders,
+        match.intents_frame([]) if intents is None else intents,
+        match.sessions_frame([]) if sessions is None else sessions,
+        rules.link_by,
+    )
+    charges = links.charges
+    settled = charges["status"].eq("succeeded")
+    is_paid = settled & charges["captured"] & charges["amount_captured"].gt(0)
+    is_uncaptured = settled & ~charges["captured"] & ~charges["refunded"]
+    linked = charges["order_key"].notna()
+
+    def count(mask: pd.Series) -> pd.Series:
+        return charges.loc[mask & linked].groupby("order_key").size()
+
+    # The earliest paid charge of each order; only orders with several need the (slow) string sort.
+    # Rows are chosen on three columns, then only the columns used here are copied, once (memory:
+    # a million charges make every full copy of the frame a few hundred MB).
+    keys = charges.loc[is_paid & linked, ["order_key", "created", "charge_id"]]
+    several = keys["order_key"].duplicated(keep=False)
+    first_rows = keys.index[~several.to_numpy()].append(
+        keys.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first").index
+    )
+    del keys, several
+    first_paid = charges.loc[first_rows, ["order_key", *_FIRST_PAID]].set_index("order_key")
+    first_paid.columns = [f"c_{name}" for name in _FIRST_PAID]
+    per_order = pd.DataFrame(
+        {
+            "paid_count": count(is_paid),
+            "failed_count": count(charges["status"].eq("failed")),
+            "pending_count": count(charges["status"].eq("pending")),
+            "uncaptured_count": count(is_uncaptured),
+        }
+    )
+    per_order = per_order.join(first_paid, how="left")
+    del first_paid, first_rows
+    frame = orders.join(per_order, on="order_key")
+    if len(links.attempts):
+        frame = frame.join(links.attempts, on="order_key")
+    for column in ("paid_count", "failed_count", "pending_count", "uncaptured_count", *match.ATTEMPT_STATES):
+        frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
+
+    status = frame["status"]
+    pending = status.eq(rules.pending_status)
+    paid_order = status.isin(rules.paid_statuses)
+    failed_order = status.eq(rules.failed_status)
+    young = (rules.now - frame["created"]).lt(rules.grace_seconds).fillna(False).astype(bool)
+    one = frame["paid_count"].eq(1)
+    captured = frame["c_amount_captured"].astype("Int64")
+    difference = (frame["amount"] - captured).abs()
+    same_currency = frame["currency"].eq(frame["c_currency"])
+    exact = (difference.eq(0) & same_currency).fillna(False).astype(bool)
+    within = (difference.le(rules.amount_tolerance) & same_currency).fillna(False).astype(bool)
+    repairable = exact | (within & rules.repair_within_tolerance)
+    refunded = frame["c_customer_refunded"].astype("Int64").fillna(0)
+    disputed = frame["c_disputed"].fillna(False).astype(bool)
+    # Expected net: the order's amount less what the shop records as refunded; compared with what
+    # the customer finally paid (captured less refunded), within the tolerance.
+    net_paid = captured - refunded
+    net_gap = ((frame["amount"] - frame["refunded_amount"]) - net_paid).abs()
+    net_ok = net_gap.le(rules.amount_tolerance).fillna(False).astype(bool)
+    settled_back = (net_paid.eq(0) & ~disputed).fillna(False).astype(bool)
+    processing = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0)
+    in_progress = processing | frame[match.OPEN].gt(0)  # an open Checkout Session can still be paid
+    failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0)
+
+    conditions = [
+        (frame["problem"].notna(), DATA_PROBLEM),
+        (~(pending | paid_order | failed_order), DATA_PROBLEM),
+        (
+            frame["order_key"].isin(list(links.conflicts)) if links.conflicts else pd.Series(False, index=frame.index),
+            LINK_CONFLICT,
+        ),
+        (pending & young, IN_FLIGHT),
+        (frame["paid_count"].gt(1), DUPLICATE_CHARGE),
+        (one & pending & ~repairable, AMOUNT_MISMATCH),
+        (one & paid_order & ~within, AMOUNT_MISMATCH),
+        (one & pending & (refunded.gt(0).fillna(False).astype(bool) | disputed), REFUNDED_OR_DISPUTED),
+        (one & paid_order & (disputed | ~net_ok), REFUNDED_OR_DISPUTED),
+        (one & pending, REPAIRED),
+        (one & failed_order & settled_back, OK),  # refunded in full: nothing is owed either way
+        (one & failed_order, FAILED_BUT_CHARGED),
+        (one, OK),
+        (frame["uncaptured_count"].gt(0), UNCAPTURED),
+        (paid_order & processing, IN_FLIGHT),
+        (paid_order, PAID_WITHOUT_CHARGE),
+        (pending & in_progress, IN_FLIGHT),
+        (pending & failed_attempts, MARKED_FAILED),
+        (pending, STALE_PENDING),
+    ]
+    # Codes, then the outcome names as shared objects: a million rows would otherwise make a
+    # fixed-width text array and a new string object per row.
+    names = np.array([OK, *(o for _, o in conditions)], dtype=object)
+    codes = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], range(1, len(conditions) + 1), default=0)
+    outcome = names[codes]
+    # The masks are done with: free them before the result is built (memory at a million orders).
+    del conditions, codes, names, pending, paid_order, failed_order, young, one, difference, same_currency
+    del exact, within, repairable, refunded, disputed, net_paid, net_gap, net_ok, settled_back
+    del processing, in_progress, failed_attempts
+    result = pd.DataFrame(
+        {
+            "outcome": outcome,
+            "order_key": frame["order_key"],
+            "order_id": frame["order_id"],
+            "order_status": frame["status"],
+            "amount": frame["amount"],
+            "currency": frame["currency"],
+            "order_created": frame["created"],
+            "charge_id": frame["c_charge_id"],
+            "charge_amount": captured,
+            "charge_currency": frame["c_currency"],
+            "charge_created": frame["c_created"].astype("Int64"),
+            "amount_refunded": frame["c_customer_refunded"].astype("Int64"),
+            "settlement_amount": frame["c_settlement_amount"].astype("Int64"),
+            "settlement_currency": frame["c_settlement_currency"],
+            "email": frame["email"].fillna(frame["c_email"]),
+            "description": frame["c_description"],
+            "livemode": frame["c_livemode"],
+            "stored_charge_id": frame["stored_charge_id"],
+            "detail": None,
+            "link_kind": frame["c_link_kind"],
+        }
+    )
+    _show_uncaptured_charge(result, charges.loc[is_uncaptured & linked])
+    result["detail"] = _details(result, frame, charges, rules, links)
+    orphans = _orphans(charges, is_paid | is_uncaptured)
+    result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
+    if rules.probable_matches:
+        unreferenced = charges.loc[
+            is_paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
+        ]
+        result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
+    return result
+
+
+def _show_uncaptured_charge(result: pd.DataFrame, uncaptured: pd.DataFrame) -> None:
+    """An `uncaptured` order names its authorized charge (the latest): the one to capture or cancel."""
+    rows = result["outcome"].eq(UNCAPTURED)
+    if not rows.any() or uncaptured.empty:
+        return
+    latest = (
+        uncaptured.sort_values(["created", "charge_id"])
+        .drop_duplicates("order_key", keep="last")
+        .set_index("order_key")
+    )
+    keys = result.loc[rows, "order_key"]
+    for column, source in (
+        ("charge_id", "charge_id"),
+        ("charge_currency", "currency"),
+        ("description", "description"),
+        ("livemode", "livemode"),
+        ("link_kind", "link_kind"),
+    ):
+        result.loc[rows, column] = keys.map(latest[source]).to_numpy()
+    for column, source in (("charge_amount", "amount"), ("charge_created", "created")):  # the authorized amount
+        result.loc[rows, column] = pd.array(keys.map(latest[source]).to_numpy(), dtype="Int64")
+
+
+def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules) -> pd.DataFrame:
+    """Pair unpaid orders with unreferenced charges that are probably the same purchase (one row each pair)."""
+    order_rows = result.loc[result["outcome"].isin(UNPAID_OUTCOMES) & result["order_id"].notna()]
+    charge_rows = result.loc[result["outcome"].eq(ORPHAN_CHARGE) & result["charge_id"].isin(unreferenced)]
+    if order_rows.empty or charge_rows.empty:
+        return result
+    proposals = match.propose(
+        pd.DataFrame(
+            {
+                "order_key": order_rows["order_key"],
+                "amount": order_rows["amount"],
+                "currency": order_rows["currency"],
+                "created": order_rows["order_created"],
+                "email": order_rows["email"],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "charge_id": charge_rows["charge_id"],
+                "amount": charge_rows["charge_amount"],
+                "currency": charge_rows["charge_currency"],
+                "created": charge_rows["charge_created"],
+                "email": charge_rows["email"],
+            }
+        ),
+        rules.probable_drift_seconds,
+        rules.amount_tolerance,
+    )
+    result = result.copy()
+    if proposals.skipped:
+        note = (
+            f"; too many possible pairings ({proposals.skipped:,}) to propose probable matches: check matching.link_by"
+        )
+        result.loc[charge_rows.index, "detail"] = result.loc[charge_rows.index, "detail"] + note
+    for label, note in [*proposals.order_notes.items(), *proposals.charge_notes.items()]:
+        before = result.at[label, "detail"]
+        result.at[label, "detail"] = f"{before}; {note}" if isinstance(before, str) and before else note
+    pairs = proposals.pairs
+    if pairs.empty:
+        return result
+    paired = result.loc[pairs["order"].to_numpy()].reset_index(drop=True)
+    charge = result.loc[pairs["charge"].to_numpy()].reset_index(drop=True)
+    for column in (
+        "charge_id",
+        "charge_amount",
+        "charge_currency",
+        "charge_created",
+        "amount_refunded",
+        "settlement_amount",
+        "settlement_currency",
+        "description",
+        "livemode",
+    ):
+        paired[column] = charge[column]
+    paired["email"] = paired["email"].where(paired["email"].notna(), charge["email"])
+    paired["outcome"] = PROBABLE_MATCH
+    paired["detail"] = pairs["detail"].to_numpy()
+    rest = result.drop(index=[*pairs["order"], *pairs["charge"]])
+    return pd.concat([rest, paired], ignore_index=True)[RESULT_COLUMNS]
+
+
+def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
+    rows = charges.loc[money & charges["order_key"].isna() & charges["in_window"]]
+    detail = np.where(
+        rows["order_ref"].notna(),
+        rows["ref_source"].fillna("charge metadata")
+        + " names order "
+        + rows["order_ref"].fillna("").str.slice(0, 60)
+        + ", which does not exist",
+        "charge names no order",
+    )
+    return pd.DataFrame(
+        {
+            "outcome": ORPHAN_CHARGE,
+            "order_key": rows["order_ref"],
+            "order_id": None,
+            "order_status": None,
+            "amount": pd.array([pd.NA] * len(rows), dtype="Int64"),
+            "currency": None,
+            "order_created": pd.array([pd.NA] * len(rows), dtype="Int64"),
+            "charge_id": rows["charge_id"],
+            "charge_amount": rows["amount_captured"].where(rows["captured"], rows["amount"]).astype("Int64"),
+            "charge_currency": rows["currency"],
+            "charge_created": rows["created"].astype("Int64"),
+            "amount_refunded": rows["customer_refunded"].astype("Int64"),
+            "settlement_amount": rows["settlement_amount"],
+            "settlement_currency": rows["settlement_currency"],
+            "email": rows["email"],
+            "description": rows["description"],
+            "livemode": rows["livemode"],
+            "stored_charge_id": None,
+            "detail": detail,
+            "link_kind": None,
+        }
+    )
+
+
+def _details(
+    result: pd.DataFrame,
+    frame: pd.DataFrame,
+    charges: pd.DataFrame,
+    rules: Rules,
+    links: match.Links,
+) -> list[str | None]:
+    """A short sentence per outcome that is not plain ok; built row by row (few rows)."""
+    from reconcile.money import format_amount
+
+    def attempt(key: str, state: str) -> str:
+        what = links.attempt_objects.get((key, state), "a payment attempt")
+        return f"{what}: {match.attempt_words(state)}"
+
+    by_order = None
+    outcome = result["outcome"].to_numpy()
+    status = result["order_status"].astype(object).to_numpy()
+    no_attempt = frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0).to_numpy()
+    # The common sentences that depend on nothing but the outcome, set at once (a backfill can have
+    # hundreds of thousands of them); the loop below writes the rest.
+    plain = [
+        (outcome == REPAIRED, f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"),
+        (
+            (outcome == STALE_PENDING) & no_attempt,
+            "no charge at all (abandoned checkout, or the request never reached Stripe)",
+        ),
+        (
+            (outcome == IN_FLIGHT)
+            & no_attempt
+            & (status == rules.pending_status)
+            & (frame["pending_count"].to_numpy() == 0),
+            "younger than the grace period",
+        ),
+    ]
+    details = np.full(len(result), None, dtype=object)
+    done = np.zeros(len(result), dtype=bool)
+    for mask, text in plain:
+        details[mask] = text
+        done |= mask
+    unpaid = (outcome == PAID_WITHOUT_CHARGE) & no_attempt
+    details[unpaid] = [f"order is {s} but no succeeded charge was found" for s in status[unpaid]]
+    done |= unpaid
+    positions = np.flatnonzero((outcome != OK) & ~done)
+    if not len(positions):
+        return list(details)
+    # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
+    rows = result.iloc[positions][
+        [
+            "outcome",
+            "order_key",
+            "order_status",
+            "amount",
+            "currency",
+            "charge_id",
+            "charge_amount",
+            "charge_currency",
+            "amount_refunded",
+        ]
+    ].to_dict("records")
+    extras = frame.iloc[positions][
+        [
+            "problem",
+            "c_amount",
+            "c_disputed",
+            "refunded_amount",
+            "failed_count",
+            "pending_count",
+            "created",
+            *match.ATTEMPT_STATES,
+        ]
+    ].to_dict("records")
+    for position, row, extra in zip(positions, rows, extras, strict=False):
+        outcome = row["outcome"]
+        key = row["order_key"]
+        if outcome == DATA_PROBLEM:
+            text = (
+                extra["problem"]
+                if isinstance(extra["problem"], str)
+                else f"unknown order status {str(row['order_status'])[:40]!r}"
+            )
+        elif outcome == LINK_CONFLICT:
+            text = "links disagree, nothing repaired: " + links.conflicts.get(key, "")
+        elif outcome == DUPLICATE_CHARGE:
+            if by_order is None:
+                settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
+                by_order = settled.groupby("order_key")["charge_id"].apply(list)
+            ids = by_order.get(key, [])
+            text = f"{len(ids)} succeeded charges: " + ", ".join(ids)
+        elif outcome == AMOUNT_MISMATCH:
+            text = (
+                f"order {format_amount(row['amount'], row['currency'] or '')}, "
+                f"charge captured {format_amount(row['charge_amount'], row['charge_currency'] or '')}"
+            )
+            if pd.notna(extra["c_amount"]) and extra["c_amount"] > row["charge_amount"]:
+                text += f" of {format_amount(extra['c_amount'], row['charge_currency'] or '')} authorized"
+            if (
+                rules.amount_tolerance
+                and row["order_status"] == rules.pending_status
+                and row["currency"] == row["charge_currency"]
+                and abs(row["amount"] - row["charge_amount"]) <= rules.amount_tolerance
+            ):
+                text += " (within orders.amount_tolerance, which repairs use only with orders.repair_within_tolerance)"
+        elif outcome == REFUNDED_OR_DISPUTED:
+            currency = row["charge_currency"] or ""
+            parts = []
+            if pd.notna(row["amount_refunded"]) and row["amount_refunded"] > 0:
+                parts.append(f"refunded {format_amount(row['amount_refunded'], currency)}")
+            if bool(extra["c_disputed"]):
+                parts.append("disputed")
+            text = (" and ".join(parts) or "no refund in Stripe") + f" while the order is {row['order_status']}"
+            recorded = int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0
+            expected = int(row["amount"]) - recorded
+            paid = int(row["charge_amount"]) - int(row["amount_refunded"] if pd.notna(row["amount_refunded"]) else 0)
+            if expected != paid:
+                recorded_text = (
+                    f", after {format_amount(recorded, row['currency'] or '')} refunded on the order"
+                    if recorded
+                    else ""
+                )
+                text += (
+                    f"; the order expects net {format_amount(expected, row['currency'] or '')}{recorded_text},"
+                    f" the customer paid net {format_amount(paid, currency)}"
+                )
+        elif outcome == REPAIRED:
+            text = f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"
+        elif outcome == MARKED_FAILED:
+            reasons = []
+            if extra["failed_count"]:
+                reasons.append(f"{int(extra['failed_count'])} failed charge(s)")
+            if extra[match.CANCELED]:
+                reasons.append(attempt(key, match.CANCELED))
+            text = f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
+        elif outcome == FAILED_BUT_CHARGED:
+            text = f"order is {rules.failed_status} but charge {row['charge_id']} succeeded"
+        elif outcome == UNCAPTURED:
+            text = "charge authorized, not captured"
+        elif outcome == PAID_WITHOUT_CHARGE:
+            text = f"order is {row['order_status']} but no succeeded charge was found"
+            for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
+                if extra[state]:
+                    text += f"; {attempt(key, state)}"
+                    break
+        elif outcome == IN_FLIGHT:
+            young = pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds
+            if extra["pending_count"]:
+                text = "charge still processing"
+            elif extra[match.PROCESSING]:
+                text = attempt(key, match.PROCESSING)
+            elif extra[match.OPEN] and not young:
+                text = attempt(key, match.OPEN)
+            else:
+                text = "younger than the grace period"
+            if row["order_status"] != rules.pending_status:
+                text = f"order is {row['order_status']}; its payment is still in progress: {text}"
+        elif outcome == STALE_PENDING:
+            text = "no charge at all (abandoned checkout, or the request never reached Stripe)"
+            for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.INCOMPLETE):
+                if extra[state]:
+                    text = f"no charge: {attempt(key, state)}"
+                    break
+        else:
+            text = None
+        details[position] = text
+    return list(details)

@@ -1,0 +1,498 @@
+"""Which order each Stripe payment belongs to, by every link a shop may use; probable pairs for the rest.
+
+Pure: frames in, frames out. No I/O, no outcome names (classify.py decides outcomes).
+
+A payment is a chain of Stripe objects: Checkout Session -> PaymentIntent -> charge(s). A chain
+is linked to orders by the kinds in `link_by`, strongest first:
+
+- `charge_metadata`: metadata[order_id_metadata_key] on the charge;
+- `payment_intent_metadata`: the same key on the charge's PaymentIntent (Stripe does not copy
+  it to the charge);
+- `checkout_session`: the session's client_reference_id, or the key in its metadata;
+- `order_fields`: the charge, PaymentIntent or Checkout Session id stored on the order.
+
+Each chain belongs to one order, by its strongest link to an order that exists. When its links
+name two different existing orders, that is a conflict: every order it names is reported, and
+none is repaired on its evidence. Chains with no charge (a PaymentIntent still processing, a
+canceled one, an expired Checkout Session) are attempts: evidence about a pending order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reconcile.decide.columns import frame as frame_of
+
+CHARGE_METADATA = "charge_metadata"
+PAYMENT_INTENT_METADATA = "payment_intent_metadata"
+CHECKOUT_SESSION = "checkout_session"
+ORDER_FIELDS = "order_fields"
+LINK_KINDS = (CHARGE_METADATA, PAYMENT_INTENT_METADATA, CHECKOUT_SESSION, ORDER_FIELDS)
+DEFAULT_LINK_BY = (CHARGE_METADATA, ORDER_FIELDS)
+
+INTENT_COLUMNS = [
+    "pi_id",
+    "created",
+    "status",
+    "amount",
+    "currency",
+    "order_ref",
+    "latest_charge",
+    "email",
+    "cancellation_reason",
+    "livemode",
+    "in_window",
+]
+SESSION_COLUMNS = [
+    "session_id",
+    "created",
+    "status",
+    "payment_status",
+    "client_reference_id",
+    "order_ref",
+    "payment_intent",
+    "amount_total",
+    "currency",
+    "email",
+    "expires_at",
+    "livemode",
+    "in_window",
+]
+
+# Where a reference comes from: (link kind, words for a person), in strength order within a kind.
+SOURCES = {
+    "charge_metadata": (CHARGE_METADATA, "charge metadata"),
+    "intent_metadata": (PAYMENT_INTENT_METADATA, "PaymentIntent metadata"),
+    "session_client_reference_id": (CHECKOUT_SESSION, "Checkout Session client_reference_id"),
+    "session_metadata": (CHECKOUT_SESSION, "Checkout Session metadata"),
+    "order_charge_id": (ORDER_FIELDS, "charge id stored on the order"),
+    "order_payment_intent_id": (ORDER_FIELDS, "PaymentIntent id stored on the order"),
+    "order_session_id": (ORDER_FIELDS, "Checkout Session id stored on the order"),
+}
+_SOURCE_ORDER = {name: i for i, name in enumerate(SOURCES)}
+_KIND_OF = {name: kind for name, (kind, _) in SOURCES.items()}
+_WORDS_OF = {name: words for name, (_, words) in SOURCES.items()}
+
+# States of a payment attempt with no charge, and how each reads in a report.
+PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE = (
+    "processing",
+    "paid_elsewhere",
+    "expired",
+    "canceled",
+    "open",
+    "incomplete",
+)
+ATTEMPT_STATES = (PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE)
+_STATE_WORDS = {
+    PROCESSING: "payment processing (bank debits take days to settle)",
+    PAID_ELSEWHERE: "succeeded, but its charge was not found",
+    EXPIRED: "expired, the customer abandoned the checkout",
+    CANCELED: "canceled",
+    OPEN: "still open, the customer may still pay",
+    INCOMPLETE: "never completed",
+}
+
+
+def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    """Rows or columns (reconcile/columns.py) of PaymentIntents; each counts once."""
+    frame = frame_of(rows, INTENT_COLUMNS)
+    frame["in_window"] = ~frame["in_window"].eq(False)
+    return frame.drop_duplicates("pi_id", keep="first").reset_index(drop=True)
+
+
+def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+    """Rows or columns (reconcile/columns.py) of Checkout Sessions; each counts once."""
+    frame = frame_of(rows, SESSION_COLUMNS)
+    frame["in_window"] = ~frame["in_window"].eq(False)
+    return frame.drop_duplicates("session_id", keep="first").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Links:
+    # The charges, with `order_key` (the order they belong to), `link_kind` (by which link),
+    # `order_ref` (the strongest reference of any kind, even to an order that does not exist)
+    # and `ref_source` (where that reference comes from, for a person).
+    charges: pd.DataFrame
+    # Per order key: how many charge-less attempts it has in each state (ATTEMPT_STATES columns).
+    attempts: pd.DataFrame
+    # (order key, state) -> the first such attempt, e.g. "Checkout Session cs_test_...".
+    attempt_objects: dict[tuple[str, str], str]
+    # Order key -> sentences naming links that disagree about a payment involving that order.
+    conflicts: dict[str, str]
+
+
+def _take(values: Any, positions: np.ndarray) -> np.ndarray:
+    """values[positions] as objects, None where the position is -1."""
+    out = np.full(len(positions), None, dtype=object)
+    found = positions >= 0
+    out[found] = np.asarray(values, dtype=object)[positions[found]]
+    return out
+
+
+def _chains(charges: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
+    """One row per payment: each charge, each PaymentIntent with no charge, each session with neither.
+
+    Charges come first, in their order. `pi_pos` and `session_pos` are row numbers in `intents`
+    and `sessions` (-1: not pulled), so later lookups are array indexing, not joins. PaymentIntent
+    ids are hashed once (one factorize) and every join below is on their integer codes.
+    """
+    charge_ids = charges["charge_id"].to_numpy(dtype=object)
+    charge_intents = charges["payment_intent"].to_numpy(dtype=object)
+    intent_ids = intents["pi_id"].to_numpy(dtype=object)
+    session_ids = sessions["session_id"].to_numpy(dtype=object)
+    session_intents = sessions["payment_intent"].to_numpy(dtype=object)
+    codes, uniques = pd.factorize(np.concatenate([charge_intents, intent_ids, session_intents]))
+    n_c, n_i = len(charge_intents), len(intent_ids)
+    charge_code, intent_code, session_code = codes[:n_c], codes[n_c : n_c + n_i], codes[n_c + n_i :]
+
+    def first_row_by_code(row_codes: np.ndarray) -> np.ndarray:
+        at = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the extra slot answers code -1 with -1
+        present = np.flatnonzero(row_codes >= 0)
+        found, first = np.unique(row_codes[present], return_index=True)
+        at[found] = present[first]
+        return at
+
+    intent_at, session_at = first_row_by_code(intent_code), first_row_by_code(session_code)
+    charge_pi_pos, charge_session_pos = intent_at[charge_code], session_at[charge_code]
+    charged = np.zeros(n_i, dtype=bool)
+    charged[charge_pi_pos[charge_pi_pos >= 0]] = True
+    lone_intents = np.flatnonzero(~charged)
+    lone_intent_session_pos = session_at[intent_code[lone_intents]]
+    # A session is part of the chain of its PaymentIntent when that was pulled or charged.
+    known_code = np.zeros(len(uniques) + 1, dtype=bool)
+    known_code[charge_code] = True
+    known_code[intent_code] = True
+    known_code[-1] = False
+    lone_sessions = np.flatnonzero(~known_code[session_code])
+    none = np.full(len(lone_intents) + len(lone_sessions), None, dtype=object)
+    return pd.DataFrame(
+        {
+            "chain": np.concatenate([charge_ids, intent_ids[lone_intents], session_ids[lone_sessions]]),
+            "charge_id": np.concatenate([charge_ids, none]),
+            "pi_id": np.concatenate([charge_intents, intent_ids[lone_intents], session_intents[lone_sessions]]),
+            "pi_pos": np.concatenate([charge_pi_pos, lone_intents, intent_at[session_code[lone_sessions]]]),
+            "session_pos": np.concatenate([charge_session_pos, lone_intent_session_pos, lone_sessions]),
+        }
+    ).assign(session_id=lambda f: _take(session_ids, f["session_pos"].to_numpy()))
+
+
+_SOURCE_NAMES = list(SOURCES)
+
+
+def _references(
+    chains: pd.DataFrame,
+    charges: pd.DataFrame,
+    intents: pd.DataFrame,
+    sessions: pd.DataFrame,
+    orders: pd.DataFrame,
+    link_by: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (chain position, referenced order, source number) the enabled link kinds give, strongest first."""
+    rank = {kind: i for i, kind in enumerate(link_by)}
+    parts: list[tuple[int, np.ndarray, np.ndarray, int]] = []
+
+    def add(position: np.ndarray, ref: Any, source: str) -> None:
+        kind = SOURCES[source][0]
+        if kind not in rank:
+            return
+        ref = np.asarray(ref, dtype=object)
+        present = pd.notna(ref)
+        if present.any():
+            parts.append(
+                (rank[kind] * 100 + _SOURCE_ORDER[source], position[present], ref[present], _SOURCE_ORDER[source])
+            )
+
+    everywhere = np.arange(len(chains))
+    pi_pos, session_pos = chains["pi_pos"].to_numpy(), chains["session_pos"].to_numpy()
+    add(np.arange(len(charges)), charges["order_ref"], "charge_metadata")  # charges are the first chains
+    if len(intents):
+        add(everywhere, _take(intents["order_ref"], pi_pos), "intent_metadata")
+    if len(sessions):
+        add(everywhere, _take(sessions["client_reference_id"], session_pos), "session_client_reference_id")
+        add(everywhere, _take(sessions["order_ref"], session_pos), "session_metadata")
+    for column, chain_column, source in (
+        ("stored_charge_id", "charge_id", "order_charge_id"),
+        ("stored_payment_intent_id", "pi_id", "order_payment_intent_id"),
+        ("stored_session_id", "session_id", "order_session_id"),
+    ):
+        if column not in orders or ORDER_FIELDS not in rank:
+            continue
+        stored = orders.loc[orders[column].notna(), [column, "order_key"]]
+        if stored.empty:
+            continue
+        ids = pd.DataFrame({"position": everywhere, "id": chains[chain_column].to_numpy()}).dropna()
+        joined = ids.merge(stored, left_on="id", right_on=column)
+        add(joined["position"].to_numpy(), joined["order_key"], source)
+    if not parts:
+        return np.array([], dtype=np.int64), np.array([], dtype=object), np.array([], dtype=np.int64)
+    parts.sort(key=lambda part: part[0])  # strongest kind first; within a kind, SOURCES order
+    return (
+        np.concatenate([p[1] for p in parts]).astype(np.int64),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([np.full(len(p[1]), p[3]) for p in parts]),
+    )
+
+
+def _first(chain: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    """For each chain position, the first of `rows` (indices into refs) naming it, or -1."""
+    out = np.full(size, -1, dtype=np.int64)
+    if len(rows):
+        chains, first = np.unique(chain[rows], return_index=True)
+        out[chains] = rows[first]
+    return out
+
+
+def _attempt_states(lone: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame) -> np.ndarray:
+    pi_status = pd.Series(_take(intents["status"], lone["pi_pos"].to_numpy()))
+    s_status = pd.Series(_take(sessions["status"], lone["session_pos"].to_numpy()))
+    s_paid = pd.Series(_take(sessions["payment_status"], lone["session_pos"].to_numpy()))
+    complete = s_status.eq("complete")
+    conditions = [
+        pi_status.eq("processing") | (complete & s_paid.eq("unpaid")),
+        pi_status.isin(["succeeded", "requires_capture"]) | (complete & s_paid.isin(["paid", "no_payment_required"])),
+        s_status.eq("expired"),  # Checkout cancels the PaymentIntent of an expired session: abandonment, not failure
+        pi_status.eq("canceled"),
+        s_status.eq("open"),
+    ]
+    return np.select([c.to_numpy(dtype=bool) for c in conditions], list(ATTEMPT_STATES[:5]), default=INCOMPLETE)
+
+
+def link(
+    charges: pd.DataFrame,
+    orders: pd.DataFrame,
+    intents: pd.DataFrame,
+    sessions: pd.DataFrame,
+    link_by: tuple[str, ...] = DEFAULT_LINK_BY,
+) -> Links:
+    """Link every charge and charge-less attempt to one order by its strongest link; find conflicts.
+
+    Vectorised on integer codes (chain positions, order numbers): a million charges take about a second.
+    """
+    chains = _chains(charges, intents, sessions)
+    size = len(chains)
+    chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
+    keys = pd.Index(orders["order_key"].dropna().unique())
+    key_array = keys.to_numpy(dtype=object)
+    code = keys.get_indexer(ref) if len(ref) else np.array([], dtype=np.int64)
+
+    strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
+    existing = np.flatnonzero(code >= 0)
+    # Distinct (chain, order) links, the strongest of each kept.
+    existing = existing[~pd.Series(chain[existing] * max(len(keys), 1) + code[existing]).duplicated().to_numpy()]
+    named = np.bincount(chain[existing], minlength=size)  # how many different orders each chain names
+    winner = _first(chain, existing, size)
+
+    has_winner = winner >= 0
+    order_of = np.full(size, None, dtype=object)
+    order_of[has_winner] = key_array[code[winner[has_winner]]]
+    kind_names = np.array([_KIND_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
+    word_names = np.array([_WORDS_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
+    n_charges = len(charges)
+    win_c, strong_c = winner[:n_charges], strongest[:n_charges]
+    none = len(_SOURCE_NAMES)  # index of None in the name arrays
+    padded_ref = np.append(ref, None)
+    padded_source = np.append(source, none).astype(np.int64)
+    linked = charges.assign(
+        order_key=order_of[:n_charges],
+        link_kind=kind_names[padded_source[np.where(win_c >= 0, win_c, len(ref))]],
+        order_ref=padded_ref[np.where(strong_c >= 0, strong_c, len(ref))],
+        ref_source=word_names[padded_source[np.where(strong_c >= 0, strong_c, len(ref))]],
+    )
+
+    lone = chains.iloc[n_charges:].assign(order_key=order_of[n_charges:])
+    lone = lone.loc[lone["order_key"].notna()]
+    attempts = pd.DataFrame(0, index=pd.Index([], name="order_key"), columns=list(ATTEMPT_STATES))
+    objects: dict[tuple[str, str], str] = {}
+    if len(lone):
+        lone = lone.assign(state=_attempt_states(lone, intents, sessions))
+        attempts = (
+            lone.groupby(["order_key", "state"])
+            .size()
+            .unstack(fill_value=0)
+            .reindex(columns=list(ATTEMPT_STATES), fill_value=0)
+        )
+        first = lone.drop_duplicates(["order_key", "state"])
+        label = [
+            f"Checkout Session {s}" if isinstance(s, str) else f"PaymentIntent {p}"
+            for s, p in zip(first["session_id"], first["pi_id"], strict=False)
+        ]
+        objects = dict(zip(zip(first["order_key"], first["state"], strict=False), label, strict=False))
+
+    conflicts: dict[str, list[str]] = defaultdict(list)
+    disputed = existing[named[chain[existing]] > 1]
+    disputed = disputed[np.argsort(chain[disputed], kind="stable")]
+    for mine in np.split(disputed, np.flatnonzero(np.diff(chain[disputed])) + 1) if len(disputed) else []:
+        row = chains.iloc[chain[mine[0]]]
+        noun = (
+            "charge"
+            if isinstance(row["charge_id"], str)
+            else ("PaymentIntent" if isinstance(row["pi_id"], str) else "Checkout Session")
+        )
+        claims = "; ".join(f"{word_names[source[i]]} names order {key_array[code[i]]}" for i in mine)
+        for i in mine:
+            conflicts[key_array[code[i]]].append(f"{noun} {row['chain']}: {claims}")
+    return Links(linked, attempts, objects, {k: " | ".join(v) for k, v in conflicts.items()})
+
+
+def attempt_words(state: str) -> str:
+    return _STATE_WORDS[state]
+
+
+# --------------------------------------------------------------------------- probable matches
+
+
+@dataclass(frozen=True)
+class Proposals:
+    # order row, charge row (labels of the frames given), confidence word, rank (best first).
+    pairs: pd.DataFrame
+    # Row label -> why no pair was proposed although candidates exist (equally likely ones).
+    order_notes: dict[Any, str]
+    charge_notes: dict[Any, str]
+    # How many pairs there would have been to weigh when there were too many: then none is proposed.
+    skipped: int = 0
+
+
+# Past this many candidate pairs, unreferenced charges are not a few crashed checkouts but a
+# systematic gap (a link kind not configured): proposals would be noise, and costly.
+MAX_PAIRS = 1_000_000
+
+
+_CONFIDENCE = {3: "high", 2: "medium", 1: "medium", 0: "low"}
+
+
+def _normal_email(emails: pd.Series) -> pd.Series:
+    text = emails.astype(object).str.strip().str.lower()  # anything but a string becomes missing
+    return text.where(text.str.len().gt(0), None)
+
+
+def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tolerance: int = 0) -> Proposals:
+    """Pairs of an unpaid order and an unreferenced charge that are probably one purchase.
+
+    `orders`: order_key, amount, currency, created, email; `charges`: charge_id, amount,
+    currency, created, email (index labels are returned). A pair needs the same currency, an
+    amount within `tolerance`, times within `drift_seconds` and no two different emails. Its
+    level: +2 same email, +1 exact amount. Each side's best level must be held by exactly one
+    candidate, and by the same pair from both sides; otherwise nothing is picked and the
+    candidates are named as equally likely.
+    """
+    empty = Proposals(pd.DataFrame(columns=["order", "charge", "confidence", "rank", "detail"]), {}, {})
+    if orders.empty or charges.empty:
+        return empty
+    o = pd.DataFrame(
+        {
+            "order": orders.index,
+            "order_key": orders["order_key"].astype(str).to_numpy(),
+            "currency": orders["currency"].to_numpy(),
+            "amount": orders["amount"].astype("Int64").to_numpy(),
+            "o_created": orders["created"].astype("Int64").to_numpy(),
+            "o_email": _normal_email(orders["email"]).to_numpy(),
+        }
+    ).dropna(subset=["currency", "amount", "o_created"])
+    c = pd.DataFrame(
+        {
+            "charge": charges.index,
+            "charge_id": charges["charge_id"].to_numpy(),
+            "currency": charges["currency"].to_numpy(),
+            "c_amount": charges["amount"].astype("Int64").to_numpy(),
+            "c_created": charges["created"].astype("Int64").to_numpy(),
+            "c_email": _normal_email(charges["email"]).to_numpy(),
+        }
+    ).dropna(subset=["currency", "c_amount", "c_created"])
+    # Join on currency, amount and time bucket (a bucket is one drift long, so a pair within the
+    # drift is at most one bucket apart): one copy of each charge per accepted amount and bucket.
+    width = max(int(drift_seconds), 1)
+    o["bucket"] = o["o_created"] // width
+    c["bucket"] = c["c_created"] // width
+    shifted = pd.concat(
+        [
+            c.assign(amount=c["c_amount"] + d, bucket=c["bucket"] + b)
+            for d in range(-tolerance, tolerance + 1)
+            for b in (-1, 0, 1)
+        ],
+        ignore_index=True,
+    )
+    on = ["currency", "amount", "bucket"]
+    sizes = o.groupby(on).size().rename("o").to_frame().join(shifted.groupby(on).size().rename("c"), how="inner")
+    estimate = int((sizes["o"] * sizes["c"]).sum())
+    if estimate > MAX_PAIRS:
+        return Proposals(empty.pairs, {}, {}, skipped=estimate)
+    pairs = o.merge(shifted, on=on)
+    if pairs.empty:
+        return empty
+    gap = (pairs["c_created"] - pairs["o_created"]).astype("int64")
+    same_email = pairs["o_email"].notna() & pairs["c_email"].notna() & pairs["o_email"].eq(pairs["c_email"])
+    other_email = pairs["o_email"].notna() & pairs["c_email"].notna() & ~same_email
+    exact = pairs["c_amount"].eq(pairs["amount"]).fillna(False).astype(bool)  # `amount` is the order's
+    pairs = pairs.assign(gap=gap, level=2 * same_email.astype(int) + exact.astype(int))
+    pairs = pairs.loc[gap.abs().le(drift_seconds) & ~other_email].copy()
+    if pairs.empty:
+        return empty
+
+    def best_of(side: str) -> tuple[pd.Series, pd.Series]:
+        top = pairs.groupby(side)["level"].transform("max")
+        at_top = pairs["level"].eq(top)
+        ties = pairs.loc[at_top].groupby(side).size()
+        return at_top, pairs[side].map(ties)
+
+    order_top, order_ties = best_of("order")
+    charge_top, charge_ties = best_of("charge")
+    chosen = pairs.loc[order_top & charge_top & order_ties.eq(1) & charge_ties.eq(1)]
+    chosen = chosen.assign(absgap=chosen["gap"].abs()).sort_values(["level", "absgap"], ascending=[False, True])
+
+    details = []
+    for row in chosen.itertuples():
+        reasons = "same amount and currency" if row.level % 2 else "same currency, amount within the tolerance"
+        if row.level >= 2:
+            reasons += ", same email"
+        minutes = abs(int(row.gap)) // 60
+        when = (
+            f"{minutes}m {'after' if row.gap >= 0 else 'before'} the order"
+            if minutes
+            else "within a minute of the order"
+        )
+        details.append(
+            f"probable match ({_CONFIDENCE[int(row.level)]} confidence): charge {row.charge_id} has no order "
+            f"reference; {reasons}; charged {when}. Confirm by hand: never repaired automatically"
+        )
+    result = pd.DataFrame(
+        {
+            "order": chosen["order"].to_numpy(),
+            "charge": chosen["charge"].to_numpy(),
+            "confidence": [_CONFIDENCE[int(v)] for v in chosen["level"]],
+            "rank": np.arange(1, len(chosen) + 1),
+            "detail": details,
+        }
+    )
+
+    # Say so where candidates were equally likely and nothing was picked.
+    done_orders, done_charges = set(chosen["order"]), set(chosen["charge"])
+    top = pairs.loc[order_top]
+    order_notes: dict[Any, str] = {}
+    for order, group in top.loc[~top["order"].isin(done_orders)].groupby("order", sort=False):
+        if len(group) > 1:
+            order_notes[order] = (
+                f"{len(group)} unreferenced charges fit this order equally well "
+                f"({', '.join(group['charge_id'])}): none picked"
+            )
+        elif charge_ties.loc[group.index[0]] > 1 and charge_top.loc[group.index[0]]:
+            order_notes[order] = (
+                f"charge {group['charge_id'].iloc[0]} fits this order and another equally well: none picked"
+            )
+    top = pairs.loc[charge_top]
+    charge_notes: dict[Any, str] = {}
+    for charge, group in top.loc[~top["charge"].isin(done_charges)].groupby("charge", sort=False):
+        if len(group) > 1:
+            charge_notes[charge] = (
+                f"{len(group)} unpaid orders fit this charge equally well "
+                f"({', '.join(group['order_key'])}): none picked"
+            )
+        elif order_ties.loc[group.index[0]] > 1 and order_top.loc[group.index[0]]:
+            charge_notes[charge] = (
+                f"order {group['order_key'].iloc[0]} fits this charge and another equally well: none picked"
+            )
+    return Proposals(result, order_notes, charge_notes)

@@ -1,0 +1,227 @@
+"""Money that moves after the payment: refunds and disputes created in the window.
+
+A charge paid on Monday can be refunded on Thursday or disputed weeks later. Each refund and
+dispute created in the window is pulled (with its charge expanded, however old the charge),
+joined to its order, and judged in the window in which it happened. The decision
+(`evaluate`) is pure; pulling and loading are at the edges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import stripe
+from pymongo.database import Database
+
+from reconcile.config import Config
+from reconcile.errors import StripeRequestError
+from reconcile.money import format_amount
+from reconcile.store import orders as order_store
+from reconcile.stripe import pull as stripe_pull
+from reconcile.stripe import slices as pull_plan
+from reconcile.timeutil import fmt, from_unix
+
+log = logging.getLogger(__name__)
+
+# Kinds of movement finding. The first four need a person; the rest are listed for the record.
+REFUND_FAILED = "refund_failed"
+REFUNDED_ORDER_STILL_PAID = "refunded_order_still_paid"
+DISPUTE_OPEN = "dispute_open"
+DISPUTE_LOST = "dispute_lost"
+REFUND = "refund"
+PARTIAL_REFUND = "partial_refund"
+DISPUTE_CLOSED = "dispute_closed"
+KINDS = (REFUND_FAILED, REFUNDED_ORDER_STILL_PAID, DISPUTE_OPEN, DISPUTE_LOST, REFUND, PARTIAL_REFUND, DISPUTE_CLOSED)
+
+DISPUTE_OPEN_STATUSES = ("warning_needs_response", "needs_response", "under_review", "warning_under_review")
+TITLES = {
+    REFUND_FAILED: "Refund failed: the customer did not get the money back",
+    REFUNDED_ORDER_STILL_PAID: "Charge fully refunded, order still paid",
+    DISPUTE_OPEN: "Dispute open: respond before the due date",
+    DISPUTE_LOST: "Dispute lost, order still paid",
+    REFUND: "Refund",
+    PARTIAL_REFUND: "Partial refund",
+    DISPUTE_CLOSED: "Dispute closed",
+}
+
+
+def _id_of(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else (value or None)
+
+
+def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a refund or dispute the job uses, with its charge's row when expanded."""
+    charge = obj.get("charge")
+    evidence = obj.get("evidence_details") or {}
+    return {
+        "object": obj.get("object"),
+        "object_id": obj["id"],
+        "created": int(obj["created"]),
+        "status": obj.get("status"),
+        "amount": int(obj.get("amount") or 0),
+        "currency": (obj.get("currency") or "").lower(),
+        "reason": obj.get("reason"),
+        "failure_reason": obj.get("failure_reason"),
+        "due_by": evidence.get("due_by"),
+        "charge_id": _id_of(charge),
+        "charge": stripe_pull.charge_row(charge, metadata_key) if isinstance(charge, dict) else None,
+    }
+
+
+def fetch_movements(
+    client: stripe.StripeClient,
+    since: datetime,
+    until: datetime,
+    metadata_key: str,
+    policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """Refunds and disputes created in [since, until), each with its charge (fetched when not expanded)."""
+    row = lambda obj: movement_row(obj, metadata_key)  # noqa: E731
+    params = {"expand": ["data.charge"]}
+    refunds, disputes = pull_plan.side_by_side(
+        [  # independent endpoints, each its own budget
+            lambda: stripe_pull.fetch_window(client, "/v1/refunds", since, until, row, policy, params),
+            lambda: stripe_pull.fetch_window(client, "/v1/disputes", since, until, row, policy, params),
+        ],
+        policy.abort,
+    )
+    rows = refunds + disputes
+    _fill_charges(client, rows, metadata_key, policy)
+    return rows
+
+
+def retrieve_movements(
+    client: stripe.StripeClient,
+    refs: Iterable[tuple[str, str]],
+    metadata_key: str,
+    policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
+    rows = []
+    for kind, object_id in refs:
+        path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
+        if path is None or not stripe_pull._SAFE_ID.match(object_id or ""):
+            continue
+        try:
+            rows.append(
+                movement_row(
+                    stripe_pull.request(client, f"{path}/{object_id}", {"expand": ["charge"]}, policy), metadata_key
+                )
+            )
+        except StripeRequestError:
+            log.warning("movements.missing", extra={"object_id": object_id})
+    _fill_charges(client, rows, metadata_key, policy)
+    return rows
+
+
+def _fill_charges(
+    client: stripe.StripeClient, rows: list[dict[str, Any]], key: str, policy: stripe_pull.RetryPolicy
+) -> None:
+    wanted = sorted({r["charge_id"] for r in rows if r["charge"] is None and r["charge_id"]})
+    if not wanted:
+        return
+    found = {c["charge_id"]: c for c in stripe_pull.retrieve_charges(client, wanted, key, policy)}
+    for r in rows:
+        if r["charge"] is None:
+            r["charge"] = found.get(r["charge_id"])
+
+
+def load_orders_for(db: Database, config: Config, rows: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """The orders these movements' charges belong to (by metadata, else by stored charge id), of any age."""
+    charges = [r["charge"] for r in rows if r["charge"]]
+    refs = {c["order_ref"] for c in charges if c["order_ref"]}
+    unreferenced = {c["charge_id"] for c in charges if not c["order_ref"]}
+    if not refs and not unreferenced:
+        return []
+    # An empty window [at, at): only the orders named by reference are loaded.
+    return order_store.load_orders(db[config.mongodb.orders_collection], config.orders, at, at, refs, unreferenced)
+
+
+def evaluate(
+    rows: list[dict[str, Any]],
+    orders: list[dict[str, Any]],
+    paid_statuses: Iterable[str],
+    already_flagged: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """One finding per refund or dispute: its kind, whether it needs a person, and why.
+
+    `already_flagged`: order keys this run's core classification already lists as
+    refunded_or_disputed; a full refund on those is not counted a second time.
+    """
+    paid = set(paid_statuses)
+    flagged = set(already_flagged)
+    by_key = {o["order_key"]: o for o in orders}
+    by_charge = {o["stored_charge_id"]: o for o in orders if o["stored_charge_id"]}
+    findings = []
+    for r in sorted(rows, key=lambda r: (r["created"], r["object_id"])):
+        charge = r["charge"] or {}
+        order = by_key.get(charge.get("order_ref") or "") or by_charge.get(r["charge_id"] or "")
+        status = order["status"] if order else None
+        order_paid = status in paid
+        kind, needs, detail = _judge(r, charge, order, order_paid, flagged)
+        findings.append(
+            {
+                "key": f"{r['object']}:{r['object_id']}",
+                "kind": kind,
+                "needs_person": needs,
+                "source": r["object"],
+                "object_id": r["object_id"],
+                "object_status": r["status"],
+                "created": r["created"],
+                "amount": r["amount"],
+                "currency": r["currency"],
+                "charge_id": r["charge_id"],
+                "charge_ids": [r["charge_id"]] if r["charge_id"] else [],
+                "charge_amount": charge.get("amount_captured") if charge else None,
+                "charge_currency": charge.get("currency") if charge else None,
+                "charge_created": charge.get("created") if charge else None,
+                "livemode": charge.get("livemode") if charge else None,
+                "order_key": order["order_key"] if order else None,
+                "order_status": status,
+                "order_amount": order["amount"] if order else None,
+                "order_currency": order["currency"] if order else None,
+                "email": (order or {}).get("email") or charge.get("email"),
+                "anchor": r["created"],
+                "detail": detail,
+            }
+        )
+    return findings
+
+
+def _judge(
+    r: dict[str, Any], charge: dict[str, Any], order: dict[str, Any] | None, order_paid: bool, flagged: set[str]
+) -> tuple[str, bool, str]:
+    amount = format_amount(r["amount"], r["currency"])
+    whose = f"order {order['order_key']} is {order['status']}" if order else "the charge names no order"
+    if r["object"] == "refund":
+        if r["status"] == "failed":
+            return (
+                REFUND_FAILED,
+                True,
+                f"refund of {amount} failed ({r['failure_reason'] or 'no reason given'}); {whose}",
+            )
+        if r["status"] == "canceled":
+            return REFUND, False, f"refund of {amount} canceled; {whose}"
+        full = bool(charge.get("refunded")) or (
+            charge.get("amount_captured", 0) > 0
+            and charge.get("amount_refunded", 0) >= charge.get("amount_captured", 0)
+        )
+        if full and order_paid:
+            if order["order_key"] in flagged:
+                return REFUND, False, f"charge fully refunded ({amount}); {whose}, listed under refunded_or_disputed"
+            return REFUNDED_ORDER_STILL_PAID, True, f"charge fully refunded ({amount}) but {whose}"
+        if not full:
+            return PARTIAL_REFUND, False, f"partial refund of {amount} ({r['status']}); {whose}"
+        return REFUND, False, f"charge fully refunded ({amount}); {whose}"
+    status = r["status"] or ""
+    if status in DISPUTE_OPEN_STATUSES:
+        due = f", respond by {fmt(from_unix(r['due_by']))}" if r.get("due_by") else ""
+        return DISPUTE_OPEN, True, f"dispute of {amount} {status.replace('_', ' ')} ({r['reason']}){due}; {whose}"
+    if status == "lost":
+        if order_paid or not order:
+            return DISPUTE_LOST, True, f"dispute of {amount} lost ({r['reason']}); {whose}"
+        return DISPUTE_CLOSED, False, f"dispute of {amount} lost; {whose}"
+    return DISPUTE_CLOSED, False, f"dispute of {amount} {status.replace('_', ' ')} ({r['reason']}); {whose}"

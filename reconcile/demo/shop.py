@@ -1,0 +1,333 @@
+"""`reconcile demo`: the whole job on a seeded shop, with nothing else installed.
+
+A local Stripe stand-in and an embedded MongoDB wire-protocol server are started on loopback,
+seeded with a mix that produces every outcome, and the real job runs against them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from bson import ObjectId
+from pymongo.collection import Collection
+
+from reconcile.decide import classify as c
+from reconcile.demo.standin import StandinStore, serve
+from reconcile.exitcodes import ExitCode
+from reconcile.timeutil import to_unix, utcnow
+
+DEMO_KEY = "sk_test_reconcile_demo"
+KEY_ENV = "RECONCILE_DEMO_STRIPE_KEY"
+URI_ENV = "RECONCILE_DEMO_MONGODB_URI"
+
+
+def demo_sections() -> dict[str, dict[str, Any]]:
+    """The order fields and link kinds of the demo shop, which uses every Stripe integration style."""
+    return {
+        "orders": {
+            "email_field": "email",
+            "payment_intent_id_field": "payment_intent_id",
+            "checkout_session_id_field": "checkout_session_id",
+            "refunded_amount_field": "refunded_amount",
+        },
+        "matching": {"link_by": ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]},
+    }
+
+
+def demo_config(api_base: str) -> dict[str, Any]:
+    return {
+        "stripe": {"api_key_env": KEY_ENV, "api_base": api_base},
+        "mongodb": {"uri_env": URI_ENV, "database": "shop", "orders_collection": "orders"},
+        **demo_sections(),
+        "window": {"max_span": "2d"},  # the demo's day (plus the seconds seeding took) in one report
+    }
+
+
+class ShopSeeder:
+    """Writes matching orders and charges; `expected` counts the outcome each seed should get."""
+
+    def __init__(self, store: StandinStore, orders: Collection, now: datetime):
+        self.store, self.orders, self.now = store, orders, now
+        self.expected: Counter[str] = Counter()
+        self._n = 0
+
+    def order(
+        self,
+        outcome: str | None,
+        *,
+        status: str = "created",
+        amount: Any = 2500,
+        currency: str = "usd",
+        age: timedelta = timedelta(hours=2),
+        object_id: bool = True,
+        **extra: Any,
+    ) -> Any:
+        self._n += 1
+        order_id = ObjectId() if object_id else f"ord_{self._n:05d}"
+        doc = {
+            "_id": order_id,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "created_at": (self.now - age).replace(tzinfo=None),
+            "email": f"customer{self._n}@example.com",
+        }
+        doc.update(extra)
+        self.orders.insert_one(doc)
+        if outcome:
+            self.expected[outcome] += 1
+        return order_id
+
+    def charge(
+        self,
+        order_id: Any,
+        *,
+        amount: int = 2500,
+        currency: str = "usd",
+        age: timedelta = timedelta(hours=2),
+        status: str = "succeeded",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        metadata = kwargs.pop("metadata", None)
+        if metadata is None:
+            metadata = {"order_id": str(order_id)} if order_id is not None else {}
+        return self.store.create_charge(
+            amount=amount,
+            currency=currency,
+            created=to_unix(self.now - age),
+            status=status,
+            metadata=metadata,
+            billing_email=kwargs.pop("billing_email", "buyer@example.com"),
+            **kwargs,
+        )
+
+    def intent(
+        self,
+        order_id: Any,
+        *,
+        amount: int = 2500,
+        currency: str = "usd",
+        age: timedelta = timedelta(hours=2),
+        status: str = "succeeded",
+        charge: str | None = "succeeded",
+        metadata: dict[str, str] | None = None,
+        **charge_kwargs: Any,
+    ) -> dict[str, Any]:
+        """A PaymentIntents integration: the order id in the PaymentIntent's metadata, none on the charge."""
+        if metadata is None:
+            metadata = {"order_id": str(order_id)} if order_id is not None else {}
+        intent = self.store.create_payment_intent(
+            amount=amount, currency=currency, created=to_unix(self.now - age), status=status, metadata=metadata
+        )
+        if charge:
+            charge_kwargs.setdefault("metadata", {})
+            self.charge(
+                None,
+                amount=amount,
+                currency=currency,
+                age=age - timedelta(seconds=5),
+                status=charge,
+                payment_intent=intent["id"],
+                **charge_kwargs,
+            )
+        return intent
+
+    def checkout(
+        self,
+        order_id: Any,
+        *,
+        amount: int = 2500,
+        currency: str = "usd",
+        age: timedelta = timedelta(hours=2),
+        status: str = "complete",
+        payment_status: str = "paid",
+        intent_status: str | None = "succeeded",
+        charge: str | None = "succeeded",
+        client_reference_id: str | None = None,
+        **charge_kwargs: Any,
+    ) -> dict[str, Any]:
+        """A Checkout integration: the order id in client_reference_id; nothing on the PaymentIntent or charge."""
+        intent = None
+        if intent_status:
+            intent = self.intent(
+                None,
+                amount=amount,
+                currency=currency,
+                age=age - timedelta(seconds=30),
+                status=intent_status,
+                charge=charge,
+                **charge_kwargs,
+            )
+        return self.store.create_checkout_session(
+            created=to_unix(self.now - age),
+            status=status,
+            payment_status=payment_status,
+            client_reference_id=client_reference_id or (str(order_id) if order_id is not None else None),
+            payment_intent=intent["id"] if intent else None,
+            amount_total=amount,
+            currency=currency,
+        )
+
+
+def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Counter[str]:
+    """A realistic day: mostly healthy orders, and at least one of every outcome."""
+    s = ShopSeeder(store, orders, now)
+    for i in range(12):  # healthy paid orders, some with string ids
+        oid = s.order(c.OK, status="accepted", amount=1000 + 250 * i, object_id=i % 3 != 0, age=timedelta(hours=3 + i))
+        s.charge(oid, amount=1000 + 250 * i, age=timedelta(hours=3 + i), description=f"Order of {i + 1} items")
+    oid = s.order(c.OK, status="accepted", amount=4980, currency="jpy")  # zero-decimal
+    s.charge(oid, amount=4980, currency="jpy")
+    oid = s.order(c.OK, status="accepted", amount=2500, currency="eur")  # settled in USD
+    s.charge(oid, amount=2500, currency="eur", settlement_currency="usd", exchange_rate="1.0843")
+    oid = s.order(c.OK, status="accepted", amount=12500, currency="kwd")  # three-decimal
+    s.charge(oid, amount=12500, currency="kwd")
+    oid = s.order(c.OK, status="failed")  # checkout wrote failed after the declined charge
+    s.charge(oid, status="failed")
+
+    # Stuck: the charge succeeded, the write of "accepted" was lost.
+    for object_id in (True, False):
+        oid = s.order(c.REPAIRED, amount=3999, object_id=object_id)
+        s.charge(oid, amount=3999)
+    oid = s.order(c.MARKED_FAILED)
+    s.charge(oid, status="failed")
+    s.order(c.STALE_PENDING, age=timedelta(hours=5))
+    s.order(c.IN_FLIGHT, age=timedelta(minutes=3))
+    s.order(c.PAID_WITHOUT_CHARGE, status="accepted")
+    oid = s.order(c.AMOUNT_MISMATCH, status="accepted", amount=5000)
+    s.charge(oid, amount=4500)
+    oid = s.order(c.DUPLICATE_CHARGE, status="accepted", amount=1800)
+    s.charge(oid, amount=1800, age=timedelta(hours=2, minutes=1))
+    s.charge(oid, amount=1800)
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=2200)
+    refunded = s.charge(oid, amount=2200)
+    store.create_refund(refunded["id"], created=to_unix(now - timedelta(hours=1)))
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=7400)
+    disputed = s.charge(oid, amount=7400)
+    store.create_dispute(disputed["id"], created=to_unix(now - timedelta(minutes=50)))
+    oid = s.order(c.UNCAPTURED, amount=6100)
+    s.charge(oid, amount=6100, captured=False)
+    oid = s.order(c.FAILED_BUT_CHARGED, status="failed", amount=1500)
+    s.charge(oid, amount=1500)
+    s.order(c.DATA_PROBLEM, status="accepted", amount="19.99")
+    # Charges that name no order: one with no metadata, one naming a deleted order, one hostile.
+    s.charge(None, amount=990)
+    s.charge(None, amount=1200, metadata={"order_id": "ord_deleted_4711"})
+    s.charge(
+        None,
+        amount=666,
+        metadata={"order_id": '<script>alert("x")</script>'},
+        description='<img src=x onerror=alert(1)> "gift"',
+    )
+    s.expected[c.ORPHAN_CHARGE] += 3
+
+    # PaymentIntents integration: the order id lives in the PaymentIntent's metadata.
+    oid = s.order(c.OK, status="accepted", amount=3300)
+    s.intent(oid, amount=3300)
+    oid = s.order(c.REPAIRED, amount=4100)
+    s.intent(oid, amount=4100)
+    oid = s.order(c.IN_FLIGHT, amount=5200)  # a bank debit: processing for days, not failed
+    s.intent(oid, amount=5200, status="processing", charge=None)
+    oid = s.order(c.MARKED_FAILED, amount=2700)
+    s.intent(oid, amount=2700, status="canceled", charge=None)
+    oid = s.order(c.STALE_PENDING, amount=1900)  # the customer never entered a card
+    s.intent(oid, amount=1900, status="requires_payment_method", charge=None)
+    # Checkout integration: the order id is the session's client_reference_id.
+    oid = s.order(c.OK, status="accepted", amount=6400)
+    s.checkout(oid, amount=6400)
+    oid = s.order(c.REPAIRED, amount=2350, object_id=False)
+    s.checkout(oid, amount=2350)
+    oid = s.order(c.STALE_PENDING, amount=8800)  # an expired session: abandoned
+    s.checkout(oid, amount=8800, status="expired", payment_status="unpaid", intent_status=None)
+    oid = s.order(c.IN_FLIGHT, amount=7300)  # complete but unpaid: a delayed payment method settling
+    s.checkout(oid, amount=7300, payment_status="unpaid", intent_status="processing", charge=None)
+    # Ids stored on the order by the checkout: a PaymentIntent id, a Checkout Session id.
+    pi = s.intent(None, amount=5600)
+    s.order(c.OK, status="accepted", amount=5600, payment_intent_id=pi["id"])
+    session = s.checkout(None, amount=4700)
+    s.order(c.OK, status="accepted", amount=4700, checkout_session_id=session["id"])
+    # Money details: a partial capture (the remainder released), a partial refund the order records.
+    oid = s.order(c.OK, status="accepted", amount=4000)
+    s.charge(oid, amount=5000, amount_captured=4000)
+    oid = s.order(c.OK, status="accepted", amount=6000, refunded_amount=1000)
+    part = s.charge(oid, amount=6000)
+    store.create_refund(part["id"], amount=1000, created=to_unix(now - timedelta(minutes=40)))
+    oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=3600)  # refunded in Stripe, not on the order
+    part = s.charge(oid, amount=3600)
+    store.create_refund(part["id"], amount=600, created=to_unix(now - timedelta(minutes=30)))
+    # A shop migrating to PaymentIntents: the charge names one order, its PaymentIntent another.
+    first = s.order(c.LINK_CONFLICT, status="accepted", amount=2900)
+    second = s.order(c.LINK_CONFLICT, amount=2900)
+    intent = store.create_payment_intent(
+        amount=2900, created=to_unix(now - timedelta(hours=2)), metadata={"order_id": str(second)}
+    )
+    s.charge(first, amount=2900, payment_intent=intent["id"])
+    # A checkout that crashed before writing any reference: a probable match for a person...
+    late = s.order(c.PROBABLE_MATCH, amount=3150, age=timedelta(hours=3))
+    s.charge(
+        None,
+        amount=3150,
+        age=timedelta(hours=2, minutes=56),
+        metadata={},
+        billing_email=orders.find_one({"_id": late})["email"],
+    )
+    # ...and one whose two candidate orders are equally likely: said so, neither picked.
+    s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4))
+    s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4, minutes=10))
+    s.charge(None, amount=4200, age=timedelta(hours=3, minutes=55), metadata={}, billing_email=None)
+    s.expected[c.ORPHAN_CHARGE] += 1
+
+    # Money that moves without an order: a payout and a Stripe fee.
+    store.create_balance_transaction(
+        type="payout", amount=-25000, currency="usd", created=to_unix(now - timedelta(hours=6))
+    )
+    store.create_balance_transaction(
+        type="stripe_fee",
+        amount=-500,
+        currency="usd",
+        created=to_unix(now - timedelta(hours=7)),
+        reporting_category="fee",
+    )
+    return s.expected
+
+
+def run_demo(report_dir: Path) -> ExitCode:
+    from reconcile.config import parse_config
+    from reconcile.demo.embedded_mongo import EmbeddedMongo
+    from reconcile.run import invocation as orchestrate
+    from reconcile.store import mongo
+    from reconcile.stripe import pull as stripe_pull
+
+    now = utcnow()
+    store = StandinStore(api_key=DEMO_KEY)
+    click.echo("starting the Stripe stand-in and an embedded MongoDB server on loopback...", err=True)
+    with EmbeddedMongo() as server, serve(store) as stripe_server:
+        config = parse_config(demo_config(stripe_server.url), "demo config")
+        os.environ[KEY_ENV] = DEMO_KEY
+        os.environ[URI_ENV] = server.uri
+        db = mongo.connect(config.mongodb_uri(), config.mongodb)
+        expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
+        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
+        # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
+        invocation = orchestrate.Invocation(
+            now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="demo"
+        )
+        scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
+        result = orchestrate.run_windows(config, client, db, invocation, scan_db=scan_db).runs[-1].result
+    click.echo(f"report: {result.report.html}")
+    click.echo(f"csv:    {result.report.csv}")
+    click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")
+    mismatched = False
+    for outcome in c.OUTCOMES:
+        seeded, found = expected.get(outcome, 0), result.counts.get(outcome, 0)
+        mismatched |= seeded != found
+        click.echo(f"{outcome:<22}{seeded:>8}{found:>8}{'  <- differs' if seeded != found else ''}")
+    if mismatched:
+        click.echo("demo: the counts differ from the seeded mix", err=True)
+        return ExitCode.INTERNAL_ERROR
+    click.echo("demo: every outcome matches the seeded mix")
+    return ExitCode.OK

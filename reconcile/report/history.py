@@ -1,0 +1,109 @@
+"""Run history for people: the `reconcile runs` table and the `reconcile show` page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcile.money import format_amount
+from reconcile.timeutil import fmt, from_unix
+
+
+def _t(unix: Any, short: bool = False) -> str:
+    if not isinstance(unix, int):
+        return "-"
+    text = fmt(from_unix(unix))
+    return text[5:16].replace("T", " ") if short else text
+
+
+def _who(doc: dict[str, Any]) -> str:
+    by = doc.get("started_by") or {}
+    return f"{by.get('trigger', '?')} {by.get('user', '?')}@{by.get('host', '?')}"
+
+
+def _window(doc: dict[str, Any], short: bool = True) -> str:
+    w = doc.get("window") or {}
+    if not w:
+        return "-"
+    part = doc.get("part") or {}
+    suffix = f" ({part.get('index')}/{part.get('of')})" if part.get("of", 1) > 1 else ""
+    return f"{_t(w.get('since'), short)} to {_t(w.get('until'), short)}{suffix}"
+
+
+def _status(doc: dict[str, Any]) -> str:
+    return ("dry-run " if doc.get("dry_run") else "") + str(doc.get("status"))
+
+
+def table(docs: list[dict[str, Any]]) -> list[str]:
+    """Recent runs, newest first, one line each."""
+    header = f"{'RUN ID':<24} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'REPAIRED':>8} {'EMAIL':<8} STARTED BY"
+    lines = [header]
+    for d in docs:
+        email = (d.get("email") or {}).get("status", "-")
+        lines.append(
+            f"{d['_id']:<24} {_t(d.get('started'), True):<17} {_window(d):<32} {_status(d):<18} "
+            f"{d.get('exit_code', '-')!s:>4} {d.get('needs_attention', '-')!s:>5} {d.get('open_items', '-')!s:>5} "
+            f"{d.get('repaired', '-')!s:>8} {email:<8} {_who(d)}"
+        )
+    if not docs:
+        lines.append("(no runs recorded yet)")
+    return lines
+
+
+def details(doc: dict[str, Any]) -> list[str]:
+    """One run, as a page of `label  value` lines."""
+    by = doc.get("started_by") or {}
+    lines = [
+        f"run           {doc['_id']}  (invocation {doc.get('invocation')})",
+        f"status        {_status(doc)}" + (f", exit {doc['exit_code']}" if "exit_code" in doc else ""),
+        f"window        {_window(doc, short=False)}"
+        + {
+            "watermark": " (continues the watermark)",
+            "lookback": " (window.lookback)",
+            "options": " (--since/--until)",
+        }.get(doc.get("source") or "", ""),
+    ]
+    if doc.get("counted_from"):
+        lines.append(f"money from    {_t(doc['counted_from'])} (the overlap before it was counted by the previous run)")
+    took = ""
+    if isinstance(doc.get("finished"), int) and isinstance(doc.get("started"), int):
+        took = f" (took {doc['finished'] - doc['started']}s)"
+    lines += [
+        f"started       {_t(doc.get('started'))} by {by.get('trigger')}: {by.get('user')}@{by.get('host')} pid {by.get('pid')}",
+        f"command       {by.get('command', '-')}",
+        f"finished      {_t(doc.get('finished'))}{took}",
+    ]
+    if doc.get("error"):
+        lines.append(f"error         {doc['error']}")
+    counts = doc.get("counts") or {}
+    if counts:
+        lines.append("counts        " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing in window"))
+        lines.append(
+            f"attention     {doc.get('needs_attention', 0)} need a person; open items {doc.get('open_items', 0)} "
+            f"({doc.get('new_items', 0)} new, {doc.get('resolved_items', 0)} resolved); "
+            f"repaired {doc.get('repaired', 0)}, marked failed {doc.get('marked_failed', 0)}; "
+            f"refunds and disputes {doc.get('movements', 0)}"
+        )
+    for currency, t in (doc.get("totals") or {}).items():
+        lines.append(
+            f"totals {currency.upper():<6} {t.get('charge_count', 0)} charges, gross {format_amount(t.get('gross'), currency)}, "
+            f"refunds {format_amount(t.get('refunds'), currency)}, disputes {format_amount(t.get('disputes'), currency)}, "
+            f"fees {format_amount(t.get('fees'), currency)}, net {format_amount(t.get('net'), currency)}"
+        )
+    report = doc.get("report") or {}
+    for kind in ("html", "csv"):
+        if report.get(kind):
+            from pathlib import Path
+
+            exists = "" if Path(report[kind]).is_file() else "  (no longer on disk)"
+            lines.append(f"report {kind:<6} {report[kind]}{exists}")
+    email = doc.get("email") or {}
+    if email:
+        line = f"email         {email.get('status')}"
+        if email.get("attempts"):
+            line += f" after {email['attempts']} attempt(s)"
+        if email.get("subject"):
+            line += f": {email['subject']}"
+        if email.get("status") == "failed" and email.get("error"):
+            line += f"; last error: {email['error']} (the next run resends it)"
+        lines.append(line)
+    return lines

@@ -1,0 +1,197 @@
+"""The report sections a finance team closes a period with: money that moved back, open items
+with aging, items resolved since the last report, and a trend over recent runs.
+
+The trend chart is an HTML table of bars (cell widths and `bgcolor`): it shows in every email
+client. SVG is stripped by Gmail and most versions of Outlook, and `data:` image URIs are
+blocked by Gmail and Outlook.com; neither needs JavaScript or an external fetch, but only a
+table survives all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reconcile.decide import movements
+from reconcile.money import format_amount, to_decimal_text
+from reconcile.report.render import _env, dashboard_link
+from reconcile.store import items as item_store
+from reconcile.timeutil import fmt, from_unix, to_unix
+
+BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
+OPEN_ROWS = 500  # open items listed in the report (oldest first); the counts and buckets cover all
+
+
+def _day(unix: int) -> str:
+    return from_unix(unix).strftime("%Y-%m-%d")
+
+
+def trend_points(
+    runs: Iterable[dict[str, Any]], current: dict[str, Any] | None, now: datetime, days: int
+) -> list[dict[str, Any]]:
+    """Per UTC day of the last `days`: charges counted by the runs whose window ended that day,
+    and the open items after that day's last run (None: no run that day).
+
+    Charges come only from the runs that continue the watermark (or start it): their money
+    spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
+    whole window again, so it adds no charges here."""
+    first = (now - timedelta(days=days - 1)).astimezone(UTC).date()
+    points = {
+        (first + timedelta(days=i)).isoformat(): {
+            "day": (first + timedelta(days=i)).isoformat(),
+            "charges": 0,
+            "open": None,
+            "_last": -1,
+        }
+        for i in range(days)
+    }
+    for run in [*runs, *([current] if current else [])]:
+        window = run.get("window") or {}
+        if not isinstance(window.get("until"), int):
+            continue
+        point = points.get(_day(window["until"]))
+        if point is None:
+            continue
+        if run.get("source") != "options":
+            point["charges"] += int(run.get("charge_count") or 0)
+        if window["until"] >= point["_last"] and run.get("open_items") is not None:
+            point["_last"], point["open"] = window["until"], int(run["open_items"])
+    return [{k: v for k, v in p.items() if k != "_last"} for p in points.values()]
+
+
+def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bar widths in percent of the largest value of each series (at least 1% when not zero)."""
+    top = {s: max([p[s] or 0 for p in points] + [1]) for s in ("charges", "open")}
+    out = []
+    for p in points:
+        row = dict(p)
+        for s in ("charges", "open"):
+            value = p[s] or 0
+            row[f"{s}_pct"] = max(1, round(100 * value / top[s])) if value else 0
+        out.append(row)
+    return out
+
+
+def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
+    amount = doc.get("amount")
+    return {
+        **{k: None for k in item_store.CARRIED},
+        "is_new": False,
+        "age_days": 0,  # tolerate sparse documents
+        **doc,
+        "kind_title": movements.TITLES.get(doc.get("kind"), doc.get("kind")),
+        "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
+        "first_seen_text": fmt(from_unix(doc["first_seen"])) if doc.get("first_seen") else "",
+        "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",
+        "resolved_text": fmt(from_unix(doc["resolved_at"])) if doc.get("resolved_at") else "",
+        "charge_url": dashboard_link(doc.get("charge_id"), doc.get("livemode"), dashboard_url),
+    }
+
+
+def _movement_view(f: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
+    url = dashboard_link(f["charge_id"], f["livemode"], dashboard_url)
+    if f["source"] == "dispute":
+        url = f"{dashboard_url.rstrip('/')}/{'' if f['livemode'] is True else 'test/'}disputes/{f['object_id']}"
+    return {
+        **f,
+        "title": movements.TITLES[f["kind"]],
+        "amount_text": format_amount(f["amount"], f["currency"]),
+        "created_text": fmt(from_unix(f["created"])),
+        "url": url,
+    }
+
+
+def render(
+    *,
+    run_id: str,
+    now: datetime,
+    findings: list[dict[str, Any]],
+    items: item_store.ItemsResult,
+    trend: list[dict[str, Any]],
+    dashboard_url: str,
+    dry_run: bool,
+    part: tuple[int, int] = (1, 1),
+) -> tuple[str, str]:
+    """(HTML under the banner, HTML at the end) for the report and the email."""
+    context = {
+        "run_id": run_id,
+        "now": fmt(now),
+        "dry_run": dry_run,
+        "part": part,
+        "movements": [_movement_view(f, dashboard_url) for f in findings],
+        "movements_needing": sum(1 for f in findings if f["needs_person"]),
+        "open_items": [_item_view(d, dashboard_url) for d in items.open[:OPEN_ROWS]],
+        "open_count": len(items.open),
+        "resolved": [_item_view(d, dashboard_url) for d in items.resolved],
+        "new": items.new,
+        "buckets": list(items.buckets.items()),
+        "trend": _bars(trend),
+        "colours": BAR_COLOURS,
+    }
+    env = _env()
+    return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
+        **context
+    )
+
+
+def csv_rows(findings: list[dict[str, Any]], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+    """Refunds and disputes that need a person, as rows of the report's CSV (same columns)."""
+    rows = []
+    for f in findings:
+        if not f["needs_person"]:
+            continue
+        rows.append(
+            {
+                "outcome": f["kind"],
+                "order_id": f["order_key"],
+                "order_status": f["order_status"],
+                "order_amount": to_decimal_text(f["order_amount"], f["order_currency"] or ""),
+                "order_currency": f["order_currency"],
+                "charge_id": f["charge_id"],
+                "charge_amount": to_decimal_text(f["charge_amount"], f["charge_currency"] or ""),
+                "charge_currency": f["charge_currency"],
+                "charge_created": fmt(from_unix(f["charge_created"])) if f["charge_created"] else "",
+                "customer_email": f["email"],
+                "description": f"{f['source']} {f['object_id']} ({f['object_status']})",
+                "detail": f["detail"],
+                "dashboard_url": _movement_view(f, dashboard_url)["url"],
+            }
+        )
+    return tuple(rows)
+
+
+def summary(findings: list[dict[str, Any]], items: item_store.ItemsResult, now: datetime) -> dict[str, Any]:
+    """Keys added to the run's JSON summary."""
+    return {
+        "movements": [
+            {
+                k: f[k]
+                for k in (
+                    "kind",
+                    "needs_person",
+                    "source",
+                    "object_id",
+                    "object_status",
+                    "charge_id",
+                    "order_key",
+                    "amount",
+                    "currency",
+                    "detail",
+                )
+            }
+            for f in findings
+        ],
+        "items": {
+            "open": len(items.open),
+            "new": items.new,
+            "resolved": [
+                {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
+            ],
+            "buckets": items.buckets,
+            "oldest_first_seen": fmt(from_unix(items.open[0]["first_seen"]))
+            if items.open and items.open[0].get("first_seen")
+            else None,
+            "at": to_unix(now),
+        },
+    }

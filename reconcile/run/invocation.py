@@ -1,0 +1,630 @@
+"""One invocation of `reconcile` under cron: lease, window plan, sub-window runs, history, email, retention.
+
+`job.run` reconciles one window. Around it, this module:
+1. takes the run lease (a second run waits `lease.wait`, then exits 4 naming the holder);
+2. resends reports an earlier run could not email;
+3. plans the window from the watermark (or --since/--until) and splits it into sub-windows
+   of at most `window.max_span`;
+4. runs each sub-window, adding refunds and disputes, open items and the trend to its report,
+   records it in the run history, advances the watermark, emails the report;
+5. prunes old reports and gives the lease back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import stripe
+from pymongo.database import Database
+
+from reconcile.config import Config
+from reconcile.decide import classify as c
+from reconcile.decide import movements
+from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
+from reconcile.exitcodes import ExitCode, worst
+from reconcile.logs import run_context
+from reconcile.redact import one_line
+from reconcile.report import mailer, period, retention
+from reconcile.report.render import ReportExtras, write_summary_json
+from reconcile.run import interrupt, recheck
+from reconcile.run import plan as window_plan
+from reconcile.run import window as job
+from reconcile.run.lease import Lease
+from reconcile.store import indexes
+from reconcile.store import items as item_store
+from reconcile.store import runs as state
+from reconcile.stripe import pull as stripe_pull
+from reconcile.timeutil import fmt, utcnow
+
+log = logging.getLogger(__name__)
+
+RESEND_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the command line asked for."""
+
+    now: datetime
+    since: datetime | None = None
+    until: datetime | None = None
+    dry_run: bool = False
+    report_dir: Path = Path("reports")
+    summary_json: Path | None = None
+    wait: timedelta | None = None  # overrides lease.wait
+    email: str | None = None  # overrides email.send
+    trigger: str | None = None  # recorded in the run history (e.g. "cron-hourly")
+
+
+@dataclass
+class WindowRun:
+    run_id: str
+    window: window_plan.Window
+    result: job.RunResult
+    items: item_store.ItemsResult
+    movements: list[dict[str, Any]]
+    email: str | None = None  # sent / failed / skipped / None (dry run)
+    email_error: str | None = None
+
+
+@dataclass
+class Outcome:
+    exit_code: ExitCode
+    runs: list[WindowRun] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
+    error: ReconcileError | None = None
+
+
+def email_policy(config: Config, override: str | None) -> str:
+    policy = override or config.email.send
+    e = config.email
+    if policy != "never" and not (e.host and e.from_addr and e.to):
+        raise ConfigError(f"email {policy!r} needs email.host, email.from_addr and email.to in the config")
+    return policy
+
+
+def run_windows(
+    config: Config,
+    client: stripe.StripeClient,
+    db: Database,
+    inv: Invocation,
+    *,
+    mail: mailer.Mailer | None = None,
+    lease_clock: Callable[[], float] = time.time,
+    scan_db: Database | None = None,
+) -> Outcome:
+    """Everything one `reconcile` invocation does; an error ends it, is recorded, and sets the exit code.
+
+    Every way out that is not a crash gives the lease back and writes `--summary-json`: a failed,
+    refused or interrupted invocation says so there too (`error`, and no run it did not finish).
+    """
+    m = config.mongodb
+    runs, stash = db[m.runs_collection], db[m.state_collection]
+    policy = email_policy(config, inv.email)
+    who = state.started_by(inv.trigger)
+    invocation = job.new_run_id(inv.now)
+    outcome = Outcome(ExitCode.OK)
+
+    lease: Lease | None = None
+    if not inv.dry_run:  # a dry run changes nothing, so it needs no lease
+        wait = inv.wait if inv.wait is not None else config.lease.wait
+        try:
+            lease = Lease.acquire(
+                stash,
+                invocation,
+                config.lease.ttl,
+                wait,
+                clock=lease_clock,
+                sleep=_lease_pause,
+                info={"trigger": who["trigger"], "command": who["command"]},
+            )
+        except ReconcileError as error:  # held by another run, a stop while waiting for it, or MongoDB gone
+            status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
+            with run_context(invocation):
+                _log_end(error, "lease.held" if isinstance(error, LeaseHeld) else None)
+            if not isinstance(error, MongoUnavailable):  # else there is no history to write to
+                _best_effort(
+                    state.record_start,
+                    runs,
+                    invocation,
+                    invocation,
+                    None,
+                    inv.now,
+                    who,
+                    dry_run=False,
+                    status=status,
+                    started=utcnow(),
+                )
+                _best_effort(
+                    state.record_finish,
+                    runs,
+                    invocation,
+                    status,
+                    utcnow(),
+                    exit_code=int(error.exit_code),
+                    error=_text(error),
+                )
+            _fail(outcome, error)
+            _write_summary(inv, outcome, invocation)
+            return outcome
+        lease.keep_alive()
+    try:
+        try:
+            if lease is not None and lease.previous:
+                abandoned = state.mark_abandoned(runs, str(lease.previous.get("owner")), invocation)
+                outcome.lines.append(
+                    f"took over the lease of a run that stopped without releasing it "
+                    f"({lease.previous.get('owner')}); {abandoned} of its runs marked abandoned"
+                )
+            if not inv.dry_run and mail is not None:
+                _resend(config, runs, mail, outcome)
+            _run_all(config, client, db, inv, lease, invocation, who, outcome, scan_db)
+        except ReconcileError as error:  # outside a window's run: history, plan, resend
+            with run_context(invocation):
+                _log_end(error)
+            _fail(outcome, error)
+        if not inv.dry_run and outcome.runs:  # what completed is reported, even if a later window failed
+            try:
+                _email(config, runs, mail, policy, invocation, outcome)
+            except ReconcileError as error:
+                with run_context(invocation):
+                    _log_end(error)
+                _fail(outcome, error)
+        if not inv.dry_run and outcome.error is None:  # a failed invocation prunes nothing; the next one will
+            try:
+                keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
+                retention.prune(inv.report_dir, config.report.keep_days, keep=keep)
+            except ReconcileError as error:
+                with run_context(invocation):
+                    _log_end(error)
+                _fail(outcome, error)
+    finally:
+        if lease is not None:
+            lease.release()
+    _write_summary(inv, outcome, invocation)
+    return outcome
+
+
+def _lease_pause(seconds: float) -> None:
+    """A pause while waiting for the lease: SIGTERM or Ctrl-C ends the wait at once."""
+    interrupt.wait(seconds)
+    interrupt.checkpoint("lease wait")
+
+
+def _text(error: BaseException) -> str:
+    """An error as kept in the history and the summary: the CLI's error line, never a secret."""
+    return one_line(str(error))
+
+
+def _status_of(error: ReconcileError) -> str:
+    return state.INTERRUPTED if isinstance(error, Interrupted) else state.FAILED
+
+
+def _log_end(error: ReconcileError, step: str | None = None) -> None:
+    """The JSON line that says how a run ended early; a stop names its signal and the step it stopped in."""
+    fields: dict[str, Any] = {"error": _text(error), "exit_code": int(error.exit_code)}
+    if isinstance(error, Interrupted):
+        fields.update(signal=error.signal_name, during=error.step)
+    if step is None:
+        step = "run.interrupted" if isinstance(error, Interrupted) else "run.failed"
+    (log.warning if isinstance(error, Interrupted) else log.error)(step, extra=fields)
+
+
+def _fail(outcome: Outcome, error: ReconcileError) -> None:
+    """The first error is the one the invocation reports (later ones follow from it); the worst code wins."""
+    outcome.exit_code = worst(outcome.exit_code, error.exit_code)
+    if outcome.error is None:
+        outcome.error = error
+
+
+def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """A history write on the way out of a failed run: if MongoDB is gone too, say so, but never hide the
+    error that ended the run (a run left `running` is marked abandoned by the run that takes its lease)."""
+    try:
+        write(*args, **kwargs)
+    except ReconcileError as error:
+        log.warning("run.record_failed", extra={"error": _text(error)})
+
+
+def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
+    if outcome.runs:
+        outcome.summary = _summary(outcome, invocation)
+    elif outcome.error is not None:  # nothing completed: monitoring still sees this invocation's answer
+        outcome.summary = {
+            "run_id": invocation,
+            "exit_code": int(outcome.exit_code),
+            "error": _text(outcome.error),
+            "runs": [],
+        }
+    if outcome.summary is not None and inv.summary_json:
+        write_summary_json(inv.summary_json, outcome.summary)
+
+
+def _run_all(
+    config: Config,
+    client: stripe.StripeClient,
+    db: Database,
+    inv: Invocation,
+    lease: Lease | None,
+    invocation: str,
+    who: dict[str, Any],
+    outcome: Outcome,
+    scan_db: Database | None,
+) -> None:
+    m, w = config.mongodb, config.window
+    runs, stash = db[m.runs_collection], db[m.state_collection]
+    watermark = state.read_watermark(stash)
+    plan = window_plan.plan_windows(
+        since=inv.since,
+        until=inv.until,
+        now=inv.now,
+        watermark=watermark,
+        lookback=w.lookback,
+        overlap=w.overlap,
+        max_span=w.max_span,
+    )
+    with run_context(invocation):
+        log.info(
+            "plan",
+            extra={
+                "source": plan.source,
+                "watermark": fmt(watermark) if watermark else None,
+                "windows": len(plan.windows),
+                "since": fmt(plan.windows[0].since),
+                "until": fmt(plan.windows[-1].until),
+            },
+        )
+        indexes.warn_missing(db, config)  # once per invocation, not per window
+    policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe)
+    total = len(plan.windows)
+    for index, window in enumerate(plan.windows, start=1):
+        run_id = invocation if index == 1 else job.new_run_id(inv.now)
+        if lease is not None:
+            lease.check()  # LeaseLost: another run took over; this one starts nothing more
+        state.record_start(
+            runs,
+            run_id,
+            invocation,
+            window,
+            inv.now,
+            who,
+            dry_run=inv.dry_run,
+            part=(index, total),
+            started=utcnow(),
+            source=plan.source,
+        )
+        stash_for_hook: dict[str, Any] = {"source": plan.source}
+        hook = _extend_hook(
+            config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook
+        )
+        req = job.RunRequest(
+            since=window.since,
+            until=window.until,
+            now=inv.now,
+            dry_run=inv.dry_run,
+            report_dir=inv.report_dir,
+            counted_from=window.counted_from,
+            checkpoint=lease.check if lease else None,
+            extend=hook,
+        )
+        try:
+            result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
+            run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
+            # Completed only once the watermark and the history say so; until then the window is redone next time.
+            if not inv.dry_run:
+                state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
+            state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
+        except ReconcileError as error:
+            with run_context(run_id):
+                _log_end(error)
+            _best_effort(
+                state.record_finish,
+                runs,
+                run_id,
+                _status_of(error),
+                utcnow(),
+                exit_code=int(error.exit_code),
+                error=_text(error),
+            )
+            _fail(outcome, error)
+            return
+        except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
+            _best_effort(
+                state.record_finish,
+                runs,
+                run_id,
+                state.INTERRUPTED,
+                utcnow(),
+                exit_code=int(stop.exit_code),
+                error=f"stopped at once by a second {stop.signal_name}",
+            )
+            raise
+        except Exception as error:
+            _best_effort(
+                state.record_finish,
+                runs,
+                run_id,
+                state.FAILED,
+                utcnow(),
+                exit_code=int(ExitCode.INTERNAL_ERROR),
+                error=f"internal error: {type(error).__name__}",
+            )
+            raise
+        outcome.runs.append(run)
+        outcome.exit_code = worst(outcome.exit_code, result.exit_code)
+
+
+def _extend_hook(
+    config: Config,
+    client: stripe.StripeClient,
+    db: Database,
+    inv: Invocation,
+    window: window_plan.Window,
+    last: bool,
+    part: tuple[int, int],
+    policy: stripe_pull.RetryPolicy,
+    out: dict[str, Any],
+) -> Callable[[str, pd.DataFrame, dict[str, Any]], ReportExtras]:
+    """The report additions of one sub-window: refunds and disputes, open items, trend."""
+    m, r = config.mongodb, config.report
+
+    def extend(run_id: str, outcomes: pd.DataFrame, money: dict[str, Any]) -> ReportExtras:
+        key = config.stripe.order_id_metadata_key
+        rows = movements.fetch_movements(client, window.since, window.until, key, policy)
+        orders = movements.load_orders_for(db, config, rows, window.since)
+        flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
+        paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
+        moved = movements.evaluate(rows, orders, paid, flagged)
+        findings = item_store.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
+        confirmed: list[dict[str, Any]] = []
+        cleared: dict[str, str] = {}
+        checked: list[str] = []
+        if last and r.recheck_limit:  # once per invocation: the items from windows before this one
+            found = {f["key"] for f in findings}
+            since, until = int(window.since.timestamp()), int(window.until.timestamp())
+            todo = item_store.to_recheck(
+                item_store.open_items(db[m.items_collection]), found, since, until, r.recheck_limit
+            )
+            confirmed, cleared, checked = recheck.recheck(client, db, config, policy, todo, inv.now)
+        result = item_store.sync(
+            db[m.items_collection],
+            findings,
+            since=window.since,
+            until=window.until,
+            run_id=run_id,
+            now=inv.now,
+            confirmed=confirmed,
+            cleared=cleared,
+            checked=checked,
+            dry_run=inv.dry_run,
+        )
+        current = {
+            "window": {"until": int(window.until.timestamp())},
+            "open_items": len(result.open),
+            "charge_count": sum(t["charge_count"] for t in money.values()),
+            "source": out["source"],
+        }
+        history = state.completed_since(db[m.runs_collection], inv.now - timedelta(days=r.trend_days + 2))
+        trend = period.trend_points(history, current, inv.now, r.trend_days)
+        top, bottom = period.render(
+            run_id=run_id,
+            now=inv.now,
+            findings=moved,
+            items=result,
+            trend=trend,
+            dashboard_url=config.stripe.dashboard_url,
+            dry_run=inv.dry_run,
+            part=part,
+        )
+        out["items"], out["movements"] = result, moved
+        log.info(
+            "period.done",
+            extra={"refunds_disputes": len(moved), "open_items": len(result.open), "resolved": len(result.resolved)},
+        )
+        return ReportExtras(
+            html_top=top,
+            html=bottom,
+            csv_rows=period.csv_rows(moved, config.stripe.dashboard_url),
+            summary=period.summary(moved, result, inv.now),
+            needs_attention=sum(1 for f in moved if f["needs_person"]),
+        )
+
+    return extend
+
+
+def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
+    s = result.summary
+    return {
+        "exit_code": int(result.exit_code),
+        "counts": result.counts,
+        "needs_attention": s["needs_attention"],
+        "repaired": len(s["repaired"]),
+        "marked_failed": len(s["marked_failed"]),
+        "charge_count": sum(t["charge_count"] for t in s["totals"].values()),
+        "totals": s["totals"],
+        "open_items": len(run.items.open),
+        "new_items": run.items.new,
+        "resolved_items": len(run.items.resolved),
+        "movements": len(run.movements),
+        "report": {"html": str(result.report.html), "csv": str(result.report.csv)},
+    }
+
+
+def _text_body(sent: list[WindowRun]) -> str:
+    lines = []
+    for run in sent:
+        s = run.result.summary
+        lines.append(
+            f"{s['window']['since']} to {s['window']['until']} (run {run.run_id}): needs attention {s['needs_attention']}, "
+            f"repaired {len(s['repaired'])}; report {run.result.report.html.name}"
+        )
+    lines.append(
+        f"Open items: {len(sent[-1].items.open)} ({sum(r.items.new for r in sent)} new, "
+        f"{sum(len(r.items.resolved) for r in sent)} resolved)."
+    )
+    lines.append("The newest report is this message's HTML part; the discrepancies of each window are attached as CSV.")
+    return "\n".join(lines) + "\n"
+
+
+def _email(
+    config: Config, runs: Any, mail: mailer.Mailer | None, policy: str, invocation: str, outcome: Outcome
+) -> None:
+    """One message per invocation, with the reports of the windows the policy says to send."""
+    sent = [
+        r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary["needs_attention"])
+    ]
+    for run in outcome.runs:
+        if run not in sent:
+            state.set_email(runs, run.run_id, state.EMAIL_SKIPPED, policy=policy)
+            run.email = state.EMAIL_SKIPPED
+    if not sent or mail is None:
+        return
+    first, last = sent[0], sent[-1]
+    subject = mailer.subject(
+        config.email.subject_prefix,
+        first.window.since,
+        last.window.until,
+        sum(r.result.summary["needs_attention"] for r in sent),
+        sum(r.items.new for r in sent),
+        len(last.items.open),
+        sum(len(r.result.summary["repaired"]) for r in sent),
+    )
+    text = _text_body(sent)
+    reports = [(r.result.report.html, r.result.report.csv) for r in sent]
+    try:
+        mail.send(mailer.message_from_files(config.email, subject, reports, text))
+    except MailError as error:
+        with run_context(invocation):
+            log.error("email.failed", extra={"error": str(error), "reports": len(reports)})
+        for order, run in enumerate(sent):
+            state.set_email(
+                runs,
+                run.run_id,
+                state.EMAIL_FAILED,
+                subject=subject,
+                text=text,
+                group=invocation,
+                order=order,
+                error=str(error),
+                at=int(time.time()),
+            )
+            run.email, run.email_error = state.EMAIL_FAILED, str(error)
+        outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
+        outcome.lines.append(
+            f"email NOT sent ({error}); the report stays at {last.result.report.html}; the next run resends it"
+        )
+        return
+    for order, run in enumerate(sent):
+        state.set_email(
+            runs,
+            run.run_id,
+            state.EMAIL_SENT,
+            subject=subject,
+            group=invocation,
+            order=order,
+            to=list(config.email.to),
+            sent_at=int(time.time()),
+        )
+        run.email = state.EMAIL_SENT
+    outcome.lines.append(f"email sent to {len(config.email.to)} recipient(s): {subject}")
+
+
+def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) -> None:
+    """Messages earlier invocations could not send, oldest first, each rebuilt as it was then."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for doc in state.unsent(runs, RESEND_LIMIT):
+        groups.setdefault((doc.get("email") or {}).get("group") or doc["_id"], []).append(doc)
+    for group, docs in groups.items():
+        docs.sort(key=lambda d: (d.get("email") or {}).get("order", 0))
+        email = docs[0].get("email") or {}
+        reports = [
+            (Path((d.get("report") or {}).get("html", "")), Path((d.get("report") or {}).get("csv", ""))) for d in docs
+        ]
+        with run_context(group):
+            if not all(html.is_file() and csv.is_file() for html, csv in reports):
+                log.error("email.report_missing", extra={"runs": [d["_id"] for d in docs]})
+                for d in docs:
+                    state.set_email(runs, d["_id"], state.EMAIL_LOST, error="report files no longer on disk")
+                outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
+                outcome.lines.append(f"could not resend the report of run {group}: its files are gone")
+                continue
+            subject = email.get("subject") or f"{config.email.subject_prefix} report of run {group}"
+            try:
+                mail.send(mailer.message_from_files(config.email, subject, reports, email.get("text") or ""))
+            except MailError as error:
+                log.error("email.resend_failed", extra={"error": str(error)})
+                for d in docs:
+                    state.set_email(runs, d["_id"], state.EMAIL_FAILED, error=str(error), at=int(time.time()))
+                outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
+                outcome.lines.append(f"email of run {group} still NOT sent ({error}); the next run tries again")
+                return  # the server is still down: do not hammer it with the rest
+            for d in docs:
+                state.set_email(runs, d["_id"], state.EMAIL_SENT, sent_at=int(time.time()), resent=True)
+            outcome.lines.append(f"resent the report of run {group}: {subject}")
+
+
+# --------------------------------------------------------------------------- the invocation's summary
+
+
+def _add_totals(into: dict[str, Any], totals: dict[str, Any]) -> None:
+    for currency, t in totals.items():
+        mine = into.setdefault(currency, {k: (0 if k != "by_category" else {}) for k in t})
+        for k, v in t.items():
+            if k == "by_category":
+                for name, values in v.items():
+                    cat = mine["by_category"].setdefault(name, {kk: 0 for kk in values})
+                    for kk, vv in values.items():
+                        cat[kk] = cat.get(kk, 0) + int(vv)
+            else:
+                mine[k] = mine.get(k, 0) + int(v)
+
+
+def _summary(outcome: Outcome, invocation: str) -> dict[str, Any]:
+    """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list."""
+    parts = [r.result.summary for r in outcome.runs]
+    runs = [
+        {
+            "run_id": r.run_id,
+            "window": s["window"],
+            "counts": s["counts"],
+            "needs_attention": s["needs_attention"],
+            "report": s["report"],
+            "email": r.email,
+            "exit_code": int(r.result.exit_code),
+        }
+        for r, s in zip(outcome.runs, parts, strict=False)
+    ]
+    if len(parts) == 1:
+        summary = dict(parts[0])
+    else:
+        totals: dict[str, Any] = {}
+        for s in parts:
+            _add_totals(totals, s["totals"])
+        last = parts[-1]
+        summary = dict(last)
+        summary.update(
+            run_id=invocation,
+            window={"since": parts[0]["window"]["since"], "until": last["window"]["until"]},
+            counts={k: sum(s["counts"].get(k, 0) for s in parts) for k in last["counts"]},
+            needs_attention=sum(s["needs_attention"] for s in parts),
+            repaired=[k for s in parts for k in s["repaired"]],
+            marked_failed=[k for s in parts for k in s["marked_failed"]],
+            discrepancies=[d for s in parts for d in s["discrepancies"]],
+            movements=[m for s in parts for m in s.get("movements", [])],
+            totals=totals,
+        )
+        summary.pop("counted_from", None)
+    summary["runs"] = runs
+    summary["exit_code"] = int(outcome.exit_code)
+    if outcome.error is not None:
+        summary["error"] = str(outcome.error)
+    return json.loads(json.dumps(summary, default=str))

@@ -1,0 +1,212 @@
+"""Open items: a discrepancy found by an earlier run and still present is the same item, not a new one.
+
+Each item is one document in the job's items collection, keyed by what it is about
+(`outcome:order:charge` for an order or charge, `refund:re_...` / `dispute:dp_...` for money that
+moved back), with `first_seen`, `last_seen`, `resolved_at` as integer unix seconds.
+
+An item is resolved when a run proves it gone: its window covered the item's order, charge,
+refund or dispute and did not find it again, or a re-check of the item against Stripe and the
+orders as they are now no longer finds it. An item nobody could re-check stays open: the job
+never calls something fixed that it did not look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pymongo
+from pymongo import UpdateOne
+from pymongo.collection import Collection
+
+from reconcile.decide import classify as c
+from reconcile.store.mongo import mongo_errors
+from reconcile.timeutil import to_unix
+
+log = logging.getLogger(__name__)
+
+OPEN = "open"
+RESOLVED = "resolved"
+DAY = 86400
+BUCKETS = ("0-1 day", "2-7 days", "8-30 days", "over 30 days")
+_CHARGE_ID = re.compile(r"\b(?:ch|py)_[A-Za-z0-9]{6,}\b")
+# Fields a finding carries onto its item (display and re-check).
+CARRIED = (
+    "kind",
+    "source",
+    "order_key",
+    "charge_id",
+    "charge_ids",
+    "object_id",
+    "anchor",
+    "amount",
+    "currency",
+    "detail",
+    "livemode",
+    "email",
+)
+
+
+def bucket(age_days: int) -> str:
+    """The aging bucket of an item `age_days` whole days old."""
+    if age_days <= 1:
+        return BUCKETS[0]
+    if age_days <= 7:
+        return BUCKETS[1]
+    if age_days <= 30:
+        return BUCKETS[2]
+    return BUCKETS[3]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):  # numpy scalars -> Python, so BSON can store them
+        return value.item()
+    return value
+
+
+def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
+    """The outcomes that need a person, as findings with stable keys."""
+    findings = []
+    for r in outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)].to_dict("records"):
+        r = {k: _plain(v) for k, v in r.items()}
+        order_key, charge_id = r["order_key"], r["charge_id"]
+        ids = [charge_id, r["stored_charge_id"], *_CHARGE_ID.findall(r["detail"] or "")]
+        findings.append(
+            {
+                "key": f"{r['outcome']}:{order_key or '-'}:{charge_id or '-'}",
+                "kind": r["outcome"],
+                "needs_person": True,
+                # An orphan charge is about the charge (its order_key is only what its metadata names).
+                "source": "charge" if r["outcome"] == c.ORPHAN_CHARGE else "order",
+                "order_key": order_key,
+                "charge_id": charge_id,
+                "charge_ids": sorted({i for i in ids if isinstance(i, str) and i}),
+                "object_id": None,
+                "anchor": r["charge_created"] if r["outcome"] == c.ORPHAN_CHARGE else r["order_created"],
+                "amount": r["amount"] if r["amount"] is not None else r["charge_amount"],
+                "currency": r["currency"] or r["charge_currency"],
+                "detail": r["detail"],
+                "livemode": r["livemode"],
+                "email": r["email"],
+            }
+        )
+    return findings
+
+
+@dataclass
+class ItemsResult:
+    open: list[dict[str, Any]] = field(default_factory=list)  # every open item after this run, oldest first
+    resolved: list[dict[str, Any]] = field(default_factory=list)  # resolved by this run
+    new: int = 0
+    buckets: dict[str, int] = field(default_factory=dict)
+
+
+def open_items(items: Collection) -> list[dict[str, Any]]:
+    with mongo_errors("reading open items"):
+        return list(items.find({"state": OPEN}).sort([("first_seen", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]))
+
+
+def to_recheck(
+    open_docs: list[dict[str, Any]], found: set[str], since: int, until: int, limit: int
+) -> list[dict[str, Any]]:
+    """Open items this window cannot judge (their anchor lies outside it), least recently checked first."""
+    outside = [
+        d
+        for d in open_docs
+        if d["_id"] not in found and not (d.get("anchor") is not None and since <= d["anchor"] < until)
+    ]
+    outside.sort(key=lambda d: (d.get("last_checked") or 0, d["_id"]))
+    return outside[:limit]
+
+
+def sync(
+    items: Collection,
+    findings: list[dict[str, Any]],
+    *,
+    since: datetime,
+    until: datetime,
+    run_id: str,
+    now: datetime,
+    confirmed: Iterable[dict[str, Any]] = (),
+    cleared: dict[str, str] | None = None,
+    checked: Iterable[str] = (),
+    dry_run: bool = False,
+) -> ItemsResult:
+    """Record this run's findings, resolve what it proved gone; return the open items and the resolved.
+
+    `confirmed`: findings of re-checked items still present; `cleared`: re-checked items now
+    gone (key -> why); `checked`: keys re-checked this run. `dry_run` changes nothing.
+    """
+    at, lo, hi = to_unix(now), to_unix(since), to_unix(until)
+    cleared = dict(cleared or {})
+    existing = {d["_id"]: d for d in open_items(items)}
+    seen = {f["key"]: f for f in [*findings, *confirmed]}
+    with mongo_errors("reading items"):
+        known = {d["_id"]: d for d in items.find({"_id": {"$in": list(seen)}})} if seen else {}
+
+    resolutions: dict[str, str] = {}
+    for key, doc in existing.items():
+        if key in seen:
+            continue
+        if key in cleared:
+            resolutions[key] = cleared[key]
+        elif doc.get("anchor") is not None and lo <= doc["anchor"] < hi:
+            resolutions[key] = "not found again when its window was reconciled"
+
+    ops, result = [], ItemsResult()
+    after: dict[str, dict[str, Any]] = {k: d for k, d in existing.items() if k not in resolutions}
+    for key, f in seen.items():
+        before = known.get(key)
+        fresh = before is None or before.get("state") == RESOLVED
+        carried = {k: _plain(f.get(k)) for k in CARRIED}
+        update: dict[str, Any] = {
+            "$set": {
+                **carried,
+                "state": OPEN,
+                "last_seen": at,
+                "last_run": run_id,
+                "last_checked": at,
+                "resolved_at": None,
+                "resolved_run": None,
+                "resolution": None,
+            },
+            "$inc": {"times_seen": 1},
+        }
+        if fresh:
+            update["$set"].update(first_seen=at, first_run=run_id)
+            if before is not None:
+                update["$inc"]["reopened"] = 1
+            result.new += 1
+        ops.append(UpdateOne({"_id": key}, update, upsert=True))
+        merged = dict(before or {}, _id=key, **update["$set"])
+        merged["times_seen"] = int((before or {}).get("times_seen") or 0) + 1
+        after[key] = merged
+    for key in set(checked) - set(seen) - set(resolutions):  # looked at, could not tell: still open
+        ops.append(UpdateOne({"_id": key, "state": OPEN}, {"$set": {"last_checked": at}}))
+    for key, why in resolutions.items():
+        ops.append(
+            UpdateOne(
+                {"_id": key, "state": OPEN},
+                {"$set": {"state": RESOLVED, "resolved_at": at, "resolved_run": run_id, "resolution": why}},
+            )
+        )
+        result.resolved.append(dict(existing[key], state=RESOLVED, resolved_at=at, resolved_run=run_id, resolution=why))
+    if ops and not dry_run:
+        with mongo_errors("recording open items"):
+            items.bulk_write(ops, ordered=False)
+    result.open = sorted(after.values(), key=lambda d: (d.get("first_seen") or at, d["_id"]))
+    result.buckets = {b: 0 for b in BUCKETS}
+    for doc in result.open:
+        doc["age_days"] = max(0, (at - int(doc.get("first_seen") or at)) // DAY)
+        doc["bucket"] = bucket(doc["age_days"])
+        doc["is_new"] = doc.get("first_run") == run_id
+        result.buckets[doc["bucket"]] += 1
+    log.info("items.synced", extra={"open": len(result.open), "new": result.new, "resolved": len(result.resolved)})
+    return result

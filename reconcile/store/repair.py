@@ -1,0 +1,212 @@
+"""Apply repairs: compare-and-set updates in unordered bulk batches, each with an audit record."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from pymongo import UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from reconcile.config import Config
+from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
+from reconcile.run import interrupt
+from reconcile.store.mongo import mongo_errors
+from reconcile.store.orders import order_record, projection
+from reconcile.timeutil import from_unix
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000  # MongoDB's duplicate key error code
+MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
+AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
+AUDIT_PENDING = "pending"
+
+
+@dataclass
+class RepairResult:
+    repaired: list[str] = field(default_factory=list)  # order keys
+    marked_failed: list[str] = field(default_factory=list)
+    lost_race: list[str] = field(default_factory=list)  # changed by someone else meanwhile: left alone
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def audit_record(
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+) -> dict[str, Any]:
+    """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
+    fields = config.orders
+    action = marker["action"]
+    run_id = marker["run_id"]
+    to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
+    from_status = marker.get("from_status") or fields.pending_status
+    previous = marker.get("previous_charge_id")
+    undo_set: dict[str, Any] = {fields.status_field: from_status}
+    undo_unset = [MARKER]
+    if action == REPAIRED:
+        if previous:
+            undo_set[fields.charge_id_field] = previous
+        else:
+            undo_unset.append(fields.charge_id_field)
+    return {
+        "_id": f"{run_id}:{order_key}",
+        "run_id": run_id,
+        "at": marker["at"],
+        "action": action,
+        "collection": config.mongodb.orders_collection,
+        "order_id": order_id,
+        "order_key": order_key,
+        "from_status": from_status,
+        "to_status": to_status,
+        "charge_id": marker.get("charge_id") if action == REPAIRED else None,
+        "previous_charge_id": previous if action == REPAIRED else None,
+        "amount": None if amount is None or pd.isna(amount) else int(amount),
+        "currency": currency,
+        # How to undo: put the order back exactly as it was, if it is still as we left it.
+        "undo": {
+            "filter": {"_id": order_id, fields.status_field: to_status, f"{MARKER}.run_id": run_id},
+            "set": undo_set,
+            "unset": undo_unset,
+        },
+    }
+
+
+def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
+    """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
+    fields = config.orders
+    action = row.outcome
+    # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
+    previous = _text(row.stored_charge_id)
+    to_status = fields.paid_status if action == REPAIRED else fields.failed_status
+    marker: dict[str, Any] = {
+        "action": action,
+        "run_id": run_id,
+        "at": now,
+        "from_status": fields.pending_status,
+        "to_status": to_status,
+        # Cleared once the audit record is written: a run that dies in between leaves this for the next run.
+        AUDIT_FLAG: AUDIT_PENDING,
+    }
+    update_set: dict[str, Any] = {fields.status_field: to_status}
+    if action == REPAIRED:
+        marker["charge_id"] = row.charge_id
+        marker["paid_at"] = from_unix(int(row.charge_created))
+        marker["previous_charge_id"] = previous
+        update_set[fields.charge_id_field] = row.charge_id
+    update_set[MARKER] = marker
+    cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
+    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), config)
+    return cas_filter, {"$set": update_set}, audit
+
+
+def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+    """Insert audit records, then clear the orders' pending flags.
+
+    Idempotent: records are keyed by run and order, and one already there (written by an earlier
+    attempt or by healing) is kept as it was, so a duplicate key is not an error here.
+    """
+    if not records:
+        return
+    _insert_audit(db[config.mongodb.audit_collection], records)
+    for run_id in sorted({a["run_id"] for a in records}):
+        db[config.mongodb.orders_collection].update_many(
+            {
+                "_id": {"$in": [a["order_id"] for a in records if a["run_id"] == run_id]},
+                f"{MARKER}.run_id": run_id,
+                f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING,
+            },
+            {"$unset": {f"{MARKER}.{AUDIT_FLAG}": ""}},
+        )
+
+
+def heal_audit(db: Database, config: Config) -> list[str]:
+    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
+    orders = db[config.mongodb.orders_collection]
+    wanted = {"_id": 1, MARKER: 1} | projection(config.orders)
+    with mongo_errors("healing audit records"):
+        docs = list(orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
+        records = []
+        for doc in docs:
+            marker = doc.get(MARKER)
+            if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
+                continue
+            record = order_record(doc, config.orders)
+            records.append(
+                audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], config)
+            )
+        _write_audit(db, config, records)
+    if records:
+        log.warning(
+            "repair.audit_healed", extra={"orders": len(records), "runs": sorted({a["run_id"] for a in records})}
+        )
+    return [a["order_key"] for a in records]
+
+
+def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: str, now: datetime) -> RepairResult:
+    """Repair the `repaired` and `marked_failed` orders; returns which changes took effect."""
+    todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
+    result = RepairResult()
+    orders = db[config.mongodb.orders_collection]
+    rows = list(todo.itertuples(index=False))
+    size = config.mongodb.repair_batch_size
+    for start in range(0, len(rows), size):
+        interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
+        batch = rows[start : start + size]
+        plans = [_planned_change(row, config, run_id, now) for row in batch]
+        with mongo_errors("repairing orders"):
+            written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
+            if written.modified_count == len(batch):
+                changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
+            else:
+                # Some lost their race: the ones that took effect carry this run's marker.
+                changed = {
+                    str(doc["_id"])
+                    for doc in orders.find(
+                        {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
+                    )
+                }
+            _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
+        for row in batch:
+            if row.order_key not in changed:
+                result.lost_race.append(row.order_key)
+            elif row.outcome == REPAIRED:
+                result.repaired.append(row.order_key)
+            else:
+                result.marked_failed.append(row.order_key)
+        log.info(
+            "repair.batch",
+            extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
+        )
+    return result
+
+
+def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
+    """One unordered insert; a record already there (same run, same order) is kept as it was."""
+    if not records:
+        return
+    try:
+        audit.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])) or exc.details.get(
+            "writeConcernErrors"
+        ):
+            raise
+
+
+def mark_lost_races(outcomes: pd.DataFrame, lost: list[str]) -> pd.DataFrame:
+    """An order changed by someone else between load and repair is left alone and listed as in flight."""
+    if not lost:
+        return outcomes
+    mask = outcomes["outcome"].isin([REPAIRED, MARKED_FAILED]) & outcomes["order_key"].isin(lost)
+    outcomes = outcomes.copy()
+    outcomes.loc[mask, "outcome"] = IN_FLIGHT
+    outcomes.loc[mask, "detail"] = "changed by another writer during this run; left alone"
+    return outcomes

@@ -1,0 +1,515 @@
+"""Pull Stripe objects for a window, through the official SDK.
+
+Pages come from `StripeClient.raw_request` and are parsed JSON dicts: building SDK objects
+costs ~10x the CPU per page, and the job keeps only a few fields of each object anyway.
+The SDK still does requests, auth, 5xx/connection retries and error mapping; rate limits
+(429), which it does not retry, are handled here. Every request takes its token from the
+run's shared budget (reconcile/budget.py); windows are pulled as concurrent time slices
+(reconcile/pull_plan.py).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from reconcile.config import StripeConfig
+from reconcile.decide import columns
+from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
+from reconcile.redact import scrub
+from reconcile.run import interrupt
+from reconcile.stripe import slices as pull_plan
+from reconcile.stripe.budget import Budget, endpoint_of
+from reconcile.timeutil import to_unix
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
+
+
+def redact(text: str) -> str:
+    """Mask anything shaped like a Stripe secret or restricted key (and any secret read from the environment)."""
+    return scrub(text or "")
+
+
+def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
+    base = {"api": config.api_base.rstrip("/")} if config.api_base else None
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=base,
+        max_network_retries=config.max_network_retries,
+        http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
+    )
+
+
+# Workers per pull when not configured: enough to keep the endpoint's budget busy when a list
+# page takes up to this long (Stripe: roughly 0.2-0.8 s with expansion).
+_SLOW_PAGE_SECONDS = 0.8
+_DEFAULT_WORKERS = 8
+_MAX_WORKERS = 32
+
+
+@dataclass
+class RetryPolicy:
+    """How a run talks to Stripe: backoff with full jitter for 429s (honouring Retry-After) and dropped
+    responses, the shared request budget, and how many requests one window pull keeps in flight."""
+
+    max_retries: int = 8
+    max_total_seconds: float = 300.0
+    base_seconds: float = 0.5
+    cap_seconds: float = 30.0
+    network_retries: int = 3
+    sleep: Callable[[float], None] = interrupt.wait
+    rng: random.Random = field(default_factory=random.Random)
+    budget: Budget | None = None  # None: no client-side limit (tests, stand-ins)
+    concurrency: int | None = None  # workers per window pull; None: derived from the budget
+    abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
+
+    @classmethod
+    def from_config(cls, config: StripeConfig) -> RetryPolicy:
+        return cls(
+            max_retries=config.rate_limit_retries,
+            max_total_seconds=config.max_retry_time.total_seconds(),
+            base_seconds=config.retry_backoff.total_seconds(),
+            network_retries=config.max_network_retries,
+            # Waiting for a token is a pause like any other: a stop request cuts it short.
+            budget=Budget(config.requests_per_second, config.account_requests_per_second, sleep=interrupt.wait),
+            concurrency=config.concurrency,
+        )
+
+    def workers(self) -> int:
+        if self.concurrency:
+            return self.concurrency
+        rate = self.budget.per_endpoint if self.budget else None
+        if rate is None:
+            return _DEFAULT_WORKERS
+        return max(2, min(_MAX_WORKERS, math.ceil(rate * _SLOW_PAGE_SECONDS)))
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+        return max(backoff, retry_after or 0.0)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _retry_after(error: stripe.StripeError) -> float | None:
+    for name, value in (error.headers or {}).items():
+        if name.lower() == "retry-after":
+            return parse_retry_after(value)
+    return None
+
+
+def _lacking_permission(message: str) -> str | None:
+    match = re.search(r"'(rak_[a-z0-9_]+)'", message or "")
+    return match.group(1) if match else None
+
+
+def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+    """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
+
+    A retry repeats exactly this request (same page, same cursor): a failed page is fetched again
+    alone, never the window from its start.
+    """
+    started = time.monotonic()
+    limited = 0  # 429s answered so far
+    dropped = 0  # connection failures the SDK did not retry itself
+    endpoint = endpoint_of(path)
+    while True:
+        if policy.budget:
+            granted = policy.budget.acquire(endpoint)
+            interrupt.checkpoint("pull")  # the wait for a token may have been cut short by a stop
+        else:
+            granted = 0.0
+        try:
+            return client.raw_request("get", path, **params).data
+        except stripe.RateLimitError as exc:
+            if policy.budget:
+                policy.budget.throttled(endpoint, granted)
+            waited = time.monotonic() - started
+            remaining = policy.max_total_seconds - waited
+            retry_after = _retry_after(exc)
+            if limited >= policy.max_retries or remaining <= 0 or (retry_after or 0.0) > remaining:
+                asked = f", then asked to wait {retry_after:.0f}s more" if (retry_after or 0.0) > remaining else ""
+                raise StripeUnavailable(
+                    f"Stripe kept rate-limiting {path}: {limited + 1} attempts over {waited:.0f}s{asked} "
+                    f"(bounds: stripe.rate_limit_retries = {policy.max_retries}, "
+                    f"stripe.max_retry_time = {policy.max_total_seconds:g}s); "
+                    "the run stopped without treating partial data as complete"
+                ) from None
+            pause = min(policy.delay(limited, retry_after), remaining)
+            log.warning(
+                "stripe.rate_limited",
+                extra={
+                    "path": path,
+                    "attempt": limited + 1,
+                    "retry_after_s": retry_after,
+                    "sleep_s": round(pause, 3),
+                },
+            )
+            policy.sleep(pause)
+            interrupt.checkpoint("pull")
+            limited += 1
+        except stripe.AuthenticationError as exc:
+            raise StripeAuthError(
+                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
+                "check the key in the environment variable named by stripe.api_key_env"
+            ) from None
+        except stripe.PermissionError as exc:
+            permission = _lacking_permission(exc.user_message or "")
+            needs = f"it lacks the permission {permission}" if permission else redact(exc.user_message or "")
+            raise StripeAuthError(
+                f"the Stripe key may not read {path} (HTTP 403): {needs}; "
+                "give the restricted key read access to it, or use another key"
+            ) from None
+        except stripe.InvalidRequestError as exc:
+            raise StripeRequestError(
+                f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}"
+            ) from None
+        except stripe.APIConnectionError as exc:
+            # The SDK retries timeouts and refused connections itself (should_retry), but not a
+            # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
+            network = f"{type(exc).__name__}: {redact(exc.user_message or '')}".strip()
+            if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
+                raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
+            pause = policy.delay(dropped, None)
+            log.warning(
+                "stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)}
+            )
+            policy.sleep(pause)
+            interrupt.checkpoint("pull")
+            dropped += 1
+        except stripe.APIError as exc:
+            raise StripeUnavailable(
+                f"Stripe unavailable at {path} after retries: {type(exc).__name__}: {redact(exc.user_message or '')}"
+            ) from None
+        except stripe.StripeError as exc:
+            raise StripeUnavailable(f"Stripe error at {path}: {redact(exc.user_message or '')}") from None
+
+
+def iter_pages(
+    client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a list endpoint by one cursor walk (the sequential reference; windows use fetch_window)."""
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    while True:
+        interrupt.checkpoint("pull")  # between pages: nothing is half-done here
+        page_params = dict(params, limit=PAGE_SIZE)
+        if cursor:
+            page_params["starting_after"] = cursor
+        page = request(client, path, page_params, policy)
+        data = page.get("data") or []
+        if data:
+            yield data
+        if not page.get("has_more") or not data:
+            return
+        cursor = data[-1]["id"]
+        if cursor in seen_cursors:
+            raise StripeRequestError(f"Stripe returned cursor {cursor} twice while listing {path}; stopping")
+        seen_cursors.add(cursor)
+
+
+def created_filter(since: datetime, until: datetime) -> dict[str, int]:
+    return {"gte": to_unix(since), "lt": to_unix(until)}
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def clean_order_ref(value: Any) -> str | None:
+    """A metadata order id as a plain string value; blank means none."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
+
+
+def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a charge the job uses (no card data)."""
+    bt = charge.get("balance_transaction")
+    bt = bt if isinstance(bt, dict) else {}
+    billing = charge.get("billing_details") or {}
+    return {
+        "charge_id": charge["id"],
+        "created": int(charge["created"]),
+        "status": charge.get("status"),
+        "captured": bool(charge.get("captured")),
+        "amount": int(charge.get("amount") or 0),
+        "amount_captured": int(charge.get("amount_captured") or 0),
+        "amount_refunded": int(charge.get("amount_refunded") or 0),
+        "refunded": bool(charge.get("refunded")),
+        "disputed": bool(charge.get("disputed")),
+        "currency": (charge.get("currency") or "").lower(),
+        "order_ref": clean_order_ref((charge.get("metadata") or {}).get(metadata_key)),
+        "payment_intent": _id_of(charge.get("payment_intent")),
+        "description": charge.get("description"),
+        "email": billing.get("email") or charge.get("receipt_email"),
+        "livemode": bool(charge.get("livemode")),
+        "failure_code": charge.get("failure_code"),
+        "settlement_currency": (bt.get("currency") or "").lower() or None,
+        "settlement_amount": bt.get("amount"),
+        "exchange_rate": bt.get("exchange_rate"),
+    }
+
+
+def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "txn_id": txn["id"],
+        "created": int(txn["created"]),
+        "type": txn.get("type"),
+        "reporting_category": txn.get("reporting_category") or txn.get("type"),
+        "currency": (txn.get("currency") or "").lower(),
+        "amount": int(txn.get("amount") or 0),
+        "fee": int(txn.get("fee") or 0),
+        "net": int(txn.get("net") or 0),
+        "source": _id_of(txn.get("source")),
+    }
+
+
+RowFn = Callable[[dict[str, Any]], dict[str, Any]]
+CHARGE_PARAMS: dict[str, Any] = {"expand": ["data.balance_transaction"]}
+
+
+def _pull(
+    client: stripe.StripeClient,
+    path: str,
+    since: datetime,
+    until: datetime,
+    on_page: Callable[[list[dict[str, Any]]], Any],
+    policy: RetryPolicy,
+    params: dict[str, Any] | None,
+) -> list[Any]:
+    """``on_page`` of every page created in [since, until), in list order (see pull_plan)."""
+    base = dict(params or {})
+
+    def fetch(page_params: dict[str, Any]) -> dict[str, Any]:
+        interrupt.checkpoint("pull")  # between pages (of any slice): nothing is half-done here
+        return request(client, path, {**base, **page_params}, policy)
+
+    started = time.monotonic()
+    watch = getattr(client, "watch_pull", None)  # a progress display wrapping the client (reconcile/progress.py)
+    progress = watch(path, to_unix(since), to_unix(until)) if callable(watch) else None
+    pages, stats = pull_plan.pull_window(
+        fetch,
+        to_unix(since),
+        to_unix(until),
+        on_page,
+        workers=policy.workers(),
+        abort=policy.abort,
+        label=path,
+        progress=progress,
+    )
+    log.info(
+        "pull.page_set",
+        extra={
+            "path": path,
+            "count": stats.objects,
+            "requests": stats.requests,
+            "slices": stats.slices,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return pages
+
+
+def fetch_window(
+    client: stripe.StripeClient,
+    path: str,
+    since: datetime,
+    until: datetime,
+    row: RowFn,
+    policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of a list endpoint created in [since, until), each reduced to its row of fields.
+
+    The one entry point for window pulls: the window is cut into time slices pulled side by side
+    under the policy's budget (reconcile/pull_plan.py). Rows come back in Stripe's list order,
+    exactly as a sequential pull would give them. Callable from several threads at once.
+    """
+    pages = _pull(client, path, since, until, lambda objs: [row(obj) for obj in objs], policy, params)
+    return [r for page in pages for r in page]
+
+
+def fetch_window_columns(
+    client: stripe.StripeClient,
+    path: str,
+    since: datetime,
+    until: datetime,
+    row: RowFn,
+    policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> columns.Columns:
+    """As fetch_window, packed into columns page by page: for big windows (~3x less memory)."""
+    pages = _pull(client, path, since, until, lambda objs: columns.pack(row(obj) for obj in objs), policy, params)
+    return columns.concat(pages)
+
+
+def fetch_charges(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(
+        client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy, CHARGE_PARAMS
+    )
+
+
+def fetch_balance_transactions(
+    client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(client, "/v1/balance_transactions", since, until, balance_row, policy)
+
+
+def fetch_charge_columns(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> columns.Columns:
+    return fetch_window_columns(
+        client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy, CHARGE_PARAMS
+    )
+
+
+def fetch_balance_columns(
+    client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
+) -> columns.Columns:
+    return fetch_window_columns(client, "/v1/balance_transactions", since, until, balance_row, policy)
+
+
+def retrieve_charges(
+    client: stripe.StripeClient, charge_ids: list[str], metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    """Charges by id (stored on orders whose charge fell outside the window); a missing id is skipped."""
+    rows = []
+    for charge_id in charge_ids:
+        if not _SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
+            log.warning("pull.stored_charge_id_invalid", extra={"charge_id": charge_id[:40]})
+            continue
+        try:
+            charge = request(client, f"/v1/charges/{charge_id}", {"expand": ["balance_transaction"]}, policy)
+        except StripeRequestError:
+            log.warning("pull.stored_charge_missing", extra={"charge_id": charge_id})
+            continue
+        rows.append(charge_row(charge, metadata_key))
+    return rows
+
+
+def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a PaymentIntent the matching uses."""
+    return {
+        "pi_id": intent["id"],
+        "created": int(intent["created"]),
+        "status": intent.get("status"),
+        "amount": int(intent.get("amount") or 0),
+        "currency": (intent.get("currency") or "").lower(),
+        "order_ref": clean_order_ref((intent.get("metadata") or {}).get(metadata_key)),
+        "latest_charge": _id_of(intent.get("latest_charge")),
+        "email": intent.get("receipt_email"),
+        "cancellation_reason": intent.get("cancellation_reason"),
+        "livemode": bool(intent.get("livemode")),
+    }
+
+
+def checkout_session_row(session: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a Checkout Session the matching uses."""
+    details = session.get("customer_details") or {}
+    total = session.get("amount_total")
+    return {
+        "session_id": session["id"],
+        "created": int(session["created"]),
+        "status": session.get("status"),
+        "payment_status": session.get("payment_status"),
+        "client_reference_id": clean_order_ref(session.get("client_reference_id")),
+        "order_ref": clean_order_ref((session.get("metadata") or {}).get(metadata_key)),
+        "payment_intent": _id_of(session.get("payment_intent")),
+        "amount_total": None if total is None else int(total),
+        "currency": (session.get("currency") or "").lower() or None,
+        "email": details.get("email") or session.get("customer_email"),
+        "expires_at": session.get("expires_at"),
+        "livemode": bool(session.get("livemode")),
+    }
+
+
+def fetch_payment_intents(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(
+        client, "/v1/payment_intents", since, until, lambda p: payment_intent_row(p, metadata_key), policy
+    )
+
+
+def fetch_checkout_sessions(
+    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
+) -> list[dict[str, Any]]:
+    return fetch_window(
+        client, "/v1/checkout/sessions", since, until, lambda s: checkout_session_row(s, metadata_key), policy
+    )
+
+
+def retrieve_objects(
+    client: stripe.StripeClient,
+    path: str,
+    ids: list[str],
+    row: RowFn,
+    policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
+    rows = []
+    for object_id in ids:
+        if not _SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
+            log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
+            continue
+        try:
+            obj = request(client, f"{path}/{object_id}", dict(params or {}), policy)
+        except StripeRequestError:
+            log.warning("pull.stored_id_missing", extra={"path": path, "id": object_id})
+            continue
+        rows.append(row(obj))
+    return rows
+
+
+def list_by(
+    client: stripe.StripeClient,
+    path: str,
+    param: str,
+    values: list[str],
+    row: RowFn,
+    policy: RetryPolicy,
+    params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
+    rows: list[dict[str, Any]] = []
+    for value in values:
+        if not _SAFE_ID.match(value):
+            continue
+        for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
+            rows.extend(row(obj) for obj in page)
+    return rows

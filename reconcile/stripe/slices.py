@@ -1,0 +1,268 @@
+"""Pulling one list endpoint's window concurrently: time slices, each paged by its cursor.
+
+Stripe lists newest first and pages by cursor, so one cursor walk is one request at a time. To
+have several requests in flight the window [since, until) is cut into time slices walked side
+by side. The cut is made where the data is: the whole window is asked for first; a page that
+says there is more splits what is left below it among the idle workers, in equal time pieces,
+and any running slice splits again when a worker falls idle. So a dense hour is shared out
+however the objects are spread, and a small window costs one request.
+
+Exactly the sequential set, in the sequential order: when a slice with a cursor at second ``c``
+is split, the seconds below ``c`` go to new slices with no cursor, while the slice keeps walking
+its cursor through the rest of second ``c`` (objects sharing a second are only ever listed by
+one slice). Slices cover disjoint seconds, so the pages sort back into Stripe's own order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from reconcile.errors import StripeRequestError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PAGE_SIZE = 100
+# A new slice should be worth at least this many pages: each one ends on a part-full page.
+MIN_PAGES_PER_SLICE = 2.0
+
+FetchPage = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class PullAborted(Exception):
+    """Another pull of the same run failed; this one stopped early (its error is the real one)."""
+
+
+@dataclass(eq=False)  # compared and hashed by identity: a slice is a walk in progress
+class _Slice:
+    since: int  # first second, inclusive
+    until: int  # last second, exclusive
+    number: int  # creation order, breaks ties when sorting pages back
+    cursor: str | None = None
+    pages: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
+@dataclass
+class PullStats:
+    requests: int = 0
+    slices: int = 1
+    objects: int = 0
+    pages: int = 0  # pages with objects
+
+
+# Told after each page: (pages with objects, objects, fraction of the window done, finished).
+Progress = Callable[[int, int, float, bool], None]
+
+
+class _Pull(Generic[T]):
+    def __init__(
+        self,
+        fetch: FetchPage,
+        workers: int,
+        on_page: Callable[[list[dict[str, Any]]], T],
+        abort: threading.Event | None,
+        label: str,
+        progress: Progress | None = None,
+    ) -> None:
+        self.fetch = fetch
+        self.progress = progress
+        self.live: set[_Slice] = set()  # queued or being walked
+        self.seconds = 1
+        self.workers = workers
+        self.on_page = on_page
+        self.abort = abort
+        self.label = label
+        self.cond = threading.Condition()
+        self.queue: list[_Slice] = []
+        self.active = 0
+        self.error: BaseException | None = None
+        self.results: list[tuple[tuple[int, int, int], T]] = []
+        self.stats = PullStats()
+
+    # --------------------------------------------------------------- scheduling
+
+    def run(self, since: int, until: int) -> list[T]:
+        first = _Slice(since, until, 0)
+        self.queue.append(first)
+        self.live.add(first)
+        self.seconds = max(1, until - since)
+        threads = [_thread(self._worker, f"pull{self.label}:{n}") for n in range(self.workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
+        if self.progress is not None:
+            self.progress(self.stats.pages, self.stats.objects, 1.0, True)
+        self.results.sort(key=lambda item: item[0])
+        return [value for _, value in self.results]
+
+    def _worker(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and self.active and self.error is None:
+                    self.cond.wait()
+                if self.error is not None or not self.queue:
+                    self.cond.notify_all()
+                    return
+                piece = self.queue.pop()
+                self.active += 1
+            try:
+                self._walk(piece)
+            except BaseException as exc:  # handed to the caller's thread by run()
+                with self.cond:
+                    if self.error is None:
+                        self.error = exc
+            finally:
+                with self.cond:
+                    self.active -= 1
+                    self.live.discard(piece)
+                    self.cond.notify_all()
+
+    def _idle(self) -> int:
+        with self.cond:
+            return 0 if self.queue else self.workers - self.active
+
+    # --------------------------------------------------------------- one slice
+
+    def _walk(self, piece: _Slice) -> None:
+        while True:
+            if self.error is not None:
+                return
+            if self.abort is not None and self.abort.is_set():
+                raise PullAborted()
+            params: dict[str, Any] = {"created": {"gte": piece.since, "lt": piece.until}, "limit": PAGE_SIZE}
+            if piece.cursor:
+                params["starting_after"] = piece.cursor
+            page = self.fetch(params)
+            data = page.get("data") or []
+            with self.cond:
+                self.stats.requests += 1
+                self.stats.objects += len(data)
+            if not data:
+                return
+            first, last = _created(data[0], piece), _created(data[-1], piece)
+            value = self.on_page(data)
+            with self.cond:
+                # Seconds belong to one slice, so pages sort back by (newest second, slice, page).
+                self.results.append(((-first, piece.number, piece.pages), value))
+                self.stats.pages += 1
+            piece.pages += 1
+            if not page.get("has_more"):
+                return
+            cursor = data[-1].get("id")
+            if not isinstance(cursor, str) or cursor in piece.seen:
+                raise StripeRequestError("Stripe returned a repeated or missing cursor while listing; stopping")
+            piece.seen.add(cursor)
+            self._maybe_split(piece, len(data), last)
+            with self.cond:
+                piece.until, piece.cursor = last + 1, cursor
+            self._report()
+
+    def _report(self) -> None:
+        """Tell the watcher how far the pull is: the seconds no slice still has to walk."""
+        if self.progress is None:
+            return
+        with self.cond:
+            left = sum(max(0, s.until - s.since) for s in self.live)
+            pages, objects = self.stats.pages, self.stats.objects
+        self.progress(pages, objects, 1.0 - left / self.seconds, False)
+
+    def _maybe_split(self, piece: _Slice, count: int, last: int) -> None:
+        """Share the seconds below ``last`` with idle workers, if there are enough of them to share."""
+        below = last - piece.since  # whole seconds left under the cursor's second
+        idle = self._idle()
+        if below < 2 or idle < 1:
+            return
+        per_second = count / max(1, piece.until - last)
+        pages_left = per_second * below / PAGE_SIZE
+        parts = int(min(idle + 1, below, pages_left / MIN_PAGES_PER_SLICE))
+        if parts < 2:
+            return
+        bounds = [piece.since + below * n // parts for n in range(parts + 1)]
+        with self.cond:
+            for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=False):
+                self.stats.slices += 1
+                new = _Slice(lo, hi, self.stats.slices)
+                self.queue.append(new)
+                self.live.add(new)
+            piece.since = bounds[-2]  # this slice keeps the top part and its cursor's second
+            self.cond.notify_all()
+
+
+def _created(obj: dict[str, Any], piece: _Slice) -> int:
+    created = obj.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not piece.since <= created < piece.until:
+        raise StripeRequestError(
+            f"Stripe listed an object created at {created!r} outside the requested range "
+            f"[{piece.since}, {piece.until}); stopping rather than guessing"
+        )
+    return created
+
+
+def pull_window(
+    fetch: FetchPage,
+    since: int,
+    until: int,
+    on_page: Callable[[list[dict[str, Any]]], T],
+    *,
+    workers: int = 1,
+    abort: threading.Event | None = None,
+    label: str = "",
+    progress: Progress | None = None,
+) -> tuple[list[T], PullStats]:
+    """``on_page`` of every page of objects created in [since, until), in Stripe's list order.
+
+    ``fetch(params)`` gets one page (params: ``created``, ``limit``, ``starting_after``); it is
+    called from ``workers`` threads at once. ``abort`` stops the pull early (PullAborted).
+    ``progress`` is told after each page how far the pull is (from the workers' threads).
+    """
+    if until <= since:
+        return [], PullStats(slices=0)
+    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress)
+    values = pull.run(since, until)
+    return values, pull.stats
+
+
+def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread running in a copy of the caller's context (log lines keep the run id)."""
+    context = contextvars.copy_context()
+    return threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
+
+
+def side_by_side(calls: Sequence[Callable[[], T]], abort: threading.Event) -> list[T]:
+    """Run the calls at once (e.g. one pull per endpoint); results in call order.
+
+    A failure sets ``abort`` so the other pulls stop at their next page; the failure of the
+    earliest call (in call order, so the message does not depend on timing) is raised.
+    """
+    results: list[Any] = [None] * len(calls)
+    failures: dict[int, BaseException] = {}
+
+    def runner(n: int) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                results[n] = calls[n]()
+            except BaseException as exc:
+                failures[n] = exc
+                abort.set()
+
+        return run
+
+    threads = [_thread(runner(n), f"side-by-side:{n}") for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    abort.clear()
+    errors = [failures[n] for n in sorted(failures)]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
+    return results
