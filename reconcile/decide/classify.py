@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.decide import match
+from reconcile.decide.columns import ORDER_COLUMNS
 from reconcile.decide.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
@@ -66,20 +67,6 @@ NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
 # Orders with no money that may pair with an unreferenced charge (a probable match).
 UNPAID_OUTCOMES = (STALE_PENDING, MARKED_FAILED, PAID_WITHOUT_CHARGE)
 
-ORDER_COLUMNS = [
-    "order_id",
-    "order_key",
-    "status",
-    "amount",
-    "currency",
-    "created",
-    "stored_charge_id",
-    "email",
-    "problem",
-    "stored_payment_intent_id",
-    "stored_session_id",
-    "refunded_amount",
-]
 CHARGE_COLUMNS = [
     "charge_id",
     "created",
@@ -163,19 +150,6 @@ def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
     frame["customer_refunded"] = (frame["amount_refunded"] - released).clip(lower=0).astype("int64")
     # A charge pulled twice (window and edge look) counts once.
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
-
-
-def with_more_charges(charges: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The window's charges plus more found past its edges (a charge already present counts once)."""
-    both = pd.concat([charges, charges_frame(rows)], ignore_index=True)
-    return both.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
-
-
-def link_charges(
-    charges: pd.DataFrame, orders: pd.DataFrame, link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
-) -> pd.Series:
-    """The order key each charge belongs to (see match.link)."""
-    return match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), link_by).charges["order_key"]
 
 
 # The paid charge's columns an order's outcome and its report row use (as c_<name>).

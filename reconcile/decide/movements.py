@@ -48,10 +48,6 @@ TITLES = {
 }
 
 
-def _id_of(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else (value or None)
-
-
 def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
     """The fields of a refund or dispute the job uses, with its charge's row when expanded."""
     charge = obj.get("charge")
@@ -66,7 +62,7 @@ def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
         "reason": obj.get("reason"),
         "failure_reason": obj.get("failure_reason"),
         "due_by": evidence.get("due_by"),
-        "charge_id": _id_of(charge),
+        "charge_id": stripe_pull.id_of(charge),
         "charge": stripe_pull.charge_row(charge, metadata_key) if isinstance(charge, dict) else None,
     }
 
@@ -103,7 +99,7 @@ def retrieve_movements(
     rows = []
     for kind, object_id in refs:
         path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
-        if path is None or not stripe_pull._SAFE_ID.match(object_id or ""):
+        if path is None or not stripe_pull.SAFE_ID.match(object_id or ""):
             continue
         try:
             rows.append(

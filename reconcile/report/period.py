@@ -15,7 +15,7 @@ from typing import Any
 
 from reconcile.decide import movements
 from reconcile.money import format_amount, to_decimal_text
-from reconcile.report.render import _env, dashboard_link
+from reconcile.report.render import dashboard_link, template_env
 from reconcile.store import items as item_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
@@ -129,7 +129,7 @@ def render(
         "trend": _bars(trend),
         "colours": BAR_COLOURS,
     }
-    env = _env()
+    env = template_env()
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
         **context
     )
