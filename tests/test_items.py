@@ -108,6 +108,7 @@ def test_core_findings_have_stable_keys_and_every_charge_named():
                 "charge_id": "ch_aaaaaaaa",
                 "order_created": 100,
                 "detail": "2 succeeded charges: ch_aaaaaaaa, ch_bbbbbbbb",
+                "charge_ids": ["ch_aaaaaaaa", "ch_bbbbbbbb"],
                 "amount": 1800,
                 "currency": "usd",
             }

@@ -19,6 +19,7 @@ from pymongo.database import Database
 from reconcile.config import Config
 from reconcile.decide import classify as c
 from reconcile.decide import movements
+from reconcile.report import wording
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.stripe import payments as payment_pull
@@ -94,7 +95,8 @@ def _recheck_core(
     charges, intents, sessions = (named + payment_pull.of_orders(client, config, orders, named, policy)).frames()
     # Only a charge that is itself an item may come out as an orphan here.
     charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
-    outcomes = c.classify(orders, charges, rules_for(config, now), intents, sessions)
+    rules = rules_for(config, now)
+    outcomes = wording.worded(c.classify(orders, charges, rules, intents, sessions), rules)
     found = {f["key"]: f for f in item_store.core_findings(outcomes)}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"], strict=False))
     by_charge = dict(zip(outcomes["charge_id"].astype(str), outcomes["outcome"], strict=False))

@@ -22,6 +22,7 @@ from reconcile.decide import totals
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
 from reconcile.report import render as report
+from reconcile.report import wording
 from reconcile.run import interrupt
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -217,6 +218,7 @@ def _run(
     if extra:
         charges, intents, sessions = (pulled + extra).frames()
         outcomes = c.classify(orders, charges, rules, intents, sessions)
+    outcomes = wording.worded(outcomes, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
     del orders, pulled, extra, charges, intents, sessions  # the outcomes carry what the rest needs

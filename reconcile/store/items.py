@@ -13,7 +13,6 @@ never calls something fixed that it did not look at.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +33,6 @@ OPEN = "open"
 RESOLVED = "resolved"
 DAY = 86400
 BUCKETS = ("0-1 day", "2-7 days", "8-30 days", "over 30 days")
-_CHARGE_ID = re.compile(r"\b(?:ch|py)_[A-Za-z0-9]{6,}\b")
 # Fields a finding carries onto its item (display and re-check).
 CARRIED = (
     "kind",
@@ -77,7 +75,7 @@ def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
     for r in outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)].to_dict("records"):
         r = {k: _plain(v) for k, v in r.items()}
         order_key, charge_id = r["order_key"], r["charge_id"]
-        ids = [charge_id, r["stored_charge_id"], *_CHARGE_ID.findall(r["detail"] or "")]
+        ids = [charge_id, r["stored_charge_id"], *(r.get("charge_ids") or [])]
         findings.append(
             {
                 "key": f"{r['outcome']}:{order_key or '-'}:{charge_id or '-'}",
