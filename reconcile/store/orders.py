@@ -429,3 +429,16 @@ def _flag_shared_ids(columns: Columns) -> None:
             note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
             for position in group:
                 problems[position] = "; ".join(filter(None, [problems[position], note]))
+
+
+def orders_of_movements(
+    orders: Collection, config: OrdersConfig, rows: list[dict[str, Any]], at: datetime
+) -> list[dict[str, Any]]:
+    """The orders refunds' and disputes' charges belong to (by metadata, else by stored charge id), of any age."""
+    charges = [r["charge"] for r in rows if r["charge"]]
+    refs = {c["order_ref"] for c in charges if c["order_ref"]}
+    unreferenced = {c["charge_id"] for c in charges if not c["order_ref"]}
+    if not refs and not unreferenced:
+        return []
+    # An empty window [at, at): only the orders named by reference are loaded.
+    return load_orders(orders, config, at, at, refs, unreferenced)
