@@ -307,7 +307,7 @@ def _run_all(
             source=plan.source,
         )
         stash_for_hook: dict[str, Any] = {"source": plan.source}
-        hook = _extend_hook(
+        hook = _period_hook(
             config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook
         )
         req = job.RunRequest(
@@ -367,7 +367,7 @@ def _run_all(
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
 
 
-def _extend_hook(
+def _period_hook(
     config: Config,
     client: stripe.StripeClient,
     db: Database,
@@ -377,8 +377,10 @@ def _extend_hook(
     part: tuple[int, int],
     policy: stripe_pull.RetryPolicy,
     out: dict[str, Any],
-) -> Callable[[str, pd.DataFrame, dict[str, Any]], ReportExtras]:
-    """The report additions of one sub-window: refunds and disputes, open items, trend."""
+) -> job.PeriodHook:
+    """The period work of one sub-window, run by job.run after its repairs (see window.PeriodHook):
+    pulls refunds and disputes, re-checks open items, writes the items collection, renders the
+    period sections. Results come back through `out` (items, movements) and the returned extras."""
     m, r = config.mongodb, config.report
 
     def extend(run_id: str, outcomes: pd.DataFrame, money: dict[str, Any]) -> ReportExtras:

@@ -65,16 +65,17 @@ def _recheck_core(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     if not docs:
         return [], {}
-    from reconcile.run.window import rules_for  # the same rules as a window run
+    from reconcile.run.window import linking_for, rules_for  # the same rules as a window run
 
     key = config.stripe.order_id_metadata_key
     subjects = {d["charge_id"] for d in docs if d["source"] == "charge" and d.get("charge_id")}
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
     # The charges with their PaymentIntents and sessions, and the orders any of them names: the
     # same links as a window run (payments.pull and references), so the same order is found.
+    linking = linking_for(config)
     named = payment_pull.of_charges(
         client,
-        config,
+        linking,
         c.charges_frame(stripe_pull.retrieve_charges(client, wanted, key, policy)),
         policy,
     )
@@ -93,7 +94,7 @@ def _recheck_core(
         )
     )
     # The charge, PaymentIntent and session ids the orders store, and the charges those lead to.
-    charges, intents, sessions = (named + payment_pull.of_orders(client, config, orders, named, policy)).frames()
+    charges, intents, sessions = (named + payment_pull.of_orders(client, linking, orders, named, policy)).frames()
     # Only a charge that is itself an item may come out as an orphan here.
     charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
     rules = rules_for(config, now)

@@ -34,6 +34,15 @@ from reconcile.timeutil import fmt, to_unix, utcnow
 log = logging.getLogger(__name__)
 
 
+# A call back up into the invocation (run/invocation.py `_period_hook`), made by `run` after its
+# repairs: (run_id, outcomes, money totals) -> report extras. It pulls the window's refunds and
+# disputes from Stripe, re-checks open items from earlier windows (Stripe and MongoDB reads),
+# writes the items collection, reads the run history and renders the period's HTML sections.
+# A later change replaces this with read-decide-write in the invocation; until then it is the one
+# place a window run does I/O it was not given the inputs of.
+PeriodHook = Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras]
+
+
 @dataclass(frozen=True)
 class RunRequest:
     since: datetime
@@ -46,8 +55,8 @@ class RunRequest:
     counted_from: datetime | None = None
     # Called just before repairs (the run lease's check): raising stops the run before it changes anything.
     checkpoint: Callable[[], None] | None = None
-    # Adds to the report (refunds and disputes, open items, trend): (run_id, outcomes, totals) -> extras.
-    extend: Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras] | None = None
+    # The invocation's period work, called back in the middle of this run (see `PeriodHook`).
+    extend: PeriodHook | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,17 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
     )
 
 
+def linking_for(config: Config) -> payment_pull.Linking:
+    """The settings the Stripe side's payment pulls use."""
+    return payment_pull.Linking(
+        metadata_key=config.stripe.order_id_metadata_key,
+        link_by=config.matching.link_by,
+        edge_slack=config.window.edge_slack,
+        orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
+        orders_store_session_ids=bool(config.orders.checkout_session_id_field),
+    )
+
+
 def run(
     config: Config,
     client: stripe.StripeClient,
@@ -143,6 +163,7 @@ def _run(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
+    linking = linking_for(config)
 
     def order_load() -> order_store.OrderLoad:
         return order_store.OrderLoad(
@@ -167,7 +188,7 @@ def _run(
 
     pulled, balance_columns, loaded = pull_plan.side_by_side(
         [
-            lambda: payment_pull.pull(client, config, req.since, req.until, policy),
+            lambda: payment_pull.pull(client, linking, req.since, req.until, policy),
             lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
             window_beside_pull,
         ],
@@ -214,7 +235,7 @@ def _run(
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
-    extra = payment_pull.edge_look(client, config, req.since, req.until, orders, outcomes, pulled, policy)
+    extra = payment_pull.edge_look(client, linking, req.since, req.until, orders, outcomes, pulled, policy)
     if extra:
         charges, intents, sessions = (pulled + extra).frames()
         outcomes = c.classify(orders, charges, rules, intents, sessions)
@@ -242,6 +263,8 @@ def _run(
     if req.counted_from is not None:
         balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
     money = totals.summarize(balance)
+    # Calls back up into the invocation (PeriodHook above): pulls refunds and disputes, re-checks
+    # open items, writes the items collection, renders the period sections; returns them as extras.
     extras = req.extend(run_id, outcomes, money) if req.extend else None
     clock.lap("extend")
     files = report.write_report(
