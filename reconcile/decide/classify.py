@@ -450,8 +450,13 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
 def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
     rows = charges.loc[money & charges["order_key"].isna() & charges["in_window"]]
     # A charge naming an order that does not exist says where that name comes from.
-    sources = rows["ref_source"].fillna("charge metadata").where(rows["order_ref"].notna(), None)
-    facts = _objects((None if source is None else Facts(ref_source=source) for source in sources), rows.index)
+    facts = _objects(
+        (
+            None if pd.isna(ref) else Facts(ref_source=source if isinstance(source, str) else "charge metadata")
+            for ref, source in zip(rows["order_ref"], rows["ref_source"], strict=True)
+        ),
+        rows.index,
+    )
     return pd.DataFrame(
         {
             "outcome": ORPHAN_CHARGE,
