@@ -24,7 +24,7 @@ from typing import Any
 
 import stripe
 
-from reconcile.config import StripeConfig
+from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
 from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.redact import scrub
@@ -48,6 +48,9 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     base = {"api": config.api_base.rstrip("/")} if config.api_base else None
     return stripe.StripeClient(
         api_key,
+        # Every request names the version the job's rules are written for (README "Stripe API
+        # version"), so the account's default version never changes what the job reads.
+        stripe_version=config.api_version,
         base_addresses=base,
         max_network_retries=config.max_network_retries,
         http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
@@ -78,14 +81,15 @@ class RetryPolicy:
     abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
 
     @classmethod
-    def from_config(cls, config: StripeConfig) -> RetryPolicy:
+    def from_config(cls, config: StripeConfig, test_mode: bool = False) -> RetryPolicy:
+        """`test_mode`: the key is a sandbox key, whose account limit is a quarter of a live one's."""
         return cls(
             max_retries=config.rate_limit_retries,
             max_total_seconds=config.max_retry_time.total_seconds(),
             base_seconds=config.retry_backoff.total_seconds(),
             network_retries=config.max_network_retries,
             # Waiting for a token is a pause like any other: a stop request cuts it short.
-            budget=Budget(config.requests_per_second, config.account_requests_per_second, sleep=interrupt.wait),
+            budget=Budget(config.requests_per_second, account_rate(config, test_mode), sleep=interrupt.wait),
             concurrency=config.concurrency,
         )
 
