@@ -26,7 +26,7 @@ import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
+from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.redact import scrub
 from reconcile.run import interrupt
 from reconcile.stripe import slices as pull_plan
@@ -193,6 +193,11 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
                 "give the restricted key read access to it, or use another key"
             ) from None
         except stripe.InvalidRequestError as exc:
+            if (exc.user_message or "").startswith("Invalid Stripe API version"):
+                raise ConfigError(
+                    f"Stripe does not accept the API version the job sends: {redact(exc.user_message or '')}; "
+                    "check stripe.api_version (unset: the version the installed SDK pins)"
+                ) from None
             raise StripeRequestError(
                 f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}"
             ) from None
@@ -263,6 +268,7 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
     bt = charge.get("balance_transaction")
     bt = bt if isinstance(bt, dict) else {}
     billing = charge.get("billing_details") or {}
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
     return {
         "charge_id": charge["id"],
         "created": int(charge["created"]),
@@ -283,6 +289,8 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
         "settlement_currency": (bt.get("currency") or "").lower() or None,
         "settlement_amount": bt.get("amount"),
         "exchange_rate": bt.get("exchange_rate"),
+        # When an uncaptured card authorization lapses (Stripe releases it then).
+        "capture_before": card.get("capture_before") if isinstance(card.get("capture_before"), int) else None,
     }
 
 

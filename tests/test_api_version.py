@@ -1,0 +1,207 @@
+"""The job against Stripe as the pinned API version (2026-10-28.endive, what stripe-python 16 sends).
+
+Stripe's changelog, 2025-03-31.basil ("Partially capturing or canceling payments no longer creates
+a Refund", still true in endive): partial capture and cancellation create no Refund and leave
+`amount_refunded` alone; a cancellation leaves the charge `captured: false`, `amount_captured: 0`,
+`refunded: false`; PaymentIntent `cancellation_reason` `expired` marks an authorization that lapsed.
+Disputes have ten statuses (stripe-python 16's `Dispute.status`). Each test runs the real command
+against the stand-in answering as that version, through the SDK, with nx-27017.
+"""
+
+from __future__ import annotations
+
+import csv
+import typing
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import stripe
+from conftest import at
+
+from reconcile.decide import classify as c
+from reconcile.decide import match, movements
+from reconcile.timeutil import to_unix
+
+WINDOW = ("--since", "24h")
+H = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def rows(result) -> list[dict[str, str]]:
+    with open(result.summary["report"]["csv"], newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def outcome_of(result, order_id: Any) -> str:
+    found = [r["outcome"] for r in rows(result) if r["order_id"] == str(order_id)]
+    assert len(found) <= 1, found
+    return found[0] if found else c.OK
+
+
+def detail_of(result, order_id: Any) -> str:
+    [found] = [r["detail"] for r in rows(result) if r["order_id"] == str(order_id)]
+    return found
+
+
+def authorization(shop, store, order_id: Any, amount: int, *, on: str = "charge", age: timedelta = 2 * H) -> tuple:
+    """A manual-capture PaymentIntent and its authorized, uncaptured charge naming `order_id` (on the
+    charge's metadata or the PaymentIntent's)."""
+    ref = {"order_id": str(order_id)} if order_id is not None else {}
+    intent = store.create_payment_intent(
+        amount=amount,
+        created=to_unix(shop.now - age),
+        status="requires_capture",
+        capture_method="manual",
+        metadata=ref if on == "intent" else {},
+    )
+    charge = shop.charge(
+        None, amount=amount, age=age - timedelta(seconds=5), captured=False, payment_intent=intent["id"], metadata=ref
+    )
+    if on == "intent":
+        store.update_charge(charge["id"], metadata={})
+    return intent, charge
+
+
+# --------------------------------------------------------------------------- observations 1 and 2
+
+
+def test_partial_capture_then_a_refund_is_judged_on_money_returned_to_the_customer(cli, shop, store):
+    """Authorized 50.00, captured 40.00 for a 40.00 order: the released 10.00 is not a refund."""
+    recorded = shop.order(None, status="accepted", amount=4000, refunded_amount=400)
+    store.create_refund(shop.charge(recorded, amount=5000, amount_captured=4000)["id"], amount=400)
+    unrecorded = shop.order(None, status="accepted", amount=4000)
+    store.create_refund(shop.charge(unrecorded, amount=5000, amount_captured=4000)["id"], amount=900)
+    untouched = shop.order(None, status="accepted", amount=4000)
+    shop.charge(untouched, amount=5000, amount_captured=4000)
+    cli.configure(orders={"email_field": "email", "refunded_amount_field": "refunded_amount"})
+    result = cli(*WINDOW)
+    assert outcome_of(result, recorded) == c.OK  # was refunded_or_disputed, "no refund in Stripe"
+    assert outcome_of(result, untouched) == c.OK
+    assert outcome_of(result, unrecorded) == c.REFUNDED_OR_DISPUTED  # was ok: the 9.00 refund was missed
+    assert detail_of(result, unrecorded) == (
+        "refunded 9.00 USD while the order is accepted; the order expects net 40.00 USD, the customer paid net 31.00 USD"
+    )
+
+
+# --------------------------------------------------------------------------- observations 3 and 4
+
+
+@pytest.mark.parametrize("reason", ["requested_by_customer", "expired", "abandoned"])
+@pytest.mark.parametrize("on", ["charge", "intent"])
+def test_a_released_authorization_marks_its_pending_order_failed(cli, shop, store, db, reason, on):
+    order = shop.order(None, amount=5000)
+    intent, _ = authorization(shop, store, order, 5000, on=on)
+    store.cancel_payment_intent(intent["id"], reason, at=to_unix(shop.now - H))
+    if on == "intent":
+        cli.configure(matching={"link_by": ["charge_metadata", "payment_intent_metadata"]})
+    result = cli(*WINDOW)
+    assert result.exit_code == 0, result.output  # was 1: `uncaptured`, a person, forever
+    assert result.summary["marked_failed"] == [str(order)]
+    assert db["orders"].find_one({"_id": order})["status"] == "failed"
+    assert f"PaymentIntent canceled: {match.CANCELLATION_REASONS[reason]}" in detail_of(result, order)
+
+
+def test_an_authorization_past_its_window_is_released_and_a_live_one_is_still_uncaptured(cli, shop, store, db):
+    lapsed = shop.order(None, amount=3000, age=8 * DAY)
+    authorization(shop, store, lapsed, 3000, age=8 * DAY)  # capture_before: 7 days after the charge
+    live = shop.order(None, amount=3000)
+    authorization(shop, store, live, 3000)
+    cli.configure(window={"max_span": "10d"})  # one window, one report
+    result = cli("--since", "9d")
+    assert result.summary["marked_failed"] == [str(lapsed)]
+    assert "the authorization window passed" in detail_of(result, lapsed)
+    assert outcome_of(result, live) == c.UNCAPTURED
+
+
+def test_a_paid_order_whose_only_charge_is_a_released_authorization_is_paid_without_charge(cli, shop, store):
+    order = shop.order(None, status="accepted", amount=2000)
+    intent, _ = authorization(shop, store, order, 2000)
+    store.cancel_payment_intent(intent["id"], "expired")
+    result = cli(*WINDOW)
+    assert outcome_of(result, order) == c.PAID_WITHOUT_CHARGE
+    assert "authorization was released uncaptured" in detail_of(result, order)
+
+
+def test_a_released_authorization_naming_no_order_is_no_item(cli, shop, store, db):
+    intent, charge = authorization(shop, store, None, 1500)
+    store.cancel_payment_intent(intent["id"], "requested_by_customer")
+    named_gone = store.create_payment_intent(amount=1500, status="requires_capture", created=to_unix(shop.now - H))
+    shop.charge(None, amount=1500, captured=False, payment_intent=named_gone["id"], metadata={"order_id": "ord_gone"})
+    store.cancel_payment_intent(named_gone["id"], "expired")
+    result = cli(*WINDOW)
+    assert result.exit_code == 0, result.output  # was 1: two orphan_charge items, forever
+    assert not [r for r in rows(result) if r["outcome"] == c.ORPHAN_CHARGE]
+    assert db["reconcile_items"].count_documents({}) == 0
+
+
+# --------------------------------------------------------------------------- observation 5
+
+
+@pytest.mark.parametrize("status", ["appeal_needs_response", "appeal_under_review", "warning_needs_response"])
+def test_an_open_dispute_in_any_open_status_needs_a_person_with_its_respond_by_date(cli, shop, store, status):
+    order = shop.order(None, status="accepted", amount=7400)
+    charge = shop.charge(order, amount=7400, age=3 * H)
+    dispute = store.create_dispute(charge["id"], created=to_unix(shop.now - H), status=status)
+    result = cli(*WINDOW)
+    [found] = [m for m in result.summary["movements"] if m["object_id"] == dispute["id"]]
+    assert found["kind"] == movements.DISPUTE_OPEN and found["needs_person"] is True  # was dispute_closed
+    assert "respond by" in found["detail"] and status.replace("_", " ") in found["detail"]
+    assert result.exit_code == 1
+
+
+def test_a_recheck_keeps_a_dispute_open_through_its_appeal(cli, db, store, seed, t0):
+    order = seed.order(None, status="accepted", amount=7400, age=4 * H)
+    charge = seed.charge(order, amount=7400, age=4 * H)
+    dispute = store.create_dispute(charge["id"], created=to_unix(t0 - 2 * H))
+    first = cli("--now", at(t0))
+    key = f"dispute:{dispute['id']}"
+    assert db["reconcile_items"].find_one({"_id": key})["state"] == "open", first.output
+    store.update(dispute["id"], status="appeal_needs_response")
+    later = cli("--now", at(t0 + 2 * DAY), "--since", at(t0 + 2 * DAY - 6 * H))
+    item = db["reconcile_items"].find_one({"_id": key})
+    assert item["state"] == "open", later.output  # was resolved: "re-checked: dispute ... appeal needs response"
+    store.update(dispute["id"], status="won")
+    cli("--now", at(t0 + 3 * DAY), "--since", at(t0 + 3 * DAY - 6 * H))
+    assert db["reconcile_items"].find_one({"_id": key})["state"] == "resolved"
+
+
+# --------------------------------------------------------------------------- the job's status tables
+
+
+def _literal(cls: type, field: str) -> set[str]:
+    """The values of a field's Literal in the installed SDK's type annotations.
+
+    stripe-python evaluates its annotations (no `from __future__ import annotations`), so the
+    class's own `__annotations__` hold the types; `typing.get_type_hints` would also have to
+    resolve every TYPE_CHECKING-only name of the module.
+    """
+    hint = cls.__annotations__[field]
+    literals = [arg for arg in typing.get_args(hint) if typing.get_origin(arg) is typing.Literal]
+    assert literals, (cls, field, hint)
+    return {value for lit in literals for value in typing.get_args(lit)}
+
+
+def test_the_jobs_status_tables_cover_every_value_of_the_installed_sdk():
+    """An SDK upgrade that adds a status fails here until the job knows what the status means."""
+    assert _literal(stripe.Dispute, "status") == set(movements.DISPUTE_OPEN_STATUSES) | set(
+        movements.DISPUTE_CLOSED_STATUSES
+    )
+    assert not set(movements.DISPUTE_OPEN_STATUSES) & set(movements.DISPUTE_CLOSED_STATUSES)
+    assert _literal(stripe.PaymentIntent, "status") == set(match.INTENT_STATUS_STATES)
+    assert _literal(stripe.PaymentIntent, "cancellation_reason") == set(match.CANCELLATION_REASONS)
+    assert _literal(stripe.checkout.Session, "status") == set(match.SESSION_STATUS_STATES)
+    assert _literal(stripe.checkout.Session, "payment_status") == set(match.SESSION_PAYMENT_STATES)
+
+
+# --------------------------------------------------------------------------- the version itself
+
+
+def test_the_job_sends_its_configured_version_and_a_version_stripe_refuses_stops_the_run(cli, shop, stripe_server):
+    shop.charge(shop.order(None, status="accepted"))
+    assert cli(*WINDOW).exit_code == 0
+    assert stripe_server.request_log  # every request went out with the pinned version (else refused)
+    cli.configure(stripe={"api_version": "2099-01-01.nonesuch"})
+    refused = cli(*WINDOW)
+    assert refused.exit_code == 2, refused.output
+    assert "Invalid Stripe API version: 2099-01-01.nonesuch" in refused.output
