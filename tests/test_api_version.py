@@ -11,6 +11,7 @@ against the stand-in answering as that version, through the SDK, with nx-27017.
 from __future__ import annotations
 
 import csv
+import random
 import typing
 from datetime import timedelta
 from typing import Any
@@ -21,9 +22,12 @@ from conftest import at
 
 from reconcile.decide import classify as c
 from reconcile.decide import match, movements
-from reconcile.timeutil import to_unix
+from reconcile.demo.standin import StandinStore, serve
+from reconcile.stripe import pull as stripe_pull
+from reconcile.timeutil import from_unix, to_unix
 
 WINDOW = ("--since", "24h")
+T0 = 1_763_700_000
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -205,3 +209,48 @@ def test_the_job_sends_its_configured_version_and_a_version_stripe_refuses_stops
     refused = cli(*WINDOW)
     assert refused.exit_code == 2, refused.output
     assert "Invalid Stripe API version: 2099-01-01.nonesuch" in refused.output
+
+
+# --------------------------------------------------------------------------- observation 9: list order
+
+
+def _unordered_world(count: int, since: int, until: int) -> StandinStore:
+    store = StandinStore(api_key="sk_test_unordered")
+    rng = random.Random(11)
+    for n in range(count):
+        store.create_payment_intent(amount=100 + n, created=rng.randrange(since, until), status="canceled")
+    store.unordered.add("payment_intent")
+    return store
+
+
+@pytest.mark.parametrize("workers", [1, 4, 10])
+def test_a_list_in_no_promised_order_is_pulled_whole_by_cursor(workers):
+    since, until = T0, T0 + 6 * 3600
+    store = _unordered_world(460, since, until)
+    with serve(store) as srv:
+        client = stripe.StripeClient("sk_test_unordered", base_addresses={"api": srv.url}, max_network_retries=0)
+        policy = stripe_pull.RetryPolicy(concurrency=workers)
+        rows = stripe_pull.fetch_window(
+            client, "/v1/payment_intents", from_unix(since), from_unix(until), lambda o: {"id": o["id"]}, policy
+        )
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 460  # was 345 of 460 with PaymentIntents out of order
+
+
+def test_canceled_payment_intents_listed_out_of_order_all_mark_their_orders_failed(cli, shop, store, db):
+    orders = []
+    for n in range(240):
+        order = shop.order(None, amount=1000 + n, age=2 * H + timedelta(seconds=37 * n))
+        store.create_payment_intent(
+            amount=1000 + n,
+            created=to_unix(shop.now - 2 * H - timedelta(seconds=37 * n)),
+            status="canceled",
+            metadata={"order_id": str(order)},
+        )
+        orders.append(str(order))
+    store.unordered.add("payment_intent")
+    cli.configure(matching={"link_by": ["charge_metadata", "payment_intent_metadata"]})
+    result = cli(*WINDOW)
+    assert result.exit_code == 0, result.output
+    assert sorted(result.summary["marked_failed"]) == sorted(orders)  # was: some stale_pending, exit 0
+    assert result.summary["counts"][c.STALE_PENDING] == 0

@@ -36,6 +36,10 @@ from reconcile.timeutil import to_unix
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+# Lists Stripe documents as sorted newest first ("sorted by creation date, with the most recent ...
+# appearing first"): charges, balance transactions, refunds. Of PaymentIntents, Checkout Sessions
+# and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
+ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
@@ -340,6 +344,7 @@ def _pull(
         abort=policy.abort,
         label=path,
         progress=progress,
+        ordered=path in ORDERED_LISTS,
     )
     log.info(
         "pull.page_set",
