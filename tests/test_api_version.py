@@ -254,3 +254,61 @@ def test_canceled_payment_intents_listed_out_of_order_all_mark_their_orders_fail
     assert result.exit_code == 0, result.output
     assert sorted(result.summary["marked_failed"]) == sorted(orders)  # was: some stale_pending, exit 0
     assert result.summary["counts"][c.STALE_PENDING] == 0
+
+
+# --------------------------------------------------------------------------- observation 6: totals
+
+
+def stripe_reporting_categories() -> list[str]:
+    """Every balance-transaction reporting category, as the installed SDK types it (report run params)."""
+    from stripe.params.reporting._report_run_create_params import ReportRunCreateParamsParameters
+
+    (ref,) = typing.get_args(ReportRunCreateParamsParameters.__annotations__["reporting_category"])
+    hint = eval(ref.__forward_arg__, {"Literal": typing.Literal})  # "Literal[...]|str"
+    return sorted(v for arg in typing.get_args(hint) if typing.get_origin(arg) is typing.Literal for v in arg.__args__)
+
+
+def test_totals_add_up_on_their_face_for_a_window_holding_every_reporting_category(cli, shop, store):
+    categories = stripe_reporting_categories()
+    assert len(categories) >= 30 and {"charge", "fee", "network_cost", "other_adjustment"} <= set(categories)
+    created = to_unix(shop.now - 2 * H)
+    shop.charge(shop.order(None, status="accepted", amount=10000), amount=10000)  # fee 3.20 on its transaction
+    store.create_balance_transaction("stripe_fee", -500, created=created, reporting_category="fee")
+    store.create_balance_transaction("network_cost", -30, created=created, reporting_category="network_cost")
+    store.create_balance_transaction("adjustment", 100, created=created, reporting_category="other_adjustment")
+    for currency in ("usd", "eur"):
+        for n, category in enumerate(categories):
+            kind = {"fee": "stripe_fee", "network_cost": "network_cost", "payout": "payout"}.get(category, "adjustment")
+            amount = (n + 1) * 101 * (-1 if n % 3 else 1)
+            store.create_balance_transaction(
+                kind, amount, currency, created=created + n, fee=7 * (n % 4), reporting_category=category
+            )
+    result = cli(*WINDOW)
+    totals = result.summary["totals"]
+    assert set(totals) == {"usd", "eur"}
+    for t in totals.values():
+        assert set(t["by_category"]) == set(categories)  # none dropped
+        assert t["gross"] + t["refunds"] + t["disputes"] + t["other"] - t["fees"] == t["net"]
+    eur = totals["eur"]
+    payouts = {"payout", "payout_reversal"}
+    assert eur["net"] == sum(c["net"] for name, c in eur["by_category"].items() if name not in payouts)
+    assert eur["payouts"] == sum(c["amount"] for name, c in eur["by_category"].items() if name in payouts)
+    # The fees are every fee paid: the fee column, and the fee-type transactions (stripe_fee, network_cost).
+    usd_fee_rows = totals["usd"]["by_category"]
+    fee_column = sum(c["fee"] for name, c in usd_fee_rows.items() if name not in payouts)
+    fee_transactions = -(usd_fee_rows["fee"]["amount"] + usd_fee_rows["network_cost"]["amount"])
+    assert totals["usd"]["fees"] == fee_column + fee_transactions
+    html = open(result.summary["report"]["html"]).read()
+    assert "= Net" in html and "+ Other" in html and "Payouts (beside)" in html
+
+
+def test_the_pages_totals_in_the_issue_add_up(cli, shop, store):
+    """Observation 6: stripe_fee -5.00, network_cost -0.30 and other_adjustment +1.00 beside a charge."""
+    created = to_unix(shop.now - 2 * H)
+    shop.charge(shop.order(None, status="accepted", amount=10000), amount=10000, fee=320)
+    store.create_balance_transaction("stripe_fee", -500, created=created, reporting_category="fee")
+    store.create_balance_transaction("network_cost", -30, created=created, reporting_category="network_cost")
+    store.create_balance_transaction("adjustment", 100, created=created, reporting_category="other_adjustment")
+    store.create_balance_transaction("payout", -2000, created=created)
+    usd = cli(*WINDOW).summary["totals"]["usd"]
+    assert (usd["gross"], usd["other"], usd["fees"], usd["net"], usd["payouts"]) == (10000, 100, 850, 9250, -2000)
