@@ -312,3 +312,29 @@ def test_the_pages_totals_in_the_issue_add_up(cli, shop, store):
     store.create_balance_transaction("payout", -2000, created=created)
     usd = cli(*WINDOW).summary["totals"]["usd"]
     assert (usd["gross"], usd["other"], usd["fees"], usd["net"], usd["payouts"]) == (10000, 100, 850, 9250, -2000)
+
+
+# --------------------------------------------------------------------------- observation 8: reconcile check
+
+
+def test_check_probes_payment_intents_and_sessions_when_link_by_needs_them(cli, store, monkeypatch):
+    key = "rk_test_nointents_0123456789"
+    store.restricted_keys[key] = {"/v1/payment_intents", "/v1/checkout/sessions"}
+    monkeypatch.setenv("STRIPE_API_KEY", key)
+    cli("init")
+    assert cli("check").exit_code == 0  # charge metadata only: PaymentIntents are never read
+    cli.configure(matching={"link_by": ["payment_intent_metadata", "checkout_session", "order_fields"]})
+    result = cli("check")
+    assert result.exit_code == 2, result.output  # was 0, then the run stopped with exit 2
+    assert "DENIED: the key needs 'PaymentIntents: read'" in result.output
+    assert "DENIED: the key needs 'Checkout Sessions: read'" in result.output
+    assert "reconcile init" not in result.output and "nointents_0123456789" not in result.output
+
+
+def test_check_exits_3_when_stripe_is_unreachable_and_never_hints_init(cli, stripe_server):
+    cli("init")
+    stripe_server.close()
+    cli.configure(stripe={"max_network_retries": 0})
+    result = cli("check")
+    assert result.exit_code == 3, result.output  # was 2, with "`reconcile init` creates missing indexes"
+    assert "UNREACHABLE" in result.output and "init" not in result.output
