@@ -533,8 +533,6 @@ _REFUND_TEMPLATE: dict[str, Any] = {
         "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
         "type": "card",
     },
-    "failure_balance_transaction": None,
-    "failure_reason": None,
     "metadata": _EMPTY,
     "payment_intent": None,
     "payment_method": None,
@@ -1068,7 +1066,8 @@ class StandinStore:
                 reason=reason,
                 status=status,
             )
-            if status == "failed":
+            if status == "failed":  # only a failed refund carries these (as in Stripe's fixtures)
+                refund["failure_balance_transaction"] = None
                 refund["failure_reason"] = "expired_or_canceled_card"
             self._insert("refund", refund)
             counts = status in ("succeeded", "pending", "requires_action")
@@ -1479,7 +1478,7 @@ class StandinStore:
                 if n:
                     out.append(b",")
                 self._emit_fields(refunds, rid, {}, out)
-            tail = f'],"has_more":false,"total_count":{len(ids)},"url":"/v1/charges/{oid}/refunds"}}}}'
+            tail = f'],"has_more":false,"url":"/v1/charges/{oid}/refunds"}}}}'
             out.append(tail.encode())
 
     def _emit_fields(self, col: _Collection, oid: str, tree: Mapping[str, Any], out: list[bytes]) -> None:
