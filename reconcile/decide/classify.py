@@ -89,6 +89,7 @@ CHARGE_COLUMNS = [
     "settlement_amount",
     "exchange_rate",
     "in_window",
+    "capture_before",
 ]
 RESULT_COLUMNS = [
     "outcome",
@@ -127,6 +128,9 @@ class Facts:
     order_refunded: int = 0  # minor units the order records as refunded
     failed_charges: int = 0
     pending_charges: int = 0
+    released: int = 0  # the order's authorizations released uncaptured
+    # Why the first was released: its PaymentIntent's cancellation_reason, or AUTHORIZATION_LAPSED.
+    released_reason: str | None = None
     # The order's charge-less attempts: (state in match.ATTEMPT_STATES, the first such object, e.g.
     # "PaymentIntent pi_..."), in ATTEMPT_STATES order.
     attempts: tuple[tuple[str, str], ...] = ()
@@ -174,12 +178,49 @@ def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
         )
     frame["in_window"] = ~frame["in_window"].eq(False)  # rows without the flag come from the window itself
     frame["settlement_amount"] = frame["settlement_amount"].astype("Int64")
-    # Stripe records the released remainder of a partial capture as refunded: only the rest went
-    # back to the customer.
-    released = (frame["amount"] - frame["amount_captured"]).where(frame["captured"], frame["amount"])
-    frame["customer_refunded"] = (frame["amount_refunded"] - released).clip(lower=0).astype("int64")
+    frame["capture_before"] = frame["capture_before"].astype("Int64")
+    # API version: since 2025-03-31.basil `amount_refunded` is only money returned to the customer
+    # (a partial capture's released remainder and a cancellation no longer count in it).
+    frame["customer_refunded"] = frame["amount_refunded"].astype("int64")
     # A charge pulled twice (window and edge look) counts once.
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
+
+
+# A card authorization lapses 7 days after it is made unless the charge says otherwise
+# (payment_method_details.card.capture_before); Stripe then releases it.
+AUTHORIZATION_SECONDS = 7 * 86400
+
+
+def released_authorizations(charges: pd.DataFrame, intents: pd.DataFrame, now: int) -> pd.Series:
+    """Uncaptured charges whose hold is gone: the PaymentIntent was canceled (for any reason,
+    `expired` included) or the authorization window has passed.
+
+    API version: since 2025-03-31.basil a cancellation creates no Refund and leaves the charge
+    `refunded: false`, `amount_captured: 0`; only the PaymentIntent says so. Earlier versions set
+    `refunded: true`, which still counts here.
+    """
+    authorized = charges["status"].eq("succeeded") & ~charges["captured"].astype(bool)
+    if not authorized.any():
+        return authorized
+    canceled = set(intents.loc[intents["status"].eq("canceled"), "pi_id"]) if len(intents) else set()
+    lapses = (
+        charges["capture_before"].astype("Int64").fillna(charges["created"].astype("int64") + AUTHORIZATION_SECONDS)
+    )
+    lapsed = lapses.le(now).fillna(False).astype(bool)
+    return authorized & (charges["refunded"].astype(bool) | charges["payment_intent"].isin(list(canceled)) | lapsed)
+
+
+# The release reason of an authorization that lapsed (no PaymentIntent cancellation says why).
+AUTHORIZATION_LAPSED = ""
+
+
+def _release_reasons(released: pd.DataFrame, intents: pd.DataFrame) -> pd.Series:
+    """Why each released authorization was released: its PaymentIntent's cancellation_reason, else
+    AUTHORIZATION_LAPSED (report/wording.py words them)."""
+    reasons = intents.set_index("pi_id")["cancellation_reason"] if len(intents) else pd.Series(dtype=object)
+    reasons = reasons[~reasons.index.duplicated()]
+    reason = released["payment_intent"].map(reasons)
+    return reason.where(reason.notna(), AUTHORIZATION_LAPSED)
 
 
 # The paid charge's columns an order's outcome and its report row use (as c_<name>).
@@ -223,7 +264,19 @@ def classify(
     charges = links.charges
     settled = charges["status"].eq("succeeded")
     is_paid = settled & charges["captured"] & charges["amount_captured"].gt(0)
-    is_uncaptured = settled & ~charges["captured"] & ~charges["refunded"]
+    # A released authorization is no money and no attempt in progress: a failed attempt for a
+    # pending order, nothing for a paid one, and no item at all when it names no order.
+    is_released = released_authorizations(charges, match.intents_frame([]) if intents is None else intents, rules.now)
+    is_uncaptured = settled & ~charges["captured"] & ~is_released
+    released = charges.loc[is_released & charges["order_key"].notna(), ["order_key", "payment_intent"]]
+    released_why = (
+        _release_reasons(released, match.intents_frame([]) if intents is None else intents)
+        .groupby(released["order_key"])
+        .first()
+        if len(released)
+        else pd.Series(dtype=object)
+    )
+    del released
     linked = charges["order_key"].notna()
 
     def count(mask: pd.Series) -> pd.Series:
@@ -246,6 +299,8 @@ def classify(
             "failed_count": count(charges["status"].eq("failed")),
             "pending_count": count(charges["status"].eq("pending")),
             "uncaptured_count": count(is_uncaptured),
+            "released_count": count(is_released),
+            "released_why": released_why,
         }
     )
     per_order = per_order.join(first_paid, how="left")
@@ -253,7 +308,14 @@ def classify(
     frame = orders.join(per_order, on="order_key")
     if len(links.attempts):
         frame = frame.join(links.attempts, on="order_key")
-    for column in ("paid_count", "failed_count", "pending_count", "uncaptured_count", *match.ATTEMPT_STATES):
+    for column in (
+        "paid_count",
+        "failed_count",
+        "pending_count",
+        "uncaptured_count",
+        "released_count",
+        *match.ATTEMPT_STATES,
+    ):
         frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
 
     status = frame["status"]
@@ -278,7 +340,7 @@ def classify(
     settled_back = (net_paid.eq(0) & ~disputed).fillna(False).astype(bool)
     processing = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0)
     in_progress = processing | frame[match.OPEN].gt(0)  # an open Checkout Session can still be paid
-    failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0)
+    failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0) | frame["released_count"].gt(0)
 
     conditions = [
         (frame["problem"].notna(), DATA_PROBLEM),
@@ -496,7 +558,7 @@ def _facts(
     outcome = result["outcome"].to_numpy()
     facts: list[Facts | None] = [None] * len(result)
     named: list[list[str] | None] = [None] * len(result)
-    no_attempt = frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0).to_numpy()
+    no_attempt = (frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0) & frame["released_count"].eq(0)).to_numpy()
     # The common outcomes that need no facts (a backfill can have hundreds of thousands of them).
     plain = (outcome == OK) | (outcome == REPAIRED)
     plain |= (
@@ -518,6 +580,8 @@ def _facts(
             "refunded_amount",
             "failed_count",
             "pending_count",
+            "released_count",
+            "released_why",
             "created",
             *match.ATTEMPT_STATES,
         ]
@@ -536,6 +600,8 @@ def _facts(
             order_refunded=int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0,
             failed_charges=int(extra["failed_count"]),
             pending_charges=int(extra["pending_count"]),
+            released=int(extra["released_count"]),
+            released_reason=extra["released_why"] if isinstance(extra["released_why"], str) else None,
             attempts=tuple(
                 (state, links.attempt_objects.get((key, state), "a payment attempt"))
                 for state in match.ATTEMPT_STATES

@@ -85,6 +85,13 @@ def repaired(rules: c.Rules) -> str:
     return f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"
 
 
+def _release(reason: str | None) -> str:
+    """Why an authorization was released (classify.AUTHORIZATION_LAPSED: nobody canceled it)."""
+    if not reason:
+        return "the authorization window passed"
+    return f"PaymentIntent canceled: {match.CANCELLATION_REASONS.get(reason, reason)}"
+
+
 def _attempt(what: str, state: str) -> str:
     return f"{what}: {ATTEMPT_WORDS[state]}"
 
@@ -125,6 +132,8 @@ def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
         canceled = facts.attempt(match.CANCELED)
         if canceled is not None:
             reasons.append(_attempt(canceled, match.CANCELED))
+        if facts.released:
+            reasons.append(f"authorization released uncaptured ({_release(facts.released_reason)})")
         return f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
     if outcome == c.FAILED_BUT_CHARGED:
         return f"order is {rules.failed_status} but charge {row['charge_id']} succeeded"
@@ -132,6 +141,8 @@ def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
         return "charge authorized, not captured"
     if outcome == c.PAID_WITHOUT_CHARGE:
         text = f"order is {row['order_status']} but no succeeded charge was found"
+        if facts.released:
+            text += f"; its authorization was released uncaptured ({_release(facts.released_reason)})"
         for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
             what = facts.attempt(state)
             if what is not None:

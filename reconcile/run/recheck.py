@@ -65,14 +65,14 @@ def _recheck_core(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     if not docs:
         return [], {}
-    from reconcile.run.window import linking_for, rules_for  # the same rules as a window run
+    from reconcile.run.window import rules_for  # the same rules as a window run
 
     key = config.stripe.order_id_metadata_key
     subjects = {d["charge_id"] for d in docs if d["source"] == "charge" and d.get("charge_id")}
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
     # The charges with their PaymentIntents and sessions, and the orders any of them names: the
     # same links as a window run (payments.pull and references), so the same order is found.
-    linking = linking_for(config)
+    linking = payment_pull.Linking.from_config(config)
     named = payment_pull.of_charges(
         client,
         linking,

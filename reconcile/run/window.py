@@ -115,17 +115,6 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
     )
 
 
-def linking_for(config: Config) -> payment_pull.Linking:
-    """The settings the Stripe side's payment pulls use."""
-    return payment_pull.Linking(
-        metadata_key=config.stripe.order_id_metadata_key,
-        link_by=config.matching.link_by,
-        edge_slack=config.window.edge_slack,
-        orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
-        orders_store_session_ids=bool(config.orders.checkout_session_id_field),
-    )
-
-
 def run(
     config: Config,
     client: stripe.StripeClient,
@@ -137,7 +126,7 @@ def run(
 ) -> RunResult:
     """One window. `scan_db` is the database through `mongo.connect_for_scans` (default: `db`)."""
     run_id = run_id or new_run_id(req.now)
-    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe)
+    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
     with run_context(run_id):
         return _run(config, client, db, req, run_id, policy, db if scan_db is None else scan_db)
 
@@ -163,7 +152,7 @@ def _run(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
-    linking = linking_for(config)
+    linking = payment_pull.Linking.from_config(config)
 
     def order_load() -> order_store.OrderLoad:
         return order_store.OrderLoad(

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import stripe
 
+from reconcile.config import Config
 from reconcile.decide import classify as c
 from reconcile.decide import columns, match
 from reconcile.stripe import pull as stripe_pull
@@ -86,6 +87,16 @@ class Linking:
     edge_slack: timedelta  # window.edge_slack
     orders_store_intent_ids: bool = False  # orders.payment_intent_id_field is set
     orders_store_session_ids: bool = False  # orders.checkout_session_id_field is set
+
+    @classmethod
+    def from_config(cls, config: Config) -> Linking:
+        return cls(
+            metadata_key=config.stripe.order_id_metadata_key,
+            link_by=config.matching.link_by,
+            edge_slack=config.window.edge_slack,
+            orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
+            orders_store_session_ids=bool(config.orders.checkout_session_id_field),
+        )
 
 
 def wants(linking: Linking) -> tuple[bool, bool]:
@@ -173,6 +184,15 @@ def _explain(
     want_intents, want_sessions = wants(linking)
     intent_row, session_row = _row_fns(linking)
     charge_intents = charges["payment_intent"]
+    # Whether an authorization was released shows on its PaymentIntent only (API version: since
+    # 2025-03-31.basil a cancellation leaves the charge `refunded: false`): fetch the PaymentIntents
+    # of uncaptured charges even when no link kind uses PaymentIntents. They are few.
+    authorized = charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charge_intents.notna()
+    held = sorted(_ids(charge_intents[authorized]) - set(intents["pi_id"]))
+    if held and not want_intents:
+        found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
+        intents = _both(intents, match.intents_frame(found), "pi_id")
+        log.info("pull.payment_intents_of_authorizations", extra={"count": len(held)})
     if want_intents:
         missing = sorted(_ids(charge_intents) - set(intents["pi_id"]))
         if missing:
