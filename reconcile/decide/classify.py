@@ -501,8 +501,8 @@ def _details(
     ]
     details = np.full(len(result), None, dtype=object)
     done = np.zeros(len(result), dtype=bool)
-    for mask, text in plain:
-        details[mask] = text
+    for mask, wording in plain:
+        details[mask] = wording
         done |= mask
     unpaid = (outcome == PAID_WITHOUT_CHARGE) & no_attempt
     details[unpaid] = [f"order is {s} but no succeeded charge was found" for s in status[unpaid]]
@@ -539,6 +539,7 @@ def _details(
     for position, row, extra in zip(positions, rows, extras, strict=False):
         outcome = row["outcome"]
         key = row["order_key"]
+        text: str | None
         if outcome == DATA_PROBLEM:
             text = (
                 extra["problem"]

@@ -37,7 +37,7 @@ def trend_points(
     spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
     whole window again, so it adds no charges here."""
     first = (now - timedelta(days=days - 1)).astimezone(UTC).date()
-    points = {
+    points: dict[str, dict[str, Any]] = {
         (first + timedelta(days=i)).isoformat(): {
             "day": (first + timedelta(days=i)).isoformat(),
             "charges": 0,
@@ -80,7 +80,7 @@ def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
         "is_new": False,
         "age_days": 0,  # tolerate sparse documents
         **doc,
-        "kind_title": movements.TITLES.get(doc.get("kind"), doc.get("kind")),
+        "kind_title": movements.TITLES.get(doc.get("kind") or "", doc.get("kind")),
         "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
         "first_seen_text": fmt(from_unix(doc["first_seen"])) if doc.get("first_seen") else "",
         "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",

@@ -627,4 +627,5 @@ def _summary(outcome: Outcome, invocation: str) -> dict[str, Any]:
     summary["exit_code"] = int(outcome.exit_code)
     if outcome.error is not None:
         summary["error"] = str(outcome.error)
-    return json.loads(json.dumps(summary, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+    return plain

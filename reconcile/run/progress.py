@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    # For the type checker the wrapper is the client it stands in for: every other attribute passes through.
+    from stripe import StripeClient as _Wrapped
+else:
+    _Wrapped = object
 
 # (pages with objects, objects, fraction of the window done, finished)
 PullReport = Callable[[int, int, float, bool], None]
@@ -114,7 +120,7 @@ class Progress:
             self._finish_line()
 
 
-class ProgressClient:
+class ProgressClient(_Wrapped):
     """Wraps a StripeClient: window pulls report to a Progress; everything else passes through."""
 
     def __init__(self, client: Any, progress: Progress):

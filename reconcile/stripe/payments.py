@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -261,21 +262,21 @@ def edge_look(
     unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
     if len(unnamed):
         for lo, hi in _edges(unnamed, since, until, slack):
-            looks.append((charges, lambda lo=lo, hi=hi: stripe_pull.fetch_charges(client, lo, hi, key, policy)))
+            looks.append((charges, partial(stripe_pull.fetch_charges, client, lo, hi, key, policy)))
     later = [span for span in _edges(candidates["created"], since, until, slack) if span[0] == until]
     for lo, hi in later:
         if want_intents:
             looks.append(
                 (
                     intents,
-                    lambda lo=lo, hi=hi: stripe_pull.fetch_window(client, INTENTS_PATH, lo, hi, intent_row, policy),
+                    partial(stripe_pull.fetch_window, client, INTENTS_PATH, lo, hi, intent_row, policy),
                 )
             )
         if want_sessions:
             looks.append(
                 (
                     sessions,
-                    lambda lo=lo, hi=hi: stripe_pull.fetch_window(client, SESSIONS_PATH, lo, hi, session_row, policy),
+                    partial(stripe_pull.fetch_window, client, SESSIONS_PATH, lo, hi, session_row, policy),
                 )
             )
     for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort), strict=False):

@@ -45,10 +45,9 @@ def redact(text: str) -> str:
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
-    base = {"api": config.api_base.rstrip("/")} if config.api_base else None
     return stripe.StripeClient(
         api_key,
-        base_addresses=base,
+        base_addresses={"api": config.api_base.rstrip("/")} if config.api_base else None,
         max_network_retries=config.max_network_retries,
         http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
     )
@@ -148,7 +147,9 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         else:
             granted = 0.0
         try:
-            return client.raw_request("get", path, **params).data
+            # raw_request is untyped in the SDK; a list or retrieve answers a JSON object.
+            data: dict[str, Any] = client.raw_request("get", path, **params).data
+            return data
         except stripe.RateLimitError as exc:
             if policy.budget:
                 policy.budget.throttled(endpoint, granted)
