@@ -99,14 +99,14 @@ _STATE_WORDS = {
 
 
 def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
-    """Rows or columns (reconcile/columns.py) of PaymentIntents; each counts once."""
+    """Rows or columns (reconcile/decide/columns.py) of PaymentIntents; each counts once."""
     frame = frame_of(rows, INTENT_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("pi_id", keep="first").reset_index(drop=True)
 
 
 def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
-    """Rows or columns (reconcile/columns.py) of Checkout Sessions; each counts once."""
+    """Rows or columns (reconcile/decide/columns.py) of Checkout Sessions; each counts once."""
     frame = frame_of(rows, SESSION_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("session_id", keep="first").reset_index(drop=True)

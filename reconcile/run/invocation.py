@@ -1,6 +1,6 @@
 """One invocation of `reconcile` under cron: lease, window plan, sub-window runs, history, email, retention.
 
-`job.run` reconciles one window. Around it, this module:
+`window.run` reconciles one window. Around it, this module:
 1. takes the run lease (a second run waits `lease.wait`, then exits 4 naming the holder);
 2. resends reports an earlier run could not email;
 3. plans the window from the watermark (or --since/--until) and splits it into sub-windows

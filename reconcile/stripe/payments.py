@@ -3,8 +3,8 @@ when the configured link kinds use them; then the look past the window's edges. 
 items from earlier windows uses the same looks around the charges and orders it names.
 
 I/O only through stripe_pull; which order each object belongs to is decided in match.py. The
-window pulls of the three kinds run side by side (reconcile/pull_plan.py) and arrive as columns
-(reconcile/columns.py); from then on each kind is one frame.
+window pulls of the three kinds run side by side (reconcile/stripe/slices.py) and arrive as columns
+(reconcile/decide/columns.py); from then on each kind is one frame.
 """
 
 from __future__ import annotations
