@@ -24,9 +24,9 @@ from typing import Any
 
 import stripe
 
-from reconcile.config import StripeConfig
+from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
+from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.redact import scrub
 from reconcile.run import interrupt
 from reconcile.stripe import slices as pull_plan
@@ -36,6 +36,10 @@ from reconcile.timeutil import to_unix
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+# Lists Stripe documents as sorted newest first ("sorted by creation date, with the most recent ...
+# appearing first"): charges, balance transactions, refunds. Of PaymentIntents, Checkout Sessions
+# and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
+ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
@@ -47,6 +51,9 @@ def redact(text: str) -> str:
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
+        # Every request names the version the job's rules are written for (README "Stripe API
+        # version"), so the account's default version never changes what the job reads.
+        stripe_version=config.api_version,
         base_addresses={"api": config.api_base.rstrip("/")} if config.api_base else None,
         max_network_retries=config.max_network_retries,
         http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
@@ -77,14 +84,15 @@ class RetryPolicy:
     abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
 
     @classmethod
-    def from_config(cls, config: StripeConfig) -> RetryPolicy:
+    def from_config(cls, config: StripeConfig, test_mode: bool = False) -> RetryPolicy:
+        """`test_mode`: the key is a sandbox key, whose account limit is a quarter of a live one's."""
         return cls(
             max_retries=config.rate_limit_retries,
             max_total_seconds=config.max_retry_time.total_seconds(),
             base_seconds=config.retry_backoff.total_seconds(),
             network_retries=config.max_network_retries,
             # Waiting for a token is a pause like any other: a stop request cuts it short.
-            budget=Budget(config.requests_per_second, config.account_requests_per_second, sleep=interrupt.wait),
+            budget=Budget(config.requests_per_second, account_rate(config, test_mode), sleep=interrupt.wait),
             concurrency=config.concurrency,
         )
 
@@ -190,6 +198,11 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
                 "give the restricted key read access to it, or use another key"
             ) from None
         except stripe.InvalidRequestError as exc:
+            if (exc.user_message or "").startswith("Invalid Stripe API version"):
+                raise ConfigError(
+                    f"Stripe does not accept the API version the job sends: {redact(exc.user_message or '')}; "
+                    "check stripe.api_version (unset: the version the installed SDK pins)"
+                ) from None
             raise StripeRequestError(
                 f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}"
             ) from None
@@ -260,6 +273,7 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
     bt = charge.get("balance_transaction")
     bt = bt if isinstance(bt, dict) else {}
     billing = charge.get("billing_details") or {}
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
     return {
         "charge_id": charge["id"],
         "created": int(charge["created"]),
@@ -280,6 +294,8 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
         "settlement_currency": (bt.get("currency") or "").lower() or None,
         "settlement_amount": bt.get("amount"),
         "exchange_rate": bt.get("exchange_rate"),
+        # When an uncaptured card authorization lapses (Stripe releases it then).
+        "capture_before": card.get("capture_before") if isinstance(card.get("capture_before"), int) else None,
     }
 
 
@@ -329,6 +345,7 @@ def _pull(
         abort=policy.abort,
         label=path,
         progress=progress,
+        ordered=path in ORDERED_LISTS,
     )
     log.info(
         "pull.page_set",
