@@ -23,7 +23,7 @@ from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
 from reconcile.report import render as report
 from reconcile.report import wording
-from reconcile.run import interrupt
+from reconcile.run import interrupt, progress
 from reconcile.store import orders as order_store
 from reconcile.store import repair
 from reconcile.stripe import payments as payment_pull
@@ -208,10 +208,12 @@ def _run(
         load = beside
     else:  # a big window (a backfill): its orders are read now, the pull's memory freed first
         load = order_load()
+        progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
     beside = None  # the partial load of a big window, if any, is dropped here
 
     refs = payment_pull.references(pulled, config.matching.link_by)
+    progress.step("load orders", 0, None)
     orders = c.orders_frame(
         load.referenced(
             refs.order_refs,
@@ -222,6 +224,7 @@ def _run(
     )
     del refs, load
     clock.lap("load")
+    progress.step("load orders", 1, 1)
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
@@ -261,6 +264,7 @@ def _run(
     # open items, writes the items collection, renders the period sections; returns them as extras.
     extras = req.extend(run_id, outcomes, money) if req.extend else None
     clock.lap("extend")
+    progress.step("report", 0, 1)
     files = report.write_report(
         req.report_dir,
         run_id,
@@ -285,6 +289,7 @@ def _run(
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary)
     exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
+    progress.step("report", 1, 1)
     clock.lap("report")
     log.info(
         "run.done",

@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError
 
 from reconcile.config import Config
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
-from reconcile.run import interrupt
+from reconcile.run import interrupt, progress
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import order_record, projection
 from reconcile.timeutil import from_unix
@@ -158,6 +158,7 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
     rows = list(todo.itertuples(index=False))
     size = config.mongodb.repair_batch_size
     for start in range(0, len(rows), size):
+        progress.step("repair", start, len(rows))
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
         batch = rows[start : start + size]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
@@ -186,6 +187,7 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
             "repair.batch",
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
         )
+    progress.step("repair", len(rows), len(rows))
     return result
 
 

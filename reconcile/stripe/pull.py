@@ -28,7 +28,7 @@ from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
 from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.redact import scrub
-from reconcile.run import interrupt
+from reconcile.run import interrupt, progress
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
 from reconcile.timeutil import to_unix
@@ -427,7 +427,8 @@ def retrieve_charges(
 ) -> list[dict[str, Any]]:
     """Charges by id (stored on orders whose charge fell outside the window); a missing id is skipped."""
     rows = []
-    for charge_id in charge_ids:
+    for done, charge_id in enumerate(charge_ids):
+        progress.step("charges by id", done, len(charge_ids))
         if not SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
             log.warning("pull.stored_charge_id_invalid", extra={"charge_id": charge_id[:40]})
             continue
@@ -437,6 +438,7 @@ def retrieve_charges(
             log.warning("pull.stored_charge_missing", extra={"charge_id": charge_id})
             continue
         rows.append(charge_row(charge, metadata_key))
+    progress.step("charges by id", len(charge_ids), len(charge_ids))
     return rows
 
 
@@ -486,7 +488,9 @@ def retrieve_objects(
 ) -> list[dict[str, Any]]:
     """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
     rows = []
-    for object_id in ids:
+    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
+    for done, object_id in enumerate(ids):
+        progress.step(label, done, len(ids))
         if not SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
             continue
@@ -496,6 +500,7 @@ def retrieve_objects(
             log.warning("pull.stored_id_missing", extra={"path": path, "id": object_id})
             continue
         rows.append(row(obj))
+    progress.step(label, len(ids), len(ids))
     return rows
 
 
@@ -510,9 +515,12 @@ def list_by(
 ) -> list[dict[str, Any]]:
     """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
     rows: list[dict[str, Any]] = []
-    for value in values:
+    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by {param.replace('_', ' ')}"
+    for done, value in enumerate(values):
+        progress.step(label, done, len(values))
         if not SAFE_ID.match(value):
             continue
         for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
             rows.extend(row(obj) for obj in page)
+    progress.step(label, len(values), len(values))
     return rows
