@@ -375,9 +375,11 @@ def show(ctx: click.Context, run_id: str) -> None:
 
     try:
         config, db = _open_db(ctx)
-        doc = state.find_run(db[config.mongodb.runs_collection], run_id)
+        doc, matching = state.match_run(db[config.mongodb.runs_collection], run_id)
     except ReconcileError as error:
         fail(error)
+    if doc is None and matching:
+        fail(ConfigError(f"ambiguous: {matching} runs match {run_id!r}; give more of the id (see `reconcile runs`)"))
     if doc is None:
         fail(ConfigError(f"no run {run_id!r} in the history (see `reconcile runs`)"))
     for line in history.details(doc):
@@ -407,7 +409,7 @@ def check(ctx: click.Context) -> None:
     from reconcile.stripe import permissions as setup_check
 
     missing = denied = 0
-    unreachable = False
+    unreachable = rejected = False
     try:
         config, db = _open_db(ctx)
         click.echo("MongoDB: connected")
@@ -419,14 +421,19 @@ def check(ctx: click.Context) -> None:
         for probe in setup_check.stripe_permissions(config):
             click.echo(probe.line)
             unreachable |= probe.state == setup_check.UNREACHABLE
+            rejected |= probe.state == setup_check.REJECTED
             denied += probe.state in (setup_check.DENIED, setup_check.FAILED)
     except ReconcileError as error:
         fail(error)
     if unreachable:  # as a run would: exit 3, and nothing to fix in the setup
         click.echo("reconcile: check: Stripe is unreachable; check again when it answers", err=True)
         sys.exit(int(ExitCode.UNAVAILABLE))
-    if missing or denied:
+    if missing or denied or rejected:  # as a run would: exit 2, with what to fix
         hints = []
+        if rejected:
+            hints.append(
+                "Stripe rejected the key: check the key in the environment variable named by stripe.api_key_env"
+            )
         if missing:
             hints.append(f"{missing} index(es) missing: `reconcile init` creates them")
         if denied:

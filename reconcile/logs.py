@@ -119,7 +119,10 @@ def _open_log_file(path: Path) -> TextIO:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ConfigError(f"--log-file {path}: cannot append to it: {exc.strerror or type(exc).__name__}") from None
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise ConfigError(
+            f"--log-file {path}: cannot append to it: {exc.strerror or type(exc).__name__}{where}"
+        ) from None
     return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
 

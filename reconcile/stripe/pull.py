@@ -26,8 +26,8 @@ import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
-from reconcile.redact import scrub
+from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
+from reconcile.redact import network_cause, network_host, scrub
 from reconcile.run import interrupt, progress
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
@@ -138,6 +138,13 @@ def _lacking_permission(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _api_host(client: stripe.StripeClient) -> str:
+    """The host the client sends API requests to (the SDK keeps it on its requestor)."""
+    addresses = getattr(getattr(client, "_requestor", None), "base_addresses", None) or {}
+    base = addresses.get("api") or "https://api.stripe.com"
+    return base.split("://", 1)[-1].rstrip("/")
+
+
 def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
     """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
 
@@ -186,7 +193,7 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             interrupt.checkpoint("pull")
             limited += 1
         except stripe.AuthenticationError as exc:
-            raise StripeAuthError(
+            raise StripeKeyRejected(
                 f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
                 "check the key in the environment variable named by stripe.api_key_env"
             ) from None
@@ -209,9 +216,13 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
             # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            network = f"{type(exc).__name__}: {redact(exc.user_message or '')}".strip()
             if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
-                raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
+                # One line naming the host and the cause; not the SDK's paragraph (advice to email Stripe).
+                message = exc.user_message or str(exc)
+                host = network_host(message) or _api_host(client)
+                raise StripeUnavailable(
+                    f"Stripe unavailable at {path}: cannot reach {host}: {network_cause(message)}, after retries"
+                ) from None
             pause = policy.delay(dropped, None)
             log.warning(
                 "stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)}
