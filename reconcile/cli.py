@@ -16,7 +16,7 @@ from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
 from reconcile.redact import one_line, scrub
 from reconcile.run import interrupt
-from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
+from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
 log = logging.getLogger("reconcile.cli")
 
@@ -125,6 +125,9 @@ def main(
     progress = Progress.for_stream(sys.stderr)
     try:
         config = load_config(config_path)
+        for option, when in (("--since", since), ("--until", until)):
+            if when is not None and now - when > MAX_DURATION:  # Stripe holds nothing that old
+                raise ConfigError(f"{option} {fmt(when)} is more than {MAX_DURATION_TEXT} before now ({fmt(now)})")
         if since is not None and since >= now:
             raise ConfigError(
                 f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet"
