@@ -15,6 +15,7 @@ from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
 from reconcile.redact import one_line, scrub
+from reconcile.report.outputs import check_outputs
 from reconcile.run import interrupt
 from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
@@ -141,6 +142,11 @@ def main(
             from reconcile.report.mailer import Mailer
 
             mail = Mailer(config.email, config.smtp_password())
+        # Before the first write (the lease, a repair): a report or summary that cannot be written is a
+        # config problem, not a crash after the changes.
+        check_outputs(
+            report_dir or Path(config.report.dir), "--report-dir" if report_dir else "report.dir", summary_json
+        )
     except ConfigError as error:
         fail(error)  # before the run: one line, nothing touched
     databases = []

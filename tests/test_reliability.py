@@ -2,11 +2,15 @@
 official SDK) and nx-27017. Each test here failed on the code before its fix.
 
 - every duration and WHEN ends in exit 2 naming the key or option, overflow included;
+- outputs (report directory, summary path) are checked before the first write: exit 2, nothing changed;
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +65,56 @@ def test_every_when_and_wait_out_of_range_exits_2_naming_the_option(
     assert option in result.stderr and expected in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert stripe_server.request_log == [] and snapshot(db) == before and result.summary is None
+
+
+# --------------------------------------------------------------------------- outputs before the first write
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    """A directory in which no file can be created: owner-only read-only, or, for root (who ignores
+    permissions), /sys (a kernel file system that refuses new files)."""
+    path = Path("/sys") if os.geteuid() == 0 else tmp_path / "read-only"
+    if path != Path("/sys"):
+        path.mkdir(mode=0o500)
+    try:
+        fd, name = tempfile.mkstemp(dir=path)
+    except OSError:
+        return path
+    os.close(fd)
+    os.unlink(name)
+    pytest.skip(f"{path} is writable here")
+
+
+@pytest.mark.parametrize(
+    "case, named",
+    [
+        ("report.dir is a file", "report.dir: "),
+        ("report.dir is read-only", "report.dir: "),
+        ("--report-dir under a file", "--report-dir: "),
+        ("--summary-json under a file", "--summary-json "),
+    ],
+)
+def test_unwritable_outputs_exit_2_before_anything_changes(cli, stripe_server, shop, db, tmp_path, case, named):
+    for _ in range(3):
+        shop.charge(shop.order(c.REPAIRED))
+    before = snapshot(db)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    args: list[str] = []
+    if case == "report.dir is a file":
+        cli.configure(report={"dir": str(a_file)})
+    elif case == "report.dir is read-only":
+        cli.configure(report={"dir": str(_unwritable_dir(tmp_path))})
+    elif case == "--report-dir under a file":
+        args = ["--report-dir", str(a_file / "reports")]
+    else:
+        args = ["--summary-json", str(a_file / "summary.json")]
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("reconcile: error: ") and named in line, line
+    assert "is not a directory the job can write in" in line and line.endswith("nothing was changed"), line
+    assert stripe_server.request_log == [] and snapshot(db) == before
+    assert db["reconcile_state"].count_documents({}) == 0 and db["reconcile_runs"].count_documents({}) == 0
+    assert result.summary is None and a_file.read_text() == "not a directory\n"
