@@ -3,6 +3,7 @@ official SDK) and nx-27017. Each test here failed on the code before its fix.
 
 - every duration and WHEN ends in exit 2 naming the key or option, overflow included;
 - outputs (report directory, summary path) are checked before the first write: exit 2, nothing changed;
+- order fields are read per document into exact integers: 2**63-1 beside an unreadable amount;
 """
 
 from __future__ import annotations
@@ -118,3 +119,39 @@ def test_unwritable_outputs_exit_2_before_anything_changes(cli, stripe_server, s
     assert stripe_server.request_log == [] and snapshot(db) == before
     assert db["reconcile_state"].count_documents({}) == 0 and db["reconcile_runs"].count_documents({}) == 0
     assert result.summary is None and a_file.read_text() == "not a directory\n"
+
+
+# --------------------------------------------------------------------------- exact integers per document
+
+
+def test_int64_max_amount_beside_an_unreadable_one_stops_nothing(cli, store, db, shop):
+    """2**63-1 is a valid BSON int64; with a missing amount in the same window the column once went
+    through float64 (exit 70 for every run); 2**53+1 was silently rounded."""
+    stuck = [shop.order(c.REPAIRED, amount=1000 + i) for i in range(3)]
+    for i, order_id in enumerate(stuck):
+        shop.charge(order_id, amount=1000 + i)
+    biggest = shop.order(c.AMOUNT_MISMATCH, amount=2**63 - 1)
+    shop.charge(biggest, amount=2500)
+    above_float = shop.order(c.AMOUNT_MISMATCH, amount=2**53 + 1)
+    shop.charge(above_float, amount=2500)
+    unreadable = shop.order(c.DATA_PROBLEM, amount="12.50")
+    shop.charge(unreadable, amount=1250)
+    missing = shop.order(c.DATA_PROBLEM, amount=None)
+    shop.charge(missing)
+    odd = [biggest, above_float, unreadable, missing]
+    before = {str(o): db["orders"].find_one({"_id": o}) for o in odd}
+
+    result = cli()
+    assert result.exit_code == 1, result.output
+    assert sorted(result.summary["repaired"]) == sorted(map(str, stuck))
+    found = {d["order_id"]: d for d in result.summary["discrepancies"]}
+    assert (
+        found[str(biggest)]["outcome"] == c.AMOUNT_MISMATCH and found[str(above_float)]["outcome"] == c.AMOUNT_MISMATCH
+    )
+    report_csv = Path(result.summary["report"]["csv"]).read_text()
+    assert "92233720368547758.07" in report_csv  # 2**63-1 cents, exact
+    assert "90071992547409.93" in report_csv  # 2**53+1 cents, not rounded to ...92
+    assert found[str(unreadable)]["outcome"] == c.DATA_PROBLEM and found[str(missing)]["outcome"] == c.DATA_PROBLEM
+    for key, doc in before.items():
+        assert db["orders"].find_one({"_id": doc["_id"]}) == doc, f"order {key} was changed"
+    assert db["reconcile_audit"].count_documents({"order_key": {"$in": list(before)}}) == 0
