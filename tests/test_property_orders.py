@@ -28,11 +28,10 @@ from reconcile.decide import classify as c
 from reconcile.demo.shop import ShopSeeder
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.run import window as job
-
-INT64_MAX = 2**63 - 1  # a BSON int64
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import utcnow
 
+INT64_MAX = 2**63 - 1  # a BSON int64
 FIELDS = ("amount", "status", "currency", "created_at", "charge_id", "email", "refunded", "pi_id", "session_id")
 NORMAL_STUCK = 3
 
