@@ -7,7 +7,7 @@ at the start it is exit 2 with one line and nothing changed; found after the rep
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -16,23 +16,27 @@ from reconcile.errors import ConfigError
 
 
 def check_writable_dir(path: Path, name: str) -> None:
-    """`path` is a directory (created now if missing, owner-only as the report writer makes it) in which
-    a file can be created: a real file is made and removed, so permissions, read-only mounts and full
-    inode tables all show, for root too. `name` is the key or option the path came from."""
-    tmp = None
+    """`path` is a directory in which a file can be created, or can be created itself: a real file (or,
+    for a missing directory, a directory in its nearest existing parent) is made and removed at once,
+    so permissions, read-only mounts and full disks all show, for root too, and nothing is left behind.
+    `name` is the key or option the path came from."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=".reconcile-check.", suffix=".tmp")
-        os.close(fd)
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        if existing == path:
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".reconcile-check.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".reconcile-check."))
     except OSError as exc:
         raise ConfigError(
             f"{name}: {path} is not a directory the job can write in ({exc.strerror or type(exc).__name__}); "
             "nothing was changed"
         ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def check_outputs(report_dir: Path, report_dir_name: str, summary_json: Path | None) -> None:
