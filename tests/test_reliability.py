@@ -4,16 +4,23 @@ official SDK) and nx-27017. Each test here failed on the code before its fix.
 - every duration and WHEN ends in exit 2 naming the key or option, overflow included;
 - outputs (report directory, summary path) are checked before the first write: exit 2, nothing changed;
 - order fields are read per document into exact integers: 2**63-1 beside an unreadable amount;
+- a run whose lease was taken over while it was paused stops writing and exits 4;
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import tempfile
+import threading
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import stripe
+from conftest import API_KEY, write_config
+from faultkit import FAST, TAKEOVER_WAIT, CliProcess, assert_audit_complete, cli_env, last_error, wait_for
 
 from reconcile.config import SECTIONS
 from reconcile.decide import classify as c
@@ -155,3 +162,66 @@ def test_int64_max_amount_beside_an_unreadable_one_stops_nothing(cli, store, db,
     for key, doc in before.items():
         assert db["orders"].find_one({"_id": doc["_id"]}) == doc, f"order {key} was changed"
     assert db["reconcile_audit"].count_documents({"order_key": {"$in": list(before)}}) == 0
+
+
+# --------------------------------------------------------------------------- a lost lease
+
+
+def _process(tmp_path: Path, name: str, stripe_server, db_name: str, uri: str, *args: str, **sections) -> CliProcess:
+    folder = tmp_path / name
+    folder.mkdir()
+    config = write_config(folder / "reconcile.toml", stripe_server.url, db_name, **sections)
+    return CliProcess(folder, config, cli_env(uri, API_KEY), "--summary-json", str(folder / "summary.json"), *args)
+
+
+def _summary(process: CliProcess) -> dict:
+    return json.loads(process.stdout_path.with_name("summary.json").read_text())
+
+
+def test_a_run_paused_past_its_lease_stops_writing_when_it_resumes(
+    tmp_path, stripe_server, shop, db, mongo_server, proxy, monkeypatch
+):
+    """The holder is frozen (SIGSTOP: a GC pause, a frozen VM) just after its first repair batch; another
+    run takes the expired lease over and is itself held in its pull; the first resumes. Before, it logged
+    `lease.lost`, repaired every other batch, exited 0 and turned its history back to `completed`."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.001)
+    stuck = [shop.order(c.REPAIRED, amount=1000 + i) for i in range(6)]
+    for i, order_id in enumerate(stuck):
+        shop.charge(order_id, amount=1000 + i)
+    sections = {
+        "stripe": dict(FAST["stripe"], timeout="60s"),
+        "mongodb": dict(FAST["mongodb"], repair_batch_size=2),
+        "lease": {"ttl": "1s"},
+    }
+    # The first run's second `update` on orders clears the audit flags of its first batch: the last
+    # write of that batch, before the lease is checked for the next one.
+    held = proxy.on("update", "orders", nth=2, action="hold")
+    first = _process(tmp_path, "first", stripe_server, db.name, proxy.uri, **sections)
+    wait_for(held.hit.is_set, what="the first batch's last write")
+    os.kill(first.process.pid, signal.SIGSTOP)
+    try:
+        proxy.release()  # answered while it is frozen: it reads the answer when it resumes
+        release = threading.Event()  # the second run, holding the lease, waits in its pull
+        stripe_server.inject("/v1/charges", "hang", times=1, release=release)
+        second = _process(tmp_path, "second", stripe_server, db.name, mongo_server.uri, *TAKEOVER_WAIT, **sections)
+        wait_for(lambda: stripe_server.faults_served == 1, what="the second run to take the lease over")
+    finally:
+        os.kill(first.process.pid, signal.SIGCONT)
+    assert first.wait() == 4, first.stderr
+    release.set()
+    assert second.wait() == 0, second.stderr
+
+    first_run, second_run = _summary(first)["run_id"], _summary(second)["run_id"]
+    line = last_error(first.stderr)
+    assert "lease expired and was taken over" in line and f"now held by {second_run}" in line, line
+    assert _summary(first) == {"run_id": first_run, "exit_code": 4, "error": line, "runs": []}
+    record = db["reconcile_runs"].find_one({"_id": first_run})
+    assert (record["status"], record["exit_code"], record["error"]) == ("lease_lost", 4, line)
+    # It wrote nothing after it resumed: its first batch only; the rest by the run that took over.
+    by_run: dict[str, list[str]] = {}
+    for doc in db["orders"].find({"reconcile": {"$exists": True}}):
+        by_run.setdefault(doc["reconcile"]["run_id"], []).append(str(doc["_id"]))
+    assert len(by_run.get(first_run, [])) == 2 and len(by_run.get(second_run, [])) == 4, by_run
+    assert sorted(_summary(second)["repaired"]) == sorted(by_run[second_run])
+    assert_audit_complete(db)
+    assert db["reconcile_state"].find_one({"_id": "watermark"})["run_id"] == second_run
