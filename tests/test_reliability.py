@@ -5,6 +5,7 @@ official SDK) and nx-27017. Each test here failed on the code before its fix.
 - outputs (report directory, summary path) are checked before the first write: exit 2, nothing changed;
 - order fields are read per document into exact integers: 2**63-1 beside an unreadable amount;
 - a run whose lease was taken over while it was paused stops writing and exits 4;
+- Stripe lists are whole or the run stops (exit 3 naming the endpoint); every object counts once;
 """
 
 from __future__ import annotations
@@ -15,15 +16,27 @@ import signal
 import tempfile
 import threading
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import stripe
 from conftest import API_KEY, write_config
-from faultkit import FAST, TAKEOVER_WAIT, CliProcess, assert_audit_complete, cli_env, last_error, wait_for
+from faultkit import (
+    FAST,
+    TAKEOVER_WAIT,
+    CliProcess,
+    assert_audit_complete,
+    assert_error_summary,
+    assert_run_recorded,
+    cli_env,
+    last_error,
+    wait_for,
+)
 
 from reconcile.config import SECTIONS
 from reconcile.decide import classify as c
+from reconcile.timeutil import to_unix
 
 
 def snapshot(db) -> dict:
@@ -225,3 +238,82 @@ def test_a_run_paused_past_its_lease_stops_writing_when_it_resumes(
     assert sorted(_summary(second)["repaired"]) == sorted(by_run[second_run])
     assert_audit_complete(db)
     assert db["reconcile_state"].find_one({"_id": "watermark"})["run_id"] == second_run
+
+
+# --------------------------------------------------------------------------- whole lists
+
+
+def _stopped_before_any_change(result, db, before) -> None:
+    assert snapshot(db) == before
+    assert_error_summary(result.summary, 3, result.stderr)
+    assert_run_recorded(db, result.summary, "failed")
+    assert db["reconcile_state"].find_one({"_id": "watermark"}) is None
+
+
+def _seed_stuck(shop, count: int = 3) -> list:
+    stuck = [shop.order(c.REPAIRED, amount=1000 + i) for i in range(count)]
+    for i, order_id in enumerate(stuck):
+        shop.charge(order_id, amount=1000 + i)
+    return stuck
+
+
+@pytest.mark.parametrize("path", ["/v1/charges", "/v1/balance_transactions"])
+def test_a_page_saying_there_is_more_with_nothing_on_it_stops_the_pull(cli, stripe_server, shop, db, path):
+    """Before: the pull ended there as if complete (charges: every stuck order stale_pending, exit 1)."""
+    _seed_stuck(shop)
+    before = snapshot(db)
+    stripe_server.inject(path, "empty_has_more", times=1)
+    result = cli()
+    assert result.exit_code == 3, result.output
+    line = last_error(result.stderr)
+    assert f"Stripe's list {path} is not whole: a page with has_more true and no objects" in line, line
+    _stopped_before_any_change(result, db, before)
+
+
+def test_a_repeated_cursor_stops_the_pull_naming_the_endpoint(cli, stripe_server, shop, store, db, now):
+    """150 charges in one second (two pages, the range check cannot tell); the second page asked for
+    answers the first again: its last id is the cursor already followed."""
+    second = to_unix(now - timedelta(hours=2))
+    for i in range(150):
+        store.create_charge(amount=100 + i, created=second, metadata={"order_id": f"none-{i}"})
+    _seed_stuck(shop)
+    before = snapshot(db)
+    stripe_server.inject("/v1/charges", "ignore_cursor", times=1, when=lambda q: "starting_after" in q)
+    result = cli()
+    assert stripe_server.faults_served == 1
+    assert result.exit_code == 3, result.output
+    line = last_error(result.stderr)
+    assert "Stripe's list /v1/charges is not whole: the next cursor" in line and "was already followed" in line, line
+    _stopped_before_any_change(result, db, before)
+
+
+def test_an_object_outside_the_requested_range_stops_the_pull_naming_the_endpoint(cli, stripe_server, shop, db):
+    _seed_stuck(shop)
+    shop.charge(None, amount=777, age=timedelta(days=3))  # outside the 24h window
+    before = snapshot(db)
+    stripe_server.inject("/v1/charges", "ignore_created", times=1)
+    result = cli()
+    assert result.exit_code == 3, result.output
+    line = last_error(result.stderr)
+    assert "Stripe's list /v1/charges is not whole: " in line and "outside the range asked for" in line, line
+    _stopped_before_any_change(result, db, before)
+
+
+def test_an_object_listed_twice_counts_once_balance_transactions_and_refunds_included(
+    cli, stripe_server, shop, store, db
+):
+    """Before: charges were de-duplicated, balance transactions (totals) and refunds (movements) were not."""
+    stuck = _seed_stuck(shop)
+    paid = shop.order(c.OK, status="accepted", amount=4000)
+    charge = shop.charge(paid, amount=4000)
+    store.create_refund(charge["id"], amount=1000, created=charge["created"] + 60)
+    for path in ("/v1/balance_transactions", "/v1/refunds", "/v1/charges"):
+        stripe_server.inject(path, "duplicate_first", times=1)
+    result = cli()
+    assert stripe_server.faults_served == 3
+    assert result.exit_code in (0, 1), result.output
+    usd = result.summary["totals"]["usd"]
+    assert usd["charge_count"] == 4 and usd["gross"] == 1000 + 1001 + 1002 + 4000, usd
+    assert usd["refunds"] == -1000, usd
+    assert len(result.summary["movements"]) == 1, result.summary["movements"]
+    assert sorted(result.summary["repaired"]) == sorted(map(str, stuck))

@@ -225,14 +225,12 @@ def iter_pages(
         if cursor:
             page_params["starting_after"] = cursor
         page = request(client, path, page_params, policy)
-        data = page.get("data") or []
+        data = pull_plan.check_page(page, path, cursor=cursor, seen=seen_cursors)
         if data:
             yield data
-        if not page.get("has_more") or not data:
+        if not page.get("has_more"):
             return
         cursor = data[-1]["id"]
-        if cursor in seen_cursors:
-            raise StripeRequestError(f"Stripe returned cursor {cursor} twice while listing {path}; stopping")
         seen_cursors.add(cursor)
 
 
