@@ -61,9 +61,11 @@ FAULTS = frozenset(
         "ignore_cursor",  # the page as if starting_after / ending_before were not given (a repeated page)
         "ignore_created",  # the page as if no created range were given (objects outside it)
         "duplicate_first",  # the page with its first object listed twice
+        "truncated",  # the normal answer cut to half its length, as a complete response (a middlebox cut it)
+        "raw",  # opts `status` and `body` (bytes): any answer, e.g. a proxy's error page
     }
 )
-_PAGE_FAULTS = frozenset({"ignore_cursor", "ignore_created", "duplicate_first"})
+_PAGE_FAULTS = frozenset({"ignore_cursor", "ignore_created", "duplicate_first", "truncated"})
 _INT = re.compile(r"[+-]?\d+")
 _KEY = re.compile(r"^((?:sk|rk|pk)_(?:test|live)_)(.*)$", re.S)
 _CREATED_OPS = ("gte", "gt", "lte", "lt")
@@ -299,7 +301,8 @@ class StandinServer:
         ``threading.Event``: answer normally once it is set); ``stage``
         ("drop": "body" sends headers and part of the body, "before" closes before any byte).
         List pages that cannot be part of a whole list, answered 200: "empty_has_more",
-        "ignore_cursor", "ignore_created", "duplicate_first" (see FAULTS).
+        "ignore_cursor", "ignore_created", "duplicate_first", and "truncated" (the normal answer cut
+        in half, Content-Length and all); "raw" answers ``status`` (default 200) with ``body`` bytes.
         ``times=None`` keeps the fault until ``clear_faults()``. Earlier injections match first.
         """
         if fault not in FAULTS:
@@ -403,6 +406,8 @@ class StandinServer:
                     body = _duplicate_first(body)
             else:
                 body = self._retrieve(resource, object_id, pairs)
+            if page_fault == "truncated":
+                body = body[: len(body) // 2]
             self._respond(h, 200, body, version)
         except ApiError as exc:
             self._respond(h, exc.status, _error_body(exc.error), version)
@@ -520,6 +525,8 @@ class StandinServer:
             key = _presented_key(h.headers.get("Authorization")) or ""
             route = self._route(urlsplit(h.path).path.rstrip("/"))
             self._respond(h, 403, _error_body(self._permission_error(key, route[0] if route else None)), version)
+        elif fault == "raw":
+            self._respond(h, int(opts.get("status", 200)), bytes(opts.get("body", b"")), version)
         elif fault == "empty_has_more":
             path = urlsplit(h.path).path.rstrip("/")
             body = json.dumps({"object": "list", "data": [], "has_more": True, "url": path}).encode()
