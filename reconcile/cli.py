@@ -14,7 +14,7 @@ from reconcile.config import EMAIL_SEND, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.redact import one_line, scrub
+from reconcile.redact import exception_text, one_line
 from reconcile.report.outputs import check_outputs
 from reconcile.run import interrupt
 from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
@@ -196,8 +196,9 @@ def main(
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
-        error_summary(summary_json, ExitCode.INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}")
-        click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
+        line = f"internal error: {exception_text(error)}"  # a Stripe, MongoDB or SMTP error by its facts only
+        error_summary(summary_json, ExitCode.INTERNAL_ERROR, line)
+        click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
         if progress is not None:

@@ -6,6 +6,7 @@ official SDK) and nx-27017. Each test here failed on the code before its fix.
 - order fields are read per document into exact integers: 2**63-1 beside an unreadable amount;
 - a run whose lease was taken over while it was paused stops writing and exits 4;
 - Stripe lists are whole or the run stops (exit 3 naming the endpoint); every object counts once;
+- one redaction for every error: status, Stripe's type and code, request id and path; never a body.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import stripe
-from conftest import API_KEY, write_config
+from conftest import API_KEY, Cli, SmtpSink, write_config
 from faultkit import (
     FAST,
     TAKEOVER_WAIT,
@@ -317,3 +318,96 @@ def test_an_object_listed_twice_counts_once_balance_transactions_and_refunds_inc
     assert usd["refunds"] == -1000, usd
     assert len(result.summary["movements"]) == 1, result.summary["movements"]
     assert sorted(result.summary["repaired"]) == sorted(map(str, stuck))
+
+
+# --------------------------------------------------------------------------- one redaction for every error
+
+CARD = "4000056655665556"
+EMAILS = ("alice.sentinel@example.com", "bob.sentinel@example.org")
+# What an answer or a server message may carry: a card (number, last4, expiry) and customers' emails.
+LEAKY = (
+    f"declined: card {CARD} last4 5556 exp_month 11 exp_year 2031 (11/2031) "
+    f"for {EMAILS[0]} and {EMAILS[1]}; full body follows"
+)
+SECRETS = (CARD, "exp_month", "exp_year", "11/2031", "last4", *EMAILS, "full body follows", "AOB934RVNwzk6xtn")
+ERROR_JSON = {"type": "invalid_request_error", "code": "parameter_invalid", "param": "limit", "message": LEAKY}
+
+
+class RefusingSmtp(SmtpSink):
+    """A real SMTP server that refuses the message with a reply echoing what it saw."""
+
+    async def handle_DATA(self, server, session, envelope):
+        return f"554 5.7.1 rejected: {LEAKY}"
+
+
+def _everything(result, tmp_path: Path, db) -> str:
+    """Every output of the run: stdout, stderr (log lines), summary, run history, every file it wrote."""
+    texts = [result.stdout, result.stderr, json.dumps(result.summary)]
+    texts += [json.dumps(doc, default=str) for doc in db["reconcile_runs"].find()]
+    texts += [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file()]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize(
+    "path_name, exit_code, says",
+    [
+        ("truncated 200 page", 3, "Stripe unavailable at /v1/charges"),
+        ("4xx with a JSON error", 3, "Stripe rejected the request to /v1/charges (HTTP 400, invalid_request_error"),
+        ("4xx with a proxy page", 3, "Stripe unavailable at /v1/charges"),
+        ("5xx past the retries", 3, "Stripe unavailable at /v1/charges"),
+        ("MongoDB error", 3, ": BadValue (code 2)"),
+        ("SMTP error", 5, "email NOT sent"),
+    ],
+)
+def test_no_card_or_customer_data_from_any_error_reaches_any_output(
+    tmp_path, stripe_server, store, shop, db, proxy, monkeypatch, path_name, exit_code, says
+):
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.001)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.005)
+    for i in range(3):
+        shop.charge(shop.order(c.REPAIRED, amount=1000 + i), amount=1000 + i, billing_email=EMAILS[i % 2])
+    cli = Cli(tmp_path, stripe_server.url, db.name, proxy.uri, monkeypatch)
+    sections = dict(FAST)
+    html = f"<html><body><h1>403 Forbidden</h1><pre>{LEAKY}</pre></body></html>".encode()
+    if path_name == "truncated 200 page":
+        stripe_server.inject("/v1/charges", "truncated", times=None)
+    elif path_name == "4xx with a JSON error":
+        stripe_server.inject(
+            "/v1/charges", "raw", times=None, status=400, body=json.dumps({"error": ERROR_JSON}).encode()
+        )
+    elif path_name == "4xx with a proxy page":
+        stripe_server.inject("/v1/charges", "raw", times=None, status=403, body=html)
+    elif path_name == "5xx past the retries":
+        error = {"error": dict(ERROR_JSON, type="api_error", code="internal")}
+        stripe_server.inject("/v1/charges", "raw", times=None, status=500, body=json.dumps(error).encode())
+    elif path_name == "MongoDB error":
+        proxy.on("find", "orders", action={"ok": 0, "errmsg": LEAKY, "code": 2, "codeName": "BadValue"})
+    smtp = RefusingSmtp() if path_name == "SMTP error" else None
+    if smtp is not None:
+        smtp.__enter__()
+        sections["email"] = {
+            "send": "always",
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "none",
+            "from_addr": "reconcile@shop.example",
+            "to": ["finance@shop.example"],
+            "timeout": "5s",
+        }
+    try:
+        cli.configure(**sections)
+        result = cli()
+    finally:
+        if smtp is not None:
+            smtp.__exit__()
+    assert result.exit_code == exit_code, result.output
+    assert says in result.output, result.output
+    if exit_code == 3:
+        line = last_error(result.stderr)
+        assert result.summary["error"] == line
+        assert db["reconcile_runs"].find_one({"_id": result.summary["run_id"]})["error"] == line
+        if "Stripe" in says:
+            assert "request req_" in line and "/v1/charges" in line, line  # what Stripe's support asks for
+    text = _everything(result, tmp_path, db)
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, f"{leaked} in the outputs of the run"

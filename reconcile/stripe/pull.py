@@ -27,7 +27,7 @@ import stripe
 from reconcile.config import StripeConfig
 from reconcile.decide import columns
 from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
-from reconcile.redact import scrub
+from reconcile.redact import stripe_facts
 from reconcile.run import interrupt
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
-
-
-def redact(text: str) -> str:
-    """Mask anything shaped like a Stripe secret or restricted key (and any secret read from the environment)."""
-    return scrub(text or "")
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
@@ -176,26 +171,26 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             policy.sleep(pause)
             interrupt.checkpoint("pull")
             limited += 1
+        # Every line below names the path and the facts of the error (stripe_facts), never Stripe's message
+        # or the body: those can hold card data, customers' emails, or the key's tail.
         except stripe.AuthenticationError as exc:
             raise StripeAuthError(
-                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
+                f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
                 "check the key in the environment variable named by stripe.api_key_env"
             ) from None
         except stripe.PermissionError as exc:
             permission = _lacking_permission(exc.user_message or "")
-            needs = f"it lacks the permission {permission}" if permission else redact(exc.user_message or "")
+            needs = f": it lacks the permission {permission}" if permission else ""
             raise StripeAuthError(
-                f"the Stripe key may not read {path} (HTTP 403): {needs}; "
+                f"the Stripe key may not read {path} ({stripe_facts(exc)}){needs}; "
                 "give the restricted key read access to it, or use another key"
             ) from None
         except stripe.InvalidRequestError as exc:
-            raise StripeRequestError(
-                f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}"
-            ) from None
+            raise StripeRequestError(f"Stripe rejected the request to {path} ({stripe_facts(exc)})") from None
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
             # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            network = f"{type(exc).__name__}: {redact(exc.user_message or '')}".strip()
+            network = f"{type(exc).__name__} ({stripe_facts(exc)})".replace(" ()", "")
             if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
                 raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
             pause = policy.delay(dropped, None)
@@ -207,10 +202,10 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             dropped += 1
         except stripe.APIError as exc:
             raise StripeUnavailable(
-                f"Stripe unavailable at {path} after retries: {type(exc).__name__}: {redact(exc.user_message or '')}"
+                f"Stripe unavailable at {path} after retries: {type(exc).__name__} ({stripe_facts(exc)})"
             ) from None
         except stripe.StripeError as exc:
-            raise StripeUnavailable(f"Stripe error at {path}: {redact(exc.user_message or '')}") from None
+            raise StripeUnavailable(f"Stripe error at {path}: {type(exc).__name__} ({stripe_facts(exc)})") from None
 
 
 def iter_pages(
