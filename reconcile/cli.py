@@ -317,21 +317,32 @@ def check(ctx: click.Context) -> None:
     from reconcile.store import indexes
     from reconcile.stripe import permissions as setup_check
 
-    problems = 0
+    missing = denied = 0
+    unreachable = False
     try:
         config, db = _open_db(ctx)
         click.echo("MongoDB: connected")
         for spec in indexes.required(config):
             ok = indexes.present(db, spec)
-            problems += not ok
+            missing += not ok
             click.echo(f"  index {'ok     ' if ok else 'MISSING'} {spec.text():<50} {spec.why}")
-        for line, ok in setup_check.stripe_permissions(config):
-            problems += not ok
-            click.echo(line)
+        click.echo("Stripe:")
+        for probe in setup_check.stripe_permissions(config):
+            click.echo(probe.line)
+            unreachable |= probe.state == setup_check.UNREACHABLE
+            denied += probe.state in (setup_check.DENIED, setup_check.FAILED)
     except ReconcileError as error:
         fail(error)
-    if problems:
-        click.echo(f"reconcile: check: {problems} problem(s); `reconcile init` creates missing indexes", err=True)
+    if unreachable:  # as a run would: exit 3, and nothing to fix in the setup
+        click.echo("reconcile: check: Stripe is unreachable; check again when it answers", err=True)
+        sys.exit(int(ExitCode.UNAVAILABLE))
+    if missing or denied:
+        hints = []
+        if missing:
+            hints.append(f"{missing} index(es) missing: `reconcile init` creates them")
+        if denied:
+            hints.append(f"{denied} Stripe endpoint(s) the key may not read: give it the permission named")
+        click.echo(f"reconcile: check: {'; '.join(hints)}", err=True)
         sys.exit(int(ExitCode.BAD_CONFIG))
     click.echo("all checks passed")
 

@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from stripe._api_version import _ApiVersion
+
 from reconcile.errors import ConfigError
 from reconcile.redact import remember
 from reconcile.timeutil import parse_duration
+
+# The Stripe API version the job speaks: the one the installed stripe-python pins (16.x:
+# 2026-10-28.endive). Rules that depend on it say so ("API version:" comments); see README.
+PINNED_API_VERSION = _ApiVersion.CURRENT
 
 
 @dataclass(frozen=True)
 class StripeConfig:
     api_key_env: str = "STRIPE_API_KEY"
     api_base: str | None = None
+    # Sent as Stripe-Version on every request, whatever the account's default version is.
+    api_version: str = PINNED_API_VERSION
     order_id_metadata_key: str = "order_id"
     dashboard_url: str = "https://dashboard.stripe.com"
     max_network_retries: int = 3
@@ -29,13 +38,31 @@ class StripeConfig:
     rate_limit_retries: int = 8
     max_retry_time: timedelta = timedelta(minutes=5)
     # The run's request budget (all pulls together). Defaults: half of Stripe's published limits
-    # (25/s per endpoint, 100/s per live account), leaving the rest to the shop's live checkout.
+    # (25/s per endpoint; 100/s per live account, 25/s per sandbox account), leaving the rest to
+    # the shop's live checkout. Unset account rate: 50 with a live key, 12.5 with a test-mode key.
     requests_per_second: float = 12.5
-    account_requests_per_second: float = 50.0
+    account_requests_per_second: float | None = None
     # Requests one window pull keeps in flight; unset: enough for the budget at ~0.8 s a page.
     concurrency: int | None = None
     # First pause of the jittered exponential backoff for 429s and dropped responses (doubles each try).
     retry_backoff: timedelta = timedelta(milliseconds=500)
+
+
+# Half of Stripe's published account limits (100/s live, 25/s sandbox): the shop's checkout shares them.
+LIVE_ACCOUNT_RATE = 50.0
+TEST_ACCOUNT_RATE = 12.5
+
+
+def is_test_key(api_key: str) -> bool:
+    """A sandbox (test-mode) secret or restricted key."""
+    return api_key.startswith(("sk_test_", "rk_test_"))
+
+
+def account_rate(config: StripeConfig, test_mode: bool) -> float:
+    """The account bucket's rate: as configured, else by the key's mode."""
+    if config.account_requests_per_second is not None:
+        return config.account_requests_per_second
+    return TEST_ACCOUNT_RATE if test_mode else LIVE_ACCOUNT_RATE
 
 
 @dataclass(frozen=True)
@@ -152,6 +179,10 @@ class Config:
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
 
+    def test_mode_key(self) -> bool:
+        """Whether the configured Stripe key is a sandbox key (no error when it is not set)."""
+        return is_test_key(os.environ.get(self.stripe.api_key_env, "").strip())
+
     def mongodb_uri(self) -> str:
         return _secret(self.mongodb.uri_env, "the MongoDB connection string")
 
@@ -261,7 +292,7 @@ def _check_values(config: Config, problems: list[str]) -> None:
         problems.append("orders.pending_status, paid_status and failed_status must differ")
     for name in ("requests_per_second", "account_requests_per_second"):
         rate = getattr(config.stripe, name)
-        if not 0 < rate <= 10_000:
+        if rate is not None and not 0 < rate <= 10_000:
             problems.append(f"stripe.{name} must be above 0 and at most 10000, got {rate:g}")
     if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
         problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
@@ -280,8 +311,16 @@ def _check_values(config: Config, problems: list[str]) -> None:
             problems.append(f'orders.{name} is set but matching.link_by does not include "order_fields"')
     if config.matching.probable_match_drift <= timedelta(0):
         problems.append("matching.probable_match_drift must be longer than zero")
+    if not _API_VERSION.fullmatch(config.stripe.api_version):
+        problems.append(
+            f"stripe.api_version must look like {PINNED_API_VERSION!r} (a date, then a release name), "
+            f"got {config.stripe.api_version!r}"
+        )
     if config.stripe.api_base and not config.stripe.api_base.startswith(("http://", "https://")):
         problems.append(f"stripe.api_base must be an http(s) URL, got {config.stripe.api_base!r}")
+
+
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 
 def _check_operation(config: Config, problems: list[str]) -> None:

@@ -100,3 +100,49 @@ def test_endpoint_of_strips_ids():
 def test_rates_must_be_positive():
     with pytest.raises(ValueError):
         Budget(0, None)
+
+
+def test_a_429_lowers_the_account_bucket_as_well_as_the_endpoints():
+    from reconcile.stripe.budget import ACCOUNT
+
+    b, clock = budget(12.5, 12.5, decrease=0.5, recover_seconds=1e9)
+    b.throttled("/v1/charges", b.acquire("/v1/charges"))
+    assert b.rate("/v1/charges") == pytest.approx(6.25) and b.rate(ACCOUNT) == pytest.approx(6.25)
+    # Other endpoints keep their own rate, but together they now wait for the slower account.
+    assert b.rate("/v1/payment_intents") == pytest.approx(12.5)
+    clock.now += 10
+    times = [b.acquire(path) for path in ["/v1/payment_intents", "/v1/balance_transactions"] * 10]
+    assert times[-1] - times[0] >= 17 / 6.25  # 20 requests at the lowered 6.25/s (less a small burst)
+    assert b.stats().slowed == {"/v1/charges": 1, ACCOUNT: 1}
+
+
+@pytest.mark.parametrize(
+    ("key", "account"), [("sk_test_abc", 12.5), ("rk_test_abc", 12.5), ("sk_live_abc", 50.0), ("rk_live_abc", 50.0)]
+)
+def test_a_test_mode_key_defaults_to_half_the_sandbox_account_limit(monkeypatch, key, account):
+    """Stripe's sandbox account limit is 25/s (live: 100/s): the default takes half of either."""
+    from reconcile.config import parse_config
+    from reconcile.stripe.pull import RetryPolicy
+
+    config = parse_config({"mongodb": {"database": "shop"}}, "test")
+    monkeypatch.setenv(config.stripe.api_key_env, key)
+    policy = RetryPolicy.from_config(config.stripe, config.test_mode_key())
+    assert policy.budget is not None and policy.budget.account == account
+    clock = FakeClock()
+    policy.budget._clock, policy.budget._sleep = clock, clock.sleep
+    policy.budget._account.tat = clock.now
+    # Three pulls side by side (charges, PaymentIntents, balance transactions) for one second.
+    paths = ["/v1/charges", "/v1/payment_intents", "/v1/balance_transactions"]
+    granted = [policy.budget.acquire(paths[n % 3]) for n in range(60)]
+    in_first_second = sum(1 for t in granted if t < granted[0] + 1.0)
+    assert in_first_second <= account + max(1.0, account * 0.2)
+
+
+def test_an_explicit_account_rate_wins_over_the_keys_mode(monkeypatch):
+    from reconcile.config import parse_config
+
+    config = parse_config({"mongodb": {"database": "shop"}, "stripe": {"account_requests_per_second": 20}}, "t")
+    monkeypatch.setenv(config.stripe.api_key_env, "sk_test_abc")
+    from reconcile.config import account_rate
+
+    assert account_rate(config.stripe, config.test_mode_key()) == 20

@@ -81,11 +81,23 @@ def test_request_budget_keys():
     assert config.stripe.requests_per_second == 25.0 and isinstance(config.stripe.requests_per_second, float)
     assert config.stripe.account_requests_per_second == 87.5 and config.stripe.concurrency == 12
     defaults = parse_config(MINIMAL).stripe
+    # The account rate follows the key's mode when unset (test_budget.py).
     assert (defaults.requests_per_second, defaults.account_requests_per_second, defaults.concurrency) == (
         12.5,
-        50.0,
+        None,
         None,
     )
+
+
+def test_api_version_defaults_to_the_sdks_pinned_one_and_is_checked():
+    from stripe._api_version import _ApiVersion
+
+    assert parse_config(MINIMAL).stripe.api_version == _ApiVersion.CURRENT == "2026-10-28.endive"
+    assert parse_config({**MINIMAL, "stripe": {"api_version": "2025-03-31.basil"}}).stripe.api_version == (
+        "2025-03-31.basil"
+    )
+    with pytest.raises(ConfigError, match="stripe.api_version must look like"):
+        parse_config({**MINIMAL, "stripe": {"api_version": "endive"}})
 
 
 @pytest.mark.parametrize(

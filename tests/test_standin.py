@@ -384,7 +384,7 @@ def test_refunds_update_the_charge() -> None:
         seen = client.v1.charges.retrieve(charge["id"])
         assert (seen.amount_refunded, seen.refunded) == (2000, False)
         store.create_refund(charge["id"], created=T0 + 20)  # the remaining 3000
-        seen = client.v1.charges.retrieve(charge["id"])
+        seen = client.v1.charges.retrieve(charge["id"], {"expand": ["refunds"]})
         assert (seen.amount_refunded, seen.refunded) == (5000, True)
         assert [r.amount for r in seen.refunds.data] == [3000, 2000]
         refunds = client.v1.refunds.list({"charge": charge["id"], "expand": ["data.balance_transaction"]})
@@ -540,23 +540,125 @@ def test_spliced_expansion_matches_the_objects(metadata: dict[str, str], descrip
     assert page["data"] == [want]
 
 
-def test_partial_capture_refunds_the_remainder_like_stripe() -> None:
+# --------------------------------------------------------------------------- as API version 2026-10-28.endive
+# Stripe's changelog, 2025-03-31.basil, "Partially capturing or canceling payments no longer creates a
+# Refund" (still true in endive, the version stripe-python 16 pins).
+
+
+def test_answers_as_the_pinned_version_and_refuses_an_unknown_one() -> None:
+    from stripe._api_version import _ApiVersion
+
+    from reconcile.demo.standin.server import API_VERSION
+
+    assert API_VERSION == _ApiVersion.CURRENT
+    store = StandinStore(api_key=KEY)
+    with serve(store) as server:
+        answer = client_for(server).raw_request("get", "/v1/charges")
+        assert answer.headers["Stripe-Version"] == API_VERSION
+        other = stripe.StripeClient(KEY, base_addresses={"api": server.url}, stripe_version="2024-06-20")
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            other.v1.charges.list()
+        assert refused.value.http_status == 400
+        assert refused.value.error.type == "invalid_request_error"
+        assert refused.value.user_message == "Invalid Stripe API version: 2024-06-20"
+
+
+def test_partial_capture_creates_no_refund_and_one_balance_transaction() -> None:
     store = StandinStore(api_key=KEY)
     charge = store.create_charge(amount=5000, created=T0, amount_captured=4000)
     with serve(store) as server:
         client = client_for(server)
-        seen = client.v1.charges.retrieve(charge["id"], {"expand": ["balance_transaction"]})
-        assert (seen.amount, seen.amount_captured, seen.amount_refunded, seen.refunded) == (5000, 4000, 1000, False)
+        seen = client.v1.charges.retrieve(charge["id"], {"expand": ["balance_transaction", "refunds"]})
+        assert (seen.amount, seen.amount_captured, seen.amount_refunded, seen.refunded) == (5000, 4000, 0, False)
         assert seen.balance_transaction.amount == 4000  # only what was captured moved
-        [released] = seen.refunds.data
-        assert (released.amount, released.balance_transaction) == (1000, None)
-        store.create_refund(charge["id"], amount=400, created=T0 + 10)  # a refund to the customer
+        assert seen.refunds.data == [] and client.v1.refunds.list({"charge": charge["id"]}).data == []
+        txns = client.v1.balance_transactions.list({"source": charge["id"]}).data
+        assert [t.amount for t in txns] == [4000]
+        store.create_refund(charge["id"], amount=400, created=T0 + 10)  # money returned to the customer
         seen = client.v1.charges.retrieve(charge["id"])
-        assert (seen.amount_refunded, seen.refunded) == (1400, False)
+        assert (seen.amount_refunded, seen.refunded) == (400, False)
         store.create_refund(charge["id"], created=T0 + 20)  # the rest of what was captured
-        assert client.v1.charges.retrieve(charge["id"]).refunded is True
+        seen = client.v1.charges.retrieve(charge["id"])
+        assert (seen.amount_refunded, seen.refunded) == (4000, True)
     with pytest.raises(ValueError):
         store.create_charge(amount=100, created=T0, amount_captured=101)
+    with pytest.raises(ValueError):  # the released 10.00 was never refundable
+        store.create_refund(charge["id"], amount=1)
+
+
+@pytest.mark.parametrize("reason", ["requested_by_customer", "expired"])
+def test_canceling_a_payment_intent_releases_its_charge_without_a_refund(reason: str) -> None:
+    store = StandinStore(api_key=KEY)
+    pi = store.create_payment_intent(amount=5000, created=T0, status="requires_capture", capture_method="manual")
+    charge = store.create_charge(amount=5000, created=T0 + 1, captured=False, payment_intent=pi["id"])
+    store.cancel_payment_intent(pi["id"], reason, at=T0 + 7 * 86400)
+    with serve(store) as server:
+        client = client_for(server)
+        intent = client.v1.payment_intents.retrieve(pi["id"])
+        assert (intent.status, intent.cancellation_reason, intent.canceled_at) == ("canceled", reason, T0 + 7 * 86400)
+        seen = client.v1.charges.retrieve(charge["id"], {"expand": ["refunds"]})
+        assert (seen.captured, seen.amount_captured, seen.refunded, seen.amount_refunded) == (False, 0, False, 0)
+        assert seen.refunds.data == [] and client.v1.refunds.list().data == []
+        assert seen.payment_method_details.card.capture_before == T0 + 1 + 7 * 86400
+        assert client.v1.balance_transactions.list().data == []
+
+
+def test_charges_include_refunds_only_when_expanded() -> None:
+    store = StandinStore(api_key=KEY)
+    charge = store.create_charge(amount=5000, created=T0)
+    refund = store.create_refund(charge["id"], amount=1000, created=T0 + 1)
+    with serve(store) as server:
+        client = client_for(server)
+        plain = client.raw_request("get", f"/v1/charges/{charge['id']}").data
+        assert "refunds" not in plain
+        listed = client.raw_request("get", "/v1/charges", expand=["data.refunds"]).data["data"][0]
+        assert listed["refunds"]["data"][0]["id"] == refund["id"] and len(listed["refunds"]["data"]) == 1
+        assert listed["refunds"]["url"] == f"/v1/charges/{charge['id']}/refunds"
+
+
+def test_dispute_statuses_are_the_sdks_and_inquiries_withdraw_nothing() -> None:
+    from typing import get_args
+
+    from reconcile.demo.standin.store import DISPUTE_STATUSES
+
+    assert set(DISPUTE_STATUSES) == set(get_args(get_args(stripe.Dispute.__annotations__["status"])[0]))
+    store = StandinStore(api_key=KEY)
+    for n, status in enumerate(DISPUTE_STATUSES):
+        store.create_dispute(store.create_charge(amount=1000, created=T0 + n)["id"], status=status)
+    with pytest.raises(ValueError):
+        store.create_dispute(store.create_charge(amount=1000, created=T0)["id"], status="charge_refunded")
+    with serve(store) as server:
+        client = client_for(server)
+        disputes = {d.status: d for d in client.v1.disputes.list({"limit": 100}).data}
+        assert set(disputes) == set(DISPUTE_STATUSES)
+        for status in ("warning_needs_response", "warning_under_review", "warning_closed", "prevented"):
+            assert disputes[status].balance_transactions == []
+        assert disputes["appeal_needs_response"].balance_transactions[0].amount == -1000
+
+
+def test_open_checkout_sessions_have_no_payment_intent_until_confirmed() -> None:
+    store = StandinStore(api_key=KEY)
+    pi = store.create_payment_intent(amount=100, created=T0, status="requires_payment_method")
+    with pytest.raises(ValueError):
+        store.create_checkout_session(created=T0, status="open", payment_intent=pi["id"])
+    session = store.create_checkout_session(created=T0, status="open", payment_status="unpaid", amount_total=100)
+    with serve(store) as server:
+        seen = client_for(server).v1.checkout.sessions.retrieve(session["id"])
+        assert seen.status == "open" and seen.payment_intent is None
+
+
+def test_unordered_lists_page_every_object_once_in_no_created_order() -> None:
+    store = StandinStore(api_key=KEY)
+    made = [store.create_payment_intent(amount=100 + n, created=T0 + n) for n in range(250)]
+    store.unordered.add("payment_intent")
+    with serve(store) as server:
+        client = client_for(server)
+        seen = [p.id for p in client.v1.payment_intents.list({"limit": 100}).auto_paging_iter()]
+        assert sorted(seen) == sorted(p["id"] for p in made) and len(seen) == 250
+        created = [store.get(i)["created"] for i in seen]
+        assert created != sorted(created, reverse=True)  # not newest first
+        bounded = client.v1.payment_intents.list({"limit": 100, "created": {"gte": T0 + 10, "lt": T0 + 20}})
+        assert sorted(p.created for p in bounded.auto_paging_iter()) == list(range(T0 + 10, T0 + 20))
 
 
 def test_checkout_session_filters_of_the_real_api() -> None:

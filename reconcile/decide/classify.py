@@ -101,6 +101,7 @@ CHARGE_COLUMNS = [
     "settlement_amount",
     "exchange_rate",
     "in_window",
+    "capture_before",
 ]
 RESULT_COLUMNS = [
     "outcome",
@@ -163,10 +164,10 @@ def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
         )
     frame["in_window"] = ~frame["in_window"].eq(False)  # rows without the flag come from the window itself
     frame["settlement_amount"] = frame["settlement_amount"].astype("Int64")
-    # Stripe records the released remainder of a partial capture as refunded: only the rest went
-    # back to the customer.
-    released = (frame["amount"] - frame["amount_captured"]).where(frame["captured"], frame["amount"])
-    frame["customer_refunded"] = (frame["amount_refunded"] - released).clip(lower=0).astype("int64")
+    frame["capture_before"] = frame["capture_before"].astype("Int64")
+    # API version: since 2025-03-31.basil `amount_refunded` is only money returned to the customer
+    # (a partial capture's released remainder and a cancellation no longer count in it).
+    frame["customer_refunded"] = frame["amount_refunded"].astype("int64")
     # A charge pulled twice (window and edge look) counts once.
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
 
@@ -182,6 +183,39 @@ def link_charges(
 ) -> pd.Series:
     """The order key each charge belongs to (see match.link)."""
     return match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), link_by).charges["order_key"]
+
+
+# A card authorization lapses 7 days after it is made unless the charge says otherwise
+# (payment_method_details.card.capture_before); Stripe then releases it.
+AUTHORIZATION_SECONDS = 7 * 86400
+
+
+def released_authorizations(charges: pd.DataFrame, intents: pd.DataFrame, now: int) -> pd.Series:
+    """Uncaptured charges whose hold is gone: the PaymentIntent was canceled (for any reason,
+    `expired` included) or the authorization window has passed.
+
+    API version: since 2025-03-31.basil a cancellation creates no Refund and leaves the charge
+    `refunded: false`, `amount_captured: 0`; only the PaymentIntent says so. Earlier versions set
+    `refunded: true`, which still counts here.
+    """
+    authorized = charges["status"].eq("succeeded") & ~charges["captured"].astype(bool)
+    if not authorized.any():
+        return authorized
+    canceled = set(intents.loc[intents["status"].eq("canceled"), "pi_id"]) if len(intents) else set()
+    lapses = (
+        charges["capture_before"].astype("Int64").fillna(charges["created"].astype("int64") + AUTHORIZATION_SECONDS)
+    )
+    lapsed = lapses.le(now).fillna(False).astype(bool)
+    return authorized & (charges["refunded"].astype(bool) | charges["payment_intent"].isin(list(canceled)) | lapsed)
+
+
+def _release_words(released: pd.DataFrame, intents: pd.DataFrame) -> pd.Series:
+    """Why each released authorization was released, in a person's words."""
+    reasons = intents.set_index("pi_id")["cancellation_reason"] if len(intents) else pd.Series(dtype=object)
+    reasons = reasons[~reasons.index.duplicated()]
+    reason = released["payment_intent"].map(reasons)
+    words = reason.map(lambda r: f"PaymentIntent canceled: {match.CANCELLATION_REASONS.get(r, r)}")
+    return words.where(reason.notna(), "the authorization window passed")
 
 
 # The paid charge's columns an order's outcome and its report row use (as c_<name>).
@@ -225,7 +259,19 @@ def classify(
     charges = links.charges
     settled = charges["status"].eq("succeeded")
     is_paid = settled & charges["captured"] & charges["amount_captured"].gt(0)
-    is_uncaptured = settled & ~charges["captured"] & ~charges["refunded"]
+    # A released authorization is no money and no attempt in progress: a failed attempt for a
+    # pending order, nothing for a paid one, and no item at all when it names no order.
+    is_released = released_authorizations(charges, match.intents_frame([]) if intents is None else intents, rules.now)
+    is_uncaptured = settled & ~charges["captured"] & ~is_released
+    released = charges.loc[is_released & charges["order_key"].notna(), ["order_key", "payment_intent"]]
+    released_why = (
+        _release_words(released, match.intents_frame([]) if intents is None else intents)
+        .groupby(released["order_key"])
+        .first()
+        if len(released)
+        else pd.Series(dtype=object)
+    )
+    del released
     linked = charges["order_key"].notna()
 
     def count(mask: pd.Series) -> pd.Series:
@@ -248,6 +294,8 @@ def classify(
             "failed_count": count(charges["status"].eq("failed")),
             "pending_count": count(charges["status"].eq("pending")),
             "uncaptured_count": count(is_uncaptured),
+            "released_count": count(is_released),
+            "released_why": released_why,
         }
     )
     per_order = per_order.join(first_paid, how="left")
@@ -255,7 +303,14 @@ def classify(
     frame = orders.join(per_order, on="order_key")
     if len(links.attempts):
         frame = frame.join(links.attempts, on="order_key")
-    for column in ("paid_count", "failed_count", "pending_count", "uncaptured_count", *match.ATTEMPT_STATES):
+    for column in (
+        "paid_count",
+        "failed_count",
+        "pending_count",
+        "uncaptured_count",
+        "released_count",
+        *match.ATTEMPT_STATES,
+    ):
         frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
 
     status = frame["status"]
@@ -280,7 +335,7 @@ def classify(
     settled_back = (net_paid.eq(0) & ~disputed).fillna(False).astype(bool)
     processing = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0)
     in_progress = processing | frame[match.OPEN].gt(0)  # an open Checkout Session can still be paid
-    failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0)
+    failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0) | frame["released_count"].gt(0)
 
     conditions = [
         (frame["problem"].notna(), DATA_PROBLEM),
@@ -488,7 +543,7 @@ def _details(
     by_order = None
     outcome = result["outcome"].to_numpy()
     status = result["order_status"].astype(object).to_numpy()
-    no_attempt = frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0).to_numpy()
+    no_attempt = (frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0) & frame["released_count"].eq(0)).to_numpy()
     # The common sentences that depend on nothing but the outcome, set at once (a backfill can have
     # hundreds of thousands of them); the loop below writes the rest.
     plain = [
@@ -538,6 +593,8 @@ def _details(
             "refunded_amount",
             "failed_count",
             "pending_count",
+            "released_count",
+            "released_why",
             "created",
             *match.ATTEMPT_STATES,
         ]
@@ -602,6 +659,8 @@ def _details(
                 reasons.append(f"{int(extra['failed_count'])} failed charge(s)")
             if extra[match.CANCELED]:
                 reasons.append(attempt(key, match.CANCELED))
+            if extra["released_count"]:
+                reasons.append(f"authorization released uncaptured ({extra['released_why']})")
             text = f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
         elif outcome == FAILED_BUT_CHARGED:
             text = f"order is {rules.failed_status} but charge {row['charge_id']} succeeded"
@@ -609,6 +668,8 @@ def _details(
             text = "charge authorized, not captured"
         elif outcome == PAID_WITHOUT_CHARGE:
             text = f"order is {row['order_status']} but no succeeded charge was found"
+            if extra["released_count"]:
+                text += f"; its authorization was released uncaptured ({extra['released_why']})"
             for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
                 if extra[state]:
                     text += f"; {attempt(key, state)}"

@@ -98,6 +98,44 @@ _STATE_WORDS = {
 }
 
 
+# What each status of a charge-less PaymentIntent or Checkout Session says about a pending order.
+# API version 2026-10-28.endive: these cover every value of stripe-python 16's PaymentIntent.status,
+# checkout.Session.status and payment_status (tests/test_api_version.py checks that). A status
+# Stripe adds later reads as INCOMPLETE (never as paid, never as failed).
+INTENT_STATUS_STATES = {
+    "processing": PROCESSING,
+    "succeeded": PAID_ELSEWHERE,
+    "requires_capture": PAID_ELSEWHERE,  # authorized: its charge exists somewhere
+    "canceled": CANCELED,
+    "requires_payment_method": INCOMPLETE,
+    "requires_confirmation": INCOMPLETE,
+    "requires_action": INCOMPLETE,
+}
+SESSION_STATUS_STATES = {
+    "open": OPEN,
+    "expired": EXPIRED,  # Checkout cancels the PaymentIntent of an expired session: abandonment, not failure
+    "complete": None,  # by payment_status
+}
+SESSION_PAYMENT_STATES = {
+    "paid": PAID_ELSEWHERE,
+    "no_payment_required": PAID_ELSEWHERE,
+    "unpaid": PROCESSING,  # complete but unpaid: a delayed payment method settling
+}
+# Why a PaymentIntent was canceled, in a person's words. Every reason releases an uncaptured
+# authorization (classify.released_authorizations); `expired` (the authorization lapsed) replaced
+# `automatic` for that in 2025-03-31.basil.
+CANCELLATION_REASONS = {
+    "abandoned": "abandoned",
+    "automatic": "canceled automatically",
+    "duplicate": "a duplicate",
+    "expired": "the authorization expired",
+    "failed_invoice": "its invoice failed",
+    "fraudulent": "fraudulent",
+    "requested_by_customer": "requested by the customer",
+    "void_invoice": "its invoice was voided",
+}
+
+
 def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
     """Rows or columns (reconcile/columns.py) of PaymentIntents; each counts once."""
     frame = frame_of(rows, INTENT_COLUMNS)
@@ -252,12 +290,14 @@ def _attempt_states(lone: pd.DataFrame, intents: pd.DataFrame, sessions: pd.Data
     s_status = pd.Series(_take(sessions["status"], lone["session_pos"].to_numpy()))
     s_paid = pd.Series(_take(sessions["payment_status"], lone["session_pos"].to_numpy()))
     complete = s_status.eq("complete")
+    pi_state = pi_status.map(INTENT_STATUS_STATES)
+    s_state = s_status.map(SESSION_STATUS_STATES).where(~complete, s_paid.map(SESSION_PAYMENT_STATES))
     conditions = [
-        pi_status.eq("processing") | (complete & s_paid.eq("unpaid")),
-        pi_status.isin(["succeeded", "requires_capture"]) | (complete & s_paid.isin(["paid", "no_payment_required"])),
-        s_status.eq("expired"),  # Checkout cancels the PaymentIntent of an expired session: abandonment, not failure
-        pi_status.eq("canceled"),
-        s_status.eq("open"),
+        pi_state.eq(PROCESSING) | s_state.eq(PROCESSING),
+        pi_state.eq(PAID_ELSEWHERE) | s_state.eq(PAID_ELSEWHERE),
+        s_state.eq(EXPIRED),
+        pi_state.eq(CANCELED),
+        s_state.eq(OPEN),
     ]
     return np.select([c.to_numpy(dtype=bool) for c in conditions], list(ATTEMPT_STATES[:5]), default=INCOMPLETE)
 

@@ -36,7 +36,15 @@ PARTIAL_REFUND = "partial_refund"
 DISPUTE_CLOSED = "dispute_closed"
 KINDS = (REFUND_FAILED, REFUNDED_ORDER_STILL_PAID, DISPUTE_OPEN, DISPUTE_LOST, REFUND, PARTIAL_REFUND, DISPUTE_CLOSED)
 
-DISPUTE_OPEN_STATUSES = ("warning_needs_response", "needs_response", "under_review", "warning_under_review")
+# Dispute statuses (API version 2026-10-28.endive; stripe-python 16's `Dispute.status`, which
+# tests/test_api_version.py checks these tables cover). Inquiries (warning_*) come before a
+# chargeback; appeal_* follow a lost first round. Each open one needs a person until it closes.
+DISPUTE_NEEDS_RESPONSE = ("warning_needs_response", "needs_response", "appeal_needs_response")
+DISPUTE_UNDER_REVIEW = ("warning_under_review", "under_review", "appeal_under_review")
+DISPUTE_OPEN_STATUSES = DISPUTE_NEEDS_RESPONSE + DISPUTE_UNDER_REVIEW
+# Closed: decided (won, lost), an inquiry that ended without a chargeback (warning_closed), or a
+# dispute prevented before it became one (prevented). Only `lost` can still need a person.
+DISPUTE_CLOSED_STATUSES = ("won", "lost", "warning_closed", "prevented")
 TITLES = {
     REFUND_FAILED: "Refund failed: the customer did not get the money back",
     REFUNDED_ORDER_STILL_PAID: "Charge fully refunded, order still paid",
@@ -217,9 +225,11 @@ def _judge(
             return PARTIAL_REFUND, False, f"partial refund of {amount} ({r['status']}); {whose}"
         return REFUND, False, f"charge fully refunded ({amount}); {whose}"
     status = r["status"] or ""
-    if status in DISPUTE_OPEN_STATUSES:
+    if status not in DISPUTE_CLOSED_STATUSES:  # open, or a status this job does not know: a person looks
+        kind = "inquiry" if status.startswith("warning_") else "dispute"
         due = f", respond by {fmt(from_unix(r['due_by']))}" if r.get("due_by") else ""
-        return DISPUTE_OPEN, True, f"dispute of {amount} {status.replace('_', ' ')} ({r['reason']}){due}; {whose}"
+        words = status.replace("_", " ") if status in DISPUTE_OPEN_STATUSES else f"in unknown status {status[:40]!r}"
+        return DISPUTE_OPEN, True, f"{kind} of {amount} {words} ({r['reason']}){due}; {whose}"
     if status == "lost":
         if order_paid or not order:
             return DISPUTE_LOST, True, f"dispute of {amount} lost ({r['reason']}); {whose}"

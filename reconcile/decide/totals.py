@@ -1,4 +1,21 @@
-"""Totals per currency from the balance transactions: what actually moved in the balance."""
+"""Totals per currency from the balance transactions: what actually moved in the balance.
+
+The headline columns add up on their face, like Stripe's balance summary, per currency:
+
+    gross + refunds + disputes + other - fees = net        (payouts beside, not inside)
+
+- gross: payments (reporting categories `charge`, `partial_capture_reversal`, `charge_failure`);
+- refunds: `refund`, `refund_failure`; disputes: `dispute`, `dispute_reversal`;
+- fees: every fee the shop paid: the `fee` column of every non-payout transaction, plus the
+  amount of the fee-type transactions themselves (`fee`: stripe_fee, tax_fee, ...; `network_cost`);
+- other: every other non-payout transaction's amount (adjustments, transfers, top-ups, ...);
+- net: the `net` of every non-payout transaction;
+- payouts: the amount of `payout` and `payout_reversal` transactions, shown beside.
+
+Every reporting category is kept in `by_category` (count, amount, fee, net), none dropped.
+Categories: stripe-python 16's `reporting_category` values (2026-10-28.endive); one Stripe adds
+later counts under `other`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +24,14 @@ from typing import Any
 import pandas as pd
 
 BALANCE_COLUMNS = ["txn_id", "created", "type", "reporting_category", "currency", "amount", "fee", "net", "source"]
+
+GROSS_CATEGORIES = ("charge", "partial_capture_reversal", "charge_failure")
+REFUND_CATEGORIES = ("refund", "refund_failure")
+DISPUTE_CATEGORIES = ("dispute", "dispute_reversal")
+FEE_CATEGORIES = ("fee", "network_cost")
+PAYOUT_CATEGORIES = ("payout", "payout_reversal")
+# The headline columns, top to bottom, as the report shows them.
+HEADLINE = ("gross", "refunds", "disputes", "other", "fees", "net")
 
 
 def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
@@ -21,11 +46,15 @@ def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
 
 
 def summarize(balance: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per currency: gross charges, refunds, disputes, fees, net activity, payouts and counts (integers)."""
+    """Per currency: the headline columns (see the module docstring), payouts, counts, by category (integers)."""
     totals: dict[str, dict[str, Any]] = {}
     for currency, group in balance.groupby("currency", sort=True):
         category = group["reporting_category"]
-        payouts = category.isin(["payout", "payout_reversal"])
+        payouts = category.isin(PAYOUT_CATEGORIES)
+        activity = group.loc[~payouts]
+        kind = activity["reporting_category"]
+        fee_type = kind.isin(FEE_CATEGORIES)
+        named = kind.isin(GROSS_CATEGORIES + REFUND_CATEGORIES + DISPUTE_CATEGORIES + FEE_CATEGORIES)
         by_category = (
             group.groupby("reporting_category")[["amount", "fee", "net"]]
             .sum()
@@ -33,11 +62,12 @@ def summarize(balance: pd.DataFrame) -> dict[str, dict[str, Any]]:
             .assign(count=group.groupby("reporting_category").size())
         )
         totals[str(currency)] = {
-            "gross": int(group.loc[category.eq("charge"), "amount"].sum()),
-            "refunds": int(group.loc[category.isin(["refund", "refund_failure"]), "amount"].sum()),
-            "disputes": int(group.loc[category.isin(["dispute", "dispute_reversal"]), "amount"].sum()),
-            "fees": int(group["fee"].sum()),
-            "net": int(group.loc[~payouts, "net"].sum()),
+            "gross": int(activity.loc[kind.isin(GROSS_CATEGORIES), "amount"].sum()),
+            "refunds": int(activity.loc[kind.isin(REFUND_CATEGORIES), "amount"].sum()),
+            "disputes": int(activity.loc[kind.isin(DISPUTE_CATEGORIES), "amount"].sum()),
+            "other": int(activity.loc[~named, "amount"].sum()),
+            "fees": int(activity["fee"].sum() - activity.loc[fee_type, "amount"].sum()),
+            "net": int(activity["net"].sum()),
             "payouts": int(group.loc[payouts, "amount"].sum()),
             "charge_count": int(category.eq("charge").sum()),
             "by_category": {

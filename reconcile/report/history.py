@@ -87,6 +87,7 @@ def details(doc: dict[str, Any]) -> list[str]:
         lines.append(
             f"totals {currency.upper():<6} {t.get('charge_count', 0)} charges, gross {format_amount(t.get('gross'), currency)}, "
             f"refunds {format_amount(t.get('refunds'), currency)}, disputes {format_amount(t.get('disputes'), currency)}, "
+            f"other {format_amount(t.get('other', 0), currency)}, "
             f"fees {format_amount(t.get('fees'), currency)}, net {format_amount(t.get('net'), currency)}"
         )
     report = doc.get("report") or {}

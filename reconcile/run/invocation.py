@@ -294,7 +294,7 @@ def _run_all(
             },
         )
         indexes.warn_missing(db, config)  # once per invocation, not per window
-    policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe)
+    policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):
         run_id = invocation if index == 1 else job.new_run_id(inv.now)

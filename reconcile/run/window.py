@@ -116,7 +116,7 @@ def run(
 ) -> RunResult:
     """One window. `scan_db` is the database through `mongo.connect_for_scans` (default: `db`)."""
     run_id = run_id or new_run_id(req.now)
-    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe)
+    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
     with run_context(run_id):
         return _run(config, client, db, req, run_id, policy, db if scan_db is None else scan_db)
 

@@ -7,9 +7,10 @@ Stripe's published limits.
 
 The buckets are GCRA (virtual scheduling): a request reserves the earliest instant both buckets
 allow and sleeps until then, so waiting threads are served in order and never race each other.
-A 429 for an endpoint lowers its rate (multiplicative decrease); time without one brings the
-rate back up to the configured one (additive increase). So a limit lower than configured (an
-account with busy checkout traffic) is found and followed rather than hammered.
+A 429 lowers the rate of its endpoint and of the account (multiplicative decrease): Stripe's 429
+does not say which limit was hit, and the account's is the one the shop's checkout shares. Time
+without one brings each rate back up to the configured one (additive increase). So a limit lower
+than configured (an account with busy checkout traffic) is found and followed rather than hammered.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ _COLLECTIONS = (
     "/v1/customers",
     "/v1/events",
 )
+
+
+# The account's bucket, by this name in the stats and logs.
+ACCOUNT = "account"
 
 
 def endpoint_of(path: str) -> str:
@@ -115,8 +120,13 @@ class Budget:
         return _Bucket(rate, rate, max(1.0, rate * self._burst_seconds), tat=self._clock())
 
     def rate(self, endpoint: str) -> float | None:
-        """The endpoint's current rate (requests/second), None if it has no limit."""
+        """The endpoint's current rate (requests/second), None if it has no limit; ``ACCOUNT``: the account's."""
         with self._lock:
+            if endpoint == ACCOUNT:
+                if self._account is None:
+                    return None
+                self._recover(ACCOUNT, self._account, self._clock())
+                return self._account.rate
             bucket = self._buckets.get(endpoint)
             if bucket is None:
                 return self.per_endpoint
@@ -135,6 +145,7 @@ class Budget:
                 self._recover(endpoint, bucket, now)
                 buckets.append(bucket)
             if self._account is not None:
+                self._recover(ACCOUNT, self._account, now)
                 buckets.append(self._account)
             at = max([now] + [b.earliest() for b in buckets])
             for b in buckets:
@@ -146,25 +157,27 @@ class Budget:
         return at
 
     def throttled(self, endpoint: str, sent_at: float) -> None:
-        """Stripe answered 429 to a request granted at ``sent_at``: slow the endpoint down.
+        """Stripe answered 429 to a request granted at ``sent_at``: slow the endpoint and the account down.
 
-        Requests already in flight when the rate was lowered do not lower it again, so one burst
+        Requests already in flight when a rate was lowered do not lower it again, so one burst
         of 429s counts once.
         """
+        slowed = []
         with self._lock:
             self._throttled[endpoint] = self._throttled.get(endpoint, 0) + 1
-            bucket = self._buckets.get(endpoint)
-            if bucket is None or sent_at <= bucket.slowed_at:
-                return
             now = self._clock()
-            self._recover(endpoint, bucket, now)
-            bucket.rate = max(bucket.configured * self._floor, bucket.rate * self._decrease)
-            bucket.slowed_at = bucket.touched = now
-            bucket.tat = max(bucket.tat, now)  # no saved-up burst right after a 429
-            self._slowed[endpoint] = self._slowed.get(endpoint, 0) + 1
-            self._lowest[endpoint] = min(self._lowest.get(endpoint, bucket.configured), bucket.rate)
-            rate = bucket.rate
-        log.warning("budget.slowed", extra={"endpoint": endpoint, "requests_per_second": round(rate, 2)})
+            for name, bucket in ((endpoint, self._buckets.get(endpoint)), (ACCOUNT, self._account)):
+                if bucket is None or sent_at <= bucket.slowed_at:
+                    continue
+                self._recover(name, bucket, now)
+                bucket.rate = max(bucket.configured * self._floor, bucket.rate * self._decrease)
+                bucket.slowed_at = bucket.touched = now
+                bucket.tat = max(bucket.tat, now)  # no saved-up burst right after a 429
+                self._slowed[name] = self._slowed.get(name, 0) + 1
+                self._lowest[name] = min(self._lowest.get(name, bucket.configured), bucket.rate)
+                slowed.append((name, bucket.rate))
+        for name, rate in slowed:
+            log.warning("budget.slowed", extra={"endpoint": name, "requests_per_second": round(rate, 2)})
 
     def _recover(self, endpoint: str, bucket: _Bucket, now: float) -> None:
         if bucket.rate >= bucket.configured:

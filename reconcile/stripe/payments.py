@@ -162,6 +162,15 @@ def _explain(
     want_intents, want_sessions = wants(config)
     intent_row, session_row = _row_fns(config)
     charge_intents = charges["payment_intent"]
+    # Whether an authorization was released shows on its PaymentIntent only (API version: since
+    # 2025-03-31.basil a cancellation leaves the charge `refunded: false`): fetch the PaymentIntents
+    # of uncaptured charges even when no link kind uses PaymentIntents. They are few.
+    authorized = charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charge_intents.notna()
+    held = sorted(_ids(charge_intents[authorized]) - set(intents["pi_id"]))
+    if held and not want_intents:
+        found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
+        intents = _both(intents, match.intents_frame(found), "pi_id")
+        log.info("pull.payment_intents_of_authorizations", extra={"count": len(held)})
     if want_intents:
         missing = sorted(_ids(charge_intents) - set(intents["pi_id"]))
         if missing:

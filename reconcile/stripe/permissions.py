@@ -1,11 +1,19 @@
-"""`reconcile check`: can the configured Stripe key read what the job reads?"""
+"""`reconcile check`: can the configured Stripe key read what the job reads?
+
+Every endpoint a run of this config will list is probed with one `limit=1` call: charges,
+balance transactions, refunds and disputes always; PaymentIntents and Checkout Sessions when
+`matching.link_by` (or an order field) needs them. A missing permission is named; Stripe being
+unreachable is said as such (a run would exit 3 too), never mistaken for a setup problem.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from reconcile.config import Config
-from reconcile.errors import ReconcileError, StripeAuthError
+from reconcile.errors import ReconcileError, ServiceUnavailable, StripeAuthError
+from reconcile.stripe import payments
 from reconcile.stripe import pull as stripe_pull
 
 # What the job lists, and the restricted-key permission each needs (all read-only).
@@ -15,18 +23,38 @@ ENDPOINTS = (
     ("/v1/refunds", "Refunds: read"),
     ("/v1/disputes", "Disputes: read"),
 )
+INTENTS = (payments.INTENTS_PATH, "PaymentIntents: read")
+SESSIONS = (payments.SESSIONS_PATH, "Checkout Sessions: read")
+
+OK, DENIED, UNREACHABLE, FAILED = "ok", "denied", "unreachable", "failed"
 
 
-def stripe_permissions(config: Config) -> Iterator[tuple[str, bool]]:
-    """(line, ok) per endpoint: one `limit=1` list call each."""
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    permission: str
+    state: str  # OK, DENIED, UNREACHABLE or FAILED
+    line: str
+
+
+def endpoints(config: Config) -> list[tuple[str, str]]:
+    """The list endpoints a run of this config reads, with the permission each needs."""
+    want_intents, want_sessions = payments.wants(config)
+    return [*ENDPOINTS, *([INTENTS] if want_intents else []), *([SESSIONS] if want_sessions else [])]
+
+
+def stripe_permissions(config: Config) -> Iterator[Probe]:
+    """One Probe per endpoint; after Stripe proves unreachable, the rest are not tried."""
     client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
     policy = stripe_pull.RetryPolicy(max_retries=2, max_total_seconds=30)
-    yield "Stripe:", True
-    for path, permission in ENDPOINTS:
+    for path, permission in endpoints(config):
         try:
             stripe_pull.request(client, path, {"limit": 1}, policy)
-            yield f"  {path:<26} ok", True
+            yield Probe(path, permission, OK, f"  {path:<26} ok")
         except StripeAuthError as error:
-            yield f"  {path:<26} DENIED: the key needs '{permission}' ({error})", False
+            yield Probe(path, permission, DENIED, f"  {path:<26} DENIED: the key needs '{permission}' ({error})")
+        except ServiceUnavailable as error:
+            yield Probe(path, permission, UNREACHABLE, f"  {path:<26} UNREACHABLE: {error}")
+            return
         except ReconcileError as error:
-            yield f"  {path:<26} FAILED: {error}", False
+            yield Probe(path, permission, FAILED, f"  {path:<26} FAILED: {error}")

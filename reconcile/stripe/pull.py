@@ -24,9 +24,9 @@ from typing import Any
 
 import stripe
 
-from reconcile.config import StripeConfig
+from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import StripeAuthError, StripeRequestError, StripeUnavailable
+from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
 from reconcile.redact import stripe_facts
 from reconcile.run import interrupt
 from reconcile.stripe import slices as pull_plan
@@ -36,6 +36,10 @@ from reconcile.timeutil import to_unix
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+# Lists Stripe documents as sorted newest first ("sorted by creation date, with the most recent ...
+# appearing first"): charges, balance transactions, refunds. Of PaymentIntents, Checkout Sessions
+# and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
+ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
@@ -43,6 +47,9 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     base = {"api": config.api_base.rstrip("/")} if config.api_base else None
     return stripe.StripeClient(
         api_key,
+        # Every request names the version the job's rules are written for (README "Stripe API
+        # version"), so the account's default version never changes what the job reads.
+        stripe_version=config.api_version,
         base_addresses=base,
         max_network_retries=config.max_network_retries,
         http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
@@ -73,14 +80,15 @@ class RetryPolicy:
     abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
 
     @classmethod
-    def from_config(cls, config: StripeConfig) -> RetryPolicy:
+    def from_config(cls, config: StripeConfig, test_mode: bool = False) -> RetryPolicy:
+        """`test_mode`: the key is a sandbox key, whose account limit is a quarter of a live one's."""
         return cls(
             max_retries=config.rate_limit_retries,
             max_total_seconds=config.max_retry_time.total_seconds(),
             base_seconds=config.retry_backoff.total_seconds(),
             network_retries=config.max_network_retries,
             # Waiting for a token is a pause like any other: a stop request cuts it short.
-            budget=Budget(config.requests_per_second, config.account_requests_per_second, sleep=interrupt.wait),
+            budget=Budget(config.requests_per_second, account_rate(config, test_mode), sleep=interrupt.wait),
             concurrency=config.concurrency,
         )
 
@@ -119,6 +127,9 @@ def _retry_after(error: stripe.StripeError) -> float | None:
         if name.lower() == "retry-after":
             return parse_retry_after(value)
     return None
+
+
+_REFUSED_VERSION = re.compile(r"Invalid Stripe API version: [A-Za-z0-9_.\-]{1,60}\.?")
 
 
 def _lacking_permission(message: str) -> str | None:
@@ -186,6 +197,12 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
                 "give the restricted key read access to it, or use another key"
             ) from None
         except stripe.InvalidRequestError as exc:
+            refused = _REFUSED_VERSION.fullmatch(exc.user_message or "")
+            if refused:  # the message only echoes the version sent (a token): safe to repeat
+                raise ConfigError(
+                    f"Stripe does not accept the API version the job sends: {refused.group(0)} "
+                    f"({stripe_facts(exc)}); check stripe.api_version (unset: the version the installed SDK pins)"
+                ) from None
             raise StripeRequestError(f"Stripe rejected the request to {path} ({stripe_facts(exc)})") from None
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
@@ -252,6 +269,7 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
     bt = charge.get("balance_transaction")
     bt = bt if isinstance(bt, dict) else {}
     billing = charge.get("billing_details") or {}
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
     return {
         "charge_id": charge["id"],
         "created": int(charge["created"]),
@@ -272,6 +290,8 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
         "settlement_currency": (bt.get("currency") or "").lower() or None,
         "settlement_amount": bt.get("amount"),
         "exchange_rate": bt.get("exchange_rate"),
+        # When an uncaptured card authorization lapses (Stripe releases it then).
+        "capture_before": card.get("capture_before") if isinstance(card.get("capture_before"), int) else None,
     }
 
 
@@ -321,6 +341,7 @@ def _pull(
         abort=policy.abort,
         label=path,
         progress=progress,
+        ordered=path in ORDERED_LISTS,
     )
     log.info(
         "pull.page_set",

@@ -11,6 +11,12 @@ Exactly the sequential set, in the sequential order: when a slice with a cursor 
 is split, the seconds below ``c`` go to new slices with no cursor, while the slice keeps walking
 its cursor through the rest of second ``c`` (objects sharing a second are only ever listed by
 one slice). Slices cover disjoint seconds, so the pages sort back into Stripe's own order.
+
+That narrowing is right only for a list Stripe documents as newest first (charges, balance
+transactions, refunds). Other lists (PaymentIntents, Checkout Sessions, disputes: "Returns a
+list") are walked with ``ordered=False``: each slice keeps its time range fixed and follows its
+cursor alone. A window that needs more than one page is then cut once, up front, into fixed time
+slices (the first page is set aside and the slices list it again), and no slice is ever split.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ T = TypeVar("T")
 PAGE_SIZE = 100
 # A new slice should be worth at least this many pages: each one ends on a part-full page.
 MIN_PAGES_PER_SLICE = 2.0
+# Fixed slices per worker for a list in no promised order (cut once, never split later).
+UNORDERED_SLICES_PER_WORKER = 4
 
 FetchPage = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -69,8 +77,10 @@ class _Pull(Generic[T]):
         abort: threading.Event | None,
         label: str,
         progress: Progress | None = None,
+        ordered: bool = True,
     ) -> None:
         self.fetch = fetch
+        self.ordered = ordered
         self.progress = progress
         self.live: set[_Slice] = set()  # queued or being walked
         self.seconds = 1
@@ -149,6 +159,14 @@ class _Pull(Generic[T]):
             if not data:
                 return
             first, last = _created(data[0], piece), _created(data[-1], piece)
+            if not self.ordered:
+                for obj in data[1:-1]:
+                    _created(obj, piece)
+                if piece.number == 0 and not piece.pages and page.get("has_more") and self._plan(piece):
+                    with self.cond:
+                        self.stats.objects -= len(data)  # set aside: the slices list these again
+                    return
+                first = piece.until  # pages sort back by slice (newest range first), then walk order
             value = self.on_page(data)
             with self.cond:
                 # Seconds belong to one slice, so pages sort back by (newest second, slice, page).
@@ -161,6 +179,11 @@ class _Pull(Generic[T]):
             if not isinstance(cursor, str) or cursor in piece.seen:
                 raise StripeRequestError("Stripe returned a repeated or missing cursor while listing; stopping")
             piece.seen.add(cursor)
+            if not self.ordered:  # no order to narrow by: the cursor alone walks the fixed range
+                with self.cond:
+                    piece.cursor = cursor
+                self._report()
+                continue
             self._maybe_split(piece, len(data), last)
             with self.cond:
                 piece.until, piece.cursor = last + 1, cursor
@@ -174,6 +197,22 @@ class _Pull(Generic[T]):
             left = sum(max(0, s.until - s.since) for s in self.live)
             pages, objects = self.stats.pages, self.stats.objects
         self.progress(pages, objects, 1.0 - left / self.seconds, False)
+
+    def _plan(self, piece: _Slice) -> bool:
+        """Cut an unordered window into fixed slices for the workers (several per worker, so a dense
+        stretch is shared out); False when it is too short to cut."""
+        parts = min(piece.until - piece.since, self.workers * UNORDERED_SLICES_PER_WORKER)
+        if parts < 2:
+            return False
+        bounds = [piece.since + (piece.until - piece.since) * n // parts for n in range(parts + 1)]
+        with self.cond:
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+                self.stats.slices += 1
+                new = _Slice(lo, hi, self.stats.slices)
+                self.queue.append(new)
+                self.live.add(new)
+            self.cond.notify_all()
+        return True
 
     def _maybe_split(self, piece: _Slice, count: int, last: int) -> None:
         """Share the seconds below ``last`` with idle workers, if there are enough of them to share."""
@@ -255,8 +294,12 @@ def pull_window(
     abort: threading.Event | None = None,
     label: str = "",
     progress: Progress | None = None,
+    ordered: bool = True,
 ) -> tuple[list[T], PullStats]:
     """``on_page`` of every page of objects created in [since, until), in Stripe's list order.
+
+    ``ordered=False`` for a list whose order Stripe does not promise: slices are walked by cursor
+    alone (see the module docstring); pages come back by slice, newest range first.
 
     ``fetch(params)`` gets one page (params: ``created``, ``limit``, ``starting_after``); it is
     called from ``workers`` threads at once. ``abort`` stops the pull early (PullAborted).
@@ -264,7 +307,7 @@ def pull_window(
     """
     if until <= since:
         return [], PullStats(slices=0)
-    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress)
+    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress, ordered)
     values = pull.run(since, until)
     return values, pull.stats
 

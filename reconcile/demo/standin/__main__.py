@@ -43,9 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30, help="spread seeded charges over this many days")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    parser.add_argument(
+        "--unordered",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="serve this object type's lists in no particular order (payment_intent, checkout.session, dispute)",
+    )
     args = parser.parse_args(argv)
 
     store = StandinStore(api_key=args.api_key, seed=args.seed)
+    store.unordered.update(args.unordered)
     if args.charges:
         seed(store, args.charges, args.days, random.Random(args.seed))
     stop = threading.Event()

@@ -42,7 +42,10 @@ from reconcile.demo.standin.store import (
 
 __all__ = ["FAULTS", "StandinServer", "serve", "mask_key"]
 
-# The API version the pinned SDK (stripe 16.x) sends; echoed back when a client names one.
+# The one API version the stand-in answers as: the one stripe-python 16 pins (stripe._api_version).
+# Objects are shaped as that version shapes them (partial capture and cancellation create no
+# Refund, charges include `refunds` only when expanded, ...). A request naming another version is
+# refused with Stripe's error for an unknown version, so a client never reads a shape it did not ask for.
 API_VERSION = "2026-10-28.endive"
 FAULTS = frozenset(
     {
@@ -368,7 +371,8 @@ class StandinServer:
             self._requests += 1
             if self.log_requests:
                 self.request_log.append((method, path, query))
-        version = h.headers.get("Stripe-Version") or API_VERSION
+        asked = h.headers.get("Stripe-Version")
+        version = API_VERSION
 
         if self._latency > 0 and self._closing.wait(self._latency):
             h.close_connection = True
@@ -387,6 +391,8 @@ class StandinServer:
         limit_key = route[0].path if route else path
         try:
             self._authorize(h, path, route[0] if route else None)
+            if asked is not None and asked != API_VERSION:
+                raise invalid_request(f"Invalid Stripe API version: {asked}")
             if not self._admit(limit_key):
                 with self._lock:
                     self._rate_limited += 1

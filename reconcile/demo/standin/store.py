@@ -26,6 +26,7 @@ import binascii
 import bisect
 import contextlib
 import gc
+import hashlib
 import json
 import random
 import string
@@ -138,7 +139,7 @@ RESOURCES: dict[str, Resource] = {
                 "review": (),
                 "source_transfer": (),
                 "transfer": (),
-                "refunds": (),  # already inline; accepted as a no-op like Stripe's includable field
+                "refunds": (),  # an includable list: in the answer only when expanded (see _emit)
             },
             {
                 "payment_intent": _field("payment_intent"),
@@ -363,7 +364,6 @@ _CHARGE_TEMPLATE: dict[str, Any] = {
     "receipt_number": None,
     "receipt_url": None,
     "refunded": False,
-    "refunds": None,
     "review": None,
     "shipping": None,
     "source": None,
@@ -533,8 +533,6 @@ _REFUND_TEMPLATE: dict[str, Any] = {
         "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
         "type": "card",
     },
-    "failure_balance_transaction": None,
-    "failure_reason": None,
     "metadata": _EMPTY,
     "payment_intent": None,
     "payment_method": None,
@@ -603,6 +601,36 @@ _REPORTING_CATEGORY = {
     "application_fee_refund": "platform_earning_refund",
     "reserved_funds": "risk_reserved_funds",
 }
+
+# Answers are shaped as API version 2026-10-28.endive (what stripe-python 16 pins). The enums below
+# follow that version's SDK types (stripe/_dispute.py, _payment_intent.py, checkout/_session.py).
+DISPUTE_STATUSES = (
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "appeal_needs_response",
+    "appeal_under_review",
+    "won",
+    "lost",
+    "prevented",
+)
+# Inquiries (warning_*) and prevented disputes withdraw no funds; the others do.
+_DISPUTES_WITHOUT_WITHDRAWAL = ("warning_needs_response", "warning_under_review", "warning_closed", "prevented")
+CANCELLATION_REASONS = (
+    "abandoned",
+    "automatic",
+    "duplicate",
+    "expired",
+    "failed_invoice",
+    "fraudulent",
+    "requested_by_customer",
+    "void_invoice",
+)
+# A card authorization (manual capture) lapses after 7 days unless extended; Stripe says when in
+# payment_method_details.card.capture_before.
+AUTHORIZATION_SECONDS = 7 * 86400
 
 PAYMENT_INTENT_STATUSES = frozenset(
     {
@@ -749,6 +777,11 @@ class StandinStore:
         self._pieces: dict[str, tuple[list[bytes], tuple[str, ...]]] = {}  # cached JSON
         self._payout_of: dict[str, str] = {}  # balance transaction id -> payout id
         self._rates: dict[str, Decimal] = {}  # balance transaction id -> exact exchange rate
+        # Charge id -> its refund ids, newest first: the `refunds` list Stripe includes only when expanded.
+        self._refund_lists: dict[str, list[str]] = {}
+        # Object types whose lists come in no particular order (see list_page): Stripe documents
+        # newest-first only for some lists (charges, balance transactions, refunds).
+        self.unordered: set[str] = set()
         # Marker for expandable values while rendering; the random part makes a clash with
         # user data (e.g. metadata) impossible in practice.
         self._marker = f"\x00standin-slot-{self._rng.getrandbits(64):016x}-"
@@ -892,14 +925,17 @@ class StandinStore:
         fee: int | None = None,
         settlement_currency: str | None = None,
         exchange_rate: Decimal | str | None = None,
+        capture_before: int | None = None,
         id: str | None = None,
     ) -> dict[str, Any]:
         """A charge; succeeded and captured ones also get their ``charge`` balance transaction.
 
         ``amount_captured`` None means ``amount`` if captured and succeeded, else 0. A failed
-        charge is never captured. A partial capture (``amount_captured < amount``) refunds the
-        remainder at once, as Stripe does: a succeeded refund with no balance transaction (that
-        money never moved) that counts in ``amount_refunded``. Settlement: ``settlement_currency`` (default: ``currency``)
+        charge is never captured. A partial capture (``amount_captured < amount``) releases the
+        remainder as Stripe does since 2025-03-31.basil: no Refund, ``amount_refunded`` untouched,
+        one balance transaction for the captured amount. An uncaptured (authorized) card charge
+        says when its authorization lapses in ``payment_method_details.card.capture_before``
+        (default: 7 days after ``created``). Settlement: ``settlement_currency`` (default: ``currency``)
         with ``exchange_rate`` required when they differ; the settled amount is
         ``amount * rate`` rounded half-up in Decimal arithmetic. ``fee`` is in settlement
         minor units; None means 2.9% + 30 of the settled amount (rounded half-up).
@@ -950,16 +986,15 @@ class StandinStore:
             if status == "failed":
                 charge["failure_code"] = "card_declined"
                 charge["failure_message"] = "Your card was declined."
+            if not captured and status == "succeeded":
+                lapses = created + AUTHORIZATION_SECONDS if capture_before is None else capture_before
+                charge["payment_method_details"] = dict(
+                    _PAYMENT_METHOD_DETAILS, card=dict(_CARD, capture_before=lapses)
+                )
             self._insert("charge", charge)
             cid = charge["id"]
             charge["payment_method"] = "pm_" + cid[3:]
-            charge["refunds"] = {
-                "object": "list",
-                "data": [],
-                "has_more": False,
-                "total_count": 0,
-                "url": f"/v1/charges/{cid}/refunds",
-            }
+            self._refund_lists[cid] = []
             if status == "succeeded":
                 charge["calculated_statement_descriptor"] = "STANDIN SHOP"
                 charge["receipt_url"] = f"https://pay.stripe.com/receipts/payment/{cid}"
@@ -977,21 +1012,6 @@ class StandinStore:
                     exchange_rate=rate,
                 )
                 charge["balance_transaction"] = bt["id"]
-                released = amount - amount_captured
-                if released:
-                    refund = dict(_REFUND_TEMPLATE)
-                    refund.update(
-                        amount=released,
-                        charge=cid,
-                        created=created,
-                        currency=currency,
-                        customer=customer,
-                        payment_intent=payment_intent,
-                        payment_method=charge["payment_method"],
-                    )
-                    self._insert("refund", refund)
-                    charge["refunds"] = dict(charge["refunds"], data=[refund], total_count=1)
-                    charge["amount_refunded"] = released
             if pi is not None:
                 latest = pi.get("latest_charge")
                 if latest is None or self._require(latest, "charge")["created"] <= created:
@@ -1014,7 +1034,8 @@ class StandinStore:
     ) -> dict[str, Any]:
         """A refund of a captured charge; updates the charge's refund fields and list.
 
-        ``amount`` None means the whole remaining captured amount. Succeeded and pending
+        ``amount`` None means the whole remaining captured amount (``amount_captured`` less
+        ``amount_refunded``: a released remainder of a partial capture was never refundable). Succeeded and pending
         refunds count toward ``amount_refunded`` and get a ``refund`` balance transaction
         (negative, in the charge's settlement currency and rate); failed or canceled ones
         get neither. ``created`` defaults to the charge's.
@@ -1023,8 +1044,7 @@ class StandinStore:
             raise ValueError(f"bad refund status {status!r}")
         with self.lock:
             charge = self._require(charge_id, "charge")
-            # A partial capture's released remainder already counts in amount_refunded.
-            remaining = (charge["amount"] if charge["captured"] else 0) - charge["amount_refunded"]
+            remaining = (charge["amount_captured"] if charge["captured"] else 0) - charge["amount_refunded"]
             if amount is None:
                 amount = remaining
             _check_amount(amount)
@@ -1046,7 +1066,8 @@ class StandinStore:
                 reason=reason,
                 status=status,
             )
-            if status == "failed":
+            if status == "failed":  # only a failed refund carries these (as in Stripe's fixtures)
+                refund["failure_balance_transaction"] = None
                 refund["failure_reason"] = "expired_or_canceled_card"
             self._insert("refund", refund)
             counts = status in ("succeeded", "pending", "requires_action")
@@ -1065,13 +1086,11 @@ class StandinStore:
                     exchange_rate=rate,
                 )
                 refund["balance_transaction"] = bt["id"]
-            refunds = dict(charge["refunds"])
-            refunds["data"] = [refund, *refunds["data"]]  # newest first
-            refunds["total_count"] = len(refunds["data"])
-            changes: dict[str, Any] = {"refunds": refunds}
+            self._refund_lists.setdefault(charge_id, []).insert(0, refund["id"])  # newest first
+            changes: dict[str, Any] = {}
             if counts:
                 changes["amount_refunded"] = charge["amount_refunded"] + amount
-                changes["refunded"] = changes["amount_refunded"] >= charge["amount"]
+                changes["refunded"] = changes["amount_refunded"] >= charge["amount_captured"]
             self.update(charge_id, **changes)
             return refund
 
@@ -1090,8 +1109,11 @@ class StandinStore:
         """A dispute on a charge: marks it disputed and withdraws the amount plus a 1500 fee.
 
         The ``adjustment``/``dispute`` balance transaction is settled like the charge and is
-        also embedded in the dispute's ``balance_transactions``.
+        also embedded in the dispute's ``balance_transactions``. Inquiries (``warning_*``) and
+        ``prevented`` disputes withdraw nothing: no balance transaction.
         """
+        if status not in DISPUTE_STATUSES:
+            raise ValueError(f"bad dispute status {status!r}; known: {DISPUTE_STATUSES}")
         with self.lock:
             charge = self._require(charge_id, "charge")
             if amount is None:
@@ -1119,6 +1141,9 @@ class StandinStore:
                 status=status,
             )
             self._insert("dispute", dispute)
+            if status in _DISPUTES_WITHOUT_WITHDRAWAL:
+                self.update(charge_id, disputed=True)
+                return dispute
             charge_bt = self.get(charge["balance_transaction"]) if charge["balance_transaction"] else None
             settle_cur = charge_bt["currency"] if charge_bt else charge["currency"]
             rate = self._rates.get(charge_bt["id"]) if charge_bt else None
@@ -1159,11 +1184,14 @@ class StandinStore:
         capture_method: str = "automatic",
         customer: str | None = None,
         description: str | None = None,
+        cancellation_reason: str = "abandoned",
         id: str | None = None,
     ) -> dict[str, Any]:
         """A PaymentIntent; ``latest_charge`` is set when a charge names it."""
         if status not in PAYMENT_INTENT_STATUSES:
             raise ValueError(f"bad payment_intent status {status!r}")
+        if cancellation_reason not in CANCELLATION_REASONS:
+            raise ValueError(f"bad cancellation_reason {cancellation_reason!r}")
         _check_amount(amount)
         if created is None:
             created = int(time.time())
@@ -1175,7 +1203,7 @@ class StandinStore:
                 amount_capturable=amount if status == "requires_capture" else 0,
                 amount_received=amount if status == "succeeded" else 0,
                 canceled_at=created if status == "canceled" else None,
-                cancellation_reason="abandoned" if status == "canceled" else None,
+                cancellation_reason=cancellation_reason if status == "canceled" else None,
                 capture_method=capture_method,
                 created=created,
                 currency=currency.lower(),
@@ -1189,6 +1217,29 @@ class StandinStore:
             self._insert("payment_intent", pi)
             pi["client_secret"] = f"{pi['id']}_secret_{''.join(self._rng.choices(_ALNUM, k=25))}"
             return pi
+
+    def cancel_payment_intent(
+        self, payment_intent: str, reason: str = "requested_by_customer", at: int | None = None
+    ) -> dict[str, Any]:
+        """Cancel a PaymentIntent (``reason="expired"``: its authorization lapsed), as Stripe does since basil.
+
+        Its uncaptured charge is released without a Refund: it stays ``captured: false``,
+        ``amount_captured: 0``, ``refunded: false``, ``amount_refunded: 0``; no balance transaction.
+        """
+        if reason not in CANCELLATION_REASONS:
+            raise ValueError(f"bad cancellation_reason {reason!r}")
+        with self.lock:
+            pi = self._require(payment_intent, "payment_intent")
+            if pi["status"] in ("succeeded", "canceled"):
+                raise ValueError(f"a {pi['status']} PaymentIntent cannot be canceled")
+            return self.update(
+                payment_intent,
+                status="canceled",
+                cancellation_reason=reason,
+                canceled_at=pi["created"] if at is None else at,
+                amount_capturable=0,
+                next_action=None,
+            )
 
     def create_checkout_session(
         self,
@@ -1211,6 +1262,11 @@ class StandinStore:
             raise ValueError(f"bad checkout session status {status!r}")
         if payment_status not in ("paid", "unpaid", "no_payment_required"):
             raise ValueError(f"bad payment_status {payment_status!r}")
+        if status == "open" and payment_intent is not None:
+            # Since 2022-08-01 a session's PaymentIntent is created when the customer confirms.
+            raise ValueError(
+                "an open Checkout Session has no PaymentIntent yet (payment_intent is null until confirmed)"
+            )
         if created is None:
             created = int(time.time())
         with self.lock:
@@ -1363,6 +1419,9 @@ class StandinStore:
             keys, ids = col.view(self, tuple(sorted((filters or {}).items())))
             lo = 0 if created_min is None else bisect.bisect_left(keys, created_min * _SEQ_SPACE)
             hi = len(keys) if created_max is None else bisect.bisect_left(keys, (created_max + 1) * _SEQ_SPACE)
+            if object_type in self.unordered:
+                keys, ids = self._scrambled(col, ids[lo:hi])
+                lo, hi = 0, len(keys)
             if ending_before is not None:
                 start = max(lo, bisect.bisect_right(keys, self._cursor_key(col, ending_before, "ending_before")))
                 stop = min(hi, start + limit)
@@ -1397,10 +1456,32 @@ class StandinStore:
         key = col.sort_key.get(object_id)
         if key is None:
             raise resource_missing(col.resource.object, object_id, param, 400)
+        if col.resource.object in self.unordered:
+            return _scramble(object_id)
         return key
+
+    def _scrambled(self, col: _Collection, ids: list[str]) -> tuple[list[int], list[str]]:
+        """These ids in a fixed order unrelated to ``created`` (a list whose order Stripe does not promise)."""
+        pairs = sorted((_scramble(oid), oid) for oid in ids)
+        return [k for k, _ in pairs], [oid for _, oid in pairs]
 
     def _emit(self, col: _Collection, oid: str, tree: Mapping[str, Any], out: list[bytes]) -> None:
         """Append the JSON pieces of one object, splicing expanded children in."""
+        self._emit_fields(col, oid, tree, out)
+        if "refunds" in tree and col.resource.object == "charge":
+            # An includable list: only an expanded charge carries it (its refunds unexpanded).
+            refunds = self._cols["refund"]
+            last = out.pop()
+            out.append(last[:-1] + b',"refunds":{"object":"list","data":[')
+            ids = self._refund_lists.get(oid, [])
+            for n, rid in enumerate(ids):
+                if n:
+                    out.append(b",")
+                self._emit_fields(refunds, rid, {}, out)
+            tail = f'],"has_more":false,"url":"/v1/charges/{oid}/refunds"}}}}'
+            out.append(tail.encode())
+
+    def _emit_fields(self, col: _Collection, oid: str, tree: Mapping[str, Any], out: list[bytes]) -> None:
         pieces, slots = self._render(col, oid)
         if not tree or not slots:
             out.extend(pieces)
@@ -1455,6 +1536,11 @@ class StandinStore:
             for col in self._cols.values():
                 for oid in col.objects:
                     self._render(col, oid)
+
+
+def _scramble(object_id: str) -> int:
+    """A stable pseudo-random sort key for an id (the same in every list and page)."""
+    return int.from_bytes(hashlib.blake2b(object_id.encode(), digest_size=8).digest(), "big")
 
 
 def _check_amount(amount: Any, *, allow_negative: bool = False) -> None:
