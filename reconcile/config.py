@@ -16,6 +16,7 @@ from typing import Any
 
 from stripe._api_version import _ApiVersion
 
+from reconcile.decide.match import DEFAULT_LINK_BY, LINK_KINDS
 from reconcile.errors import ConfigError
 from reconcile.redact import remember
 from reconcile.timeutil import parse_duration
@@ -153,13 +154,10 @@ class EmailConfig:
     ca_file: str | None = None  # a private CA for the SMTP server's certificate; default: the system's
 
 
-LINK_KINDS = ("charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields")
-
-
 @dataclass(frozen=True)
 class MatchingConfig:
     # How orders are linked to Stripe, strongest first; the default is a Charges API shop.
-    link_by: tuple[str, ...] = ("charge_metadata", "order_fields")
+    link_by: tuple[str, ...] = DEFAULT_LINK_BY
     # Propose probable pairs of unreferenced charges and unpaid orders, for a person to confirm.
     probable_matches: bool = True
     probable_match_drift: timedelta = timedelta(minutes=30)

@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from reconcile.decide import classify as c
+from reconcile.report import wording
 
 NOW = 1_800_000_000
 HOUR = 3600
@@ -195,7 +196,9 @@ def test_charges_outside_the_window_are_never_orphans():
 
 
 def test_details_say_what_is_wrong():
-    result = c.classify(c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES)
+    result = wording.worded(
+        c.classify(c.orders_frame([order(status="accepted", amount=3000)]), c.charges_frame([charge()]), RULES), RULES
+    )
     assert result.loc[0, "detail"] == "order 30.00 USD, charge captured 25.00 USD"
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.store import items
 from reconcile.timeutil import to_unix
@@ -35,7 +36,7 @@ def finding(key: str, anchor: datetime, **kw) -> dict:
 
 
 def test_buckets():
-    assert [items.bucket(d) for d in (0, 1, 2, 7, 8, 30, 31, 400)] == [
+    assert [item_rules.bucket(d) for d in (0, 1, 2, 7, 8, 30, 31, 400)] == [
         "0-1 day",
         "0-1 day",
         "2-7 days",
@@ -108,12 +109,13 @@ def test_core_findings_have_stable_keys_and_every_charge_named():
                 "charge_id": "ch_aaaaaaaa",
                 "order_created": 100,
                 "detail": "2 succeeded charges: ch_aaaaaaaa, ch_bbbbbbbb",
+                "charge_ids": ["ch_aaaaaaaa", "ch_bbbbbbbb"],
                 "amount": 1800,
                 "currency": "usd",
             }
         ]
     )
-    (f,) = items.core_findings(frame)
+    (f,) = item_rules.core_findings(frame)
     assert f["key"] == "duplicate_charge:o1:ch_aaaaaaaa" and f["charge_ids"] == ["ch_aaaaaaaa", "ch_bbbbbbbb"]
     assert f["anchor"] == 100 and f["source"] == "order"
 

@@ -15,6 +15,7 @@ import pytest
 
 from reconcile.decide import classify as c
 from reconcile.decide import match
+from reconcile.report import wording
 from reconcile.timeutil import to_unix
 
 EVERY_LINK = ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]
@@ -655,7 +656,7 @@ def test_too_many_possible_pairings_propose_nothing_and_say_why(monkeypatch):
     rules = c.Rules(
         pending_status="created", paid_statuses=("accepted",), failed_status="failed", grace_seconds=900, now=now
     )
-    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
+    result = wording.worded(c.classify(c.orders_frame(orders), c.charges_frame(charges), rules), rules)
     assert sorted(result["outcome"]) == [c.ORPHAN_CHARGE] * 2 + [c.STALE_PENDING] * 3
     orphans = result.loc[result["outcome"] == c.ORPHAN_CHARGE, "detail"]
     assert all(

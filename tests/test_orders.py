@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reconcile.config import OrdersConfig
 from reconcile.decide.columns import rows
-from reconcile.store.orders import _OrderColumns, load_orders, order_record
+from reconcile.store.orders import OrderColumns, load_orders, order_record
 
 CFG = OrdersConfig()
 SINCE = datetime(2026, 11, 20, tzinfo=UTC)
@@ -169,7 +169,7 @@ def test_streamed_columns_equal_order_record_for_any_document(fields, object_id,
         else OrdersConfig(email_field="email")
     )
     document = {"_id": ObjectId() if object_id else "ord-1", **fields}
-    out = _OrderColumns(cfg)
+    out = OrderColumns(cfg)
     out.add([document])
     assert rows(out.columns) == [order_record(document, cfg)]
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 
+from reconcile.decide import items as item_rules
+from reconcile.decide.trend import trend_points
 from reconcile.report import history, period, retention
 from reconcile.run.progress import Progress, ProgressClient
 from reconcile.store import items
@@ -28,7 +30,7 @@ def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
         run(T - timedelta(hours=2), 7, 3),
         sweep,
     ]
-    points = period.trend_points(runs, run(T, 1, 1), T, days=3)
+    points = trend_points(runs, run(T, 1, 1), T, days=3)
     assert points == [
         {"day": "2026-11-16", "charges": 0, "open": None},
         {"day": "2026-11-17", "charges": 15, "open": 2},
@@ -37,8 +39,8 @@ def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
 
 
 def test_the_chart_is_a_table_email_clients_show():
-    trend = period.trend_points([run(T, 50, 5)], None, T, days=2)
-    result = items.ItemsResult(buckets={b: 0 for b in items.BUCKETS})
+    trend = trend_points([run(T, 50, 5)], None, T, days=2)
+    result = items.ItemsResult(buckets={b: 0 for b in item_rules.BUCKETS})
     top, bottom = period.render(
         run_id="r", now=T, findings=[], items=result, trend=trend, dashboard_url="https://d", dry_run=False
     )
@@ -171,7 +173,7 @@ def test_a_long_open_item_list_is_cut_but_counted():
         {"_id": f"k{i}", "kind": "orphan_charge", "first_seen": 0, "age_days": 1, "bucket": "0-1 day", "is_new": False}
         for i in range(period.OPEN_ROWS + 7)
     ]
-    result = items.ItemsResult(open=docs, buckets={b: 0 for b in items.BUCKETS} | {"0-1 day": len(docs)})
+    result = items.ItemsResult(open=docs, buckets={b: 0 for b in item_rules.BUCKETS} | {"0-1 day": len(docs)})
     top, bottom = period.render(
         run_id="r", now=T, findings=[], items=result, trend=[], dashboard_url="https://d", dry_run=False
     )

@@ -5,13 +5,15 @@ Pure: frames in, a frame of outcomes out. No I/O; repairs and reports act on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from reconcile.decide import match
+from reconcile.decide.columns import ORDER_COLUMNS
 from reconcile.decide.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
@@ -66,20 +68,6 @@ NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
 # Orders with no money that may pair with an unreferenced charge (a probable match).
 UNPAID_OUTCOMES = (STALE_PENDING, MARKED_FAILED, PAID_WITHOUT_CHARGE)
 
-ORDER_COLUMNS = [
-    "order_id",
-    "order_key",
-    "status",
-    "amount",
-    "currency",
-    "created",
-    "stored_charge_id",
-    "email",
-    "problem",
-    "stored_payment_intent_id",
-    "stored_session_id",
-    "refunded_amount",
-]
 CHARGE_COLUMNS = [
     "charge_id",
     "created",
@@ -124,7 +112,39 @@ RESULT_COLUMNS = [
     "stored_charge_id",
     "detail",
     "link_kind",
+    "charge_ids",
+    "facts",
 ]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The codes and numbers behind an outcome that its row's columns do not hold; report/wording.py
+    words them. A row without Facts (None) needs none: its outcome and columns say it all."""
+
+    problem: str | None = None  # what the order store found wrong with the order document
+    authorized: int | None = None  # the paid charge's authorized amount (above captured: a partial capture)
+    disputed: bool = False  # the paid charge is disputed
+    order_refunded: int = 0  # minor units the order records as refunded
+    failed_charges: int = 0
+    pending_charges: int = 0
+    released: int = 0  # the order's authorizations released uncaptured
+    # Why the first was released: its PaymentIntent's cancellation_reason, or AUTHORIZATION_LAPSED.
+    released_reason: str | None = None
+    # The order's charge-less attempts: (state in match.ATTEMPT_STATES, the first such object, e.g.
+    # "PaymentIntent pi_..."), in ATTEMPT_STATES order.
+    attempts: tuple[tuple[str, str], ...] = ()
+    young: bool = False  # the order is younger than the grace period
+    paid_charges: tuple[str, ...] = ()  # every succeeded charge of the order (a duplicate charge)
+    conflict: str | None = None  # match's account of the links that disagree
+    ref_source: str | None = None  # an orphan charge: where the order id it names comes from
+    too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
+    notes: tuple[str, ...] = ()  # match's notes on candidates equally likely (no pair proposed)
+    pair: str | None = None  # a probable match: match's account of the pair
+
+    def attempt(self, state: str) -> str | None:
+        """The object of the order's attempt in `state`, None if it has none."""
+        return next((what for s, what in self.attempts if s == state), None)
 
 
 @dataclass(frozen=True)
@@ -172,19 +192,6 @@ def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
     return frame.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
 
 
-def with_more_charges(charges: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The window's charges plus more found past its edges (a charge already present counts once)."""
-    both = pd.concat([charges, charges_frame(rows)], ignore_index=True)
-    return both.drop_duplicates("charge_id", keep="first").reset_index(drop=True)
-
-
-def link_charges(
-    charges: pd.DataFrame, orders: pd.DataFrame, link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
-) -> pd.Series:
-    """The order key each charge belongs to (see match.link)."""
-    return match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), link_by).charges["order_key"]
-
-
 # A card authorization lapses 7 days after it is made unless the charge says otherwise
 # (payment_method_details.card.capture_before); Stripe then releases it.
 AUTHORIZATION_SECONDS = 7 * 86400
@@ -209,13 +216,17 @@ def released_authorizations(charges: pd.DataFrame, intents: pd.DataFrame, now: i
     return authorized & (charges["refunded"].astype(bool) | charges["payment_intent"].isin(list(canceled)) | lapsed)
 
 
-def _release_words(released: pd.DataFrame, intents: pd.DataFrame) -> pd.Series:
-    """Why each released authorization was released, in a person's words."""
+# The release reason of an authorization that lapsed (no PaymentIntent cancellation says why).
+AUTHORIZATION_LAPSED = ""
+
+
+def _release_reasons(released: pd.DataFrame, intents: pd.DataFrame) -> pd.Series:
+    """Why each released authorization was released: its PaymentIntent's cancellation_reason, else
+    AUTHORIZATION_LAPSED (report/wording.py words them)."""
     reasons = intents.set_index("pi_id")["cancellation_reason"] if len(intents) else pd.Series(dtype=object)
     reasons = reasons[~reasons.index.duplicated()]
     reason = released["payment_intent"].map(reasons)
-    words = reason.map(lambda r: f"PaymentIntent canceled: {match.CANCELLATION_REASONS.get(r, r)}")
-    return words.where(reason.notna(), "the authorization window passed")
+    return reason.where(reason.notna(), AUTHORIZATION_LAPSED)
 
 
 # The paid charge's columns an order's outcome and its report row use (as c_<name>).
@@ -265,7 +276,7 @@ def classify(
     is_uncaptured = settled & ~charges["captured"] & ~is_released
     released = charges.loc[is_released & charges["order_key"].notna(), ["order_key", "payment_intent"]]
     released_why = (
-        _release_words(released, match.intents_frame([]) if intents is None else intents)
+        _release_reasons(released, match.intents_frame([]) if intents is None else intents)
         .groupby(released["order_key"])
         .first()
         if len(released)
@@ -392,10 +403,13 @@ def classify(
             "stored_charge_id": frame["stored_charge_id"],
             "detail": None,
             "link_kind": frame["c_link_kind"],
+            "charge_ids": None,
+            "facts": None,
         }
     )
     _show_uncaptured_charge(result, charges.loc[is_uncaptured & linked])
-    result["detail"] = _details(result, frame, charges, rules, links)
+    facts, named = _facts(result, frame, charges, rules, links)
+    result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, is_paid | is_uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
     if rules.probable_matches:
@@ -404,6 +418,11 @@ def classify(
         ]
         result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
     return result
+
+
+def _objects(values: Iterable[Any], index: pd.Index) -> pd.Series:
+    """A column of Python objects (Facts, lists of ids), kept as they are."""
+    return pd.Series(list(values), index=index, dtype=object)
 
 
 def _show_uncaptured_charge(result: pd.DataFrame, uncaptured: pd.DataFrame) -> None:
@@ -458,14 +477,19 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         rules.amount_tolerance,
     )
     result = result.copy()
+    facts: dict[Any, Facts | None] = dict(zip(result.index, result["facts"], strict=True))
+    named: dict[Any, list[str] | None] = dict(zip(result.index, result["charge_ids"], strict=True))
     if proposals.skipped:
-        note = (
-            f"; too many possible pairings ({proposals.skipped:,}) to propose probable matches: check matching.link_by"
-        )
-        result.loc[charge_rows.index, "detail"] = result.loc[charge_rows.index, "detail"] + note
+        for label in charge_rows.index:
+            facts[label] = replace(facts[label] or Facts(), too_many_pairings=proposals.skipped)
     for label, note in [*proposals.order_notes.items(), *proposals.charge_notes.items()]:
-        before = result.at[label, "detail"]
-        result.at[label, "detail"] = f"{before}; {note}" if isinstance(before, str) and before else note
+        before = facts[label] or Facts()
+        facts[label] = replace(before, notes=(*before.notes, note))
+        more = proposals.order_note_charges.get(label, ()) if label in proposals.order_notes else ()
+        if more:
+            named[label] = [*(named[label] or []), *more]
+    result["facts"] = _objects(facts.values(), result.index)
+    result["charge_ids"] = _objects(named.values(), result.index)
     pairs = proposals.pairs
     if pairs.empty:
         return result
@@ -485,20 +509,21 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         paired[column] = charge[column]
     paired["email"] = paired["email"].where(paired["email"].notna(), charge["email"])
     paired["outcome"] = PROBABLE_MATCH
-    paired["detail"] = pairs["detail"].to_numpy()
+    paired["facts"] = _objects((Facts(pair=text) for text in pairs["detail"]), paired.index)
+    paired["charge_ids"] = None
     rest = result.drop(index=[*pairs["order"], *pairs["charge"]])
     return pd.concat([rest, paired], ignore_index=True)[RESULT_COLUMNS]
 
 
 def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
     rows = charges.loc[money & charges["order_key"].isna() & charges["in_window"]]
-    detail = np.where(
-        rows["order_ref"].notna(),
-        rows["ref_source"].fillna("charge metadata")
-        + " names order "
-        + rows["order_ref"].fillna("").str.slice(0, 60)
-        + ", which does not exist",
-        "charge names no order",
+    # A charge naming an order that does not exist says where that name comes from.
+    facts = _objects(
+        (
+            None if pd.isna(ref) else Facts(ref_source=source if isinstance(source, str) else "charge metadata")
+            for ref, source in zip(rows["order_ref"], rows["ref_source"], strict=True)
+        ),
+        rows.index,
     )
     return pd.DataFrame(
         {
@@ -520,71 +545,39 @@ def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
             "description": rows["description"],
             "livemode": rows["livemode"],
             "stored_charge_id": None,
-            "detail": detail,
+            "detail": None,
             "link_kind": None,
+            "charge_ids": None,
+            "facts": facts,
         }
     )
 
 
-def _details(
+def _facts(
     result: pd.DataFrame,
     frame: pd.DataFrame,
     charges: pd.DataFrame,
     rules: Rules,
     links: match.Links,
-) -> list[str | None]:
-    """A short sentence per outcome that is not plain ok; built row by row (few rows)."""
-    from reconcile.money import format_amount
-
-    def attempt(key: str, state: str) -> str:
-        what = links.attempt_objects.get((key, state), "a payment attempt")
-        return f"{what}: {match.attempt_words(state)}"
-
-    by_order = None
+) -> tuple[list[Facts | None], list[list[str] | None]]:
+    """Each outcome's Facts, and the charges it names besides its own (built row by row: few rows)."""
     outcome = result["outcome"].to_numpy()
-    status = result["order_status"].astype(object).to_numpy()
+    facts: list[Facts | None] = [None] * len(result)
+    named: list[list[str] | None] = [None] * len(result)
     no_attempt = (frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0) & frame["released_count"].eq(0)).to_numpy()
-    # The common sentences that depend on nothing but the outcome, set at once (a backfill can have
-    # hundreds of thousands of them); the loop below writes the rest.
-    plain = [
-        (outcome == REPAIRED, f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"),
-        (
-            (outcome == STALE_PENDING) & no_attempt,
-            "no charge at all (abandoned checkout, or the request never reached Stripe)",
-        ),
-        (
-            (outcome == IN_FLIGHT)
-            & no_attempt
-            & (status == rules.pending_status)
-            & (frame["pending_count"].to_numpy() == 0),
-            "younger than the grace period",
-        ),
-    ]
-    details = np.full(len(result), None, dtype=object)
-    done = np.zeros(len(result), dtype=bool)
-    for mask, text in plain:
-        details[mask] = text
-        done |= mask
-    unpaid = (outcome == PAID_WITHOUT_CHARGE) & no_attempt
-    details[unpaid] = [f"order is {s} but no succeeded charge was found" for s in status[unpaid]]
-    done |= unpaid
-    positions = np.flatnonzero((outcome != OK) & ~done)
+    # The common outcomes that need no facts (a backfill can have hundreds of thousands of them).
+    plain = (outcome == OK) | (outcome == REPAIRED)
+    plain |= (
+        np.isin(outcome, [STALE_PENDING, IN_FLIGHT, PAID_WITHOUT_CHARGE])
+        & no_attempt
+        & (frame["pending_count"].to_numpy() == 0)
+    )
+    positions = np.flatnonzero(~plain)
     if not len(positions):
-        return list(details)
+        return facts, named
+    by_order = None
+    keys = result["order_key"].to_numpy()[positions]
     # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
-    rows = result.iloc[positions][
-        [
-            "outcome",
-            "order_key",
-            "order_status",
-            "amount",
-            "currency",
-            "charge_id",
-            "charge_amount",
-            "charge_currency",
-            "amount_refunded",
-        ]
-    ].to_dict("records")
     extras = frame.iloc[positions][
         [
             "problem",
@@ -599,100 +592,31 @@ def _details(
             *match.ATTEMPT_STATES,
         ]
     ].to_dict("records")
-    for position, row, extra in zip(positions, rows, extras, strict=False):
-        outcome = row["outcome"]
-        key = row["order_key"]
-        if outcome == DATA_PROBLEM:
-            text = (
-                extra["problem"]
-                if isinstance(extra["problem"], str)
-                else f"unknown order status {str(row['order_status'])[:40]!r}"
-            )
-        elif outcome == LINK_CONFLICT:
-            text = "links disagree, nothing repaired: " + links.conflicts.get(key, "")
-        elif outcome == DUPLICATE_CHARGE:
+    for position, key, kind, extra in zip(positions, keys, outcome[positions], extras, strict=True):
+        paid: tuple[str, ...] = ()
+        if kind == DUPLICATE_CHARGE:
             if by_order is None:
                 settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
                 by_order = settled.groupby("order_key")["charge_id"].apply(list)
-            ids = by_order.get(key, [])
-            text = f"{len(ids)} succeeded charges: " + ", ".join(ids)
-        elif outcome == AMOUNT_MISMATCH:
-            text = (
-                f"order {format_amount(row['amount'], row['currency'] or '')}, "
-                f"charge captured {format_amount(row['charge_amount'], row['charge_currency'] or '')}"
-            )
-            if pd.notna(extra["c_amount"]) and extra["c_amount"] > row["charge_amount"]:
-                text += f" of {format_amount(extra['c_amount'], row['charge_currency'] or '')} authorized"
-            if (
-                rules.amount_tolerance
-                and row["order_status"] == rules.pending_status
-                and row["currency"] == row["charge_currency"]
-                and abs(row["amount"] - row["charge_amount"]) <= rules.amount_tolerance
-            ):
-                text += " (within orders.amount_tolerance, which repairs use only with orders.repair_within_tolerance)"
-        elif outcome == REFUNDED_OR_DISPUTED:
-            currency = row["charge_currency"] or ""
-            parts = []
-            if pd.notna(row["amount_refunded"]) and row["amount_refunded"] > 0:
-                parts.append(f"refunded {format_amount(row['amount_refunded'], currency)}")
-            if bool(extra["c_disputed"]):
-                parts.append("disputed")
-            text = (" and ".join(parts) or "no refund in Stripe") + f" while the order is {row['order_status']}"
-            recorded = int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0
-            expected = int(row["amount"]) - recorded
-            paid = int(row["charge_amount"]) - int(row["amount_refunded"] if pd.notna(row["amount_refunded"]) else 0)
-            if expected != paid:
-                recorded_text = (
-                    f", after {format_amount(recorded, row['currency'] or '')} refunded on the order"
-                    if recorded
-                    else ""
-                )
-                text += (
-                    f"; the order expects net {format_amount(expected, row['currency'] or '')}{recorded_text},"
-                    f" the customer paid net {format_amount(paid, currency)}"
-                )
-        elif outcome == REPAIRED:
-            text = f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"
-        elif outcome == MARKED_FAILED:
-            reasons = []
-            if extra["failed_count"]:
-                reasons.append(f"{int(extra['failed_count'])} failed charge(s)")
-            if extra[match.CANCELED]:
-                reasons.append(attempt(key, match.CANCELED))
-            if extra["released_count"]:
-                reasons.append(f"authorization released uncaptured ({extra['released_why']})")
-            text = f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
-        elif outcome == FAILED_BUT_CHARGED:
-            text = f"order is {rules.failed_status} but charge {row['charge_id']} succeeded"
-        elif outcome == UNCAPTURED:
-            text = "charge authorized, not captured"
-        elif outcome == PAID_WITHOUT_CHARGE:
-            text = f"order is {row['order_status']} but no succeeded charge was found"
-            if extra["released_count"]:
-                text += f"; its authorization was released uncaptured ({extra['released_why']})"
-            for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
-                if extra[state]:
-                    text += f"; {attempt(key, state)}"
-                    break
-        elif outcome == IN_FLIGHT:
-            young = pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds
-            if extra["pending_count"]:
-                text = "charge still processing"
-            elif extra[match.PROCESSING]:
-                text = attempt(key, match.PROCESSING)
-            elif extra[match.OPEN] and not young:
-                text = attempt(key, match.OPEN)
-            else:
-                text = "younger than the grace period"
-            if row["order_status"] != rules.pending_status:
-                text = f"order is {row['order_status']}; its payment is still in progress: {text}"
-        elif outcome == STALE_PENDING:
-            text = "no charge at all (abandoned checkout, or the request never reached Stripe)"
-            for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.INCOMPLETE):
-                if extra[state]:
-                    text = f"no charge: {attempt(key, state)}"
-                    break
-        else:
-            text = None
-        details[position] = text
-    return list(details)
+            paid = tuple(by_order.get(key, []))
+        facts[position] = Facts(
+            problem=extra["problem"] if isinstance(extra["problem"], str) else None,
+            authorized=int(extra["c_amount"]) if pd.notna(extra["c_amount"]) else None,
+            disputed=bool(extra["c_disputed"]) if pd.notna(extra["c_disputed"]) else False,
+            order_refunded=int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0,
+            failed_charges=int(extra["failed_count"]),
+            pending_charges=int(extra["pending_count"]),
+            released=int(extra["released_count"]),
+            released_reason=extra["released_why"] if isinstance(extra["released_why"], str) else None,
+            attempts=tuple(
+                (state, links.attempt_objects.get((key, state), "a payment attempt"))
+                for state in match.ATTEMPT_STATES
+                if extra[state]
+            ),
+            young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
+            paid_charges=paid,
+            conflict=links.conflicts.get(key) if kind == LINK_CONFLICT else None,
+        )
+        ids = [*paid, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
+        named[position] = ids or None
+    return facts, named

@@ -15,6 +15,22 @@ import pandas as pd
 
 Columns = dict[str, list[Any]]
 
+# An order as the decision reads it (store/orders.py builds these from documents).
+ORDER_COLUMNS = (
+    "order_id",
+    "order_key",
+    "status",
+    "amount",
+    "currency",
+    "created",
+    "stored_charge_id",
+    "email",
+    "problem",
+    "stored_payment_intent_id",
+    "stored_session_id",
+    "refunded_amount",
+)
+
 _SHORT = 20  # ids are longer; statuses, currencies and types are shorter
 _MAX_SHARED = 20_000  # bound the table if a short field turns out to be unique per row
 _shared: dict[str, str] = {}

@@ -20,7 +20,7 @@ canceled one, an expired Checkout Session) are attempts: evidence about a pendin
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -88,14 +88,6 @@ PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE = (
     "incomplete",
 )
 ATTEMPT_STATES = (PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE)
-_STATE_WORDS = {
-    PROCESSING: "payment processing (bank debits take days to settle)",
-    PAID_ELSEWHERE: "succeeded, but its charge was not found",
-    EXPIRED: "expired, the customer abandoned the checkout",
-    CANCELED: "canceled",
-    OPEN: "still open, the customer may still pay",
-    INCOMPLETE: "never completed",
-}
 
 
 # What each status of a charge-less PaymentIntent or Checkout Session says about a pending order.
@@ -162,6 +154,8 @@ class Links:
     attempt_objects: dict[tuple[str, str], str]
     # Order key -> sentences naming links that disagree about a payment involving that order.
     conflicts: dict[str, str]
+    # Order key -> the charges of those payments (an item re-checks them).
+    conflict_charges: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _take(values: Any, positions: np.ndarray) -> np.ndarray:
@@ -364,6 +358,7 @@ def link(
         objects = dict(zip(zip(first["order_key"], first["state"], strict=False), label, strict=False))
 
     conflicts: dict[str, list[str]] = defaultdict(list)
+    conflict_charges: dict[str, list[str]] = defaultdict(list)
     disputed = existing[named[chain[existing]] > 1]
     disputed = disputed[np.argsort(chain[disputed], kind="stable")]
     for mine in np.split(disputed, np.flatnonzero(np.diff(chain[disputed])) + 1) if len(disputed) else []:
@@ -376,11 +371,15 @@ def link(
         claims = "; ".join(f"{word_names[source[i]]} names order {key_array[code[i]]}" for i in mine)
         for i in mine:
             conflicts[key_array[code[i]]].append(f"{noun} {row['chain']}: {claims}")
-    return Links(linked, attempts, objects, {k: " | ".join(v) for k, v in conflicts.items()})
-
-
-def attempt_words(state: str) -> str:
-    return _STATE_WORDS[state]
+            if noun == "charge":
+                conflict_charges[key_array[code[i]]].append(row["chain"])
+    return Links(
+        linked,
+        attempts,
+        objects,
+        {k: " | ".join(v) for k, v in conflicts.items()},
+        {k: tuple(v) for k, v in conflict_charges.items()},
+    )
 
 
 # --------------------------------------------------------------------------- probable matches
@@ -395,6 +394,8 @@ class Proposals:
     charge_notes: dict[Any, str]
     # How many pairs there would have been to weigh when there were too many: then none is proposed.
     skipped: int = 0
+    # Order row label -> the charges its note names.
+    order_note_charges: dict[Any, tuple[str, ...]] = field(default_factory=dict)
 
 
 # Past this many candidate pairs, unreferenced charges are not a few crashed checkouts but a
@@ -513,13 +514,16 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
     done_orders, done_charges = set(chosen["order"]), set(chosen["charge"])
     top = pairs.loc[order_top]
     order_notes: dict[Any, str] = {}
+    order_note_charges: dict[Any, tuple[str, ...]] = {}
     for order, group in top.loc[~top["order"].isin(done_orders)].groupby("order", sort=False):
         if len(group) > 1:
+            order_note_charges[order] = tuple(group["charge_id"])
             order_notes[order] = (
                 f"{len(group)} unreferenced charges fit this order equally well "
                 f"({', '.join(group['charge_id'])}): none picked"
             )
         elif charge_ties.loc[group.index[0]] > 1 and charge_top.loc[group.index[0]]:
+            order_note_charges[order] = (group["charge_id"].iloc[0],)
             order_notes[order] = (
                 f"charge {group['charge_id'].iloc[0]} fits this order and another equally well: none picked"
             )
@@ -535,4 +539,4 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
             charge_notes[charge] = (
                 f"order {group['order_key'].iloc[0]} fits this charge and another equally well: none picked"
             )
-    return Proposals(result, order_notes, charge_notes)
+    return Proposals(result, order_notes, charge_notes, order_note_charges=order_note_charges)

@@ -2,29 +2,17 @@
 
 A charge paid on Monday can be refunded on Thursday or disputed weeks later. Each refund and
 dispute created in the window is pulled (with its charge expanded, however old the charge),
-joined to its order, and judged in the window in which it happened. The decision
-(`evaluate`) is pure; pulling and loading are at the edges.
+joined to its order, and judged in the window in which it happened. This module is the decision
+(`evaluate`, pure); stripe/movements.py pulls them and store/orders.py loads their orders.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-import stripe
-from pymongo.database import Database
-
-from reconcile.config import Config
-from reconcile.errors import StripeRequestError
 from reconcile.money import format_amount
-from reconcile.store import orders as order_store
-from reconcile.stripe import pull as stripe_pull
-from reconcile.stripe import slices as pull_plan
 from reconcile.timeutil import fmt, from_unix
-
-log = logging.getLogger(__name__)
 
 # Kinds of movement finding. The first four need a person; the rest are listed for the record.
 REFUND_FAILED = "refund_failed"
@@ -54,98 +42,6 @@ TITLES = {
     PARTIAL_REFUND: "Partial refund",
     DISPUTE_CLOSED: "Dispute closed",
 }
-
-
-def _id_of(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else (value or None)
-
-
-def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
-    """The fields of a refund or dispute the job uses, with its charge's row when expanded."""
-    charge = obj.get("charge")
-    evidence = obj.get("evidence_details") or {}
-    return {
-        "object": obj.get("object"),
-        "object_id": obj["id"],
-        "created": int(obj["created"]),
-        "status": obj.get("status"),
-        "amount": int(obj.get("amount") or 0),
-        "currency": (obj.get("currency") or "").lower(),
-        "reason": obj.get("reason"),
-        "failure_reason": obj.get("failure_reason"),
-        "due_by": evidence.get("due_by"),
-        "charge_id": _id_of(charge),
-        "charge": stripe_pull.charge_row(charge, metadata_key) if isinstance(charge, dict) else None,
-    }
-
-
-def fetch_movements(
-    client: stripe.StripeClient,
-    since: datetime,
-    until: datetime,
-    metadata_key: str,
-    policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
-    """Refunds and disputes created in [since, until), each with its charge (fetched when not expanded)."""
-    row = lambda obj: movement_row(obj, metadata_key)  # noqa: E731
-    params = {"expand": ["data.charge"]}
-    refunds, disputes = pull_plan.side_by_side(
-        [  # independent endpoints, each its own budget
-            lambda: stripe_pull.fetch_window(client, "/v1/refunds", since, until, row, policy, params),
-            lambda: stripe_pull.fetch_window(client, "/v1/disputes", since, until, row, policy, params),
-        ],
-        policy.abort,
-    )
-    rows = list({row["object_id"]: row for row in refunds + disputes}.values())  # one listed twice counts once
-    _fill_charges(client, rows, metadata_key, policy)
-    return rows
-
-
-def retrieve_movements(
-    client: stripe.StripeClient,
-    refs: Iterable[tuple[str, str]],
-    metadata_key: str,
-    policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
-    """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
-    rows = []
-    for kind, object_id in refs:
-        path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
-        if path is None or not stripe_pull._SAFE_ID.match(object_id or ""):
-            continue
-        try:
-            rows.append(
-                movement_row(
-                    stripe_pull.request(client, f"{path}/{object_id}", {"expand": ["charge"]}, policy), metadata_key
-                )
-            )
-        except StripeRequestError:
-            log.warning("movements.missing", extra={"object_id": object_id})
-    _fill_charges(client, rows, metadata_key, policy)
-    return rows
-
-
-def _fill_charges(
-    client: stripe.StripeClient, rows: list[dict[str, Any]], key: str, policy: stripe_pull.RetryPolicy
-) -> None:
-    wanted = sorted({r["charge_id"] for r in rows if r["charge"] is None and r["charge_id"]})
-    if not wanted:
-        return
-    found = {c["charge_id"]: c for c in stripe_pull.retrieve_charges(client, wanted, key, policy)}
-    for r in rows:
-        if r["charge"] is None:
-            r["charge"] = found.get(r["charge_id"])
-
-
-def load_orders_for(db: Database, config: Config, rows: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
-    """The orders these movements' charges belong to (by metadata, else by stored charge id), of any age."""
-    charges = [r["charge"] for r in rows if r["charge"]]
-    refs = {c["order_ref"] for c in charges if c["order_ref"]}
-    unreferenced = {c["charge_id"] for c in charges if not c["order_ref"]}
-    if not refs and not unreferenced:
-        return []
-    # An empty window [at, at): only the orders named by reference are loaded.
-    return order_store.load_orders(db[config.mongodb.orders_collection], config.orders, at, at, refs, unreferenced)
 
 
 def evaluate(

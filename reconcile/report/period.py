@@ -9,55 +9,17 @@ table survives all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from reconcile.decide import movements
 from reconcile.money import format_amount, to_decimal_text
-from reconcile.report.render import _env, dashboard_link
+from reconcile.report.render import dashboard_link, template_env
 from reconcile.store import items as item_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
 OPEN_ROWS = 500  # open items listed in the report (oldest first); the counts and buckets cover all
-
-
-def _day(unix: int) -> str:
-    return from_unix(unix).strftime("%Y-%m-%d")
-
-
-def trend_points(
-    runs: Iterable[dict[str, Any]], current: dict[str, Any] | None, now: datetime, days: int
-) -> list[dict[str, Any]]:
-    """Per UTC day of the last `days`: charges counted by the runs whose window ended that day,
-    and the open items after that day's last run (None: no run that day).
-
-    Charges come only from the runs that continue the watermark (or start it): their money
-    spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
-    whole window again, so it adds no charges here."""
-    first = (now - timedelta(days=days - 1)).astimezone(UTC).date()
-    points = {
-        (first + timedelta(days=i)).isoformat(): {
-            "day": (first + timedelta(days=i)).isoformat(),
-            "charges": 0,
-            "open": None,
-            "_last": -1,
-        }
-        for i in range(days)
-    }
-    for run in [*runs, *([current] if current else [])]:
-        window = run.get("window") or {}
-        if not isinstance(window.get("until"), int):
-            continue
-        point = points.get(_day(window["until"]))
-        if point is None:
-            continue
-        if run.get("source") != "options":
-            point["charges"] += int(run.get("charge_count") or 0)
-        if window["until"] >= point["_last"] and run.get("open_items") is not None:
-            point["_last"], point["open"] = window["until"], int(run["open_items"])
-    return [{k: v for k, v in p.items() if k != "_last"} for p in points.values()]
 
 
 def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -129,7 +91,7 @@ def render(
         "trend": _bars(trend),
         "colours": BAR_COLOURS,
     }
-    env = _env()
+    env = template_env()
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
         **context
     )

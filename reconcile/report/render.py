@@ -83,7 +83,8 @@ class ReportExtras:
     needs_attention: int = 0
 
 
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
+    """The report templates (autoescaped; a missing variable is an error)."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("reconcile.report", "templates"),
         autoescape=True,  # descriptions and metadata come from customers
@@ -163,7 +164,7 @@ def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = (
 
 
 def render_html(context: dict[str, Any]) -> str:
-    return _env().get_template("report.html.j2").render(**context)
+    return template_env().get_template("report.html.j2").render(**context)
 
 
 def build_summary(

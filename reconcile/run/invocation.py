@@ -27,7 +27,9 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.decide import movements
+from reconcile.decide.trend import trend_points
 from reconcile.errors import (
     ConfigError,
     Interrupted,
@@ -48,7 +50,9 @@ from reconcile.run import window as job
 from reconcile.run.lease import Lease
 from reconcile.store import indexes
 from reconcile.store import items as item_store
+from reconcile.store import orders as order_store
 from reconcile.store import runs as state
+from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import fmt, utcnow
 
@@ -313,7 +317,7 @@ def _run_all(
             source=plan.source,
         )
         stash_for_hook: dict[str, Any] = {"source": plan.source}
-        hook = _extend_hook(
+        hook = _period_hook(
             config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook
         )
         req = job.RunRequest(
@@ -375,7 +379,7 @@ def _run_all(
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
 
 
-def _extend_hook(
+def _period_hook(
     config: Config,
     client: stripe.StripeClient,
     db: Database,
@@ -385,25 +389,27 @@ def _extend_hook(
     part: tuple[int, int],
     policy: stripe_pull.RetryPolicy,
     out: dict[str, Any],
-) -> Callable[[str, pd.DataFrame, dict[str, Any]], ReportExtras]:
-    """The report additions of one sub-window: refunds and disputes, open items, trend."""
+) -> job.PeriodHook:
+    """The period work of one sub-window, run by job.run after its repairs (see window.PeriodHook):
+    pulls refunds and disputes, re-checks open items, writes the items collection, renders the
+    period sections. Results come back through `out` (items, movements) and the returned extras."""
     m, r = config.mongodb, config.report
 
     def extend(run_id: str, outcomes: pd.DataFrame, money: dict[str, Any]) -> ReportExtras:
         key = config.stripe.order_id_metadata_key
-        rows = movements.fetch_movements(client, window.since, window.until, key, policy)
-        orders = movements.load_orders_for(db, config, rows, window.since)
+        rows = stripe_movements.fetch_movements(client, window.since, window.until, key, policy)
+        orders = order_store.orders_of_movements(db[m.orders_collection], config.orders, rows, window.since)
         flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
         paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
         moved = movements.evaluate(rows, orders, paid, flagged)
-        findings = item_store.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
+        findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
         confirmed: list[dict[str, Any]] = []
         cleared: dict[str, str] = {}
         checked: list[str] = []
         if last and r.recheck_limit:  # once per invocation: the items from windows before this one
             found = {f["key"] for f in findings}
             since, until = int(window.since.timestamp()), int(window.until.timestamp())
-            todo = item_store.to_recheck(
+            todo = item_rules.to_recheck(
                 item_store.open_items(db[m.items_collection]), found, since, until, r.recheck_limit
             )
             confirmed, cleared, checked = recheck.recheck(client, db, config, policy, todo, inv.now)
@@ -426,7 +432,7 @@ def _extend_hook(
             "source": out["source"],
         }
         history = state.completed_since(db[m.runs_collection], inv.now - timedelta(days=r.trend_days + 2))
-        trend = period.trend_points(history, current, inv.now, r.trend_days)
+        trend = trend_points(history, current, inv.now, r.trend_days)
         top, bottom = period.render(
             run_id=run_id,
             now=inv.now,

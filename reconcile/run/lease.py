@@ -196,10 +196,6 @@ class Lease:
         if not fresh:
             self.renew()
 
-    @property
-    def lost(self) -> bool:
-        return self._lost is not None
-
     def _lost_error(self) -> LeaseLost:
         holder = self._lost if self._lost and self._lost.get("owner") else None
         now_held = f"now held by {describe(holder, self.clock)}" if holder else "it was released by someone else"

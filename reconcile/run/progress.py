@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-# (pages with objects, objects, fraction of the window done, finished)
-PullReport = Callable[[int, int, float, bool], None]
+from reconcile.stripe.slices import Progress as PullReport
 
 
 def _clock_text(seconds: float) -> str:

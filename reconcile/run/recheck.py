@@ -18,9 +18,11 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.decide import movements
-from reconcile.store import items as item_store
+from reconcile.report import wording
 from reconcile.store import orders as order_store
+from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
 
@@ -70,9 +72,10 @@ def _recheck_core(
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
     # The charges with their PaymentIntents and sessions, and the orders any of them names: the
     # same links as a window run (payments.pull and references), so the same order is found.
+    linking = payment_pull.Linking.from_config(config)
     named = payment_pull.of_charges(
         client,
-        config,
+        linking,
         c.charges_frame(stripe_pull.retrieve_charges(client, wanted, key, policy)),
         policy,
     )
@@ -91,11 +94,12 @@ def _recheck_core(
         )
     )
     # The charge, PaymentIntent and session ids the orders store, and the charges those lead to.
-    charges, intents, sessions = (named + payment_pull.of_orders(client, config, orders, named, policy)).frames()
+    charges, intents, sessions = (named + payment_pull.of_orders(client, linking, orders, named, policy)).frames()
     # Only a charge that is itself an item may come out as an orphan here.
     charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
-    outcomes = c.classify(orders, charges, rules_for(config, now), intents, sessions)
-    found = {f["key"]: f for f in item_store.core_findings(outcomes)}
+    rules = rules_for(config, now)
+    outcomes = wording.worded(c.classify(orders, charges, rules, intents, sessions), rules)
+    found = {f["key"]: f for f in item_rules.core_findings(outcomes)}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"], strict=False))
     by_charge = dict(zip(outcomes["charge_id"].astype(str), outcomes["outcome"], strict=False))
     have = set(named.charges["charge_id"])
@@ -132,8 +136,8 @@ def _recheck_movements(
     if not docs:
         return [], {}
     key = config.stripe.order_id_metadata_key
-    rows = movements.retrieve_movements(client, [(d["source"], d["object_id"]) for d in docs], key, policy)
-    orders = movements.load_orders_for(db, config, rows, now)
+    rows = stripe_movements.retrieve_movements(client, [(d["source"], d["object_id"]) for d in docs], key, policy)
+    orders = order_store.orders_of_movements(db[config.mongodb.orders_collection], config.orders, rows, now)
     paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
     confirmed, cleared = [], {}
     for f in movements.evaluate(rows, orders, paid):

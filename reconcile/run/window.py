@@ -22,6 +22,7 @@ from reconcile.decide import totals
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
 from reconcile.report import render as report
+from reconcile.report import wording
 from reconcile.run import interrupt
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -31,6 +32,15 @@ from reconcile.stripe import slices as pull_plan
 from reconcile.timeutil import fmt, to_unix, utcnow
 
 log = logging.getLogger(__name__)
+
+
+# A call back up into the invocation (run/invocation.py `_period_hook`), made by `run` after its
+# repairs: (run_id, outcomes, money totals) -> report extras. It pulls the window's refunds and
+# disputes from Stripe, re-checks open items from earlier windows (Stripe and MongoDB reads),
+# writes the items collection, reads the run history and renders the period's HTML sections.
+# A later change replaces this with read-decide-write in the invocation; until then it is the one
+# place a window run does I/O it was not given the inputs of.
+PeriodHook = Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras]
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,8 @@ class RunRequest:
     counted_from: datetime | None = None
     # Called before repairs and before each repair batch (the run lease's check): raising stops the writes.
     checkpoint: Callable[[], None] | None = None
-    # Adds to the report (refunds and disputes, open items, trend): (run_id, outcomes, totals) -> extras.
-    extend: Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras] | None = None
+    # The invocation's period work, called back in the middle of this run (see `PeriodHook`).
+    extend: PeriodHook | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ def _run(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
+    linking = payment_pull.Linking.from_config(config)
 
     def order_load() -> order_store.OrderLoad:
         return order_store.OrderLoad(
@@ -166,7 +177,7 @@ def _run(
 
     pulled, balance_columns, loaded = pull_plan.side_by_side(
         [
-            lambda: payment_pull.pull(client, config, req.since, req.until, policy),
+            lambda: payment_pull.pull(client, linking, req.since, req.until, policy),
             lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
             window_beside_pull,
         ],
@@ -213,10 +224,11 @@ def _run(
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
-    extra = payment_pull.edge_look(client, config, req.since, req.until, orders, outcomes, pulled, policy)
+    extra = payment_pull.edge_look(client, linking, req.since, req.until, orders, outcomes, pulled, policy)
     if extra:
         charges, intents, sessions = (pulled + extra).frames()
         outcomes = c.classify(orders, charges, rules, intents, sessions)
+    outcomes = wording.worded(outcomes, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
     del orders, pulled, extra, charges, intents, sessions  # the outcomes carry what the rest needs
@@ -240,6 +252,8 @@ def _run(
     if req.counted_from is not None:
         balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
     money = totals.summarize(balance)
+    # Calls back up into the invocation (PeriodHook above): pulls refunds and disputes, re-checks
+    # open items, writes the items collection, renders the period sections; returns them as extras.
     extras = req.extend(run_id, outcomes, money) if req.extend else None
     clock.lap("extend")
     files = report.write_report(

@@ -13,18 +13,16 @@ never calls something fixed that it did not look at.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 import pymongo
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
-from reconcile.decide import classify as c
+from reconcile.decide.items import age, plain_value
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import to_unix
 
@@ -32,9 +30,6 @@ log = logging.getLogger(__name__)
 
 OPEN = "open"
 RESOLVED = "resolved"
-DAY = 86400
-BUCKETS = ("0-1 day", "2-7 days", "8-30 days", "over 30 days")
-_CHARGE_ID = re.compile(r"\b(?:ch|py)_[A-Za-z0-9]{6,}\b")
 # Fields a finding carries onto its item (display and re-check).
 CARRIED = (
     "kind",
@@ -52,54 +47,6 @@ CARRIED = (
 )
 
 
-def bucket(age_days: int) -> str:
-    """The aging bucket of an item `age_days` whole days old."""
-    if age_days <= 1:
-        return BUCKETS[0]
-    if age_days <= 7:
-        return BUCKETS[1]
-    if age_days <= 30:
-        return BUCKETS[2]
-    return BUCKETS[3]
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
-        return None
-    if hasattr(value, "item"):  # numpy scalars -> Python, so BSON can store them
-        return value.item()
-    return value
-
-
-def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
-    """The outcomes that need a person, as findings with stable keys."""
-    findings = []
-    for r in outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)].to_dict("records"):
-        r = {k: _plain(v) for k, v in r.items()}
-        order_key, charge_id = r["order_key"], r["charge_id"]
-        ids = [charge_id, r["stored_charge_id"], *_CHARGE_ID.findall(r["detail"] or "")]
-        findings.append(
-            {
-                "key": f"{r['outcome']}:{order_key or '-'}:{charge_id or '-'}",
-                "kind": r["outcome"],
-                "needs_person": True,
-                # An orphan charge is about the charge (its order_key is only what its metadata names).
-                "source": "charge" if r["outcome"] == c.ORPHAN_CHARGE else "order",
-                "order_key": order_key,
-                "charge_id": charge_id,
-                "charge_ids": sorted({i for i in ids if isinstance(i, str) and i}),
-                "object_id": None,
-                "anchor": r["charge_created"] if r["outcome"] == c.ORPHAN_CHARGE else r["order_created"],
-                "amount": r["amount"] if r["amount"] is not None else r["charge_amount"],
-                "currency": r["currency"] or r["charge_currency"],
-                "detail": r["detail"],
-                "livemode": r["livemode"],
-                "email": r["email"],
-            }
-        )
-    return findings
-
-
 @dataclass
 class ItemsResult:
     open: list[dict[str, Any]] = field(default_factory=list)  # every open item after this run, oldest first
@@ -111,19 +58,6 @@ class ItemsResult:
 def open_items(items: Collection) -> list[dict[str, Any]]:
     with mongo_errors("reading open items"):
         return list(items.find({"state": OPEN}).sort([("first_seen", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]))
-
-
-def to_recheck(
-    open_docs: list[dict[str, Any]], found: set[str], since: int, until: int, limit: int
-) -> list[dict[str, Any]]:
-    """Open items this window cannot judge (their anchor lies outside it), least recently checked first."""
-    outside = [
-        d
-        for d in open_docs
-        if d["_id"] not in found and not (d.get("anchor") is not None and since <= d["anchor"] < until)
-    ]
-    outside.sort(key=lambda d: (d.get("last_checked") or 0, d["_id"]))
-    return outside[:limit]
 
 
 def sync(
@@ -165,7 +99,7 @@ def sync(
     for key, f in seen.items():
         before = known.get(key)
         fresh = before is None or before.get("state") == RESOLVED
-        carried = {k: _plain(f.get(k)) for k in CARRIED}
+        carried = {k: plain_value(f.get(k)) for k in CARRIED}
         update: dict[str, Any] = {
             "$set": {
                 **carried,
@@ -202,11 +136,6 @@ def sync(
         with mongo_errors("recording open items"):
             items.bulk_write(ops, ordered=False)
     result.open = sorted(after.values(), key=lambda d: (d.get("first_seen") or at, d["_id"]))
-    result.buckets = {b: 0 for b in BUCKETS}
-    for doc in result.open:
-        doc["age_days"] = max(0, (at - int(doc.get("first_seen") or at)) // DAY)
-        doc["bucket"] = bucket(doc["age_days"])
-        doc["is_new"] = doc.get("first_run") == run_id
-        result.buckets[doc["bucket"]] += 1
+    result.buckets = age(result.open, at, run_id)
     log.info("items.synced", extra={"open": len(result.open), "new": result.new, "resolved": len(result.resolved)})
     return result

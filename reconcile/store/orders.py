@@ -15,7 +15,7 @@ from dateutil import parser as date_parser
 from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
-from reconcile.decide.columns import Columns, rows, share
+from reconcile.decide.columns import ORDER_COLUMNS, Columns, rows, share
 from reconcile.errors import MongoUnavailable
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import as_utc, to_unix
@@ -162,22 +162,6 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
     }
 
 
-ORDER_FIELDS = (
-    "order_id",
-    "order_key",
-    "status",
-    "amount",
-    "currency",
-    "created",
-    "stored_charge_id",
-    "email",
-    "problem",
-    "stored_payment_intent_id",
-    "stored_session_id",
-    "refunded_amount",
-)
-
-
 # _id types kept as they are to tell documents apart (an ObjectId never equals its hex string);
 # any other type is keyed by type name and text.
 _PLAIN_IDS = (ObjectId, str, int)
@@ -187,7 +171,7 @@ def _stored_fast(value: Any) -> str | None:
     return (value.strip() or None) if value.__class__ is str else None
 
 
-class _OrderColumns:
+class OrderColumns:
     """Order documents -> columns as they stream in; no document is kept.
 
     Plain documents (the vast majority) take a fast path with the same result as
@@ -196,7 +180,7 @@ class _OrderColumns:
 
     def __init__(self, config: OrdersConfig) -> None:
         self.config = config
-        self.columns: Columns = {name: [] for name in ORDER_FIELDS}
+        self.columns: Columns = {name: [] for name in ORDER_COLUMNS}
         self.seen: set[Any] = set()
         names = [
             config.amount_field,
@@ -223,7 +207,7 @@ class _OrderColumns:
 
     def add(self, cursor: Iterable[dict[str, Any]]) -> None:
         cfg, seen = self.config, self.seen
-        cols = [self.columns[name] for name in ORDER_FIELDS]
+        cols = [self.columns[name] for name in ORDER_COLUMNS]
         ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems, intents, sessions, refunds = (
             cols
         )
@@ -273,7 +257,7 @@ class _OrderColumns:
                         refunds.append(refunded or 0)
                         continue
             record = order_record(doc, cfg)
-            for column, name in zip(cols, ORDER_FIELDS, strict=False):
+            for column, name in zip(cols, ORDER_COLUMNS, strict=False):
                 column.append(share(record[name]))
 
 
@@ -299,7 +283,7 @@ class OrderLoad:
         self.scans = orders if scans is None else scans
         self.scan_timeout = scan_timeout
         self.fields = projection(config)
-        self._out = _OrderColumns(config)
+        self._out = OrderColumns(config)
         self.in_window = 0
         self.window_seconds = 0.0  # wall time of `window()` (it may run beside the pull)
 
@@ -460,3 +444,16 @@ def _flag_shared_ids(columns: Columns) -> None:
             note = f"{len(group)} orders share the id {key} with different types (ObjectId and string)"
             for position in group:
                 problems[position] = "; ".join(filter(None, [problems[position], note]))
+
+
+def orders_of_movements(
+    orders: Collection, config: OrdersConfig, rows: list[dict[str, Any]], at: datetime
+) -> list[dict[str, Any]]:
+    """The orders refunds' and disputes' charges belong to (by metadata, else by stored charge id), of any age."""
+    charges = [r["charge"] for r in rows if r["charge"]]
+    refs = {c["order_ref"] for c in charges if c["order_ref"]}
+    unreferenced = {c["charge_id"] for c in charges if not c["order_ref"]}
+    if not refs and not unreferenced:
+        return []
+    # An empty window [at, at): only the orders named by reference are loaded.
+    return load_orders(orders, config, at, at, refs, unreferenced)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -77,13 +77,35 @@ class References:
     session_ids: set[str]
 
 
-def wants(config: Config) -> tuple[bool, bool]:
+@dataclass(frozen=True)
+class Linking:
+    """What the Stripe side needs of the shop's settings: how orders name payments, and how far past a
+    window's edges to look."""
+
+    metadata_key: str  # stripe.order_id_metadata_key
+    link_by: tuple[str, ...]  # matching.link_by
+    edge_slack: timedelta  # window.edge_slack
+    orders_store_intent_ids: bool = False  # orders.payment_intent_id_field is set
+    orders_store_session_ids: bool = False  # orders.checkout_session_id_field is set
+
+    @classmethod
+    def from_config(cls, config: Config) -> Linking:
+        return cls(
+            metadata_key=config.stripe.order_id_metadata_key,
+            link_by=config.matching.link_by,
+            edge_slack=config.window.edge_slack,
+            orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
+            orders_store_session_ids=bool(config.orders.checkout_session_id_field),
+        )
+
+
+def wants(linking: Linking) -> tuple[bool, bool]:
     """Whether the link kinds need PaymentIntents, and Checkout Sessions."""
-    link_by, orders = config.matching.link_by, config.orders
+    link_by = linking.link_by
     by_fields = match.ORDER_FIELDS in link_by
     return (
-        match.PAYMENT_INTENT_METADATA in link_by or (by_fields and bool(orders.payment_intent_id_field)),
-        match.CHECKOUT_SESSION in link_by or (by_fields and bool(orders.checkout_session_id_field)),
+        match.PAYMENT_INTENT_METADATA in link_by or (by_fields and linking.orders_store_intent_ids),
+        match.CHECKOUT_SESSION in link_by or (by_fields and linking.orders_store_session_ids),
     )
 
 
@@ -109,20 +131,20 @@ def _referenced(sessions: pd.DataFrame) -> pd.Series:
     return sessions["client_reference_id"].notna() | sessions["order_ref"].notna()
 
 
-def _row_fns(config: Config) -> tuple[stripe_pull.RowFn, stripe_pull.RowFn]:
-    key = config.stripe.order_id_metadata_key
+def _row_fns(linking: Linking) -> tuple[stripe_pull.RowFn, stripe_pull.RowFn]:
+    key = linking.metadata_key
     return (lambda o: stripe_pull.payment_intent_row(o, key)), (lambda o: stripe_pull.checkout_session_row(o, key))
 
 
 def pull(
-    client: stripe.StripeClient, config: Config, since: datetime, until: datetime, policy: stripe_pull.RetryPolicy
+    client: stripe.StripeClient, linking: Linking, since: datetime, until: datetime, policy: stripe_pull.RetryPolicy
 ) -> Payments:
     """Charges created in the window, with the PaymentIntents and sessions that explain them."""
-    key = config.stripe.order_id_metadata_key
-    want_intents, want_sessions = wants(config)
-    intent_row, session_row = _row_fns(config)
+    key = linking.metadata_key
+    want_intents, want_sessions = wants(linking)
+    intent_row, session_row = _row_fns(linking)
     # A PaymentIntent or session is created a little before its charge: start the pull earlier.
-    lead, start = since - config.window.edge_slack, to_unix(since)
+    lead, start = since - linking.edge_slack, to_unix(since)
     calls: list[Callable[[], columns.Columns]] = [
         lambda: stripe_pull.fetch_charge_columns(client, since, until, key, policy),
     ]
@@ -135,22 +157,22 @@ def pull(
     intents = match.intents_frame(_flag_window(pulled.pop(0), start)) if want_intents else match.intents_frame([])
     sessions = match.sessions_frame(_flag_window(pulled.pop(0), start)) if want_sessions else match.sessions_frame([])
     del pulled
-    intents, sessions = _explain(client, config, charges, intents, sessions, policy)
+    intents, sessions = _explain(client, linking, charges, intents, sessions, policy)
     return Payments(charges, intents, sessions)
 
 
 def of_charges(
-    client: stripe.StripeClient, config: Config, charges: pd.DataFrame, policy: stripe_pull.RetryPolicy
+    client: stripe.StripeClient, linking: Linking, charges: pd.DataFrame, policy: stripe_pull.RetryPolicy
 ) -> Payments:
     """These charges (e.g. retrieved by id, from any time) with the PaymentIntents and Checkout
     Sessions that link them to orders, as the link kinds need them (the same look as `pull`'s)."""
-    intents, sessions = _explain(client, config, charges, match.intents_frame([]), match.sessions_frame([]), policy)
+    intents, sessions = _explain(client, linking, charges, match.intents_frame([]), match.sessions_frame([]), policy)
     return Payments(charges, intents, sessions)
 
 
 def _explain(
     client: stripe.StripeClient,
-    config: Config,
+    linking: Linking,
     charges: pd.DataFrame,
     intents: pd.DataFrame,
     sessions: pd.DataFrame,
@@ -158,9 +180,9 @@ def _explain(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`intents` and `sessions` plus, from outside the window, each charge's PaymentIntent and the
     sessions of PaymentIntents nothing else explains (each only when the link kinds use it)."""
-    link_by = config.matching.link_by
-    want_intents, want_sessions = wants(config)
-    intent_row, session_row = _row_fns(config)
+    link_by = linking.link_by
+    want_intents, want_sessions = wants(linking)
+    intent_row, session_row = _row_fns(linking)
     charge_intents = charges["payment_intent"]
     # Whether an authorization was released shows on its PaymentIntent only (API version: since
     # 2025-03-31.basil a cancellation leaves the charge `refunded: false`): fetch the PaymentIntents
@@ -245,7 +267,7 @@ def _edges(created: pd.Series, since: datetime, until: datetime, slack: Any) -> 
 
 def edge_look(
     client: stripe.StripeClient,
-    config: Config,
+    linking: Linking,
     since: datetime,
     until: datetime,
     orders: pd.DataFrame,
@@ -257,15 +279,15 @@ def edge_look(
     doubtful = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_EDGE_LOOK), "order_key"]
     if doubtful.empty:
         return Payments()
-    key = config.stripe.order_id_metadata_key
-    slack = config.window.edge_slack
+    key = linking.metadata_key
+    slack = linking.edge_slack
     candidates = orders.loc[orders["order_key"].isin(doubtful)]
-    charges, intents, sessions = _stored_objects(client, config, candidates, payments, policy)
+    charges, intents, sessions = _stored_objects(client, linking, candidates, payments, policy)
 
     # The window pulls past the edges, side by side: charges of orders that store no charge id
     # on both sides; PaymentIntents and sessions (pulled from before the window already) after it.
-    want_intents, want_sessions = wants(config)
-    intent_row, session_row = _row_fns(config)
+    want_intents, want_sessions = wants(linking)
+    intent_row, session_row = _row_fns(linking)
     looks: list[tuple[list[dict[str, Any]], Callable[[], list[dict[str, Any]]]]] = []
     unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
     if len(unnamed):
@@ -290,7 +312,7 @@ def edge_look(
     for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort), strict=False):
         into += rows
 
-    charges += _charges_of_paying(client, config, candidates, payments, charges, intents, sessions, policy)
+    charges += _charges_of_paying(client, linking, candidates, payments, charges, intents, sessions, policy)
     log.info(
         "edge.done",
         extra={
@@ -303,32 +325,36 @@ def edge_look(
 
 
 def of_orders(
-    client: stripe.StripeClient, config: Config, orders: pd.DataFrame, known: Payments, policy: stripe_pull.RetryPolicy
+    client: stripe.StripeClient,
+    linking: Linking,
+    orders: pd.DataFrame,
+    known: Payments,
+    policy: stripe_pull.RetryPolicy,
 ) -> Payments:
     """For orders outside any window (a re-check): the objects whose ids they store, and the charges of
     their PaymentIntents and sessions that say money moved; what edge_look finds without looking past
     a window. Objects in `known` are not asked for again."""
-    charges, intents, sessions = _stored_objects(client, config, orders, known, policy)
-    charges += _charges_of_paying(client, config, orders, known, charges, intents, sessions, policy)
+    charges, intents, sessions = _stored_objects(client, linking, orders, known, policy)
+    charges += _charges_of_paying(client, linking, orders, known, charges, intents, sessions, policy)
     return _outside_payments(charges, intents, sessions)
 
 
 def _stored_objects(
     client: stripe.StripeClient,
-    config: Config,
+    linking: Linking,
     orders: pd.DataFrame,
     known: Payments,
     policy: stripe_pull.RetryPolicy,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The charges, and (when the link kinds use them) PaymentIntents and Checkout Sessions, whose
     ids `orders` store, as rows; those `known` has already are not retrieved."""
-    key = config.stripe.order_id_metadata_key
+    key = linking.metadata_key
     stored = sorted(_ids(orders["stored_charge_id"]) - set(known.charges["charge_id"]))
     charges = stripe_pull.retrieve_charges(client, stored, key, policy)
     intents: list[dict[str, Any]] = []
     sessions: list[dict[str, Any]] = []
-    want_intents, want_sessions = wants(config)
-    intent_row, session_row = _row_fns(config)
+    want_intents, want_sessions = wants(linking)
+    intent_row, session_row = _row_fns(linking)
     if want_intents:
         ids = sorted(set(_column(orders, "stored_payment_intent_id")) - set(known.intents["pi_id"]))
         intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
@@ -340,7 +366,7 @@ def _stored_objects(
 
 def _charges_of_paying(
     client: stripe.StripeClient,
-    config: Config,
+    linking: Linking,
     orders: pd.DataFrame,
     known: Payments,
     charges: list[dict[str, Any]],
@@ -350,7 +376,7 @@ def _charges_of_paying(
 ) -> list[dict[str, Any]]:
     """A PaymentIntent or session of one of `orders` says money moved, but its charge was not seen
     (in `known` or `charges`): that charge, listed by its PaymentIntent."""
-    key = config.stripe.order_id_metadata_key
+    key = linking.metadata_key
     keys = list(orders["order_key"].dropna())
     stored_intents = list(_column(orders, "stored_payment_intent_id"))
     stored_sessions = list(_column(orders, "stored_session_id"))

@@ -39,7 +39,7 @@ class Probe:
 
 def endpoints(config: Config) -> list[tuple[str, str]]:
     """The list endpoints a run of this config reads, with the permission each needs."""
-    want_intents, want_sessions = payments.wants(config)
+    want_intents, want_sessions = payments.wants(payments.Linking.from_config(config))
     return [*ENDPOINTS, *([INTENTS] if want_intents else []), *([SESSIONS] if want_sessions else [])]
 
 

@@ -35,12 +35,12 @@ from reconcile.timeutil import to_unix
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 100
 # Lists Stripe documents as sorted newest first ("sorted by creation date, with the most recent ...
 # appearing first"): charges, balance transactions, refunds. Of PaymentIntents, Checkout Sessions
 # and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
 ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
+# A Stripe id as it may appear in a URL path (ids from order documents are checked against it).
+SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
@@ -233,7 +233,7 @@ def iter_pages(
     seen_cursors: set[str] = set()
     while True:
         interrupt.checkpoint("pull")  # between pages: nothing is half-done here
-        page_params = dict(params, limit=PAGE_SIZE)
+        page_params = dict(params, limit=pull_plan.PAGE_SIZE)
         if cursor:
             page_params["starting_after"] = cursor
         page = request(client, path, page_params, policy)
@@ -250,7 +250,8 @@ def created_filter(since: datetime, until: datetime) -> dict[str, int]:
     return {"gte": to_unix(since), "lt": to_unix(until)}
 
 
-def _id_of(value: Any) -> str | None:
+def id_of(value: Any) -> str | None:
+    """The id of a Stripe object, expanded (a dict) or not (its id); None when absent."""
     if isinstance(value, dict):
         return value.get("id")
     return value or None
@@ -282,7 +283,7 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
         "disputed": bool(charge.get("disputed")),
         "currency": (charge.get("currency") or "").lower(),
         "order_ref": clean_order_ref((charge.get("metadata") or {}).get(metadata_key)),
-        "payment_intent": _id_of(charge.get("payment_intent")),
+        "payment_intent": id_of(charge.get("payment_intent")),
         "description": charge.get("description"),
         "email": billing.get("email") or charge.get("receipt_email"),
         "livemode": bool(charge.get("livemode")),
@@ -305,7 +306,7 @@ def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
         "amount": int(txn.get("amount") or 0),
         "fee": int(txn.get("fee") or 0),
         "net": int(txn.get("net") or 0),
-        "source": _id_of(txn.get("source")),
+        "source": id_of(txn.get("source")),
     }
 
 
@@ -423,7 +424,7 @@ def retrieve_charges(
     """Charges by id (stored on orders whose charge fell outside the window); a missing id is skipped."""
     rows = []
     for charge_id in charge_ids:
-        if not _SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
+        if not SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
             log.warning("pull.stored_charge_id_invalid", extra={"charge_id": charge_id[:40]})
             continue
         try:
@@ -444,7 +445,7 @@ def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, A
         "amount": int(intent.get("amount") or 0),
         "currency": (intent.get("currency") or "").lower(),
         "order_ref": clean_order_ref((intent.get("metadata") or {}).get(metadata_key)),
-        "latest_charge": _id_of(intent.get("latest_charge")),
+        "latest_charge": id_of(intent.get("latest_charge")),
         "email": intent.get("receipt_email"),
         "cancellation_reason": intent.get("cancellation_reason"),
         "livemode": bool(intent.get("livemode")),
@@ -462,29 +463,13 @@ def checkout_session_row(session: dict[str, Any], metadata_key: str) -> dict[str
         "payment_status": session.get("payment_status"),
         "client_reference_id": clean_order_ref(session.get("client_reference_id")),
         "order_ref": clean_order_ref((session.get("metadata") or {}).get(metadata_key)),
-        "payment_intent": _id_of(session.get("payment_intent")),
+        "payment_intent": id_of(session.get("payment_intent")),
         "amount_total": None if total is None else int(total),
         "currency": (session.get("currency") or "").lower() or None,
         "email": details.get("email") or session.get("customer_email"),
         "expires_at": session.get("expires_at"),
         "livemode": bool(session.get("livemode")),
     }
-
-
-def fetch_payment_intents(
-    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
-) -> list[dict[str, Any]]:
-    return fetch_window(
-        client, "/v1/payment_intents", since, until, lambda p: payment_intent_row(p, metadata_key), policy
-    )
-
-
-def fetch_checkout_sessions(
-    client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
-) -> list[dict[str, Any]]:
-    return fetch_window(
-        client, "/v1/checkout/sessions", since, until, lambda s: checkout_session_row(s, metadata_key), policy
-    )
 
 
 def retrieve_objects(
@@ -498,7 +483,7 @@ def retrieve_objects(
     """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
     rows = []
     for object_id in ids:
-        if not _SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
+        if not SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
             continue
         try:
@@ -522,7 +507,7 @@ def list_by(
     """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
     rows: list[dict[str, Any]] = []
     for value in values:
-        if not _SAFE_ID.match(value):
+        if not SAFE_ID.match(value):
             continue
         for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
             rows.extend(row(obj) for obj in page)

@@ -900,11 +900,6 @@ class StandinStore:
             for col in self._cols.values():
                 col.sort()
 
-    def clear_cache(self) -> None:
-        """Drop all cached JSON (frees memory; it is rebuilt on demand)."""
-        with self.lock:
-            self._pieces.clear()
-
     # ----------------------------------------------------------------- builders
 
     def create_charge(

@@ -1,0 +1,217 @@
+"""The words of an outcome: one short sentence per row, from the codes and numbers the decision returns.
+
+decide/classify.py gives each row an outcome, its columns and (where they say more) its
+`Facts`; this module writes the `detail` a person reads in the report, the CSV, the summary and
+the open items. It decides nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from reconcile.decide import classify as c
+from reconcile.decide import match
+from reconcile.money import format_amount
+
+# A charge-less payment attempt, by its state (match.ATTEMPT_STATES).
+ATTEMPT_WORDS = {
+    match.PROCESSING: "payment processing (bank debits take days to settle)",
+    match.PAID_ELSEWHERE: "succeeded, but its charge was not found",
+    match.EXPIRED: "expired, the customer abandoned the checkout",
+    match.CANCELED: "canceled",
+    match.OPEN: "still open, the customer may still pay",
+    match.INCOMPLETE: "never completed",
+}
+NO_CHARGE = "no charge at all (abandoned checkout, or the request never reached Stripe)"
+YOUNG = "younger than the grace period"
+NO_ORDER = "charge names no order"
+_NO_FACTS = c.Facts()
+
+
+def worded(outcomes: pd.DataFrame, rules: c.Rules) -> pd.DataFrame:
+    """`outcomes` (classify's result) with its `detail` column written; changed in place and returned."""
+    outcomes["detail"] = details(outcomes, rules)
+    return outcomes
+
+
+def details(outcomes: pd.DataFrame, rules: c.Rules) -> list[str | None]:
+    """A short sentence per outcome that is not plain ok."""
+    outcome = outcomes["outcome"].to_numpy()
+    status = outcomes["order_status"].astype(object).to_numpy()
+    no_facts = outcomes["facts"].isna().to_numpy()
+    # The common sentences that depend on nothing but the outcome, set at once (a backfill can have
+    # hundreds of thousands of them, each then one shared string); the loop below writes the rest.
+    plain = [
+        (outcome == c.REPAIRED, repaired(rules)),
+        ((outcome == c.STALE_PENDING) & no_facts, NO_CHARGE),
+        ((outcome == c.IN_FLIGHT) & no_facts & (status == rules.pending_status), YOUNG),
+        ((outcome == c.ORPHAN_CHARGE) & no_facts, NO_ORDER),
+    ]
+    texts = np.full(len(outcomes), None, dtype=object)
+    done = outcome == c.OK
+    for mask, text in plain:
+        texts[mask] = text
+        done |= mask
+    unpaid = (outcome == c.PAID_WITHOUT_CHARGE) & no_facts
+    texts[unpaid] = [f"order is {s} but no succeeded charge was found" for s in status[unpaid]]
+    done |= unpaid
+    positions = np.flatnonzero(~done)
+    if not len(positions):
+        return list(texts)
+    # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
+    rows = outcomes.iloc[positions][
+        [
+            "outcome",
+            "order_key",
+            "order_status",
+            "amount",
+            "currency",
+            "charge_id",
+            "charge_amount",
+            "charge_currency",
+            "amount_refunded",
+            "facts",
+        ]
+    ].to_dict("records")
+    for position, row in zip(positions, rows, strict=True):
+        texts[position] = sentence(cast(dict[str, Any], row), row["facts"] or _NO_FACTS, rules)
+    return list(texts)
+
+
+def repaired(rules: c.Rules) -> str:
+    return f"{rules.pending_status} -> {rules.paid_statuses[0]} (charge succeeded)"
+
+
+def _release(reason: str | None) -> str:
+    """Why an authorization was released (classify.AUTHORIZATION_LAPSED: nobody canceled it)."""
+    if not reason:
+        return "the authorization window passed"
+    return f"PaymentIntent canceled: {match.CANCELLATION_REASONS.get(reason, reason)}"
+
+
+def _attempt(what: str, state: str) -> str:
+    return f"{what}: {ATTEMPT_WORDS[state]}"
+
+
+def sentence(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
+    """The detail of one row (a dict of classify's columns), with what match adds about probable pairs."""
+    if facts.pair is not None:
+        return facts.pair
+    text = _base(row, facts, rules)
+    if facts.too_many_pairings:
+        text = (
+            f"{text}; too many possible pairings ({facts.too_many_pairings:,}) to propose probable matches:"
+            " check matching.link_by"
+        )
+    for note in facts.notes:
+        text = f"{text}; {note}" if text else note
+    return text
+
+
+def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
+    outcome = row["outcome"]
+    if outcome == c.DATA_PROBLEM:
+        return facts.problem if facts.problem is not None else f"unknown order status {str(row['order_status'])[:40]!r}"
+    if outcome == c.LINK_CONFLICT:
+        return "links disagree, nothing repaired: " + (facts.conflict or "")
+    if outcome == c.DUPLICATE_CHARGE:
+        return f"{len(facts.paid_charges)} succeeded charges: " + ", ".join(facts.paid_charges)
+    if outcome == c.AMOUNT_MISMATCH:
+        return _amount_mismatch(row, facts, rules)
+    if outcome == c.REFUNDED_OR_DISPUTED:
+        return _refunded_or_disputed(row, facts)
+    if outcome == c.REPAIRED:
+        return repaired(rules)
+    if outcome == c.MARKED_FAILED:
+        reasons = []
+        if facts.failed_charges:
+            reasons.append(f"{facts.failed_charges} failed charge(s)")
+        canceled = facts.attempt(match.CANCELED)
+        if canceled is not None:
+            reasons.append(_attempt(canceled, match.CANCELED))
+        if facts.released:
+            reasons.append(f"authorization released uncaptured ({_release(facts.released_reason)})")
+        return f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
+    if outcome == c.FAILED_BUT_CHARGED:
+        return f"order is {rules.failed_status} but charge {row['charge_id']} succeeded"
+    if outcome == c.UNCAPTURED:
+        return "charge authorized, not captured"
+    if outcome == c.PAID_WITHOUT_CHARGE:
+        text = f"order is {row['order_status']} but no succeeded charge was found"
+        if facts.released:
+            text += f"; its authorization was released uncaptured ({_release(facts.released_reason)})"
+        for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
+            what = facts.attempt(state)
+            if what is not None:
+                return f"{text}; {_attempt(what, state)}"
+        return text
+    if outcome == c.IN_FLIGHT:
+        return _in_flight(row, facts, rules)
+    if outcome == c.STALE_PENDING:
+        for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.INCOMPLETE):
+            what = facts.attempt(state)
+            if what is not None:
+                return f"no charge: {_attempt(what, state)}"
+        return NO_CHARGE
+    if outcome == c.ORPHAN_CHARGE:
+        if facts.ref_source is None:
+            return NO_ORDER
+        return f"{facts.ref_source} names order {str(row['order_key'])[:60]}, which does not exist"
+    return None
+
+
+def _amount_mismatch(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
+    text = (
+        f"order {format_amount(row['amount'], row['currency'] or '')}, "
+        f"charge captured {format_amount(row['charge_amount'], row['charge_currency'] or '')}"
+    )
+    if facts.authorized is not None and facts.authorized > row["charge_amount"]:
+        text += f" of {format_amount(facts.authorized, row['charge_currency'] or '')} authorized"
+    if (
+        rules.amount_tolerance
+        and row["order_status"] == rules.pending_status
+        and row["currency"] == row["charge_currency"]
+        and abs(row["amount"] - row["charge_amount"]) <= rules.amount_tolerance
+    ):
+        text += " (within orders.amount_tolerance, which repairs use only with orders.repair_within_tolerance)"
+    return text
+
+
+def _refunded_or_disputed(row: dict[str, Any], facts: c.Facts) -> str:
+    currency = row["charge_currency"] or ""
+    parts = []
+    if pd.notna(row["amount_refunded"]) and row["amount_refunded"] > 0:
+        parts.append(f"refunded {format_amount(row['amount_refunded'], currency)}")
+    if facts.disputed:
+        parts.append("disputed")
+    text = (" and ".join(parts) or "no refund in Stripe") + f" while the order is {row['order_status']}"
+    recorded = facts.order_refunded
+    expected = int(row["amount"]) - recorded
+    paid = int(row["charge_amount"]) - int(row["amount_refunded"] if pd.notna(row["amount_refunded"]) else 0)
+    if expected != paid:
+        recorded_text = (
+            f", after {format_amount(recorded, row['currency'] or '')} refunded on the order" if recorded else ""
+        )
+        text += (
+            f"; the order expects net {format_amount(expected, row['currency'] or '')}{recorded_text},"
+            f" the customer paid net {format_amount(paid, currency)}"
+        )
+    return text
+
+
+def _in_flight(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
+    processing, still_open = facts.attempt(match.PROCESSING), facts.attempt(match.OPEN)
+    if facts.pending_charges:
+        text = "charge still processing"
+    elif processing is not None:
+        text = _attempt(processing, match.PROCESSING)
+    elif still_open is not None and not facts.young:
+        text = _attempt(still_open, match.OPEN)
+    else:
+        text = YOUNG
+    if row["order_status"] != rules.pending_status:
+        text = f"order is {row['order_status']}; its payment is still in progress: {text}"
+    return text

@@ -1,0 +1,96 @@
+"""Refunds and disputes from Stripe: those created in a window, or named ones as they are now.
+
+Each row carries its charge's row (expanded, or fetched when not); decide/movements.py judges them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from reconcile.errors import StripeRequestError
+from reconcile.stripe import pull as stripe_pull
+from reconcile.stripe import slices as pull_plan
+
+log = logging.getLogger(__name__)
+
+
+def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+    """The fields of a refund or dispute the job uses, with its charge's row when expanded."""
+    charge = obj.get("charge")
+    evidence = obj.get("evidence_details") or {}
+    return {
+        "object": obj.get("object"),
+        "object_id": obj["id"],
+        "created": int(obj["created"]),
+        "status": obj.get("status"),
+        "amount": int(obj.get("amount") or 0),
+        "currency": (obj.get("currency") or "").lower(),
+        "reason": obj.get("reason"),
+        "failure_reason": obj.get("failure_reason"),
+        "due_by": evidence.get("due_by"),
+        "charge_id": stripe_pull.id_of(charge),
+        "charge": stripe_pull.charge_row(charge, metadata_key) if isinstance(charge, dict) else None,
+    }
+
+
+def fetch_movements(
+    client: stripe.StripeClient,
+    since: datetime,
+    until: datetime,
+    metadata_key: str,
+    policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """Refunds and disputes created in [since, until), each with its charge (fetched when not expanded)."""
+    row = lambda obj: movement_row(obj, metadata_key)  # noqa: E731
+    params = {"expand": ["data.charge"]}
+    refunds, disputes = pull_plan.side_by_side(
+        [  # independent endpoints, each its own budget
+            lambda: stripe_pull.fetch_window(client, "/v1/refunds", since, until, row, policy, params),
+            lambda: stripe_pull.fetch_window(client, "/v1/disputes", since, until, row, policy, params),
+        ],
+        policy.abort,
+    )
+    rows = list({row["object_id"]: row for row in refunds + disputes}.values())  # one listed twice counts once
+    _fill_charges(client, rows, metadata_key, policy)
+    return rows
+
+
+def retrieve_movements(
+    client: stripe.StripeClient,
+    refs: Iterable[tuple[str, str]],
+    metadata_key: str,
+    policy: stripe_pull.RetryPolicy,
+) -> list[dict[str, Any]]:
+    """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
+    rows = []
+    for kind, object_id in refs:
+        path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
+        if path is None or not stripe_pull.SAFE_ID.match(object_id or ""):
+            continue
+        try:
+            rows.append(
+                movement_row(
+                    stripe_pull.request(client, f"{path}/{object_id}", {"expand": ["charge"]}, policy), metadata_key
+                )
+            )
+        except StripeRequestError:
+            log.warning("movements.missing", extra={"object_id": object_id})
+    _fill_charges(client, rows, metadata_key, policy)
+    return rows
+
+
+def _fill_charges(
+    client: stripe.StripeClient, rows: list[dict[str, Any]], key: str, policy: stripe_pull.RetryPolicy
+) -> None:
+    wanted = sorted({r["charge_id"] for r in rows if r["charge"] is None and r["charge_id"]})
+    if not wanted:
+        return
+    found = {c["charge_id"]: c for c in stripe_pull.retrieve_charges(client, wanted, key, policy)}
+    for r in rows:
+        if r["charge"] is None:
+            r["charge"] = found.get(r["charge_id"])
