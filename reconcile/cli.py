@@ -7,10 +7,11 @@ import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import click
 
-from reconcile.config import EMAIL_SEND, load_config
+from reconcile.config import EMAIL_SEND, Config, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
@@ -19,9 +20,16 @@ from reconcile.report.outputs import check_outputs
 from reconcile.run import interrupt
 from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
+if TYPE_CHECKING:
+    from pymongo.database import Database  # pymongo is imported only when a command needs it
+
 log = logging.getLogger("reconcile.cli")
 
 
+@overload
+def parse_option_when(value: str, option: str, now: datetime) -> datetime: ...
+@overload
+def parse_option_when(value: str | None, option: str, now: datetime) -> datetime | None: ...
 def parse_option_when(value: str | None, option: str, now: datetime) -> datetime | None:
     if value is None:
         return None
@@ -31,7 +39,7 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> None:
+def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> NoReturn:
     click.echo(f"reconcile: error: {one_line(str(error))}", err=True)
     sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
@@ -57,11 +65,14 @@ EXIT_CODES_HELP = (
 )
 @click.option(
     "--since",
+    "since_text",
     metavar="WHEN",
     help="Window start: ISO-8601 (naive = UTC) or a span back from now (90m, 6h, 3d). "
     "Default: where the last completed run ended, minus window.overlap (first run: --until minus window.lookback).",
 )
-@click.option("--until", metavar="WHEN", help="Window end, excluded. Same forms as --since. Default: now.")
+@click.option(
+    "--until", "until_text", metavar="WHEN", help="Window end, excluded. Same forms as --since. Default: now."
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -88,17 +99,17 @@ EXIT_CODES_HELP = (
 @click.pass_context
 def main(
     ctx: click.Context,
-    config_path,
-    since,
-    until,
-    dry_run,
-    report_dir,
-    summary_json,
-    wait,
-    email_send,
-    trigger,
-    now_text,
-    verbose,
+    config_path: Path,
+    since_text: str | None,
+    until_text: str | None,
+    dry_run: bool,
+    report_dir: Path | None,
+    summary_json: Path | None,
+    wait: str | None,
+    email_send: str | None,
+    trigger: str | None,
+    now_text: str | None,
+    verbose: bool,
 ) -> None:
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
@@ -120,8 +131,8 @@ def main(
     now = utcnow()
     if now_text is not None:
         now = parse_option_when(now_text, "--now", now)
-    since = parse_option_when(since, "--since", now)
-    until = parse_option_when(until, "--until", now)
+    since = parse_option_when(since_text, "--since", now)
+    until = parse_option_when(until_text, "--until", now)
     wait_for = parse_option_duration(wait, "--wait")
     progress = Progress.for_stream(sys.stderr)
     try:
@@ -236,7 +247,7 @@ def parse_option_duration(value: str | None, option: str) -> timedelta | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def print_summary(summary: dict, run_id: str | None = None) -> None:
+def print_summary(summary: dict[str, Any], run_id: str | None = None) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
     prefix = "DRY RUN: " if summary["dry_run"] else ""
     click.echo(f"{prefix}{summary['window']['since']} to {summary['window']['until']}: {counts or 'nothing in window'}")
@@ -245,7 +256,7 @@ def print_summary(summary: dict, run_id: str | None = None) -> None:
     click.echo(f"needs attention: {summary['needs_attention']}{open_text}; report: {summary['report']['html']}")
 
 
-def _open_db(ctx: click.Context):
+def _open_db(ctx: click.Context) -> tuple[Config, Database]:
     from reconcile.store import mongo
 
     config = load_config(ctx.obj["config_path"])

@@ -129,14 +129,14 @@ CANCELLATION_REASONS = {
 
 
 def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
-    """Rows or columns (reconcile/columns.py) of PaymentIntents; each counts once."""
+    """Rows or columns (reconcile/decide/columns.py) of PaymentIntents; each counts once."""
     frame = frame_of(rows, INTENT_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("pi_id", keep="first").reset_index(drop=True)
 
 
 def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
-    """Rows or columns (reconcile/columns.py) of Checkout Sessions; each counts once."""
+    """Rows or columns (reconcile/decide/columns.py) of Checkout Sessions; each counts once."""
     frame = frame_of(rows, SESSION_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("session_id", keep="first").reset_index(drop=True)
@@ -329,7 +329,7 @@ def link(
     n_charges = len(charges)
     win_c, strong_c = winner[:n_charges], strongest[:n_charges]
     none = len(_SOURCE_NAMES)  # index of None in the name arrays
-    padded_ref = np.append(ref, None)
+    padded_ref = np.append(ref, np.array([None], dtype=object))
     padded_source = np.append(source, none).astype(np.int64)
     linked = charges.assign(
         order_key=order_of[:n_charges],
@@ -486,18 +486,21 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
     chosen = chosen.assign(absgap=chosen["gap"].abs()).sort_values(["level", "absgap"], ascending=[False, True])
 
     details = []
-    for row in chosen.itertuples():
-        reasons = "same amount and currency" if row.level % 2 else "same currency, amount within the tolerance"
-        if row.level >= 2:
+    # Plain Python values per row (tolist), so the arithmetic below is on ints, not on a row of any scalar.
+    for level, seconds, charge_id in zip(
+        chosen["level"].tolist(), chosen["gap"].tolist(), chosen["charge_id"].tolist(), strict=True
+    ):
+        reasons = "same amount and currency" if level % 2 else "same currency, amount within the tolerance"
+        if level >= 2:
             reasons += ", same email"
-        minutes = abs(int(row.gap)) // 60
+        minutes = abs(int(seconds)) // 60
         when = (
-            f"{minutes}m {'after' if row.gap >= 0 else 'before'} the order"
+            f"{minutes}m {'after' if seconds >= 0 else 'before'} the order"
             if minutes
             else "within a minute of the order"
         )
         details.append(
-            f"probable match ({_CONFIDENCE[int(row.level)]} confidence): charge {row.charge_id} has no order "
+            f"probable match ({_CONFIDENCE[int(level)]} confidence): charge {charge_id} has no order "
             f"reference; {reasons}; charged {when}. Confirm by hand: never repaired automatically"
         )
     result = pd.DataFrame(

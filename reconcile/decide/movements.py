@@ -113,7 +113,7 @@ def _judge(
             charge.get("amount_captured", 0) > 0
             and charge.get("amount_refunded", 0) >= charge.get("amount_captured", 0)
         )
-        if full and order_paid:
+        if full and order_paid and order is not None:  # order_paid implies an order; said for the type checker
             if order["order_key"] in flagged:
                 return REFUND, False, f"charge fully refunded ({amount}); {whose}, listed under refunded_or_disputed"
             return REFUNDED_ORDER_STILL_PAID, True, f"charge fully refunded ({amount}) but {whose}"

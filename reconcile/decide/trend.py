@@ -23,7 +23,7 @@ def trend_points(
     spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
     whole window again, so it adds no charges here."""
     first = (now - timedelta(days=days - 1)).astimezone(UTC).date()
-    points = {
+    points: dict[str, dict[str, Any]] = {
         (first + timedelta(days=i)).isoformat(): {
             "day": (first + timedelta(days=i)).isoformat(),
             "charges": 0,

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pymongo
 
@@ -18,7 +19,8 @@ from reconcile.errors import ConfigError
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedMongo:
@@ -68,6 +70,7 @@ class EmbeddedMongo:
             if self._process.poll() is not None:
                 raise RuntimeError(f"nx-27017 exited at start (code {self._process.returncode})")
             try:
+                client: pymongo.MongoClient[dict[str, Any]]
                 with pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=250) as client:
                     client.admin.command("ping")
                 return self

@@ -268,12 +268,14 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Co
     s.charge(first, amount=2900, payment_intent=intent["id"])
     # A checkout that crashed before writing any reference: a probable match for a person...
     late = s.order(c.PROBABLE_MATCH, amount=3150, age=timedelta(hours=3))
+    late_doc = orders.find_one({"_id": late})
+    assert late_doc is not None  # inserted just above
     s.charge(
         None,
         amount=3150,
         age=timedelta(hours=2, minutes=56),
         metadata={},
-        billing_email=orders.find_one({"_id": late})["email"],
+        billing_email=late_doc["email"],
     )
     # ...and one whose two candidate orders are equally likely: said so, neither picked.
     s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4))

@@ -42,7 +42,7 @@ def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
         "is_new": False,
         "age_days": 0,  # tolerate sparse documents
         **doc,
-        "kind_title": movements.TITLES.get(doc.get("kind"), doc.get("kind")),
+        "kind_title": movements.TITLES.get(doc.get("kind") or "", doc.get("kind")),
         "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
         "first_seen_text": fmt(from_unix(doc["first_seen"])) if doc.get("first_seen") else "",
         "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",

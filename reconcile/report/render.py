@@ -108,7 +108,7 @@ def discrepancy_rows(outcomes: pd.DataFrame, dashboard_url: str) -> list[dict[st
     """Every outcome other than ok, as plain dicts with display-ready fields."""
     rows = []
     for record in outcomes.loc[outcomes["outcome"] != c.OK].to_dict("records"):
-        r = {k: _value(v) for k, v in record.items()}
+        r = {str(k): _value(v) for k, v in record.items()}  # column names are strings
         r["order_amount_text"] = format_amount(r["amount"], r["currency"] or "") if r["amount"] is not None else ""
         r["charge_amount_text"] = (
             format_amount(r["charge_amount"], r["charge_currency"] or "") if r["charge_amount"] is not None else ""
@@ -225,7 +225,7 @@ def write_private(path: Path, text: str) -> None:
 
 def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Remove temporary files a killed run left behind (never a finished report; never a fresh temp file)."""
-    removed = []
+    removed: list[Path] = []
     if not report_dir.is_dir():
         return removed
     cutoff = time.time() - older_than

@@ -1,6 +1,6 @@
 """One invocation of `reconcile` under cron: lease, window plan, sub-window runs, history, email, retention.
 
-`job.run` reconciles one window. Around it, this module:
+`window.run` reconciles one window. Around it, this module:
 1. takes the run lease (a second run waits `lease.wait`, then exits 4 naming the holder);
 2. resends reports an earlier run could not email;
 3. plans the window from the watermark (or --since/--until) and splits it into sub-windows
@@ -645,4 +645,5 @@ def _summary(outcome: Outcome, invocation: str) -> dict[str, Any]:
     summary["exit_code"] = int(outcome.exit_code)
     if outcome.error is not None:
         summary["error"] = str(outcome.error)
-    return json.loads(json.dumps(summary, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+    return plain

@@ -1,10 +1,10 @@
 """Progress of long pulls on stderr (pages, objects, rate, ETA), only when stderr is a terminal.
 
-A window pull is many time slices walked side by side (reconcile/pull_plan.py), so no single
+A window pull is many time slices walked side by side (reconcile/stripe/slices.py), so no single
 request says how far the pull is: the pull itself reports after each page how much of its
 window is done (the seconds no slice still has to walk). The Stripe client is wrapped
 (`ProgressClient`, so the pulling code takes no extra argument) and offers `watch_pull`, which
-`stripe_pull` calls when a window pull starts.
+`reconcile/stripe/pull.py` calls when a window pull starts.
 
 One updating line shows every pull in flight; a finished pull leaves its final line behind.
 """
@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    # For the type checker the wrapper is the client it stands in for: every other attribute passes through.
+    from stripe import StripeClient as _Wrapped
+else:
+    _Wrapped = object
 
 from reconcile.stripe.slices import Progress as PullReport
 
@@ -113,7 +119,7 @@ class Progress:
             self._finish_line()
 
 
-class ProgressClient:
+class ProgressClient(_Wrapped):
     """Wraps a StripeClient: window pulls report to a Progress; everything else passes through."""
 
     def __init__(self, client: Any, progress: Progress):

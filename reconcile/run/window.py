@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide import classify as c
-from reconcile.decide import totals
+from reconcile.decide import columns, totals
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
 from reconcile.report import render as report
@@ -159,30 +159,35 @@ def _run(
             db[orders_name], config.orders, scan_db[orders_name], config.mongodb.scan_timeout.total_seconds()
         )
 
+    beside: order_store.OrderLoad | None  # None once the window's load is taken from it
     beside = order_load()
 
     def stop_load() -> None:
         interrupt.checkpoint("load")
         if policy.abort.is_set():  # a pull beside it failed: its error is the one to report
             raise pull_plan.PullAborted()
+        assert beside is not None  # the closures run during the pull, before it is dropped
         if beside.count > ORDERS_BESIDE_PULL:
             raise _LoadAfterPull()
 
     def window_beside_pull() -> bool:
+        assert beside is not None
         try:
             beside.window(req.since, req.until, stop_load)
         except _LoadAfterPull:
             return False
         return True
 
-    pulled, balance_columns, loaded = pull_plan.side_by_side(
-        [
-            lambda: payment_pull.pull(client, linking, req.since, req.until, policy),
-            lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
-            window_beside_pull,
-        ],
-        policy.abort,
-    )
+    # Three kinds of result from one call: typed here, where they are unpacked.
+    calls: list[Callable[[], Any]] = [
+        lambda: payment_pull.pull(client, linking, req.since, req.until, policy),
+        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
+        window_beside_pull,
+    ]
+    pulled: payment_pull.Payments
+    balance_columns: columns.Columns
+    loaded: bool
+    pulled, balance_columns, loaded = pull_plan.side_by_side(calls, policy.abort)
     # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
     interrupt.checkpoint("pull")
     balance = totals.balance_frame(balance_columns)
@@ -248,7 +253,7 @@ def _run(
         )
     clock.lap("repair")
 
-    counts = {o: int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
+    counts = {str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
     if req.counted_from is not None:
         balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
     money = totals.summarize(balance)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ def present(db: Database, spec: IndexSpec) -> bool:
     queries on its prefix; direction not compared: a B-tree serves both directions, and some
     MongoDB-compatible servers do not report it)."""
     with mongo_errors(f"listing the indexes of {spec.collection}"):
-        info: dict[str, Any] = db[spec.collection].index_information()
+        info: MutableMapping[str, Any] = db[spec.collection].index_information()
     width = len(spec.fields)
     return any(tuple(k for k, _ in index.get("key", []))[:width] == spec.fields for index in info.values())
 

@@ -190,12 +190,13 @@ def apply_repairs(
                 }
             _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
-            if row.order_key not in changed:
-                result.lost_race.append(row.order_key)
+            key = str(row.order_key)  # a string column (the order's _id as text)
+            if key not in changed:
+                result.lost_race.append(key)
             elif row.outcome == REPAIRED:
-                result.repaired.append(row.order_key)
+                result.repaired.append(key)
             else:
-                result.marked_failed.append(row.order_key)
+                result.marked_failed.append(key)
         log.info(
             "repair.batch",
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},

@@ -3,8 +3,8 @@ when the configured link kinds use them; then the look past the window's edges. 
 items from earlier windows uses the same looks around the charges and orders it names.
 
 I/O only through stripe_pull; which order each object belongs to is decided in match.py. The
-window pulls of the three kinds run side by side (reconcile/pull_plan.py) and arrive as columns
-(reconcile/columns.py); from then on each kind is one frame.
+window pulls of the three kinds run side by side (reconcile/stripe/slices.py) and arrive as columns
+(reconcile/decide/columns.py); from then on each kind is one frame.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -292,21 +293,21 @@ def edge_look(
     unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
     if len(unnamed):
         for lo, hi in _edges(unnamed, since, until, slack):
-            looks.append((charges, lambda lo=lo, hi=hi: stripe_pull.fetch_charges(client, lo, hi, key, policy)))
+            looks.append((charges, partial(stripe_pull.fetch_charges, client, lo, hi, key, policy)))
     later = [span for span in _edges(candidates["created"], since, until, slack) if span[0] == until]
     for lo, hi in later:
         if want_intents:
             looks.append(
                 (
                     intents,
-                    lambda lo=lo, hi=hi: stripe_pull.fetch_window(client, INTENTS_PATH, lo, hi, intent_row, policy),
+                    partial(stripe_pull.fetch_window, client, INTENTS_PATH, lo, hi, intent_row, policy),
                 )
             )
         if want_sessions:
             looks.append(
                 (
                     sessions,
-                    lambda lo=lo, hi=hi: stripe_pull.fetch_window(client, SESSIONS_PATH, lo, hi, session_row, policy),
+                    partial(stripe_pull.fetch_window, client, SESSIONS_PATH, lo, hi, session_row, policy),
                 )
             )
     for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort), strict=False):

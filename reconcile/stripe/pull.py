@@ -4,8 +4,8 @@ Pages come from `StripeClient.raw_request` and are parsed JSON dicts: building S
 costs ~10x the CPU per page, and the job keeps only a few fields of each object anyway.
 The SDK still does requests, auth, 5xx/connection retries and error mapping; rate limits
 (429), which it does not retry, are handled here. Every request takes its token from the
-run's shared budget (reconcile/budget.py); windows are pulled as concurrent time slices
-(reconcile/pull_plan.py).
+run's shared budget (reconcile/stripe/budget.py); windows are pulled as concurrent time slices
+(reconcile/stripe/slices.py).
 """
 
 from __future__ import annotations
@@ -44,13 +44,12 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
-    base = {"api": config.api_base.rstrip("/")} if config.api_base else None
     return stripe.StripeClient(
         api_key,
         # Every request names the version the job's rules are written for (README "Stripe API
         # version"), so the account's default version never changes what the job reads.
         stripe_version=config.api_version,
-        base_addresses=base,
+        base_addresses={"api": config.api_base.rstrip("/")} if config.api_base else None,
         max_network_retries=config.max_network_retries,
         http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
     )
@@ -154,7 +153,9 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         else:
             granted = 0.0
         try:
-            return client.raw_request("get", path, **params).data
+            # raw_request is untyped in the SDK; a list or retrieve answers a JSON object.
+            data: dict[str, Any] = client.raw_request("get", path, **params).data
+            return data
         except stripe.RateLimitError as exc:
             if policy.budget:
                 policy.budget.throttled(endpoint, granted)
@@ -331,7 +332,7 @@ def _pull(
         return request(client, path, {**base, **page_params}, policy)
 
     started = time.monotonic()
-    watch = getattr(client, "watch_pull", None)  # a progress display wrapping the client (reconcile/progress.py)
+    watch = getattr(client, "watch_pull", None)  # a progress display wrapping the client (reconcile/run/progress.py)
     progress = watch(path, to_unix(since), to_unix(until)) if callable(watch) else None
     pages, stats = pull_plan.pull_window(
         fetch,
@@ -369,7 +370,7 @@ def fetch_window(
     """Every object of a list endpoint created in [since, until), each reduced to its row of fields.
 
     The one entry point for window pulls: the window is cut into time slices pulled side by side
-    under the policy's budget (reconcile/pull_plan.py). Rows come back in Stripe's list order,
+    under the policy's budget (reconcile/stripe/slices.py). Rows come back in Stripe's list order,
     exactly as a sequential pull would give them. Callable from several threads at once.
     """
     pages = _pull(client, path, since, until, lambda objs: [row(obj) for obj in objs], policy, params)

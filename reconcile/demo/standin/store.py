@@ -543,7 +543,7 @@ _REFUND_TEMPLATE: dict[str, Any] = {
     "transfer_reversal": None,
 }
 
-_EVIDENCE = {
+_EVIDENCE: dict[str, Any] = {
     name: None
     for name in (
         "access_activity_log billing_address cancellation_policy cancellation_policy_disclosure "
