@@ -13,7 +13,7 @@ from pymongo.database import Database
 
 from reconcile.config import MongoConfig
 from reconcile.errors import ConfigError, MongoUnavailable
-from reconcile.redact import network_cause
+from reconcile.redact import mongo_facts, network_cause
 
 _MESSAGE_HOST = re.compile(r"^([^\s:,]+:\d+): ")
 
@@ -30,9 +30,8 @@ def mongo_errors(action: str) -> Iterator[None]:
             raise ConfigError(
                 f"MongoDB refused the credentials or a permission while {action} (code {exc.code})"
             ) from None
-        raise MongoUnavailable(
-            f"MongoDB failed while {action}: {exc.details.get('errmsg') if exc.details else exc.code}"
-        ) from None
+        # The code name, never the server's message: it can quote documents (a duplicate key's values).
+        raise MongoUnavailable(f"MongoDB failed while {action}: {mongo_facts(exc)}") from None
     except pymongo.errors.ConnectionFailure as exc:  # AutoReconnect, NetworkTimeout: "host:port: cause (...)"
         host = _MESSAGE_HOST.match(str(exc))
         where = f"{host.group(1)}: " if host else ""
