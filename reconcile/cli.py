@@ -103,6 +103,15 @@ class ReconcileGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, args))
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SystemExit as stop:
+            # --quiet (cron): output only when the exit code is not 0, ending with the code, which cron's mail omits.
+            if ctx.params.get("quiet") and stop.code not in (0, None):
+                click.echo(f"(exit {stop.code})", err=True)
+            raise
+
 
 @click.group(
     cls=ReconcileGroup,

@@ -181,7 +181,7 @@ def test_quiet_prints_nothing_when_all_is_well_and_the_summary_when_not(cli, sho
     shop.charge(None, amount=990)  # an orphan charge: needs a person
     found = cli("--quiet", "--log-file", str(log), "--since", "1d")
     assert found.exit_code == 1
-    assert "needs attention: 1" in found.stdout and found.stderr == ""
+    assert "needs attention: 1" in found.stdout and found.stderr == "(exit 1)\n"
 
 
 def test_an_unwritable_log_file_is_one_line_and_exit_2(cli, tmp_path):
