@@ -9,6 +9,7 @@ is on screen when the test looks, without any timing assumption.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -19,17 +20,22 @@ import subprocess
 import sys
 import termios
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pyte
 import pytest
-from conftest import API_KEY, write_config
+from conftest import API_KEY, at, write_config
 from faultkit import FAST, ROOT, wait_for
 from test_faults_process import hang_second_charges_page, seed_two_pages
 
 from reconcile.decide import classify as c
+from reconcile.run import progress
+from reconcile.run.progress import Progress
 
 ROWS = 40
+H = timedelta(hours=1)
+DAY = timedelta(days=1)
 TIME = re.compile(r"^\d\d:\d\d:\d\d ")
 # Text only the progress line has: a row holding any of it after the run is a stale progress row.
 PROGRESS_TEXT = ("of the window", "ETA ", " objects, ", "/s, ")
@@ -98,11 +104,14 @@ def test_progress_on_a_terminal_is_one_cut_line_under_human_log_lines_and_ctrl_c
     )
     try:
         wait_for(lambda: stripe_server.faults_served == 1, what="the second charges page to hang")
-        on_screen = wait_for(
-            lambda: [row for row in term.rows() if "/v1/charges: " in row], what="the progress line to show"
-        )
+
+        def progress_shown() -> tuple[list[str], list[str]] | None:
+            rows = term.rows()  # one snapshot: the line is redrawn a few times a second
+            shown = [row for row in rows if "/v1/charges: " in row]
+            return (rows, shown) if shown else None
+
+        rows, on_screen = wait_for(progress_shown, what="the progress line to show")
         # One row, the last one, holding every pull in flight, cut to the width with an ellipsis.
-        rows = term.rows()
         assert len(on_screen) == 1 and rows[-1] == on_screen[0], rows
         assert not any(row.startswith("{") for row in rows), rows  # human lines, not JSON
         assert any(TIME.match(row) and "lease acquired" in row for row in rows), rows
@@ -159,3 +168,53 @@ def test_log_file_gets_json_lines_whatever_the_terminal(tmp_path, stripe_server,
     )
     assert term.wait() == 0
     assert any(row.startswith('{"ts": ') for row in term.rows())
+
+
+class StepLog(Progress):
+    """A display that remembers every step reported to it (the terminal's line is built from these)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.steps: list[tuple[str, int, int | None]] = []
+
+    def step(self, name: str, done: int, total: int | None = None) -> None:
+        self.steps.append((name, done, total))
+        super().step(name, done, total)
+
+
+def test_every_long_step_reports_progress_the_recheck_of_open_items_included(cli, db, seed, t0):
+    order = seed.order(None, status="accepted", amount=5000, age=3 * H)
+    seed.charge(order, amount=4500, age=3 * H)  # an amount mismatch: an item that later runs re-check
+    stuck = seed.order(c.REPAIRED, age=2 * H)
+    seed.charge(stuck, age=2 * H)
+    assert cli("--now", at(t0)).exit_code == 1
+    shown = StepLog()
+    progress.install(shown)  # as the CLI does on a terminal
+    later = cli("--now", at(t0 + 9 * DAY), "--since", at(t0 + 9 * DAY - 6 * H))
+    assert later.exit_code == 0, later.output  # the item is open, but from an earlier window
+    assert progress.current() is None  # the CLI takes the display down on its way out
+    names = [name for name, _, _ in shown.steps]
+    for step in ("load orders", "re-check open items", "charges by id", "report"):
+        assert step in names, names
+    recheck = [(done, total) for name, done, total in shown.steps if name == "re-check open items"]
+    assert recheck[0] == (0, 1) and recheck[-1] == (1, 1)  # from none to all of the one open item
+    assert shown.status_line() == ""  # every step ended
+
+
+def test_repairs_report_their_progress(cli, seed, t0):
+    for i in range(3):
+        seed.charge(seed.order(c.REPAIRED, amount=100 + i, age=2 * H), amount=100 + i, age=2 * H)
+    cli.configure(mongodb={"repair_batch_size": 2})
+    shown = StepLog()
+    progress.install(shown)
+    assert cli("--now", at(t0)).exit_code == 0
+    assert [s for s in shown.steps if s[0] == "repair"] == [("repair", 0, 3), ("repair", 2, 3), ("repair", 3, 3)]
+
+
+def test_a_step_shows_done_of_total_with_an_eta_on_the_line():
+    screen = io.StringIO()
+    ticks = iter([0.0, 10.0])  # one tick per report
+    shown = Progress(screen, clock=lambda: next(ticks), interval=0)
+    shown.step("re-check open items", 0, 40)
+    shown.step("re-check open items", 10, 40)
+    assert screen.getvalue().split("\r\x1b[K")[-1] == "re-check open items: 10/40, ETA 0:30"
