@@ -213,7 +213,7 @@ def main(
     except ConfigError as error:
         fail(error)
     ctx.obj = {"config_path": config_path}
-    if console is not None and ctx.invoked_subcommand in (None, "demo"):
+    if console is not None and console.is_terminal and ctx.invoked_subcommand in (None, "demo"):
         from reconcile.run.progress import LiveProgress
 
         live = LiveProgress(console)

@@ -185,7 +185,15 @@ class LiveProgress(Progress):
         super().__init__(None, clock, interval=0.0)
         self.console = console
         # transient: the line is erased on close, so whatever is printed next starts on a clean row.
-        self._live = Live(console=console, transient=True, refresh_per_second=4, get_renderable=self._renderable)
+        # stdout is left alone (it may be a file: the summary must not land on stderr); stray writes to
+        # stderr are printed above the line.
+        self._live = Live(
+            console=console,
+            transient=True,
+            refresh_per_second=4,
+            get_renderable=self._renderable,
+            redirect_stdout=False,
+        )
         self._started = False
 
     def _renderable(self) -> Any:
