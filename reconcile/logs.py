@@ -88,18 +88,38 @@ class HumanFormatter(logging.Formatter):
         return scrub(f"{when} {level}{step}" + (f": {'; '.join(parts)}" if parts else ""))
 
 
+# Steps a person at a terminal does not need a line for (the progress line shows them while they
+# run; -v shows them too). JSON lines always have them.
+CHATTY_STEPS = frozenset(
+    {
+        "pull.page_set",
+        "pull.sessions_by_payment_intent",
+        "pull.payment_intents_of_authorizations",
+        "pull.payment_intents_retrieved",
+        "load.orders",
+        "edge.done",
+        "classify.done",
+        "repair.batch",
+        "lease.acquired",
+        "lease.released",
+    }
+)
+
+
 class ConsoleHandler(logging.Handler):
     """Human lines through a rich Console: printed above its live progress line, never glued to it.
     Info lines are cut to the terminal's width (the log file has them whole); warnings and errors wrap."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, verbose: bool = False):
         super().__init__()
-        self.console = console
+        self.console, self.verbose = console, verbose
         self.setFormatter(HumanFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         from rich.text import Text
 
+        if record.levelno < logging.WARNING and not self.verbose and record.getMessage() in CHATTY_STEPS:
+            return
         try:
             line = self.format(record)
             if record.levelno < logging.WARNING:
@@ -159,7 +179,7 @@ def setup_logging(
             from rich.console import Console
 
             console = Console(file=stream, highlight=False, soft_wrap=False)
-            handlers.append(ConsoleHandler(console))
+            handlers.append(ConsoleHandler(console, verbose=level <= logging.DEBUG))
         else:
             handler = logging.StreamHandler(stream)
             handler.setFormatter(JsonLinesFormatter())

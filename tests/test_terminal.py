@@ -114,7 +114,7 @@ def test_progress_on_a_terminal_is_one_cut_line_under_human_log_lines_and_ctrl_c
         # One row, the last one, holding every pull in flight, cut to the width with an ellipsis.
         assert len(on_screen) == 1 and rows[-1] == on_screen[0], rows
         assert not any(row.startswith("{") for row in rows), rows  # human lines, not JSON
-        assert any(TIME.match(row) and "lease acquired" in row for row in rows), rows
+        assert any(TIME.match(row) and "run start" in row for row in rows), rows
         if columns == 80:
             assert on_screen[0].endswith("…") and len(on_screen[0]) <= columns, on_screen
         term.process.send_signal(signal.SIGINT)  # Ctrl-C

@@ -329,7 +329,7 @@ def run_demo(report_dir: Path) -> ExitCode:
     mismatched = [o for o in c.OUTCOMES if expected.get(o, 0) != result.counts.get(o, 0)]
     for line in demo_summary(result.counts, result.summary, sum(expected.values())):
         click.echo(line)
-    click.echo(f"report: {result.report.html}  (open it in a browser; the CSV is beside it)")
+    click.echo(f"report: {result.report.html} (and its CSV)")
     if mismatched:
         click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")
         for outcome in mismatched:
