@@ -398,7 +398,7 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found (pass --config PATH; see config.example.toml)") from None
+        raise ConfigError(f"config file {path} not found (pass --config PATH or set RECONCILE_CONFIG; see config.example.toml)") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     try:
