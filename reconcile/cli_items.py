@@ -199,8 +199,11 @@ def show(ctx: click.Context, key: str) -> None:
         f"seen        first {_when(doc.get('first_seen'))} (run {doc.get('first_run')}), "
         f"last {_when(doc.get('last_seen'))} (run {doc.get('last_run')}), {doc.get('times_seen', 0)} time(s)"
         + (f", reopened {doc['reopened']} time(s)" if doc.get("reopened") else ""),
-        f"checked     last {_when(doc.get('last_checked'))}",
+        f"checked     last {_when(doc.get('last_checked'))} (by its window or a re-check against Stripe)",
     ]
+    seen_by = doc.get("runs") or []
+    if seen_by:
+        lines.append(f"seen by     {', '.join(seen_by)}" + (" (the latest)" if len(seen_by) >= 100 else ""))
     if doc.get("flag"):
         lines.append(f"flag        {doc['flag']}")
     if doc.get("resolution"):

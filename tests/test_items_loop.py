@@ -87,6 +87,7 @@ def test_items_list_filters_and_show(cli, finance_queue, now):
     assert shown.exit_code == 0, shown.output
     assert str(finance_queue["dup"]) in shown.output and "state open" in shown.output
     assert f"run {first.summary['run_id']}" in shown.output
+    assert f"seen by     {first.summary['run_id']}" in shown.output
     ambiguous = cli("items", "show", "amount_mismatch")
     assert ambiguous.exit_code == 2 and "ambiguous: 2 items match" in ambiguous.output
     missing = cli("items", "show", "nothing_like_this")
@@ -379,3 +380,46 @@ def test_the_undo_marker_reads_a_real_date_and_a_wire_servers_string():
     assert undone_text(real) == "by alice on 2026-11-30"
     assert undone_text(dict(real, at="2026-11-30T22:05:00+00:00")) == "by alice on 2026-11-30"
     assert undone_text(dict(real, hold=False)) is None and undone_text(None) is None
+
+
+def test_the_worked_example_on_the_demo_shop(cli, store, db, now):
+    """The README's loop on the demo's shop: its report -> ack / accept / resolve / confirm -> the next run
+    reflects each decision; then the demo's run undone, restoring every order it changed, and undone twice."""
+    from reconcile.demo.shop import demo_sections, seed_demo_shop
+
+    seed_demo_shop(store, db["orders"], now)
+    cli.configure(**demo_sections())
+    before = {str(d["_id"]): (d.get("status"), d.get("charge_id")) for d in db["orders"].find()}
+    first = cli()
+    assert first.exit_code == 1, first.output
+    changed = set(first.summary["repaired"]) | set(first.summary["marked_failed"])
+
+    for args in (
+        ("ack", "duplicate_charge:", "--note", "refunding the second charge", "--by", "alice"),
+        ("accept", "amount_mismatch:", "--reason", "customer used a coupon", "--by", "bob"),
+        ("resolve", "paid_without_charge:", "--reason", "charged by hand", "--by", "carol"),
+        ("confirm", "probable_match:", "--by", "erin"),
+    ):
+        done = cli("items", *args)
+        assert done.exit_code == 0, done.output
+
+    second = cli("--since", "24h")
+    states = {d["kind"]: d for d in db["reconcile_items"].find()}
+    assert states[c.DUPLICATE_CHARGE]["state"] == "acknowledged"
+    assert states[c.AMOUNT_MISMATCH]["state"] == "accepted"
+    assert states[c.PAID_WITHOUT_CHARGE]["flag"] == "still present after being marked resolved by carol"
+    assert second.summary["counts"][c.PROBABLE_MATCH] == 0 and len(second.summary["repaired"]) == 1
+    html = open(second.summary["report"]["html"]).read()
+    assert "refunding the second charge" in html and "customer used a coupon" in html
+
+    undone = cli("undo", first.summary["run_id"], "--by", "alice")
+    assert undone.exit_code == 0, undone.output
+    for key in changed:
+        doc = next(d for d in db["orders"].find() if str(d["_id"]) == key)
+        assert (doc.get("status"), doc.get("charge_id")) == before[key]
+    records = list(db["reconcile_audit"].find({"action": "undo"}))
+    assert sorted(r["order_key"] for r in records) == sorted(changed)
+    snapshot = orders_snapshot(db), db["reconcile_audit"].count_documents({})
+    again = cli("undo", first.summary["run_id"])
+    assert again.exit_code == 0 and f"{len(changed)} already undone" in again.output
+    assert (orders_snapshot(db), db["reconcile_audit"].count_documents({})) == snapshot

@@ -35,6 +35,7 @@ from reconcile.timeutil import to_unix
 
 log = logging.getLogger(__name__)
 
+RUNS_KEPT = 100  # the latest runs that saw an item, kept on it (`reconcile items show`)
 JOB = "reconcile"  # who the job is, in the decisions it records itself (reopenings, verifications)
 # Fields a finding carries onto its item (display and re-check).
 CARRIED = (
@@ -145,7 +146,11 @@ def sync(
             fields.update(resolved_at=None, resolved_run=None, resolution=None, resolved_by=None, verified_at=None)
         if again.flag is not None or fresh:
             fields["flag"] = again.flag
-        update: dict[str, Any] = {"$set": fields, "$inc": {"times_seen": 1}}
+        update: dict[str, Any] = {
+            "$set": fields,
+            "$inc": {"times_seen": 1},
+            "$push": {"runs": {"$each": [run_id], "$slice": -RUNS_KEPT}},
+        }
         if fresh:
             fields.update(first_seen=at, first_run=run_id)
             if before is not None:
