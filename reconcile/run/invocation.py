@@ -21,30 +21,32 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import stripe
 from pymongo.database import Database
 
 from reconcile.config import Config
-from reconcile.decide import classify as c
-from reconcile.decide import items as item_rules
-from reconcile.decide import movements
-from reconcile.decide.trend import trend_points
-from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
+from reconcile.errors import (
+    ChangedThenFailed,
+    ConfigError,
+    InternalError,
+    Interrupted,
+    LeaseHeld,
+    MailError,
+    MongoUnavailable,
+    ReconcileError,
+)
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.logs import run_context
-from reconcile.redact import one_line
-from reconcile.report import mailer, period, retention
-from reconcile.report.render import ReportExtras, write_summary_json
-from reconcile.run import interrupt, recheck
+from reconcile.redact import one_line, scrub
+from reconcile.report import mailer, retention
+from reconcile.report.render import write_summary_json
+from reconcile.run import interrupt
 from reconcile.run import plan as window_plan
 from reconcile.run import window as job
 from reconcile.run.lease import Lease
 from reconcile.store import indexes
 from reconcile.store import items as item_store
-from reconcile.store import orders as order_store
 from reconcile.store import runs as state
-from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import fmt, utcnow
 
@@ -86,6 +88,7 @@ class Outcome:
     summary: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
     error: ReconcileError | None = None
+    failed_changes: job.Changes | None = None  # what the window run that failed had changed
 
 
 def email_policy(config: Config, override: str | None) -> str:
@@ -209,6 +212,11 @@ def _text(error: BaseException) -> str:
     return one_line(str(error))
 
 
+def _crash_text(error: BaseException) -> str:
+    """A bug's exception as one line: its type and its text, scrubbed of anything secret."""
+    return f"{type(error).__name__}: {scrub(one_line(str(error)))}"
+
+
 def _status_of(error: ReconcileError) -> str:
     return state.INTERRUPTED if isinstance(error, Interrupted) else state.FAILED
 
@@ -223,11 +231,14 @@ def _log_end(error: ReconcileError, step: str | None = None) -> None:
     (log.warning if isinstance(error, Interrupted) else log.error)(step, extra=fields)
 
 
-def _fail(outcome: Outcome, error: ReconcileError) -> None:
-    """The first error is the one the invocation reports (later ones follow from it); the worst code wins."""
+def _fail(outcome: Outcome, error: ReconcileError, changes: job.Changes | None = None) -> None:
+    """The first error is the one the invocation reports (later ones follow from it); the worst code wins.
+    `changes`: what the failed window run changed, listed in the summary however the run ended."""
     outcome.exit_code = worst(outcome.exit_code, error.exit_code)
     if outcome.error is None:
         outcome.error = error
+    if changes is not None and changes.count:
+        outcome.failed_changes = changes
 
 
 def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -249,6 +260,15 @@ def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
             "error": _text(outcome.error),
             "runs": [],
         }
+    if outcome.summary is not None and outcome.failed_changes is not None:
+        # A window that failed after changing orders: they are listed whatever else completed.
+        done = outcome.failed_changes
+        outcome.summary.setdefault("repaired", [])
+        outcome.summary.setdefault("marked_failed", [])
+        outcome.summary["repaired"] = [*outcome.summary["repaired"], *done.repair.repaired]
+        outcome.summary["marked_failed"] = [*outcome.summary["marked_failed"], *done.repair.marked_failed]
+        if done.report is not None:
+            outcome.summary["failed_run_report"] = {"html": str(done.report.html), "csv": str(done.report.csv)}
     if outcome.summary is not None and inv.summary_json:
         write_summary_json(inv.summary_json, outcome.summary)
 
@@ -306,10 +326,7 @@ def _run_all(
             started=utcnow(),
             source=plan.source,
         )
-        stash_for_hook: dict[str, Any] = {"source": plan.source}
-        hook = _period_hook(
-            config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook
-        )
+        changes = job.Changes()
         req = job.RunRequest(
             since=window.since,
             until=window.until,
@@ -318,11 +335,15 @@ def _run_all(
             report_dir=inv.report_dir,
             counted_from=window.counted_from,
             checkpoint=lease.check if lease else None,
-            extend=hook,
+            # Once per invocation, in its last window: the open items from windows before this one.
+            recheck_limit=config.report.recheck_limit if index == total else 0,
+            part=(index, total),
+            source=plan.source,
+            changes=changes,
         )
         try:
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
-            run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
+            run = WindowRun(run_id, window, result, result.items, result.movements)
             # Completed only once the watermark and the history say so; until then the window is redone next time.
             if not inv.dry_run:
                 state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
@@ -330,121 +351,70 @@ def _run_all(
         except ReconcileError as error:
             with run_context(run_id):
                 _log_end(error)
-            _best_effort(
-                state.record_finish,
-                runs,
-                run_id,
-                _status_of(error),
-                utcnow(),
-                exit_code=int(error.exit_code),
-                error=_text(error),
-            )
-            _fail(outcome, error)
+            said = _with_changes(error, changes, run_id, inv)
+            _end_window(runs, run_id, _status_of(error), error.exit_code, _text(said), changes)
+            _fail(outcome, said, changes)
             return
         except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
-            _best_effort(
-                state.record_finish,
+            _end_window(
                 runs,
                 run_id,
                 state.INTERRUPTED,
-                utcnow(),
-                exit_code=int(stop.exit_code),
-                error=f"stopped at once by a second {stop.signal_name}",
+                stop.exit_code,
+                f"stopped at once by a second {stop.signal_name}",
+                changes,
             )
             raise
-        except Exception as error:
-            _best_effort(
-                state.record_finish,
-                runs,
-                run_id,
-                state.FAILED,
-                utcnow(),
-                exit_code=int(ExitCode.INTERNAL_ERROR),
-                error=f"internal error: {type(error).__name__}",
-            )
-            raise
+        except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
+            with run_context(run_id):
+                log.exception("run.crashed")
+            said = _with_changes(InternalError(f"internal error: {_crash_text(error)}"), changes, run_id, inv)
+            _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
+            _fail(outcome, said, changes)
+            return
         outcome.runs.append(run)
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
 
 
-def _period_hook(
-    config: Config,
-    client: stripe.StripeClient,
-    db: Database,
-    inv: Invocation,
-    window: window_plan.Window,
-    last: bool,
-    part: tuple[int, int],
-    policy: stripe_pull.RetryPolicy,
-    out: dict[str, Any],
-) -> job.PeriodHook:
-    """The period work of one sub-window, run by job.run after its repairs (see window.PeriodHook):
-    pulls refunds and disputes, re-checks open items, writes the items collection, renders the
-    period sections. Results come back through `out` (items, movements) and the returned extras."""
-    m, r = config.mongodb, config.report
+def _end_window(runs: Any, run_id: str, status: str, code: ExitCode, error: str, changes: job.Changes) -> None:
+    """The history of a window run that did not complete: how it ended and, by order id, what it changed."""
+    fields: dict[str, Any] = {"exit_code": int(code), "error": error, **_changed_fields(changes)}
+    if changes.count == 0 and not changes.repair.in_doubt:
+        fields["changes_reported"] = True  # it changed nothing: the next run has nothing of it to report
+    _best_effort(state.record_finish, runs, run_id, status, utcnow(), **fields)
 
-    def extend(run_id: str, outcomes: pd.DataFrame, money: dict[str, Any]) -> ReportExtras:
-        key = config.stripe.order_id_metadata_key
-        rows = stripe_movements.fetch_movements(client, window.since, window.until, key, policy)
-        orders = order_store.orders_of_movements(db[m.orders_collection], config.orders, rows, window.since)
-        flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
-        paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
-        moved = movements.evaluate(rows, orders, paid, flagged)
-        findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
-        confirmed: list[dict[str, Any]] = []
-        cleared: dict[str, str] = {}
-        checked: list[str] = []
-        if last and r.recheck_limit:  # once per invocation: the items from windows before this one
-            found = {f["key"] for f in findings}
-            since, until = int(window.since.timestamp()), int(window.until.timestamp())
-            todo = item_rules.to_recheck(
-                item_store.open_items(db[m.items_collection]), found, since, until, r.recheck_limit
-            )
-            confirmed, cleared, checked = recheck.recheck(client, db, config, policy, todo, inv.now)
-        result = item_store.sync(
-            db[m.items_collection],
-            findings,
-            since=window.since,
-            until=window.until,
-            run_id=run_id,
-            now=inv.now,
-            confirmed=confirmed,
-            cleared=cleared,
-            checked=checked,
-            dry_run=inv.dry_run,
-        )
-        current = {
-            "window": {"until": int(window.until.timestamp())},
-            "open_items": len(result.open),
-            "charge_count": sum(t["charge_count"] for t in money.values()),
-            "source": out["source"],
-        }
-        history = state.completed_since(db[m.runs_collection], inv.now - timedelta(days=r.trend_days + 2))
-        trend = trend_points(history, current, inv.now, r.trend_days)
-        top, bottom = period.render(
-            run_id=run_id,
-            now=inv.now,
-            findings=moved,
-            items=result,
-            trend=trend,
-            dashboard_url=config.stripe.dashboard_url,
-            dry_run=inv.dry_run,
-            part=part,
-        )
-        out["items"], out["movements"] = result, moved
-        log.info(
-            "period.done",
-            extra={"refunds_disputes": len(moved), "open_items": len(result.open), "resolved": len(result.resolved)},
-        )
-        return ReportExtras(
-            html_top=top,
-            html=bottom,
-            csv_rows=period.csv_rows(moved, config.stripe.dashboard_url),
-            summary=period.summary(moved, result, inv.now),
-            needs_attention=sum(1 for f in moved if f["needs_person"]),
-        )
 
-    return extend
+def _changed_fields(changes: job.Changes) -> dict[str, Any]:
+    r = changes.repair
+    fields: dict[str, Any] = {
+        "repaired": len(r.repaired),
+        "marked_failed": len(r.marked_failed),
+        "repaired_ids": list(r.repaired),
+        "marked_failed_ids": list(r.marked_failed),
+    }
+    if changes.report is not None:
+        fields["report"] = {"html": str(changes.report.html), "csv": str(changes.report.csv)}
+    return fields
+
+
+def _with_changes(error: ReconcileError, changes: job.Changes, run_id: str, inv: Invocation) -> ReconcileError:
+    """The error that ended a run after it changed orders, its line saying how many and where they are listed."""
+    r = changes.repair
+    notes = []
+    if changes.count:
+        where = [str(changes.report.html)] if changes.report is not None else []
+        if inv.summary_json is not None:
+            where.append(f"--summary-json {inv.summary_json}")
+        where.append(f"the run history (reconcile show {run_id})")
+        notes.append(
+            f"{changes.count} order(s) were changed before this ({len(r.repaired)} repaired, "
+            f"{len(r.marked_failed)} marked failed), each with its audit record; listed in {', '.join(where)}"
+        )
+    if r.in_doubt:
+        notes.append(f"the {len(r.in_doubt)} order(s) of the batch being written may have changed")
+    if notes and not changes.reported:
+        notes.append("the next run's report lists what this run changed")
+    return ChangedThenFailed(error, "; ".join(notes)) if notes else error
 
 
 def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
