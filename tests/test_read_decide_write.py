@@ -36,7 +36,7 @@ def seed_stuck(shop, count: int = 12) -> None:
 @pytest.mark.parametrize(
     "path, fault, code, line",
     [
-        ("/v1/disputes", "403", 2, "/v1/disputes (HTTP 403)"),
+        ("/v1/disputes", "403", 2, "may not read /v1/disputes (HTTP 403"),
         ("/v1/disputes", "500", 3, "Stripe unavailable at /v1/disputes"),
         ("/v1/refunds", "401", 2, "HTTP 401"),
     ],
@@ -73,6 +73,7 @@ def test_restricted_key_without_dispute_read_changes_nothing(cli, stripe_server,
     before = snapshot(db)
     result = cli()
     assert result.exit_code == 2, result.output
-    assert "may not read /v1/disputes (HTTP 403)" in result.stderr.strip().splitlines()[-1]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "may not read /v1/disputes (HTTP 403" in line and "rak_dispute_read" in line
     assert snapshot(db) == before
     assert_error_summary(result.summary, 2, result.stderr)

@@ -31,13 +31,14 @@ from reconcile.errors import (
     InternalError,
     Interrupted,
     LeaseHeld,
+    LeaseLost,
     MailError,
     MongoUnavailable,
     ReconcileError,
 )
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.logs import run_context
-from reconcile.redact import one_line, scrub
+from reconcile.redact import exception_text, one_line
 from reconcile.report import mailer, retention
 from reconcile.report.render import write_summary_json
 from reconcile.run import interrupt
@@ -212,12 +213,9 @@ def _text(error: BaseException) -> str:
     return one_line(str(error))
 
 
-def _crash_text(error: BaseException) -> str:
-    """A bug's exception as one line: its type and its text, scrubbed of anything secret."""
-    return f"{type(error).__name__}: {scrub(one_line(str(error)))}"
-
-
 def _status_of(error: ReconcileError) -> str:
+    if isinstance(error, LeaseLost):
+        return state.LEASE_LOST
     return state.INTERRUPTED if isinstance(error, Interrupted) else state.FAILED
 
 
@@ -345,6 +343,8 @@ def _run_all(
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
             run = WindowRun(run_id, window, result, result.items, result.movements)
             # Completed only once the watermark and the history say so; until then the window is redone next time.
+            if lease is not None:
+                lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
             if not inv.dry_run:
                 state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
             state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
@@ -368,7 +368,7 @@ def _run_all(
         except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
             with run_context(run_id):
                 log.exception("run.crashed")
-            said = _with_changes(InternalError(f"internal error: {_crash_text(error)}"), changes, run_id, inv)
+            said = _with_changes(InternalError(f"internal error: {exception_text(error)}"), changes, run_id, inv)
             _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
             _fail(outcome, said, changes)
             return

@@ -36,9 +36,10 @@ from reconcile.decide import classify as c
 from reconcile.decide import columns, movements, totals
 from reconcile.decide import items as item_rules
 from reconcile.decide.trend import trend_points
+from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
-from reconcile.redact import one_line
+from reconcile.redact import exception_text, one_line
 from reconcile.report import period, wording
 from reconcile.report import render as report
 from reconcile.run import interrupt, recheck
@@ -510,7 +511,7 @@ def _mark_reported(config: Config, db: Database, run_id: str, read: _Read) -> bo
     try:
         state.mark_reported(db[config.mongodb.runs_collection], [run_id, *read.earlier_runs], run_id)
     except Exception as error:  # MongoDB gone: the report is written; the next run lists them again
-        log.warning("report.not_marked", extra={"error": one_line(str(error))})
+        log.warning("report.not_marked", extra={"error": exception_text(error)})
         return False
     return True
 
@@ -531,12 +532,12 @@ def _report_anyway(
                 changes.repair.repaired,
                 changes.repair.marked_failed,
                 read.earlier,
-                f"{type(error).__name__}: {one_line(str(error))}",
+                one_line(str(error)) if isinstance(error, ReconcileError) else exception_text(error),
                 utcnow(),
             )
             changes.plain = True
         except Exception as failure:  # a full disk, a read-only directory: the summary and history still list them
-            log.error("report.plain_failed", extra={"error": f"{type(failure).__name__}: {one_line(str(failure))}"})
+            log.error("report.plain_failed", extra={"error": exception_text(failure)})
             return
     # Orders of a batch cut off mid-write may have changed without being listed: let the next run list
     # this run's changes from its audit records rather than call them reported.

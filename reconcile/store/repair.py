@@ -166,8 +166,9 @@ def apply_repairs(
     """Repair the `repaired` and `marked_failed` orders; returns which changes took effect.
 
     `checkpoint` (the run lease's check) is called before each batch: a run whose lease was taken
-    over while it was paused stops there. `into` is filled batch by batch, so whatever stops the
-    run, the caller knows which orders changed (every finished batch has its audit records).
+    over while it was paused (a GC pause, a frozen VM) stops there instead of writing beside the
+    run that took over. `into` is filled batch by batch, so whatever stops the run, the caller
+    knows which orders changed (every finished batch has its audit records).
     """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = into if into is not None else RepairResult()
