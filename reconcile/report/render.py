@@ -167,45 +167,6 @@ def render_html(context: dict[str, Any]) -> str:
     return template_env().get_template("report.html.j2").render(**context)
 
 
-def build_summary(
-    run_id: str,
-    since: datetime,
-    until: datetime,
-    counts: dict[str, int],
-    outcomes: pd.DataFrame,
-    totals: dict[str, Any],
-    dry_run: bool,
-    report: ReportFiles | None,
-) -> dict[str, Any]:
-    def keys(outcome: str) -> list[str]:
-        return outcomes.loc[outcomes["outcome"] == outcome, "order_key"].astype(str).tolist()
-
-    needing = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)]
-    # Every outcome other than ok (stale_pending and in_flight too), each saying whether it needs a person.
-    unusual = outcomes.loc[outcomes["outcome"] != c.OK]
-    return {
-        "run_id": run_id,
-        "window": {"since": fmt(since), "until": fmt(until)},
-        "dry_run": dry_run,
-        "counts": counts,
-        "needs_attention": int(len(needing)),
-        "repaired": keys(c.REPAIRED),
-        "marked_failed": keys(c.MARKED_FAILED),
-        "discrepancies": [
-            {
-                "outcome": r["outcome"],
-                "order_id": _value(r["order_key"]),
-                "charge_id": _value(r["charge_id"]),
-                "detail": _value(r["detail"]),
-                "needs_person": r["outcome"] in c.NEEDS_PERSON,
-            }
-            for r in unusual.to_dict("records")
-        ],
-        "totals": totals,
-        "report": {"html": str(report.html), "csv": str(report.csv)} if report else None,
-    }
-
-
 def write_private(path: Path, text: str) -> None:
     """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one.
 
@@ -320,11 +281,6 @@ def write_summary_json(path: Path, summary: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- changes on every way out
 
 EARLIER_TITLE = "Changes made by earlier runs that no report listed (the run was stopped before its report)"
-
-
-def earlier_changes_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Audit records of earlier runs' unreported changes, as the summary lists them."""
-    return [{"run_id": r.get("run_id"), "order_id": r.get("order_key"), "action": r.get("action")} for r in records]
 
 
 def earlier_changes_html(records: list[dict[str, Any]]) -> str:

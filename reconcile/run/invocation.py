@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from reconcile.logs import run_context
 from reconcile.redact import exception_text, one_line
 from reconcile.report import mailer, retention
 from reconcile.report.render import write_summary_json
+from reconcile.report.summary import InvocationSummary, WindowEntry
 from reconcile.run import interrupt
 from reconcile.run import plan as window_plan
 from reconcile.run import window as job
@@ -249,24 +249,8 @@ def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 
 def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
-    if outcome.runs:
-        outcome.summary = _summary(outcome, invocation)
-    elif outcome.error is not None:  # nothing completed: monitoring still sees this invocation's answer
-        outcome.summary = {
-            "run_id": invocation,
-            "exit_code": int(outcome.exit_code),
-            "error": _text(outcome.error),
-            "runs": [],
-        }
-    if outcome.summary is not None and outcome.failed_changes is not None:
-        # A window that failed after changing orders: they are listed whatever else completed.
-        done = outcome.failed_changes
-        outcome.summary.setdefault("repaired", [])
-        outcome.summary.setdefault("marked_failed", [])
-        outcome.summary["repaired"] = [*outcome.summary["repaired"], *done.repair.repaired]
-        outcome.summary["marked_failed"] = [*outcome.summary["marked_failed"], *done.repair.marked_failed]
-        if done.report is not None:
-            outcome.summary["failed_run_report"] = {"html": str(done.report.html), "csv": str(done.report.csv)}
+    if outcome.runs or outcome.error is not None:  # nothing completed: monitoring still sees the answer
+        outcome.summary = _summary(outcome, invocation).to_json()
     if outcome.summary is not None and inv.summary_json:
         write_summary_json(inv.summary_json, outcome.summary)
 
@@ -422,11 +406,14 @@ def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
     return {
         "exit_code": int(result.exit_code),
         "counts": result.counts,
-        "needs_attention": s["needs_attention"],
-        "repaired": len(s["repaired"]),
-        "marked_failed": len(s["marked_failed"]),
-        "charge_count": sum(t["charge_count"] for t in s["totals"].values()),
-        "totals": s["totals"],
+        "needs_attention": s.needs_attention,
+        "repaired": len(s.repaired),
+        "marked_failed": len(s.marked_failed),
+        # Which orders it changed, by id, beside the counts (a failed run's record lists them too).
+        "repaired_ids": list(s.repaired),
+        "marked_failed_ids": list(s.marked_failed),
+        "charge_count": s.charge_count,
+        "totals": s.totals,
         "open_items": len(run.items.open),
         "new_items": run.items.new,
         "resolved_items": len(run.items.resolved),
@@ -440,8 +427,8 @@ def _text_body(sent: list[WindowRun]) -> str:
     for run in sent:
         s = run.result.summary
         lines.append(
-            f"{s['window']['since']} to {s['window']['until']} (run {run.run_id}): needs attention {s['needs_attention']}, "
-            f"repaired {len(s['repaired'])}; report {run.result.report.html.name}"
+            f"{fmt(s.since)} to {fmt(s.until)} (run {run.run_id}): needs attention {s.needs_attention}, "
+            f"repaired {len(s.repaired)}; report {run.result.report.html.name}"
         )
     lines.append(
         f"Open items: {len(sent[-1].items.open)} ({sum(r.items.new for r in sent)} new, "
@@ -456,7 +443,7 @@ def _email(
 ) -> None:
     """One message per invocation, with the reports of the windows the policy says to send."""
     sent = [
-        r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary["needs_attention"])
+        r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary.needs_attention)
     ]
     for run in outcome.runs:
         if run not in sent:
@@ -469,10 +456,10 @@ def _email(
         config.email.subject_prefix,
         first.window.since,
         last.window.until,
-        sum(r.result.summary["needs_attention"] for r in sent),
+        sum(r.result.summary.needs_attention for r in sent),
         sum(r.items.new for r in sent),
         len(last.items.open),
-        sum(len(r.result.summary["repaired"]) for r in sent),
+        sum(len(r.result.summary.repaired) for r in sent),
     )
     text = _text_body(sent)
     reports = [(r.result.report.html, r.result.report.csv) for r in sent]
@@ -551,57 +538,16 @@ def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) ->
 # --------------------------------------------------------------------------- the invocation's summary
 
 
-def _add_totals(into: dict[str, Any], totals: dict[str, Any]) -> None:
-    for currency, t in totals.items():
-        mine = into.setdefault(currency, {k: (0 if k != "by_category" else {}) for k in t})
-        for k, v in t.items():
-            if k == "by_category":
-                for name, values in v.items():
-                    cat = mine["by_category"].setdefault(name, {kk: 0 for kk in values})
-                    for kk, vv in values.items():
-                        cat[kk] = cat.get(kk, 0) + int(vv)
-            else:
-                mine[k] = mine.get(k, 0) + int(v)
-
-
-def _summary(outcome: Outcome, invocation: str) -> dict[str, Any]:
-    """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list."""
-    parts = [r.result.summary for r in outcome.runs]
-    runs = [
-        {
-            "run_id": r.run_id,
-            "window": s["window"],
-            "counts": s["counts"],
-            "needs_attention": s["needs_attention"],
-            "report": s["report"],
-            "email": r.email,
-            "exit_code": int(r.result.exit_code),
-        }
-        for r, s in zip(outcome.runs, parts, strict=False)
-    ]
-    if len(parts) == 1:
-        summary = dict(parts[0])
-    else:
-        totals: dict[str, Any] = {}
-        for s in parts:
-            _add_totals(totals, s["totals"])
-        last = parts[-1]
-        summary = dict(last)
-        summary.update(
-            run_id=invocation,
-            window={"since": parts[0]["window"]["since"], "until": last["window"]["until"]},
-            counts={k: sum(s["counts"].get(k, 0) for s in parts) for k in last["counts"]},
-            needs_attention=sum(s["needs_attention"] for s in parts),
-            repaired=[k for s in parts for k in s["repaired"]],
-            marked_failed=[k for s in parts for k in s["marked_failed"]],
-            discrepancies=[d for s in parts for d in s["discrepancies"]],
-            movements=[m for s in parts for m in s.get("movements", [])],
-            totals=totals,
-        )
-        summary.pop("counted_from", None)
-    summary["runs"] = runs
-    summary["exit_code"] = int(outcome.exit_code)
-    if outcome.error is not None:
-        summary["error"] = str(outcome.error)
-    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
-    return plain
+def _summary(outcome: Outcome, invocation: str) -> InvocationSummary:
+    """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list.
+    A window that failed after changing orders adds them to `repaired` and `marked_failed`."""
+    done = outcome.failed_changes
+    return InvocationSummary(
+        run_id=outcome.runs[0].run_id if len(outcome.runs) == 1 else invocation,
+        exit_code=int(outcome.exit_code),
+        windows=[WindowEntry(r.run_id, r.result.summary, r.email, int(r.result.exit_code)) for r in outcome.runs],
+        error=_text(outcome.error) if outcome.error is not None else None,
+        failed_repaired=list(done.repair.repaired) if done else [],
+        failed_marked_failed=list(done.repair.marked_failed) if done else [],
+        failed_run_report=done.report if done else None,
+    )

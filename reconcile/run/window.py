@@ -42,6 +42,7 @@ from reconcile.logs import run_context
 from reconcile.redact import exception_text, one_line
 from reconcile.report import period, wording
 from reconcile.report import render as report
+from reconcile.report.summary import EarlierChange, RunSummary
 from reconcile.run import interrupt, recheck
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
@@ -51,7 +52,7 @@ from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
-from reconcile.timeutil import fmt, to_unix, utcnow
+from reconcile.timeutil import to_unix, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class RunRequest:
 class RunResult:
     run_id: str
     counts: dict[str, int]
-    summary: dict[str, Any]
+    summary: RunSummary
     report: report.ReportFiles
     exit_code: ExitCode
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
@@ -441,16 +442,24 @@ def _write(
         raise
     if not req.dry_run:
         changes.reported = _mark_reported(config, db, run_id, read)
-    summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
-    if req.counted_from is not None:
-        summary["counted_from"] = fmt(req.counted_from)
-    summary.update(extras.summary)
-    summary["needs_attention"] += extras.needs_attention
-    summary["audit_healed"] = healed
-    summary["earlier_changes"] = report.earlier_changes_summary(read.earlier)
+    summary = RunSummary.build(
+        run_id,
+        req.since,
+        req.until,
+        outcomes,
+        money,
+        req.dry_run,
+        files,
+        counted_from=req.counted_from,
+        movements=extras.summary["movements"],
+        items=extras.summary["items"],
+        audit_healed=healed,
+        earlier_changes=[EarlierChange.from_audit(r) for r in read.earlier],
+    )
+    summary.needs_attention += extras.needs_attention
     if req.summary_json:
-        report.write_summary_json(req.summary_json, summary)
-    exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
+        report.write_summary_json(req.summary_json, summary.to_json())
+    exit_code = ExitCode.DISCREPANCIES if summary.needs_attention else ExitCode.OK
     clock.lap("report")
     log.info(
         "run.done",
