@@ -43,7 +43,7 @@ from reconcile.redact import exception_text, one_line
 from reconcile.report import period, wording
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
-from reconcile.run import interrupt, recheck
+from reconcile.run import interrupt, recheck, settings
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -135,22 +135,6 @@ def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-def rules_for(config: Config, now: datetime) -> c.Rules:
-    o = config.orders
-    return c.Rules(
-        pending_status=o.pending_status,
-        paid_statuses=(o.paid_status, *o.other_paid_statuses),
-        failed_status=o.failed_status,
-        grace_seconds=int(o.grace_period.total_seconds()),
-        now=to_unix(now),
-        amount_tolerance=o.amount_tolerance,
-        repair_within_tolerance=o.repair_within_tolerance,
-        link_by=config.matching.link_by,
-        probable_matches=config.matching.probable_matches,
-        probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
-    )
-
-
 @dataclass
 class _Read:
     """Everything a window run read, before its first write."""
@@ -198,7 +182,7 @@ def _run(
     clock = _Clock()
     # A run that died between an order's change and its audit record left the order flagged: finish that
     # first (its records name that run, which reported nothing: this run reports them, see `earlier`).
-    healed = [] if req.dry_run else repair.heal_audit(db, config)
+    healed = [] if req.dry_run else repair.heal_audit(settings.repair_store(db, config))
     clock.lap("heal")
     read = _read(config, client, db, scan_db, req, run_id, policy, clock)
     return _write(config, db, req, run_id, read, healed, clock)
@@ -236,12 +220,21 @@ def _read(
             to_unix(req.until),
             req.recheck_limit,
         )
-        confirmed, cleared, checked = recheck.recheck(client, db, config, policy, todo, req.now)
+        confirmed, cleared, checked = recheck.recheck(
+            client,
+            policy,
+            db[m.orders_collection],
+            config.orders,
+            payment_pull.Linking.from_config(config),
+            settings.rules_for(config, req.now),
+            todo,
+            req.now,
+        )
         interrupt.checkpoint("recheck")
     clock.lap("recheck")
     history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=config.report.trend_days + 2))
     earlier_runs = [] if req.dry_run else state.unreported(db[m.runs_collection], EARLIER_RUNS_LIMIT, but=run_id)
-    earlier = repair.changes_of_runs(db, config, earlier_runs)
+    earlier = repair.changes_of_runs(settings.repair_store(db, config), earlier_runs)
     return _Read(outcomes, balance, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs)
 
 
@@ -332,7 +325,7 @@ def _read_payments(
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
-    rules = rules_for(config, req.now)
+    rules = settings.rules_for(config, req.now)
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
@@ -386,7 +379,12 @@ def _write(
             if req.checkpoint:
                 req.checkpoint()
             done = repair.apply_repairs(
-                db, config, outcomes, run_id, req.now, checkpoint=req.checkpoint, into=changes.repair
+                settings.repair_store(db, config),
+                outcomes,
+                run_id,
+                req.now,
+                checkpoint=req.checkpoint,
+                into=changes.repair,
             )
             outcomes = repair.mark_lost_races(outcomes, done.lost_race)
             log.info(

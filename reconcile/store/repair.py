@@ -11,10 +11,9 @@ from typing import Any
 import pandas as pd
 from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from reconcile.config import Config
+from reconcile.config import OrdersConfig
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.run import interrupt
 from reconcile.store.mongo import mongo_errors
@@ -39,15 +38,25 @@ class RepairResult:
     in_doubt: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RepairStore:
+    """What the repairs use: the orders and audit collections, the order fields, the batch size."""
+
+    orders: Collection
+    audit: Collection
+    fields: OrdersConfig
+    batch_size: int = 500
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
 def audit_record(
-    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, store: RepairStore
 ) -> dict[str, Any]:
     """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
-    fields = config.orders
+    fields = store.fields
     action = marker["action"]
     run_id = marker["run_id"]
     to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
@@ -65,7 +74,7 @@ def audit_record(
         "run_id": run_id,
         "at": marker["at"],
         "action": action,
-        "collection": config.mongodb.orders_collection,
+        "collection": store.orders.name,
         "order_id": order_id,
         "order_key": order_key,
         "from_status": from_status,
@@ -83,9 +92,9 @@ def audit_record(
     }
 
 
-def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
+def _planned_change(row: Any, store: RepairStore, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
-    fields = config.orders
+    fields = store.fields
     action = row.outcome
     # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
     previous = _text(row.stored_charge_id)
@@ -107,11 +116,11 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
     cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
-    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), config)
+    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), store)
     return cas_filter, {"$set": update_set}, audit
 
 
-def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+def _write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
     """Insert audit records, then clear the orders' pending flags.
 
     Idempotent: records are keyed by run and order, and one already there (written by an earlier
@@ -119,9 +128,9 @@ def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) ->
     """
     if not records:
         return
-    _insert_audit(db[config.mongodb.audit_collection], records)
+    _insert_audit(store.audit, records)
     for run_id in sorted({a["run_id"] for a in records}):
-        db[config.mongodb.orders_collection].update_many(
+        store.orders.update_many(
             {
                 "_id": {"$in": [a["order_id"] for a in records if a["run_id"] == run_id]},
                 f"{MARKER}.run_id": run_id,
@@ -131,10 +140,10 @@ def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) ->
         )
 
 
-def heal_audit(db: Database, config: Config) -> list[str]:
+def heal_audit(store: RepairStore) -> list[str]:
     """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
-    orders = db[config.mongodb.orders_collection]
-    wanted = {"_id": 1, MARKER: 1} | projection(config.orders)
+    orders = store.orders
+    wanted = {"_id": 1, MARKER: 1} | projection(store.fields)
     with mongo_errors("healing audit records"):
         docs = list(orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
         records = []
@@ -142,11 +151,11 @@ def heal_audit(db: Database, config: Config) -> list[str]:
             marker = doc.get(MARKER)
             if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
                 continue
-            record = order_record(doc, config.orders)
+            record = order_record(doc, store.fields)
             records.append(
-                audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], config)
+                audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], store)
             )
-        _write_audit(db, config, records)
+        _write_audit(store, records)
     if records:
         log.warning(
             "repair.audit_healed", extra={"orders": len(records), "runs": sorted({a["run_id"] for a in records})}
@@ -155,8 +164,7 @@ def heal_audit(db: Database, config: Config) -> list[str]:
 
 
 def apply_repairs(
-    db: Database,
-    config: Config,
+    store: RepairStore,
     outcomes: pd.DataFrame,
     run_id: str,
     now: datetime,
@@ -172,15 +180,15 @@ def apply_repairs(
     """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = into if into is not None else RepairResult()
-    orders = db[config.mongodb.orders_collection]
+    orders = store.orders
     rows = list(todo.itertuples(index=False))
-    size = config.mongodb.repair_batch_size
+    size = store.batch_size
     for start in range(0, len(rows), size):
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
         if checkpoint is not None:
             checkpoint()
         batch = rows[start : start + size]
-        plans = [_planned_change(row, config, run_id, now) for row in batch]
+        plans = [_planned_change(row, store, run_id, now) for row in batch]
         result.in_doubt = [str(row.order_key) for row in batch]
         with mongo_errors("repairing orders"):
             written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
@@ -194,7 +202,7 @@ def apply_repairs(
                         {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
                     )
                 }
-            _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
+            _write_audit(store, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             key = str(row.order_key)  # a string column (the order's _id as text)
             if key not in changed:
@@ -211,13 +219,13 @@ def apply_repairs(
     return result
 
 
-def changes_of_runs(db: Database, config: Config, run_ids: list[str]) -> list[dict[str, Any]]:
+def changes_of_runs(store: RepairStore, run_ids: list[str]) -> list[dict[str, Any]]:
     """The audit records of these runs' changes (run, order, action, charge), oldest run first."""
     if not run_ids:
         return []
     wanted = {"_id": 0, "run_id": 1, "order_key": 1, "action": 1, "charge_id": 1, "amount": 1, "currency": 1}
     with mongo_errors("reading earlier runs' changes"):
-        records = list(db[config.mongodb.audit_collection].find({"run_id": {"$in": run_ids}}, wanted))
+        records = list(store.audit.find({"run_id": {"$in": run_ids}}, wanted))
     order = {r: i for i, r in enumerate(run_ids)}
     return sorted(records, key=lambda r: (order.get(r.get("run_id"), 0), str(r.get("order_key"))))
 
