@@ -77,3 +77,23 @@ def test_restricted_key_without_dispute_read_changes_nothing(cli, stripe_server,
     assert "may not read /v1/disputes (HTTP 403" in line and "rak_dispute_read" in line
     assert snapshot(db) == before
     assert_error_summary(result.summary, 2, result.stderr)
+
+
+def test_audit_records_owed_by_a_dead_run_are_written_only_after_every_read(cli, stripe_server, shop, db):
+    """An order a killed run changed without its audit record: healing it is a write, so it waits for the
+    reads too; a failing read leaves it flagged, and the next run heals and reports it."""
+    cli.configure(**FAST)
+    seed_stuck(shop, 2)
+    owed = shop.order(None, status="accepted")
+    marker = {"action": c.REPAIRED, "run_id": "20261130T000000Z-dead00", "at": shop.now, "audit": "pending"}
+    db["orders"].update_one({"_id": owed}, {"$set": {"reconcile": marker, "charge_id": "ch_owed"}})
+    before = snapshot(db)
+    stripe_server.inject("/v1/disputes", "403", times=None)
+    assert cli().exit_code == 2
+    assert snapshot(db) == before  # still flagged, no record written
+    stripe_server.clear_faults()
+    again = cli()
+    assert again.exit_code in (0, 1), again.output
+    assert again.summary["audit_healed"] == [str(owed)]
+    assert [e["order_id"] for e in again.summary["earlier_changes"]] == [str(owed)]
+    assert db["reconcile_audit"].count_documents({"order_key": str(owed)}) == 1

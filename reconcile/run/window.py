@@ -3,9 +3,10 @@
 1. Read: every remote read the window needs, Stripe and MongoDB: the charges (with their
    PaymentIntents and Checkout Sessions) and balance transactions, the window's orders, the edge
    look, the refunds and disputes with their orders, the open items and their re-check, the
-   changes earlier runs made and did not report, the run history for the trend.
+   changes earlier runs made and did not report (and the audit records a stopped run owed), the
+   run history for the trend.
 2. Decide: pure (classify, movements, findings, counts, totals).
-3. Write: repairs with their audit records, the items collection, the report files; the
+3. Write: the owed audit records, repairs with theirs, the items collection, the report files; the
    invocation then advances the watermark and records the run.
 
 After the first write to an order nothing remote is read: a Stripe or MongoDB failure in the read
@@ -149,6 +150,7 @@ class _Read:
     history: list[dict[str, Any]]  # completed runs, for the trend
     earlier: list[dict[str, Any]]  # audit records of changes earlier runs did not report
     earlier_runs: list[str]
+    owed: list[dict[str, Any]]  # audit records a stopped run owed, rebuilt from its orders' markers
 
 
 def run(
@@ -180,12 +182,8 @@ def _run(
         "run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run}
     )
     clock = _Clock()
-    # A run that died between an order's change and its audit record left the order flagged: finish that
-    # first (its records name that run, which reported nothing: this run reports them, see `earlier`).
-    healed = [] if req.dry_run else repair.heal_audit(settings.repair_store(db, config))
-    clock.lap("heal")
     read = _read(config, client, db, scan_db, req, run_id, policy, clock)
-    return _write(config, db, req, run_id, read, healed, clock)
+    return _write(config, db, req, run_id, read, clock)
 
 
 # --------------------------------------------------------------------------- read
@@ -233,9 +231,18 @@ def _read(
         interrupt.checkpoint("recheck")
     clock.lap("recheck")
     history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=config.report.trend_days + 2))
+    # A run that died between an order's change and its audit record left the order flagged: the write
+    # phase writes the record it owed. That run reported nothing: this run reports its changes (`earlier`).
+    store = settings.repair_store(db, config)
+    owed = [] if req.dry_run else repair.owed_audit(store)
     earlier_runs = [] if req.dry_run else state.unreported(db[m.runs_collection], EARLIER_RUNS_LIMIT, but=run_id)
-    earlier = repair.changes_of_runs(settings.repair_store(db, config), earlier_runs)
-    return _Read(outcomes, balance, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs)
+    earlier = repair.changes_of_runs(store, earlier_runs)
+    have = {(r.get("run_id"), r.get("order_key")) for r in earlier}
+    earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
+    earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
+    return _Read(
+        outcomes, balance, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs, owed
+    )
 
 
 def _read_payments(
@@ -367,17 +374,18 @@ def _write(
     req: RunRequest,
     run_id: str,
     read: _Read,
-    healed: list[str],
     clock: _Clock,
 ) -> RunResult:
     m = config.mongodb
     changes = req.changes
     outcomes = read.outcomes
     moved = _movement_findings(config, outcomes, read.movement_rows, read.movement_orders)
+    healed: list[str] = []
     try:
         if not req.dry_run:
             if req.checkpoint:
                 req.checkpoint()
+            healed = repair.write_owed(settings.repair_store(db, config), read.owed)
             done = repair.apply_repairs(
                 settings.repair_store(db, config),
                 outcomes,

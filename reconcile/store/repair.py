@@ -140,27 +140,36 @@ def _write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
         )
 
 
-def heal_audit(store: RepairStore) -> list[str]:
-    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
-    orders = store.orders
+def owed_audit(store: RepairStore) -> list[dict[str, Any]]:
+    """The audit records a stopped run owed (orders it changed whose record it never wrote), rebuilt
+    from the orders' markers. A read: `write_owed` writes them."""
     wanted = {"_id": 1, MARKER: 1} | projection(store.fields)
     with mongo_errors("healing audit records"):
-        docs = list(orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
-        records = []
-        for doc in docs:
-            marker = doc.get(MARKER)
-            if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
-                continue
-            record = order_record(doc, store.fields)
-            records.append(
-                audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], store)
-            )
+        docs = list(store.orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
+    records = []
+    for doc in docs:
+        marker = doc.get(MARKER)
+        if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
+            continue
+        record = order_record(doc, store.fields)
+        records.append(audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], store))
+    return records
+
+
+def write_owed(store: RepairStore, records: list[dict[str, Any]]) -> list[str]:
+    """Write owed audit records (kept as they are where already there) and clear their orders' flags."""
+    with mongo_errors("healing audit records"):
         _write_audit(store, records)
     if records:
         log.warning(
             "repair.audit_healed", extra={"orders": len(records), "runs": sorted({a["run_id"] for a in records})}
         )
     return [a["order_key"] for a in records]
+
+
+def heal_audit(store: RepairStore) -> list[str]:
+    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
+    return write_owed(store, owed_audit(store))
 
 
 def apply_repairs(
