@@ -13,8 +13,9 @@ from reconcile.store.repair import RepairStore
 from reconcile.timeutil import to_unix
 
 
-def rules_for(config: Config, now: datetime) -> Rules:
-    """The decision's rules (classify's `Rules`) from the config's orders and matching sections."""
+def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str]] = frozenset()) -> Rules:
+    """The decision's rules (classify's `Rules`) from the config's orders and matching sections;
+    `dismissed`: probable-match pairs people dismissed (store.items.dismissed_pairs)."""
     o = config.orders
     return Rules(
         pending_status=o.pending_status,
@@ -27,6 +28,7 @@ def rules_for(config: Config, now: datetime) -> Rules:
         link_by=config.matching.link_by,
         probable_matches=config.matching.probable_matches,
         probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
+        dismissed_pairs=dismissed,
     )
 
 

@@ -224,7 +224,7 @@ def _read(
             db[m.orders_collection],
             config.orders,
             payment_pull.Linking.from_config(config),
-            settings.rules_for(config, req.now),
+            settings.rules_for(config, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
             todo,
             req.now,
         )
@@ -332,7 +332,7 @@ def _read_payments(
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
-    rules = settings.rules_for(config, req.now)
+    rules = settings.rules_for(config, req.now, item_store.dismissed_pairs(db[config.mongodb.decisions_collection]))
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
@@ -424,6 +424,8 @@ def _write(
             cleared=read.cleared,
             checked=read.checked,
             dry_run=req.dry_run,
+            decisions=db[m.decisions_collection],
+            thresholds=config.items.severity,
         )
         extras = _period_extras(config, req, run_id, moved, items, money, read)
         clock.lap("items")
