@@ -327,7 +327,7 @@ def run_demo(report_dir: Path) -> ExitCode:
         result = orchestrate.run_windows(config, client, db, invocation, scan_db=scan_db).runs[-1].result
     progress.stop()  # the summary below gets rows of its own
     mismatched = [o for o in c.OUTCOMES if expected.get(o, 0) != result.counts.get(o, 0)]
-    for line in demo_summary(result.counts, result.summary, sum(expected.values())):
+    for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values())):
         click.echo(line)
     click.echo(f"report: {result.report.html} (and its CSV)")
     if mismatched:
@@ -340,7 +340,7 @@ def run_demo(report_dir: Path) -> ExitCode:
     return ExitCode.OK
 
 
-def demo_summary(counts: dict[str, int], summary: dict[str, Any], seeded: int) -> list[str]:
+def demo_summary(counts: dict[str, int], needs_attention: int, seeded: int) -> list[str]:
     """A few lines a person reads at the end of the demo: what the job did and what it left for a person."""
     name = {o: o.replace("_", " ") for o in c.OUTCOMES}
     handled = [
@@ -351,6 +351,6 @@ def demo_summary(counts: dict[str, int], summary: dict[str, Any], seeded: int) -
     people = [f"{counts[o]} {name[o]}" for o in (c.STALE_PENDING, *c.NEEDS_PERSON) if counts.get(o)]
     lines = [f"demo: a shop of {seeded} seeded cases over the last day: {counts.get(c.OK, 0)} in agreement"]
     lines += textwrap.wrap(f"the job: {', '.join(handled)}", 78, initial_indent="  ", subsequent_indent="    ")
-    needs = f"for a person ({summary.get('needs_attention', 0)}): {', '.join(people) or 'nothing'}"
+    needs = f"for a person ({needs_attention}): {', '.join(people) or 'nothing'}"
     lines += textwrap.wrap(needs, 78, initial_indent="  ", subsequent_indent="    ")
     return lines
