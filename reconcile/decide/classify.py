@@ -141,6 +141,9 @@ class Facts:
     too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
     notes: tuple[str, ...] = ()  # match's notes on candidates equally likely (no pair proposed)
     pair: str | None = None  # a probable match: match's account of the pair
+    # An uncaptured order: when the authorization of its latest uncaptured charge lapses (unix seconds),
+    # the deadline to capture or cancel it.
+    capture_before: int | None = None
 
     def attempt(self, state: str) -> str | None:
         """The object of the order's attempt in `state`, None if it has none."""
@@ -414,6 +417,18 @@ def classify(
     return result
 
 
+def _authorization_lapses(charges: pd.DataFrame) -> pd.Series:
+    """Per order: when the authorization of its latest uncaptured charge lapses (the one to capture or cancel)."""
+    held = charges.loc[
+        charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charges["order_key"].notna()
+    ]
+    if held.empty:
+        return pd.Series(dtype="Int64")
+    latest = held.sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="last").set_index("order_key")
+    fallback = latest["created"].astype("int64") + AUTHORIZATION_SECONDS
+    return latest["capture_before"].astype("Int64").fillna(fallback)
+
+
 def _objects(values: Iterable[Any], index: pd.Index) -> pd.Series:
     """A column of Python objects (Facts, lists of ids), kept as they are."""
     return pd.Series(list(values), index=index, dtype=object)
@@ -570,6 +585,7 @@ def _facts(
     if not len(positions):
         return facts, named
     by_order = None
+    lapses: pd.Series | None = None
     keys = result["order_key"].to_numpy()[positions]
     # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
     extras = frame.iloc[positions][
@@ -593,6 +609,12 @@ def _facts(
                 settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
                 by_order = settled.groupby("order_key")["charge_id"].apply(list)
             paid = tuple(by_order.get(key, []))
+        capture_before = None
+        if kind == UNCAPTURED:
+            if lapses is None:
+                lapses = _authorization_lapses(charges)
+            lapse = lapses.get(key)
+            capture_before = int(lapse) if lapse is not None and pd.notna(lapse) else None
         facts[position] = Facts(
             problem=extra["problem"] if isinstance(extra["problem"], str) else None,
             authorized=int(extra["c_amount"]) if pd.notna(extra["c_amount"]) else None,
@@ -610,6 +632,7 @@ def _facts(
             young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
             paid_charges=paid,
             conflict=links.conflicts.get(key) if kind == LINK_CONFLICT else None,
+            capture_before=capture_before,
         )
         ids = [*paid, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
         named[position] = ids or None

@@ -430,6 +430,7 @@ def _period_hook(
             dashboard_url=config.stripe.dashboard_url,
             dry_run=inv.dry_run,
             part=part,
+            order_url=r.order_url,
         )
         out["items"], out["movements"] = result, moved
         log.info(
@@ -442,6 +443,7 @@ def _period_hook(
             csv_rows=period.csv_rows(moved, config.stripe.dashboard_url),
             summary=period.summary(moved, result, inv.now),
             needs_attention=sum(1 for f in moved if f["needs_person"]),
+            queue_items=tuple(result.open),
         )
 
     return extend

@@ -274,6 +274,7 @@ def _run(
         utcnow(),
         extras=extras,
         counted_from=req.counted_from,
+        order_url=config.report.order_url,
     )
     summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
     if req.counted_from is not None:

@@ -42,6 +42,7 @@ CARRIED = (
     "amount",
     "currency",
     "detail",
+    "deadline",
     "livemode",
     "email",
 )
