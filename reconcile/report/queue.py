@@ -21,7 +21,7 @@ from reconcile.report import wording
 @dataclass(frozen=True)
 class Link:
     label: str  # the object's id, or "order ..." for the shop's admin
-    url: str
+    url: str  # "" for an order when report.order_url is not set: its id is shown, not linked
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,15 @@ class Queue:
         return "; ".join(parts) + "."
 
     def text_lines(self, limit: int = 10) -> list[str]:
-        """The top items for a text/plain email: amount, what happened, next step."""
-        lines = [
-            f"- {e.amount_text or '(no amount)'}: {e.title}; {e.next_step}"
-            + (f" [order {e.order_key}]" if e.order_key and e.kind != c.ORPHAN_CHARGE else "")
-            for e in self.entries[:limit]
-        ]
+        """The top items for a text/plain email: amount, what happened, next step, and the first link."""
+        lines = []
+        for e in self.entries[:limit]:
+            order = f" [order {e.order_key}]" if e.order_key and e.kind != c.ORPHAN_CHARGE else ""
+            lines.append(f"- {e.amount_text or '(no amount)'}: {e.title}. Next: {e.next_step}.{order}")
+            if e.links:
+                lines.append(f"  {e.links[0].url}")
         if len(self.entries) > limit:
-            lines.append(f"... and {len(self.entries) - limit} more in the report.")
+            lines.append(f"... and {len(self.entries) - limit} more in the report and its CSV.")
         return lines
 
 
@@ -117,6 +118,8 @@ def links(item: dict[str, Any], base: str, order_url: str | None) -> tuple[Link,
     live = item.get("livemode")
     if item.get("source") == "dispute" and item.get("object_id"):
         out.append(Link(str(item["object_id"]), dashboard_url(base, live, f"disputes/{item['object_id']}")))
+    if item.get("source") == "refund" and item.get("object_id"):
+        out.append(Link(str(item["object_id"]), ""))  # shown on its charge's page (the next link)
     ids = [item.get("charge_id"), *(item.get("charge_ids") or [])]
     seen: set[str] = set()
     for cid in ids:
@@ -125,10 +128,9 @@ def links(item: dict[str, Any], base: str, order_url: str | None) -> tuple[Link,
             # A refund shows on its charge's page: the charge link is the refund's too.
             out.append(Link(cid, dashboard_url(base, live, f"payments/{cid}")))
     # An orphan charge's order_key is only the name its metadata gives: no such order to open.
-    if item.get("kind") != c.ORPHAN_CHARGE:
-        url = order_link(order_url, item.get("order_key"))
-        if url:
-            out.append(Link(f"order {item['order_key']}", url))
+    key = item.get("order_key")
+    if item.get("kind") != c.ORPHAN_CHARGE and isinstance(key, str) and key:
+        out.append(Link(f"order {key}", order_link(order_url, key) or ""))
     return tuple(out)
 
 

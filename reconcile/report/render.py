@@ -58,7 +58,7 @@ STYLE = {
     "next": "color:#0b5a2a",
     "detail": "color:#425466;font-size:12px",
     "due": "color:#b3261e;white-space:nowrap;font-size:12px",
-    "tag": "padding:0 4px;font-size:11px;background:#fff4e5;border:1px solid #f5a623",
+    "tag": "padding:0 4px;font-size:11px;white-space:nowrap;background:#fff4e5;border:1px solid #f5a623",
     "nowrap": "white-space:nowrap",
     "code": "font:12px monospace;white-space:nowrap",
     "links": "font:12px monospace",
@@ -365,6 +365,12 @@ def write_report(
             if counts.get(o)
         ],
         "queue": queue,
+        # Where the window's own row says more than the item: the settlement of a charge in another currency.
+        "settled": {
+            f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}": r["settlement_text"]
+            for r in rows
+            if r["settlement_text"]
+        },
         # "new" marks an item first seen by this run, worth saying only when some are older.
         "mark_new": any(not e.is_new for e in queue.entries),
         "at_stake": [(cur, format_amount(v, cur)) for cur, v in queue.at_stake.items()],
