@@ -346,7 +346,8 @@ def write_report(
                 for name, v in t["by_category"].items()
             ],
         }
-        for cur, t in totals.items()
+        # The currency with the most charges first.
+        for cur, t in sorted(totals.items(), key=lambda kv: (-int(kv[1]["charge_count"]), kv[0]))
     ]
     sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
