@@ -15,9 +15,10 @@ from reconcile.config import EMAIL_SEND, Config, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import setup_logging
-from reconcile.redact import one_line, scrub
+from reconcile.redact import exception_text, one_line
+from reconcile.report.outputs import check_outputs
 from reconcile.run import interrupt
-from reconcile.timeutil import fmt, parse_duration, parse_when, utcnow
+from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
 if TYPE_CHECKING:
     from pymongo.database import Database  # pymongo is imported only when a command needs it
@@ -136,6 +137,9 @@ def main(
     progress = Progress.for_stream(sys.stderr)
     try:
         config = load_config(config_path)
+        for option, when in (("--since", since), ("--until", until)):
+            if when is not None and now - when > MAX_DURATION:  # Stripe holds nothing that old
+                raise ConfigError(f"{option} {fmt(when)} is more than {MAX_DURATION_TEXT} before now ({fmt(now)})")
         if since is not None and since >= now:
             raise ConfigError(
                 f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet"
@@ -149,6 +153,11 @@ def main(
             from reconcile.report.mailer import Mailer
 
             mail = Mailer(config.email, config.smtp_password())
+        # Before the first write (the lease, a repair): a report or summary that cannot be written is a
+        # config problem, not a crash after the changes.
+        check_outputs(
+            report_dir or Path(config.report.dir), "--report-dir" if report_dir else "report.dir", summary_json
+        )
     except ConfigError as error:
         fail(error)  # before the run: one line, nothing touched
     databases = []
@@ -198,8 +207,9 @@ def main(
         fail(error)
     except Exception as error:  # a bug: say so plainly, never exit 1 ("discrepancies") by accident
         log.exception("run.crashed")
-        error_summary(summary_json, ExitCode.INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}")
-        click.echo(f"reconcile: internal error: {type(error).__name__}: {scrub(str(error))}", err=True)
+        line = f"internal error: {exception_text(error)}"  # a Stripe, MongoDB or SMTP error by its facts only
+        error_summary(summary_json, ExitCode.INTERNAL_ERROR, line)
+        click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
         if progress is not None:

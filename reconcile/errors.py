@@ -43,6 +43,13 @@ class MongoUnavailable(ServiceUnavailable):
     pass
 
 
+class StripeListIncomplete(ReconcileError):
+    """A list Stripe returned cannot be whole (a page with `has_more` and no objects, a repeated cursor,
+    an object outside the range asked for): the run stops rather than treat a part as the whole."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
 class LeaseHeld(ReconcileError):
     """Another run holds the lease: this run must not repair. Names the holder."""
 

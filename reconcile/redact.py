@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 MASK = "****"
@@ -42,6 +43,81 @@ def scrub(text: str) -> str:
             text = text.replace(secret, MASK)
     text = _KEY_PATTERN.sub(r"\1" + MASK, text)
     return _URI_CREDENTIALS.sub(r"\1" + MASK + "@", text)
+
+
+# A value of Stripe's error object or a server's error code the job may repeat: an identifier, nothing
+# else (no spaces, no @, no slash: never a sentence, an email or an expiry date).
+_TOKEN = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,100}$")
+_NETWORK_ERROR = re.compile(r"Network error: ([A-Za-z_][A-Za-z0-9_.]{0,80})")
+
+
+def _token(value: object) -> str | None:
+    return value if isinstance(value, str) and _TOKEN.match(value) else None
+
+
+def stripe_facts(exc: BaseException) -> str:
+    """What the job says of a Stripe error: the HTTP status, Stripe's error type, code and param, and the
+    request id (what Stripe's support asks for). Never the message or the body: a page cut short by a
+    middlebox, a proxy's error page, or a message echoing input can hold card data and customers' emails."""
+    parts = []
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        parts.append(f"HTTP {status}")
+    error = getattr(exc, "error", None)  # Stripe's JSON error object, None when the body was not one
+    for label, value in (
+        ("", getattr(error, "type", None)),
+        ("code ", getattr(exc, "code", None) or getattr(error, "code", None)),
+        ("param ", getattr(error, "param", None)),
+    ):
+        if _token(value):
+            parts.append(f"{label}{value}")
+    if error is None and getattr(exc, "http_body", None):
+        parts.append("an answer that is not Stripe's JSON (not shown)")
+    network = _NETWORK_ERROR.search(str(getattr(exc, "user_message", None) or ""))
+    if network:
+        parts.append(f"network error {network.group(1)}")
+    request_id = None
+    # For an unreadable body the SDK (stripe 16, _interpret_response) passes the response headers in the
+    # json_body position: look there too.
+    for headers in (getattr(exc, "headers", None), None if error is not None else getattr(exc, "json_body", None)):
+        if isinstance(headers, Mapping) and request_id is None:
+            request_id = next((v for k, v in headers.items() if str(k).lower() == "request-id"), None)
+    if _token(request_id):
+        parts.append(f"request {request_id}")
+    return ", ".join(parts)
+
+
+def mongo_facts(exc: BaseException) -> str:
+    """A MongoDB server error as its code name and number: its message can quote documents (a duplicate
+    key names the values, a failed validation the document)."""
+    details = getattr(exc, "details", None) or {}
+    name = _token(details.get("codeName")) if isinstance(details, dict) else None
+    code = getattr(exc, "code", None)
+    return f"{name or type(exc).__name__} (code {code})" if code is not None else (name or type(exc).__name__)
+
+
+def smtp_facts(exc: BaseException) -> str:
+    """An SMTP failure as its reply code, or the operating system's reason: a server's reply can echo
+    the message it refused."""
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(code, int):
+        return f"{type(exc).__name__}: code {code}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
+def exception_text(exc: BaseException) -> str:
+    """Any exception as one safe line: Stripe, MongoDB and SMTP errors by their facts only; others (a
+    bug) by type and scrubbed message, cut short."""
+    module = type(exc).__module__ or ""
+    if module.startswith("stripe"):
+        return f"{type(exc).__name__} ({stripe_facts(exc)})"
+    if module.startswith(("pymongo", "bson")):
+        return mongo_facts(exc)
+    if module.startswith("smtplib"):
+        return smtp_facts(exc)
+    return f"{type(exc).__name__}: {one_line(str(exc))[:300]}"
 
 
 def one_line(text: str) -> str:

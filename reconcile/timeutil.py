@@ -10,6 +10,10 @@ from dateutil import parser as date_parser
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*(ms|[smhdw])\s*)+$")
 _PART = re.compile(r"(\d+)\s*(ms|[smhdw])")
+# The longest duration (and the furthest back a WHEN may reach) the job accepts: ten years. Stripe
+# holds nothing older, and past a few thousand years datetime arithmetic overflows somewhere.
+MAX_DURATION = timedelta(days=3660)
+MAX_DURATION_TEXT = "3660d (ten years)"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -19,8 +23,13 @@ def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or not _DURATION.match(text.lower()):
         raise ValueError(f"{text!r} is not a duration like 250ms, 90s, 15m, 6h, 3d or 1h30m")
     total = timedelta()
-    for number, unit in _PART.findall(text.lower()):
-        total += timedelta(**{_UNITS[unit]: int(number)})
+    try:
+        for number, unit in _PART.findall(text.lower()):
+            total += timedelta(**{_UNITS[unit]: int(number)})
+    except (OverflowError, ValueError):  # beyond timedelta's range, or more digits than int() reads
+        total = timedelta.max
+    if total > MAX_DURATION:
+        raise ValueError(f"{text[:40]!r} is too long: a duration is at most {MAX_DURATION_TEXT}")
     return total
 
 
@@ -33,10 +42,8 @@ def as_utc(value: datetime) -> datetime:
 
 def parse_when(text: str, now: datetime) -> datetime:
     """ISO-8601 (naive means UTC) or a span back from now ('90m', '6h', '3d')."""
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
+    if isinstance(text, str) and _DURATION.match(text.lower().lstrip(" -")):
+        return now - parse_duration(text)  # a span: its own error (negative, too long) says what is wrong
     try:
         return as_utc(date_parser.isoparse(text.strip()))
     except (ValueError, OverflowError):

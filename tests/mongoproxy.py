@@ -4,7 +4,9 @@ It reads the client's wire-protocol messages (OP_MSG, and OP_QUERY for the hands
 enough to know each command's name and collection, and can, at the n-th matching command:
 - "drop": cut every connection and refuse new ones (MongoDB lost, until `restore()`);
 - "hold": keep the command back until `release()` (a process frozen mid-write, to kill or signal);
-- a callable: run it first (e.g. SIGKILL the real server), then forward the command.
+- a callable: run it first (e.g. SIGKILL the real server), then forward the command;
+- a dict: answer the command with that reply document instead of forwarding it (a server error,
+  e.g. `{"ok": 0, "errmsg": ..., "code": 2, "codeName": "BadValue"}`).
 Bytes are otherwise forwarded untouched, both ways, over real sockets.
 """
 
@@ -26,7 +28,7 @@ class Rule:
     command: str
     collection: str | None
     nth: int
-    action: str | Callable[[], None]
+    action: str | Callable[[], None] | dict
     seen: int = 0
     hit: threading.Event = field(default_factory=threading.Event)  # set when the n-th match arrives
     released: threading.Event = field(default_factory=threading.Event)
@@ -92,9 +94,14 @@ class MongoProxy:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
     def on(
-        self, command: str, collection: str | None = None, nth: int = 1, action: str | Callable[[], None] = "drop"
+        self,
+        command: str,
+        collection: str | None = None,
+        nth: int = 1,
+        action: str | Callable[[], None] | dict = "drop",
     ) -> Rule:
-        """At the n-th `command` (on `collection`, if given): do `action` ("drop", "hold" or a callable)."""
+        """At the n-th `command` (on `collection`, if given): do `action` ("drop", "hold", a callable, or a
+        reply document to answer with)."""
         rule = Rule(command, collection, nth, action)
         with self._lock:
             self._rules.append(rule)
@@ -167,6 +174,10 @@ class MongoProxy:
                 message = header + _recv_exact(client, length - 16)
                 name, collection = command_of(message)
                 rule = self._match(name, collection)
+                if rule is not None and isinstance(rule.action, dict):
+                    rule.hit.set()
+                    client.sendall(_reply(message, rule.action))  # one request in flight per connection
+                    continue
                 if rule is not None and not self._apply(rule):
                     return
                 upstream.sendall(message)
@@ -215,6 +226,13 @@ class MongoProxy:
                 self._conns.discard(sock)
         for sock in socks:
             _reset(sock)
+
+
+def _reply(request: bytes, document: dict) -> bytes:
+    """An OP_MSG answer to `request` carrying `document` (header, flagBits, one kind-0 section)."""
+    request_id = struct.unpack_from("<i", request, 4)[0]
+    body = struct.pack("<I", 0) + b"\x00" + bson.encode(document)
+    return struct.pack("<iiii", 16 + len(body), 0x5EED, request_id, OP_MSG) + body
 
 
 def _reset(sock: socket.socket) -> None:

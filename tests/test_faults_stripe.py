@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -281,7 +282,7 @@ def test_invalid_key_ends_at_once_and_never_shows(fast_cli, stripe_server, shop,
     # most once (the second may see the first's failure before it asks at all).
     asked = Counter(p for _, p, _ in stripe_server.request_log)
     assert set(asked) <= {CHARGES, BALANCE} and set(asked.values()) == {1}
-    assert "Stripe rejected the API key (HTTP 401)" in result.stderr
+    assert "Stripe rejected the API key (HTTP 401, invalid_request_error, request req_" in result.stderr
     text = outputs(result, tmp_path, db)
     assert bad not in text and bad[8:] not in text and "xTail" not in text  # not even Stripe's echoed tail
     assert_nothing_done(result, db, before, tmp_path)
@@ -296,10 +297,12 @@ def test_restricted_key_names_the_permission_it_lacks(fast_cli, stripe_server, s
     result = fast_cli()
     assert result.exit_code == 2, result.output
     line = result.stderr.strip().splitlines()[-1]
-    assert line == (
-        "reconcile: error: the Stripe key may not read /v1/balance_transactions (HTTP 403): it lacks the "
-        "permission rak_balance_read; give the restricted key read access to it, or use another key"
-    )
+    assert re.fullmatch(
+        r"reconcile: error: the Stripe key may not read /v1/balance_transactions \(HTTP 403, invalid_request_error, "
+        r"request req_\w+\): it lacks the permission rak_balance_read; give the restricted key read access to it, "
+        r"or use another key",
+        line,
+    ), line
     assert sum(1 for _, p, _ in stripe_server.request_log if p == BALANCE) == 1
     text = outputs(result, tmp_path, db)
     assert restricted not in text and "yEnd" not in text

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile.demo.standin import StandinStore, serve
-from reconcile.errors import Interrupted, StripeAuthError, StripeRequestError
+from reconcile.errors import Interrupted, StripeAuthError, StripeListIncomplete
 from reconcile.run import interrupt
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
@@ -215,7 +215,7 @@ def test_an_object_outside_the_asked_range_stops_the_pull():
     def fetch(params: dict[str, Any]) -> dict[str, Any]:
         return {"data": [{"id": "ch_x", "created": params["created"]["lt"] + 5}], "has_more": False}
 
-    with pytest.raises(StripeRequestError, match="outside the requested range"):
+    with pytest.raises(StripeListIncomplete, match="ch_x created at .* outside the range asked for"):
         pull_plan.pull_window(fetch, T0, T0 + 100, list, workers=3)
 
 
@@ -223,7 +223,7 @@ def test_a_repeated_cursor_stops_the_pull():
     def fetch(params: dict[str, Any]) -> dict[str, Any]:
         return {"data": [{"id": "ch_same", "created": T0 + 1}], "has_more": True}
 
-    with pytest.raises(StripeRequestError, match="repeated"):
+    with pytest.raises(StripeListIncomplete, match="the next cursor ch_same was already followed"):
         pull_plan.pull_window(fetch, T0, T0 + 2, list, workers=2)
 
 

@@ -164,12 +164,18 @@ class Rules:
     probable_drift_seconds: int = 30 * 60
 
 
+# Order columns of integers: built as Int64 straight from the Python ints, never through float64 (a
+# column of ints and None infers float64, which rounds above 2**53 and cannot take 2**63-1 back).
+_EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount")
+
+
 def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
     frame = frame_of(records, ORDER_COLUMNS)
-    frame["amount"] = frame["amount"].astype("Int64")
-    frame["created"] = frame["created"].astype("Int64")
+    for name in _EXACT_ORDER_COLUMNS:
+        values = records.get(name) if isinstance(records, dict) else [r.get(name) for r in records]
+        frame[name] = pd.array([None] * len(frame) if values is None else list(values), dtype="Int64")
     # What the shop itself refunded (absent: nothing); unreadable values are a `problem` already.
-    frame["refunded_amount"] = frame["refunded_amount"].astype("Int64").fillna(0)
+    frame["refunded_amount"] = frame["refunded_amount"].fillna(0)
     return frame
 
 

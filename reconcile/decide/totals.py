@@ -40,7 +40,9 @@ def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
         frame = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
     else:  # empty columns would come out as floats
         frame = pd.DataFrame.from_records([] if isinstance(rows, dict) else rows, columns=BALANCE_COLUMNS)
-    return frame.astype({"amount": "int64", "fee": "int64", "net": "int64"})
+    frame = frame.astype({"amount": "int64", "fee": "int64", "net": "int64"})
+    # A transaction listed twice (on two pages) counts once.
+    return frame.drop_duplicates("txn_id", keep="first").reset_index(drop=True)
 
 
 def summarize(balance: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reconcile.config import EmailConfig
 from reconcile.errors import MailError
+from reconcile.redact import smtp_facts
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,7 @@ class Mailer:
         except smtplib.SMTPRecipientsRefused:
             raise MailError(f"the SMTP server {c.host}:{c.port} refused every recipient") from None
         except (smtplib.SMTPException, OSError) as exc:  # OSError: refused, timeout, TLS failure
-            raise MailError(f"email not sent via {c.host}:{c.port}: {type(exc).__name__}: {_short(exc)}") from None
+            raise MailError(f"email not sent via {c.host}:{c.port}: {smtp_facts(exc)}") from None
         if refused:
             log.warning("email.some_recipients_refused", extra={"refused": sorted(refused)})
         log.info("email.sent", extra={"to": len(c.to) - len(refused or {}), "subject": message["Subject"]})
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")[:200]

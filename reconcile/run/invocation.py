@@ -30,7 +30,15 @@ from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.decide.trend import trend_points
-from reconcile.errors import ConfigError, Interrupted, LeaseHeld, MailError, MongoUnavailable, ReconcileError
+from reconcile.errors import (
+    ConfigError,
+    Interrupted,
+    LeaseHeld,
+    LeaseLost,
+    MailError,
+    MongoUnavailable,
+    ReconcileError,
+)
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.logs import run_context
 from reconcile.redact import one_line
@@ -211,6 +219,8 @@ def _text(error: BaseException) -> str:
 
 
 def _status_of(error: ReconcileError) -> str:
+    if isinstance(error, LeaseLost):
+        return state.LEASE_LOST
     return state.INTERRUPTED if isinstance(error, Interrupted) else state.FAILED
 
 
@@ -325,6 +335,8 @@ def _run_all(
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
             run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
             # Completed only once the watermark and the history say so; until then the window is redone next time.
+            if lease is not None:
+                lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
             if not inv.dry_run:
                 state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
             state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))

@@ -53,7 +53,7 @@ class RunRequest:
     summary_json: Path | None = None
     # Count money from here (the overlap before it was counted by the previous run); None: the whole window.
     counted_from: datetime | None = None
-    # Called just before repairs (the run lease's check): raising stops the run before it changes anything.
+    # Called before repairs and before each repair batch (the run lease's check): raising stops the writes.
     checkpoint: Callable[[], None] | None = None
     # The invocation's period work, called back in the middle of this run (see `PeriodHook`).
     extend: PeriodHook | None = None
@@ -241,7 +241,7 @@ def _run(
     if not req.dry_run:
         if req.checkpoint:
             req.checkpoint()
-        done = repair.apply_repairs(db, config, outcomes, run_id, req.now)
+        done = repair.apply_repairs(db, config, outcomes, run_id, req.now, checkpoint=req.checkpoint)
         outcomes = repair.mark_lost_races(outcomes, done.lost_race)
         log.info(
             "repair.done",

@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from reconcile.config import MongoConfig
 from reconcile.errors import ConfigError, MongoUnavailable
+from reconcile.redact import mongo_facts
 
 
 @contextlib.contextmanager
@@ -26,9 +27,8 @@ def mongo_errors(action: str) -> Iterator[None]:
             raise ConfigError(
                 f"MongoDB refused the credentials or a permission while {action} (code {exc.code})"
             ) from None
-        raise MongoUnavailable(
-            f"MongoDB failed while {action}: {exc.details.get('errmsg') if exc.details else exc.code}"
-        ) from None
+        # The code name, never the server's message: it can quote documents (a duplicate key's values).
+        raise MongoUnavailable(f"MongoDB failed while {action}: {mongo_facts(exc)}") from None
     except pymongo.errors.PyMongoError as exc:
         raise MongoUnavailable(f"MongoDB unavailable while {action}: {type(exc).__name__}") from None
 

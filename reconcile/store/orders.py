@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 _CURRENCY = re.compile(r"^[a-z]{3}$")
+# The largest amount a BSON int64 (and the job's Int64 columns) holds; a Python int above it (possible
+# through another driver or a mock) cannot be held exactly: that order is a data problem.
+INT64_MAX = 2**63 - 1
 
 
 def projection(config: OrdersConfig) -> dict[str, int]:
@@ -65,7 +68,10 @@ def _batches(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
 
 def _parse_created(value: Any) -> tuple[int | None, str | None]:
     if isinstance(value, datetime):
-        return int(as_utc(value).timestamp()), None
+        try:
+            return int(as_utc(value).timestamp()), None
+        except (ValueError, OverflowError, OSError):  # an offset that takes it past year 1 or 9999
+            return None, f"created_at {str(value)[:40]!r} is not a date the job can place"
     if isinstance(value, str):
         try:
             return int(as_utc(date_parser.isoparse(value)).timestamp()), None
@@ -80,7 +86,11 @@ def _parse_amount(value: Any) -> tuple[int | None, str | None]:
     if isinstance(value, bool):
         return None, "amount is a boolean"
     if isinstance(value, int):
-        return (value, None) if value >= 0 else (None, f"amount {value} is negative")
+        if value < 0:
+            return None, f"amount {value} is negative"
+        if value > INT64_MAX:
+            return None, f"amount {str(value)[:40]} is beyond a 64-bit integer"
+        return int(value), None
     if value is None:
         return None, "amount is missing"
     shown = str(value)[:40]
@@ -95,8 +105,8 @@ def _parse_refunded(value: Any) -> tuple[int | None, str | None]:
     """The shop's own record of what it refunded: absent means nothing."""
     if value is None:
         return 0, None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value, None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX:
+        return int(value), None
     shown = str(value)[:40]
     return None, f"refunded amount {shown!r} is not a non-negative integer in minor units"
 
@@ -125,6 +135,9 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         )
         currency = None
     charge_id = _get(doc, config.charge_id_field)
+    if charge_id is not None and not isinstance(charge_id, str):
+        # A repair overwrites this field; an undo could not put back what it cannot hold.
+        problems.append(f"charge id has type {type(charge_id).__name__}, expected a Stripe id")
     email = _get(doc, config.email_field) if config.email_field else None
     refunded, problem = (
         _parse_refunded(_get(doc, config.refunded_amount_field)) if config.refunded_amount_field else (0, None)
@@ -216,14 +229,16 @@ class OrderColumns:
                 # The fast path: a plain document, same result as order_record, in a third of the time.
                 amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
                 when = doc.get(created_f)
+                charge = doc.get(charge_f)
                 refunded = doc.get(refunded_f) if refunded_f else None
                 if (
                     amount.__class__ is int
-                    and amount >= 0
+                    and 0 <= amount <= INT64_MAX
                     and status.__class__ is str
                     and currency.__class__ is str
                     and when.__class__ is datetime
-                    and (refunded is None or (refunded.__class__ is int and refunded >= 0))
+                    and (charge is None or charge.__class__ is str)
+                    and (refunded is None or (refunded.__class__ is int and 0 <= refunded <= INT64_MAX))
                 ):
                     code = self._currency(currency)
                     if code is not None:
@@ -234,7 +249,7 @@ class OrderColumns:
                         amounts.append(amount)
                         currencies.append(code)
                         created.append(int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()))
-                        charge_ids.append(_stored_fast(doc.get(charge_f)))
+                        charge_ids.append(_stored_fast(charge))
                         emails.append(email if isinstance(email, str) else None)
                         problems.append(None)
                         intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)

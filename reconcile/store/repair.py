@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,8 +151,20 @@ def heal_audit(db: Database, config: Config) -> list[str]:
     return [a["order_key"] for a in records]
 
 
-def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: str, now: datetime) -> RepairResult:
-    """Repair the `repaired` and `marked_failed` orders; returns which changes took effect."""
+def apply_repairs(
+    db: Database,
+    config: Config,
+    outcomes: pd.DataFrame,
+    run_id: str,
+    now: datetime,
+    checkpoint: Callable[[], None] | None = None,
+) -> RepairResult:
+    """Repair the `repaired` and `marked_failed` orders; returns which changes took effect.
+
+    `checkpoint` (the run lease's check) is called before each batch: a run whose lease was taken
+    over while it was paused (a GC pause, a frozen VM) stops there instead of writing beside the
+    run that took over.
+    """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = RepairResult()
     orders = db[config.mongodb.orders_collection]
@@ -159,6 +172,8 @@ def apply_repairs(db: Database, config: Config, outcomes: pd.DataFrame, run_id: 
     size = config.mongodb.repair_batch_size
     for start in range(0, len(rows), size):
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
+        if checkpoint is not None:
+            checkpoint()
         batch = rows[start : start + size]
         plans = [_planned_change(row, config, run_id, now) for row in batch]
         with mongo_errors("repairing orders"):

@@ -35,6 +35,7 @@ COMPLETED = "completed"
 FAILED = "failed"
 INTERRUPTED = "interrupted"  # stopped by SIGTERM / Ctrl-C at a checkpoint, between writes
 LEASE_HELD = "lease_held"
+LEASE_LOST = "lease_lost"  # its lease was taken over while it was paused: it stopped writing
 ABANDONED = "abandoned"  # its process died holding the lease; a later run took over
 
 # Email statuses of a run's report.

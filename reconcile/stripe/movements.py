@@ -55,7 +55,7 @@ def fetch_movements(
         ],
         policy.abort,
     )
-    rows = refunds + disputes
+    rows = list({row["object_id"]: row for row in refunds + disputes}.values())  # one listed twice counts once
     _fill_charges(client, rows, metadata_key, policy)
     return rows
 

@@ -27,7 +27,7 @@ import stripe
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
 from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
-from reconcile.redact import scrub
+from reconcile.redact import stripe_facts
 from reconcile.run import interrupt
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
 # A Stripe id as it may appear in a URL path (ids from order documents are checked against it).
 SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
-
-
-def redact(text: str) -> str:
-    """Mask anything shaped like a Stripe secret or restricted key (and any secret read from the environment)."""
-    return scrub(text or "")
 
 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
@@ -133,6 +128,9 @@ def _retry_after(error: stripe.StripeError) -> float | None:
     return None
 
 
+_REFUSED_VERSION = re.compile(r"Invalid Stripe API version: [A-Za-z0-9_.\-]{1,60}\.?")
+
+
 def _lacking_permission(message: str) -> str | None:
     match = re.search(r"'(rak_[a-z0-9_]+)'", message or "")
     return match.group(1) if match else None
@@ -185,31 +183,32 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             policy.sleep(pause)
             interrupt.checkpoint("pull")
             limited += 1
+        # Every line below names the path and the facts of the error (stripe_facts), never Stripe's message
+        # or the body: those can hold card data, customers' emails, or the key's tail.
         except stripe.AuthenticationError as exc:
             raise StripeAuthError(
-                f"Stripe rejected the API key (HTTP 401): {redact(exc.user_message or '').rstrip('.')}; "
+                f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
                 "check the key in the environment variable named by stripe.api_key_env"
             ) from None
         except stripe.PermissionError as exc:
             permission = _lacking_permission(exc.user_message or "")
-            needs = f"it lacks the permission {permission}" if permission else redact(exc.user_message or "")
+            needs = f": it lacks the permission {permission}" if permission else ""
             raise StripeAuthError(
-                f"the Stripe key may not read {path} (HTTP 403): {needs}; "
+                f"the Stripe key may not read {path} ({stripe_facts(exc)}){needs}; "
                 "give the restricted key read access to it, or use another key"
             ) from None
         except stripe.InvalidRequestError as exc:
-            if (exc.user_message or "").startswith("Invalid Stripe API version"):
+            refused = _REFUSED_VERSION.fullmatch(exc.user_message or "")
+            if refused:  # the message only echoes the version sent (a token): safe to repeat
                 raise ConfigError(
-                    f"Stripe does not accept the API version the job sends: {redact(exc.user_message or '')}; "
-                    "check stripe.api_version (unset: the version the installed SDK pins)"
+                    f"Stripe does not accept the API version the job sends: {refused.group(0)} "
+                    f"({stripe_facts(exc)}); check stripe.api_version (unset: the version the installed SDK pins)"
                 ) from None
-            raise StripeRequestError(
-                f"Stripe rejected the request to {path}: {redact(exc.user_message or '')}"
-            ) from None
+            raise StripeRequestError(f"Stripe rejected the request to {path} ({stripe_facts(exc)})") from None
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
             # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            network = f"{type(exc).__name__}: {redact(exc.user_message or '')}".strip()
+            network = f"{type(exc).__name__} ({stripe_facts(exc)})".replace(" ()", "")
             if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
                 raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
             pause = policy.delay(dropped, None)
@@ -221,10 +220,10 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             dropped += 1
         except stripe.APIError as exc:
             raise StripeUnavailable(
-                f"Stripe unavailable at {path} after retries: {type(exc).__name__}: {redact(exc.user_message or '')}"
+                f"Stripe unavailable at {path} after retries: {type(exc).__name__} ({stripe_facts(exc)})"
             ) from None
         except stripe.StripeError as exc:
-            raise StripeUnavailable(f"Stripe error at {path}: {redact(exc.user_message or '')}") from None
+            raise StripeUnavailable(f"Stripe error at {path}: {type(exc).__name__} ({stripe_facts(exc)})") from None
 
 
 def iter_pages(
@@ -239,14 +238,12 @@ def iter_pages(
         if cursor:
             page_params["starting_after"] = cursor
         page = request(client, path, page_params, policy)
-        data = page.get("data") or []
+        data = pull_plan.check_page(page, path, cursor=cursor, seen=seen_cursors)
         if data:
             yield data
-        if not page.get("has_more") or not data:
+        if not page.get("has_more"):
             return
         cursor = data[-1]["id"]
-        if cursor in seen_cursors:
-            raise StripeRequestError(f"Stripe returned cursor {cursor} twice while listing {path}; stopping")
         seen_cursors.add(cursor)
 
 

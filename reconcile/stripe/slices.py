@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from reconcile.errors import StripeRequestError
+from reconcile.errors import StripeListIncomplete, StripeRequestError
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class _Pull(Generic[T]):
             if piece.cursor:
                 params["starting_after"] = piece.cursor
             page = self.fetch(params)
-            data = page.get("data") or []
+            data = check_page(page, self.label, piece.since, piece.until, piece.cursor, piece.seen)
             with self.cond:
                 self.stats.requests += 1
                 self.stats.objects += len(data)
@@ -234,6 +234,44 @@ class _Pull(Generic[T]):
                 self.live.add(new)
             piece.since = bounds[-2]  # this slice keeps the top part and its cursor's second
             self.cond.notify_all()
+
+
+def check_page(
+    page: dict[str, Any],
+    label: str,
+    since: int | None = None,
+    until: int | None = None,
+    cursor: str | None = None,
+    seen: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The objects of one list page of `label` (the endpoint), or StripeListIncomplete naming it when the
+    page cannot be part of a whole list: `has_more` with no objects (the rest would be silently lost),
+    a next cursor already followed (a loop), an object created outside [since, until) (asked for by
+    `created`), an object without an id. Called before any object of the page counts."""
+    where = f" (created in [{since}, {until})" if since is not None else " ("
+    where += f", after {cursor})" if cursor else ", first page)"
+
+    def stop(problem: str) -> StripeListIncomplete:
+        return StripeListIncomplete(
+            f"Stripe's list {label} is not whole: {problem}{where}; the run stopped rather than treat part of "
+            "it as complete"
+        )
+
+    data = page.get("data")
+    if not isinstance(data, list) or not all(isinstance(obj, dict) for obj in data):
+        raise stop("a page without a list of objects")
+    if page.get("has_more") and not data:
+        raise stop("a page with has_more true and no objects")
+    if any(not isinstance(obj.get("id"), str) or not obj["id"] for obj in data):
+        raise stop("an object without an id")
+    if since is not None and until is not None:
+        for obj in data:
+            created = obj.get("created")
+            if not isinstance(created, int) or isinstance(created, bool) or not since <= created < until:
+                raise stop(f"{obj['id']} created at {created!r}, outside the range asked for")
+    if page.get("has_more") and seen is not None and data[-1]["id"] in seen:
+        raise stop(f"the next cursor {data[-1]['id']} was already followed")
+    return data
 
 
 def _created(obj: dict[str, Any], piece: _Slice) -> int:

@@ -59,8 +59,16 @@ FAULTS = frozenset(
         "hang",
         "401",
         "403",
+        # Broken list pages (answered 200): the client must notice the list is not whole.
+        "empty_has_more",  # no objects, has_more true
+        "ignore_cursor",  # the page as if starting_after / ending_before were not given (a repeated page)
+        "ignore_created",  # the page as if no created range were given (objects outside it)
+        "duplicate_first",  # the page with its first object listed twice
+        "truncated",  # the normal answer cut to half its length, as a complete response (a middlebox cut it)
+        "raw",  # opts `status` and `body` (bytes): any answer, e.g. a proxy's error page
     }
 )
+_PAGE_FAULTS = frozenset({"ignore_cursor", "ignore_created", "duplicate_first", "truncated"})
 _INT = re.compile(r"[+-]?\d+")
 _KEY = re.compile(r"^((?:sk|rk|pk)_(?:test|live)_)(.*)$", re.S)
 _CREATED_OPS = ("gte", "gt", "lte", "lt")
@@ -295,6 +303,9 @@ class StandinServer:
         answer normally after that long, default: only end when the server closes; or ``release``, a
         ``threading.Event``: answer normally once it is set); ``stage``
         ("drop": "body" sends headers and part of the body, "before" closes before any byte).
+        List pages that cannot be part of a whole list, answered 200: "empty_has_more",
+        "ignore_cursor", "ignore_created", "duplicate_first", and "truncated" (the normal answer cut
+        in half, Content-Length and all); "raw" answers ``status`` (default 200) with ``body`` bytes.
         ``times=None`` keeps the fault until ``clear_faults()``. Earlier injections match first.
         """
         if fault not in FAULTS:
@@ -368,8 +379,12 @@ class StandinServer:
             return
 
         injection = self._take_fault(path, query)
+        page_fault = None
         if injection is not None:
-            if self._serve_fault(h, injection, version):
+            if injection.fault in _PAGE_FAULTS:
+                page_fault = injection.fault
+                pairs = _page_fault_params(page_fault, pairs)
+            elif self._serve_fault(h, injection, version):
                 return
 
         route = self._route(path)
@@ -393,8 +408,12 @@ class StandinServer:
             resource, object_id = route
             if object_id is None:
                 body = self._list(resource, pairs)
+                if page_fault == "duplicate_first":
+                    body = _duplicate_first(body)
             else:
                 body = self._retrieve(resource, object_id, pairs)
+            if page_fault == "truncated":
+                body = body[: len(body) // 2]
             self._respond(h, 200, body, version)
         except ApiError as exc:
             self._respond(h, exc.status, _error_body(exc.error), version)
@@ -512,6 +531,12 @@ class StandinServer:
             key = _presented_key(h.headers.get("Authorization")) or ""
             route = self._route(urlsplit(h.path).path.rstrip("/"))
             self._respond(h, 403, _error_body(self._permission_error(key, route[0] if route else None)), version)
+        elif fault == "raw":
+            self._respond(h, int(opts.get("status", 200)), bytes(opts.get("body", b"")), version)
+        elif fault == "empty_has_more":
+            path = urlsplit(h.path).path.rstrip("/")
+            body = json.dumps({"object": "list", "data": [], "has_more": True, "url": path}).encode()
+            self._respond(h, 200, body, version)
         elif fault == "drop":
             self._drop(h, version, opts.get("stage", "body"))
         elif fault == "hang":
@@ -632,6 +657,22 @@ class StandinServer:
                 raise invalid_request(f"Received unknown parameter: {name}", param=name)
         tree = parse_expand(resource, expand, is_list=False)
         return self.store.retrieve_json(resource.object, object_id, tree)
+
+
+def _page_fault_params(fault: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The list parameters a broken page is answered with: without its cursor, or without its range."""
+    if fault == "ignore_cursor":
+        return [(k, v) for k, v in pairs if k not in ("starting_after", "ending_before")]
+    if fault == "ignore_created":
+        return [(k, v) for k, v in pairs if k != "created" and not k.startswith("created[")]
+    return pairs
+
+
+def _duplicate_first(body: bytes) -> bytes:
+    page = json.loads(body)
+    if page.get("data"):
+        page["data"].insert(1, page["data"][0])
+    return json.dumps(page, separators=(",", ":")).encode()
 
 
 def _presented_key(header: str | None) -> str | None:
