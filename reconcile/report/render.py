@@ -366,12 +366,10 @@ def write_report(
             if counts.get(o)
         ],
         "queue": queue,
-        # Where the window's own row says more than the item: the settlement of a charge in another currency.
-        "settled": {
-            f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}": r["settlement_text"]
-            for r in rows
-            if r["settlement_text"]
-        },
+        # Where the window's own row says more than the item: the settlement of a charge in another currency,
+        # and the charge's description (what was bought: how a person finds an orphan charge's order).
+        "settled": {_row_key(r): r["settlement_text"] for r in rows if r["settlement_text"]},
+        "described": {_row_key(r): str(r["description"])[:200] for r in rows if r["description"]},
         # "new" marks an item first seen by this run, worth saying only when some are older.
         "mark_new": any(not e.is_new for e in queue.entries),
         "at_stake": [(cur, format_amount(v, cur)) for cur, v in queue.at_stake.items()],
@@ -389,6 +387,11 @@ def write_report(
     write_private(files.csv, render_csv(rows, extra_rows))
     write_private(files.html, html)
     return files
+
+
+def _row_key(r: dict[str, Any]) -> str:
+    """The item key of a window's row (decide/items.core_findings)."""
+    return f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}"
 
 
 def _render_within_budget(context: dict[str, Any], queue: work_queue.Queue, listed: list[dict[str, Any]]) -> str:
