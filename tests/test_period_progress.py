@@ -47,6 +47,7 @@ def test_the_chart_is_a_table_email_clients_show():
     # The chart comes after the tables a person acts on.
     assert 'width="100%" bgcolor="#9aa5f5"' in bottom and 'width="100%" bgcolor="#f5a623"' in bottom
     assert "no run" in bottom  # the day before had no run
+    assert ">0</td>" not in bottom  # ...and counted no charges: no "0 charges" noise, a blank
     for banned in ("<svg", "<script", "<img", "data:", "http"):
         assert banned not in top + bottom
 
