@@ -322,3 +322,13 @@ def test_made_for_mail_clients_inline_styles_only(tmp_path):
     # The totals read top to bottom to net.
     order = [html.index(w) for w in ("Gross", "+ Refunds", "+ Disputes", "+ Other", "&minus; Fees", "= Net")]
     assert order == sorted(order) and "76.80 USD" in html
+
+
+def test_every_outcome_has_plain_words_and_every_item_a_next_step():
+    from reconcile.decide import movements
+    from reconcile.report import wording
+
+    assert set(wording.OUTCOME_TITLES) == set(c.OUTCOMES)
+    special = {c.DUPLICATE_CHARGE, c.UNCAPTURED, movements.DISPUTE_OPEN}
+    needing = {*c.NEEDS_PERSON, movements.REFUND_FAILED, movements.REFUNDED_ORDER_STILL_PAID, movements.DISPUTE_LOST}
+    assert needing - special <= set(wording.NEXT_STEPS)

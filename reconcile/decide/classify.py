@@ -32,6 +32,7 @@ FAILED_BUT_CHARGED = "failed_but_charged"
 DATA_PROBLEM = "data_problem"
 LINK_CONFLICT = "link_conflict"
 PROBABLE_MATCH = "probable_match"
+REPAIR_UNDONE = "repair_undone"
 
 OUTCOMES = (
     OK,
@@ -49,6 +50,7 @@ OUTCOMES = (
     DATA_PROBLEM,
     LINK_CONFLICT,
     PROBABLE_MATCH,
+    REPAIR_UNDONE,
 )
 # Outcomes a person must look at; the others were handled or are only listed.
 NEEDS_PERSON = (
@@ -62,6 +64,7 @@ NEEDS_PERSON = (
     DATA_PROBLEM,
     LINK_CONFLICT,
     PROBABLE_MATCH,
+    REPAIR_UNDONE,
 )
 # Outcomes whose order needs a look past the window's edges before it is believed.
 NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
@@ -144,6 +147,10 @@ class Facts:
     # An uncaptured order: when the authorization of its latest uncaptured charge lapses (unix seconds),
     # the deadline to capture or cancel it.
     capture_before: int | None = None
+    # A repair a person undid (`reconcile undo`): who and when ("by NAME on DATE"); the job leaves
+    # the order alone until a person clears the marker (`reconcile items clear`).
+    undone: str | None = None
+    would_be: str | None = None  # what the job would have done to an order whose repair was undone
 
     def attempt(self, state: str) -> str | None:
         """The object of the order's attempt in `state`, None if it has none."""
@@ -162,6 +169,8 @@ class Rules:
     link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
     probable_matches: bool = True
     probable_drift_seconds: int = 30 * 60
+    # (order_key, charge_id) pairs a person dismissed: never proposed as probable matches again.
+    dismissed_pairs: frozenset[tuple[str, str]] = frozenset()
 
 
 # Order columns of integers: built as Int64 straight from the Python ints, never through float64 (a
@@ -415,6 +424,7 @@ def classify(
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, is_paid | is_uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
+    result = _honour_undone(result, frame)
     if rules.probable_matches:
         unreferenced = charges.loc[
             is_paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
@@ -433,6 +443,30 @@ def _authorization_lapses(charges: pd.DataFrame) -> pd.Series:
     latest = held.sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="last").set_index("order_key")
     fallback = latest["created"].astype("int64") + AUTHORIZATION_SECONDS
     return latest["capture_before"].astype("Int64").fillna(fallback)
+
+
+def _honour_undone(result: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """An order whose repair a person undid is never changed again on the job's own: what would
+    be a repair (or a failure mark) is `repair_undone`, for a person, until they clear the marker."""
+    if "undone" not in frame.columns:
+        return result
+    undone = frame["undone"].to_numpy()
+    held = result["outcome"].isin([REPAIRED, MARKED_FAILED]).to_numpy()[: len(undone)] & pd.notna(undone)
+    if not held.any():
+        return result
+    result = result.copy()
+    positions = np.flatnonzero(held)
+    facts = result["facts"].to_list()
+    before = result["outcome"].to_list()
+    for position in positions.tolist():
+        facts[position] = replace(
+            facts[position] or Facts(), undone=str(undone[position]), would_be=str(before[position])
+        )
+    outcome = result["outcome"].to_numpy(copy=True)
+    outcome[positions] = REPAIR_UNDONE
+    result["outcome"] = outcome
+    result["facts"] = _objects(facts, result.index)
+    return result
 
 
 def _objects(values: Iterable[Any], index: pd.Index) -> pd.Series:
@@ -490,6 +524,7 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         ),
         rules.probable_drift_seconds,
         rules.amount_tolerance,
+        rules.dismissed_pairs,
     )
     result = result.copy()
     facts: dict[Any, Facts | None] = dict(zip(result.index, result["facts"], strict=True))

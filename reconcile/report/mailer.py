@@ -45,12 +45,15 @@ def subject(
     open_items: int,
     repaired: int,
     part: tuple[int, int] = (1, 1),
+    critical: int = 0,
     at_stake: str = "",
 ) -> str:
-    """The subject carries the window, the money at stake (report/queue.py) and the counts that need attention."""
-    bits = [f"{needs} need{'s' if needs == 1 else ''} attention ({new} new)" if needs else "nothing needs attention"]
+    """The subject carries the window, critical items first, the money at stake (report/queue.py) and the
+    counts that need attention."""
+    bits = [f"{critical} CRITICAL"] if critical else []
     if at_stake:
-        bits.insert(0, f"{at_stake} at stake")
+        bits.append(f"{at_stake} at stake")
+    bits += [f"{needs} need{'s' if needs == 1 else ''} attention ({new} new)" if needs else "nothing needs attention"]
     if open_items:
         bits.append(f"{open_items} open item{'s' if open_items != 1 else ''}")
     if repaired:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
@@ -24,6 +25,7 @@ BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
 # in the work queue); the summary JSON lists every one. Keeps the email under Gmail's ~102 KB clip.
 MOVEMENT_ROWS = 10
 RESOLVED_ROWS = 10
+OPEN_ROWS = 500  # items being handled / closed by a person listed (decisions.html.j2)
 
 
 def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,6 +41,22 @@ def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
+    amount = doc.get("amount")
+    return {
+        **{k: None for k in item_store.CARRIED},
+        "is_new": False,
+        "age_days": 0,  # tolerate sparse documents
+        **doc,
+        "kind_title": movements.TITLES.get(doc.get("kind") or "", doc.get("kind")),
+        "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
+        "first_seen_text": fmt(from_unix(doc["first_seen"])) if doc.get("first_seen") else "",
+        "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",
+        "resolved_text": fmt(from_unix(doc["resolved_at"])) if doc.get("resolved_at") else "",
+        "charge_url": dashboard_link(doc.get("charge_id"), doc.get("livemode"), dashboard_url),
+    }
+
+
 def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | None) -> dict[str, Any]:
     amount = doc.get("amount")
     kind = doc.get("kind") or ""
@@ -49,6 +67,51 @@ def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | Non
         "age": f"open {wording.age_text(doc.get('age_days'))}" if doc.get("age_days") else "",
         "resolution": doc.get("resolution") or "",
         "links": queue.links(doc, dashboard_url, order_url),
+    }
+
+
+SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8710a", "medium": "#f5a623", "low": "#697386"}
+URGENT_ROWS = 50  # critical and high items listed by name in the severity section
+DECIDED = {
+    "ack": "acknowledged",
+    "accept": "accepted",
+    "resolve": "marked resolved",
+    "confirm": "confirmed as the same purchase",
+    "dismiss": "dismissed",
+    "clear": "undo marker cleared",
+}
+
+
+def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, Any]:
+    """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
+    money at stake per currency (open items only), items being handled, items closed by a person."""
+    queue = items.open
+    counts = {level: 0 for level in item_rules.LEVELS}
+    stake: dict[str, int] = {}
+    for doc in queue:
+        counts[doc.get("severity") or "low"] = counts.get(doc.get("severity") or "low", 0) + 1
+        amount, currency = doc.get("amount"), doc.get("currency")
+        if isinstance(amount, int) and isinstance(currency, str):
+            stake[currency] = stake.get(currency, 0) + abs(amount)
+
+    def view(doc: dict[str, Any]) -> dict[str, Any]:
+        v = _item_view(doc, dashboard_url)
+        v["colour"] = SEVERITY_COLOURS.get(doc.get("severity") or "low", "#697386")
+        v["decided_text"] = fmt(from_unix(doc["decided_at"])) if doc.get("decided_at") else ""
+        v["decision_text"] = DECIDED.get(doc.get("decision") or "", doc.get("decision") or doc.get("state"))
+        return v
+
+    urgent = sorted(
+        (d for d in queue if d.get("severity") in ("critical", "high")),
+        key=lambda d: (item_rules.severity_rank(d.get("severity") or "low"), d.get("first_seen") or 0, d["_id"]),
+    )
+    return {
+        "queue_count": len(queue),
+        "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
+        "at_stake": [format_amount(v, c) for c, v in sorted(stake.items())],
+        "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
+        "handled": [view(d) for d in items.handled[:OPEN_ROWS]],
+        "closed": [view(d) for d in items.closed[:OPEN_ROWS]],
     }
 
 
@@ -103,6 +166,7 @@ def render(
         "trend": _bars(trend),
         "trend_days": len(trend),
         "colours": BAR_COLOURS,
+        "decisions": decisions(items, dashboard_url),
     }
     env = template_env()
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
@@ -164,6 +228,20 @@ def summary(findings: list[dict[str, Any]], items: item_store.ItemsResult, now: 
                 {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
             ],
             "buckets": items.buckets,
+            "severity": {
+                level: sum(1 for d in items.open if d.get("severity") == level) for level in item_rules.LEVELS
+            },
+            "being_handled": len(items.handled),
+            "closed_by_people": [
+                {
+                    "key": d["_id"],
+                    "kind": d.get("kind"),
+                    "decision": d.get("decision"),
+                    "by": d.get("decided_by"),
+                    "reason": d.get("reason"),
+                }
+                for d in items.closed
+            ],
             "oldest_first_seen": fmt(from_unix(items.open[0]["first_seen"]))
             if items.open and items.open[0].get("first_seen")
             else None,

@@ -282,7 +282,7 @@ def _listed_sections(rows: list[dict[str, Any]], dashboard_url: str, order_url: 
                 dashboard_url,
                 order_url,
             )
-        sections.append({"outcome": outcome, "title": TITLES[outcome], "rows": items, "total": len(items)})
+        sections.append({"outcome": outcome, "title": wording.item_title(outcome), "rows": items, "total": len(items)})
     return sections
 
 
@@ -361,7 +361,7 @@ def write_report(
         "dry_run": dry_run,
         # Only the outcomes that occurred, in plain words; the code beside each is the CSV's `outcome`.
         "counts": [
-            {"code": o, "title": TITLES[o], "count": counts[o], "needs_person": o in c.NEEDS_PERSON}
+            {"code": o, "title": wording.item_title(o), "count": counts[o], "needs_person": o in c.NEEDS_PERSON}
             for o in c.OUTCOMES
             if counts.get(o)
         ],

@@ -113,6 +113,12 @@ def sentence(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
 
 def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
     outcome = row["outcome"]
+    if outcome == c.REPAIR_UNDONE:
+        would = {c.REPAIRED: "repair it", c.MARKED_FAILED: "mark it failed"}.get(facts.would_be or "", "change it")
+        return (
+            f"repair undone {facts.undone or ''}; the job would {would} again but leaves it alone until a "
+            "person clears the marker (`reconcile items clear`)"
+        )
     if outcome == c.DATA_PROBLEM:
         return facts.problem if facts.problem is not None else f"unknown order status {str(row['order_status'])[:40]!r}"
     if outcome == c.LINK_CONFLICT:
@@ -237,6 +243,7 @@ OUTCOME_TITLES = {
     c.DATA_PROBLEM: "Order documents the job could not read",
     c.LINK_CONFLICT: "Payments whose links name different orders",
     c.PROBABLE_MATCH: "Probable matches to confirm (a charge and an unpaid order)",
+    c.REPAIR_UNDONE: "Orders a person put back (undo): the job leaves them alone",
 }
 
 
@@ -289,6 +296,7 @@ NEXT_STEPS = {
     c.DATA_PROBLEM: "fix the order document",
     c.LINK_CONFLICT: "fix the order reference on the payment",
     c.PROBABLE_MATCH: "confirm or dismiss the match",
+    c.REPAIR_UNDONE: "settle the order by hand, then clear its undo marker",
     "refund_failed": "refund the customer another way",
     "refunded_order_still_paid": "cancel the order (the money went back)",
     "dispute_lost": "cancel the order (the dispute was lost)",
