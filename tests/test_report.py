@@ -195,6 +195,7 @@ def test_deadlines_dispute_respond_by_and_authorization_expiry(tmp_path):
             charge_ids=["ch_d"],
             order_key="o-d",
             deadline=due,
+            severity="critical",
         ),
         item("uncaptured:o-u:ch_u", c.UNCAPTURED, 6100, order_key="o-u", charge_id="ch_u", deadline=lapse),
     )
@@ -213,6 +214,7 @@ def test_deadlines_dispute_respond_by_and_authorization_expiry(tmp_path):
     )
     html = files.html.read_text()
     dispute, uncaptured = queue_rows(html)
+    assert "CRITICAL</span>" in dispute and "CRITICAL" not in uncaptured  # the item's severity, when high
     assert "by 3 Dec" in dispute and "Next: respond in Stripe by 3 Dec 14:00 UTC" in dispute
     assert 'href="https://dashboard.stripe.com/test/disputes/dp_1"' in dispute and "/test/payments/ch_d" in dispute
     assert "admin" not in dispute and "order o-d</span>" in dispute  # no report.order_url: the id, no link

@@ -41,6 +41,7 @@ class Entry:
     links: tuple[Link, ...]
     order_key: str | None
     is_new: bool
+    severity: str = ""  # the item's severity (decide/items.py levels), "" when it has none
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def entry(item: dict[str, Any], base: str, order_url: str | None) -> Entry:
         links=links(item, base, order_url),
         order_key=str(item["order_key"]) if item.get("order_key") is not None else None,
         is_new=bool(item.get("is_new")),
+        severity=str(item.get("severity") or ""),
     )
 
 
