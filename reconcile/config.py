@@ -130,6 +130,8 @@ class ReportConfig:
     keep_days: int = 90  # reports older than this are pruned; 0 keeps them forever
     trend_days: int = 14  # days shown in the report's trend chart
     recheck_limit: int = 200  # open items from earlier windows re-checked against Stripe per run
+    # The order in the shop's admin, e.g. "https://admin.example.com/orders/{order_id}"; None: no link.
+    order_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,6 +407,10 @@ def _check_operation(config: Config, problems: list[str]) -> None:
         problems.append("lease.ttl must be at least 1s and lease.wait must not be negative")
     if r.keep_days < 0 or r.recheck_limit < 0 or not 1 <= r.trend_days <= 366:
         problems.append("report.keep_days and report.recheck_limit must not be negative; report.trend_days is 1 to 366")
+    if r.order_url is not None and (
+        "{order_id}" not in r.order_url or not r.order_url.startswith(("http://", "https://"))
+    ):
+        problems.append(f"report.order_url must be an http(s) URL with {{order_id}} in it, got {r.order_url[:80]!r}")
     if not 1 <= e.port <= 65535:
         problems.append(f"email.port must be 1 to 65535, got {e.port}")
     for key, value in (("from_addr", e.from_addr), ("subject_prefix", e.subject_prefix), *(("to", t) for t in e.to)):

@@ -175,9 +175,13 @@ class ShopSeeder:
         )
 
 
-def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime) -> Counter[str]:
-    """A realistic day: mostly healthy orders, and at least one of every outcome."""
+def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbered_from: int = 0) -> Counter[str]:
+    """A realistic day: mostly healthy orders, and at least one of every outcome.
+
+    `numbered_from`: where string order ids and emails start counting (seeding the mix again, for a bigger shop).
+    """
     s = ShopSeeder(store, orders, now)
+    s._n = numbered_from
     for i in range(12):  # healthy paid orders, some with string ids
         oid = s.order(c.OK, status="accepted", amount=1000 + 250 * i, object_id=i % 3 != 0, age=timedelta(hours=3 + i))
         s.charge(oid, amount=1000 + 250 * i, age=timedelta(hours=3 + i), description=f"Order of {i + 1} items")

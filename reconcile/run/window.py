@@ -446,6 +446,7 @@ def _write(
             utcnow(),
             extras=extras,
             counted_from=req.counted_from,
+            order_url=config.report.order_url,
         )
         changes.report = files
     except BaseException as error:
@@ -513,6 +514,7 @@ def _period_extras(
         dashboard_url=config.stripe.dashboard_url,
         dry_run=req.dry_run,
         part=req.part,
+        order_url=config.report.order_url,
     )
     log.info(
         "period.done",
@@ -524,6 +526,7 @@ def _period_extras(
         csv_rows=period.csv_rows(moved, config.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
         summary=period.summary(moved, items, req.now),
         needs_attention=sum(1 for f in moved if f["needs_person"]),
+        queue_items=tuple(items.open),
     )
 
 
