@@ -22,8 +22,11 @@ from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_durat
 
 if TYPE_CHECKING:
     from pymongo.database import Database  # pymongo is imported only when a command needs it
+    from rich.console import Console
 
+    from reconcile.report.mailer import Mailer
     from reconcile.report.summary import RunSummary
+    from reconcile.run.invocation import Invocation, Outcome
 
 log = logging.getLogger("reconcile.cli")
 
@@ -216,17 +219,10 @@ def main(
         fail(error)
     ctx.obj = {"config_path": config_path}
     if console is not None and console.is_terminal and ctx.invoked_subcommand in (None, "demo"):
-        from reconcile.run.progress import LiveProgress
-
-        live = LiveProgress(console)
-        live.start()
-        progress.install(live)
-        ctx.call_on_close(progress.stop)
+        _start_live_progress(ctx, console)
     if ctx.invoked_subcommand is not None:
         return
-    from reconcile.run import invocation as orchestrate
-    from reconcile.store import mongo
-    from reconcile.stripe import pull as stripe_pull  # heavy imports only when a run happens
+    from reconcile.run import invocation as orchestrate  # heavy imports only when a run happens
 
     now = utcnow()
     if now_text is not None:
@@ -236,22 +232,10 @@ def main(
     wait_for = parse_option_duration(wait, "--wait")
     try:
         config = load_config(config_path)
-        for option, when in (("--since", since), ("--until", until)):
-            if when is not None and now - when > MAX_DURATION:  # Stripe holds nothing that old
-                raise ConfigError(f"{option} {fmt(when)} is more than {MAX_DURATION_TEXT} before now ({fmt(now)})")
-        if since is not None and since >= now:
-            raise ConfigError(
-                f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet"
-            )
-        if since is not None and since >= min(until or now, now):
-            raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(min(until or now, now))}")
+        _check_window_options(now, since, until)
         policy = orchestrate.email_policy(config, email_send)
         api_key, mongodb_uri = config.stripe_api_key(), config.mongodb_uri()
-        mail = None
-        if policy != "never":
-            from reconcile.report.mailer import Mailer
-
-            mail = Mailer(config.email, config.smtp_password())
+        mail = _build_mailer(config, policy)
         # Before the first write (the lease, a repair): a report or summary that cannot be written is a
         # config problem, not a crash after the changes.
         check_outputs(
@@ -259,6 +243,69 @@ def main(
         )
     except ConfigError as error:
         fail(error)  # before the run: one line, nothing touched
+    invocation = orchestrate.Invocation(
+        now=now,
+        since=since,
+        until=until,
+        dry_run=dry_run,
+        report_dir=report_dir or Path(config.report.dir),
+        summary_json=summary_json,
+        wait=wait_for,
+        email=email_send,
+        trigger=trigger,
+    )
+    outcome = _run_invocation(config, invocation, api_key, mongodb_uri, mail)
+    if not quiet or outcome.exit_code != ExitCode.OK:  # --quiet: cron mails nothing when all is well
+        for run in outcome.runs:
+            print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
+        for line in outcome.lines:
+            click.echo(line)
+    if outcome.error is not None:
+        fail(outcome.error, outcome.exit_code)
+    sys.exit(int(outcome.exit_code))
+
+
+def _start_live_progress(ctx: click.Context, console: Console) -> None:
+    """A terminal gets the live progress rows; they stop when the command closes."""
+    from reconcile.run.progress import LiveProgress
+
+    live = LiveProgress(console)
+    live.start()
+    progress.install(live)
+    ctx.call_on_close(progress.stop)
+
+
+def _check_window_options(now: datetime, since: datetime | None, until: datetime | None) -> None:
+    """--since/--until must name a window Stripe still holds, with since before until and before now."""
+    for option, when in (("--since", since), ("--until", until)):
+        if when is not None and now - when > MAX_DURATION:  # Stripe holds nothing that old
+            raise ConfigError(f"{option} {fmt(when)} is more than {MAX_DURATION_TEXT} before now ({fmt(now)})")
+    if since is not None and since >= now:
+        raise ConfigError(
+            f"--since {fmt(since)} is in the future (now is {fmt(now)}): there is nothing to reconcile yet"
+        )
+    if since is not None and since >= min(until or now, now):
+        raise ConfigError(f"--since {fmt(since)} is not before --until {fmt(min(until or now, now))}")
+
+
+def _build_mailer(config: Config, policy: str) -> Mailer | None:
+    """The mailer, when the email policy may send; its password is read (and checked) before the run."""
+    if policy == "never":
+        return None
+    from reconcile.report.mailer import Mailer
+
+    return Mailer(config.email, config.smtp_password())
+
+
+def _run_invocation(
+    config: Config, invocation: Invocation, api_key: str, mongodb_uri: str, mail: Mailer | None
+) -> Outcome:
+    """Connect to Stripe and MongoDB, run the windows, and map anything that ends the run to its exit code."""
+    from reconcile.run import invocation as orchestrate
+    from reconcile.store import mongo
+    from reconcile.stripe import pull as stripe_pull
+
+    summary_json = invocation.summary_json
     databases = []
     try:
         with interrupt.handle_signals():
@@ -266,19 +313,8 @@ def main(
             db = mongo.connect(mongodb_uri, config.mongodb)
             scan_db = mongo.connect_for_scans(mongodb_uri, config.mongodb)
             databases = [db, scan_db]
-            invocation = orchestrate.Invocation(
-                now=now,
-                since=since,
-                until=until,
-                dry_run=dry_run,
-                report_dir=report_dir or Path(config.report.dir),
-                summary_json=summary_json,
-                wait=wait_for,
-                email=email_send,
-                trigger=trigger,
-            )
             # The lease is taken inside and released on every way out, Interrupted (SIGTERM, Ctrl-C) included.
-            outcome = orchestrate.run_windows(config, client, db, invocation, mail=mail, scan_db=scan_db)
+            return orchestrate.run_windows(config, client, db, invocation, mail=mail, scan_db=scan_db)
     except Interrupted as error:
         log.warning(
             "run.interrupted",
@@ -314,14 +350,6 @@ def main(
         progress.stop()
         for database in databases:
             database.client.close()
-    if not quiet or outcome.exit_code != ExitCode.OK:  # --quiet: cron mails nothing when all is well
-        for run in outcome.runs:
-            print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
-        for line in outcome.lines:
-            click.echo(line)
-    if outcome.error is not None:
-        fail(outcome.error, outcome.exit_code)
-    sys.exit(int(outcome.exit_code))
 
 
 def error_summary(path: Path | None, exit_code: ExitCode, message: str) -> None:
