@@ -182,6 +182,17 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     """
     s = ShopSeeder(store, orders, now)
     s._n = numbered_from
+    _seed_healthy_orders(s)
+    _seed_outcome_mix(s)
+    _seed_intents_and_sessions(s)
+    _seed_money_details(s)
+    _seed_unclear_links(s)
+    _seed_balance_movements(s)
+    return s.expected
+
+
+def _seed_healthy_orders(s: ShopSeeder) -> None:
+    """Healthy orders: paid in several currencies (zero- and three-decimal, settled in another), one declined."""
     for i in range(12):  # healthy paid orders, some with string ids
         oid = s.order(c.OK, status="accepted", amount=1000 + 250 * i, object_id=i % 3 != 0, age=timedelta(hours=3 + i))
         s.charge(oid, amount=1000 + 250 * i, age=timedelta(hours=3 + i), description=f"Order of {i + 1} items")
@@ -194,6 +205,10 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     oid = s.order(c.OK, status="failed")  # checkout wrote failed after the declined charge
     s.charge(oid, status="failed")
 
+
+def _seed_outcome_mix(s: ShopSeeder) -> None:
+    """One order or charge for each outcome a person may have to look at; charges that name no order."""
+    store, now = s.store, s.now
     # Stuck: the charge succeeded, the write of "accepted" was lost.
     for object_id in (True, False):
         oid = s.order(c.REPAIRED, amount=3999, object_id=object_id)
@@ -230,6 +245,9 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     )
     s.expected[c.ORPHAN_CHARGE] += 3
 
+
+def _seed_intents_and_sessions(s: ShopSeeder) -> None:
+    """Orders linked through PaymentIntents and Checkout Sessions, healthy and stuck."""
     # PaymentIntents integration: the order id lives in the PaymentIntent's metadata.
     oid = s.order(c.OK, status="accepted", amount=3300)
     s.intent(oid, amount=3300)
@@ -255,6 +273,11 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     s.order(c.OK, status="accepted", amount=5600, payment_intent_id=pi["id"])
     session = s.checkout(None, amount=4700)
     s.order(c.OK, status="accepted", amount=4700, checkout_session_id=session["id"])
+
+
+def _seed_money_details(s: ShopSeeder) -> None:
+    """Partial captures and refunds: those the order records, and one it does not."""
+    store, now = s.store, s.now
     # Money details: a partial capture (the remainder released), a partial refund the order records.
     oid = s.order(c.OK, status="accepted", amount=4000)
     s.charge(oid, amount=5000, amount_captured=4000)
@@ -264,6 +287,11 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     oid = s.order(c.REFUNDED_OR_DISPUTED, status="accepted", amount=3600)  # refunded in Stripe, not on the order
     part = s.charge(oid, amount=3600)
     store.create_refund(part["id"], amount=600, created=to_unix(now - timedelta(minutes=30)))
+
+
+def _seed_unclear_links(s: ShopSeeder) -> None:
+    """A charge and its PaymentIntent naming two orders; charges found only by amount, time and email."""
+    store, now = s.store, s.now
     # A shop migrating to PaymentIntents: the charge names one order, its PaymentIntent another.
     first = s.order(c.LINK_CONFLICT, status="accepted", amount=2900)
     second = s.order(c.LINK_CONFLICT, amount=2900)
@@ -273,7 +301,7 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     s.charge(first, amount=2900, payment_intent=intent["id"])
     # A checkout that crashed before writing any reference: a probable match for a person...
     late = s.order(c.PROBABLE_MATCH, amount=3150, age=timedelta(hours=3))
-    late_doc = orders.find_one({"_id": late})
+    late_doc = s.orders.find_one({"_id": late})
     assert late_doc is not None  # inserted just above
     s.charge(
         None,
@@ -288,6 +316,10 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     s.charge(None, amount=4200, age=timedelta(hours=3, minutes=55), metadata={}, billing_email=None)
     s.expected[c.ORPHAN_CHARGE] += 1
 
+
+def _seed_balance_movements(s: ShopSeeder) -> None:
+    """Money that moves without an order: a payout and a Stripe fee."""
+    store, now = s.store, s.now
     # Money that moves without an order: a payout and a Stripe fee.
     store.create_balance_transaction(
         type="payout", amount=-25000, currency="usd", created=to_unix(now - timedelta(hours=6))
@@ -299,7 +331,6 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
         created=to_unix(now - timedelta(hours=7)),
         reporting_category="fee",
     )
-    return s.expected
 
 
 def run_demo(report_dir: Path) -> ExitCode:
