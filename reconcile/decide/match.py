@@ -431,7 +431,19 @@ def propose(
     empty = Proposals(pd.DataFrame(columns=["order", "charge", "confidence", "rank", "detail"]), {}, {})
     if orders.empty or charges.empty:
         return empty
-    o = pd.DataFrame(
+    pairs, estimate = _candidate_pairs(_order_side(orders), _charge_side(charges), drift_seconds, tolerance, dismissed)
+    if estimate > MAX_PAIRS:
+        return Proposals(empty.pairs, {}, {}, skipped=estimate)
+    if pairs.empty:
+        return empty
+    best = _best_pairs(pairs)
+    order_notes, order_note_charges, charge_notes = _tie_notes(pairs, best)
+    return Proposals(_proposal_frame(best.chosen), order_notes, charge_notes, order_note_charges=order_note_charges)
+
+
+def _order_side(orders: pd.DataFrame) -> pd.DataFrame:
+    """The orders' matching columns (times as integer seconds, emails normalised); rows missing one are dropped."""
+    return pd.DataFrame(
         {
             "order": orders.index,
             "order_key": orders["order_key"].astype(str).to_numpy(),
@@ -441,7 +453,11 @@ def propose(
             "o_email": _normal_email(orders["email"]).to_numpy(),
         }
     ).dropna(subset=["currency", "amount", "o_created"])
-    c = pd.DataFrame(
+
+
+def _charge_side(charges: pd.DataFrame) -> pd.DataFrame:
+    """The charges' matching columns, as `_order_side`."""
+    return pd.DataFrame(
         {
             "charge": charges.index,
             "charge_id": charges["charge_id"].to_numpy(),
@@ -451,6 +467,15 @@ def propose(
             "c_email": _normal_email(charges["email"]).to_numpy(),
         }
     ).dropna(subset=["currency", "c_amount", "c_created"])
+
+
+def _candidate_pairs(
+    o: pd.DataFrame, c: pd.DataFrame, drift_seconds: int, tolerance: int, dismissed: frozenset[tuple[str, str]]
+) -> tuple[pd.DataFrame, int]:
+    """Every (order, charge) pair that may be one purchase, with its gap and level; and the join's size estimate.
+
+    When the estimate exceeds MAX_PAIRS the join is not made (the pairs come back empty).
+    """
     # Join on currency, amount and time bucket (a bucket is one drift long, so a pair within the
     # drift is at most one bucket apart): one copy of each charge per accepted amount and bucket.
     width = max(int(drift_seconds), 1)
@@ -468,21 +493,34 @@ def propose(
     sizes = o.groupby(on).size().rename("o").to_frame().join(shifted.groupby(on).size().rename("c"), how="inner")
     estimate = int((sizes["o"] * sizes["c"]).sum())
     if estimate > MAX_PAIRS:
-        return Proposals(empty.pairs, {}, {}, skipped=estimate)
+        return o.iloc[0:0], estimate
     pairs = o.merge(shifted, on=on)
     if dismissed and not pairs.empty:
         named = pd.Series(list(zip(pairs["order_key"], pairs["charge_id"], strict=True)), index=pairs.index)
         pairs = pairs.loc[~named.isin(list(dismissed))]
     if pairs.empty:
-        return empty
+        return pairs, estimate
     gap = (pairs["c_created"] - pairs["o_created"]).astype("int64")
     same_email = pairs["o_email"].notna() & pairs["c_email"].notna() & pairs["o_email"].eq(pairs["c_email"])
     other_email = pairs["o_email"].notna() & pairs["c_email"].notna() & ~same_email
     exact = pairs["c_amount"].eq(pairs["amount"]).fillna(False).astype(bool)  # `amount` is the order's
     pairs = pairs.assign(gap=gap, level=2 * same_email.astype(int) + exact.astype(int))
-    pairs = pairs.loc[gap.abs().le(drift_seconds) & ~other_email].copy()
-    if pairs.empty:
-        return empty
+    return pairs.loc[gap.abs().le(drift_seconds) & ~other_email].copy(), estimate
+
+
+@dataclass(frozen=True)
+class _Best:
+    """Per candidate pair: whether it holds its order's (charge's) best level, and how many share that level."""
+
+    order_top: pd.Series
+    order_ties: pd.Series
+    charge_top: pd.Series
+    charge_ties: pd.Series
+    chosen: pd.DataFrame  # the pairs best from both sides and alone there, strongest first
+
+
+def _best_pairs(pairs: pd.DataFrame) -> _Best:
+    """The pairs that are each side's single best candidate, from both sides."""
 
     def best_of(side: str) -> tuple[pd.Series, pd.Series]:
         top = pairs.groupby(side)["level"].transform("max")
@@ -494,7 +532,11 @@ def propose(
     charge_top, charge_ties = best_of("charge")
     chosen = pairs.loc[order_top & charge_top & order_ties.eq(1) & charge_ties.eq(1)]
     chosen = chosen.assign(absgap=chosen["gap"].abs()).sort_values(["level", "absgap"], ascending=[False, True])
+    return _Best(order_top, order_ties, charge_top, charge_ties, chosen)
 
+
+def _proposal_frame(chosen: pd.DataFrame) -> pd.DataFrame:
+    """The picked pairs as the result frame: order, charge, confidence, rank and a sentence for a person."""
     details = []
     # Plain Python values per row (tolist), so the arithmetic below is on ints, not on a row of any scalar.
     for level, seconds, charge_id in zip(
@@ -513,7 +555,7 @@ def propose(
             f"probable match ({_CONFIDENCE[int(level)]} confidence): charge {charge_id} has no order "
             f"reference; {reasons}; charged {when}. Confirm by hand: never repaired automatically"
         )
-    result = pd.DataFrame(
+    return pd.DataFrame(
         {
             "order": chosen["order"].to_numpy(),
             "charge": chosen["charge"].to_numpy(),
@@ -523,8 +565,11 @@ def propose(
         }
     )
 
-    # Say so where candidates were equally likely and nothing was picked.
-    done_orders, done_charges = set(chosen["order"]), set(chosen["charge"])
+
+def _tie_notes(pairs: pd.DataFrame, best: _Best) -> tuple[dict[Any, str], dict[Any, tuple[str, ...]], dict[Any, str]]:
+    """Where candidates were equally likely and nothing was picked: a note per order (with its charge ids) and per charge."""
+    order_top, order_ties, charge_top, charge_ties = best.order_top, best.order_ties, best.charge_top, best.charge_ties
+    done_orders, done_charges = set(best.chosen["order"]), set(best.chosen["charge"])
     top = pairs.loc[order_top]
     order_notes: dict[Any, str] = {}
     order_note_charges: dict[Any, tuple[str, ...]] = {}
@@ -552,4 +597,4 @@ def propose(
             charge_notes[charge] = (
                 f"order {group['order_key'].iloc[0]} fits this charge and another equally well: none picked"
             )
-    return Proposals(result, order_notes, charge_notes, order_note_charges=order_note_charges)
+    return order_notes, order_note_charges, charge_notes
