@@ -113,57 +113,22 @@ def sync(
     a verified resolution) is recorded in `decisions`.
     """
     at, lo, hi = to_unix(now), to_unix(since), to_unix(until)
-    cleared = dict(cleared or {})
     existing = {d["_id"]: d for d in open_items(items)}
     seen = {f["key"]: f for f in [*findings, *confirmed]}
     with mongo_errors("reading items"):
         known = {d["_id"]: d for d in items.find({"_id": {"$in": list(seen)}})} if seen else {}
-
-    resolutions: dict[str, str] = {}
-    for key, doc in existing.items():
-        if key in seen:
-            continue
-        if key in cleared:
-            resolutions[key] = cleared[key]
-        elif doc.get("anchor") is not None and lo <= doc["anchor"] < hi:
-            resolutions[key] = "not found again when its window was reconciled"
+    resolutions = _resolutions(existing, seen, dict(cleared or {}), lo, hi)
 
     ops, result = [], ItemsResult()
     notes: list[dict[str, Any]] = []
     after: dict[str, dict[str, Any]] = {k: d for k, d in existing.items() if k not in resolutions}
     for key, f in seen.items():
-        before = known.get(key)
-        fresh = before is None or (before.get("state") == RESOLVED and not _person_resolved(before))
-        again = rules.seen_again(None if fresh else before, f)
-        carried = {k: plain_value(f.get(k)) for k in CARRIED}
-        fields: dict[str, Any] = {
-            **carried,
-            "state": again.state,
-            "last_seen": at,
-            "last_run": run_id,
-            "last_checked": at,
-        }
-        if again.state != ACCEPTED:
-            fields.update(resolved_at=None, resolved_run=None, resolution=None, resolved_by=None, verified_at=None)
-        if again.flag is not None or fresh:
-            fields["flag"] = again.flag
-        update: dict[str, Any] = {
-            "$set": fields,
-            "$inc": {"times_seen": 1},
-            "$push": {"runs": {"$each": [run_id], "$slice": -RUNS_KEPT}},
-        }
-        if fresh:
-            fields.update(first_seen=at, first_run=run_id)
-            if before is not None:
-                update["$inc"]["reopened"] = 1
-            result.new += 1
-        if again.note is not None:
-            fields.update(last_note=again.note, last_note_by=JOB, last_note_at=at)
-            notes.append(_decision(key, "reopen", JOB, again.note, at, dict(before or {}, **fields), run_id=run_id))
-        ops.append(UpdateOne({"_id": key}, update, upsert=True))
-        merged = dict(before or {}, _id=key, **fields)
-        merged["times_seen"] = int((before or {}).get("times_seen") or 0) + 1
-        after[key] = merged
+        seen_op = _seen_again(key, f, known.get(key), at, run_id)
+        ops.append(seen_op.op)
+        after[key] = seen_op.merged
+        result.new += seen_op.fresh
+        if seen_op.note is not None:
+            notes.append(seen_op.note)
     for key in set(checked) - set(seen) - set(resolutions):  # looked at, could not tell: still open
         ops.append(UpdateOne({"_id": key, "state": {"$in": list(LIVE)}}, {"$set": {"last_checked": at}}))
     for key, why in resolutions.items():
@@ -185,17 +150,7 @@ def sync(
             items.bulk_write(ops, ordered=False)
             if notes and decisions is not None:
                 decisions.insert_many(notes, ordered=False)
-    live = sorted(
-        (d for d in after.values() if not _person_resolved(d)), key=lambda d: (d.get("first_seen") or at, d["_id"])
-    )
-    result.open = [d for d in live if d.get("state") == OPEN]
-    result.handled = [d for d in live if d.get("state") == ACKNOWLEDGED]
-    result.buckets = age(result.open, at, run_id)
-    age(result.handled, at, run_id)
-    for doc in [*result.open, *result.handled]:
-        doc["severity"] = rules.severity(
-            doc.get("amount"), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
-        )
+    _sort_live(result, after, at, run_id, thresholds)
     if not dry_run:
         result.closed = closed_by_people(items, lo)
     log.info(
@@ -208,6 +163,84 @@ def sync(
         },
     )
     return result
+
+
+def _resolutions(
+    existing: dict[str, dict[str, Any]], seen: dict[str, Any], cleared: dict[str, str], lo: int, hi: int
+) -> dict[str, str]:
+    """Open items this run proves gone (key -> why): re-checked and cleared, or not found again in their window."""
+    resolutions: dict[str, str] = {}
+    for key, doc in existing.items():
+        if key in seen:
+            continue
+        if key in cleared:
+            resolutions[key] = cleared[key]
+        elif doc.get("anchor") is not None and lo <= doc["anchor"] < hi:
+            resolutions[key] = "not found again when its window was reconciled"
+    return resolutions
+
+
+@dataclass
+class _SeenAgain:
+    op: UpdateOne
+    merged: dict[str, Any]  # the item as it stands after the update
+    fresh: bool  # new, or reopened after the job resolved it
+    note: dict[str, Any] | None  # the job's decision to record (a reopening)
+
+
+def _seen_again(key: str, f: dict[str, Any], before: dict[str, Any] | None, at: int, run_id: str) -> _SeenAgain:
+    """The update for one finding found again (or for the first time), honouring a person's decision."""
+    fresh = before is None or (before.get("state") == RESOLVED and not _person_resolved(before))
+    again = rules.seen_again(None if fresh else before, f)
+    carried = {k: plain_value(f.get(k)) for k in CARRIED}
+    fields: dict[str, Any] = {
+        **carried,
+        "state": again.state,
+        "last_seen": at,
+        "last_run": run_id,
+        "last_checked": at,
+    }
+    if again.state != ACCEPTED:
+        fields.update(resolved_at=None, resolved_run=None, resolution=None, resolved_by=None, verified_at=None)
+    if again.flag is not None or fresh:
+        fields["flag"] = again.flag
+    update: dict[str, Any] = {
+        "$set": fields,
+        "$inc": {"times_seen": 1},
+        "$push": {"runs": {"$each": [run_id], "$slice": -RUNS_KEPT}},
+    }
+    if fresh:
+        fields.update(first_seen=at, first_run=run_id)
+        if before is not None:
+            update["$inc"]["reopened"] = 1
+    note = None
+    if again.note is not None:
+        fields.update(last_note=again.note, last_note_by=JOB, last_note_at=at)
+        note = _decision(key, "reopen", JOB, again.note, at, dict(before or {}, **fields), run_id=run_id)
+    merged = dict(before or {}, _id=key, **fields)
+    merged["times_seen"] = int((before or {}).get("times_seen") or 0) + 1
+    return _SeenAgain(UpdateOne({"_id": key}, update, upsert=True), merged, fresh, note)
+
+
+def _sort_live(
+    result: ItemsResult,
+    after: dict[str, dict[str, Any]],
+    at: int,
+    run_id: str,
+    thresholds: tuple[rules.Threshold, ...],
+) -> None:
+    """Open and handled items, oldest first, aged and given their severity."""
+    live = sorted(
+        (d for d in after.values() if not _person_resolved(d)), key=lambda d: (d.get("first_seen") or at, d["_id"])
+    )
+    result.open = [d for d in live if d.get("state") == OPEN]
+    result.handled = [d for d in live if d.get("state") == ACKNOWLEDGED]
+    result.buckets = age(result.open, at, run_id)
+    age(result.handled, at, run_id)
+    for doc in [*result.open, *result.handled]:
+        doc["severity"] = rules.severity(
+            doc.get("amount"), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
+        )
 
 
 # --------------------------------------------------------------------------- people's decisions
