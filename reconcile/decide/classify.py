@@ -272,38 +272,88 @@ def classify(
     Checkout Session links; a probable pair of an unpaid order and an unreferenced charge
     becomes one `probable_match` row carrying both.
     """
+    intents = match.intents_frame([]) if intents is None else intents
     links = match.link(
         charges,
         orders,
-        match.intents_frame([]) if intents is None else intents,
+        intents,
         match.sessions_frame([]) if sessions is None else sessions,
         rules.link_by,
     )
     charges = links.charges
+    kinds = _charge_kinds(charges, intents, rules)
+    per_order = _per_order_charges(charges, kinds, intents)
+    frame = _order_frame(orders, per_order, links)
+    del per_order
+    outcome, captured = _outcome_codes(frame, rules, links)
+    result = _result_frame(frame, outcome, captured)
+    del outcome, captured
+    _show_uncaptured_charge(result, charges.loc[kinds.uncaptured & kinds.linked])
+    facts, named = _facts(result, frame, charges, rules, links)
+    result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
+    orphans = _orphans(charges, kinds.paid | kinds.uncaptured)
+    result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
+    result = _honour_undone(result, frame)
+    if rules.probable_matches:
+        unreferenced = charges.loc[
+            kinds.paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
+        ]
+        result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
+    return result
+
+
+@dataclass(frozen=True)
+class _ChargeKinds:
+    """Per charge row: what kind of money it is, and whether it names a known order."""
+
+    paid: pd.Series  # succeeded, captured, some money taken
+    released: pd.Series  # an authorization released: no money and no attempt in progress
+    uncaptured: pd.Series  # an authorization still held
+    linked: pd.Series  # names a known order
+
+
+def _charge_kinds(charges: pd.DataFrame, intents: pd.DataFrame, rules: Rules) -> _ChargeKinds:
     settled = charges["status"].eq("succeeded")
     is_paid = settled & charges["captured"] & charges["amount_captured"].gt(0)
     # A released authorization is no money and no attempt in progress: a failed attempt for a
     # pending order, nothing for a paid one, and no item at all when it names no order.
-    is_released = released_authorizations(charges, match.intents_frame([]) if intents is None else intents, rules.now)
+    is_released = released_authorizations(charges, intents, rules.now)
     is_uncaptured = settled & ~charges["captured"] & ~is_released
-    released = charges.loc[is_released & charges["order_key"].notna(), ["order_key", "payment_intent"]]
+    return _ChargeKinds(is_paid, is_released, is_uncaptured, charges["order_key"].notna())
+
+
+def _per_order_charges(charges: pd.DataFrame, kinds: _ChargeKinds, intents: pd.DataFrame) -> pd.DataFrame:
+    """Per order key: how many charges of each kind, why its authorizations were released, its first paid charge."""
+    released = charges.loc[kinds.released & kinds.linked, ["order_key", "payment_intent"]]
     released_why = (
-        _release_reasons(released, match.intents_frame([]) if intents is None else intents)
-        .groupby(released["order_key"])
-        .first()
+        _release_reasons(released, intents).groupby(released["order_key"]).first()
         if len(released)
         else pd.Series(dtype=object)
     )
     del released
-    linked = charges["order_key"].notna()
 
     def count(mask: pd.Series) -> pd.Series:
-        return charges.loc[mask & linked].groupby("order_key").size()
+        return charges.loc[mask & kinds.linked].groupby("order_key").size()
 
-    # The earliest paid charge of each order; only orders with several need the (slow) string sort.
-    # Rows are chosen on three columns, then only the columns used here are copied, once (memory:
-    # a million charges make every full copy of the frame a few hundred MB).
-    keys = charges.loc[is_paid & linked, ["order_key", "created", "charge_id"]]
+    per_order = pd.DataFrame(
+        {
+            "paid_count": count(kinds.paid),
+            "failed_count": count(charges["status"].eq("failed")),
+            "pending_count": count(charges["status"].eq("pending")),
+            "uncaptured_count": count(kinds.uncaptured),
+            "released_count": count(kinds.released),
+            "released_why": released_why,
+        }
+    )
+    return per_order.join(_paid_charge_columns(charges, kinds.paid & kinds.linked), how="left")
+
+
+def _paid_charge_columns(charges: pd.DataFrame, paid_linked: pd.Series) -> pd.DataFrame:
+    """The earliest paid charge of each order, as c_<name> columns indexed by order key."""
+    # Only orders with several paid charges need the (slow) string sort. Rows are chosen on three
+    # columns, then only the columns used here are copied, once (memory: a million charges make
+    # every full copy of the frame a few hundred MB).
+    keys = charges.loc[paid_linked, ["order_key", "created", "charge_id"]]
     several = keys["order_key"].duplicated(keep=False)
     first_rows = keys.index[~several.to_numpy()].append(
         keys.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first").index
@@ -311,18 +361,11 @@ def classify(
     del keys, several
     first_paid = charges.loc[first_rows, ["order_key", *_FIRST_PAID]].set_index("order_key")
     first_paid.columns = [f"c_{name}" for name in _FIRST_PAID]
-    per_order = pd.DataFrame(
-        {
-            "paid_count": count(is_paid),
-            "failed_count": count(charges["status"].eq("failed")),
-            "pending_count": count(charges["status"].eq("pending")),
-            "uncaptured_count": count(is_uncaptured),
-            "released_count": count(is_released),
-            "released_why": released_why,
-        }
-    )
-    per_order = per_order.join(first_paid, how="left")
-    del first_paid, first_rows
+    return first_paid
+
+
+def _order_frame(orders: pd.DataFrame, per_order: pd.DataFrame, links: match.Links) -> pd.DataFrame:
+    """The orders joined with their charges' counts and first paid charge, and their attempts' states."""
     frame = orders.join(per_order, on="order_key")
     if len(links.attempts):
         frame = frame.join(links.attempts, on="order_key")
@@ -335,7 +378,15 @@ def classify(
         *match.ATTEMPT_STATES,
     ):
         frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
+    return frame
 
+
+def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> tuple[np.ndarray, pd.Series]:
+    """Each order's outcome name (the first rule that holds), and the captured amount of its first paid charge.
+
+    The masks live only in this function: they are freed before the result frame is built (memory
+    at a million orders).
+    """
     status = frame["status"]
     pending = status.eq(rules.pending_status)
     paid_order = status.isin(rules.paid_statuses)
@@ -388,12 +439,12 @@ def classify(
     # fixed-width text array and a new string object per row.
     names = np.array([OK, *(o for _, o in conditions)], dtype=object)
     codes = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], range(1, len(conditions) + 1), default=0)
-    outcome = names[codes]
-    # The masks are done with: free them before the result is built (memory at a million orders).
-    del conditions, codes, names, pending, paid_order, failed_order, young, one, difference, same_currency
-    del exact, within, repairable, refunded, disputed, net_paid, net_gap, net_ok, settled_back
-    del processing, in_progress, failed_attempts
-    result = pd.DataFrame(
+    return names[codes], captured
+
+
+def _result_frame(frame: pd.DataFrame, outcome: np.ndarray, captured: pd.Series) -> pd.DataFrame:
+    """The per-order result rows: the order, its first paid charge and its outcome (facts and charge ids come later)."""
+    return pd.DataFrame(
         {
             "outcome": outcome,
             "order_key": frame["order_key"],
@@ -419,18 +470,6 @@ def classify(
             "facts": None,
         }
     )
-    _show_uncaptured_charge(result, charges.loc[is_uncaptured & linked])
-    facts, named = _facts(result, frame, charges, rules, links)
-    result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
-    orphans = _orphans(charges, is_paid | is_uncaptured)
-    result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
-    result = _honour_undone(result, frame)
-    if rules.probable_matches:
-        unreferenced = charges.loc[
-            is_paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
-        ]
-        result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
-    return result
 
 
 def _authorization_lapses(charges: pd.DataFrame) -> pd.Series:
