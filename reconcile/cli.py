@@ -449,7 +449,7 @@ def init(ctx: click.Context) -> None:
 
     try:
         config, db = _open_db(ctx)
-        done = indexes.create(db, config)
+        done = indexes.create(db, config.mongodb, config.orders)
     except ReconcileError as error:
         fail(error)
     for spec, created in done:
@@ -460,20 +460,23 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check the setup: MongoDB reachable, the indexes the job needs, the Stripe key's read permissions."""
+    from reconcile.run import settings
     from reconcile.store import indexes
     from reconcile.stripe import permissions as setup_check
+    from reconcile.stripe import pull as stripe_pull
 
     missing = denied = 0
     unreachable = rejected = False
     try:
         config, db = _open_db(ctx)
         click.echo("MongoDB: connected")
-        for spec in indexes.required(config):
+        for spec in indexes.required(config.mongodb, config.orders):
             ok = indexes.present(db, spec)
             missing += not ok
             click.echo(f"  index {'ok     ' if ok else 'MISSING'} {spec.text():<50} {spec.why}")
         click.echo("Stripe:")
-        for probe in setup_check.stripe_permissions(config):
+        client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
+        for probe in setup_check.stripe_permissions(client, settings.linking(config)):
             click.echo(probe.line)
             unreachable |= probe.state == setup_check.UNREACHABLE
             rejected |= probe.state == setup_check.REJECTED

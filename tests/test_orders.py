@@ -196,7 +196,7 @@ def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
     config = parse_config({"mongodb": {"database": db.name}, "orders": {"payment_intent_id_field": "pi"}})
     db["orders"].insert_one({"_id": "o1"})
     with caplog.at_level("WARNING", logger="reconcile.store.indexes"):
-        missing = indexes.warn_missing(db, config)
+        missing = indexes.warn_missing(db, config.mongodb, config.orders)
     assert [spec.fields for spec in missing] == [("created_at",), ("charge_id",), ("pi",), ("reconcile.audit",)]
     hints = [r.hint for r in caplog.records if r.getMessage() == "load.index_missing"]
     assert hints == [
@@ -208,13 +208,17 @@ def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
     ]
     assert set(db["orders"].index_information()) == {"_id_"}  # nothing built behind the user's back
     db["orders"].create_index([("created_at", 1), ("status", 1)])  # a compound index starting with the field serves
-    built = {spec.fields: created for spec, created in indexes.create(db, config) if spec.collection == "orders"}
+    built = {
+        spec.fields: created
+        for spec, created in indexes.create(db, config.mongodb, config.orders)
+        if spec.collection == "orders"
+    }
     assert built == {("created_at",): False, ("charge_id",): True, ("pi",): True, ("reconcile.audit",): True}
-    assert indexes.warn_missing(db, config) == []
+    assert indexes.warn_missing(db, config.mongodb, config.orders) == []
     # nx-27017 gap: index_information() does not report `sparse`; mongomock does, so check the option there.
     import mongomock
 
     other = mongomock.MongoClient()[db.name]
-    indexes.create(other, config)
+    indexes.create(other, config.mongodb, config.orders)
     audit_index = next(i for i in other["orders"].index_information().values() if i["key"] == [("reconcile.audit", 1)])
     assert audit_index.get("sparse") is True

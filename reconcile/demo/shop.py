@@ -351,7 +351,7 @@ def run_demo(report_dir: Path) -> ExitCode:
         db = mongo.connect(config.mongodb_uri(), config.mongodb)
         # The demo's database is its own and new: it gets the indexes `reconcile init` would create,
         # so the run has no index warning a user could not act on.
-        indexes.create(db, config)
+        indexes.create(db, config.mongodb, config.orders)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
         client = progress.wrap(stripe_pull.make_client(config.stripe_api_key(), config.stripe))
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.

@@ -290,7 +290,7 @@ def _run_all(
                 "until": fmt(plan.windows[-1].until),
             },
         )
-        indexes.warn_missing(db, config)  # once per invocation, not per window
+        indexes.warn_missing(db, config.mongodb, config.orders)  # once per invocation, not per window
     policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):

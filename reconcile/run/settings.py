@@ -10,6 +10,7 @@ from pymongo.database import Database
 from reconcile.config import Config
 from reconcile.decide.classify import Rules
 from reconcile.store.repair import RepairStore
+from reconcile.stripe.payments import Linking
 from reconcile.timeutil import to_unix
 
 
@@ -40,4 +41,15 @@ def repair_store(db: Database, config: Config) -> RepairStore:
         audit=db[m.audit_collection],
         fields=config.orders,
         batch_size=m.repair_batch_size,
+    )
+
+
+def linking(config: Config) -> Linking:
+    """What the Stripe side needs of the shop's settings: how orders name payments, how far past a window to look."""
+    return Linking(
+        metadata_key=config.stripe.order_id_metadata_key,
+        link_by=config.matching.link_by,
+        edge_slack=config.window.edge_slack,
+        orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
+        orders_store_session_ids=bool(config.orders.checkout_session_id_field),
     )

@@ -223,7 +223,7 @@ def _read(
             policy,
             db[m.orders_collection],
             config.orders,
-            payment_pull.Linking.from_config(config),
+            settings.linking(config),
             settings.rules_for(config, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
             todo,
             req.now,
@@ -259,7 +259,7 @@ def _read_payments(
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
     orders_name = config.mongodb.orders_collection
-    linking = payment_pull.Linking.from_config(config)
+    linking = settings.linking(config)
 
     def order_load() -> order_store.OrderLoad:
         return order_store.OrderLoad(

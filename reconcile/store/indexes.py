@@ -10,7 +10,7 @@ from typing import Any
 import pymongo
 from pymongo.database import Database
 
-from reconcile.config import Config
+from reconcile.config import MongoConfig, OrdersConfig
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import MARKER
 from reconcile.store.repair import AUDIT_FLAG
@@ -42,8 +42,8 @@ class IndexSpec:
         return f"db.{self.collection}.createIndex({{{keys}}}" + (", {sparse: true})" if self.sparse else ")")
 
 
-def required(config: Config) -> list[IndexSpec]:
-    m, o = config.mongodb, config.orders
+def required(m: MongoConfig, o: OrdersConfig) -> list[IndexSpec]:
+    """The indexes the job's queries need, on the configured collections and order fields."""
     by_reference = [
         IndexSpec(m.orders_collection, ((field, 1),), why)
         for field, why in (
@@ -80,10 +80,10 @@ def present(db: Database, spec: IndexSpec) -> bool:
     return any(tuple(k for k, _ in index.get("key", []))[:width] == spec.fields for index in info.values())
 
 
-def create(db: Database, config: Config) -> list[tuple[IndexSpec, bool]]:
+def create(db: Database, mongodb: MongoConfig, orders: OrdersConfig) -> list[tuple[IndexSpec, bool]]:
     """Create every missing index; (spec, created) per index. Idempotent."""
     done = []
-    for spec in required(config):
+    for spec in required(mongodb, orders):
         if present(db, spec):
             done.append((spec, False))
             continue
@@ -93,7 +93,7 @@ def create(db: Database, config: Config) -> list[tuple[IndexSpec, bool]]:
     return done
 
 
-def warn_missing(db: Database, config: Config) -> list[IndexSpec]:
+def warn_missing(db: Database, mongodb: MongoConfig, orders: OrdersConfig) -> list[IndexSpec]:
     """The indexes on orders the job's queries need that are missing; each logged once, with how to build it.
 
     The job does not build indexes itself: on a big collection that is a decision for whoever runs
@@ -101,8 +101,8 @@ def warn_missing(db: Database, config: Config) -> list[IndexSpec]:
     """
     missing = [
         spec
-        for spec in required(config)
-        if spec.collection == config.mongodb.orders_collection and not present(db, spec)
+        for spec in required(mongodb, orders)
+        if spec.collection == mongodb.orders_collection and not present(db, spec)
     ]
     for spec in missing:
         log.warning(

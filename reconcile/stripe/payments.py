@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 import stripe
 
-from reconcile.config import Config
 from reconcile.decide import classify as c
 from reconcile.decide import columns, match
 from reconcile.stripe import pull as stripe_pull
@@ -88,16 +87,6 @@ class Linking:
     edge_slack: timedelta  # window.edge_slack
     orders_store_intent_ids: bool = False  # orders.payment_intent_id_field is set
     orders_store_session_ids: bool = False  # orders.checkout_session_id_field is set
-
-    @classmethod
-    def from_config(cls, config: Config) -> Linking:
-        return cls(
-            metadata_key=config.stripe.order_id_metadata_key,
-            link_by=config.matching.link_by,
-            edge_slack=config.window.edge_slack,
-            orders_store_intent_ids=bool(config.orders.payment_intent_id_field),
-            orders_store_session_ids=bool(config.orders.checkout_session_id_field),
-        )
 
 
 def wants(linking: Linking) -> tuple[bool, bool]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reconcile.config import Config
+import stripe
+
 from reconcile.errors import ReconcileError, ServiceUnavailable, StripeAuthError, StripeKeyRejected
 from reconcile.stripe import payments
 from reconcile.stripe import pull as stripe_pull
@@ -37,17 +38,16 @@ class Probe:
     line: str
 
 
-def endpoints(config: Config) -> list[tuple[str, str]]:
-    """The list endpoints a run of this config reads, with the permission each needs."""
-    want_intents, want_sessions = payments.wants(payments.Linking.from_config(config))
+def endpoints(linking: payments.Linking) -> list[tuple[str, str]]:
+    """The list endpoints a run with these links reads, with the permission each needs."""
+    want_intents, want_sessions = payments.wants(linking)
     return [*ENDPOINTS, *([INTENTS] if want_intents else []), *([SESSIONS] if want_sessions else [])]
 
 
-def stripe_permissions(config: Config) -> Iterator[Probe]:
+def stripe_permissions(client: stripe.StripeClient, linking: payments.Linking) -> Iterator[Probe]:
     """One Probe per endpoint; after Stripe proves unreachable, the rest are not tried."""
-    client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
     policy = stripe_pull.RetryPolicy(max_retries=2, max_total_seconds=30)
-    for path, permission in endpoints(config):
+    for path, permission in endpoints(linking):
         try:
             stripe_pull.request(client, path, {"limit": 1}, policy)
             yield Probe(path, permission, OK, f"  {path:<26} ok")
