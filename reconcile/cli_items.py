@@ -304,6 +304,7 @@ def _probable(ctx: click.Context, key: str) -> tuple[Config, Database, dict[str,
 @click.pass_context
 def confirm(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
     """A probable match is the same purchase: write the charge id onto the order (audited, undoable)."""
+    from reconcile.run.settings import repair_store
     from reconcile.run.undo import new_undo_id
     from reconcile.store import items as store
     from reconcile.store import undo as writes
@@ -312,7 +313,7 @@ def confirm(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
     try:
         config, db, doc = _probable(ctx, key)
         change_id = new_undo_id(now, "confirm")
-        writes.confirm_charge(db, config, doc["order_key"], doc["charge_id"], change_id, by, reason, now)
+        writes.confirm_charge(repair_store(db, config), doc["order_key"], doc["charge_id"], change_id, by, reason, now)
         store.decide(
             db[config.mongodb.items_collection],
             db[config.mongodb.decisions_collection],
@@ -377,7 +378,7 @@ def clear(ctx: click.Context, key: str, reason: str, by: str) -> None:
         doc = store.find_item(col, key)
         if doc.get("kind") != REPAIR_UNDONE:
             raise store.ItemError(f"item {doc['_id']} is {doc.get('kind')}: clear applies to repair_undone items")
-        held = writes.clear_hold(db, config, str(doc.get("order_key")))
+        held = writes.clear_hold(db[config.mongodb.orders_collection], str(doc.get("order_key")))
         store.decide(col, db[config.mongodb.decisions_collection], doc, "clear", by, reason, _now(ctx))
     except ReconcileError as error:
         _fail(error)
@@ -403,12 +404,24 @@ def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool
     alone, 2 no such run, 3 MongoDB unavailable, 4 another run holds the lease.
     """
     from reconcile.cli import parse_option_duration
+    from reconcile.run.settings import repair_store
     from reconcile.run.undo import undo_run
 
     wait_for = parse_option_duration(wait, "--wait")
     try:
         config, db = _db(ctx)
-        result = undo_run(config, db, run_id, order_keys=orders, dry_run=dry_run, by=by, now=_now(ctx), wait=wait_for)
+        result = undo_run(
+            repair_store(db, config),
+            db[config.mongodb.runs_collection],
+            db[config.mongodb.state_collection],
+            config.lease,
+            run_id,
+            order_keys=orders,
+            dry_run=dry_run,
+            by=by,
+            now=_now(ctx),
+            wait=wait_for,
+        )
     except ReconcileError as error:
         _fail(error)
     for line in result.lines:

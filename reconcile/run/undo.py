@@ -11,13 +11,14 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pymongo.database import Database
+from pymongo.collection import Collection
 
-from reconcile.config import Config
+from reconcile.config import LeaseConfig
 from reconcile.decide import undo as rules
 from reconcile.exitcodes import ExitCode
 from reconcile.run.lease import Lease
 from reconcile.store import undo as store
+from reconcile.store.repair import RepairStore
 from reconcile.timeutil import fmt
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ def _change(record: dict) -> str:
 
 
 def undo_run(
-    config: Config,
-    db: Database,
+    repairs: RepairStore,
+    runs: Collection,
+    state: Collection,
+    lease_config: LeaseConfig,
     run_text: str,
     *,
     order_keys: tuple[str, ...] = (),
@@ -56,20 +59,21 @@ def undo_run(
     wait: timedelta | None = None,
 ) -> UndoResult:
     """Undo what run `run_text` changed (only `order_keys` when given). Errors (no such run, MongoDB,
-    the lease held) are raised as ReconcileError for the CLI."""
+    the lease held) are raised as ReconcileError for the CLI. `repairs`: the orders and audit records;
+    `runs`: the run history (to find a run by prefix); `state`: where the lease is held."""
     undo_id = new_undo_id(now)
     lease = None
     if not dry_run:  # like a run: changes only under the lease; a dry run changes nothing
         lease = Lease.acquire(
-            db[config.mongodb.state_collection],
+            state,
             undo_id,
-            config.lease.ttl,
-            config.lease.wait if wait is None else wait,
+            lease_config.ttl,
+            lease_config.wait if wait is None else wait,
             info={"trigger": "undo", "command": f"reconcile undo {run_text}"},
         )
     try:
-        run_id, records = store.audit_of(db, config, run_text, order_keys)
-        steps = rules.plan(records, store.orders_now(db, config, records))
+        run_id, records = store.audit_of(repairs, runs, run_text, order_keys)
+        steps = rules.plan(records, store.orders_now(repairs, records))
         result = UndoResult(ExitCode.OK, undo_id, run_id)
         prefix = "DRY RUN: would put back" if dry_run else "put back"
         if not records:
@@ -80,7 +84,7 @@ def undo_run(
         if not dry_run:
             if lease is not None:
                 lease.check()
-            done, lost = store.put_back(db, config, steps, undo_id, by, now)
+            done, lost = store.put_back(repairs, steps, undo_id, by, now)
         for s in steps:
             key = s.order_key
             if s.step == rules.PUT_BACK and (dry_run or key in done):

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.database import Database
+from pymongo.collection import Collection
 
-from reconcile.config import Config
+from reconcile.config import OrdersConfig
 from reconcile.decide import undo as rules
 from reconcile.errors import ConfigError
 from reconcile.store import runs as run_history
@@ -25,20 +25,15 @@ from reconcile.store.repair import AUDIT_FLAG, AUDIT_PENDING, RepairStore, audit
 log = logging.getLogger(__name__)
 
 
-def _store(db: Database, config: Config) -> RepairStore:
-    """Where audit records go (the repairs' store: orders and audit collections, order fields)."""
-    m = config.mongodb
-    return RepairStore(db[m.orders_collection], db[m.audit_collection], config.orders, m.repair_batch_size)
-
-
-def audit_of(db: Database, config: Config, run_text: str, order_keys: tuple[str, ...] = ()) -> tuple[str, list]:
-    """(the run id, its audit records) for a run id, an undo or confirm id, or a unique prefix of a run id."""
-    audit = db[config.mongodb.audit_collection]
+def audit_of(store: RepairStore, runs: Collection, run_text: str, order_keys: tuple[str, ...] = ()) -> tuple[str, list]:
+    """(the run id, its audit records) for a run id, an undo or confirm id, or a unique prefix of a run id
+    (looked up in the run history, `runs`)."""
+    audit = store.audit
     with mongo_errors("reading audit records"):
         records = list(audit.find({"run_id": run_text}))
         run_id = run_text
         if not records:
-            doc = run_history.find_run(db[config.mongodb.runs_collection], run_text)
+            doc = run_history.find_run(runs, run_text)
             if doc is None:
                 raise ConfigError(f"no run {run_text!r} in the history or the audit records (see `reconcile runs`)")
             run_id = str(doc["_id"])
@@ -53,14 +48,14 @@ def audit_of(db: Database, config: Config, run_text: str, order_keys: tuple[str,
     return run_id, records
 
 
-def orders_now(db: Database, config: Config, records: list[dict[str, Any]]) -> dict[str, rules.OrderNow]:
+def orders_now(store: RepairStore, records: list[dict[str, Any]]) -> dict[str, rules.OrderNow]:
     """The orders the records name, as they are now (by their stored _id, its type kept)."""
-    fields = config.orders
+    fields = store.fields
     ids = [r["order_id"] for r in records]
     found: dict[str, rules.OrderNow] = {}
     with mongo_errors("reading orders to undo"):
         for start in range(0, len(ids), 1000):
-            for doc in db[config.mongodb.orders_collection].find({"_id": {"$in": ids[start : start + 1000]}}):
+            for doc in store.orders.find({"_id": {"$in": ids[start : start + 1000]}}):
                 marker = doc.get(MARKER)
                 found[str(doc["_id"])] = rules.OrderNow(
                     status=_get(doc, fields.status_field),
@@ -77,9 +72,8 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _expected(record: dict[str, Any], config: Config) -> dict[str, Any]:
+def _expected(record: dict[str, Any], fields: OrdersConfig) -> dict[str, Any]:
     """The compare-and-set filter: the order exactly as the change left it."""
-    fields = config.orders
     wanted: dict[str, Any] = {
         "_id": record["order_id"],
         fields.status_field: record["to_status"],
@@ -91,10 +85,10 @@ def _expected(record: dict[str, Any], config: Config) -> dict[str, Any]:
 
 
 def put_back(
-    db: Database, config: Config, steps: list[rules.Step], undo_id: str, by: str, now: datetime
+    store: RepairStore, steps: list[rules.Step], undo_id: str, by: str, now: datetime
 ) -> tuple[list[str], list[str]]:
     """Put back the orders of the PUT_BACK steps; (order keys put back, order keys changed meanwhile)."""
-    fields = config.orders
+    fields = store.fields
     todo = [s for s in steps if s.step == rules.PUT_BACK]
     if not todo:
         return [], []
@@ -122,11 +116,11 @@ def put_back(
             update["$set"][fields.charge_id_field] = r["previous_charge_id"]
         elif changed:
             update["$unset"] = {fields.charge_id_field: ""}
-        ops.append(UpdateOne(_expected(r, config), update))
+        ops.append(UpdateOne(_expected(r, fields), update))
         audits[s.order_key] = audit_record(
-            r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), _store(db, config)
+            r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), store
         )
-    orders = db[config.mongodb.orders_collection]
+    orders = store.orders
     with mongo_errors("undoing changes"):
         written = orders.bulk_write(ops, ordered=False)
         if written.modified_count == len(todo):
@@ -139,15 +133,14 @@ def put_back(
                 )
             }
             done = [s.order_key for s in todo if s.order_key in mine]
-    write_audit(_store(db, config), [audits[k] for k in done])
+    write_audit(store, [audits[k] for k in done])
     lost = [s.order_key for s in todo if s.order_key not in set(done)]
     log.info("undo.done", extra={"undo_id": undo_id, "put_back": len(done), "lost_race": len(lost)})
     return done, lost
 
 
 def confirm_charge(
-    db: Database,
-    config: Config,
+    store: RepairStore,
     order_key: str,
     charge_id: str,
     confirm_id: str,
@@ -158,8 +151,8 @@ def confirm_charge(
     """Write a confirmed probable match's charge id onto its order (compare-and-set: only an order with
     no charge id yet), with a marker and an audit record (undoable). Returns the audit record; an order
     that already has a charge id, or is gone, is left alone (ConfigError naming what it has)."""
-    fields = config.orders
-    orders = db[config.mongodb.orders_collection]
+    fields = store.fields
+    orders = store.orders
     with mongo_errors("reading the order to confirm"):
         docs = list(orders.find({"_id": {"$in": id_candidates(order_key)}}))
     docs = [d for d in docs if str(d["_id"]) == order_key]  # (a wire server may match an ObjectId's hex as a string)
@@ -189,14 +182,13 @@ def confirm_charge(
     if done.modified_count != 1:
         raise ConfigError(f"order {order_key} changed while confirming: left alone, nothing confirmed")
     record = order_record(doc, fields)
-    audit = audit_record(doc["_id"], order_key, marker, record["amount"], record["currency"], _store(db, config))
-    write_audit(_store(db, config), [audit])
+    audit = audit_record(doc["_id"], order_key, marker, record["amount"], record["currency"], store)
+    write_audit(store, [audit])
     return audit
 
 
-def clear_hold(db: Database, config: Config, order_key: str) -> bool:
+def clear_hold(orders: Collection, order_key: str) -> bool:
     """Remove an undo's hold from an order, so the next run may change it again; False if none was held."""
-    orders = db[config.mongodb.orders_collection]
     with mongo_errors("clearing the undo marker"):
         done = orders.update_many(
             {"_id": {"$in": id_candidates(order_key)}, f"{MARKER}.{HOLD}": True}, {"$set": {f"{MARKER}.{HOLD}": False}}
