@@ -25,6 +25,7 @@ from reconcile.config import parse_config
 from reconcile.decide import classify as c
 from reconcile.report.render import write_private
 from reconcile.run import window as job
+from reconcile.run.settings import window_settings
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import to_unix
 
@@ -215,7 +216,7 @@ def mongomock_run(store, stripe_server, now, tmp_path, docs):
     config = parse_config({"stripe": {"api_base": stripe_server.url}, "mongodb": {"database": "shop"}})
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
-    return db, job.run(config, client, db, request)
+    return db, job.run(window_settings(config), client, db, request)
 
 
 def test_exact_id_types_and_decimal128_on_mongomock(store, stripe_server, now, tmp_path):

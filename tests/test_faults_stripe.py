@@ -32,6 +32,7 @@ from faultkit import (
 from reconcile.config import parse_config
 from reconcile.decide import classify as c
 from reconcile.run import window as job
+from reconcile.run.settings import window_settings
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import utcnow
 
@@ -145,7 +146,7 @@ def test_retry_after_is_honoured(stripe_server, store, db, now, shop, tmp_path):
     policy = stripe_pull.RetryPolicy(max_retries=5, max_total_seconds=60, base_seconds=0.001, sleep=sleep)
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
-    result = job.run(config, client, db, request, policy=policy)
+    result = job.run(window_settings(config), client, db, request, policy=policy)
     assert result.counts[c.REPAIRED] == 1
     assert len(pauses) == 2
     by_pull = {path: [s for name, s in pauses if name.startswith(f"pull{path}:")] for path in (CHARGES, BALANCE)}

@@ -10,6 +10,7 @@ from conftest import API_KEY
 
 from reconcile.config import parse_config
 from reconcile.run import window as job
+from reconcile.run.settings import window_settings
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import to_unix
 
@@ -33,7 +34,7 @@ def test_repairs_use_the_order_ids_own_type(store, stripe_server, now, tmp_path)
     config = parse_config({"stripe": {"api_base": stripe_server.url}, "mongodb": {"database": "shop"}})
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
-    result = job.run(config, client, db, request)
+    result = job.run(window_settings(config), client, db, request)
     assert sorted(result.summary.repaired) == sorted([str(oid), "ord-7"])
     assert db.orders.find_one({"_id": oid})["status"] == "accepted"
     assert db.orders.find_one({"_id": str(oid)}) is None
@@ -75,7 +76,7 @@ def test_payment_intent_and_session_references_keep_the_id_type(store, stripe_se
     )
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
-    result = job.run(config, client, db, request)
+    result = job.run(window_settings(config), client, db, request)
     # Two documents print as the same id: Stripe cannot tell them apart, so neither is touched.
     assert result.counts["data_problem"] == 2 and str(by_intent) not in result.summary.repaired
     assert result.summary.repaired == [str(by_session)]
@@ -112,7 +113,7 @@ def test_a_window_too_big_to_read_beside_the_pull_is_read_after_it_with_the_same
     def run(db) -> tuple[job.RunResult, object]:
         caplog.clear()
         with caplog.at_level("INFO", logger="reconcile.run.window"):
-            result = job.run(config, client, db, request)
+            result = job.run(window_settings(config), client, db, request)
         [pulled] = [r for r in caplog.records if r.getMessage() == "pull.done"]
         return result, pulled.orders_in_window
 

@@ -28,6 +28,7 @@ from reconcile.decide import classify as c
 from reconcile.demo.shop import ShopSeeder
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.run import window as job
+from reconcile.run.settings import window_settings
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import utcnow
 
@@ -141,7 +142,7 @@ def test_one_odd_order_field_never_stops_the_job_nor_is_changed(field, value):
         client = stripe_pull.make_client(API_KEY, config.stripe)
         request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=_report_dir())
         try:
-            result = job.run(config, client, db, request)  # never raises
+            result = job.run(window_settings(config), client, db, request)  # never raises
         except NotImplementedError as exc:  # mongomock cannot order some types in a range query; MongoDB can
             if "Mongomock" not in str(exc):
                 raise

@@ -42,7 +42,7 @@ from reconcile.report import mailer, retention
 from reconcile.report import queue as work_queue
 from reconcile.report.render import write_summary_json
 from reconcile.report.summary import InvocationSummary, WindowEntry
-from reconcile.run import interrupt
+from reconcile.run import interrupt, settings
 from reconcile.run import plan as window_plan
 from reconcile.run import window as job
 from reconcile.run.lease import Lease
@@ -292,6 +292,7 @@ def _run_all(
         )
         indexes.warn_missing(db, config.mongodb, config.orders)  # once per invocation, not per window
     policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
+    window_settings = settings.window_settings(config)
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):
         run_id = invocation if index == 1 else job.new_run_id(inv.now)
@@ -325,7 +326,7 @@ def _run_all(
             changes=changes,
         )
         try:
-            result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
+            result = job.run(window_settings, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
             run = WindowRun(run_id, window, result, result.items, result.movements)
             # Completed only once the watermark and the history say so; until then the window is redone next time.
             if lease is not None:

@@ -32,7 +32,6 @@ import pandas as pd
 import stripe
 from pymongo.database import Database
 
-from reconcile.config import Config
 from reconcile.decide import classify as c
 from reconcile.decide import columns, movements, totals
 from reconcile.decide import items as item_rules
@@ -45,6 +44,7 @@ from reconcile.report import period, wording
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
 from reconcile.run import interrupt, progress, recheck, settings
+from reconcile.run.settings import WindowSettings
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -154,7 +154,7 @@ class _Read:
 
 
 def run(
-    config: Config,
+    ws: WindowSettings,
     client: stripe.StripeClient,
     db: Database,
     req: RunRequest,
@@ -162,15 +162,16 @@ def run(
     policy: stripe_pull.RetryPolicy | None = None,
     scan_db: Database | None = None,
 ) -> RunResult:
-    """One window. `scan_db` is the database through `mongo.connect_for_scans` (default: `db`)."""
+    """One window, with the settings it uses (`settings.window_settings`). `scan_db` is the database through
+    `mongo.connect_for_scans` (default: `db`)."""
     run_id = run_id or new_run_id(req.now)
-    policy = policy or stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
+    policy = policy or stripe_pull.RetryPolicy.from_config(ws.stripe, ws.test_mode)
     with run_context(run_id):
-        return _run(config, client, db, req, run_id, policy, db if scan_db is None else scan_db)
+        return _run(ws, client, db, req, run_id, policy, db if scan_db is None else scan_db)
 
 
 def _run(
-    config: Config,
+    ws: WindowSettings,
     client: stripe.StripeClient,
     db: Database,
     req: RunRequest,
@@ -182,15 +183,15 @@ def _run(
         "run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run}
     )
     clock = _Clock()
-    read = _read(config, client, db, scan_db, req, run_id, policy, clock)
-    return _write(config, db, req, run_id, read, clock)
+    read = _read(ws, client, db, scan_db, req, run_id, policy, clock)
+    return _write(ws, db, req, run_id, read, clock)
 
 
 # --------------------------------------------------------------------------- read
 
 
 def _read(
-    config: Config,
+    ws: WindowSettings,
     client: stripe.StripeClient,
     db: Database,
     scan_db: Database,
@@ -199,18 +200,18 @@ def _read(
     policy: stripe_pull.RetryPolicy,
     clock: _Clock,
 ) -> _Read:
-    outcomes, balance = _read_payments(config, client, db, scan_db, req, policy, clock)
+    outcomes, balance = _read_payments(ws, client, db, scan_db, req, policy, clock)
     # Refunds and disputes created in the window, with their orders (of any age).
-    m = config.mongodb
-    rows = stripe_movements.fetch_movements(client, req.since, req.until, config.stripe.order_id_metadata_key, policy)
-    moved_orders = order_store.orders_of_movements(db[m.orders_collection], config.orders, rows, req.since)
+    m = ws.mongodb
+    rows = stripe_movements.fetch_movements(client, req.since, req.until, ws.stripe.order_id_metadata_key, policy)
+    moved_orders = order_store.orders_of_movements(db[m.orders_collection], ws.orders, rows, req.since)
     interrupt.checkpoint("pull")
     clock.lap("movements")
     confirmed: list[dict[str, Any]] = []
     cleared: dict[str, str] = {}
     checked: list[str] = []
     if req.recheck_limit:  # once per invocation: the open items from windows before this one
-        found = {f["key"] for f in _findings(config, outcomes, rows, moved_orders)}
+        found = {f["key"] for f in _findings(ws, outcomes, rows, moved_orders)}
         todo = item_rules.to_recheck(
             item_store.open_items(db[m.items_collection]),
             found,
@@ -222,18 +223,18 @@ def _read(
             client,
             policy,
             db[m.orders_collection],
-            config.orders,
-            settings.linking(config),
-            settings.rules_for(config, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
+            ws.orders,
+            ws.linking,
+            settings.rules_of(ws.orders, ws.matching, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
             todo,
             req.now,
         )
         interrupt.checkpoint("recheck")
     clock.lap("recheck")
-    history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=config.report.trend_days + 2))
+    history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=ws.report.trend_days + 2))
     # A run that died between an order's change and its audit record left the order flagged: the write
     # phase writes the record it owed. That run reported nothing: this run reports its changes (`earlier`).
-    store = settings.repair_store(db, config)
+    store = settings.repairs_in(db, ws.mongodb, ws.orders)
     owed = [] if req.dry_run else repair.owed_audit(store)
     earlier_runs = [] if req.dry_run else state.unreported(db[m.runs_collection], EARLIER_RUNS_LIMIT, but=run_id)
     earlier = repair.changes_of_runs(store, earlier_runs)
@@ -246,7 +247,7 @@ def _read(
 
 
 def _read_payments(
-    config: Config,
+    ws: WindowSettings,
     client: stripe.StripeClient,
     db: Database,
     scan_db: Database,
@@ -258,12 +259,12 @@ def _read_payments(
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
-    orders_name = config.mongodb.orders_collection
-    linking = settings.linking(config)
+    orders_name = ws.mongodb.orders_collection
+    linking = ws.linking
 
     def order_load() -> order_store.OrderLoad:
         return order_store.OrderLoad(
-            db[orders_name], config.orders, scan_db[orders_name], config.mongodb.scan_timeout.total_seconds()
+            db[orders_name], ws.orders, scan_db[orders_name], ws.mongodb.scan_timeout.total_seconds()
         )
 
     beside: order_store.OrderLoad | None  # None once the window's load is taken from it
@@ -319,7 +320,7 @@ def _read_payments(
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
     beside = None  # the partial load of a big window, if any, is dropped here
 
-    refs = payment_pull.references(pulled, config.matching.link_by)
+    refs = payment_pull.references(pulled, ws.matching.link_by)
     progress.step("load orders", 0, None)
     orders = c.orders_frame(
         load.referenced(
@@ -335,7 +336,9 @@ def _read_payments(
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
-    rules = settings.rules_for(config, req.now, item_store.dismissed_pairs(db[config.mongodb.decisions_collection]))
+    rules = settings.rules_of(
+        ws.orders, ws.matching, req.now, item_store.dismissed_pairs(db[ws.mongodb.decisions_collection])
+    )
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
@@ -353,18 +356,18 @@ def _read_payments(
 
 
 def _movement_findings(
-    config: Config, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
+    ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
-    paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
+    paid = (ws.orders.paid_status, *ws.orders.other_paid_statuses)
     return movements.evaluate(rows, orders, paid, flagged)
 
 
 def _findings(
-    config: Config, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
+    ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """This window's findings for the items collection: core outcomes and refunds/disputes needing a person."""
-    moved = _movement_findings(config, outcomes, rows, orders)
+    moved = _movement_findings(ws, outcomes, rows, orders)
     return item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
 
 
@@ -372,25 +375,25 @@ def _findings(
 
 
 def _write(
-    config: Config,
+    ws: WindowSettings,
     db: Database,
     req: RunRequest,
     run_id: str,
     read: _Read,
     clock: _Clock,
 ) -> RunResult:
-    m = config.mongodb
+    m = ws.mongodb
     changes = req.changes
     outcomes = read.outcomes
-    moved = _movement_findings(config, outcomes, read.movement_rows, read.movement_orders)
+    moved = _movement_findings(ws, outcomes, read.movement_rows, read.movement_orders)
     healed: list[str] = []
     try:
         if not req.dry_run:
             if req.checkpoint:
                 req.checkpoint()
-            healed = repair.write_owed(settings.repair_store(db, config), read.owed)
+            healed = repair.write_owed(settings.repairs_in(db, ws.mongodb, ws.orders), read.owed)
             done = repair.apply_repairs(
-                settings.repair_store(db, config),
+                settings.repairs_in(db, ws.mongodb, ws.orders),
                 outcomes,
                 run_id,
                 req.now,
@@ -428,9 +431,9 @@ def _write(
             checked=read.checked,
             dry_run=req.dry_run,
             decisions=db[m.decisions_collection],
-            thresholds=config.items.severity,
+            thresholds=ws.severity,
         )
-        extras = _period_extras(config, req, run_id, moved, items, money, read)
+        extras = _period_extras(ws, req, run_id, moved, items, money, read)
         clock.lap("items")
         progress.step("report", 0, 1)
         files = report.write_report(
@@ -442,19 +445,19 @@ def _write(
             outcomes,
             money,
             req.dry_run,
-            config.stripe.dashboard_url,
+            ws.stripe.dashboard_url,
             utcnow(),
             extras=extras,
             counted_from=req.counted_from,
-            order_url=config.report.order_url,
+            order_url=ws.report.order_url,
         )
         changes.report = files
     except BaseException as error:
         if changes.count or read.earlier:
-            _report_anyway(config, db, req, run_id, read, error)
+            _report_anyway(ws, db, req, run_id, read, error)
         raise
     if not req.dry_run:
-        changes.reported = _mark_reported(config, db, run_id, read)
+        changes.reported = _mark_reported(ws, db, run_id, read)
     summary = RunSummary.build(
         run_id,
         req.since,
@@ -489,7 +492,7 @@ def _write(
 
 
 def _period_extras(
-    config: Config,
+    ws: WindowSettings,
     req: RunRequest,
     run_id: str,
     moved: list[dict[str, Any]],
@@ -504,17 +507,17 @@ def _period_extras(
         "charge_count": sum(t["charge_count"] for t in money.values()),
         "source": req.source,
     }
-    trend = trend_points(read.history, current, req.now, config.report.trend_days)
+    trend = trend_points(read.history, current, req.now, ws.report.trend_days)
     top, bottom = period.render(
         run_id=run_id,
         now=req.now,
         findings=moved,
         items=items,
         trend=trend,
-        dashboard_url=config.stripe.dashboard_url,
+        dashboard_url=ws.stripe.dashboard_url,
         dry_run=req.dry_run,
         part=req.part,
-        order_url=config.report.order_url,
+        order_url=ws.report.order_url,
     )
     log.info(
         "period.done",
@@ -523,18 +526,18 @@ def _period_extras(
     return report.ReportExtras(
         html_top=top + report.earlier_changes_html(read.earlier),
         html=bottom,
-        csv_rows=period.csv_rows(moved, config.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
+        csv_rows=period.csv_rows(moved, ws.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
         summary=period.summary(moved, items, req.now),
         needs_attention=sum(1 for f in moved if f["needs_person"]),
         queue_items=tuple(items.open),
     )
 
 
-def _mark_reported(config: Config, db: Database, run_id: str, read: _Read) -> bool:
+def _mark_reported(ws: WindowSettings, db: Database, run_id: str, read: _Read) -> bool:
     """The run history says this run's changes, and the earlier ones it listed, are in a report.
     False when that could not be recorded (the next run then lists them again rather than never)."""
     try:
-        state.mark_reported(db[config.mongodb.runs_collection], [run_id, *read.earlier_runs], run_id)
+        state.mark_reported(db[ws.mongodb.runs_collection], [run_id, *read.earlier_runs], run_id)
     except Exception as error:  # MongoDB gone: the report is written; the next run lists them again
         log.warning("report.not_marked", extra={"error": exception_text(error)})
         return False
@@ -542,7 +545,7 @@ def _mark_reported(config: Config, db: Database, run_id: str, read: _Read) -> bo
 
 
 def _report_anyway(
-    config: Config, db: Database, req: RunRequest, run_id: str, read: _Read, error: BaseException
+    ws: WindowSettings, db: Database, req: RunRequest, run_id: str, read: _Read, error: BaseException
 ) -> None:
     """A run that changed orders and then failed: the plain report lists what it changed (and the
     earlier runs' changes it took on), and the run history says so when MongoDB still answers."""
@@ -567,4 +570,4 @@ def _report_anyway(
     # Orders of a batch cut off mid-write may have changed without being listed: let the next run list
     # this run's changes from its audit records rather than call them reported.
     if not changes.repair.in_doubt:
-        changes.reported = _mark_reported(config, db, run_id, read)
+        changes.reported = _mark_reported(ws, db, run_id, read)
