@@ -22,6 +22,7 @@ from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.report import wording
 from reconcile.store import orders as order_store
+from reconcile.stripe import fetch
 from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
@@ -42,8 +43,15 @@ def recheck(
         return [], {}, []
     core = [d for d in docs if d.get("source") in ("order", "charge")]
     moved = [d for d in docs if d.get("source") in ("refund", "dispute")]
-    confirmed, cleared = _recheck_core(client, db, config, policy, core, now)
-    more_confirmed, more_cleared = _recheck_movements(client, db, config, policy, moved, now)
+    # Independent lookups: the orders' and charges' items beside the refunds' and disputes'.
+    (confirmed, cleared), (more_confirmed, more_cleared) = fetch.run(
+        [
+            lambda: _recheck_core(client, db, config, policy, core, now),
+            lambda: _recheck_movements(client, db, config, policy, moved, now),
+        ],
+        policy,
+        "re-check",
+    )
     log.info(
         "items.rechecked",
         extra={
