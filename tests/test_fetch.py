@@ -186,3 +186,22 @@ def test_recheck_side_by_side_equals_the_sequential_recheck(cli, db, store, seed
     confirmed, cleared, checked = sequential
     assert len(cleared) >= 4 and confirmed  # the fixed ones resolved, the others still there
     assert any(f["kind"] == c.AMOUNT_MISMATCH for f in confirmed)
+
+
+def test_lookups_report_their_progress_as_a_step(charges_world, monkeypatch):
+    """Each fetch tells the progress display (run/progress.py `step(name, done, total)`) how far it is."""
+    from reconcile.run import progress
+
+    told: list[tuple[str, int, int | None]] = []
+    lock = threading.Lock()
+
+    def step(name: str, done: int, total: int | None = None) -> None:
+        with lock:
+            told.append((name, done, total))
+
+    monkeypatch.setattr(progress, "step", step, raising=False)
+    store, srv, ids = charges_world
+    stripe_pull.retrieve_charges(client_for(srv.url), ids[:12], "order_id", quick_policy(concurrency=4))
+    assert told[0] == ("/v1/charges", 0, 12)
+    assert sorted(done for _, done, _ in told[1:]) == list(range(1, 13))
+    assert ("/v1/charges", 12, 12) in told  # done >= total ends the step

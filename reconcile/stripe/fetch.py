@@ -45,14 +45,18 @@ class FetchStats:
     seconds: float = 0.0
 
 
-def _progress(label: str) -> Report | None:
-    """The progress display's step for `label`, when one is shown (a terminal); else None."""
-    from reconcile.run import progress  # late: progress imports this package's slices
+def _progress(name: str) -> Report:
+    """Reports to the progress display's step `name` (run/progress.py `step(name, done, total)`: nothing
+    unless the CLI shows one on a terminal; before that API exists, nothing at all)."""
 
-    step = getattr(progress, "step", None)
-    if step is None:
-        return None
-    return lambda done, total: step(label, done, total)
+    def report(done: int, total: int) -> None:
+        from reconcile.run import progress  # late: progress imports this package's slices
+
+        step = getattr(progress, "step", None)
+        if step is not None:
+            step(name, done, total)
+
+    return report
 
 
 def each(
@@ -145,10 +149,13 @@ def get_many(
 
 
 def run(calls: Sequence[Callable[[], T]], policy: Any, label: str) -> list[T]:
-    """`each` under the run's policy: its workers, its abort, a progress step and a log line."""
+    """`each` under the run's policy: its workers, its abort, a progress step (objects done of all,
+    named by `label`: a path, or "re-check") and a log line."""
     if not calls:
         return []
-    results, stats = each(calls, policy.workers(), policy.abort, label, _progress(f"fetch {label}"))
+    report = _progress(label)
+    report(0, len(calls))
+    results, stats = each(calls, policy.workers(), policy.abort, label, report)
     log.info(
         "fetch.done",
         extra={
