@@ -405,10 +405,12 @@ def classify(
             "link_kind": frame["c_link_kind"],
             "charge_ids": None,
             "facts": None,
-        }
+        },
+        copy=False,  # the columns are the joined frame's own (copy-on-write): no second copy of a million rows
     )
     _show_uncaptured_charge(result, charges.loc[is_uncaptured & linked])
     facts, named = _facts(result, frame, charges, rules, links)
+    del frame, per_order
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, is_paid | is_uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
