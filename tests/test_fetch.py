@@ -205,3 +205,26 @@ def test_lookups_report_their_progress_as_a_step(charges_world, monkeypatch):
     assert told[0] == ("/v1/charges", 0, 12)
     assert sorted(done for _, done, _ in told[1:]) == list(range(1, 13))
     assert ("/v1/charges", 12, 12) in told  # done >= total ends the step
+
+
+def test_pages_parsed_by_orjson_equal_what_the_sdk_parses_and_errors_still_map(charges_world):
+    """The job's client (KeptBodyClient) hands 2xx bodies to orjson: the same objects as the SDK's own
+    parse; an error answer still goes through the SDK's mapping; a cut page is said by its facts only."""
+    from reconcile.config import parse_config
+    from reconcile.errors import StripeRequestError, StripeUnavailable
+
+    store, srv, ids = charges_world
+    config = parse_config({"stripe": {"api_base": srv.url}, "mongodb": {"database": "x"}})
+    job = stripe_pull.make_client(KEY, config.stripe)
+    assert isinstance(job._requestor._client, stripe_pull.KeptBodyClient)  # type: ignore[attr-defined]
+    params = {"limit": 100, "created": {"gte": T0, "lt": T0 + 60}, **stripe_pull.CHARGE_PARAMS}
+    policy = quick_policy()
+    page = stripe_pull.request(job, "/v1/charges", params, policy)
+    assert type(page) is dict and len(page["data"]) == 60
+    assert page == stripe_pull.request(client_for(srv.url), "/v1/charges", params, policy)
+    with pytest.raises(StripeRequestError, match="HTTP 404"):
+        stripe_pull.request(job, "/v1/charges/ch_nothere", {}, policy)
+    srv.inject("/v1/charges", "truncated", times=1)
+    with pytest.raises(StripeUnavailable, match=r"^Stripe unavailable at /v1/charges: APIError \(HTTP 200, ") as err:
+        stripe_pull.request(job, "/v1/charges", params, policy)
+    assert ids[0] not in str(err.value)
