@@ -347,12 +347,18 @@ def steady_state(
     listed = sum(lists.values())
     retrieves = requests - listed  # by id, and the short filtered lists that stand for retrieves
     list_floor = max([n / rate for n in lists.values()] + [listed / account_rate])
-    retrieve_floor = retrieves / rate
-    floor = list_floor + retrieve_floor
     fetches = hour["fetches"]
+    per_endpoint: dict[str, int] = {}  # the fetcher's requests by budget endpoint (fetch.done lines)
+    for f in fetches:
+        for endpoint, count in (f.get("endpoints") or {}).items():
+            per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + count
+    # Side by side, each endpoint at its own limit, all within the account's.
+    retrieve_floor = max([n / rate for n in per_endpoint.values()] + [retrieves / account_rate])
+    floor = list_floor + retrieve_floor
     recheck = next((f for f in fetches if f.get("what") == "re-check"), None)
-    composite = {"re-check", "stored ids"}  # calls made of other fetches
-    in_flight = max([f["in_flight_max"] for f in fetches if f.get("what") not in composite] + [0])
+    # Retrieves in flight: the fetches of single requests (a composite call, e.g. the re-check's two
+    # halves, names no endpoints).
+    in_flight = max([f["in_flight_max"] for f in fetches if f.get("endpoints")] + [0])
     return {
         "day_before": {"wall_seconds": day["wall_seconds"], "open_items": day["counts"]},
         "hour": hour,
@@ -362,6 +368,7 @@ def steady_state(
         "requests": requests,
         "list_requests": listed,
         "retrieves": retrieves,
+        "retrieves_by_endpoint": per_endpoint,
         "retrieves_in_flight_max": in_flight,
         "floor_seconds": floor,
         "list_floor_seconds": list_floor,
@@ -386,7 +393,8 @@ def print_steady(steady: dict[str, Any]) -> None:
         f"{checked.get('resolved', 0)} resolved); the day before's run: {steady['day_before']['wall_seconds']:.1f} s"
     )
     print(
-        f"  requests: {steady['list_requests']:,} list pages + {steady['retrieves']:,} retrieves; floor "
+        f"  requests: {steady['list_requests']:,} list pages + {steady['retrieves']:,} retrieves "
+        f"({', '.join(f'{k} {v}' for k, v in steady['retrieves_by_endpoint'].items())}); floor "
         f"{steady['floor_seconds']:.1f} s (lists at the ceiling {steady['list_floor_seconds']:.1f} s + retrieves "
         f"at the per-endpoint limit {steady['retrieve_floor_seconds']:.1f} s) -> {steady['ratio_to_floor']:.2f}x the "
         f"floor; stand-in answered {steady['standin_429s']} 429s; job CPU {steady['cpu_ms_per_request']:.1f} ms "

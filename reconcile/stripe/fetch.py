@@ -18,6 +18,7 @@ import contextvars
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +28,7 @@ import stripe
 
 from reconcile.errors import StripeRequestError
 from reconcile.run import interrupt
+from reconcile.stripe.budget import endpoint_of
 from reconcile.stripe.slices import PullAborted
 
 log = logging.getLogger(__name__)
@@ -145,12 +147,13 @@ def get_many(
             return None
 
     calls = [partial(one, path, params) for path, params in gets]
-    return run(calls, policy, label)
+    return run(calls, policy, label, dict(Counter(endpoint_of(path) for path, _ in gets)))
 
 
-def run(calls: Sequence[Callable[[], T]], policy: Any, label: str) -> list[T]:
+def run(calls: Sequence[Callable[[], T]], policy: Any, label: str, endpoints: dict[str, int] | None = None) -> list[T]:
     """`each` under the run's policy: its workers, its abort, a progress step (objects done of all,
-    named by `label`: a path, or "re-check") and a log line."""
+    named by `label`: a path, or "re-check") and a log line. `endpoints`: the requests the calls make
+    per budget endpoint, when each call is one request (for the log; the bench's floor)."""
     if not calls:
         return []
     report = _progress(label)
@@ -164,6 +167,7 @@ def run(calls: Sequence[Callable[[], T]], policy: Any, label: str) -> list[T]:
             "workers": stats.workers,
             "in_flight_max": stats.in_flight_max,
             "seconds": round(stats.seconds, 3),
+            "endpoints": endpoints or {},
         },
     )
     return results

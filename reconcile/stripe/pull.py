@@ -561,5 +561,6 @@ def list_by(
             row(obj) for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy) for obj in page
         ]
 
-    lists = fetch.run([partial(listed, v) for v in values if SAFE_ID.match(v)], policy, f"{path}?{param}=")
+    calls = [partial(listed, v) for v in values if SAFE_ID.match(v)]
+    lists = fetch.run(calls, policy, f"{path}?{param}=", {endpoint_of(path): len(calls)})  # one page each, mostly
     return [r for rows in lists for r in rows]
