@@ -377,5 +377,10 @@ def demo(report_dir: Path) -> None:
     sys.exit(int(code))
 
 
+from reconcile.cli_items import items, undo  # noqa: E402  (its commands reach back here for _open_db)
+
+main.add_command(items)
+main.add_command(undo)
+
 if __name__ == "__main__":
     main()

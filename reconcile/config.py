@@ -16,6 +16,7 @@ from typing import Any
 
 from stripe._api_version import _ApiVersion
 
+from reconcile.decide.items import DEFAULT_SEVERITY, LEVELS, Threshold
 from reconcile.decide.match import DEFAULT_LINK_BY, LINK_KINDS
 from reconcile.errors import ConfigError
 from reconcile.redact import remember
@@ -76,6 +77,8 @@ class MongoConfig:
     runs_collection: str = "reconcile_runs"
     state_collection: str = "reconcile_state"
     items_collection: str = "reconcile_items"
+    # What people decided about items (reconcile items): one record per decision, never deleted.
+    decisions_collection: str = "reconcile_decisions"
     server_selection_timeout: timedelta = timedelta(seconds=10)
     # How long the server may take to answer the window's order queries (the socket timeout of their
     # own connection). MongoDB answers the one for string-dated orders from the created_at index; a
@@ -164,6 +167,13 @@ class MatchingConfig:
 
 
 @dataclass(frozen=True)
+class ItemsConfig:
+    # Severity of an open item from its money at stake (major units of its currency) or its age:
+    # the first level reached, most severe first; below them all, low.
+    severity: tuple[Threshold, ...] = DEFAULT_SEVERITY
+
+
+@dataclass(frozen=True)
 class Config:
     stripe: StripeConfig
     mongodb: MongoConfig
@@ -173,6 +183,7 @@ class Config:
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
+    items: ItemsConfig = field(default_factory=ItemsConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
@@ -198,6 +209,7 @@ SECTIONS: dict[str, type] = {
     "lease": LeaseConfig,
     "email": EmailConfig,
     "matching": MatchingConfig,
+    "items": ItemsConfig,
 }
 
 
@@ -216,6 +228,8 @@ def _suggest(name: str, choices: list[str]) -> str:
 
 def _convert(key: str, value: Any, annotation: str) -> Any:
     """Check one value against its field's declared type; raise ValueError naming the problem."""
+    if "Threshold" in annotation:
+        return _thresholds(key, value)
     if "timedelta" in annotation:
         if not isinstance(value, str):
             raise ValueError(f'{key} must be a duration string like "15m", got {value!r}')
@@ -244,6 +258,36 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
             raise ValueError(f"{key} must be a non-empty string, got {value!r}")
         return value
     return value
+
+
+def _thresholds(key: str, value: Any) -> tuple[Threshold, ...]:
+    """`{ critical = [1000, "5d"], high = [100, "3d"], medium = [10, "1d"] }` -> thresholds, most severe first."""
+    shape = f'{key} must be a table like {{ critical = [1000, "5d"], high = [100, "3d"], medium = [10, "1d"] }}'
+    if not isinstance(value, dict) or not value:
+        raise ValueError(shape)
+    out = []
+    for level in LEVELS[:-1]:
+        if level not in value:
+            continue
+        pair = value[level]
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or isinstance(pair[0], bool)
+            or not isinstance(pair[0], int)
+            or pair[0] < 0
+            or not isinstance(pair[1], str)
+        ):
+            raise ValueError(f'{key}.{level} must be [amount in major units, age like "5d"], got {pair!r}')
+        try:
+            age = parse_duration(pair[1])
+        except ValueError as exc:
+            raise ValueError(f"{key}.{level}: {exc}") from None
+        out.append(Threshold(level, pair[0], int(age.total_seconds())))
+    unknown = [k for k in value if k not in LEVELS[:-1]]
+    if unknown:
+        raise ValueError(f"{key}: unknown level {unknown[0]!r}; levels are {', '.join(LEVELS[:-1])} (low is the rest)")
+    return tuple(out)
 
 
 def _build_section(name: str, cls: type, raw: Any, problems: list[str]) -> Any:

@@ -32,6 +32,7 @@ FAILED_BUT_CHARGED = "failed_but_charged"
 DATA_PROBLEM = "data_problem"
 LINK_CONFLICT = "link_conflict"
 PROBABLE_MATCH = "probable_match"
+REPAIR_UNDONE = "repair_undone"
 
 OUTCOMES = (
     OK,
@@ -49,6 +50,7 @@ OUTCOMES = (
     DATA_PROBLEM,
     LINK_CONFLICT,
     PROBABLE_MATCH,
+    REPAIR_UNDONE,
 )
 # Outcomes a person must look at; the others were handled or are only listed.
 NEEDS_PERSON = (
@@ -62,6 +64,7 @@ NEEDS_PERSON = (
     DATA_PROBLEM,
     LINK_CONFLICT,
     PROBABLE_MATCH,
+    REPAIR_UNDONE,
 )
 # Outcomes whose order needs a look past the window's edges before it is believed.
 NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
@@ -141,6 +144,10 @@ class Facts:
     too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
     notes: tuple[str, ...] = ()  # match's notes on candidates equally likely (no pair proposed)
     pair: str | None = None  # a probable match: match's account of the pair
+    # A repair a person undid (`reconcile undo`): who and when ("by NAME on DATE"); the job leaves
+    # the order alone until a person clears the marker (`reconcile items clear`).
+    undone: str | None = None
+    would_be: str | None = None  # what the job would have done to an order whose repair was undone
 
     def attempt(self, state: str) -> str | None:
         """The object of the order's attempt in `state`, None if it has none."""
@@ -159,6 +166,8 @@ class Rules:
     link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
     probable_matches: bool = True
     probable_drift_seconds: int = 30 * 60
+    # (order_key, charge_id) pairs a person dismissed: never proposed as probable matches again.
+    dismissed_pairs: frozenset[tuple[str, str]] = frozenset()
 
 
 # Order columns of integers: built as Int64 straight from the Python ints, never through float64 (a
@@ -414,11 +423,36 @@ def classify(
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, is_paid | is_uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
+    result = _honour_undone(result, frame)
     if rules.probable_matches:
         unreferenced = charges.loc[
             is_paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
         ]
         result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
+    return result
+
+
+def _honour_undone(result: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """An order whose repair a person undid is never changed again on the job's own: what would
+    be a repair (or a failure mark) is `repair_undone`, for a person, until they clear the marker."""
+    if "undone" not in frame.columns:
+        return result
+    undone = frame["undone"].to_numpy()
+    held = result["outcome"].isin([REPAIRED, MARKED_FAILED]).to_numpy()[: len(undone)] & pd.notna(undone)
+    if not held.any():
+        return result
+    result = result.copy()
+    positions = np.flatnonzero(held)
+    facts = result["facts"].to_list()
+    before = result["outcome"].to_list()
+    for position in positions.tolist():
+        facts[position] = replace(
+            facts[position] or Facts(), undone=str(undone[position]), would_be=str(before[position])
+        )
+    outcome = result["outcome"].to_numpy(copy=True)
+    outcome[positions] = REPAIR_UNDONE
+    result["outcome"] = outcome
+    result["facts"] = _objects(facts, result.index)
     return result
 
 
@@ -477,6 +511,7 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         ),
         rules.probable_drift_seconds,
         rules.amount_tolerance,
+        rules.dismissed_pairs,
     )
     result = result.copy()
     facts: dict[Any, Facts | None] = dict(zip(result.index, result["facts"], strict=True))

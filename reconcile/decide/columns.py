@@ -29,6 +29,7 @@ ORDER_COLUMNS = (
     "stored_payment_intent_id",
     "stored_session_id",
     "refunded_amount",
+    "undone",  # a person undid the job's change to this order: "by NAME on DATE" (store/orders.py)
 )
 
 _SHORT = 20  # ids are longer; statuses, currencies and types are shorter

@@ -4,11 +4,13 @@ must re-check, and how old each open item is. store/items.py records them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.money import exponent
 
 DAY = 86400
 BUCKETS = ("0-1 day", "2-7 days", "8-30 days", "over 30 days")
@@ -69,6 +71,10 @@ def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
                 "detail": r["detail"],
                 "livemode": r["livemode"],
                 "email": r["email"],
+                # Facts an acceptance holds to (decide.items.facts_of).
+                "order_status": r["order_status"],
+                "charge_amount": r["charge_amount"],
+                "amount_refunded": r["amount_refunded"],
             }
         )
     return findings
@@ -85,3 +91,126 @@ def to_recheck(
     ]
     outside.sort(key=lambda d: (d.get("last_checked") or 0, d["_id"]))
     return outside[:limit]
+
+
+# --------------------------------------------------------------------------- what people decided
+
+# An item's state: `open` (the queue), `acknowledged` (someone is on it: still open, out of the
+# queue), `accepted` (an explained difference: closed while its facts stay the same), `resolved`
+# (gone: proved by a run, or marked fixed by a person and verified by the next run covering it).
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+ACCEPTED = "accepted"
+RESOLVED = "resolved"
+STATES = (OPEN, ACKNOWLEDGED, ACCEPTED, RESOLVED)
+# States a run still judges (re-checks, resolves, carries): acknowledged items are being handled, not closed.
+LIVE = (OPEN, ACKNOWLEDGED)
+
+# What an item's facts are, for "unchanged since accepted": amounts, charges, statuses.
+FACT_FIELDS = (
+    "kind",
+    "amount",
+    "currency",
+    "charge_id",
+    "charge_ids",
+    "charge_amount",
+    "amount_refunded",
+    "order_status",
+    "object_status",
+)
+
+
+def facts_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The facts an acceptance holds to (missing fields are None; lists compared as sorted)."""
+    out: dict[str, Any] = {}
+    for name in FACT_FIELDS:
+        value = plain_value(doc.get(name))
+        out[name] = sorted(value) if isinstance(value, list) else value
+    return out
+
+
+def changed_facts(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fact records, one phrase per field ("amount 2500 -> 2600")."""
+    said = []
+    for name in FACT_FIELDS:
+        was, is_now = before.get(name), now.get(name)
+        if isinstance(was, list) or isinstance(is_now, list):
+            was, is_now = sorted(was or []), sorted(is_now or [])
+        if was != is_now:
+            said.append(f"{name.replace('_', ' ')} {_shown(was)} -> {_shown(is_now)}")
+    return said
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return "none" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """What a run seeing an item again does to a person's decision on it."""
+
+    state: str
+    note: str | None = None  # why it reopened, recorded as a decision by the job
+    flag: str | None = None  # shown beside the item until a person decides again
+
+
+def seen_again(doc: dict[str, Any] | None, finding: dict[str, Any]) -> Reopening:
+    """The reopen rules, for an item a run found (again): an acknowledged item stays acknowledged; an
+    accepted one stays accepted while its facts are unchanged and reopens saying what changed; one a
+    person marked resolved reopens flagged; anything else is open."""
+    if doc is None:
+        return Reopening(OPEN)
+    state = doc.get("state")
+    if state == ACKNOWLEDGED:
+        return Reopening(ACKNOWLEDGED, flag=doc.get("flag"))
+    if state == ACCEPTED:
+        changes = changed_facts(doc.get("accepted_facts") or {}, facts_of(finding))
+        if not changes:
+            return Reopening(ACCEPTED)
+        note = f"reopened: facts changed since accepted by {doc.get('decided_by')}: {'; '.join(changes)}"
+        return Reopening(OPEN, note=note, flag=note)
+    if state == RESOLVED and doc.get("resolved_by") and not doc.get("verified_at"):
+        flag = f"still present after being marked resolved by {doc['resolved_by']}"
+        return Reopening(OPEN, note=flag, flag=flag)
+    return Reopening(OPEN)
+
+
+# --------------------------------------------------------------------------- severity
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An item is at `level` from `amount` major units of its currency at stake, or `age_seconds` old."""
+
+    level: str
+    amount: int
+    age_seconds: int
+
+
+LEVELS = ("critical", "high", "medium", "low")
+DEFAULT_SEVERITY = (
+    Threshold("critical", 1000, 5 * DAY),
+    Threshold("high", 100, 3 * DAY),
+    Threshold("medium", 10, 1 * DAY),
+)
+
+
+def severity(amount: Any, currency: Any, age_seconds: int, thresholds: tuple[Threshold, ...] = DEFAULT_SEVERITY) -> str:
+    """The first level (most severe first) whose money or age the item reaches; `low` below them all.
+
+    Money is compared exactly in minor units: `amount` major units are amount * 10**exponent.
+    An item without an amount is judged by its age alone.
+    """
+    at_stake = abs(int(amount)) if isinstance(amount, int) and not isinstance(amount, bool) else None
+    for t in thresholds:
+        if at_stake is not None and at_stake >= t.amount * 10 ** exponent(str(currency or "")):
+            return t.level
+        if age_seconds >= t.age_seconds:
+            return t.level
+    return "low"
+
+
+def severity_rank(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else len(LEVELS)

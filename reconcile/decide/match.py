@@ -411,7 +411,13 @@ def _normal_email(emails: pd.Series) -> pd.Series:
     return text.where(text.str.len().gt(0), None)
 
 
-def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tolerance: int = 0) -> Proposals:
+def propose(
+    orders: pd.DataFrame,
+    charges: pd.DataFrame,
+    drift_seconds: int,
+    tolerance: int = 0,
+    dismissed: frozenset[tuple[str, str]] = frozenset(),
+) -> Proposals:
     """Pairs of an unpaid order and an unreferenced charge that are probably one purchase.
 
     `orders`: order_key, amount, currency, created, email; `charges`: charge_id, amount,
@@ -419,7 +425,8 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
     amount within `tolerance`, times within `drift_seconds` and no two different emails. Its
     level: +2 same email, +1 exact amount. Each side's best level must be held by exactly one
     candidate, and by the same pair from both sides; otherwise nothing is picked and the
-    candidates are named as equally likely.
+    candidates are named as equally likely. A pair in `dismissed` ((order_key, charge_id) a person
+    said are not one purchase) is no candidate at all.
     """
     empty = Proposals(pd.DataFrame(columns=["order", "charge", "confidence", "rank", "detail"]), {}, {})
     if orders.empty or charges.empty:
@@ -463,6 +470,9 @@ def propose(orders: pd.DataFrame, charges: pd.DataFrame, drift_seconds: int, tol
     if estimate > MAX_PAIRS:
         return Proposals(empty.pairs, {}, {}, skipped=estimate)
     pairs = o.merge(shifted, on=on)
+    if dismissed and not pairs.empty:
+        named = pd.Series(list(zip(pairs["order_key"], pairs["charge_id"], strict=True)), index=pairs.index)
+        pairs = pairs.loc[~named.isin(list(dismissed))]
     if pairs.empty:
         return empty
     gap = (pairs["c_created"] - pairs["o_created"]).astype("int64")

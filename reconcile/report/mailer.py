@@ -45,9 +45,11 @@ def subject(
     open_items: int,
     repaired: int,
     part: tuple[int, int] = (1, 1),
+    critical: int = 0,
 ) -> str:
-    """The subject carries the window and the counts that need attention."""
-    bits = [f"{needs} need{'s' if needs == 1 else ''} attention ({new} new)" if needs else "nothing needs attention"]
+    """The subject carries the window and the counts that need attention; critical items first."""
+    bits = [f"{critical} CRITICAL"] if critical else []
+    bits += [f"{needs} need{'s' if needs == 1 else ''} attention ({new} new)" if needs else "nothing needs attention"]
     if open_items:
         bits.append(f"{open_items} open item{'s' if open_items != 1 else ''}")
     if repaired:

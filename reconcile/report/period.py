@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report.render import dashboard_link, template_env
@@ -48,6 +49,51 @@ def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
         "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",
         "resolved_text": fmt(from_unix(doc["resolved_at"])) if doc.get("resolved_at") else "",
         "charge_url": dashboard_link(doc.get("charge_id"), doc.get("livemode"), dashboard_url),
+    }
+
+
+SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8710a", "medium": "#f5a623", "low": "#697386"}
+URGENT_ROWS = 50  # critical and high items listed by name in the severity section
+DECIDED = {
+    "ack": "acknowledged",
+    "accept": "accepted",
+    "resolve": "marked resolved",
+    "confirm": "confirmed as the same purchase",
+    "dismiss": "dismissed",
+    "clear": "undo marker cleared",
+}
+
+
+def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, Any]:
+    """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
+    money at stake per currency (open items only), items being handled, items closed by a person."""
+    queue = items.open
+    counts = {level: 0 for level in item_rules.LEVELS}
+    stake: dict[str, int] = {}
+    for doc in queue:
+        counts[doc.get("severity") or "low"] = counts.get(doc.get("severity") or "low", 0) + 1
+        amount, currency = doc.get("amount"), doc.get("currency")
+        if isinstance(amount, int) and isinstance(currency, str):
+            stake[currency] = stake.get(currency, 0) + abs(amount)
+
+    def view(doc: dict[str, Any]) -> dict[str, Any]:
+        v = _item_view(doc, dashboard_url)
+        v["colour"] = SEVERITY_COLOURS.get(doc.get("severity") or "low", "#697386")
+        v["decided_text"] = fmt(from_unix(doc["decided_at"])) if doc.get("decided_at") else ""
+        v["decision_text"] = DECIDED.get(doc.get("decision") or "", doc.get("decision") or doc.get("state"))
+        return v
+
+    urgent = sorted(
+        (d for d in queue if d.get("severity") in ("critical", "high")),
+        key=lambda d: (item_rules.severity_rank(d.get("severity") or "low"), d.get("first_seen") or 0, d["_id"]),
+    )
+    return {
+        "queue_count": len(queue),
+        "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
+        "at_stake": [format_amount(v, c) for c, v in sorted(stake.items())],
+        "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
+        "handled": [view(d) for d in items.handled[:OPEN_ROWS]],
+        "closed": [view(d) for d in items.closed[:OPEN_ROWS]],
     }
 
 
@@ -90,6 +136,7 @@ def render(
         "buckets": list(items.buckets.items()),
         "trend": _bars(trend),
         "colours": BAR_COLOURS,
+        "decisions": decisions(items, dashboard_url),
     }
     env = template_env()
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
@@ -151,6 +198,20 @@ def summary(findings: list[dict[str, Any]], items: item_store.ItemsResult, now: 
                 {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
             ],
             "buckets": items.buckets,
+            "severity": {
+                level: sum(1 for d in items.open if d.get("severity") == level) for level in item_rules.LEVELS
+            },
+            "being_handled": len(items.handled),
+            "closed_by_people": [
+                {
+                    "key": d["_id"],
+                    "kind": d.get("kind"),
+                    "decision": d.get("decision"),
+                    "by": d.get("decided_by"),
+                    "reason": d.get("reason"),
+                }
+                for d in items.closed
+            ],
             "oldest_first_seen": fmt(from_unix(items.open[0]["first_seen"]))
             if items.open and items.open[0].get("first_seen")
             else None,

@@ -113,6 +113,12 @@ def sentence(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
 
 def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
     outcome = row["outcome"]
+    if outcome == c.REPAIR_UNDONE:
+        would = {c.REPAIRED: "repair it", c.MARKED_FAILED: "mark it failed"}.get(facts.would_be or "", "change it")
+        return (
+            f"repair undone {facts.undone or ''}; the job would {would} again but leaves it alone until a "
+            "person clears the marker (`reconcile items clear`)"
+        )
     if outcome == c.DATA_PROBLEM:
         return facts.problem if facts.problem is not None else f"unknown order status {str(row['order_status'])[:40]!r}"
     if outcome == c.LINK_CONFLICT:

@@ -424,6 +424,8 @@ def _period_hook(
             cleared=cleared,
             checked=checked,
             dry_run=inv.dry_run,
+            decisions=db[m.decisions_collection],
+            thresholds=config.items.severity,
         )
         current = {
             "window": {"until": int(window.until.timestamp())},
@@ -515,6 +517,7 @@ def _email(
         sum(r.items.new for r in sent),
         len(last.items.open),
         sum(len(r.result.summary["repaired"]) for r in sent),
+        critical=sum(1 for d in last.items.open if d.get("severity") == "critical"),
     )
     text = _text_body(sent)
     reports = [(r.result.report.html, r.result.report.csv) for r in sent]

@@ -105,7 +105,9 @@ def _recheck_core(
     charges, intents, sessions = (named + payment_pull.of_orders(client, linking, orders, named, policy)).frames()
     # Only a charge that is itself an item may come out as an orphan here.
     charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
-    rules = rules_for(config, now)
+    from reconcile.store.items import dismissed_pairs
+
+    rules = rules_for(config, now, dismissed_pairs(db[config.mongodb.decisions_collection]))
     outcomes = wording.worded(c.classify(orders, charges, rules, intents, sessions), rules)
     found = {f["key"]: f for f in item_rules.core_findings(outcomes)}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"], strict=False))

@@ -24,6 +24,7 @@ from reconcile.logs import run_context
 from reconcile.report import render as report
 from reconcile.report import wording
 from reconcile.run import interrupt
+from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
 from reconcile.stripe import payments as payment_pull
@@ -99,7 +100,8 @@ def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-def rules_for(config: Config, now: datetime) -> c.Rules:
+def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str]] = frozenset()) -> c.Rules:
+    """The decision's rules; `dismissed`: probable-match pairs people dismissed (store.items.dismissed_pairs)."""
     o = config.orders
     return c.Rules(
         pending_status=o.pending_status,
@@ -112,6 +114,7 @@ def rules_for(config: Config, now: datetime) -> c.Rules:
         link_by=config.matching.link_by,
         probable_matches=config.matching.probable_matches,
         probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
+        dismissed_pairs=dismissed,
     )
 
 
@@ -225,7 +228,7 @@ def _run(
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
-    rules = rules_for(config, req.now)
+    rules = rules_for(config, req.now, item_store.dismissed_pairs(db[config.mongodb.decisions_collection]))
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")

@@ -12,7 +12,8 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.store.mongo import mongo_errors
-from reconcile.store.repair import AUDIT_FLAG, MARKER
+from reconcile.store.orders import MARKER
+from reconcile.store.repair import AUDIT_FLAG
 
 log = logging.getLogger(__name__)
 

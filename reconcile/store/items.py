@@ -8,6 +8,11 @@ An item is resolved when a run proves it gone: its window covered the item's ord
 refund or dispute and did not find it again, or a re-check of the item against Stripe and the
 orders as they are now no longer finds it. An item nobody could re-check stays open: the job
 never calls something fixed that it did not look at.
+
+People act on items (`reconcile items`): each decision (note, ack, accept, resolve, confirm,
+dismiss, clear) is one document in the decisions collection, with who, when, why and the item's
+facts at that moment; the item keeps its current state and last note. Nothing is deleted. The
+rules for what a run does to a decision when it sees the item again are in decide/items.py.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ import pymongo
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
-from reconcile.decide.items import age, plain_value
+from reconcile.decide import items as rules
+from reconcile.decide.items import ACCEPTED, ACKNOWLEDGED, LIVE, OPEN, RESOLVED, age, plain_value
+from reconcile.errors import ConfigError
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import to_unix
 
 log = logging.getLogger(__name__)
 
-OPEN = "open"
-RESOLVED = "resolved"
+RUNS_KEPT = 100  # the latest runs that saw an item, kept on it (`reconcile items show`)
+JOB = "reconcile"  # who the job is, in the decisions it records itself (reopenings, verifications)
 # Fields a finding carries onto its item (display and re-check).
 CARRIED = (
     "kind",
@@ -44,20 +51,42 @@ CARRIED = (
     "detail",
     "livemode",
     "email",
+    "order_status",
+    "charge_amount",
+    "amount_refunded",
+    "object_status",
 )
 
 
 @dataclass
 class ItemsResult:
-    open: list[dict[str, Any]] = field(default_factory=list)  # every open item after this run, oldest first
+    open: list[dict[str, Any]] = field(default_factory=list)  # the queue after this run, oldest first
     resolved: list[dict[str, Any]] = field(default_factory=list)  # resolved by this run
     new: int = 0
     buckets: dict[str, int] = field(default_factory=dict)
+    handled: list[dict[str, Any]] = field(default_factory=list)  # acknowledged: being handled, out of the queue
+    closed: list[dict[str, Any]] = field(default_factory=list)  # accepted or resolved by a person this period
+
+
+def _person_resolved(doc: dict[str, Any]) -> bool:
+    """Marked resolved by a person and not yet verified by a run covering it."""
+    return doc.get("state") == RESOLVED and bool(doc.get("resolved_by")) and not doc.get("verified_at")
 
 
 def open_items(items: Collection) -> list[dict[str, Any]]:
+    """Items a run still judges: open, acknowledged, and those a person marked resolved (to verify)."""
+    order = [("first_seen", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]
     with mongo_errors("reading open items"):
-        return list(items.find({"state": OPEN}).sort([("first_seen", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]))
+        live = list(items.find({"state": {"$in": list(LIVE)}}).sort(order))
+        marked = [d for d in items.find({"state": RESOLVED, "verified_at": None}) if _person_resolved(d)]
+    return sorted([*live, *marked], key=lambda d: (d.get("first_seen") or 0, d["_id"]))
+
+
+def closed_by_people(items: Collection, since: int) -> list[dict[str, Any]]:
+    """Items accepted or resolved by a person at or after `since` (unix seconds), latest first."""
+    with mongo_errors("reading decided items"):
+        docs = list(items.find({"state": {"$in": [ACCEPTED, RESOLVED]}, "decided_at": {"$gte": since}}))
+    return sorted((d for d in docs if d.get("decided_by")), key=lambda d: (-(d.get("decided_at") or 0), d["_id"]))
 
 
 def sync(
@@ -72,11 +101,15 @@ def sync(
     cleared: dict[str, str] | None = None,
     checked: Iterable[str] = (),
     dry_run: bool = False,
+    decisions: Collection | None = None,
+    thresholds: tuple[rules.Threshold, ...] = rules.DEFAULT_SEVERITY,
 ) -> ItemsResult:
     """Record this run's findings, resolve what it proved gone; return the open items and the resolved.
 
     `confirmed`: findings of re-checked items still present; `cleared`: re-checked items now
-    gone (key -> why); `checked`: keys re-checked this run. `dry_run` changes nothing.
+    gone (key -> why); `checked`: keys re-checked this run. `dry_run` changes nothing. People's
+    decisions are honoured (decide.items.seen_again); what the job decides about them (a reopening,
+    a verified resolution) is recorded in `decisions`.
     """
     at, lo, hi = to_unix(now), to_unix(since), to_unix(until)
     cleared = dict(cleared or {})
@@ -95,47 +128,201 @@ def sync(
             resolutions[key] = "not found again when its window was reconciled"
 
     ops, result = [], ItemsResult()
+    notes: list[dict[str, Any]] = []
     after: dict[str, dict[str, Any]] = {k: d for k, d in existing.items() if k not in resolutions}
     for key, f in seen.items():
         before = known.get(key)
-        fresh = before is None or before.get("state") == RESOLVED
+        fresh = before is None or (before.get("state") == RESOLVED and not _person_resolved(before))
+        again = rules.seen_again(None if fresh else before, f)
         carried = {k: plain_value(f.get(k)) for k in CARRIED}
+        fields: dict[str, Any] = {
+            **carried,
+            "state": again.state,
+            "last_seen": at,
+            "last_run": run_id,
+            "last_checked": at,
+        }
+        if again.state != ACCEPTED:
+            fields.update(resolved_at=None, resolved_run=None, resolution=None, resolved_by=None, verified_at=None)
+        if again.flag is not None or fresh:
+            fields["flag"] = again.flag
         update: dict[str, Any] = {
-            "$set": {
-                **carried,
-                "state": OPEN,
-                "last_seen": at,
-                "last_run": run_id,
-                "last_checked": at,
-                "resolved_at": None,
-                "resolved_run": None,
-                "resolution": None,
-            },
+            "$set": fields,
             "$inc": {"times_seen": 1},
+            "$push": {"runs": {"$each": [run_id], "$slice": -RUNS_KEPT}},
         }
         if fresh:
-            update["$set"].update(first_seen=at, first_run=run_id)
+            fields.update(first_seen=at, first_run=run_id)
             if before is not None:
                 update["$inc"]["reopened"] = 1
             result.new += 1
+        if again.note is not None:
+            fields.update(last_note=again.note, last_note_by=JOB, last_note_at=at)
+            notes.append(_decision(key, "reopen", JOB, again.note, at, dict(before or {}, **fields), run_id=run_id))
         ops.append(UpdateOne({"_id": key}, update, upsert=True))
-        merged = dict(before or {}, _id=key, **update["$set"])
+        merged = dict(before or {}, _id=key, **fields)
         merged["times_seen"] = int((before or {}).get("times_seen") or 0) + 1
         after[key] = merged
     for key in set(checked) - set(seen) - set(resolutions):  # looked at, could not tell: still open
-        ops.append(UpdateOne({"_id": key, "state": OPEN}, {"$set": {"last_checked": at}}))
+        ops.append(UpdateOne({"_id": key, "state": {"$in": list(LIVE)}}, {"$set": {"last_checked": at}}))
     for key, why in resolutions.items():
+        doc = existing[key]
+        if _person_resolved(doc):  # a person said it was fixed; this run proves it
+            verified = {"verified_at": at, "verified_run": run_id, "resolution": f"verified: {why}"}
+            ops.append(UpdateOne({"_id": key, "state": RESOLVED}, {"$set": verified}))
+            notes.append(_decision(key, "verified", JOB, why, at, doc, run_id=run_id))
+            continue
         ops.append(
             UpdateOne(
-                {"_id": key, "state": OPEN},
+                {"_id": key, "state": {"$in": list(LIVE)}},
                 {"$set": {"state": RESOLVED, "resolved_at": at, "resolved_run": run_id, "resolution": why}},
             )
         )
-        result.resolved.append(dict(existing[key], state=RESOLVED, resolved_at=at, resolved_run=run_id, resolution=why))
+        result.resolved.append(dict(doc, state=RESOLVED, resolved_at=at, resolved_run=run_id, resolution=why))
     if ops and not dry_run:
         with mongo_errors("recording open items"):
             items.bulk_write(ops, ordered=False)
-    result.open = sorted(after.values(), key=lambda d: (d.get("first_seen") or at, d["_id"]))
+            if notes and decisions is not None:
+                decisions.insert_many(notes, ordered=False)
+    live = sorted(
+        (d for d in after.values() if not _person_resolved(d)), key=lambda d: (d.get("first_seen") or at, d["_id"])
+    )
+    result.open = [d for d in live if d.get("state") == OPEN]
+    result.handled = [d for d in live if d.get("state") == ACKNOWLEDGED]
     result.buckets = age(result.open, at, run_id)
-    log.info("items.synced", extra={"open": len(result.open), "new": result.new, "resolved": len(result.resolved)})
+    age(result.handled, at, run_id)
+    for doc in [*result.open, *result.handled]:
+        doc["severity"] = rules.severity(
+            doc.get("amount"), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
+        )
+    if not dry_run:
+        result.closed = closed_by_people(items, lo)
+    log.info(
+        "items.synced",
+        extra={
+            "open": len(result.open),
+            "handled": len(result.handled),
+            "new": result.new,
+            "resolved": len(result.resolved),
+        },
+    )
     return result
+
+
+# --------------------------------------------------------------------------- people's decisions
+
+
+class ItemError(ConfigError):
+    """A command about an item that cannot be done as asked (exit 2: nothing was changed)."""
+
+
+def _decision(
+    key: str, action: str, by: str, reason: str | None, at: int, doc: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """One decision record: who, when, why, and the item's facts at that moment."""
+    return {
+        "item": key,
+        "action": action,
+        "by": by,
+        "at": at,
+        "reason": reason,
+        "state_before": doc.get("state"),
+        "facts": rules.facts_of(doc),
+        **more,
+    }
+
+
+def find_item(items: Collection, text: str) -> dict[str, Any]:
+    """An item by its key or a unique prefix of it; ItemError says "no item" or how many match."""
+    with mongo_errors("reading items"):
+        doc: dict[str, Any] | None = items.find_one({"_id": text})
+        if doc is not None:
+            return doc
+        # Keys hold ':' and ids: a prefix scan of the keys (a range on _id, as runs.find_run does).
+        matches = list(items.find({"_id": {"$gte": text, "$lt": text + "\uffff"}}, {"_id": 1}))
+    matches = [m for m in matches if str(m["_id"]).startswith(text)]
+    if not matches:
+        raise ItemError(f"no item {text!r} (see `reconcile items --state all`)")
+    if len(matches) > 1:
+        raise ItemError(f"ambiguous: {len(matches)} items match {text!r}; give more of the key")
+    with mongo_errors("reading items"):
+        found: dict[str, Any] | None = items.find_one({"_id": matches[0]["_id"]})
+    if found is None:
+        raise ItemError(f"no item {text!r}")
+    return found
+
+
+def list_items(items: Collection, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    with mongo_errors("reading items"):
+        return list(items.find({"state": {"$in": list(states)}}).sort([("first_seen", 1), ("_id", 1)]))
+
+
+def history(decisions: Collection, key: str) -> list[dict[str, Any]]:
+    with mongo_errors("reading decisions"):
+        return sorted(decisions.find({"item": key}), key=lambda d: (d.get("at") or 0, str(d.get("_id"))))
+
+
+# What each decision does to the item's state, and from which states it may be taken.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "note": (rules.STATES, None),
+    "ack": (LIVE, ACKNOWLEDGED),
+    "accept": (LIVE, ACCEPTED),
+    "resolve": (LIVE, RESOLVED),
+    "confirm": (LIVE, RESOLVED),
+    "dismiss": (LIVE, RESOLVED),
+    "clear": (LIVE, RESOLVED),
+}
+
+
+def decide(
+    items: Collection,
+    decisions: Collection,
+    doc: dict[str, Any],
+    action: str,
+    by: str,
+    reason: str | None,
+    now: datetime,
+    **more: Any,
+) -> dict[str, Any]:
+    """Record one person's decision on an item and move it to its new state (compare-and-set on the
+    state it was read in: a run or another person changing it meanwhile makes this an ItemError)."""
+    allowed, to_state = TRANSITIONS[action]
+    state = doc.get("state")
+    if state not in allowed:
+        raise ItemError(f"item {doc['_id']} is {state}: `{action}` applies to {' or '.join(allowed)} items")
+    at = to_unix(now)
+    fields: dict[str, Any] = {"flag": None} if action != "note" else {}
+    if reason:
+        fields.update(last_note=reason, last_note_by=by, last_note_at=at)
+    if to_state is not None:
+        fields.update(state=to_state, decision=action, decided_by=by, decided_at=at, reason=reason)
+    if to_state == ACCEPTED:
+        fields["accepted_facts"] = rules.facts_of(doc)
+    if to_state == RESOLVED:
+        fields.update(
+            resolved_by=by,
+            resolved_at=at,
+            resolved_run=None,
+            verified_at=None,
+            resolution=f"{_DONE[action]} by {by}" + (f": {reason}" if reason else ""),
+        )
+    record = _decision(doc["_id"], action, by, reason, at, doc, **more)
+    with mongo_errors("recording a decision"):
+        if fields:
+            done = items.update_one({"_id": doc["_id"], "state": state}, {"$set": fields})
+            if done.matched_count != 1:
+                raise ItemError(f"item {doc['_id']} changed while this command ran; look again and retry")
+        decisions.insert_one(record)
+    return dict(doc, **fields)
+
+
+_DONE = {"resolve": "marked resolved", "confirm": "confirmed", "dismiss": "dismissed", "clear": "undo marker cleared"}
+
+
+def dismissed_pairs(decisions: Collection) -> frozenset[tuple[str, str]]:
+    """(order key, charge id) of every probable match a person dismissed: never proposed again."""
+    with mongo_errors("reading dismissed probable matches"):
+        docs = decisions.find({"action": "dismiss"}, {"order_key": 1, "charge_id": 1})
+        return frozenset(
+            (str(d["order_key"]), str(d["charge_id"])) for d in docs if d.get("order_key") and d.get("charge_id")
+        )

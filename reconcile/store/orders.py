@@ -23,6 +23,10 @@ from reconcile.timeutil import as_utc, to_unix
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+# The sub-document the job leaves on each order it changed (store/repair.py); an undo leaves
+# `hold` there, which keeps the job from changing the order again on its own (decide/classify.py).
+MARKER = "reconcile"
+HOLD = "hold"
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 # The largest amount a BSON int64 (and the job's Int64 columns) holds; a Python int above it (possible
 # through another driver or a mock) cannot be held exactly: that order is a data problem.
@@ -41,7 +45,16 @@ def projection(config: OrdersConfig) -> dict[str, int]:
         config.checkout_session_id_field,
         config.refunded_amount_field,
     ]
-    return {name: 1 for name in wanted if name}
+    return {name: 1 for name in wanted if name} | {MARKER: 1}
+
+
+def undone_text(marker: Any) -> str | None:
+    """ "by NAME on DATE" when a person undid the job's change and the marker still holds the order."""
+    if not isinstance(marker, dict) or not marker.get(HOLD):
+        return None
+    at = marker.get("at")
+    day = as_utc(at).strftime("%Y-%m-%d") if isinstance(at, datetime) else str(at or "")[:10]
+    return f"by {marker.get('by') or 'someone'} on {day or 'an unknown date'}"
 
 
 def _get(doc: dict[str, Any], dotted: str) -> Any:
@@ -159,6 +172,7 @@ def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
         "stored_payment_intent_id": _stored_id(intent_id),
         "stored_session_id": _stored_id(session_id),
         "refunded_amount": refunded,
+        "undone": undone_text(doc.get(MARKER)),
     }
 
 
@@ -208,9 +222,21 @@ class OrderColumns:
     def add(self, cursor: Iterable[dict[str, Any]]) -> None:
         cfg, seen = self.config, self.seen
         cols = [self.columns[name] for name in ORDER_COLUMNS]
-        ids, keys, statuses, amounts, currencies, created, charge_ids, emails, problems, intents, sessions, refunds = (
-            cols
-        )
+        (
+            ids,
+            keys,
+            statuses,
+            amounts,
+            currencies,
+            created,
+            charge_ids,
+            emails,
+            problems,
+            intents,
+            sessions,
+            refunds,
+            undone,
+        ) = cols
         amount_f, status_f, currency_f = cfg.amount_field, cfg.status_field, cfg.currency_field
         created_f, charge_f, email_f = cfg.created_at_field, cfg.charge_id_field, cfg.email_field
         intent_f, session_f, refunded_f = (
@@ -255,6 +281,8 @@ class OrderColumns:
                         intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
                         sessions.append(_stored_fast(doc.get(session_f)) if session_f else None)
                         refunds.append(refunded or 0)
+                        marker = doc.get(MARKER)
+                        undone.append(undone_text(marker) if marker is not None else None)
                         continue
             record = order_record(doc, cfg)
             for column, name in zip(cols, ORDER_COLUMNS, strict=False):

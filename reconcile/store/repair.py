@@ -18,13 +18,14 @@ from reconcile.config import Config
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.run import interrupt
 from reconcile.store.mongo import mongo_errors
-from reconcile.store.orders import order_record, projection
+from reconcile.store.orders import MARKER, order_record, projection
 from reconcile.timeutil import from_unix
 
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000  # MongoDB's duplicate key error code
-MARKER = "reconcile"  # sub-document on each changed order: what changed, when, by which run
+# MARKER (store/orders.py): the sub-document on each changed order: what changed, when, by which run.
+PERSON_ACTIONS = ("undo", "confirmed")  # changes a person asked for (reconcile undo, items confirm)
 AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
 AUDIT_PENDING = "pending"
 
@@ -46,6 +47,8 @@ def audit_record(
     """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
     fields = config.orders
     action = marker["action"]
+    if action in PERSON_ACTIONS:
+        return person_record(order_id, order_key, marker, amount, currency, config)
     run_id = marker["run_id"]
     to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
     from_status = marker.get("from_status") or fields.pending_status
@@ -69,6 +72,7 @@ def audit_record(
         "to_status": to_status,
         "charge_id": marker.get("charge_id") if action == REPAIRED else None,
         "previous_charge_id": previous if action == REPAIRED else None,
+        "charge_changed": action == REPAIRED,
         "amount": None if amount is None or pd.isna(amount) else int(amount),
         "currency": currency,
         # How to undo: put the order back exactly as it was, if it is still as we left it.
@@ -78,6 +82,55 @@ def audit_record(
             "unset": undo_unset,
         },
     }
+
+
+def person_record(
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+) -> dict[str, Any]:
+    """The audit record of a change a person asked for (an undo, a confirmed probable match), from its marker."""
+    fields = config.orders
+    run_id = marker["run_id"]
+    changed = bool(marker.get("charge_changed"))
+    previous = marker.get("previous_charge_id")
+    undo_set: dict[str, Any] = {fields.status_field: marker.get("from_status")}
+    undo_unset = [MARKER]
+    if changed:
+        if previous:
+            undo_set[fields.charge_id_field] = previous
+        else:
+            undo_unset.append(fields.charge_id_field)
+    return {
+        "_id": f"{run_id}:{order_key}",
+        "run_id": run_id,
+        "at": marker["at"],
+        "action": marker["action"],
+        "by": marker.get("by"),
+        "reason": marker.get("reason"),
+        "undid_run": marker.get("undid_run"),
+        "undid_action": marker.get("undid_action"),
+        "collection": config.mongodb.orders_collection,
+        "order_id": order_id,
+        "order_key": order_key,
+        "from_status": marker.get("from_status"),
+        "to_status": marker.get("to_status"),
+        "charge_id": marker.get("charge_id"),
+        "previous_charge_id": previous,
+        "charge_changed": changed,
+        "hold": bool(marker.get("hold")),
+        "amount": None if amount is None or pd.isna(amount) else int(amount),
+        "currency": currency,
+        "undo": {
+            "filter": {"_id": order_id, fields.status_field: marker.get("to_status"), f"{MARKER}.run_id": run_id},
+            "set": undo_set,
+            "unset": undo_unset,
+        },
+    }
+
+
+def write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+    """Audit records of changes made outside a run's repairs (undo, confirm); see `_write_audit`."""
+    with mongo_errors("writing audit records"):
+        _write_audit(db, config, records)
 
 
 def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:

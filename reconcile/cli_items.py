@@ -1,0 +1,416 @@
+"""`reconcile items` (the open items and what people decide about them) and `reconcile undo RUN_ID`.
+
+Thin: options in, one call into store/ or run/, lines out; errors become one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import io
+import json
+import sys
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from reconcile.errors import ReconcileError
+from reconcile.money import exponent, format_amount
+from reconcile.timeutil import fmt, from_unix, parse_duration, to_unix, utcnow
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from reconcile.config import Config
+
+STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
+COLUMNS = ("key", "outcome", "order", "charge", "amount", "age", "severity", "state", "last_note")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (a container without passwd)
+        return "unknown"
+
+
+BY_HELP = "Who decides (kept with the decision). Default: the OS user."
+
+
+def _db(ctx: click.Context) -> tuple[Config, Database]:
+    from reconcile.cli import _open_db
+
+    return _open_db(ctx)
+
+
+def _now(ctx: click.Context) -> datetime:
+    """Now, or the main command's hidden --now (tests)."""
+    text = (ctx.find_root().params or {}).get("now_text")
+    if text:
+        from reconcile.cli import parse_option_when
+
+        moment: datetime = parse_option_when(str(text), "--now", utcnow())
+        return moment
+    return utcnow()
+
+
+def _fail(error: ReconcileError) -> NoReturn:
+    from reconcile.cli import fail
+
+    fail(error)
+
+
+def _row(doc: dict[str, Any], at: int, config: Config) -> dict[str, Any]:
+    from reconcile.decide import items as rules
+
+    age = max(0, at - int(doc.get("first_seen") or at))
+    amount = doc.get("amount")
+    return {
+        "key": doc["_id"],
+        "outcome": doc.get("kind"),
+        "order": doc.get("order_key"),
+        "charge": doc.get("charge_id"),
+        "amount": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
+        "age": f"{age // rules.DAY}d",
+        "severity": rules.severity(amount, doc.get("currency"), age, config.items.severity)
+        if doc.get("state") in rules.LIVE
+        else "",
+        "state": doc.get("state"),
+        "last_note": (doc.get("flag") and f"[{doc['flag']}] " or "") + (doc.get("last_note") or ""),
+    }
+
+
+def _at_least(doc: dict[str, Any], minimum: Decimal) -> bool:
+    """Money at stake at least `minimum` major units of the item's currency, compared in minor units."""
+    amount = doc.get("amount")
+    if not isinstance(amount, int):
+        return False
+    return bool(abs(amount) >= minimum * (10 ** exponent(doc.get("currency") or "")))
+
+
+@click.group(name="items", invoke_without_command=True)
+@click.option(
+    "--state",
+    type=click.Choice(STATE_CHOICES),
+    default="open",
+    show_default=True,
+    help="Which items: open (the queue), acknowledged (being handled), accepted, resolved, or all.",
+)
+@click.option("--outcome", metavar="NAME", help="Only items of this outcome (e.g. duplicate_charge, probable_match).")
+@click.option("--min-amount", metavar="N", help="Only items with at least N major units of their currency at stake.")
+@click.option("--older-than", metavar="DURATION", help="Only items first seen longer ago than this (e.g. 3d).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table.")
+@click.pass_context
+def items(
+    ctx: click.Context,
+    state: str,
+    outcome: str | None,
+    min_amount: str | None,
+    older_than: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List items with severity and state; act on them (show, note, ack, accept, resolve, confirm, dismiss, clear)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from reconcile.decide import items as rules
+    from reconcile.store import items as store
+
+    minimum = None
+    if min_amount is not None:
+        try:
+            minimum = Decimal(min_amount)
+        except InvalidOperation:
+            raise click.BadParameter(f"{min_amount!r} is not a number", param_hint="--min-amount") from None
+    age = None
+    if older_than is not None:
+        try:
+            age = int(parse_duration(older_than).total_seconds())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: pick one")
+    at = to_unix(_now(ctx))
+    try:
+        config, db = _db(ctx)
+        states = rules.STATES if state == "all" else (state,)
+        docs = store.list_items(db[config.mongodb.items_collection], states)
+    except ReconcileError as error:
+        _fail(error)
+    if outcome:
+        docs = [d for d in docs if d.get("kind") == outcome]
+    if minimum is not None:
+        docs = [d for d in docs if _at_least(d, minimum)]
+    if age is not None:
+        docs = [d for d in docs if at - int(d.get("first_seen") or at) > age]
+    rows = [_row(d, at, config) for d in docs]
+    rows.sort(key=lambda r: (rules.severity_rank(r["severity"] or "none"), r["key"]))
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r, sort_keys=True))
+        return
+    if as_csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+        return
+    if not rows:
+        click.echo(f"no {'' if state == 'all' else state + ' '}items")
+        return
+    click.echo(f"{'severity':<9} {'state':<13} {'age':>4} {'amount':>14}  {'key':<50} last note")
+    for r in rows:
+        click.echo(
+            f"{r['severity'] or '-':<9} {r['state']:<13} {r['age']:>4} {r['amount']:>14}  {r['key']:<50} {r['last_note']}"
+        )
+    click.echo(f"{len(rows)} item(s)")
+
+
+def _when(value: Any) -> str:
+    return fmt(from_unix(int(value))) if isinstance(value, int) else "-"
+
+
+@items.command()
+@click.argument("key")
+@click.pass_context
+def show(ctx: click.Context, key: str) -> None:
+    """Everything known about one item (KEY or a unique prefix): runs, re-checks, notes and decisions."""
+    from reconcile.store import items as store
+
+    try:
+        config, db = _db(ctx)
+        doc = store.find_item(db[config.mongodb.items_collection], key)
+        decided = store.history(db[config.mongodb.decisions_collection], doc["_id"])
+    except ReconcileError as error:
+        _fail(error)
+    at = to_unix(_now(ctx))
+    row = _row(doc, at, config)
+    lines = [
+        f"item        {doc['_id']}",
+        f"outcome     {doc.get('kind')}    state {doc.get('state')}"
+        + (f"    severity {row['severity']}" if row["severity"] else ""),
+        f"order       {doc.get('order_key') or '-'}    charge {doc.get('charge_id') or '-'}",
+        f"amount      {row['amount'] or '-'}",
+        f"detail      {doc.get('detail') or '-'}",
+        f"seen        first {_when(doc.get('first_seen'))} (run {doc.get('first_run')}), "
+        f"last {_when(doc.get('last_seen'))} (run {doc.get('last_run')}), {doc.get('times_seen', 0)} time(s)"
+        + (f", reopened {doc['reopened']} time(s)" if doc.get("reopened") else ""),
+        f"checked     last {_when(doc.get('last_checked'))} (by its window or a re-check against Stripe)",
+    ]
+    seen_by = doc.get("runs") or []
+    if seen_by:
+        lines.append(f"seen by     {', '.join(seen_by)}" + (" (the latest)" if len(seen_by) >= 100 else ""))
+    if doc.get("flag"):
+        lines.append(f"flag        {doc['flag']}")
+    if doc.get("resolution"):
+        lines.append(
+            f"resolution  {doc['resolution']} ({_when(doc.get('resolved_at'))}"
+            + (f", run {doc['resolved_run']}" if doc.get("resolved_run") else "")
+            + ")"
+        )
+    if doc.get("verified_at"):
+        lines.append(f"verified    {_when(doc['verified_at'])} by run {doc.get('verified_run')}")
+    lines.append("decisions" + ("" if decided else "   none"))
+    for d in decided:
+        extra = f" ({d['run_id']})" if d.get("run_id") else ""
+        what = f" [{d['change_id']}]" if d.get("change_id") else ""
+        lines.append(
+            f"  {_when(d.get('at'))}  {d.get('action'):<9} by {d.get('by')}{extra}{what}: {d.get('reason') or ''}".rstrip()
+        )
+    for line in lines:
+        click.echo(line)
+
+
+def _decide(ctx: click.Context, key: str, action: str, by: str, reason: str | None, **more: Any) -> None:
+    from reconcile.store import items as store
+
+    try:
+        config, db = _db(ctx)
+        col = db[config.mongodb.items_collection]
+        doc = store.find_item(col, key)
+        after = store.decide(col, db[config.mongodb.decisions_collection], doc, action, by, reason, _now(ctx), **more)
+    except ReconcileError as error:
+        _fail(error)
+    click.echo(f"{action}: {after['_id']} is now {after.get('state')} (by {by})")
+
+
+def _by_option(f: Any) -> Any:
+    return click.option("--by", default=_os_user, show_default="the OS user", help=BY_HELP)(f)
+
+
+@items.command()
+@click.argument("key")
+@click.argument("text")
+@_by_option
+@click.pass_context
+def note(ctx: click.Context, key: str, text: str, by: str) -> None:
+    """Add a note to an item (its state does not change)."""
+    _decide(ctx, key, "note", by, text)
+
+
+@items.command()
+@click.argument("key")
+@click.option("--note", "text", help="Why, or what is being done (kept as the item's last note).")
+@_by_option
+@click.pass_context
+def ack(ctx: click.Context, key: str, text: str | None, by: str) -> None:
+    """Someone is on it: the item stays open, out of the report's queue, under "being handled"."""
+    _decide(ctx, key, "ack", by, text)
+
+
+@items.command()
+@click.argument("key")
+@click.option("--reason", required=True, help="Why the difference is explained (e.g. the customer bought twice).")
+@_by_option
+@click.pass_context
+def accept(ctx: click.Context, key: str, reason: str, by: str) -> None:
+    """An explained difference: closed while its facts stay the same; reopened, saying what changed, if they change."""
+    _decide(ctx, key, "accept", by, reason)
+
+
+@items.command()
+@click.argument("key")
+@click.option("--reason", required=True, help="What was done to fix it (e.g. refunded by hand in the dashboard).")
+@_by_option
+@click.pass_context
+def resolve(ctx: click.Context, key: str, reason: str, by: str) -> None:
+    """A person fixed it: the next run covering it verifies, and reopens it flagged if it is still there."""
+    _decide(ctx, key, "resolve", by, reason)
+
+
+def _probable(ctx: click.Context, key: str) -> tuple[Config, Database, dict[str, Any]]:
+    from reconcile.decide.classify import PROBABLE_MATCH
+    from reconcile.store import items as store
+
+    config, db = _db(ctx)
+    doc = store.find_item(db[config.mongodb.items_collection], key)
+    if doc.get("kind") != PROBABLE_MATCH or not doc.get("order_key") or not doc.get("charge_id"):
+        raise store.ItemError(
+            f"item {doc['_id']} is {doc.get('kind')}: confirm and dismiss apply to probable_match items"
+        )
+    if doc.get("state") not in ("open", "acknowledged"):
+        raise store.ItemError(f"item {doc['_id']} is {doc.get('state')}: confirm and dismiss apply to open items")
+    return config, db, doc
+
+
+@items.command()
+@click.argument("key")
+@click.option("--reason", help="Why they are the same purchase (kept with the decision).")
+@_by_option
+@click.pass_context
+def confirm(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
+    """A probable match is the same purchase: write the charge id onto the order (audited, undoable)."""
+    from reconcile.run.undo import new_undo_id
+    from reconcile.store import items as store
+    from reconcile.store import undo as writes
+
+    now = _now(ctx)
+    try:
+        config, db, doc = _probable(ctx, key)
+        change_id = new_undo_id(now, "confirm")
+        writes.confirm_charge(db, config, doc["order_key"], doc["charge_id"], change_id, by, reason, now)
+        store.decide(
+            db[config.mongodb.items_collection],
+            db[config.mongodb.decisions_collection],
+            doc,
+            "confirm",
+            by,
+            reason,
+            now,
+            change_id=change_id,
+            order_key=doc["order_key"],
+            charge_id=doc["charge_id"],
+        )
+    except ReconcileError as error:
+        _fail(error)
+    click.echo(
+        f"confirmed: charge {doc['charge_id']} written onto order {doc['order_key']} ({change_id}); "
+        f"the next run links them. Undo with `reconcile undo {change_id}`"
+    )
+
+
+@items.command()
+@click.argument("key")
+@click.option("--reason", help="Why they are not the same purchase (kept with the decision).")
+@_by_option
+@click.pass_context
+def dismiss(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
+    """A probable match is not the same purchase: the pair is remembered and never proposed again."""
+    from reconcile.store import items as store
+
+    try:
+        config, db, doc = _probable(ctx, key)
+        store.decide(
+            db[config.mongodb.items_collection],
+            db[config.mongodb.decisions_collection],
+            doc,
+            "dismiss",
+            by,
+            reason,
+            _now(ctx),
+            order_key=doc["order_key"],
+            charge_id=doc["charge_id"],
+        )
+    except ReconcileError as error:
+        _fail(error)
+    click.echo(f"dismissed: order {doc['order_key']} and charge {doc['charge_id']} will not be proposed again")
+
+
+@items.command()
+@click.argument("key")
+@click.option("--reason", required=True, help="Why the job may change this order again.")
+@_by_option
+@click.pass_context
+def clear(ctx: click.Context, key: str, reason: str, by: str) -> None:
+    """Clear the marker an undo left on a repair_undone item's order: the next run may repair it again."""
+    from reconcile.decide.classify import REPAIR_UNDONE
+    from reconcile.store import items as store
+    from reconcile.store import undo as writes
+
+    try:
+        config, db = _db(ctx)
+        col = db[config.mongodb.items_collection]
+        doc = store.find_item(col, key)
+        if doc.get("kind") != REPAIR_UNDONE:
+            raise store.ItemError(f"item {doc['_id']} is {doc.get('kind')}: clear applies to repair_undone items")
+        held = writes.clear_hold(db, config, str(doc.get("order_key")))
+        store.decide(col, db[config.mongodb.decisions_collection], doc, "clear", by, reason, _now(ctx))
+    except ReconcileError as error:
+        _fail(error)
+    click.echo(
+        f"cleared: order {doc.get('order_key')} may be changed by the next run"
+        + ("" if held else " (it carried no undo marker any more)")
+    )
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--order", "orders", multiple=True, metavar="ID", help="Only this order (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print what would be put back; change nothing.")
+@click.option("--by", default=_os_user, show_default="the OS user", help="Who undoes (kept in the audit records).")
+@click.option("--wait", metavar="DURATION", help="Wait this long for a running job's lease before exiting 4.")
+@click.pass_context
+def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool, by: str, wait: str | None) -> None:
+    """Put back every order a run changed (RUN_ID, an undo or confirm id, or a unique prefix of a run id).
+
+    Compare-and-set against the state the run left: an order changed since is left alone and listed
+    with what it is now. Each undo is audited (and undoable in turn); an undone repair is held until a
+    person clears it with `reconcile items clear`. Exit codes as a run: 0 done, 1 some orders left
+    alone, 2 no such run, 3 MongoDB unavailable, 4 another run holds the lease.
+    """
+    from reconcile.cli import parse_option_duration
+    from reconcile.run.undo import undo_run
+
+    wait_for = parse_option_duration(wait, "--wait")
+    try:
+        config, db = _db(ctx)
+        result = undo_run(config, db, run_id, order_keys=orders, dry_run=dry_run, by=by, now=_now(ctx), wait=wait_for)
+    except ReconcileError as error:
+        _fail(error)
+    for line in result.lines:
+        click.echo(line)
+    sys.exit(int(result.exit_code))

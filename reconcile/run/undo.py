@@ -1,0 +1,118 @@
+"""One `reconcile undo RUN_ID`: take the lease, read the run's audit records and the orders as they
+are now, decide which can be put back (decide/undo.py), put them back (store/undo.py), say what
+happened to each. Exit codes as a run: 0 every order put back (or already), 1 some left alone and
+listed, 2 no such run, 3 MongoDB unavailable, 4 another run holds the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pymongo.database import Database
+
+from reconcile.config import Config
+from reconcile.decide import undo as rules
+from reconcile.exitcodes import ExitCode
+from reconcile.run.lease import Lease
+from reconcile.store import undo as store
+from reconcile.timeutil import fmt
+
+log = logging.getLogger(__name__)
+
+
+def new_undo_id(now: datetime, kind: str = "undo") -> str:
+    return f"{kind}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class UndoResult:
+    exit_code: ExitCode
+    undo_id: str
+    run_id: str
+    lines: list[str] = field(default_factory=list)
+    put_back: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)
+
+
+def _change(record: dict) -> str:
+    what = f"{record.get('from_status')} -> {record.get('to_status')}"
+    if rules.charge_changed(record):
+        what += f", charge {record.get('previous_charge_id') or 'none'} -> {record.get('charge_id') or 'none'}"
+    return f"{record.get('action')} ({what})"
+
+
+def undo_run(
+    config: Config,
+    db: Database,
+    run_text: str,
+    *,
+    order_keys: tuple[str, ...] = (),
+    dry_run: bool = False,
+    by: str,
+    now: datetime,
+    wait: timedelta | None = None,
+) -> UndoResult:
+    """Undo what run `run_text` changed (only `order_keys` when given). Errors (no such run, MongoDB,
+    the lease held) are raised as ReconcileError for the CLI."""
+    undo_id = new_undo_id(now)
+    lease = None
+    if not dry_run:  # like a run: changes only under the lease; a dry run changes nothing
+        lease = Lease.acquire(
+            db[config.mongodb.state_collection],
+            undo_id,
+            config.lease.ttl,
+            config.lease.wait if wait is None else wait,
+            info={"trigger": "undo", "command": f"reconcile undo {run_text}"},
+        )
+    try:
+        run_id, records = store.audit_of(db, config, run_text, order_keys)
+        steps = rules.plan(records, store.orders_now(db, config, records))
+        result = UndoResult(ExitCode.OK, undo_id, run_id)
+        prefix = "DRY RUN: would put back" if dry_run else "put back"
+        if not records:
+            result.lines.append(f"run {run_id} changed no orders: nothing to undo")
+            return result
+        done: list[str] = []
+        lost: list[str] = []
+        if not dry_run:
+            if lease is not None:
+                lease.check()
+            done, lost = store.put_back(db, config, steps, undo_id, by, now)
+        for s in steps:
+            key = s.order_key
+            if s.step == rules.PUT_BACK and (dry_run or key in done):
+                result.put_back.append(key)
+                result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}")
+            elif s.step == rules.ALREADY_UNDONE:
+                result.lines.append(f"order {key}: already undone ({s.now}); nothing to do")
+            else:
+                now_text = s.now if key not in lost else "changed by another writer during this undo"
+                result.left_alone.append(key)
+                result.lines.append(f"LEFT ALONE order {key}: changed since run {run_id} ({now_text})")
+        if result.left_alone:
+            result.exit_code = ExitCode.DISCREPANCIES
+        summary = (
+            f"{'DRY RUN: ' if dry_run else ''}undo of run {run_id}"
+            + ("" if dry_run else f" as {undo_id} by {by} at {fmt(now)}")
+            + f": {len(result.put_back)} put back, {len(result.left_alone)} left alone, "
+            f"{sum(1 for s in steps if s.step == rules.ALREADY_UNDONE)} already undone"
+        )
+        result.lines.append(summary)
+        if result.put_back and not dry_run:
+            result.lines.append(f"(undo this undo with `reconcile undo {undo_id}`)")
+        log.info(
+            "undo.finished",
+            extra={
+                "run": run_id,
+                "undo_id": undo_id,
+                "put_back": len(result.put_back),
+                "left_alone": len(result.left_alone),
+            },
+        )
+        return result
+    finally:
+        if lease is not None:
+            lease.release()

@@ -1,0 +1,198 @@
+"""Writes a person asks for on orders: undoing a run's changes, and confirming a probable match.
+
+Each is a compare-and-set update leaving a marker on the order (like a repair: store/repair.py),
+followed by its audit record, so each is undoable in turn with `reconcile undo`. decide/undo.py
+decides which orders can be put back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from reconcile.config import Config
+from reconcile.decide import undo as rules
+from reconcile.errors import ConfigError
+from reconcile.store import runs as run_history
+from reconcile.store.mongo import mongo_errors
+from reconcile.store.orders import HOLD, MARKER, id_candidates, order_record
+from reconcile.store.repair import AUDIT_FLAG, AUDIT_PENDING, audit_record, write_audit
+
+log = logging.getLogger(__name__)
+
+
+def audit_of(db: Database, config: Config, run_text: str, order_keys: tuple[str, ...] = ()) -> tuple[str, list]:
+    """(the run id, its audit records) for a run id, an undo or confirm id, or a unique prefix of a run id."""
+    audit = db[config.mongodb.audit_collection]
+    with mongo_errors("reading audit records"):
+        records = list(audit.find({"run_id": run_text}))
+        run_id = run_text
+        if not records:
+            doc = run_history.find_run(db[config.mongodb.runs_collection], run_text)
+            if doc is None:
+                raise ConfigError(f"no run {run_text!r} in the history or the audit records (see `reconcile runs`)")
+            run_id = str(doc["_id"])
+            records = list(audit.find({"run_id": run_id}))
+    if order_keys:
+        wanted = set(order_keys)
+        unknown = wanted - {str(r["order_key"]) for r in records}
+        if unknown:
+            raise ConfigError(f"run {run_id} did not change order(s) {', '.join(sorted(unknown))}")
+        records = [r for r in records if str(r["order_key"]) in wanted]
+    records.sort(key=lambda r: str(r["order_key"]))
+    return run_id, records
+
+
+def orders_now(db: Database, config: Config, records: list[dict[str, Any]]) -> dict[str, rules.OrderNow]:
+    """The orders the records name, as they are now (by their stored _id, its type kept)."""
+    fields = config.orders
+    ids = [r["order_id"] for r in records]
+    found: dict[str, rules.OrderNow] = {}
+    with mongo_errors("reading orders to undo"):
+        for start in range(0, len(ids), 1000):
+            for doc in db[config.mongodb.orders_collection].find({"_id": {"$in": ids[start : start + 1000]}}):
+                marker = doc.get(MARKER)
+                found[str(doc["_id"])] = rules.OrderNow(
+                    status=_get(doc, fields.status_field),
+                    charge_id=_get(doc, fields.charge_id_field),
+                    marker=marker if isinstance(marker, dict) else {},
+                )
+    return found
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _expected(record: dict[str, Any], config: Config) -> dict[str, Any]:
+    """The compare-and-set filter: the order exactly as the change left it."""
+    fields = config.orders
+    wanted: dict[str, Any] = {
+        "_id": record["order_id"],
+        fields.status_field: record["to_status"],
+        f"{MARKER}.run_id": record["run_id"],
+    }
+    if rules.charge_changed(record):
+        wanted[fields.charge_id_field] = record.get("charge_id") or None
+    return wanted
+
+
+def put_back(
+    db: Database, config: Config, steps: list[rules.Step], undo_id: str, by: str, now: datetime
+) -> tuple[list[str], list[str]]:
+    """Put back the orders of the PUT_BACK steps; (order keys put back, order keys changed meanwhile)."""
+    fields = config.orders
+    todo = [s for s in steps if s.step == rules.PUT_BACK]
+    if not todo:
+        return [], []
+    ops, audits = [], {}
+    for s in todo:
+        r = s.record
+        changed = rules.charge_changed(r)
+        marker = {
+            "action": rules.UNDO,
+            "run_id": undo_id,
+            "at": now,
+            "by": by,
+            "undid_run": r["run_id"],
+            "undid_action": r["action"],
+            "from_status": r["to_status"],
+            "to_status": r["from_status"],
+            "charge_id": r.get("previous_charge_id") if changed else None,
+            "previous_charge_id": r.get("charge_id") if changed else None,
+            "charge_changed": changed,
+            HOLD: rules.holds(r),
+            AUDIT_FLAG: AUDIT_PENDING,
+        }
+        update: dict[str, Any] = {"$set": {fields.status_field: r["from_status"], MARKER: marker}}
+        if changed and r.get("previous_charge_id"):
+            update["$set"][fields.charge_id_field] = r["previous_charge_id"]
+        elif changed:
+            update["$unset"] = {fields.charge_id_field: ""}
+        ops.append(UpdateOne(_expected(r, config), update))
+        audits[s.order_key] = audit_record(
+            r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), config
+        )
+    orders = db[config.mongodb.orders_collection]
+    with mongo_errors("undoing changes"):
+        written = orders.bulk_write(ops, ordered=False)
+        if written.modified_count == len(todo):
+            done = [s.order_key for s in todo]
+        else:  # some were changed between the read and this write: those carry no marker of this undo
+            mine = {
+                str(d["_id"])
+                for d in orders.find(
+                    {"_id": {"$in": [s.record["order_id"] for s in todo]}, f"{MARKER}.run_id": undo_id}, {"_id": 1}
+                )
+            }
+            done = [s.order_key for s in todo if s.order_key in mine]
+    write_audit(db, config, [audits[k] for k in done])
+    lost = [s.order_key for s in todo if s.order_key not in set(done)]
+    log.info("undo.done", extra={"undo_id": undo_id, "put_back": len(done), "lost_race": len(lost)})
+    return done, lost
+
+
+def confirm_charge(
+    db: Database,
+    config: Config,
+    order_key: str,
+    charge_id: str,
+    confirm_id: str,
+    by: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Write a confirmed probable match's charge id onto its order (compare-and-set: only an order with
+    no charge id yet), with a marker and an audit record (undoable). Returns the audit record; an order
+    that already has a charge id, or is gone, is left alone (ConfigError naming what it has)."""
+    fields = config.orders
+    orders = db[config.mongodb.orders_collection]
+    with mongo_errors("reading the order to confirm"):
+        docs = list(orders.find({"_id": {"$in": id_candidates(order_key)}}))
+    docs = [d for d in docs if str(d["_id"]) == order_key]  # (a wire server may match an ObjectId's hex as a string)
+    if not docs:
+        raise ConfigError(f"order {order_key} no longer exists: nothing confirmed")
+    doc = docs[0]
+    stored = _get(doc, fields.charge_id_field)
+    if stored:
+        raise ConfigError(f"order {order_key} already has charge {stored}: left alone, nothing confirmed")
+    status = _get(doc, fields.status_field)
+    marker = {
+        "action": rules.CONFIRMED,
+        "run_id": confirm_id,
+        "at": now,
+        "by": by,
+        "reason": reason,
+        "from_status": status,
+        "to_status": status,
+        "charge_id": charge_id,
+        "previous_charge_id": None,
+        "charge_changed": True,
+        AUDIT_FLAG: AUDIT_PENDING,
+    }
+    cas = {"_id": doc["_id"], fields.charge_id_field: {"$in": [None, ""]}, fields.status_field: status}
+    with mongo_errors("confirming a probable match"):
+        done = orders.update_one(cas, {"$set": {fields.charge_id_field: charge_id, MARKER: marker}})
+    if done.modified_count != 1:
+        raise ConfigError(f"order {order_key} changed while confirming: left alone, nothing confirmed")
+    record = order_record(doc, fields)
+    audit = audit_record(doc["_id"], order_key, marker, record["amount"], record["currency"], config)
+    write_audit(db, config, [audit])
+    return audit
+
+
+def clear_hold(db: Database, config: Config, order_key: str) -> bool:
+    """Remove an undo's hold from an order, so the next run may change it again; False if none was held."""
+    orders = db[config.mongodb.orders_collection]
+    with mongo_errors("clearing the undo marker"):
+        done = orders.update_many(
+            {"_id": {"$in": id_candidates(order_key)}, f"{MARKER}.{HOLD}": True}, {"$set": {f"{MARKER}.{HOLD}": False}}
+        )
+    return done.modified_count > 0
