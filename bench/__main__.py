@@ -249,6 +249,7 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     """The same compare-and-set changes with their audit records: bulk (the job's way) vs one by one."""
     from reconcile.config import parse_config
     from reconcile.decide import classify as c
+    from reconcile.run import settings
     from reconcile.store import repair
 
     db = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
@@ -287,7 +288,7 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     now = datetime.now(UTC)
     seed()
     began = time.monotonic()
-    done = repair.apply_repairs(db, config, outcomes, "bench-bulk", now)
+    done = repair.apply_repairs(settings.repair_store(db, config), outcomes, "bench-bulk", now)
     bulk = time.monotonic() - began
     assert len(done.repaired) == count and db.reconcile_audit.count_documents({}) == count
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, overload
+from typing import TYPE_CHECKING, NoReturn, overload
 
 import click
 
@@ -22,6 +22,8 @@ from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_durat
 
 if TYPE_CHECKING:
     from pymongo.database import Database  # pymongo is imported only when a command needs it
+
+    from reconcile.report.summary import RunSummary
 
 log = logging.getLogger("reconcile.cli")
 
@@ -247,13 +249,14 @@ def parse_option_duration(value: str | None, option: str) -> timedelta | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def print_summary(summary: dict[str, Any], run_id: str | None = None) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
-    prefix = "DRY RUN: " if summary["dry_run"] else ""
-    click.echo(f"{prefix}{summary['window']['since']} to {summary['window']['until']}: {counts or 'nothing in window'}")
-    items = summary.get("items") or {}
+def print_summary(summary: RunSummary, run_id: str | None = None) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
+    prefix = "DRY RUN: " if summary.dry_run else ""
+    click.echo(f"{prefix}{fmt(summary.since)} to {fmt(summary.until)}: {counts or 'nothing in window'}")
+    items = summary.items or {}
     open_text = f"; open items {items['open']} ({items['new']} new, {len(items['resolved'])} resolved)" if items else ""
-    click.echo(f"needs attention: {summary['needs_attention']}{open_text}; report: {summary['report']['html']}")
+    report = summary.report.html if summary.report else None
+    click.echo(f"needs attention: {summary.needs_attention}{open_text}; report: {report}")
 
 
 def _open_db(ctx: click.Context) -> tuple[Config, Database]:
@@ -267,7 +270,12 @@ def _open_db(ctx: click.Context) -> tuple[Config, Database]:
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first."
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line instead of a table (the summary's keys and ISO-8601 UTC times).",
+)
 @click.pass_context
 def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List recent runs: window, status, exit code, what needed a person, email, who started them."""
@@ -280,8 +288,8 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     except ReconcileError as error:
         fail(error)
     if as_json:
-        for doc in docs:
-            click.echo(json.dumps(doc, default=str, sort_keys=True))
+        for doc in docs:  # the summary's keys and time format
+            click.echo(json.dumps(history.as_json(doc), default=str, sort_keys=True))
         return
     for line in history.table(docs):
         click.echo(line)

@@ -80,3 +80,18 @@ class Interrupted(ReconcileError):
             f"interrupted by {signal_name} during {step}; the write in progress was finished, changes already "
             "made are kept with their audit records, and the next run completes the rest"
         )
+
+
+class InternalError(ReconcileError):
+    """A bug ended a window run (said as its exception's type and redacted text); its changes are still reported."""
+
+    exit_code = ExitCode.INTERNAL_ERROR
+
+
+class ChangedThenFailed(ReconcileError):
+    """An error that ended a run after it changed orders: its line says how many and where they are listed."""
+
+    def __init__(self, error: ReconcileError, note: str):
+        self.error = error
+        self.exit_code = error.exit_code
+        super().__init__(f"{error}; {note}")

@@ -105,6 +105,22 @@ def assert_error_summary(summary: dict[str, Any] | None, exit_code: int, stderr:
     assert summary == {"run_id": summary["run_id"], "exit_code": exit_code, "error": last_error(stderr), "runs": []}
 
 
+def assert_changed_summary(summary: dict[str, Any] | None, exit_code: int, stderr: str, changed: int) -> list[str]:
+    """A run that failed after changing orders: its summary lists each changed order once, its error line
+    (the summary's too) says how many; no run is listed as complete. Returns the changed order ids."""
+    assert summary is not None, "no --summary-json written"
+    assert (summary["exit_code"], summary["error"], summary["runs"]) == (exit_code, last_error(stderr), [])
+    keys = summary["repaired"] + summary["marked_failed"]
+    assert len(keys) == len(set(keys)) == changed, keys
+    assert f"{changed} order(s) were changed before this" in summary["error"]
+    return keys
+
+
+def earlier_ids(summary: dict[str, Any]) -> list[str]:
+    """The orders a run reported as changed by earlier runs whose own report never listed them."""
+    return [e["order_id"] for e in summary["earlier_changes"]]
+
+
 def assert_run_recorded(db, summary: dict[str, Any], status: str) -> None:
     """The run history holds the invocation's run with this status, its exit code and the same error line."""
     run = db["reconcile_runs"].find_one({"_id": summary["run_id"]})

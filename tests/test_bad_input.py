@@ -235,10 +235,12 @@ def test_exact_id_types_and_decimal128_on_mongomock(store, stripe_server, now, t
     for ref in (str(oid), "dec"):
         store.create_charge(amount=2500, created=to_unix(now - timedelta(hours=2)), metadata={"order_id": ref})
     db, result = mongomock_run(store, stripe_server, now, tmp_path, docs)
-    details = {d["order_id"]: d["detail"] for d in result.summary["discrepancies"] if d["outcome"] == c.DATA_PROBLEM}
+    details = {
+        d["order_id"]: d["detail"] for d in result.summary.to_json()["discrepancies"] if d["outcome"] == c.DATA_PROBLEM
+    }
     assert "is a Decimal128, expected an integer in minor units" in details["dec"]
     assert "2 orders share the id" in details[str(oid)]
-    assert result.summary["repaired"] == [] and db.orders.count_documents({"status": "created"}) == 3
+    assert result.summary.to_json()["repaired"] == [] and db.orders.count_documents({"status": "created"}) == 3
 
 
 def test_string_dated_orders_are_found_by_the_window_on_mongomock(store, stripe_server, now, tmp_path):
@@ -269,7 +271,7 @@ def test_string_dated_orders_are_found_by_the_window_on_mongomock(store, stripe_
     ]
     store.create_charge(amount=900, created=to_unix(two_hours), metadata={"order_id": "str-stuck"})
     db, result = mongomock_run(store, stripe_server, now, tmp_path, docs)
-    assert result.summary["repaired"] == ["str-stuck"]
+    assert result.summary.to_json()["repaired"] == ["str-stuck"]
     assert result.counts[c.STALE_PENDING] == 1 and result.counts[c.OK] == 0
     assert db.orders.find_one({"_id": "str-old"})["status"] == "created"
 

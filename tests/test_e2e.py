@@ -18,6 +18,7 @@ from bson import ObjectId
 from reconcile.config import parse_config
 from reconcile.decide import classify as c
 from reconcile.demo.shop import demo_sections, seed_demo_shop
+from reconcile.run.settings import repair_store
 from reconcile.store.orders import load_orders
 from reconcile.store.repair import apply_repairs, heal_audit
 from reconcile.timeutil import to_unix
@@ -84,7 +85,7 @@ def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, sho
     config = parse_config({"mongodb": {"database": db.name}})
     oid = shop.order(c.REPAIRED)
     ch = shop.charge(oid)
-    from reconcile.run.window import rules_for
+    from reconcile.run.settings import rules_for
 
     records = load_orders(db["orders"], config.orders, now - timedelta(days=1), now)
     charge_row = {
@@ -106,7 +107,7 @@ def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, sho
     assert outcomes.loc[0, "outcome"] == c.REPAIRED
     # Meanwhile the live checkout finally writes its own answer.
     db["orders"].update_one({"_id": oid}, {"$set": {"status": "failed"}})
-    done = apply_repairs(db, config, outcomes, "run-race", now)
+    done = apply_repairs(repair_store(db, config), outcomes, "run-race", now)
     assert done.lost_race == [str(oid)] and done.repaired == []
     assert db["orders"].find_one({"_id": oid})["status"] == "failed"
     assert db["reconcile_audit"].count_documents({}) == 0
@@ -145,17 +146,17 @@ def test_healing_keeps_audit_records_already_written(db, now, server):
             "currency": "usd",
         }
     )
-    done = apply_repairs(db, config, outcomes, "run-1", now)
+    done = apply_repairs(repair_store(db, config), outcomes, "run-1", now)
     assert len(done.repaired) == 3
     written = sorted(map(repr, db["reconcile_audit"].find()))
     # As if the clearing of the flags never arrived, and one record was lost as well.
     db["orders"].update_many({}, {"$set": {"reconcile.audit": "pending"}})
     db["reconcile_audit"].delete_one({"order_key": "ord-2"})
-    healed = heal_audit(db, config)
+    healed = heal_audit(repair_store(db, config))
     assert sorted(healed) == sorted(str(i) for i in ids)
     assert sorted(map(repr, db["reconcile_audit"].find())) == written  # the same records, one each
     assert db["orders"].count_documents({"reconcile.audit": "pending"}) == 0
-    assert heal_audit(db, config) == []  # nothing owed any more
+    assert heal_audit(repair_store(db, config)) == []  # nothing owed any more
 
 
 def test_pagination_across_many_pages(cli, store, db, now, stripe_server, shop):

@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import stripe
@@ -27,11 +28,13 @@ from faultkit import (
     TOOK_OVER,
     CliProcess,
     assert_audit_complete,
+    assert_changed_summary,
     assert_each_request_once,
     assert_error_summary,
     assert_run_recorded,
     cli_env,
     copy_orders,
+    earlier_ids,
     final_state,
     last_error,
     seed_small_shop,
@@ -76,7 +79,9 @@ def clean_twin_state(tmp_path, stripe_server, db, mongo_uri, monkeypatch) -> dic
     return state
 
 
-def start(tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batch=500, lease=None) -> CliProcess:
+def start(
+    tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batch=500, lease=None, env=None
+) -> CliProcess:
     """The command as its own process, writing --summary-json to NAME/summary.json (`summary()` reads it)."""
     folder = tmp_path / name
     folder.mkdir()
@@ -85,7 +90,13 @@ def start(tmp_path, name, stripe_server, db_name, uri, *args, kill_at=None, batc
         sections["lease"] = lease
     config = write_config(folder / "reconcile.toml", stripe_server.url, db_name, **sections)
     return CliProcess(
-        folder, config, cli_env(uri, API_KEY), "--summary-json", str(folder / "summary.json"), *args, kill_at=kill_at
+        folder,
+        config,
+        {**cli_env(uri, API_KEY), **(env or {})},
+        "--summary-json",
+        str(folder / "summary.json"),
+        *args,
+        kill_at=kill_at,
     )
 
 
@@ -126,6 +137,13 @@ def converges(tmp_path, stripe_server, db, mongo_uri, monkeypatch, expected, nam
     assert_audit_complete(db)
     assert final_state(db) == expected
     return result
+
+
+def assert_reported_once(tmp_path, stripe_server, db, mongo_uri, monkeypatch) -> None:
+    """A further run reports no earlier change again."""
+    again = in_process_cli(tmp_path, "again", stripe_server, db.name, mongo_uri, monkeypatch)()
+    assert again.exit_code in (0, 1), again.output
+    assert earlier_ids(again.summary) == []
 
 
 # --------------------------------------------------------------------------- SIGKILL
@@ -169,6 +187,9 @@ def test_killed_between_order_changes_and_their_audit_records(
     assert db["reconcile_audit"].count_documents({}) == 0
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
     assert len(next_run.summary["audit_healed"]) == 4 and next_run.summary["repaired"] == []
+    # The killed run reported nothing: the next run reports its changes, once.
+    assert sorted(earlier_ids(next_run.summary)) == sorted(next_run.summary["audit_healed"])
+    assert_reported_once(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     assert_abandoned(db, process)
 
 
@@ -182,8 +203,14 @@ def test_killed_between_repair_batches(tmp_path, stripe_server, shop, db, mongo_
     proxy.go_down()
     proxy.release()
     assert db["reconcile_audit"].count_documents({}) == 4
+    first_batch = sorted(r["order_key"] for r in db["reconcile_audit"].find())
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected)
     assert len(next_run.summary["repaired"]) + len(next_run.summary["marked_failed"]) == 2
+    # The first batch's changes, which no report of the killed run listed, are in the next run's report, once.
+    assert sorted(earlier_ids(next_run.summary)) == first_batch
+    report = Path(next_run.summary["report"]["html"]).read_text()
+    assert "Changes made by earlier runs" in report and all(key in report for key in first_batch)
+    assert_reported_once(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
     assert_abandoned(db, process)
 
 
@@ -209,10 +236,57 @@ def test_killed_while_writing_the_report(tmp_path, stripe_server, shop, db, mong
     cli.configure(**FAST, report={"dir": str(reports)})
     next_run = cli(*TAKEOVER_WAIT)
     assert next_run.exit_code == 1 and next_run.summary["repaired"] == []
+    assert len(earlier_ids(next_run.summary)) == 4  # its HTML report never made it: the next run lists them
     assert TOOK_OVER in next_run.output
     assert not debris.exists() and len(list(reports.glob("reconcile-*.html"))) == 1
     assert final_state(db) == expected
     assert_abandoned(db, process)
+
+
+# --------------------------------------------------------------------------- a full disk after the repairs
+
+HTML_TEMP = r"\.reconcile-[^']*\.html\.[^']*\.tmp"
+
+
+@pytest.mark.parametrize("nth", [1, 0], ids=["full-report-fails", "every-report-fails"])
+def test_full_disk_while_writing_the_report_still_reports_every_change(
+    tmp_path, stripe_server, shop, db, mongo_server, monkeypatch, nth
+):
+    """The disk fills after the repairs (the report's HTML cannot be written: ENOSPC, raised in the process
+    by an audit hook). Once: a plain report lists the changes. For good: the summary and the run history
+    list them, and the next run's report does, once."""
+    seed_small_shop(shop)  # three to repair, one to mark failed
+    process = start(
+        tmp_path,
+        "full",
+        stripe_server,
+        db.name,
+        mongo_server.uri,
+        kill_at=("open", HTML_TEMP, nth),
+        env={"KILLPOINT_RAISE": "ENOSPC"},
+    )
+    assert process.wait() == 70, process.stderr
+    done = summary(process)
+    keys = assert_changed_summary(done, 70, process.stderr, 4)
+    line = last_error(process.stderr)
+    assert line.startswith("internal error: OSError: [Errno 28] No space left on device; 4 order(s) were changed")
+    run = db["reconcile_runs"].find_one({"_id": done["run_id"]})
+    assert (run["status"], run["exit_code"], run["error"]) == ("failed", 70, line)
+    assert sorted(run["repaired_ids"] + run["marked_failed_ids"]) == sorted(keys)
+    reports = tmp_path / "full" / "reports"
+    if nth == 1:  # the plain report, under the run's name, lists every change
+        html = (reports / f"reconcile-{done['run_id']}.html").read_text()
+        assert all(key in html for key in keys) and str(reports / f"reconcile-{done['run_id']}.html") in line
+        assert run["changes_reported"]
+    else:
+        assert list(reports.glob("reconcile-*.html")) == []
+        assert not run["changes_reported"] and "the next run's report lists what this run changed" in line
+    assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None  # given back on the way out
+    next_run = in_process_cli(tmp_path, "next", stripe_server, db.name, mongo_server.uri, monkeypatch)()
+    assert next_run.exit_code in (0, 1), next_run.output
+    assert next_run.summary["repaired"] == [] and next_run.summary["marked_failed"] == []
+    assert sorted(earlier_ids(next_run.summary)) == (sorted(keys) if nth == 0 else [])
+    assert_reported_once(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch)
 
 
 # --------------------------------------------------------------------------- SIGTERM, Ctrl-C
@@ -291,8 +365,14 @@ def test_sigterm_mid_repair_finishes_the_batch_in_flight(
     proxy.release()
     assert process.wait() == 143, process.stderr
     assert "interrupted by SIGTERM during repair" in process.stderr
-    assert_error_summary(summary(process), 143, process.stderr)
+    # The four orders it changed are listed: in the summary, the error line, the history and a report.
+    keys = assert_changed_summary(summary(process), 143, process.stderr, 4)
     assert_run_recorded(db, summary(process), "interrupted")
+    run = db["reconcile_runs"].find_one({"_id": summary(process)["run_id"]})
+    assert sorted(run["repaired_ids"] + run["marked_failed_ids"]) == sorted(keys)
+    assert run["changes_reported"]  # True (nx-27017 gives a stored bool back as 1)
+    html = Path(summary(process)["failed_run_report"]["html"]).read_text()
+    assert all(key in html for key in keys)
     assert db["reconcile_state"].find_one({"_id": LEASE_ID}) is None  # released on the way out
     # The batch in flight finished, with its audit records; the second batch was never sent.
     assert db["orders"].count_documents({"reconcile": {"$exists": True}}) == 4
@@ -301,6 +381,7 @@ def test_sigterm_mid_repair_finishes_the_batch_in_flight(
     assert proxy.count("update", "orders") == 2  # the batch and the clearing of its audit flags
     next_run = converges(tmp_path, stripe_server, db, mongo_server.uri, monkeypatch, expected, after_kill=False)
     assert len(next_run.summary["repaired"]) + len(next_run.summary["marked_failed"]) == 2
+    assert earlier_ids(next_run.summary) == []  # reported by the stopped run itself: not again
 
 
 # --------------------------------------------------------------------------- the lease between processes

@@ -17,9 +17,10 @@ from reconcile.config import load_config
 from reconcile.decide import classify as c
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted
-from reconcile.run import interrupt, recheck
+from reconcile.run import interrupt, recheck, settings
 from reconcile.store import items as item_store
 from reconcile.stripe import fetch
+from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe.budget import Budget
 from reconcile.stripe.slices import PullAborted
@@ -180,8 +181,14 @@ def test_recheck_side_by_side_equals_the_sequential_recheck(cli, db, store, seed
     sources = {d["source"] for d in docs}
     assert {"order", "charge"} <= sources and sources & {"refund", "dispute"}, sources
     now = t0 + 9 * DAY
-    sequential = recheck.recheck(client, db, config, quick_policy(concurrency=1), docs, now)
-    side_by_side = recheck.recheck(client, db, config, quick_policy(concurrency=8), docs, now)
+    rules = settings.rules_for(config, now)
+
+    def recheck_with(policy: stripe_pull.RetryPolicy) -> Any:
+        linking = payment_pull.Linking.from_config(config)
+        return recheck.recheck(client, policy, db["orders"], config.orders, linking, rules, docs, now)
+
+    sequential = recheck_with(quick_policy(concurrency=1))
+    side_by_side = recheck_with(quick_policy(concurrency=8))
     assert side_by_side == sequential
     confirmed, cleared, checked = sequential
     assert len(cleared) >= 4 and confirmed  # the fixed ones resolved, the others still there

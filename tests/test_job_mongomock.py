@@ -34,7 +34,7 @@ def test_repairs_use_the_order_ids_own_type(store, stripe_server, now, tmp_path)
     client = stripe_pull.make_client(API_KEY, config.stripe)
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
     result = job.run(config, client, db, request)
-    assert sorted(result.summary["repaired"]) == sorted([str(oid), "ord-7"])
+    assert sorted(result.summary.repaired) == sorted([str(oid), "ord-7"])
     assert db.orders.find_one({"_id": oid})["status"] == "accepted"
     assert db.orders.find_one({"_id": str(oid)}) is None
     assert db.orders.count_documents({"status": "created"}) == 1  # the stale one, untouched
@@ -77,8 +77,8 @@ def test_payment_intent_and_session_references_keep_the_id_type(store, stripe_se
     request = job.RunRequest(since=now - timedelta(days=1), until=now, now=now, report_dir=tmp_path)
     result = job.run(config, client, db, request)
     # Two documents print as the same id: Stripe cannot tell them apart, so neither is touched.
-    assert result.counts["data_problem"] == 2 and str(by_intent) not in result.summary["repaired"]
-    assert result.summary["repaired"] == [str(by_session)]
+    assert result.counts["data_problem"] == 2 and str(by_intent) not in result.summary.repaired
+    assert result.summary.repaired == [str(by_session)]
     assert db.orders.find_one({"_id": by_session})["status"] == "accepted"
     assert db.orders.count_documents({"status": "created"}) == 2
 
@@ -123,4 +123,4 @@ def test_a_window_too_big_to_read_beside_the_pull_is_read_after_it_with_the_same
     assert beside_count > 3  # read beside the pull, more orders than the patched limit allows
     assert after_count is None  # not read beside the pull
     assert after.counts == beside.counts and sum(after.counts.values()) > 10
-    assert after.summary["discrepancies"] == beside.summary["discrepancies"]
+    assert after.summary.discrepancies == beside.summary.discrepancies

@@ -23,6 +23,7 @@ from faultkit import (
     SHORT_LEASE,
     TAKEOVER_WAIT,
     assert_audit_complete,
+    assert_changed_summary,
     assert_error_summary,
     copy_orders,
     final_state,
@@ -156,8 +157,12 @@ def test_a_faulted_run_then_a_clean_run_equals_one_clean_run(
                     proxy.on(command, collection, nth=nth)
             first = cli("faulted", db.name, proxy.uri, stripe_server.url, selection="250ms")(*WINDOW)
             assert first.exit_code in (0, 1, 3), first.output
-            if first.exit_code == 3:  # failed: it says so, and counts nothing as done
-                assert_error_summary(first.summary, 3, first.stderr)
+            if first.exit_code == 3:  # failed: it says so, counts nothing as done, lists what it changed
+                changed = len(first.summary.get("repaired", [])) + len(first.summary.get("marked_failed", []))
+                if changed:
+                    assert_changed_summary(first.summary, 3, first.stderr, changed)
+                else:
+                    assert_error_summary(first.summary, 3, first.stderr)
             stripe_server.clear_faults()
 
             second = cli("after", db.name, mongo_server.uri, stripe_server.url)(*WINDOW, *TAKEOVER_WAIT)
@@ -166,6 +171,15 @@ def test_a_faulted_run_then_a_clean_run_equals_one_clean_run(
         assert final_state(db) == final_state(twin)
         changed_twice = set(first.summary.get("repaired", [])) & set(second.summary["repaired"])
         assert not changed_twice
+        # Every change is listed: by the run that made it, or by the next run's report.
+        listed = {
+            *first.summary.get("repaired", []),
+            *first.summary.get("marked_failed", []),
+            *second.summary["repaired"],
+            *second.summary["marked_failed"],
+            *(e["order_id"] for e in second.summary["earlier_changes"]),
+        }
+        assert {r["order_key"] for r in db["reconcile_audit"].find()} <= listed
     finally:
         client.drop_database(db.name)
         client.drop_database(twin.name)

@@ -147,7 +147,7 @@ def test_one_odd_order_field_never_stops_the_job_nor_is_changed(field, value):
                 raise
             reject()
 
-    summary = result.summary
+    summary = result.summary.to_json()
     assert set(summary["repaired"]) - {str(odd)} == {str(o) for o in normal}
     for order_id in normal:
         assert db.orders.find_one({"_id": order_id})["status"] == "accepted"

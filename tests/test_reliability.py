@@ -228,7 +228,9 @@ def test_a_run_paused_past_its_lease_stops_writing_when_it_resumes(
     first_run, second_run = _summary(first)["run_id"], _summary(second)["run_id"]
     line = last_error(first.stderr)
     assert "lease expired and was taken over" in line and f"now held by {second_run}" in line, line
-    assert _summary(first) == {"run_id": first_run, "exit_code": 4, "error": line, "runs": []}
+    done = _summary(first)
+    assert (done["run_id"], done["exit_code"], done["error"], done["runs"]) == (first_run, 4, line, [])
+    assert "2 order(s) were changed before this" in line  # its first batch, listed (issue 11, item 2)
     record = db["reconcile_runs"].find_one({"_id": first_run})
     assert (record["status"], record["exit_code"], record["error"]) == ("lease_lost", 4, line)
     # It wrote nothing after it resumed: its first batch only; the rest by the run that took over.
@@ -236,6 +238,7 @@ def test_a_run_paused_past_its_lease_stops_writing_when_it_resumes(
     for doc in db["orders"].find({"reconcile": {"$exists": True}}):
         by_run.setdefault(doc["reconcile"]["run_id"], []).append(str(doc["_id"]))
     assert len(by_run.get(first_run, [])) == 2 and len(by_run.get(second_run, [])) == 4, by_run
+    assert sorted(done["repaired"]) == sorted(by_run[first_run])
     assert sorted(_summary(second)["repaired"]) == sorted(by_run[second_run])
     assert_audit_complete(db)
     assert db["reconcile_state"].find_one({"_id": "watermark"})["run_id"] == second_run

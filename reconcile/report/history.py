@@ -108,3 +108,26 @@ def details(doc: dict[str, Any]) -> list[str]:
             line += f"; last error: {email['error']} (the next run resends it)"
         lines.append(line)
     return lines
+
+
+def as_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """One run for `reconcile runs --json`, in the summary's keys and time format: `run_id`, `window`
+    and every time as ISO-8601 UTC text, `repaired` / `marked_failed` as order ids (None for runs
+    recorded before the ids were kept; the counts are in `repaired_count` / `marked_failed_count`)."""
+    out: dict[str, Any] = {"run_id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
+    for key in ("at", "started", "finished", "counted_from"):
+        if isinstance(out.get(key), int):
+            out[key] = fmt(from_unix(out[key]))
+    window = out.get("window")
+    if isinstance(window, dict):
+        out["window"] = {k: fmt(from_unix(v)) if isinstance(v, int) else v for k, v in window.items()}
+    email = out.get("email")
+    if isinstance(email, dict):
+        out["email"] = {
+            k: fmt(from_unix(v)) if k in ("at", "sent_at") and isinstance(v, int) else v for k, v in email.items()
+        }
+    for key in ("repaired", "marked_failed"):
+        if key in out or f"{key}_ids" in out:
+            out[f"{key}_count"] = out.get(key)
+            out[key] = out.pop(f"{key}_ids", None)
+    return out

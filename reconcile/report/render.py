@@ -167,42 +167,6 @@ def render_html(context: dict[str, Any]) -> str:
     return template_env().get_template("report.html.j2").render(**context)
 
 
-def build_summary(
-    run_id: str,
-    since: datetime,
-    until: datetime,
-    counts: dict[str, int],
-    outcomes: pd.DataFrame,
-    totals: dict[str, Any],
-    dry_run: bool,
-    report: ReportFiles | None,
-) -> dict[str, Any]:
-    def keys(outcome: str) -> list[str]:
-        return outcomes.loc[outcomes["outcome"] == outcome, "order_key"].astype(str).tolist()
-
-    needing = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)]
-    return {
-        "run_id": run_id,
-        "window": {"since": fmt(since), "until": fmt(until)},
-        "dry_run": dry_run,
-        "counts": counts,
-        "needs_attention": int(len(needing)),
-        "repaired": keys(c.REPAIRED),
-        "marked_failed": keys(c.MARKED_FAILED),
-        "discrepancies": [
-            {
-                "outcome": r["outcome"],
-                "order_id": _value(r["order_key"]),
-                "charge_id": _value(r["charge_id"]),
-                "detail": _value(r["detail"]),
-            }
-            for r in needing.to_dict("records")
-        ],
-        "totals": totals,
-        "report": {"html": str(report.html), "csv": str(report.csv)} if report else None,
-    }
-
-
 def write_private(path: Path, text: str) -> None:
     """Atomic write, mode 0600: a crash leaves the old file or the new one, never half of one.
 
@@ -312,3 +276,81 @@ def write_report(
 
 def write_summary_json(path: Path, summary: dict[str, Any]) -> None:
     write_private(path, json.dumps(summary, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- changes on every way out
+
+EARLIER_TITLE = "Changes made by earlier runs that no report listed (the run was stopped before its report)"
+
+
+def earlier_changes_html(records: list[dict[str, Any]]) -> str:
+    """An escaped HTML section listing earlier runs' unreported changes ('' when none)."""
+    if not records:
+        return ""
+    esc = markupsafe.escape
+    rows = "".join(
+        f"<tr><td>{esc(r.get('run_id'))}</td><td>{esc(r.get('order_key'))}</td><td>{esc(r.get('action'))}</td>"
+        f"<td>{esc(r.get('charge_id') or '')}</td></tr>"
+        for r in records
+    )
+    return (
+        f"<h2>{esc(EARLIER_TITLE)} ({len(records)})</h2>"
+        "<table><tr><th>run</th><th>order</th><th>change</th><th>charge</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def earlier_changes_csv(records: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Earlier runs' unreported changes as CSV rows (outcome `<action>_by_earlier_run`)."""
+    return tuple(
+        {
+            "outcome": f"{r.get('action')}_by_earlier_run",
+            "order_id": r.get("order_key"),
+            "charge_id": r.get("charge_id"),
+            "order_amount": to_decimal_text(r.get("amount"), r.get("currency") or "")
+            if isinstance(r.get("amount"), int)
+            else "",
+            "order_currency": r.get("currency"),
+            "detail": f"changed by run {r.get('run_id')}, which stopped before its report",
+        }
+        for r in records
+    )
+
+
+def write_plain_report(
+    report_dir: Path,
+    run_id: str,
+    since: datetime,
+    until: datetime,
+    repaired: list[str],
+    marked_failed: list[str],
+    earlier: list[dict[str, Any]],
+    error: str,
+    generated: datetime,
+) -> ReportFiles:
+    """The report of a run that changed orders and then failed: what it changed, in plain HTML (no
+    template, so a broken render cannot stop it) and CSV, under the run's usual file names."""
+    esc = markupsafe.escape
+    stem = f"reconcile-{run_id}"
+    files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
+    changed = [(c.REPAIRED, k) for k in repaired] + [(c.MARKED_FAILED, k) for k in marked_failed]
+    items = "".join(f"<tr><td>{esc(action)}</td><td>{esc(key)}</td></tr>" for action, key in changed)
+    html = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>reconcile: run stopped</title></head><body>"
+        f"<h1>Run {esc(run_id)} stopped after changing {len(changed)} order(s)</h1>"
+        f"<p>Window {esc(fmt(since))} to {esc(fmt(until))}; generated {esc(fmt(generated))}.</p>"
+        f"<p>It stopped with: {esc(error)}. The orders below were changed (each with its audit record); "
+        "the next run reconciles the window again and reports the rest.</p>"
+        f"<table><tr><th>change</th><th>order</th></tr>{items}</table>"
+        f"{earlier_changes_html(earlier)}</body></html>\n"
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_FIELDS)
+    for action, key in changed:
+        writer.writerow([neutralise(v) for v in (action, key)] + [""] * (len(CSV_FIELDS) - 2))
+    for row in earlier_changes_csv(earlier):
+        writer.writerow([neutralise(row.get(name)) for name in CSV_FIELDS])
+    write_private(files.csv, out.getvalue())
+    write_private(files.html, html)
+    return files

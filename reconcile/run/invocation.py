@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,17 +20,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import stripe
 from pymongo.database import Database
 
 from reconcile.config import Config
-from reconcile.decide import classify as c
-from reconcile.decide import items as item_rules
-from reconcile.decide import movements
-from reconcile.decide.trend import trend_points
 from reconcile.errors import (
+    ChangedThenFailed,
     ConfigError,
+    InternalError,
     Interrupted,
     LeaseHeld,
     LeaseLost,
@@ -41,18 +37,17 @@ from reconcile.errors import (
 )
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.logs import run_context
-from reconcile.redact import one_line
-from reconcile.report import mailer, period, retention
-from reconcile.report.render import ReportExtras, write_summary_json
-from reconcile.run import interrupt, recheck
+from reconcile.redact import exception_text, one_line
+from reconcile.report import mailer, retention
+from reconcile.report.render import write_summary_json
+from reconcile.report.summary import InvocationSummary, WindowEntry
+from reconcile.run import interrupt
 from reconcile.run import plan as window_plan
 from reconcile.run import window as job
 from reconcile.run.lease import Lease
 from reconcile.store import indexes
 from reconcile.store import items as item_store
-from reconcile.store import orders as order_store
 from reconcile.store import runs as state
-from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import fmt, utcnow
 
@@ -94,6 +89,7 @@ class Outcome:
     summary: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
     error: ReconcileError | None = None
+    failed_changes: job.Changes | None = None  # what the window run that failed had changed
 
 
 def email_policy(config: Config, override: str | None) -> str:
@@ -233,11 +229,14 @@ def _log_end(error: ReconcileError, step: str | None = None) -> None:
     (log.warning if isinstance(error, Interrupted) else log.error)(step, extra=fields)
 
 
-def _fail(outcome: Outcome, error: ReconcileError) -> None:
-    """The first error is the one the invocation reports (later ones follow from it); the worst code wins."""
+def _fail(outcome: Outcome, error: ReconcileError, changes: job.Changes | None = None) -> None:
+    """The first error is the one the invocation reports (later ones follow from it); the worst code wins.
+    `changes`: what the failed window run changed, listed in the summary however the run ended."""
     outcome.exit_code = worst(outcome.exit_code, error.exit_code)
     if outcome.error is None:
         outcome.error = error
+    if changes is not None and changes.count:
+        outcome.failed_changes = changes
 
 
 def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -250,15 +249,8 @@ def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 
 def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
-    if outcome.runs:
-        outcome.summary = _summary(outcome, invocation)
-    elif outcome.error is not None:  # nothing completed: monitoring still sees this invocation's answer
-        outcome.summary = {
-            "run_id": invocation,
-            "exit_code": int(outcome.exit_code),
-            "error": _text(outcome.error),
-            "runs": [],
-        }
+    if outcome.runs or outcome.error is not None:  # nothing completed: monitoring still sees the answer
+        outcome.summary = _summary(outcome, invocation).to_json()
     if outcome.summary is not None and inv.summary_json:
         write_summary_json(inv.summary_json, outcome.summary)
 
@@ -316,10 +308,7 @@ def _run_all(
             started=utcnow(),
             source=plan.source,
         )
-        stash_for_hook: dict[str, Any] = {"source": plan.source}
-        hook = _period_hook(
-            config, client, db, inv, window, index == total, (index, total), policy_retry, stash_for_hook
-        )
+        changes = job.Changes()
         req = job.RunRequest(
             since=window.since,
             until=window.until,
@@ -328,11 +317,15 @@ def _run_all(
             report_dir=inv.report_dir,
             counted_from=window.counted_from,
             checkpoint=lease.check if lease else None,
-            extend=hook,
+            # Once per invocation, in its last window: the open items from windows before this one.
+            recheck_limit=config.report.recheck_limit if index == total else 0,
+            part=(index, total),
+            source=plan.source,
+            changes=changes,
         )
         try:
             result = job.run(config, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
-            run = WindowRun(run_id, window, result, stash_for_hook["items"], stash_for_hook["movements"])
+            run = WindowRun(run_id, window, result, result.items, result.movements)
             # Completed only once the watermark and the history say so; until then the window is redone next time.
             if lease is not None:
                 lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
@@ -342,123 +335,70 @@ def _run_all(
         except ReconcileError as error:
             with run_context(run_id):
                 _log_end(error)
-            _best_effort(
-                state.record_finish,
-                runs,
-                run_id,
-                _status_of(error),
-                utcnow(),
-                exit_code=int(error.exit_code),
-                error=_text(error),
-            )
-            _fail(outcome, error)
+            said = _with_changes(error, changes, run_id, inv)
+            _end_window(runs, run_id, _status_of(error), error.exit_code, _text(said), changes)
+            _fail(outcome, said, changes)
             return
         except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
-            _best_effort(
-                state.record_finish,
+            _end_window(
                 runs,
                 run_id,
                 state.INTERRUPTED,
-                utcnow(),
-                exit_code=int(stop.exit_code),
-                error=f"stopped at once by a second {stop.signal_name}",
+                stop.exit_code,
+                f"stopped at once by a second {stop.signal_name}",
+                changes,
             )
             raise
-        except Exception as error:
-            _best_effort(
-                state.record_finish,
-                runs,
-                run_id,
-                state.FAILED,
-                utcnow(),
-                exit_code=int(ExitCode.INTERNAL_ERROR),
-                error=f"internal error: {type(error).__name__}",
-            )
-            raise
+        except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
+            with run_context(run_id):
+                log.exception("run.crashed")
+            said = _with_changes(InternalError(f"internal error: {exception_text(error)}"), changes, run_id, inv)
+            _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
+            _fail(outcome, said, changes)
+            return
         outcome.runs.append(run)
         outcome.exit_code = worst(outcome.exit_code, result.exit_code)
 
 
-def _period_hook(
-    config: Config,
-    client: stripe.StripeClient,
-    db: Database,
-    inv: Invocation,
-    window: window_plan.Window,
-    last: bool,
-    part: tuple[int, int],
-    policy: stripe_pull.RetryPolicy,
-    out: dict[str, Any],
-) -> job.PeriodHook:
-    """The period work of one sub-window, run by job.run after its repairs (see window.PeriodHook):
-    pulls refunds and disputes, re-checks open items, writes the items collection, renders the
-    period sections. Results come back through `out` (items, movements) and the returned extras."""
-    m, r = config.mongodb, config.report
+def _end_window(runs: Any, run_id: str, status: str, code: ExitCode, error: str, changes: job.Changes) -> None:
+    """The history of a window run that did not complete: how it ended and, by order id, what it changed."""
+    fields: dict[str, Any] = {"exit_code": int(code), "error": error, **_changed_fields(changes)}
+    if changes.count == 0 and not changes.repair.in_doubt:
+        fields["changes_reported"] = True  # it changed nothing: the next run has nothing of it to report
+    _best_effort(state.record_finish, runs, run_id, status, utcnow(), **fields)
 
-    def extend(run_id: str, outcomes: pd.DataFrame, money: dict[str, Any]) -> ReportExtras:
-        key = config.stripe.order_id_metadata_key
-        rows = stripe_movements.fetch_movements(client, window.since, window.until, key, policy)
-        orders = order_store.orders_of_movements(db[m.orders_collection], config.orders, rows, window.since)
-        flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
-        paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
-        moved = movements.evaluate(rows, orders, paid, flagged)
-        findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
-        confirmed: list[dict[str, Any]] = []
-        cleared: dict[str, str] = {}
-        checked: list[str] = []
-        if last and r.recheck_limit:  # once per invocation: the items from windows before this one
-            found = {f["key"] for f in findings}
-            since, until = int(window.since.timestamp()), int(window.until.timestamp())
-            todo = item_rules.to_recheck(
-                item_store.open_items(db[m.items_collection]), found, since, until, r.recheck_limit
-            )
-            confirmed, cleared, checked = recheck.recheck(client, db, config, policy, todo, inv.now)
-        result = item_store.sync(
-            db[m.items_collection],
-            findings,
-            since=window.since,
-            until=window.until,
-            run_id=run_id,
-            now=inv.now,
-            confirmed=confirmed,
-            cleared=cleared,
-            checked=checked,
-            dry_run=inv.dry_run,
-            decisions=db[m.decisions_collection],
-            thresholds=config.items.severity,
-        )
-        current = {
-            "window": {"until": int(window.until.timestamp())},
-            "open_items": len(result.open),
-            "charge_count": sum(t["charge_count"] for t in money.values()),
-            "source": out["source"],
-        }
-        history = state.completed_since(db[m.runs_collection], inv.now - timedelta(days=r.trend_days + 2))
-        trend = trend_points(history, current, inv.now, r.trend_days)
-        top, bottom = period.render(
-            run_id=run_id,
-            now=inv.now,
-            findings=moved,
-            items=result,
-            trend=trend,
-            dashboard_url=config.stripe.dashboard_url,
-            dry_run=inv.dry_run,
-            part=part,
-        )
-        out["items"], out["movements"] = result, moved
-        log.info(
-            "period.done",
-            extra={"refunds_disputes": len(moved), "open_items": len(result.open), "resolved": len(result.resolved)},
-        )
-        return ReportExtras(
-            html_top=top,
-            html=bottom,
-            csv_rows=period.csv_rows(moved, config.stripe.dashboard_url),
-            summary=period.summary(moved, result, inv.now),
-            needs_attention=sum(1 for f in moved if f["needs_person"]),
-        )
 
-    return extend
+def _changed_fields(changes: job.Changes) -> dict[str, Any]:
+    r = changes.repair
+    fields: dict[str, Any] = {
+        "repaired": len(r.repaired),
+        "marked_failed": len(r.marked_failed),
+        "repaired_ids": list(r.repaired),
+        "marked_failed_ids": list(r.marked_failed),
+    }
+    if changes.report is not None:
+        fields["report"] = {"html": str(changes.report.html), "csv": str(changes.report.csv)}
+    return fields
+
+
+def _with_changes(error: ReconcileError, changes: job.Changes, run_id: str, inv: Invocation) -> ReconcileError:
+    """The error that ended a run after it changed orders, its line saying how many and where they are listed."""
+    r = changes.repair
+    notes = []
+    if changes.count:
+        where = [str(changes.report.html)] if changes.report is not None else []
+        if inv.summary_json is not None:
+            where.append(f"--summary-json {inv.summary_json}")
+        where.append(f"the run history (reconcile show {run_id})")
+        notes.append(
+            f"{changes.count} order(s) were changed before this ({len(r.repaired)} repaired, "
+            f"{len(r.marked_failed)} marked failed), each with its audit record; listed in {', '.join(where)}"
+        )
+    if r.in_doubt:
+        notes.append(f"the {len(r.in_doubt)} order(s) of the batch being written may have changed")
+    if notes and not changes.reported:
+        notes.append("the next run's report lists what this run changed")
+    return ChangedThenFailed(error, "; ".join(notes)) if notes else error
 
 
 def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
@@ -466,11 +406,14 @@ def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
     return {
         "exit_code": int(result.exit_code),
         "counts": result.counts,
-        "needs_attention": s["needs_attention"],
-        "repaired": len(s["repaired"]),
-        "marked_failed": len(s["marked_failed"]),
-        "charge_count": sum(t["charge_count"] for t in s["totals"].values()),
-        "totals": s["totals"],
+        "needs_attention": s.needs_attention,
+        "repaired": len(s.repaired),
+        "marked_failed": len(s.marked_failed),
+        # Which orders it changed, by id, beside the counts (a failed run's record lists them too).
+        "repaired_ids": list(s.repaired),
+        "marked_failed_ids": list(s.marked_failed),
+        "charge_count": s.charge_count,
+        "totals": s.totals,
         "open_items": len(run.items.open),
         "new_items": run.items.new,
         "resolved_items": len(run.items.resolved),
@@ -484,8 +427,8 @@ def _text_body(sent: list[WindowRun]) -> str:
     for run in sent:
         s = run.result.summary
         lines.append(
-            f"{s['window']['since']} to {s['window']['until']} (run {run.run_id}): needs attention {s['needs_attention']}, "
-            f"repaired {len(s['repaired'])}; report {run.result.report.html.name}"
+            f"{fmt(s.since)} to {fmt(s.until)} (run {run.run_id}): needs attention {s.needs_attention}, "
+            f"repaired {len(s.repaired)}; report {run.result.report.html.name}"
         )
     lines.append(
         f"Open items: {len(sent[-1].items.open)} ({sum(r.items.new for r in sent)} new, "
@@ -500,7 +443,7 @@ def _email(
 ) -> None:
     """One message per invocation, with the reports of the windows the policy says to send."""
     sent = [
-        r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary["needs_attention"])
+        r for r in outcome.runs if mail is not None and mailer.should_send(policy, r.result.summary.needs_attention)
     ]
     for run in outcome.runs:
         if run not in sent:
@@ -513,10 +456,10 @@ def _email(
         config.email.subject_prefix,
         first.window.since,
         last.window.until,
-        sum(r.result.summary["needs_attention"] for r in sent),
+        sum(r.result.summary.needs_attention for r in sent),
         sum(r.items.new for r in sent),
         len(last.items.open),
-        sum(len(r.result.summary["repaired"]) for r in sent),
+        sum(len(r.result.summary.repaired) for r in sent),
         critical=sum(1 for d in last.items.open if d.get("severity") == "critical"),
     )
     text = _text_body(sent)
@@ -596,57 +539,16 @@ def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) ->
 # --------------------------------------------------------------------------- the invocation's summary
 
 
-def _add_totals(into: dict[str, Any], totals: dict[str, Any]) -> None:
-    for currency, t in totals.items():
-        mine = into.setdefault(currency, {k: (0 if k != "by_category" else {}) for k in t})
-        for k, v in t.items():
-            if k == "by_category":
-                for name, values in v.items():
-                    cat = mine["by_category"].setdefault(name, {kk: 0 for kk in values})
-                    for kk, vv in values.items():
-                        cat[kk] = cat.get(kk, 0) + int(vv)
-            else:
-                mine[k] = mine.get(k, 0) + int(v)
-
-
-def _summary(outcome: Outcome, invocation: str) -> dict[str, Any]:
-    """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list."""
-    parts = [r.result.summary for r in outcome.runs]
-    runs = [
-        {
-            "run_id": r.run_id,
-            "window": s["window"],
-            "counts": s["counts"],
-            "needs_attention": s["needs_attention"],
-            "report": s["report"],
-            "email": r.email,
-            "exit_code": int(r.result.exit_code),
-        }
-        for r, s in zip(outcome.runs, parts, strict=False)
-    ]
-    if len(parts) == 1:
-        summary = dict(parts[0])
-    else:
-        totals: dict[str, Any] = {}
-        for s in parts:
-            _add_totals(totals, s["totals"])
-        last = parts[-1]
-        summary = dict(last)
-        summary.update(
-            run_id=invocation,
-            window={"since": parts[0]["window"]["since"], "until": last["window"]["until"]},
-            counts={k: sum(s["counts"].get(k, 0) for s in parts) for k in last["counts"]},
-            needs_attention=sum(s["needs_attention"] for s in parts),
-            repaired=[k for s in parts for k in s["repaired"]],
-            marked_failed=[k for s in parts for k in s["marked_failed"]],
-            discrepancies=[d for s in parts for d in s["discrepancies"]],
-            movements=[m for s in parts for m in s.get("movements", [])],
-            totals=totals,
-        )
-        summary.pop("counted_from", None)
-    summary["runs"] = runs
-    summary["exit_code"] = int(outcome.exit_code)
-    if outcome.error is not None:
-        summary["error"] = str(outcome.error)
-    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
-    return plain
+def _summary(outcome: Outcome, invocation: str) -> InvocationSummary:
+    """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list.
+    A window that failed after changing orders adds them to `repaired` and `marked_failed`."""
+    done = outcome.failed_changes
+    return InvocationSummary(
+        run_id=outcome.runs[0].run_id if len(outcome.runs) == 1 else invocation,
+        exit_code=int(outcome.exit_code),
+        windows=[WindowEntry(r.run_id, r.result.summary, r.email, int(r.result.exit_code)) for r in outcome.runs],
+        error=_text(outcome.error) if outcome.error is not None else None,
+        failed_repaired=list(done.repair.repaired) if done else [],
+        failed_marked_failed=list(done.repair.marked_failed) if done else [],
+        failed_run_report=done.report if done else None,
+    )

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from pymongo.database import Database
+from pymongo.collection import Collection
 
-from reconcile.config import Config
+from reconcile.config import OrdersConfig
 from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
@@ -32,13 +32,16 @@ log = logging.getLogger(__name__)
 
 def recheck(
     client: stripe.StripeClient,
-    db: Database,
-    config: Config,
     policy: stripe_pull.RetryPolicy,
+    orders: Collection,
+    fields: OrdersConfig,
+    linking: payment_pull.Linking,
+    rules: c.Rules,
     docs: list[dict[str, Any]],
     now: datetime,
 ) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
-    """(findings still present, {key: why it is gone}, keys looked at) for these open item documents."""
+    """(findings still present, {key: why it is gone}, keys looked at) for these open item documents,
+    judged with the window run's `rules` and links against the `orders` collection as it is now."""
     if not docs:
         return [], {}, []
     core = [d for d in docs if d.get("source") in ("order", "charge")]
@@ -46,8 +49,8 @@ def recheck(
     # Independent lookups: the orders' and charges' items beside the refunds' and disputes'.
     (confirmed, cleared), (more_confirmed, more_cleared) = fetch.run(
         [
-            lambda: _recheck_core(client, db, config, policy, core, now),
-            lambda: _recheck_movements(client, db, config, policy, moved, now),
+            lambda: _recheck_core(client, policy, orders, fields, linking, rules, core, now),
+            lambda: _recheck_movements(client, policy, orders, fields, linking, moved, now),
         ],
         policy,
         "re-check",
@@ -65,34 +68,33 @@ def recheck(
 
 def _recheck_core(
     client: stripe.StripeClient,
-    db: Database,
-    config: Config,
     policy: stripe_pull.RetryPolicy,
+    orders_collection: Collection,
+    fields: OrdersConfig,
+    linking: payment_pull.Linking,
+    rules: c.Rules,
     docs: list[dict[str, Any]],
     now: datetime,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     if not docs:
         return [], {}
-    from reconcile.run.window import rules_for  # the same rules as a window run
-
-    key = config.stripe.order_id_metadata_key
+    key = linking.metadata_key
     subjects = {d["charge_id"] for d in docs if d["source"] == "charge" and d.get("charge_id")}
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
     # The charges with their PaymentIntents and sessions, and the orders any of them names: the
     # same links as a window run (payments.pull and references), so the same order is found.
-    linking = payment_pull.Linking.from_config(config)
     named = payment_pull.of_charges(
         client,
         linking,
         c.charges_frame(stripe_pull.retrieve_charges(client, wanted, key, policy)),
         policy,
     )
-    refs = payment_pull.references(named, config.matching.link_by)
+    refs = payment_pull.references(named, linking.link_by)
     keys = {d["order_key"] for d in docs if d["source"] == "order" and d.get("order_key")}
     orders = c.orders_frame(
         order_store.load_order_columns(
-            db[config.mongodb.orders_collection],
-            config.orders,
+            orders_collection,
+            fields,
             now,
             now,
             keys | refs.order_refs,
@@ -105,9 +107,6 @@ def _recheck_core(
     charges, intents, sessions = (named + payment_pull.of_orders(client, linking, orders, named, policy)).frames()
     # Only a charge that is itself an item may come out as an orphan here.
     charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
-    from reconcile.store.items import dismissed_pairs
-
-    rules = rules_for(config, now, dismissed_pairs(db[config.mongodb.decisions_collection]))
     outcomes = wording.worded(c.classify(orders, charges, rules, intents, sessions), rules)
     found = {f["key"]: f for f in item_rules.core_findings(outcomes)}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"], strict=False))
@@ -137,18 +136,19 @@ def _recheck_core(
 
 def _recheck_movements(
     client: stripe.StripeClient,
-    db: Database,
-    config: Config,
     policy: stripe_pull.RetryPolicy,
+    orders_collection: Collection,
+    fields: OrdersConfig,
+    linking: payment_pull.Linking,
     docs: list[dict[str, Any]],
     now: datetime,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     if not docs:
         return [], {}
-    key = config.stripe.order_id_metadata_key
+    key = linking.metadata_key
     rows = stripe_movements.retrieve_movements(client, [(d["source"], d["object_id"]) for d in docs], key, policy)
-    orders = order_store.orders_of_movements(db[config.mongodb.orders_collection], config.orders, rows, now)
-    paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
+    orders = order_store.orders_of_movements(orders_collection, fields, rows, now)
+    paid = (fields.paid_status, *fields.other_paid_statuses)
     confirmed, cleared = [], {}
     for f in movements.evaluate(rows, orders, paid):
         if f["needs_person"]:

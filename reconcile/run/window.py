@@ -1,4 +1,20 @@
-"""One reconciliation run for a window: pull, load, classify, repair, report."""
+"""One reconciliation run for a window: read, decide, write.
+
+1. Read: every remote read the window needs, Stripe and MongoDB: the charges (with their
+   PaymentIntents and Checkout Sessions) and balance transactions, the window's orders, the edge
+   look, the refunds and disputes with their orders, the open items and their re-check, the
+   changes earlier runs made and did not report (and the audit records a stopped run owed), the
+   run history for the trend.
+2. Decide: pure (classify, movements, findings, counts, totals).
+3. Write: the owed audit records, repairs with theirs, the items collection, the report files; the
+   invocation then advances the watermark and records the run.
+
+After the first write to an order nothing remote is read: a Stripe or MongoDB failure in the read
+phase ends the run with nothing changed. Whatever ends a run after its first write, what it changed
+is in `Changes` (given by the invocation, filled as orders change), a report lists it if one can
+be written (a plain one if the full one cannot), and the run history says whether it was reported:
+the next run reports what an earlier one could not (`earlier_changes`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +24,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +34,43 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide import classify as c
-from reconcile.decide import columns, totals
+from reconcile.decide import columns, movements, totals
+from reconcile.decide import items as item_rules
+from reconcile.decide.trend import trend_points
+from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
 from reconcile.logs import run_context
+from reconcile.redact import exception_text, one_line
+from reconcile.report import period, wording
 from reconcile.report import render as report
-from reconcile.report import wording
-from reconcile.run import interrupt
+from reconcile.report.summary import EarlierChange, RunSummary
+from reconcile.run import interrupt, recheck, settings
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
+from reconcile.store import runs as state
+from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
-from reconcile.timeutil import fmt, to_unix, utcnow
+from reconcile.timeutil import to_unix, utcnow
 
 log = logging.getLogger(__name__)
 
 
-# A call back up into the invocation (run/invocation.py `_period_hook`), made by `run` after its
-# repairs: (run_id, outcomes, money totals) -> report extras. It pulls the window's refunds and
-# disputes from Stripe, re-checks open items from earlier windows (Stripe and MongoDB reads),
-# writes the items collection, reads the run history and renders the period's HTML sections.
-# A later change replaces this with read-decide-write in the invocation; until then it is the one
-# place a window run does I/O it was not given the inputs of.
-PeriodHook = Callable[[str, pd.DataFrame, dict[str, Any]], report.ReportExtras]
+@dataclass
+class Changes:
+    """What a window run changed so far, filled as its writes happen. The invocation gives it and reads
+    it whatever ends the run: the summary and the run history list these orders on every way out."""
+
+    repair: repair.RepairResult = field(default_factory=repair.RepairResult)
+    report: report.ReportFiles | None = None  # the report listing them, once written
+    plain: bool = False  # the report is the plain one (the full render failed or was not reached)
+    reported: bool = False  # the run history says so (the next run need not report them again)
+
+    @property
+    def count(self) -> int:
+        return len(self.repair.repaired) + len(self.repair.marked_failed)
 
 
 @dataclass(frozen=True)
@@ -54,20 +83,25 @@ class RunRequest:
     summary_json: Path | None = None
     # Count money from here (the overlap before it was counted by the previous run); None: the whole window.
     counted_from: datetime | None = None
-    # Called before repairs and before each repair batch (the run lease's check): raising stops the writes.
+    # Called just before repairs and before each repair batch (the run lease's check): raising stops the writes.
     checkpoint: Callable[[], None] | None = None
-    # The invocation's period work, called back in the middle of this run (see `PeriodHook`).
-    extend: PeriodHook | None = None
+    # Open items from earlier windows re-checked in this one (the invocation's last window; 0: none).
+    recheck_limit: int = 0
+    part: tuple[int, int] = (1, 1)  # this window among the invocation's sub-windows
+    source: str | None = None  # how the window was chosen (watermark, lookback, options): for the trend
+    changes: Changes = field(default_factory=Changes)
 
 
 @dataclass(frozen=True)
 class RunResult:
     run_id: str
     counts: dict[str, int]
-    summary: dict[str, Any]
+    summary: RunSummary
     report: report.ReportFiles
     exit_code: ExitCode
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
+    items: item_store.ItemsResult = field(default_factory=item_store.ItemsResult)
+    movements: list[dict[str, Any]] = field(default_factory=list)  # refunds and disputes judged
 
 
 class _Clock:
@@ -90,6 +124,8 @@ class _Clock:
 # charges a day holds about 42,000). A window holding more (a backfill, minutes long anyway) reads
 # them after the pull instead: its order columns never share memory with the pull's (peak RSS).
 ORDERS_BESIDE_PULL = 250_000
+# Changes of earlier runs reported by one run at most (runs, oldest first); the rest by the next.
+EARLIER_RUNS_LIMIT = 50
 
 
 class _LoadAfterPull(Exception):
@@ -100,22 +136,21 @@ def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str]] = frozenset()) -> c.Rules:
-    """The decision's rules; `dismissed`: probable-match pairs people dismissed (store.items.dismissed_pairs)."""
-    o = config.orders
-    return c.Rules(
-        pending_status=o.pending_status,
-        paid_statuses=(o.paid_status, *o.other_paid_statuses),
-        failed_status=o.failed_status,
-        grace_seconds=int(o.grace_period.total_seconds()),
-        now=to_unix(now),
-        amount_tolerance=o.amount_tolerance,
-        repair_within_tolerance=o.repair_within_tolerance,
-        link_by=config.matching.link_by,
-        probable_matches=config.matching.probable_matches,
-        probable_drift_seconds=int(config.matching.probable_match_drift.total_seconds()),
-        dismissed_pairs=dismissed,
-    )
+@dataclass
+class _Read:
+    """Everything a window run read, before its first write."""
+
+    outcomes: pd.DataFrame  # classified (edge look included) and worded
+    balance: pd.DataFrame
+    movement_rows: list[dict[str, Any]]
+    movement_orders: list[dict[str, Any]]
+    confirmed: list[dict[str, Any]]  # re-checked items still present
+    cleared: dict[str, str]  # re-checked items now gone
+    checked: list[str]
+    history: list[dict[str, Any]]  # completed runs, for the trend
+    earlier: list[dict[str, Any]]  # audit records of changes earlier runs did not report
+    earlier_runs: list[str]
+    owed: list[dict[str, Any]]  # audit records a stopped run owed, rebuilt from its orders' markers
 
 
 def run(
@@ -147,10 +182,79 @@ def _run(
         "run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run}
     )
     clock = _Clock()
-    # A run that died between an order's change and its audit record left the order flagged: finish that first.
-    healed = [] if req.dry_run else repair.heal_audit(db, config)
-    clock.lap("heal")
+    read = _read(config, client, db, scan_db, req, run_id, policy, clock)
+    return _write(config, db, req, run_id, read, clock)
 
+
+# --------------------------------------------------------------------------- read
+
+
+def _read(
+    config: Config,
+    client: stripe.StripeClient,
+    db: Database,
+    scan_db: Database,
+    req: RunRequest,
+    run_id: str,
+    policy: stripe_pull.RetryPolicy,
+    clock: _Clock,
+) -> _Read:
+    outcomes, balance = _read_payments(config, client, db, scan_db, req, policy, clock)
+    # Refunds and disputes created in the window, with their orders (of any age).
+    m = config.mongodb
+    rows = stripe_movements.fetch_movements(client, req.since, req.until, config.stripe.order_id_metadata_key, policy)
+    moved_orders = order_store.orders_of_movements(db[m.orders_collection], config.orders, rows, req.since)
+    interrupt.checkpoint("pull")
+    clock.lap("movements")
+    confirmed: list[dict[str, Any]] = []
+    cleared: dict[str, str] = {}
+    checked: list[str] = []
+    if req.recheck_limit:  # once per invocation: the open items from windows before this one
+        found = {f["key"] for f in _findings(config, outcomes, rows, moved_orders)}
+        todo = item_rules.to_recheck(
+            item_store.open_items(db[m.items_collection]),
+            found,
+            to_unix(req.since),
+            to_unix(req.until),
+            req.recheck_limit,
+        )
+        confirmed, cleared, checked = recheck.recheck(
+            client,
+            policy,
+            db[m.orders_collection],
+            config.orders,
+            payment_pull.Linking.from_config(config),
+            settings.rules_for(config, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
+            todo,
+            req.now,
+        )
+        interrupt.checkpoint("recheck")
+    clock.lap("recheck")
+    history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=config.report.trend_days + 2))
+    # A run that died between an order's change and its audit record left the order flagged: the write
+    # phase writes the record it owed. That run reported nothing: this run reports its changes (`earlier`).
+    store = settings.repair_store(db, config)
+    owed = [] if req.dry_run else repair.owed_audit(store)
+    earlier_runs = [] if req.dry_run else state.unreported(db[m.runs_collection], EARLIER_RUNS_LIMIT, but=run_id)
+    earlier = repair.changes_of_runs(store, earlier_runs)
+    have = {(r.get("run_id"), r.get("order_key")) for r in earlier}
+    earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
+    earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
+    return _Read(
+        outcomes, balance, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs, owed
+    )
+
+
+def _read_payments(
+    config: Config,
+    client: stripe.StripeClient,
+    db: Database,
+    scan_db: Database,
+    req: RunRequest,
+    policy: stripe_pull.RetryPolicy,
+    clock: _Clock,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(outcomes, balance transactions): the window's payments pulled, its orders loaded, classified."""
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
@@ -228,7 +332,7 @@ def _run(
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
-    rules = rules_for(config, req.now, item_store.dismissed_pairs(db[config.mongodb.decisions_collection]))
+    rules = settings.rules_for(config, req.now, item_store.dismissed_pairs(db[config.mongodb.decisions_collection]))
     charges, intents, sessions = pulled.frames()
     outcomes = c.classify(orders, charges, rules, intents, sessions)
     clock.lap("classify")
@@ -239,55 +343,131 @@ def _run(
     outcomes = wording.worded(outcomes, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
-    del orders, pulled, extra, charges, intents, sessions  # the outcomes carry what the rest needs
+    return outcomes, balance
 
-    if not req.dry_run:
-        if req.checkpoint:
-            req.checkpoint()
-        done = repair.apply_repairs(db, config, outcomes, run_id, req.now, checkpoint=req.checkpoint)
-        outcomes = repair.mark_lost_races(outcomes, done.lost_race)
-        log.info(
-            "repair.done",
-            extra={
-                "repaired": len(done.repaired),
-                "marked_failed": len(done.marked_failed),
-                "lost_race": len(done.lost_race),
-            },
+
+# --------------------------------------------------------------------------- decide (pure)
+
+
+def _movement_findings(
+    config: Config, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
+    paid = (config.orders.paid_status, *config.orders.other_paid_statuses)
+    return movements.evaluate(rows, orders, paid, flagged)
+
+
+def _findings(
+    config: Config, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """This window's findings for the items collection: core outcomes and refunds/disputes needing a person."""
+    moved = _movement_findings(config, outcomes, rows, orders)
+    return item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
+
+
+# --------------------------------------------------------------------------- write
+
+
+def _write(
+    config: Config,
+    db: Database,
+    req: RunRequest,
+    run_id: str,
+    read: _Read,
+    clock: _Clock,
+) -> RunResult:
+    m = config.mongodb
+    changes = req.changes
+    outcomes = read.outcomes
+    moved = _movement_findings(config, outcomes, read.movement_rows, read.movement_orders)
+    healed: list[str] = []
+    try:
+        if not req.dry_run:
+            if req.checkpoint:
+                req.checkpoint()
+            healed = repair.write_owed(settings.repair_store(db, config), read.owed)
+            done = repair.apply_repairs(
+                settings.repair_store(db, config),
+                outcomes,
+                run_id,
+                req.now,
+                checkpoint=req.checkpoint,
+                into=changes.repair,
+            )
+            outcomes = repair.mark_lost_races(outcomes, done.lost_race)
+            log.info(
+                "repair.done",
+                extra={
+                    "repaired": len(done.repaired),
+                    "marked_failed": len(done.marked_failed),
+                    "lost_race": len(done.lost_race),
+                },
+            )
+        clock.lap("repair")
+
+        counts = {
+            str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()
+        }
+        balance = read.balance
+        if req.counted_from is not None:
+            balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
+        money = totals.summarize(balance)
+        findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
+        items = item_store.sync(
+            db[m.items_collection],
+            findings,
+            since=req.since,
+            until=req.until,
+            run_id=run_id,
+            now=req.now,
+            confirmed=read.confirmed,
+            cleared=read.cleared,
+            checked=read.checked,
+            dry_run=req.dry_run,
+            decisions=db[m.decisions_collection],
+            thresholds=config.items.severity,
         )
-    clock.lap("repair")
-
-    counts = {str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()}
-    if req.counted_from is not None:
-        balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
-    money = totals.summarize(balance)
-    # Calls back up into the invocation (PeriodHook above): pulls refunds and disputes, re-checks
-    # open items, writes the items collection, renders the period sections; returns them as extras.
-    extras = req.extend(run_id, outcomes, money) if req.extend else None
-    clock.lap("extend")
-    files = report.write_report(
-        req.report_dir,
+        extras = _period_extras(config, req, run_id, moved, items, money, read)
+        clock.lap("items")
+        files = report.write_report(
+            req.report_dir,
+            run_id,
+            req.since,
+            req.until,
+            counts,
+            outcomes,
+            money,
+            req.dry_run,
+            config.stripe.dashboard_url,
+            utcnow(),
+            extras=extras,
+            counted_from=req.counted_from,
+        )
+        changes.report = files
+    except BaseException as error:
+        if changes.count or read.earlier:
+            _report_anyway(config, db, req, run_id, read, error)
+        raise
+    if not req.dry_run:
+        changes.reported = _mark_reported(config, db, run_id, read)
+    summary = RunSummary.build(
         run_id,
         req.since,
         req.until,
-        counts,
         outcomes,
         money,
         req.dry_run,
-        config.stripe.dashboard_url,
-        utcnow(),
-        extras=extras,
+        files,
         counted_from=req.counted_from,
+        movements=extras.summary["movements"],
+        items=extras.summary["items"],
+        audit_healed=healed,
+        earlier_changes=[EarlierChange.from_audit(r) for r in read.earlier],
     )
-    summary = report.build_summary(run_id, req.since, req.until, counts, outcomes, money, req.dry_run, files)
-    if req.counted_from is not None:
-        summary["counted_from"] = fmt(req.counted_from)
-    if extras is not None:
-        summary.update(extras.summary)
-        summary["needs_attention"] += extras.needs_attention
-    summary["audit_healed"] = healed
+    summary.needs_attention += extras.needs_attention
     if req.summary_json:
-        report.write_summary_json(req.summary_json, summary)
-    exit_code = ExitCode.DISCREPANCIES if summary["needs_attention"] else ExitCode.OK
+        report.write_summary_json(req.summary_json, summary.to_json())
+    exit_code = ExitCode.DISCREPANCIES if summary.needs_attention else ExitCode.OK
     clock.lap("report")
     log.info(
         "run.done",
@@ -299,4 +479,84 @@ def _run(
             "peak_rss_mb": clock.peak_mb,
         },
     )
-    return RunResult(run_id, counts, summary, files, exit_code, clock.laps)
+    return RunResult(run_id, counts, summary, files, exit_code, clock.laps, items, moved)
+
+
+def _period_extras(
+    config: Config,
+    req: RunRequest,
+    run_id: str,
+    moved: list[dict[str, Any]],
+    items: item_store.ItemsResult,
+    money: dict[str, Any],
+    read: _Read,
+) -> report.ReportExtras:
+    """The period sections of the report: refunds and disputes, open items, the trend, earlier runs' changes."""
+    current = {
+        "window": {"until": to_unix(req.until)},
+        "open_items": len(items.open),
+        "charge_count": sum(t["charge_count"] for t in money.values()),
+        "source": req.source,
+    }
+    trend = trend_points(read.history, current, req.now, config.report.trend_days)
+    top, bottom = period.render(
+        run_id=run_id,
+        now=req.now,
+        findings=moved,
+        items=items,
+        trend=trend,
+        dashboard_url=config.stripe.dashboard_url,
+        dry_run=req.dry_run,
+        part=req.part,
+    )
+    log.info(
+        "period.done",
+        extra={"refunds_disputes": len(moved), "open_items": len(items.open), "resolved": len(items.resolved)},
+    )
+    return report.ReportExtras(
+        html_top=top + report.earlier_changes_html(read.earlier),
+        html=bottom,
+        csv_rows=period.csv_rows(moved, config.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
+        summary=period.summary(moved, items, req.now),
+        needs_attention=sum(1 for f in moved if f["needs_person"]),
+    )
+
+
+def _mark_reported(config: Config, db: Database, run_id: str, read: _Read) -> bool:
+    """The run history says this run's changes, and the earlier ones it listed, are in a report.
+    False when that could not be recorded (the next run then lists them again rather than never)."""
+    try:
+        state.mark_reported(db[config.mongodb.runs_collection], [run_id, *read.earlier_runs], run_id)
+    except Exception as error:  # MongoDB gone: the report is written; the next run lists them again
+        log.warning("report.not_marked", extra={"error": exception_text(error)})
+        return False
+    return True
+
+
+def _report_anyway(
+    config: Config, db: Database, req: RunRequest, run_id: str, read: _Read, error: BaseException
+) -> None:
+    """A run that changed orders and then failed: the plain report lists what it changed (and the
+    earlier runs' changes it took on), and the run history says so when MongoDB still answers."""
+    changes = req.changes
+    if changes.report is None:
+        try:
+            changes.report = report.write_plain_report(
+                req.report_dir,
+                run_id,
+                req.since,
+                req.until,
+                changes.repair.repaired,
+                changes.repair.marked_failed,
+                read.earlier,
+                one_line(str(error)) if isinstance(error, ReconcileError) else exception_text(error),
+                utcnow(),
+            )
+            changes.plain = True
+        except Exception as failure:  # a full disk, a read-only directory: the summary and history still list them
+            log.error("report.plain_failed", extra={"error": exception_text(failure)})
+            return
+    # Orders of a batch cut off mid-write may have changed without being listed: let the next run list
+    # this run's changes from its audit records rather than call them reported.
+    if not changes.repair.in_doubt:
+        changes.reported = _mark_reported(config, db, run_id, read)

@@ -11,10 +11,9 @@ from typing import Any
 import pandas as pd
 from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from reconcile.config import Config
+from reconcile.config import OrdersConfig
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.run import interrupt
 from reconcile.store.mongo import mongo_errors
@@ -35,6 +34,19 @@ class RepairResult:
     repaired: list[str] = field(default_factory=list)  # order keys
     marked_failed: list[str] = field(default_factory=list)
     lost_race: list[str] = field(default_factory=list)  # changed by someone else meanwhile: left alone
+    # The batch being written: its orders may have changed without being listed above yet (a run cut
+    # off here leaves them flagged; the next run heals their audit records and reports them).
+    in_doubt: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RepairStore:
+    """What the repairs use: the orders and audit collections, the order fields, the batch size."""
+
+    orders: Collection
+    audit: Collection
+    fields: OrdersConfig
+    batch_size: int = 500
 
 
 def _text(value: Any) -> str | None:
@@ -42,13 +54,13 @@ def _text(value: Any) -> str | None:
 
 
 def audit_record(
-    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, store: RepairStore
 ) -> dict[str, Any]:
     """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
-    fields = config.orders
+    fields = store.fields
     action = marker["action"]
     if action in PERSON_ACTIONS:
-        return person_record(order_id, order_key, marker, amount, currency, config)
+        return person_record(order_id, order_key, marker, amount, currency, store)
     run_id = marker["run_id"]
     to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
     from_status = marker.get("from_status") or fields.pending_status
@@ -65,7 +77,7 @@ def audit_record(
         "run_id": run_id,
         "at": marker["at"],
         "action": action,
-        "collection": config.mongodb.orders_collection,
+        "collection": store.orders.name,
         "order_id": order_id,
         "order_key": order_key,
         "from_status": from_status,
@@ -85,10 +97,10 @@ def audit_record(
 
 
 def person_record(
-    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, config: Config
+    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, store: RepairStore
 ) -> dict[str, Any]:
     """The audit record of a change a person asked for (an undo, a confirmed probable match), from its marker."""
-    fields = config.orders
+    fields = store.fields
     run_id = marker["run_id"]
     changed = bool(marker.get("charge_changed"))
     previous = marker.get("previous_charge_id")
@@ -108,7 +120,7 @@ def person_record(
         "reason": marker.get("reason"),
         "undid_run": marker.get("undid_run"),
         "undid_action": marker.get("undid_action"),
-        "collection": config.mongodb.orders_collection,
+        "collection": store.orders.name,
         "order_id": order_id,
         "order_key": order_key,
         "from_status": marker.get("from_status"),
@@ -127,15 +139,15 @@ def person_record(
     }
 
 
-def write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+def write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
     """Audit records of changes made outside a run's repairs (undo, confirm); see `_write_audit`."""
     with mongo_errors("writing audit records"):
-        _write_audit(db, config, records)
+        _write_audit(store, records)
 
 
-def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
+def _planned_change(row: Any, store: RepairStore, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
     """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
-    fields = config.orders
+    fields = store.fields
     action = row.outcome
     # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
     previous = _text(row.stored_charge_id)
@@ -157,11 +169,11 @@ def _planned_change(row: Any, config: Config, run_id: str, now: datetime) -> tup
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
     cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
-    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), config)
+    audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), store)
     return cas_filter, {"$set": update_set}, audit
 
 
-def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) -> None:
+def _write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
     """Insert audit records, then clear the orders' pending flags.
 
     Idempotent: records are keyed by run and order, and one already there (written by an earlier
@@ -169,9 +181,9 @@ def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) ->
     """
     if not records:
         return
-    _insert_audit(db[config.mongodb.audit_collection], records)
+    _insert_audit(store.audit, records)
     for run_id in sorted({a["run_id"] for a in records}):
-        db[config.mongodb.orders_collection].update_many(
+        store.orders.update_many(
             {
                 "_id": {"$in": [a["order_id"] for a in records if a["run_id"] == run_id]},
                 f"{MARKER}.run_id": run_id,
@@ -181,22 +193,26 @@ def _write_audit(db: Database, config: Config, records: list[dict[str, Any]]) ->
         )
 
 
-def heal_audit(db: Database, config: Config) -> list[str]:
-    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
-    orders = db[config.mongodb.orders_collection]
-    wanted = {"_id": 1, MARKER: 1} | projection(config.orders)
+def owed_audit(store: RepairStore) -> list[dict[str, Any]]:
+    """The audit records a stopped run owed (orders it changed whose record it never wrote), rebuilt
+    from the orders' markers. A read: `write_owed` writes them."""
+    wanted = {"_id": 1, MARKER: 1} | projection(store.fields)
     with mongo_errors("healing audit records"):
-        docs = list(orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
-        records = []
-        for doc in docs:
-            marker = doc.get(MARKER)
-            if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
-                continue
-            record = order_record(doc, config.orders)
-            records.append(
-                audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], config)
-            )
-        _write_audit(db, config, records)
+        docs = list(store.orders.find({f"{MARKER}.{AUDIT_FLAG}": AUDIT_PENDING}, wanted))
+    records = []
+    for doc in docs:
+        marker = doc.get(MARKER)
+        if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
+            continue
+        record = order_record(doc, store.fields)
+        records.append(audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], store))
+    return records
+
+
+def write_owed(store: RepairStore, records: list[dict[str, Any]]) -> list[str]:
+    """Write owed audit records (kept as they are where already there) and clear their orders' flags."""
+    with mongo_errors("healing audit records"):
+        _write_audit(store, records)
     if records:
         log.warning(
             "repair.audit_healed", extra={"orders": len(records), "runs": sorted({a["run_id"] for a in records})}
@@ -204,31 +220,38 @@ def heal_audit(db: Database, config: Config) -> list[str]:
     return [a["order_key"] for a in records]
 
 
+def heal_audit(store: RepairStore) -> list[str]:
+    """Write the audit records a stopped run owed: orders it changed whose record it never wrote."""
+    return write_owed(store, owed_audit(store))
+
+
 def apply_repairs(
-    db: Database,
-    config: Config,
+    store: RepairStore,
     outcomes: pd.DataFrame,
     run_id: str,
     now: datetime,
     checkpoint: Callable[[], None] | None = None,
+    into: RepairResult | None = None,
 ) -> RepairResult:
     """Repair the `repaired` and `marked_failed` orders; returns which changes took effect.
 
     `checkpoint` (the run lease's check) is called before each batch: a run whose lease was taken
     over while it was paused (a GC pause, a frozen VM) stops there instead of writing beside the
-    run that took over.
+    run that took over. `into` is filled batch by batch, so whatever stops the run, the caller
+    knows which orders changed (every finished batch has its audit records).
     """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
-    result = RepairResult()
-    orders = db[config.mongodb.orders_collection]
+    result = into if into is not None else RepairResult()
+    orders = store.orders
     rows = list(todo.itertuples(index=False))
-    size = config.mongodb.repair_batch_size
+    size = store.batch_size
     for start in range(0, len(rows), size):
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
         if checkpoint is not None:
             checkpoint()
         batch = rows[start : start + size]
-        plans = [_planned_change(row, config, run_id, now) for row in batch]
+        plans = [_planned_change(row, store, run_id, now) for row in batch]
+        result.in_doubt = [str(row.order_key) for row in batch]
         with mongo_errors("repairing orders"):
             written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
             if written.modified_count == len(batch):
@@ -241,7 +264,7 @@ def apply_repairs(
                         {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
                     )
                 }
-            _write_audit(db, config, [a for _, _, a in plans if a["order_key"] in changed])
+            _write_audit(store, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             key = str(row.order_key)  # a string column (the order's _id as text)
             if key not in changed:
@@ -250,11 +273,23 @@ def apply_repairs(
                 result.repaired.append(key)
             else:
                 result.marked_failed.append(key)
+        result.in_doubt = []
         log.info(
             "repair.batch",
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
         )
     return result
+
+
+def changes_of_runs(store: RepairStore, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The audit records of these runs' changes (run, order, action, charge), oldest run first."""
+    if not run_ids:
+        return []
+    wanted = {"_id": 0, "run_id": 1, "order_key": 1, "action": 1, "charge_id": 1, "amount": 1, "currency": 1}
+    with mongo_errors("reading earlier runs' changes"):
+        records = list(store.audit.find({"run_id": {"$in": run_ids}}, wanted))
+    order = {r: i for i, r in enumerate(run_ids)}
+    return sorted(records, key=lambda r: (order.get(r.get("run_id"), 0), str(r.get("order_key"))))
 
 
 def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:

@@ -137,6 +137,9 @@ def record_start(
         "source": source,  # how the window was chosen: watermark, lookback, or options (--since/--until)
         "started_by": who,
         "email": None,
+        # False until a report lists the orders this run changed; a run that never gets there (killed,
+        # MongoDB lost) has its changes reported by the next run (`unreported`, `mark_reported`).
+        "changes_reported": dry_run or status != RUNNING,
     }
     with mongo_errors("recording the run"):
         runs.insert_one(doc)
@@ -145,6 +148,20 @@ def record_start(
 def record_finish(runs: Collection, run_id: str, status: str, finished: datetime, **fields: Any) -> None:
     with mongo_errors("recording the run"):
         runs.update_one({"_id": run_id}, {"$set": {"status": status, "finished": to_unix(finished), **fields}})
+
+
+def mark_reported(runs: Collection, run_ids: list[str], by: str) -> None:
+    """These runs' changes are listed in a report (run `by`'s)."""
+    with mongo_errors("recording the run"):
+        runs.update_many({"_id": {"$in": run_ids}}, {"$set": {"changes_reported": True, "changes_reported_by": by}})
+
+
+def unreported(runs: Collection, limit: int, but: str | None = None) -> list[str]:
+    """Runs whose changes no report lists yet (killed, or cut off from MongoDB after a change), oldest first.
+    Runs recorded before this field existed have no `changes_reported` and are not listed."""
+    with mongo_errors("reading the run history"):
+        docs = runs.find({"changes_reported": False}, {"_id": 1}).sort("started", pymongo.ASCENDING).limit(limit + 1)
+        return [str(d["_id"]) for d in docs if d["_id"] != but][:limit]
 
 
 def set_email(runs: Collection, run_id: str, status: str, **fields: Any) -> None:

@@ -20,9 +20,15 @@ from reconcile.errors import ConfigError
 from reconcile.store import runs as run_history
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import HOLD, MARKER, id_candidates, order_record
-from reconcile.store.repair import AUDIT_FLAG, AUDIT_PENDING, audit_record, write_audit
+from reconcile.store.repair import AUDIT_FLAG, AUDIT_PENDING, RepairStore, audit_record, write_audit
 
 log = logging.getLogger(__name__)
+
+
+def _store(db: Database, config: Config) -> RepairStore:
+    """Where audit records go (the repairs' store: orders and audit collections, order fields)."""
+    m = config.mongodb
+    return RepairStore(db[m.orders_collection], db[m.audit_collection], config.orders, m.repair_batch_size)
 
 
 def audit_of(db: Database, config: Config, run_text: str, order_keys: tuple[str, ...] = ()) -> tuple[str, list]:
@@ -118,7 +124,7 @@ def put_back(
             update["$unset"] = {fields.charge_id_field: ""}
         ops.append(UpdateOne(_expected(r, config), update))
         audits[s.order_key] = audit_record(
-            r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), config
+            r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), _store(db, config)
         )
     orders = db[config.mongodb.orders_collection]
     with mongo_errors("undoing changes"):
@@ -133,7 +139,7 @@ def put_back(
                 )
             }
             done = [s.order_key for s in todo if s.order_key in mine]
-    write_audit(db, config, [audits[k] for k in done])
+    write_audit(_store(db, config), [audits[k] for k in done])
     lost = [s.order_key for s in todo if s.order_key not in set(done)]
     log.info("undo.done", extra={"undo_id": undo_id, "put_back": len(done), "lost_race": len(lost)})
     return done, lost
@@ -183,8 +189,8 @@ def confirm_charge(
     if done.modified_count != 1:
         raise ConfigError(f"order {order_key} changed while confirming: left alone, nothing confirmed")
     record = order_record(doc, fields)
-    audit = audit_record(doc["_id"], order_key, marker, record["amount"], record["currency"], config)
-    write_audit(db, config, [audit])
+    audit = audit_record(doc["_id"], order_key, marker, record["amount"], record["currency"], _store(db, config))
+    write_audit(_store(db, config), [audit])
     return audit
 
 

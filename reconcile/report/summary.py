@@ -1,0 +1,253 @@
+"""The run summary: typed records, built in one place (`RunSummary.build`, `combine`, `InvocationSummary`)
+and serialised once (`to_json`) with the keys the README documents for `--summary-json`.
+
+A window run builds its `RunSummary`; the invocation adds the windows up (`RunSummary.combine`) and
+wraps them with its exit code, error and the list of windows (`InvocationSummary`). The CLI prints
+from these records; `--summary-json` and `reconcile runs --json` are the only JSON made from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from reconcile.decide import classify as c
+from reconcile.decide.items import plain_value
+from reconcile.report.render import ReportFiles
+from reconcile.timeutil import fmt
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """One outcome other than ok: what it is, and whether it needs a person."""
+
+    outcome: str
+    order_id: str | None
+    charge_id: str | None
+    detail: str | None
+    needs_person: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "order_id": self.order_id,
+            "charge_id": self.charge_id,
+            "detail": self.detail,
+            "needs_person": self.needs_person,
+        }
+
+
+@dataclass(frozen=True)
+class EarlierChange:
+    """An order an earlier run changed and no report of that run listed."""
+
+    run_id: str
+    order_id: str
+    action: str
+
+    @classmethod
+    def from_audit(cls, record: dict[str, Any]) -> EarlierChange:
+        return cls(str(record.get("run_id")), str(record.get("order_key")), str(record.get("action")))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "order_id": self.order_id, "action": self.action}
+
+
+def _totals_added(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Money totals per currency (and per reporting category) added up over several windows."""
+    into: dict[str, Any] = {}
+    for totals in parts:
+        for currency, t in totals.items():
+            mine = into.setdefault(currency, {k: (0 if k != "by_category" else {}) for k in t})
+            for k, v in t.items():
+                if k == "by_category":
+                    for name, values in v.items():
+                        cat = mine["by_category"].setdefault(name, {kk: 0 for kk in values})
+                        for kk, vv in values.items():
+                            cat[kk] = cat.get(kk, 0) + int(vv)
+                else:
+                    mine[k] = mine.get(k, 0) + int(v)
+    return into
+
+
+@dataclass
+class RunSummary:
+    """What a window run (or, combined, an invocation's windows) found, changed and counted."""
+
+    run_id: str
+    since: datetime
+    until: datetime
+    dry_run: bool
+    counts: dict[str, int]
+    needs_attention: int
+    repaired: list[str]
+    marked_failed: list[str]
+    discrepancies: list[Discrepancy]
+    totals: dict[str, Any]  # per currency: decide/totals.py's numbers
+    report: ReportFiles | None
+    counted_from: datetime | None = None
+    movements: list[dict[str, Any]] = field(default_factory=list)  # report/period.py's refunds and disputes
+    items: dict[str, Any] | None = None  # report/period.py's open items: open, new, resolved, buckets
+    audit_healed: list[str] = field(default_factory=list)
+    earlier_changes: list[EarlierChange] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        run_id: str,
+        since: datetime,
+        until: datetime,
+        outcomes: pd.DataFrame,
+        totals: dict[str, Any],
+        dry_run: bool,
+        report: ReportFiles | None,
+        **more: Any,
+    ) -> RunSummary:
+        """A window's summary from its outcomes (every one other than ok is a discrepancy)."""
+        counts = {
+            str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()
+        }
+
+        def keys(outcome: str) -> list[str]:
+            return outcomes.loc[outcomes["outcome"] == outcome, "order_key"].astype(str).tolist()
+
+        unusual = outcomes.loc[outcomes["outcome"] != c.OK]
+        return cls(
+            run_id=run_id,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            counts=counts,
+            needs_attention=int(outcomes["outcome"].isin(c.NEEDS_PERSON).sum()),
+            repaired=keys(c.REPAIRED),
+            marked_failed=keys(c.MARKED_FAILED),
+            discrepancies=[
+                Discrepancy(
+                    outcome=str(r["outcome"]),
+                    order_id=plain_value(r["order_key"]),
+                    charge_id=plain_value(r["charge_id"]),
+                    detail=plain_value(r["detail"]),
+                    needs_person=r["outcome"] in c.NEEDS_PERSON,
+                )
+                for r in unusual.to_dict("records")
+            ],
+            totals=totals,
+            report=report,
+            **more,
+        )
+
+    @classmethod
+    def combine(cls, run_id: str, parts: list[RunSummary]) -> RunSummary:
+        """Several windows of one invocation as one: counts, changes and totals added up, the last one's items."""
+        if len(parts) == 1:
+            return parts[0]
+        first, last = parts[0], parts[-1]
+        return cls(
+            run_id=run_id,
+            since=first.since,
+            until=last.until,
+            dry_run=last.dry_run,
+            counts={k: sum(p.counts.get(k, 0) for p in parts) for k in last.counts},
+            needs_attention=sum(p.needs_attention for p in parts),
+            repaired=[k for p in parts for k in p.repaired],
+            marked_failed=[k for p in parts for k in p.marked_failed],
+            discrepancies=[d for p in parts for d in p.discrepancies],
+            totals=_totals_added([p.totals for p in parts]),
+            report=last.report,
+            movements=[m for p in parts for m in p.movements],
+            items=last.items,
+            audit_healed=[k for p in parts for k in p.audit_healed],
+            earlier_changes=[e for p in parts for e in p.earlier_changes],
+        )
+
+    @property
+    def charge_count(self) -> int:
+        return sum(int(t["charge_count"]) for t in self.totals.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "window": {"since": fmt(self.since), "until": fmt(self.until)},
+            "dry_run": self.dry_run,
+            "counts": dict(self.counts),
+            "needs_attention": self.needs_attention,
+            "repaired": list(self.repaired),
+            "marked_failed": list(self.marked_failed),
+            "discrepancies": [d.to_json() for d in self.discrepancies],
+            "totals": self.totals,
+            "report": {"html": str(self.report.html), "csv": str(self.report.csv)} if self.report else None,
+        }
+        if self.counted_from is not None:
+            out["counted_from"] = fmt(self.counted_from)
+        out["movements"] = self.movements
+        if self.items is not None:
+            out["items"] = self.items
+        out["audit_healed"] = list(self.audit_healed)
+        out["earlier_changes"] = [e.to_json() for e in self.earlier_changes]
+        return out
+
+
+@dataclass(frozen=True)
+class WindowEntry:
+    """One sub-window of an invocation, as the summary's `runs` lists it."""
+
+    run_id: str
+    summary: RunSummary
+    email: str | None
+    exit_code: int
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary.to_json()
+        return {
+            "run_id": self.run_id,
+            "window": s["window"],
+            "counts": s["counts"],
+            "needs_attention": s["needs_attention"],
+            "report": s["report"],
+            "email": self.email,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass
+class InvocationSummary:
+    """What `--summary-json` holds: the windows that completed (added up), the exit code, the error if
+    any, and what a window that failed after changing orders had changed."""
+
+    run_id: str
+    exit_code: int
+    windows: list[WindowEntry] = field(default_factory=list)
+    error: str | None = None
+    failed_repaired: list[str] = field(default_factory=list)
+    failed_marked_failed: list[str] = field(default_factory=list)
+    failed_run_report: ReportFiles | None = None
+
+    @property
+    def combined(self) -> RunSummary | None:
+        if not self.windows:
+            return None
+        return RunSummary.combine(self.run_id, [w.summary for w in self.windows])
+
+    def to_json(self) -> dict[str, Any]:
+        combined = self.combined
+        out: dict[str, Any]
+        if combined is None:  # nothing completed: monitoring still sees this invocation's answer
+            out = {"run_id": self.run_id, "exit_code": self.exit_code, "error": self.error, "runs": []}
+        else:
+            out = combined.to_json()
+            out["runs"] = [w.to_json() for w in self.windows]
+            out["exit_code"] = self.exit_code
+            if self.error is not None:
+                out["error"] = self.error
+        if self.failed_repaired or self.failed_marked_failed or self.failed_run_report is not None:
+            out["repaired"] = [*out.get("repaired", []), *self.failed_repaired]
+            out["marked_failed"] = [*out.get("marked_failed", []), *self.failed_marked_failed]
+            if self.failed_run_report is not None:
+                out["failed_run_report"] = {
+                    "html": str(self.failed_run_report.html),
+                    "csv": str(self.failed_run_report.csv),
+                }
+        return out
