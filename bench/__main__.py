@@ -364,7 +364,8 @@ def steady_state(
         "day_before": {"wall_seconds": day["wall_seconds"], "open_items": day["counts"]},
         "hour": hour,
         "wall_seconds": hour["wall_seconds"],
-        "recheck_seconds": recheck["seconds"] if recheck else None,
+        # The run's own lap when it has one (the re-check as a step), else the fetcher's line.
+        "recheck_seconds": hour["steps"].get("recheck", recheck["seconds"] if recheck else None),
         "rechecked": hour["rechecked"],
         "requests": requests,
         "list_requests": listed,
@@ -547,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  join + classify: {steps['classify']:.1f} s (edge look {steps['edge_look']:.1f} s)")
             print(
                 f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
-                f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s"
+                f"refunds and disputes {steps.get('movements', 0):.1f} s; re-check {steps.get('recheck', 0):.1f} s; "
+                f"open items {steps.get('items', steps.get('extend', 0)):.1f} s; report {steps['report']:.1f} s"
             )
             print(
                 f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
