@@ -56,6 +56,13 @@ def test_every_problem_reported_at_once_with_suggestions():
         ("window", "lookback", "0s", "longer than zero"),
         ("orders", "paid_status", "created", "must differ"),
         ("stripe", "api_base", "localhost:1234", "http(s) URL"),
+        (
+            "report",
+            "order_url",
+            "https://admin.example/orders/",
+            "report.order_url must be an http(s) URL with {order_id}",
+        ),
+        ("report", "order_url", "admin/orders/{order_id}", "report.order_url must be an http(s) URL"),
     ],
 )
 def test_impossible_values(section, key, value, expected):
@@ -164,3 +171,9 @@ def test_link_kinds_are_the_ones_matching_knows():
 
     assert config.LINK_KINDS == match.LINK_KINDS
     assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY
+
+
+def test_order_url_is_optional():
+    assert parse_config(MINIMAL).report.order_url is None
+    raw = {"mongodb": {"database": "shop"}, "report": {"order_url": "https://admin.example/orders/{order_id}"}}
+    assert parse_config(raw).report.order_url == "https://admin.example/orders/{order_id}"

@@ -16,5 +16,6 @@ def test_demo_matches_the_seeded_mix_and_reports_refunds_disputes_and_items(tmp_
     assert "demo: every outcome matches the seeded mix" in result.output
     (html,) = tmp_path.glob("reconcile-*.html")
     text = html.read_text()
-    assert "Refunds and disputes created in this window" in text and "dispute_open" in text
-    assert "Open items, oldest first" in text and "Trend, last 14 days" in text
+    assert text.index('id="headline"') < text.index('id="queue"') < text.index("What this run found")
+    assert "Refunds and disputes created in this window" in text and "Dispute open" in text
+    assert "Next: refund the second charge" in text and "Trend, last 14 days" in text

@@ -209,9 +209,9 @@ def test_lookups_report_their_progress_as_a_step(charges_world, monkeypatch):
     monkeypatch.setattr(progress, "step", step, raising=False)
     store, srv, ids = charges_world
     stripe_pull.retrieve_charges(client_for(srv.url), ids[:12], "order_id", quick_policy(concurrency=4))
-    assert told[0] == ("/v1/charges", 0, 12)
+    assert told[0] == ("charges by id", 0, 12)
     assert sorted(done for _, done, _ in told[1:]) == list(range(1, 13))
-    assert ("/v1/charges", 12, 12) in told  # done >= total ends the step
+    assert ("charges by id", 12, 12) in told  # done >= total ends the step
 
 
 def test_pages_parsed_by_orjson_equal_what_the_sdk_parses_and_errors_still_map(charges_world):

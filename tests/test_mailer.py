@@ -48,6 +48,7 @@ def test_the_message_arrives_with_html_and_csv(smtp_sink):
     (received,) = smtp_sink.messages
     assert sorted(smtp_sink.envelopes[0].rcpt_tos) == ["cfo@shop.example", "finance@shop.example"]
     assert received["Subject"] == "[reconcile] test" and received["From"] == "reconcile@shop.example"
+    assert received["Auto-Submitted"] == "auto-generated"  # RFC 3834: no out-of-office replies to the job
     assert "report &amp; more" in received.get_body(("html",)).get_content()
     (attachment,) = list(received.iter_attachments())
     assert attachment.get_filename() == "reconcile-x.csv" and attachment.get_content_type() == "text/csv"
@@ -128,6 +129,9 @@ def test_subject_and_policy():
     )
     assert mailer.subject("[r]", SINCE, SINCE + timedelta(days=1), 0, 0, 0, 0, (2, 3)) == (
         "[r] 2026-11-18 09:00 to 2026-11-19 09:00 UTC [2/3]: nothing needs attention"
+    )
+    assert mailer.subject("[r]", SINCE, until, 3, 1, 5, 0, at_stake="535.06 USD + 4,980 JPY") == (
+        "[r] 2026-11-18 09:00 to 15:00 UTC: 535.06 USD + 4,980 JPY at stake, 3 need attention (1 new), 5 open items"
     )
     assert mailer.should_send("always", 0) and not mailer.should_send("never", 9)
     assert mailer.should_send("on_discrepancy", 1) and not mailer.should_send("on_discrepancy", 0)

@@ -47,6 +47,7 @@ def test_the_chart_is_a_table_email_clients_show():
     # The chart comes after the tables a person acts on.
     assert 'width="100%" bgcolor="#9aa5f5"' in bottom and 'width="100%" bgcolor="#f5a623"' in bottom
     assert "no run" in bottom  # the day before had no run
+    assert ">0</td>" not in bottom  # ...and counted no charges: no "0 charges" noise, a blank
     for banned in ("<svg", "<script", "<img", "data:", "http"):
         assert banned not in top + bottom
 
@@ -168,14 +169,42 @@ def test_history_pages():
     assert "email         failed after 2 attempt(s): [reconcile] x; last error: down (the next run resends it)" in page
 
 
-def test_a_long_open_item_list_is_cut_but_counted():
+def test_long_lists_of_resolved_items_and_refunds_are_cut_but_counted():
     docs = [
-        {"_id": f"k{i}", "kind": "orphan_charge", "first_seen": 0, "age_days": 1, "bucket": "0-1 day", "is_new": False}
-        for i in range(period.OPEN_ROWS + 7)
+        {"_id": f"k{i}", "kind": "orphan_charge", "charge_id": f"ch_{i}", "resolution": "re-checked: gone"}
+        for i in range(period.RESOLVED_ROWS + 7)
     ]
-    result = items.ItemsResult(open=docs, buckets={b: 0 for b in item_rules.BUCKETS} | {"0-1 day": len(docs)})
+    refunds = [
+        {
+            "kind": "partial_refund",
+            "needs_person": False,
+            "source": "refund",
+            "object_id": f"re_{i}",
+            "object_status": "succeeded",
+            "created": int(T.timestamp()),
+            "amount": 100,
+            "currency": "usd",
+            "charge_id": f"ch_r{i}",
+            "charge_ids": [f"ch_r{i}"],
+            "livemode": False,
+            "order_key": None,
+            "detail": "partial refund",
+        }
+        for i in range(period.MOVEMENT_ROWS + 3)
+    ]
+    dispute = refunds[0] | {"kind": "dispute_open", "needs_person": True, "source": "dispute", "object_id": "dp_1"}
+    result = items.ItemsResult(resolved=docs, buckets={b: 0 for b in item_rules.BUCKETS})
     top, bottom = period.render(
-        run_id="r", now=T, findings=[], items=result, trend=[], dashboard_url="https://d", dry_run=False
+        run_id="r",
+        now=T,
+        findings=[*refunds, dispute],
+        items=result,
+        trend=[],
+        dashboard_url="https://d",
+        dry_run=False,
     )
-    assert f">{len(docs)}</span></h2>" in bottom and "and 7 more open items" in bottom
-    assert bottom.count("<code>orphan_charge</code>") == period.OPEN_ROWS
+    assert f"Resolved by this run &middot; {len(docs)}" in bottom and "and 7 more (the summary JSON" in bottom
+    assert bottom.count("How we know: re-checked: gone") == period.RESOLVED_ROWS
+    # The open dispute is a work-queue item: here it is counted, not listed a second time.
+    assert "1 of them needs a person: they are in the work queue above" in bottom and "dp_1" not in bottom
+    assert bottom.count("Partial refund") == period.MOVEMENT_ROWS and "and 3 more" in bottom

@@ -10,13 +10,19 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from reconcile.decide import classify as c
-from reconcile.report.render import discrepancy_rows, neutralise, render_csv, write_report
+from reconcile.report import render
+from reconcile.report.render import ReportExtras, discrepancy_rows, neutralise, render_csv, write_report
 
 SINCE = datetime(2026, 11, 20, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 21, tzinfo=UTC)
 
 
-def outcome_frame(**overrides) -> pd.DataFrame:
+def outcome_frame(*more: dict, **overrides) -> pd.DataFrame:
+    """One outcome row (the defaults: an orphan JPY charge) with `overrides`, then one per dict in `more`."""
+    return pd.concat([_row(**overrides), *(_row(**m) for m in more)], ignore_index=True)
+
+
+def _row(**overrides) -> pd.DataFrame:
     row = {col: None for col in c.RESULT_COLUMNS}
     row.update(
         {
@@ -37,15 +43,31 @@ def outcome_frame(**overrides) -> pd.DataFrame:
 
 
 def test_hostile_text_is_escaped_in_html(tmp_path):
-    frame = outcome_frame(description='<script>alert("x")</script>', order_key="<img src=x onerror=alert(1)>")
+    frame = outcome_frame(
+        outcome=c.DATA_PROBLEM,
+        detail='<script>alert("x")</script>',
+        order_key="<img src=x onerror=alert(1)>",
+        order_status="accepted",
+    )
     files = write_report(
-        tmp_path, "run1", SINCE, UNTIL, {c.ORPHAN_CHARGE: 1}, frame, {}, False, "https://dashboard.stripe.com", UNTIL
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {c.DATA_PROBLEM: 1},
+        frame,
+        {},
+        False,
+        "https://dashboard.stripe.com",
+        UNTIL,
+        order_url="https://admin.example/orders/{order_id}",
     )
     html = files.html.read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    assert "<img src=x" not in html
+    assert "<img src=x" not in html and "order &lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'href="https://admin.example/orders/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"' in html
     assert "https://dashboard.stripe.com/test/payments/ch_1" in html
-    assert "4,980 JPY" in html
+    assert "4,980" in html and ">JPY<" in html
 
 
 def test_files_are_private(tmp_path):
@@ -70,3 +92,245 @@ def test_three_decimal_currency_in_csv():
     rows = discrepancy_rows(outcome_frame(charge_amount=12345, charge_currency="kwd"), "https://d")
     parsed = list(csv.DictReader(io.StringIO(render_csv(rows))))
     assert parsed[0]["charge_amount"] == "12.345"
+
+
+# --------------------------------------------------------------------------- the work queue (issue 13)
+
+DASH = "https://dashboard.stripe.com"
+
+
+def queue_rows(html: str) -> list[str]:
+    """The rows of the work queue table, in order (each an HTML fragment)."""
+    table = html[html.index('id="queue"') : html.index("</table>", html.index('id="queue"'))]
+    return table.split("<tr>")[2:]  # [0] before the first row, [1] the header
+
+
+def item(key: str, kind: str, amount: int | None, currency: str = "usd", age: int = 0, **more) -> dict:
+    return {"_id": key, "kind": kind, "amount": amount, "currency": currency, "age_days": age, **more}
+
+
+def test_the_queue_comes_first_each_item_once_biggest_money_then_oldest(tmp_path):
+    frame = outcome_frame(
+        {"outcome": c.REPAIRED, "order_key": "o-rep", "order_status": "accepted", "amount": 3999, "currency": "usd"},
+        outcome=c.PAID_WITHOUT_CHARGE,
+        order_key="o-today",
+        order_status="accepted",
+        amount=1500,
+        currency="usd",
+        charge_id=None,
+        detail="order is accepted but no succeeded charge was found",
+    )
+    items = (
+        item("paid_without_charge:o-today:-", c.PAID_WITHOUT_CHARGE, 1500, order_key="o-today", last_run="run1"),
+        item("amount_mismatch:o-old:ch_old", c.AMOUNT_MISMATCH, 1500, age=9, order_key="o-old", charge_id="ch_old"),
+        item("orphan_charge:-:ch_big", c.ORPHAN_CHARGE, 250_000, "jpy", age=2, charge_id="ch_big"),
+        item("orphan_charge:-:ch_small", c.ORPHAN_CHARGE, 90, age=30, charge_id="ch_small"),
+    )
+    counts = {c.PAID_WITHOUT_CHARGE: 1, c.REPAIRED: 1, c.OK: 0, c.ORPHAN_CHARGE: 0}
+    files = write_report(
+        tmp_path, "run1", SINCE, UNTIL, counts, frame, {}, False, DASH, UNTIL, extras=ReportExtras(queue_items=items)
+    )
+    html = files.html.read_text()
+    assert html.index("<table") == html.index('<table id="queue"')  # the queue is the first table
+    assert '250,000 JPY</span> + <span style="white-space:nowrap">30.90 USD</span> at stake' in html  # per currency
+    assert "4 items need a person" in html and "oldest 30 days" in html
+    rows = queue_rows(html)
+    # 250,000 JPY (2,500 units) > 15.00 USD (the older first) > 0.90 USD
+    assert ["ch_big" in rows[0], "o-old" in rows[1], "o-today" in rows[2], "ch_small" in rows[3]] == [True] * 4
+    assert html.count("o-today") == 1  # once: no outcome table repeats it
+    assert "Next: find the payment, or stop the order" in rows[2]
+    # Counts: only those that occurred, in words; the code stays beside it for a search; no tag on a zero.
+    assert "Orders marked paid with no succeeded charge" in html and "Stuck orders set to paid" in html
+    assert "Matched, nothing to do" not in html and "Charges with no order</td>" not in html
+    assert html.count("needs a person</span>") == 1
+    # Older items are in the CSV too (the queue says the rest are there).
+    parsed = list(csv.DictReader(io.StringIO(files.csv.read_text())))
+    assert {r["order_id"] or r["charge_id"] for r in parsed} >= {"o-today", "o-old", "ch_big", "ch_small", "o-rep"}
+
+
+def test_a_duplicate_links_both_charges_and_says_which_to_refund(tmp_path):
+    items = (
+        item(
+            "duplicate_charge:o1:ch_first",
+            c.DUPLICATE_CHARGE,
+            1800,
+            order_key="o1",
+            charge_id="ch_first",
+            charge_ids=["ch_first", "ch_second"],
+            livemode=True,
+        ),
+    )
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame().iloc[0:0],
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+        order_url="https://admin.example/orders/{order_id}",
+    )
+    (row,) = queue_rows(files.html.read_text())
+    assert 'href="https://dashboard.stripe.com/payments/ch_first"' in row
+    assert 'href="https://dashboard.stripe.com/payments/ch_second"' in row
+    assert 'href="https://admin.example/orders/o1"' in row
+    assert "Next: refund the second charge ch_second" in row
+
+
+def test_deadlines_dispute_respond_by_and_authorization_expiry(tmp_path):
+    due = int(datetime(2026, 12, 3, 14, 0, tzinfo=UTC).timestamp())
+    lapse = int(datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp())
+    items = (
+        item(
+            "dispute:dp_1",
+            "dispute_open",
+            7400,
+            source="dispute",
+            object_id="dp_1",
+            charge_id="ch_d",
+            charge_ids=["ch_d"],
+            order_key="o-d",
+            deadline=due,
+            severity="critical",
+        ),
+        item("uncaptured:o-u:ch_u", c.UNCAPTURED, 6100, order_key="o-u", charge_id="ch_u", deadline=lapse),
+    )
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame().iloc[0:0],
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+    )
+    html = files.html.read_text()
+    dispute, uncaptured = queue_rows(html)
+    assert "CRITICAL</span>" in dispute and "CRITICAL" not in uncaptured  # the item's severity, when high
+    assert "by 3 Dec" in dispute and "Next: respond in Stripe by 3 Dec 14:00 UTC" in dispute
+    assert 'href="https://dashboard.stripe.com/test/disputes/dp_1"' in dispute and "/test/payments/ch_d" in dispute
+    assert "admin" not in dispute and "order o-d</span>" in dispute  # no report.order_url: the id, no link
+    assert "Next: capture or cancel before 27 Nov" in uncaptured
+    assert "nearest deadline" in html and "27 Nov 09:30 UTC" in html
+
+
+def test_uncaptured_carries_its_authorization_expiry_from_classify():
+    from reconcile.decide import items as item_rules
+
+    now = int(UNTIL.timestamp())
+    order = {
+        "order_key": "o1",
+        "order_id": "o1",
+        "status": "created",
+        "amount": 6100,
+        "currency": "usd",
+        "created": now - 3600,
+    }
+    charge = {
+        "charge_id": "ch_auth",
+        "created": now - 3000,
+        "status": "succeeded",
+        "captured": False,
+        "amount": 6100,
+        "amount_captured": 0,
+        "amount_refunded": 0,
+        "refunded": False,
+        "disputed": False,
+        "currency": "usd",
+        "order_ref": "o1",
+        "capture_before": now + 86400,
+    }
+    rules = c.Rules("created", ("accepted",), "failed", 900, now)
+    outcomes = c.classify(c.orders_frame([order]), c.charges_frame([charge]), rules)
+    (finding,) = item_rules.core_findings(outcomes)
+    assert finding["kind"] == c.UNCAPTURED and finding["deadline"] == now + 86400
+    no_expiry = c.classify(c.orders_frame([order]), c.charges_frame([{**charge, "capture_before": None}]), rules)
+    assert item_rules.core_findings(no_expiry)[0]["deadline"] == now - 3000 + c.AUTHORIZATION_SECONDS
+
+
+def test_a_big_window_stays_under_the_budget_and_says_how_many_more_are_in_the_csv(tmp_path):
+    n = 3000
+    items = tuple(
+        item(
+            f"orphan_charge:-:ch_{i:05d}",
+            c.ORPHAN_CHARGE,
+            100 + i,
+            charge_id=f"ch_{i:05d}",
+            detail="charge names no order",
+            last_run="earlier",
+            first_seen=0,
+        )
+        for i in range(n)
+    )
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame().iloc[0:0],
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+    )
+    html = files.html.read_text()
+    assert len(html.encode()) <= render.HTML_BUDGET < 100_000
+    rows = queue_rows(html)
+    assert len(rows) >= 10 and f"ch_{n - 1:05d}" in rows[0]  # the largest first
+    assert f"These are the {len(rows)} largest items. {n - len(rows)} more are in the attached CSV" in html
+    assert len(list(csv.DictReader(io.StringIO(files.csv.read_text())))) == n
+
+
+def test_made_for_mail_clients_inline_styles_only(tmp_path):
+    items = (item("orphan_charge:-:ch_1", c.ORPHAN_CHARGE, 4980, "jpy", charge_id="ch_1"),)
+    totals = {
+        "usd": {
+            "gross": 10000,
+            "refunds": -2000,
+            "disputes": 0,
+            "other": 0,
+            "fees": 320,
+            "net": 7680,
+            "payouts": -5000,
+            "charge_count": 4,
+            "by_category": {"charge": {"count": 4, "amount": 10000, "fee": 320, "net": 9680}},
+        }
+    }
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame().iloc[0:0],
+        totals,
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+    )
+    html = files.html.read_text()
+    assert "<style" not in html and "class=" not in html  # nothing a client that strips <style> would lose
+    # The totals read top to bottom to net.
+    order = [html.index(w) for w in ("Gross", "+ Refunds", "+ Disputes", "+ Other", "&minus; Fees", "= Net")]
+    assert order == sorted(order) and "76.80 USD" in html
+
+
+def test_every_outcome_has_plain_words_and_every_item_a_next_step():
+    from reconcile.decide import movements
+    from reconcile.report import wording
+
+    assert set(wording.OUTCOME_TITLES) == set(c.OUTCOMES)
+    special = {c.DUPLICATE_CHARGE, c.UNCAPTURED, movements.DISPUTE_OPEN}
+    needing = {*c.NEEDS_PERSON, movements.REFUND_FAILED, movements.REFUNDED_ORDER_STILL_PAID, movements.DISPUTE_LOST}
+    assert needing - special <= set(wording.NEXT_STEPS)

@@ -144,6 +144,9 @@ class Facts:
     too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
     notes: tuple[str, ...] = ()  # match's notes on candidates equally likely (no pair proposed)
     pair: str | None = None  # a probable match: match's account of the pair
+    # An uncaptured order: when the authorization of its latest uncaptured charge lapses (unix seconds),
+    # the deadline to capture or cancel it.
+    capture_before: int | None = None
     # A repair a person undid (`reconcile undo`): who and when ("by NAME on DATE"); the job leaves
     # the order alone until a person clears the marker (`reconcile items clear`).
     undone: str | None = None
@@ -433,6 +436,18 @@ def classify(
     return result
 
 
+def _authorization_lapses(charges: pd.DataFrame) -> pd.Series:
+    """Per order: when the authorization of its latest uncaptured charge lapses (the one to capture or cancel)."""
+    held = charges.loc[
+        charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charges["order_key"].notna()
+    ]
+    if held.empty:
+        return pd.Series(dtype="Int64")
+    latest = held.sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="last").set_index("order_key")
+    fallback = latest["created"].astype("int64") + AUTHORIZATION_SECONDS
+    return latest["capture_before"].astype("Int64").fillna(fallback)
+
+
 def _honour_undone(result: pd.DataFrame, undone: np.ndarray | None) -> pd.DataFrame:
     """An order whose repair a person undid is never changed again on the job's own: what would
     be a repair (or a failure mark) is `repair_undone`, for a person, until they clear the marker.
@@ -614,6 +629,7 @@ def _facts(
     if not len(positions):
         return facts, named
     by_order = None
+    lapses: pd.Series | None = None
     keys = result["order_key"].to_numpy()[positions]
     # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
     extras = frame.iloc[positions][
@@ -637,6 +653,12 @@ def _facts(
                 settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
                 by_order = settled.groupby("order_key")["charge_id"].apply(list)
             paid = tuple(by_order.get(key, []))
+        capture_before = None
+        if kind == UNCAPTURED:
+            if lapses is None:
+                lapses = _authorization_lapses(charges)
+            lapse = lapses.get(key)
+            capture_before = int(lapse) if lapse is not None and pd.notna(lapse) else None
         facts[position] = Facts(
             problem=extra["problem"] if isinstance(extra["problem"], str) else None,
             authorized=int(extra["c_amount"]) if pd.notna(extra["c_amount"]) else None,
@@ -654,6 +676,7 @@ def _facts(
             young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
             paid_charges=paid,
             conflict=links.conflicts.get(key) if kind == LINK_CONFLICT else None,
+            capture_before=capture_before,
         )
         ids = [*paid, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
         named[position] = ids or None

@@ -69,6 +69,8 @@ def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
                 "amount": r["amount"] if r["amount"] is not None else r["charge_amount"],
                 "currency": r["currency"] or r["charge_currency"],
                 "detail": r["detail"],
+                # The date a person must act by (an authorization to capture or cancel), unix seconds.
+                "deadline": getattr(r.get("facts"), "capture_before", None),
                 "livemode": r["livemode"],
                 "email": r["email"],
                 # Facts an acceptance holds to (decide.items.facts_of).

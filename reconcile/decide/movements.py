@@ -90,6 +90,8 @@ def evaluate(
                 "email": (order or {}).get("email") or charge.get("email"),
                 "anchor": r["created"],
                 "detail": detail,
+                # An open dispute must be answered by its evidence due date (unix seconds).
+                "deadline": r.get("due_by") if kind == DISPUTE_OPEN else None,
             }
         )
     return findings

@@ -46,9 +46,13 @@ def subject(
     repaired: int,
     part: tuple[int, int] = (1, 1),
     critical: int = 0,
+    at_stake: str = "",
 ) -> str:
-    """The subject carries the window and the counts that need attention; critical items first."""
+    """The subject carries the window, critical items first, the money at stake (report/queue.py) and the
+    counts that need attention."""
     bits = [f"{critical} CRITICAL"] if critical else []
+    if at_stake:
+        bits.append(f"{at_stake} at stake")
     bits += [f"{needs} need{'s' if needs == 1 else ''} attention ({new} new)" if needs else "nothing needs attention"]
     if open_items:
         bits.append(f"{open_items} open item{'s' if open_items != 1 else ''}")
@@ -61,13 +65,16 @@ def subject(
 def build_message(
     config: EmailConfig, subject_line: str, html: str, text: str, attachments: list[tuple[str, bytes]]
 ) -> EmailMessage:
-    """A multipart message: plain text and HTML alternatives, files attached (CSV as text/csv)."""
+    """A multipart message: plain text and HTML alternatives, files attached (CSV as text/csv), marked
+    `Auto-Submitted: auto-generated`."""
     msg = EmailMessage()
     msg["Subject"] = subject_line
     msg["From"] = config.from_addr or ""
     msg["To"] = ", ".join(config.to)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain=(config.from_addr or "reconcile@localhost").rpartition("@")[2] or None)
+    # RFC 3834: a machine wrote this; autoresponders (out-of-office, vacation) must not answer it.
+    msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     for name, data in attachments:

@@ -15,12 +15,17 @@ from typing import Any
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.money import format_amount, to_decimal_text
+from reconcile.report import queue, wording
 from reconcile.report.render import dashboard_link, template_env
 from reconcile.store import items as item_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
-OPEN_ROWS = 500  # open items listed in the report (oldest first); the counts and buckets cover all
+# Rows listed of the window's refunds and disputes and of the items resolved (those needing a person are
+# in the work queue); the summary JSON lists every one. Keeps the email under Gmail's ~102 KB clip.
+MOVEMENT_ROWS = 10
+RESOLVED_ROWS = 10
+OPEN_ROWS = 500  # items being handled / closed by a person listed (decisions.html.j2)
 
 
 def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,6 +54,19 @@ def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
         "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",
         "resolved_text": fmt(from_unix(doc["resolved_at"])) if doc.get("resolved_at") else "",
         "charge_url": dashboard_link(doc.get("charge_id"), doc.get("livemode"), dashboard_url),
+    }
+
+
+def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | None) -> dict[str, Any]:
+    amount = doc.get("amount")
+    kind = doc.get("kind") or ""
+    return {
+        "kind": kind,
+        "title": wording.item_title(kind),
+        "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
+        "age": f"open {wording.age_text(doc.get('age_days'))}" if doc.get("age_days") else "",
+        "resolution": doc.get("resolution") or "",
+        "links": queue.links(doc, dashboard_url, order_url),
     }
 
 
@@ -97,7 +115,7 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
     }
 
 
-def _movement_view(f: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
+def _movement_view(f: dict[str, Any], dashboard_url: str, order_url: str | None = None) -> dict[str, Any]:
     url = dashboard_link(f["charge_id"], f["livemode"], dashboard_url)
     if f["source"] == "dispute":
         url = f"{dashboard_url.rstrip('/')}/{'' if f['livemode'] is True else 'test/'}disputes/{f['object_id']}"
@@ -106,7 +124,9 @@ def _movement_view(f: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
         "title": movements.TITLES[f["kind"]],
         "amount_text": format_amount(f["amount"], f["currency"]),
         "created_text": fmt(from_unix(f["created"])),
+        "created_short": wording.day_text(f["created"], with_time=True).removesuffix(" UTC"),
         "url": url,
+        "links": queue.links(f, dashboard_url, order_url),
     }
 
 
@@ -120,21 +140,31 @@ def render(
     dashboard_url: str,
     dry_run: bool,
     part: tuple[int, int] = (1, 1),
+    order_url: str | None = None,
 ) -> tuple[str, str]:
-    """(HTML under the banner, HTML at the end) for the report and the email."""
+    """(HTML right after the work queue, HTML at the end) for the report and the email.
+
+    The open items themselves are the work queue (render.py draws it from ReportExtras.queue_items).
+    """
+    # Those needing a person are items of the work queue (each item once); the rest are listed for the record.
+    for_record = [f for f in findings if not f["needs_person"]]
     context = {
         "run_id": run_id,
         "now": fmt(now),
         "dry_run": dry_run,
         "part": part,
-        "movements": [_movement_view(f, dashboard_url) for f in findings],
-        "movements_needing": sum(1 for f in findings if f["needs_person"]),
-        "open_items": [_item_view(d, dashboard_url) for d in items.open[:OPEN_ROWS]],
+        "movements": [_movement_view(f, dashboard_url, order_url) for f in for_record[:MOVEMENT_ROWS]],
+        "movements_total": len(findings),
+        "movements_record": len(for_record),
+        "movements_needing": len(findings) - len(for_record),
         "open_count": len(items.open),
-        "resolved": [_item_view(d, dashboard_url) for d in items.resolved],
+        "resolved": [_resolved_view(d, dashboard_url, order_url) for d in items.resolved[:RESOLVED_ROWS]],
+        "resolved_total": len(items.resolved),
+        "resolved_count": len(items.resolved),
         "new": items.new,
         "buckets": list(items.buckets.items()),
         "trend": _bars(trend),
+        "trend_days": len(trend),
         "colours": BAR_COLOURS,
         "decisions": decisions(items, dashboard_url),
     }

@@ -23,25 +23,46 @@ import markupsafe
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.money import format_amount, to_decimal_text
+from reconcile.report import queue as work_queue
+from reconcile.report import wording
 from reconcile.timeutil import fmt, from_unix
 
-# Report sections, in the order a person should read them.
-TITLES = {
-    c.PAID_WITHOUT_CHARGE: "Orders marked paid with no succeeded charge",
-    c.AMOUNT_MISMATCH: "Charge amount or currency differs from the order",
-    c.DUPLICATE_CHARGE: "Orders charged more than once (refund candidates)",
-    c.LINK_CONFLICT: "Payments whose links name different orders (nothing repaired)",
-    c.ORPHAN_CHARGE: "Succeeded charges with no order",
-    c.PROBABLE_MATCH: "Probable matches to confirm: unreferenced charges paired with unpaid orders, best first",
-    c.REFUNDED_OR_DISPUTED: "Refunded or disputed charges on live orders",
-    c.FAILED_BUT_CHARGED: "Orders marked failed whose charge succeeded",
-    c.UNCAPTURED: "Authorized but not captured",
-    c.DATA_PROBLEM: "Order documents the job could not read",
-    c.REPAIRED: "Repaired: stuck orders set to paid",
-    c.MARKED_FAILED: "Marked failed: pending orders with only failed charges",
-    c.STALE_PENDING: "Stale pending orders with no charge (abandoned checkouts)",
-    c.IN_FLIGHT: "In flight: left alone for now",
+# Outcome titles in plain words (report/wording.py); kept here under their old name for callers.
+TITLES = wording.OUTCOME_TITLES
+# The HTML stays under this many bytes whatever the window: Gmail clips a message body at about 102 KB.
+HTML_BUDGET = 95_000
+QUEUE_ROWS = 150  # items drawn in the work queue at most (largest first); the CSV has every one
+LISTED_ROWS = 10  # rows per section of automatic outcomes (repaired, marked failed, ...); the CSV has every one
+# Inline styles: mail clients strip <style> blocks, so each element carries its own.
+_FONT = "-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
+STYLE = {
+    "body": f"margin:0;padding:0;background:#f6f8fa;color:#1a1f36;font-family:{_FONT};font-size:14px;line-height:1.45",
+    "wrap": "max-width:980px;margin:0 auto;padding:8px;box-sizing:border-box",
+    "card": "background:#fff;border:1px solid #e3e8ee;border-radius:8px;padding:12px;box-sizing:border-box",
+    "h1": "font-size:20px;margin:0 0 4px",
+    "h2": "font-size:16px;margin:24px 0 6px;padding-bottom:4px;border-bottom:1px solid #e3e8ee",
+    "h3": "font-size:14px;margin:16px 0 4px",
+    "meta": "color:#697386;font-size:12px",
+    "banner": "padding:10px 12px;border-radius:6px;margin:12px 0",
+    "box": "overflow-x:auto;max-width:100%",
+    "table": "border-collapse:collapse;width:100%;font-size:13px",
+    "th": "padding:6px 8px;background:#f6f8fa;font-size:12px;color:#425466",
+    "td": "padding:8px;border-top:1px solid #e3e8ee",
+    "tdc": "padding:4px 8px;border-top:1px solid #eef0f3",
+    "amount": "text-align:right",
+    "cur": "color:#697386;font-size:11px",
+    "num": "text-align:right;white-space:nowrap",
+    "wrap_text": "word-wrap:break-word",
+    "next": "color:#0b5a2a",
+    "detail": "color:#425466;font-size:12px",
+    "due": "color:#b3261e;white-space:nowrap;font-size:12px",
+    "tag": "padding:0 4px;font-size:11px;white-space:nowrap;background:#fff4e5;border:1px solid #f5a623",
+    "nowrap": "white-space:nowrap",
+    "code": "font:12px monospace;white-space:nowrap",
+    "links": "font:12px monospace",
+    "link": "white-space:nowrap",
 }
 CSV_FIELDS = [
     "outcome",
@@ -76,22 +97,27 @@ class ReportFiles:
 class ReportExtras:
     """What the orchestration adds to a run's report: sections, CSV rows, summary keys, items needing a person."""
 
-    html_top: str = ""  # escaped HTML shown under the banner
-    html: str = ""  # escaped HTML shown after the outcome tables
+    html_top: str = ""  # escaped HTML shown right after the work queue
+    html: str = ""  # escaped HTML shown after the totals and the automatic outcomes
     csv_rows: tuple[dict[str, Any], ...] = ()  # extra CSV rows, keyed by CSV_FIELDS
     summary: dict[str, Any] = field(default_factory=dict)
     needs_attention: int = 0
+    # Every open item after the run (store/items.py documents): the work queue. None: the queue is this
+    # window's own findings.
+    queue_items: tuple[dict[str, Any], ...] | None = None
 
 
 def template_env() -> jinja2.Environment:
-    """The report templates (autoescaped; a missing variable is an error)."""
-    return jinja2.Environment(
+    """The report templates (autoescaped; a missing variable is an error), with the inline styles as `s`."""
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("reconcile.report", "templates"),
         autoescape=True,  # descriptions and metadata come from customers
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["s"] = {k: markupsafe.Markup(v) for k, v in STYLE.items()}  # constants, no quotes in them
+    return env
 
 
 def dashboard_link(charge_id: Any, livemode: Any, base: str) -> str | None:
@@ -201,6 +227,53 @@ def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) 
     return removed
 
 
+def _listed_sections(rows: list[dict[str, Any]], dashboard_url: str, order_url: str | None) -> list[dict[str, Any]]:
+    """The outcomes handled automatically or only listed (repaired, marked failed, in flight, stale pending...)."""
+    sections = []
+    for outcome in c.OUTCOMES:
+        if outcome == c.OK or outcome in c.NEEDS_PERSON:
+            continue
+        items = [r for r in rows if r["outcome"] == outcome]
+        if not items:
+            continue
+        for r in items:
+            amount, currency = (
+                (r["amount"], r["currency"]) if r["amount"] is not None else (r["charge_amount"], r["charge_currency"])
+            )
+            r["amount_text"] = format_amount(amount, currency or "") if amount is not None else ""
+            r["links"] = work_queue.links(
+                {"kind": outcome, "charge_id": r["charge_id"], "livemode": r["livemode"], "order_key": r["order_key"]},
+                dashboard_url,
+                order_url,
+            )
+        sections.append({"outcome": outcome, "title": wording.item_title(outcome), "rows": items, "total": len(items)})
+    return sections
+
+
+def _older_item_rows(items: tuple[dict[str, Any], ...], run_id: str, dashboard_url: str) -> list[dict[str, Any]]:
+    """Open items from earlier windows, as CSV rows: the queue says the ones it leaves out are in the CSV."""
+    rows = []
+    for d in items:
+        if d.get("last_run") == run_id:
+            continue  # found by this window: already a row of its own
+        amount, currency = d.get("amount"), d.get("currency") or ""
+        rows.append(
+            {
+                "outcome": d.get("kind"),
+                "order_id": d.get("order_key"),
+                "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
+                "order_currency": currency,
+                "charge_id": d.get("charge_id"),
+                "description": f"open item since {fmt(from_unix(d['first_seen']))}"
+                if d.get("first_seen")
+                else "open item",
+                "detail": d.get("detail"),
+                "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
+            }
+        )
+    return rows
+
+
 def write_report(
     report_dir: Path,
     run_id: str,
@@ -214,20 +287,13 @@ def write_report(
     generated: datetime,
     extras: ReportExtras | None = None,
     counted_from: datetime | None = None,
+    order_url: str | None = None,
 ) -> ReportFiles:
     rows = discrepancy_rows(outcomes, dashboard_url)
-    sections = []
-    for outcome, title in TITLES.items():
-        items = [r for r in rows if r["outcome"] == outcome]
-        if items:
-            sections.append(
-                {
-                    "outcome": outcome,
-                    "title": title,
-                    "rows": items,
-                    "needs_person": outcome in c.NEEDS_PERSON,
-                }
-            )
+    extras = extras or ReportExtras()
+    items = extras.queue_items if extras.queue_items is not None else tuple(item_rules.core_findings(outcomes))
+    queue = work_queue.build(items, dashboard_url, order_url)
+    listed = _listed_sections(rows, dashboard_url, order_url)
     totals_view = [
         {
             "currency": cur.upper(),
@@ -244,34 +310,69 @@ def write_report(
                 for name, v in t["by_category"].items()
             ],
         }
-        for cur, t in totals.items()
+        # The currency with the most charges first.
+        for cur, t in sorted(totals.items(), key=lambda kv: (-int(kv[1]["charge_count"]), kv[0]))
     ]
     sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
-    extras = extras or ReportExtras()
-    needs = sum(counts.get(o, 0) for o in c.NEEDS_PERSON) + extras.needs_attention
-    html = render_html(
-        {
-            "run_id": run_id,
-            "since": fmt(since),
-            "until": fmt(until),
-            "generated": fmt(generated),
-            "dry_run": dry_run,
-            "counts": [(o, counts.get(o, 0)) for o in c.OUTCOMES],
-            "needs_person": set(c.NEEDS_PERSON),
-            "needs_count": needs,
-            "sections": sections,
-            "totals": totals_view,
-            "csv_name": files.csv.name,
-            "counted_from": fmt(counted_from) if counted_from else "",
-            "extras_top": markupsafe.Markup(extras.html_top),
-            "extras_bottom": markupsafe.Markup(extras.html),
-        }
-    )
-    write_private(files.csv, render_csv(rows, extras.csv_rows))
+    nearest = queue.nearest
+    context = {
+        "run_id": run_id,
+        "since": fmt(since),
+        "until": fmt(until),
+        "generated": fmt(generated),
+        "dry_run": dry_run,
+        # Only the outcomes that occurred, in plain words; the code beside each is the CSV's `outcome`.
+        "counts": [
+            {"code": o, "title": wording.item_title(o), "count": counts[o], "needs_person": o in c.NEEDS_PERSON}
+            for o in c.OUTCOMES
+            if counts.get(o)
+        ],
+        "queue": queue,
+        # Where the window's own row says more than the item: the settlement of a charge in another currency,
+        # and the charge's description (what was bought: how a person finds an orphan charge's order).
+        "settled": {_row_key(r): r["settlement_text"] for r in rows if r["settlement_text"]},
+        "described": {_row_key(r): str(r["description"])[:200] for r in rows if r["description"]},
+        # "new" marks an item first seen by this run, worth saying only when some are older.
+        "mark_new": any(not e.is_new for e in queue.entries),
+        "at_stake": [(cur, format_amount(v, cur)) for cur, v in queue.at_stake.items()],
+        "oldest": wording.age_text(queue.oldest_days) if queue.oldest_days else "today",
+        "nearest": nearest,
+        "nearest_text": wording.day_text(nearest.deadline, with_time=True) if nearest else "",
+        "totals": totals_view,
+        "csv_name": files.csv.name,
+        "counted_from": fmt(counted_from) if counted_from else "",
+        "extras_top": markupsafe.Markup(extras.html_top),
+        "extras_bottom": markupsafe.Markup(extras.html),
+    }
+    html = _render_within_budget(context, queue, listed)
+    extra_rows = (*extras.csv_rows, *_older_item_rows(extras.queue_items or (), run_id, dashboard_url))
+    write_private(files.csv, render_csv(rows, extra_rows))
     write_private(files.html, html)
     return files
+
+
+def _row_key(r: dict[str, Any]) -> str:
+    """The item key of a window's row (decide/items.core_findings)."""
+    return f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}"
+
+
+def _render_within_budget(context: dict[str, Any], queue: work_queue.Queue, listed: list[dict[str, Any]]) -> str:
+    """The HTML with as many queue and listed rows as fit in HTML_BUDGET bytes (largest items first)."""
+    # The automatic outcomes give way first, then the queue's smallest items, never below ten.
+    tries = [(QUEUE_ROWS, LISTED_ROWS)] + [(rows, 3) for rows in (QUEUE_ROWS, 120, 100, 80, 60, 45, 30, 20, 10)]
+    for queue_rows, listed_rows in tries:
+        html = render_html(
+            {
+                **context,
+                "shown_queue": queue.entries[:queue_rows],
+                "listed": [{**sec, "rows": sec["rows"][:listed_rows]} for sec in listed],
+            }
+        )
+        if len(html.encode("utf-8")) <= HTML_BUDGET:
+            break
+    return html
 
 
 def write_summary_json(path: Path, summary: dict[str, Any]) -> None:
@@ -293,10 +394,12 @@ def earlier_changes_html(records: list[dict[str, Any]]) -> str:
         f"<td>{esc(r.get('charge_id') or '')}</td></tr>"
         for r in records
     )
+    # Inline styles (mail clients strip <style>); the table scrolls inside its own box on a narrow screen.
     return (
-        f"<h2>{esc(EARLIER_TITLE)} ({len(records)})</h2>"
-        "<table><tr><th>run</th><th>order</th><th>change</th><th>charge</th></tr>"
-        f"{rows}</table>"
+        f'<h2 style="{STYLE["h2"]}">{esc(EARLIER_TITLE)} ({len(records)})</h2>'
+        f'<div style="{STYLE["box"]}"><table style="{STYLE["table"]}">'
+        '<tr><th align="left">run</th><th align="left">order</th><th align="left">change</th>'
+        f'<th align="left">charge</th></tr>{rows}</table></div>'
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.decide import classify as c
-from reconcile.decide import match
+from reconcile.decide import match, movements
 from reconcile.money import format_amount
 
 # A charge-less payment attempt, by its state (match.ATTEMPT_STATES).
@@ -221,3 +221,83 @@ def _in_flight(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
     if row["order_status"] != rules.pending_status:
         text = f"order is {row['order_status']}; its payment is still in progress: {text}"
     return text
+
+
+# --- The report's words for people: titles of outcomes and items, the next step of each item. ---
+
+# Each outcome in plain words (the counts table and the listed sections); the code stays beside it
+# only as the CSV's `outcome` value, for a search.
+OUTCOME_TITLES = {
+    c.OK: "Matched, nothing to do",
+    c.REPAIRED: "Stuck orders set to paid (repaired)",
+    c.MARKED_FAILED: "Pending orders marked failed: only failed charges",
+    c.IN_FLIGHT: "Payments still in progress, left alone for now",
+    c.STALE_PENDING: "Abandoned checkouts: pending orders with no charge",
+    c.PAID_WITHOUT_CHARGE: "Orders marked paid with no succeeded charge",
+    c.AMOUNT_MISMATCH: "Charged amount differs from the order",
+    c.DUPLICATE_CHARGE: "Orders charged more than once",
+    c.ORPHAN_CHARGE: "Charges with no order",
+    c.REFUNDED_OR_DISPUTED: "Refunded or disputed, but the order is still live",
+    c.UNCAPTURED: "Authorized, not captured yet",
+    c.FAILED_BUT_CHARGED: "Orders marked failed whose charge succeeded",
+    c.DATA_PROBLEM: "Order documents the job could not read",
+    c.LINK_CONFLICT: "Payments whose links name different orders",
+    c.PROBABLE_MATCH: "Probable matches to confirm (a charge and an unpaid order)",
+    c.REPAIR_UNDONE: "Orders a person put back (undo): the job leaves them alone",
+}
+
+
+def item_title(kind: str | None) -> str:
+    """What happened, in plain words, for an item of any kind (an outcome or a refund/dispute finding)."""
+    text = OUTCOME_TITLES.get(kind or "") or movements.TITLES.get(kind or "")
+    return text or (kind or "unknown").replace("_", " ")
+
+
+def day_text(unix: int | None, with_time: bool = False) -> str:
+    """'3 Dec' (or '3 Dec 14:00 UTC'): a deadline as a person reads it."""
+    if unix is None:
+        return ""
+    moment = pd.Timestamp(int(unix), unit="s", tz="UTC")
+    text = f"{moment.day} {moment.strftime('%b')}"
+    return f"{text} {moment.strftime('%H:%M')} UTC" if with_time else text
+
+
+def age_text(days: int | None) -> str:
+    if not days:
+        return "today"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def next_step(item: dict[str, Any]) -> str:
+    """The next step for an item, in a few words (item: an open item document or a finding)."""
+    kind = item.get("kind")
+    deadline = item.get("deadline")
+    charge = item.get("charge_id")
+    others = [i for i in (item.get("charge_ids") or []) if i != charge]
+    if kind == c.DUPLICATE_CHARGE:
+        if len(others) == 1:
+            return f"refund the second charge {others[0]}"
+        return f"refund the {len(others)} extra charges" if others else "refund the extra charge"
+    if kind == c.UNCAPTURED:
+        return f"capture or cancel before {day_text(deadline)}" if deadline else "capture or cancel the charge"
+    if kind == "dispute_open":
+        return f"respond in Stripe by {day_text(deadline, with_time=True)}" if deadline else "respond in Stripe"
+    if kind == c.REFUNDED_OR_DISPUTED and str(item.get("detail") or "").startswith("disputed"):
+        return "hold the order until the dispute is decided"  # its dispute is an item of its own
+    return NEXT_STEPS.get(kind or "", "look into it")
+
+
+NEXT_STEPS = {
+    c.PAID_WITHOUT_CHARGE: "find the payment, or stop the order",
+    c.AMOUNT_MISMATCH: "settle the difference with the customer",
+    c.ORPHAN_CHARGE: "find the order, or refund the charge",
+    c.REFUNDED_OR_DISPUTED: "record the refund on the order, or cancel it",
+    c.FAILED_BUT_CHARGED: "ship the order, or refund the charge",
+    c.DATA_PROBLEM: "fix the order document",
+    c.LINK_CONFLICT: "fix the order reference on the payment",
+    c.PROBABLE_MATCH: "confirm or dismiss the match",
+    c.REPAIR_UNDONE: "settle the order by hand, then clear its undo marker",
+    "refund_failed": "refund the customer another way",
+    "refunded_order_still_paid": "cancel the order (the money went back)",
+    "dispute_lost": "cancel the order (the dispute was lost)",
+}

@@ -39,6 +39,7 @@ from reconcile.exitcodes import ExitCode, worst
 from reconcile.logs import run_context
 from reconcile.redact import exception_text, one_line
 from reconcile.report import mailer, retention
+from reconcile.report import queue as work_queue
 from reconcile.report.render import write_summary_json
 from reconcile.report.summary import InvocationSummary, WindowEntry
 from reconcile.run import interrupt
@@ -422,8 +423,9 @@ def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
     }
 
 
-def _text_body(sent: list[WindowRun]) -> str:
-    lines = []
+def _text_body(sent: list[WindowRun], queue: work_queue.Queue) -> str:
+    # The headline and the top of the work queue first: a phone's preview shows them.
+    lines = [queue.headline(), *queue.text_lines(), ""]
     for run in sent:
         s = run.result.summary
         lines.append(
@@ -452,6 +454,7 @@ def _email(
     if not sent or mail is None:
         return
     first, last = sent[0], sent[-1]
+    queue = work_queue.build(last.items.open, config.stripe.dashboard_url, config.report.order_url)
     subject = mailer.subject(
         config.email.subject_prefix,
         first.window.since,
@@ -461,8 +464,9 @@ def _email(
         len(last.items.open),
         sum(len(r.result.summary.repaired) for r in sent),
         critical=sum(1 for d in last.items.open if d.get("severity") == "critical"),
+        at_stake=queue.at_stake_text(),
     )
-    text = _text_body(sent)
+    text = _text_body(sent, queue)
     reports = [(r.result.report.html, r.result.report.csv) for r in sent]
     try:
         mail.send(mailer.message_from_files(config.email, subject, reports, text))

@@ -49,6 +49,7 @@ CARRIED = (
     "amount",
     "currency",
     "detail",
+    "deadline",
     "livemode",
     "email",
     "order_status",

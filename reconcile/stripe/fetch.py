@@ -48,17 +48,10 @@ class FetchStats:
 
 
 def _progress(name: str) -> Report:
-    """Reports to the progress display's step `name` (run/progress.py `step(name, done, total)`: nothing
-    unless the CLI shows one on a terminal; before that API exists, nothing at all)."""
+    """Reports to the progress display's step `name` (run/progress.py: nothing unless the CLI shows one)."""
+    from reconcile.run import progress  # late: progress imports this package's slices
 
-    def report(done: int, total: int) -> None:
-        from reconcile.run import progress  # late: progress imports this package's slices
-
-        step = getattr(progress, "step", None)
-        if step is not None:
-            step(name, done, total)
-
-    return report
+    return lambda done, total: progress.step(name, done, total)
 
 
 def each(
@@ -135,6 +128,7 @@ def get_many(
     gets: Sequence[tuple[str, dict[str, Any]]],
     policy: Any,  # pull.RetryPolicy (not imported: pull imports this module)
     label: str,
+    step: str | None = "",
 ) -> list[dict[str, Any] | None]:
     """The objects at these (path, params), in order; None where Stripe answered that it has none
     (a 4xx other than auth: an id that no longer exists or never did)."""
@@ -147,17 +141,26 @@ def get_many(
             return None
 
     calls = [partial(one, path, params) for path, params in gets]
-    return run(calls, policy, label, dict(Counter(endpoint_of(path) for path, _ in gets)))
+    return run(calls, policy, label, dict(Counter(endpoint_of(path) for path, _ in gets)), step=step)
 
 
-def run(calls: Sequence[Callable[[], T]], policy: Any, label: str, endpoints: dict[str, int] | None = None) -> list[T]:
-    """`each` under the run's policy: its workers, its abort, a progress step (objects done of all,
-    named by `label`: a path, or "re-check") and a log line. `endpoints`: the requests the calls make
-    per budget endpoint, when each call is one request (for the log; the bench's floor)."""
+def run(
+    calls: Sequence[Callable[[], T]],
+    policy: Any,
+    label: str,
+    endpoints: dict[str, int] | None = None,
+    *,
+    step: str | None = "",
+) -> list[T]:
+    """`each` under the run's policy: its workers, its abort, a progress step and a log line named by
+    `label` (a path, or e.g. "re-check"). `step`: the progress step's name ("": the label; None: no
+    step, the caller reports its own). `endpoints`: the requests the calls make per budget endpoint,
+    when each call is one request (for the log; the bench's floor)."""
     if not calls:
         return []
-    report = _progress(label)
-    report(0, len(calls))
+    report = _progress(step or label) if step is not None else None
+    if report is not None:
+        report(0, len(calls))
     results, stats = each(calls, policy.workers(), policy.abort, label, report)
     log.info(
         "fetch.done",

@@ -76,6 +76,7 @@ def retrieve_movements(
         [(f"{paths[kind]}/{object_id}", {"expand": ["charge"]}) for kind, object_id in wanted],
         policy,
         "movements",
+        step="refunds and disputes by id",
     )
     rows = []
     for (_, object_id), obj in zip(wanted, found, strict=True):

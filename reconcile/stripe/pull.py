@@ -34,8 +34,8 @@ import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
-from reconcile.redact import stripe_facts
+from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
+from reconcile.redact import network_cause, network_host, stripe_facts
 from reconcile.run import interrupt
 from reconcile.stripe import fetch
 from reconcile.stripe import slices as pull_plan
@@ -185,6 +185,13 @@ def _lacking_permission(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _api_host(client: stripe.StripeClient) -> str:
+    """The host the client sends API requests to (the SDK keeps it on its requestor)."""
+    addresses = getattr(getattr(client, "_requestor", None), "base_addresses", None) or {}
+    base = addresses.get("api") or "https://api.stripe.com"
+    return base.split("://", 1)[-1].rstrip("/")
+
+
 def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
     """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
 
@@ -233,7 +240,7 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         # Every line below names the path and the facts of the error (stripe_facts), never Stripe's message
         # or the body: those can hold card data, customers' emails, or the key's tail.
         except stripe.AuthenticationError as exc:
-            raise StripeAuthError(
+            raise StripeKeyRejected(
                 f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
                 "check the key in the environment variable named by stripe.api_key_env"
             ) from None
@@ -255,9 +262,13 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
             # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            network = f"{type(exc).__name__} ({stripe_facts(exc)})".replace(" ()", "")
             if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
-                raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
+                # One line naming the host and the cause; not the SDK's paragraph (advice to email Stripe).
+                message = exc.user_message or str(exc)
+                host = network_host(message) or _api_host(client)
+                raise StripeUnavailable(
+                    f"Stripe unavailable at {path}: cannot reach {host}: {network_cause(message)}, after retries"
+                ) from None
             pause = policy.delay(dropped, None)
             log.warning(
                 "stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)}
@@ -478,6 +489,7 @@ def retrieve_charges(
         lambda c: charge_row(c, metadata_key),
         policy,
         {"expand": ["balance_transaction"]},
+        step="charges by id",
     )
 
 
@@ -524,16 +536,19 @@ def retrieve_objects(
     row: RowFn,
     policy: RetryPolicy,
     params: dict[str, Any] | None = None,
+    step: str | None = None,
 ) -> list[dict[str, Any]]:
     """Objects by id (`path` is the list path, e.g. /v1/payment_intents), side by side under the budget
-    (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped."""
+    (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped. `step`: the
+    progress step's name (default: "<kind> by id")."""
     safe = []
     for object_id in ids:
         if SAFE_ID.match(object_id):
             safe.append(object_id)
         else:  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
-    found = fetch.get_many(client, [(f"{path}/{i}", dict(params or {})) for i in safe], policy, path)
+    step = step or f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
+    found = fetch.get_many(client, [(f"{path}/{i}", dict(params or {})) for i in safe], policy, path, step=step)
     rows = []
     for object_id, obj in zip(safe, found, strict=True):
         if obj is None:
@@ -562,5 +577,8 @@ def list_by(
         ]
 
     calls = [partial(listed, v) for v in values if SAFE_ID.match(v)]
-    lists = fetch.run(calls, policy, f"{path}?{param}=", {endpoint_of(path): len(calls)})  # one page each, mostly
+    step = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by {param.replace('_', ' ')}"
+    lists = fetch.run(  # one page each, mostly
+        calls, policy, f"{path}?{param}=", {endpoint_of(path): len(calls)}, step=step
+    )
     return [r for rows in lists for r in rows]

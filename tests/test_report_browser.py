@@ -1,0 +1,153 @@
+"""The report in a real browser: headless Chromium (the system's, Debian's `chromium`) driven by Playwright.
+
+The demo's report and a backfill of ~2,500 charges (the demo mix seeded many times), at a phone's width and a
+desktop's: no horizontal scroll of the page, the work queue is the first table, every Stripe link is there and
+visible, codes do not wrap, and the page without any <style> lays out the same. Screenshots go to the test's
+tmp dir. Where Chromium or Playwright is missing, every test here is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from report_pages import BACKFILL_COPIES, shop_report
+
+WIDTHS = (420, 1280)
+STRIPE_LINK = 'a[href^="https://dashboard.stripe.com/"]'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("Playwright for Python is not installed (pip install -e '.[test]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium); the browser tests need it")
+    with sync_playwright() as p:
+        try:
+            launched = p.chromium.launch(executable_path=chromium)
+        except Error as error:
+            pytest.skip(f"Chromium at {chromium} does not start: {str(error).splitlines()[0]}")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def reports(browser, tmp_path_factory) -> dict[str, Path]:
+    """The demo's report and a ~2,500-charge backfill's, each with report.order_url set."""
+    base = tmp_path_factory.mktemp("reports")
+    return {
+        "demo": shop_report(base / "demo"),
+        "backfill": shop_report(base / "backfill", copies=BACKFILL_COPIES),
+    }
+
+
+def open_page(browser, html: Path, width: int, text: str | None = None) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    if text is None:
+        page.goto(html.as_uri())
+    else:
+        page.set_content(text, wait_until="load")
+    return page
+
+
+def layout(page) -> dict[str, Any]:
+    """What the checks compare: the page's widths, the first table, and every Stripe link's box."""
+    return page.evaluate(
+        """(selector) => ({
+            scrollWidth: document.documentElement.scrollWidth,
+            clientWidth: document.documentElement.clientWidth,
+            firstTable: document.querySelector('table') && document.querySelector('table').id,
+            queue: (() => { const q = document.getElementById('queue'); if (!q) return null;
+                             const r = q.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })(),
+            links: [...document.querySelectorAll(selector)].map(a => {
+                const r = a.getBoundingClientRect();
+                return {href: a.getAttribute('href'), x: r.x, y: r.y, w: r.width, h: r.height,
+                        lineHeight: parseFloat(getComputedStyle(a).lineHeight) || 18};
+            }),
+        })""",
+        STRIPE_LINK,
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", ["demo", "backfill"])
+def test_the_report_reads_as_a_work_list_at_phone_and_desktop_width(browser, reports, name, width, tmp_path):
+    html = reports[name]
+    assert html.stat().st_size < 100_000  # Gmail clips a message at about 102 KB
+    page = open_page(browser, html, width)
+    try:
+        page.screenshot(path=str(tmp_path / f"report-{name}-{width}.png"), full_page=True)
+        seen = layout(page)
+        assert seen["scrollWidth"] <= seen["clientWidth"] == width  # no horizontal scroll of the page
+        assert seen["firstTable"] == "queue"  # the work queue is the first table
+        assert page.locator("#headline").inner_text().split("\n")[0].endswith("at stake")
+        links = seen["links"]
+        assert links, "no Stripe link in the report"
+        for link in links:
+            where = page.locator(f'a[href="{link["href"]}"]').first
+            assert where.is_visible(), link
+            assert link["x"] >= 0 and link["x"] + link["w"] <= width + 0.5, link  # on the page, not cut off
+            assert link["h"] < 2 * link["lineHeight"], link  # an id never wraps mid-way
+        # No wide table spills past its own box at desktop width; on a phone it may scroll inside it.
+        if width > 1000:
+            spill = page.evaluate(
+                "[...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().right >"
+                " t.parentElement.getBoundingClientRect().right + 0.5).length"
+            )
+            assert spill == 0
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", ["demo", "backfill"])
+def test_every_stripe_object_of_the_queue_is_linked(browser, reports, name):
+    """Each charge and dispute a queue row names is a link: a duplicate links both charges, a dispute its
+    dispute and its charge; with report.order_url, the order too."""
+    page = open_page(browser, reports[name], 420)
+    try:
+        rows = page.locator("#queue tr").all()[1:]
+        assert rows
+        for row in rows:
+            text = row.inner_text()
+            hrefs = [a.get_attribute("href") or "" for a in row.locator("a").all()]
+            named = set(re.findall(r"\b(?:ch|dp)_[A-Za-z0-9]{8,}", text))
+            linked = {h.rsplit("/", 1)[1] for h in hrefs if h.startswith("https://dashboard.stripe.com/")}
+            assert named <= linked, text
+            if "Orders charged more than once" in text:
+                assert len([h for h in hrefs if "/payments/ch_" in h]) == 2
+            if "Dispute open" in text:
+                assert any("/disputes/dp_" in h for h in hrefs) and any("/payments/ch_" in h for h in hrefs)
+            if "order " in text and "Charges with no order" not in text:
+                assert any(h.startswith("https://admin.shop.example/orders/") for h in hrefs), text
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_without_style_blocks_the_layout_is_the_same(browser, reports, width, tmp_path):
+    """Mail clients strip <style> (and <link> stylesheets): the report carries every style inline."""
+    text = reports["demo"].read_text(encoding="utf-8")
+    stripped = re.sub(r"<style\b.*?</style>|<link\b[^>]*>", "", text, flags=re.S | re.I)
+    with_styles = open_page(browser, reports["demo"], width)
+    without = open_page(browser, reports["demo"], width, stripped)
+    try:
+        without.screenshot(path=str(tmp_path / f"report-demo-{width}-no-style.png"), full_page=True)
+        a, b = layout(with_styles), layout(without)
+        assert b["scrollWidth"] <= b["clientWidth"]
+        assert (b["firstTable"], b["queue"]) == (a["firstTable"], a["queue"])
+        assert [(link["href"], link["x"], link["y"]) for link in b["links"]] == [
+            (link["href"], link["x"], link["y"]) for link in a["links"]
+        ]
+        banner = without.locator("#headline").evaluate("e => getComputedStyle(e).backgroundColor")
+        assert banner != "rgba(0, 0, 0, 0)"  # the headline keeps its colour
+    finally:
+        with_styles.close()
+        without.close()
