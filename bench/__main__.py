@@ -9,6 +9,11 @@ embedded MongoDB wire-protocol server, seeds N charges (with balance transaction
   over the whole window: pull objects/s and its ratio to the rate ceiling and to the sequential
   pull, load, join + classify, repairs, peak RSS of the job's process;
 - an hourly run over the window's last hour (nothing left to repair);
+- the steady state: the day before the window (a few hundred discrepancies) run first so open items
+  exist, then the hourly run re-checking up to 200 of them: its seconds, the re-check's, retrieves in
+  flight at most, and its ratio to the floor (the hour's list pages at the rate ceiling plus the
+  retrieves side by side at the per-endpoint limit); `--scenario steady` runs only this;
+- the job's CPU per 100-object list page of charges (bench/page_cpu.py);
 - repairing stuck orders in bulk against one update per order, on the same MongoDB server.
 
 It says when the stand-in (or the job's own CPU) looks like the bottleneck. The machine may be
@@ -74,7 +79,9 @@ def iso(unix: int) -> str:
 class Standin:
     """The stand-in process: started, asked for its counters, stopped."""
 
-    def __init__(self, n: int, start: int, latency: float, per_endpoint: float, account: float) -> None:
+    def __init__(
+        self, n: int, start: int, latency: float, per_endpoint: float, account: float, discrepancies: int = 0
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
             [
@@ -91,6 +98,8 @@ class Standin:
                 str(per_endpoint),
                 "--account",
                 str(account),
+                "--discrepancies",
+                str(discrepancies),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -120,12 +129,14 @@ class Standin:
                 self.proc.wait()
 
 
-def seed_orders(db: Any, n: int, start: int) -> float:
+def seed_orders(db: Any, n: int, start: int, discrepancies: int = 0) -> float:
     began = time.monotonic()
     db.orders.drop()
     batch = 5000
     for first in range(0, n, batch):
         db.orders.insert_many(list(shop.order_docs(n, start, first, min(n, first + batch))), ordered=False)
+    if discrepancies:
+        db.orders.insert_many(list(shop.discrepancy_order_docs(discrepancies, start)), ordered=False)
     db.orders.create_index("created_at")
     db.orders.create_index("charge_id")
     return time.monotonic() - began
@@ -141,15 +152,25 @@ def sequential_pull(url: str, start: int, until: int) -> tuple[int, float]:
 
 
 def run_job(
-    workdir: Path, name: str, url: str, mongo_uri: str, since: int, until: int, per_endpoint: float, account: float
+    workdir: Path,
+    name: str,
+    url: str,
+    mongo_uri: str,
+    since: int,
+    until: int,
+    per_endpoint: float,
+    account: float,
+    recheck_limit: int | None = None,
 ) -> dict[str, Any]:
-    """The real `reconcile` command in its own process; its log lines, summary, wall time and rusage."""
+    """The real `reconcile` command in its own process; its log lines, summary, wall time and rusage.
+    Its config sets the budget at the stand-in's limits."""
     config = workdir / f"{name}.toml"
     config.write_text(
         f'[stripe]\napi_base = "{url}"\nrequests_per_second = {per_endpoint}\n'
         f"account_requests_per_second = {account}\n"
         f'[mongodb]\ndatabase = "bench"\n[orders]\nemail_field = "email"\n'
         f'[report]\ndir = "{workdir / "reports"}"\n'
+        + (f"recheck_limit = {recheck_limit}\n" if recheck_limit is not None else "")
     )
     summary, err = workdir / f"{name}.summary.json", workdir / f"{name}.log"
     env = dict(os.environ, PYTHONPATH=str(ROOT), STRIPE_API_KEY=shop.API_KEY, MONGODB_URI=mongo_uri)
@@ -191,9 +212,17 @@ def run_job(
     per_endpoint_pull = {
         rec["path"]: rec for rec in lines if rec.get("step") == "pull.page_set" and rec.get("path") in ENDPOINTS
     }
+    fetches = [rec for rec in lines if rec.get("step") == "fetch.done"]
+    list_requests: dict[str, int] = {}
+    for rec in lines:
+        if rec.get("step") == "pull.page_set":
+            list_requests[rec["path"]] = list_requests.get(rec["path"], 0) + rec["requests"]
     return {
         "exit_code": code,
         "wall_seconds": wall,
+        "list_requests": list_requests,
+        "rechecked": next((rec for rec in lines if rec.get("step") == "items.rechecked"), None),
+        "fetches": fetches,
         "steps": done["seconds"],
         "counts": done["counts"],
         "peak_by_step": done.get("peak_rss_mb", {}),
@@ -295,14 +324,109 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     }
 
 
+def steady_state(
+    workdir: Path,
+    standin: Standin,
+    url: str,
+    mongo_uri: str,
+    start: int,
+    end: int,
+    rate: float,
+    account_rate: float,
+    recheck_limit: int,
+) -> dict[str, Any]:
+    """The run cron makes every hour, once earlier runs have left open items: the day before the shop's
+    window (its discrepancies) is run first, so items exist; then the last hour, re-checking up to
+    `recheck_limit` of them. Its floor: the hour's list pages at the rate ceiling, plus the retrieves
+    side by side at the per-endpoint limit."""
+    day = run_job(workdir, "day-before", url, mongo_uri, start - 86_400, start, rate, account_rate)
+    before = standin.stats()
+    hour = run_job(workdir, "steady-hour", url, mongo_uri, end - 3600, end, rate, account_rate, recheck_limit)
+    after = standin.stats()
+    requests = after["requests"] - before["requests"]
+    lists = hour["list_requests"]
+    listed = sum(lists.values())
+    retrieves = requests - listed  # by id, and the short filtered lists that stand for retrieves
+    list_floor = max([n / rate for n in lists.values()] + [listed / account_rate])
+    fetches = hour["fetches"]
+    per_endpoint: dict[str, int] = {}  # the fetcher's requests by budget endpoint (fetch.done lines)
+    for f in fetches:
+        for endpoint, count in (f.get("endpoints") or {}).items():
+            per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + count
+    # Side by side, each endpoint at its own limit, all within the account's.
+    retrieve_floor = max([n / rate for n in per_endpoint.values()] + [retrieves / account_rate])
+    floor = list_floor + retrieve_floor
+    recheck = next((f for f in fetches if f.get("what") == "re-check"), None)
+    # Retrieves in flight: the fetches of single requests (a composite call, e.g. the re-check's two
+    # halves, names no endpoints).
+    in_flight = max([f["in_flight_max"] for f in fetches if f.get("endpoints")] + [0])
+    return {
+        "day_before": {"wall_seconds": day["wall_seconds"], "open_items": day["counts"]},
+        "hour": hour,
+        "wall_seconds": hour["wall_seconds"],
+        # The run's own lap when it has one (the re-check as a step), else the fetcher's line.
+        "recheck_seconds": hour["steps"].get("recheck", recheck["seconds"] if recheck else None),
+        "rechecked": hour["rechecked"],
+        "requests": requests,
+        "list_requests": listed,
+        "retrieves": retrieves,
+        "retrieves_by_endpoint": per_endpoint,
+        "retrieves_in_flight_max": in_flight,
+        "floor_seconds": floor,
+        "list_floor_seconds": list_floor,
+        "retrieve_floor_seconds": retrieve_floor,
+        "ratio_to_floor": hour["wall_seconds"] / floor if floor else None,
+        "standin_429s": after["rate_limited"] - before["rate_limited"],
+        "cpu_ms_per_request": hour["cpu_seconds"] / max(1, requests) * 1000,
+    }
+
+
+def print_steady(steady: dict[str, Any]) -> None:
+    hour = steady["hour"]
+    print(
+        f"\nsteady-state hourly run ({hour['charges']:,} charges in the hour, open items from the day before): "
+        f"{steady['wall_seconds']:.1f} s wall, exit {hour['exit_code']}; re-check "
+        + (f"{steady['recheck_seconds']:.1f} s" if steady["recheck_seconds"] is not None else "not run")
+        + f"; retrieves in flight at most {steady['retrieves_in_flight_max']}"
+    )
+    checked = steady["rechecked"] or {}
+    print(
+        f"  re-checked {checked.get('items', 0)} items ({checked.get('still_open', 0)} still open, "
+        f"{checked.get('resolved', 0)} resolved); the day before's run: {steady['day_before']['wall_seconds']:.1f} s"
+    )
+    print(
+        f"  requests: {steady['list_requests']:,} list pages + {steady['retrieves']:,} retrieves "
+        f"({', '.join(f'{k} {v}' for k, v in steady['retrieves_by_endpoint'].items())}); floor "
+        f"{steady['floor_seconds']:.1f} s (lists at the ceiling {steady['list_floor_seconds']:.1f} s + retrieves "
+        f"at the per-endpoint limit {steady['retrieve_floor_seconds']:.1f} s) -> {steady['ratio_to_floor']:.2f}x the "
+        f"floor; stand-in answered {steady['standin_429s']} 429s; job CPU {steady['cpu_ms_per_request']:.1f} ms "
+        "per request"
+    )
+    print("  steps: " + ", ".join(f"{k} {v:.1f}" for k, v in hour["steps"].items()))
+
+
 # --------------------------------------------------------------------------- the run
+
+
+class _Done(Exception):
+    """The chosen scenario is done: skip to the figures' end."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=200_000, help="charges and orders (default 200000)")
+    parser.add_argument(
+        "--n", type=int, help="charges and orders (default 200000; 50000 with --scenario steady: over an hour)"
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("all", "steady"),
+        default="all",
+        help="all (default): every figure; steady: the page CPU and the steady-state hourly run only",
+    )
+    parser.add_argument("--discrepancies", type=int, default=320, help="open items left by the day before")
+    parser.add_argument("--recheck-limit", type=int, default=200, help="the steady-state run's report.recheck_limit")
     parser.add_argument("--latency", type=float, default=0.3, help="stand-in seconds per request (default 0.3)")
     parser.add_argument("--rate", type=float, default=25, help="stand-in requests/s per endpoint (default 25)")
     parser.add_argument("--account-rate", type=float, default=100, help="stand-in requests/s per account (default 100)")
@@ -312,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     info = machine()
-    n = args.n
+    n = args.n or (50_000 if args.scenario == "steady" else 200_000)
     end = int(time.time()) // 60 * 60 - 60
     start = end - shop.span_seconds(n)
     print(
@@ -336,17 +460,35 @@ def main(argv: list[str] | None = None) -> int:
         "rate": args.rate,
         "account_rate": args.account_rate,
     }
-    standin = Standin(n, start, args.latency, args.rate, args.account_rate)
+    # The job's own CPU per list page, alone (an in-process stand-in, the calling thread's CPU clock).
+    from bench import page_cpu
+
+    pages = page_cpu.measure()
+    figures["page_cpu"] = pages
+    print(
+        f"CPU per 100-object page of charges with expanded balance transactions: {pages['cpu_ms_per_page']:.1f} ms "
+        f"(the SDK's own parse of the same page: {pages['sdk_parse_cpu_ms_per_page']:.1f} ms; "
+        f"load average {[round(x, 2) for x in os.getloadavg()]})",
+        flush=True,
+    )
+    standin = Standin(n, start, args.latency, args.rate, args.account_rate, args.discrepancies)
     with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         try:
             db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
-            seeded = seed_orders(db, n, start)
+            seeded = seed_orders(db, n, start, args.discrepancies)
             ready = standin.ready()
             print(
                 f"seeded: orders in {seeded:.0f} s (MongoDB), charges in {ready['seed_seconds']:.0f} s (stand-in)",
                 flush=True,
             )
             url = ready["url"]
+            if args.scenario == "steady":
+                steady = steady_state(
+                    Path(tmp), standin, url, mongo.uri, start, end, args.rate, args.account_rate, args.recheck_limit
+                )
+                figures["steady_state"] = steady
+                print_steady(steady)
+                raise _Done()
 
             # 1. The usual sequential pull, on a slice of the same charges.
             slice_until = shop.charge_created(min(n, args.sequential_pages * 100), n, start)
@@ -406,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  join + classify: {steps['classify']:.1f} s (edge look {steps['edge_look']:.1f} s)")
             print(
                 f"  repairs ({job['counts'].get('repaired', 0):,} orders): {steps['repair']:.1f} s; "
-                f"refunds, disputes and open items {steps.get('extend', 0):.1f} s; report {steps['report']:.1f} s"
+                f"refunds and disputes {steps.get('movements', 0):.1f} s; re-check {steps.get('recheck', 0):.1f} s; "
+                f"open items {steps.get('items', steps.get('extend', 0)):.1f} s; report {steps['report']:.1f} s"
             )
             print(
                 f"  job process: {job['wall_seconds']:.1f} s wall, {job['cpu_seconds']:.1f} s CPU, "
@@ -430,7 +573,14 @@ def main(argv: list[str] | None = None) -> int:
                 + f"; {beside(hour)})"
             )
 
-            # 4. Repairs in bulk against one update per order.
+            # 4. Steady state: open items from the day before re-checked by the hourly run.
+            steady = steady_state(
+                Path(tmp), standin, url, mongo.uri, start, end, args.rate, args.account_rate, args.recheck_limit
+            )
+            figures["steady_state"] = steady
+            print_steady(steady)
+
+            # 5. Repairs in bulk against one update per order.
             if args.repairs:
                 rep = repairs_comparison(mongo.uri, args.repairs)
                 figures["repairs"] = rep
@@ -442,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"  the server's ceiling for any bulk: a trivial update costs {rep['trivial_bulk_ms']:.3f} ms "
                     f"in a bulk, {rep['trivial_single_ms']:.3f} ms on its own -> {rep['server_ceiling']:.1f}x"
                 )
+        except _Done:
+            pass
         finally:
             standin.stop()
     figures["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -1,6 +1,11 @@
-"""Time the pure join (match.link + classify) on synthetic frames; prints figures, asserts nothing.
+"""Time the pure join (match.link + classify) on synthetic frames, and the process's peak RSS;
+prints figures, asserts nothing.
 
     PYTHONPATH=. python bench/bench_matching.py [N]      # default 1,000,000 orders
+
+The inputs are built as the job builds them: columns (a list per field, short strings shared,
+reconcile/decide/columns.py), framed, the columns dropped; the peak RSS printed is the whole
+process's (interpreter and libraries included) over framing, link and classify.
 
 A third of the shop uses each integration style (charge metadata, PaymentIntent metadata,
 Checkout client_reference_id); 1% of orders are stuck, 5% have no charge.
@@ -8,20 +13,32 @@ Checkout client_reference_id); 1% of orders are stuck, 5% have no charge.
 
 from __future__ import annotations
 
+import gc
+import resource
 import sys
 import time
 
 from reconcile.decide import classify as c
 from reconcile.decide import match
+from reconcile.decide.columns import Columns, length, share
 
 NOW = 1_800_000_000
 
 
-def build(n: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
-    orders, charges, intents, sessions = [], [], [], []
+def build(n: int) -> tuple[Columns, Columns, Columns, Columns]:
+    orders: Columns = {}
+    charges: Columns = {}
+    intents: Columns = {}
+    sessions: Columns = {}
+
+    def put(cols: Columns, row: dict) -> None:
+        for name, value in row.items():
+            cols.setdefault(name, []).append(share(value))
+
     for i in range(n):
         key, style, amount = f"{i:024x}", i % 3, 1000 + i % 5000
-        orders.append(
+        put(
+            orders,
             {
                 "order_id": key,
                 "order_key": key,
@@ -32,12 +49,13 @@ def build(n: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
                 "stored_charge_id": None,
                 "email": f"c{i}@example.com",
                 "problem": None,
-            }
+            },
         )
         if i % 20 == 7:
             continue
         pi = f"pi_{i:021d}" if style else None
-        charges.append(
+        put(
+            charges,
             {
                 "charge_id": f"ch_{i:021d}",
                 "created": NOW - 7000 - i % 80000,
@@ -59,10 +77,11 @@ def build(n: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
                 "settlement_amount": amount,
                 "exchange_rate": None,
                 "in_window": True,
-            }
+            },
         )
         if style:
-            intents.append(
+            put(
+                intents,
                 {
                     "pi_id": pi,
                     "created": NOW - 7001,
@@ -70,10 +89,11 @@ def build(n: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
                     "amount": amount,
                     "currency": "usd",
                     "order_ref": key if style == 1 else None,
-                }
+                },
             )
         if style == 2:
-            sessions.append(
+            put(
+                sessions,
                 {
                     "session_id": f"cs_{i:021d}",
                     "created": NOW - 7002,
@@ -81,14 +101,28 @@ def build(n: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
                     "payment_status": "paid",
                     "client_reference_id": key,
                     "payment_intent": pi,
-                }
+                },
             )
     return orders, charges, intents, sessions
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     orders, charges, intents, sessions = build(n)
+    sizes = (length(orders), length(charges), length(intents), length(sessions))
+    gc.collect()
+    print(f"inputs as columns: {current_mb():,.0f} MB resident")
     started = time.perf_counter()
     frames = (
         c.orders_frame(orders),
@@ -96,7 +130,10 @@ def main() -> None:
         match.intents_frame(intents),
         match.sessions_frame(sessions),
     )
+    del orders, charges, intents, sessions  # the job drops its columns once framed
+    gc.collect()
     built = time.perf_counter()
+    framed_mb = current_mb()
     rules = c.Rules(
         pending_status="created",
         paid_statuses=("accepted",),
@@ -109,7 +146,7 @@ def main() -> None:
     linked = time.perf_counter()
     result = c.classify(frames[0], frames[1], rules, frames[2], frames[3])
     done = time.perf_counter()
-    print(f"orders {n:,}  charges {len(charges):,}  payment intents {len(intents):,}  sessions {len(sessions):,}")
+    print("orders {:,}  charges {:,}  payment intents {:,}  sessions {:,}".format(*sizes))
     print(
         f"frames {built - started:6.2f} s   link {linked - built:6.2f} s   classify (incl. link) {done - linked:6.2f} s"
     )
@@ -118,6 +155,10 @@ def main() -> None:
         int(links.charges["order_key"].notna().sum()),
         " outcomes:",
         result["outcome"].value_counts().to_dict(),
+    )
+    print(
+        f"resident after framing {framed_mb:,.0f} MB; peak RSS of the process {rss_mb():,.0f} MB "
+        f"(link + classify {done - built:.2f} s)"
     )
 
 

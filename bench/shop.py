@@ -68,3 +68,59 @@ def order_docs(n: int, start: int, first: int = 0, last: int | None = None) -> I
         if not stuck(i):
             doc["charge_id"] = charge_id(i)
         yield doc
+
+
+# The day before the shop's window: a few hundred discrepancies, so a steady-state run finds open
+# items to re-check. One in four of each: an amount mismatch, an orphan charge, a paid order without
+# a charge, a disputed charge (its order fine).
+DISCREPANCY_KINDS = ("amount_mismatch", "orphan_charge", "paid_without_charge", "dispute")
+
+
+def discrepancy_order_id(j: int) -> ObjectId:
+    return ObjectId(f"66{j:022x}")
+
+
+def discrepancy_charge_id(j: int) -> str:
+    return f"ch_3R{j:022d}"
+
+
+def discrepancy_created(j: int, count: int, start: int) -> int:
+    """Spread over the day before `start`, ten minutes clear of both ends."""
+    return start - 86_400 + 600 + j * (86_400 - 1200) // max(1, count)
+
+
+def seed_discrepancies(store: Any, count: int, start: int) -> None:
+    for j in range(count):
+        kind = DISCREPANCY_KINDS[j % 4]
+        if kind == "paid_without_charge":
+            continue
+        order = str(ObjectId(f"67{j:022x}")) if kind == "orphan_charge" else str(discrepancy_order_id(j))
+        charge = store.create_charge(
+            amount=amount(j) + (100 if kind == "amount_mismatch" else 0),
+            currency="usd",
+            created=discrepancy_created(j, count, start),
+            id=discrepancy_charge_id(j),
+            metadata={"order_id": order},
+            billing_email=f"late{j}@example.com",
+        )
+        if kind == "dispute":
+            store.create_dispute(charge["id"], created=discrepancy_created(j, count, start) + 60)
+
+
+def discrepancy_order_docs(count: int, start: int) -> Iterator[dict[str, Any]]:
+    for j in range(count):
+        kind = DISCREPANCY_KINDS[j % 4]
+        if kind == "orphan_charge":
+            continue
+        created = datetime.fromtimestamp(discrepancy_created(j, count, start) - 2, UTC).replace(tzinfo=None)
+        doc: dict[str, Any] = {
+            "_id": discrepancy_order_id(j),
+            "status": "accepted",
+            "amount": amount(j),
+            "currency": "usd",
+            "created_at": created,
+            "email": f"late{j}@example.com",
+        }
+        if kind != "paid_without_charge":
+            doc["charge_id"] = discrepancy_charge_id(j)
+        yield doc

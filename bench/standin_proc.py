@@ -29,12 +29,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, required=True)
     parser.add_argument("--per-endpoint", type=float, required=True)
     parser.add_argument("--account", type=float, required=True)
+    parser.add_argument("--discrepancies", type=int, default=0)
     args = parser.parse_args()
 
     started = time.monotonic()
     store = StandinStore(api_key=shop.API_KEY)
     with store.bulk(freeze_gc=True):  # frozen with the rendered pages: the GC never rescans the store
         shop.seed_charges(store, args.n, args.start)
+        shop.seed_discrepancies(store, args.discrepancies, args.start)
         store.finalize()
         store.prerender()
     limits = {"per_endpoint": args.per_endpoint, "account": args.account}

@@ -290,10 +290,12 @@ def classify(
     del outcome, captured
     _show_uncaptured_charge(result, charges.loc[kinds.uncaptured & kinds.linked])
     facts, named = _facts(result, frame, charges, rules, links)
+    undone = frame["undone"].to_numpy(copy=True) if "undone" in frame.columns else None
+    del frame
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, kinds.paid | kinds.uncaptured)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
-    result = _honour_undone(result, frame)
+    result = _honour_undone(result, undone)
     if rules.probable_matches:
         unreferenced = charges.loc[
             kinds.paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
@@ -468,7 +470,8 @@ def _result_frame(frame: pd.DataFrame, outcome: np.ndarray, captured: pd.Series)
             "link_kind": frame["c_link_kind"],
             "charge_ids": None,
             "facts": None,
-        }
+        },
+        copy=False,  # the columns are the joined frame's own (copy-on-write): no second copy of a million rows
     )
 
 
@@ -484,12 +487,12 @@ def _authorization_lapses(charges: pd.DataFrame) -> pd.Series:
     return latest["capture_before"].astype("Int64").fillna(fallback)
 
 
-def _honour_undone(result: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+def _honour_undone(result: pd.DataFrame, undone: np.ndarray | None) -> pd.DataFrame:
     """An order whose repair a person undid is never changed again on the job's own: what would
-    be a repair (or a failure mark) is `repair_undone`, for a person, until they clear the marker."""
-    if "undone" not in frame.columns:
+    be a repair (or a failure mark) is `repair_undone`, for a person, until they clear the marker.
+    `undone`: the orders' `undone` column (None: no order has one)."""
+    if undone is None:
         return result
-    undone = frame["undone"].to_numpy()
     held = result["outcome"].isin([REPAIRED, MARKED_FAILED]).to_numpy()[: len(undone)] & pd.notna(undone)
     if not held.any():
         return result

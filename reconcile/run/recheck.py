@@ -10,8 +10,11 @@ again with the same pure rules as a window run.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import stripe
 from pymongo.collection import Collection
@@ -23,11 +26,14 @@ from reconcile.decide import movements
 from reconcile.report import wording
 from reconcile.run import progress
 from reconcile.store import orders as order_store
+from reconcile.stripe import fetch
 from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
 from reconcile.stripe import pull as stripe_pull
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def recheck(
@@ -46,11 +52,28 @@ def recheck(
         return [], {}, []
     core = [d for d in docs if d.get("source") in ("order", "charge")]
     moved = [d for d in docs if d.get("source") in ("refund", "dispute")]
+    # Independent lookups: the orders' and charges' items beside the refunds' and disputes'; the
+    # progress step counts the items of each half as it finishes.
     progress.step("re-check open items", 0, len(docs))
-    confirmed, cleared = _recheck_core(client, policy, orders, fields, linking, rules, core, now)
-    progress.step("re-check open items", len(core), len(docs))
-    more_confirmed, more_cleared = _recheck_movements(client, policy, orders, fields, linking, moved, now)
-    progress.step("re-check open items", len(docs), len(docs))
+    done = {"items": 0}
+    lock = threading.Lock()
+
+    def half(call: Callable[[], T], items: int) -> T:
+        result = call()
+        with lock:
+            done["items"] += items
+            progress.step("re-check open items", done["items"], len(docs))
+        return result
+
+    (confirmed, cleared), (more_confirmed, more_cleared) = fetch.run(
+        [
+            partial(half, partial(_recheck_core, client, policy, orders, fields, linking, rules, core, now), len(core)),
+            partial(half, partial(_recheck_movements, client, policy, orders, fields, linking, moved, now), len(moved)),
+        ],
+        policy,
+        "re-check",
+        step=None,
+    )
     log.info(
         "items.rechecked",
         extra={

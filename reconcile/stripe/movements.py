@@ -12,8 +12,7 @@ from typing import Any
 
 import stripe
 
-from reconcile.errors import StripeRequestError
-from reconcile.run import progress
+from reconcile.stripe import fetch
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 
@@ -68,22 +67,23 @@ def retrieve_movements(
     policy: stripe_pull.RetryPolicy,
 ) -> list[dict[str, Any]]:
     """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
+    paths = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}
+    wanted = [
+        (kind, object_id) for kind, object_id in refs if kind in paths and stripe_pull.SAFE_ID.match(object_id or "")
+    ]
+    found = fetch.get_many(  # side by side under the budget, in the refs' order
+        client,
+        [(f"{paths[kind]}/{object_id}", {"expand": ["charge"]}) for kind, object_id in wanted],
+        policy,
+        "movements",
+        step="refunds and disputes by id",
+    )
     rows = []
-    refs = list(refs)
-    for done, (kind, object_id) in enumerate(refs):
-        progress.step("refunds and disputes by id", done, len(refs))
-        path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
-        if path is None or not stripe_pull.SAFE_ID.match(object_id or ""):
-            continue
-        try:
-            rows.append(
-                movement_row(
-                    stripe_pull.request(client, f"{path}/{object_id}", {"expand": ["charge"]}, policy), metadata_key
-                )
-            )
-        except StripeRequestError:
+    for (_, object_id), obj in zip(wanted, found, strict=True):
+        if obj is None:
             log.warning("movements.missing", extra={"object_id": object_id})
-    progress.step("refunds and disputes by id", len(refs), len(refs))
+        else:
+            rows.append(movement_row(obj, metadata_key))
     _fill_charges(client, rows, metadata_key, policy)
     return rows
 

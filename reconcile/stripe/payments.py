@@ -21,6 +21,7 @@ import stripe
 
 from reconcile.decide import classify as c
 from reconcile.decide import columns, match
+from reconcile.stripe import fetch
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 from reconcile.timeutil import from_unix, to_unix
@@ -340,17 +341,35 @@ def _stored_objects(
     ids `orders` store, as rows; those `known` has already are not retrieved."""
     key = linking.metadata_key
     stored = sorted(_ids(orders["stored_charge_id"]) - set(known.charges["charge_id"]))
-    charges = stripe_pull.retrieve_charges(client, stored, key, policy)
-    intents: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
     want_intents, want_sessions = wants(linking)
     intent_row, session_row = _row_fns(linking)
-    if want_intents:
-        ids = sorted(set(_column(orders, "stored_payment_intent_id")) - set(known.intents["pi_id"]))
-        intents += stripe_pull.retrieve_objects(client, INTENTS_PATH, ids, intent_row, policy)
-    if want_sessions:
-        ids = sorted(set(_column(orders, "stored_session_id")) - set(known.sessions["session_id"]))
-        sessions += stripe_pull.retrieve_objects(client, SESSIONS_PATH, ids, session_row, policy)
+    intent_ids = sorted(set(_column(orders, "stored_payment_intent_id")) - set(known.intents["pi_id"]))
+    session_ids = sorted(set(_column(orders, "stored_session_id")) - set(known.sessions["session_id"]))
+    # The three kinds side by side, each side by side within (reconcile/stripe/fetch.py; nested, so no
+    # kind's end clears the run's abort as side_by_side's would).
+    charges, intents, sessions = fetch.run(
+        [
+            partial(stripe_pull.retrieve_charges, client, stored, key, policy),
+            partial(
+                stripe_pull.retrieve_objects,
+                client,
+                INTENTS_PATH,
+                intent_ids if want_intents else [],
+                intent_row,
+                policy,
+            ),
+            partial(
+                stripe_pull.retrieve_objects,
+                client,
+                SESSIONS_PATH,
+                session_ids if want_sessions else [],
+                session_row,
+                policy,
+            ),
+        ],
+        policy,
+        "stored ids",
+    )
     return charges, intents, sessions
 
 

@@ -3,7 +3,13 @@
 Pages come from `StripeClient.raw_request` and are parsed JSON dicts: building SDK objects
 costs ~10x the CPU per page, and the job keeps only a few fields of each object anyway.
 The SDK still does requests, auth, 5xx/connection retries and error mapping; rate limits
-(429), which it does not retry, are handled here. Every request takes its token from the
+(429), which it does not retry, are handled here.
+
+The body of a successful answer is parsed by orjson, not by the SDK: stripe 16's `StripeResponse`
+parses every body into `OrderedDict`s as it is built (`_stripe_response.py`), twice plain `json`'s
+cost and ~8x orjson's. The job's HTTP client (`KeptBodyClient`, given to the SDK through its public
+`http_client` option) keeps a 2xx body for the request that asked for it and hands the SDK `{}` in
+its place; error answers pass through untouched, so the SDK's error mapping stays whole. Every request takes its token from the
 run's shared budget (reconcile/stripe/budget.py); windows are pulled as concurrent time slices
 (reconcile/stripe/slices.py).
 """
@@ -20,15 +26,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import orjson
 import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
 from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
 from reconcile.redact import network_cause, network_host, stripe_facts
-from reconcile.run import interrupt, progress
+from reconcile.run import interrupt
+from reconcile.stripe import fetch
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
 from reconcile.timeutil import to_unix
@@ -43,6 +52,46 @@ ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refun
 SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
 
+# The body of the last 2xx answer, per thread, for the `request` that asked for it (see the docstring).
+_kept = threading.local()
+
+
+class KeptBodyClient(stripe.RequestsClient):
+    """The SDK's `requests` HTTP client, keeping a successful answer's body for `request` to parse."""
+
+    def request(self, method: str, url: str, headers: Any, post_data: Any = None, **kwargs: Any) -> Any:
+        content, status, response_headers = super().request(method, url, headers, post_data, **kwargs)
+        if getattr(_kept, "wanted", False) and 200 <= status < 300:
+            _kept.body = content
+            return b"{}", status, response_headers
+        return content, status, response_headers
+
+
+def _raw_get(client: stripe.StripeClient, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One GET through the SDK's raw_request; the JSON object it answered, parsed by orjson when the
+    client keeps bodies (KeptBodyClient), else as the SDK parsed it."""
+    _kept.wanted, _kept.body = True, None
+    try:
+        response = client.raw_request("get", path, **params)
+    finally:
+        _kept.wanted = False
+    body, _kept.body = _kept.body, None
+    if body is None:
+        data: dict[str, Any] = response.data  # raw_request is untyped in the SDK; a GET answers an object
+        return data
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):  # e.g. a page cut short: said by its facts, never its content
+        request_id = (response.headers or {}).get("request-id")
+        facts = f"HTTP {response.code}, a body that is not a JSON object" + (
+            f", request {request_id}" if request_id else ""
+        )
+        raise StripeUnavailable(f"Stripe unavailable at {path}: APIError ({facts})")
+    return parsed
+
+
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
@@ -51,7 +100,7 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
         stripe_version=config.api_version,
         base_addresses={"api": config.api_base.rstrip("/")} if config.api_base else None,
         max_network_retries=config.max_network_retries,
-        http_client=stripe.RequestsClient(timeout=config.timeout.total_seconds()),
+        http_client=KeptBodyClient(timeout=config.timeout.total_seconds()),
     )
 
 
@@ -160,9 +209,7 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         else:
             granted = 0.0
         try:
-            # raw_request is untyped in the SDK; a list or retrieve answers a JSON object.
-            data: dict[str, Any] = client.raw_request("get", path, **params).data
-            return data
+            return _raw_get(client, path, params)
         except stripe.RateLimitError as exc:
             if policy.budget:
                 policy.budget.throttled(endpoint, granted)
@@ -433,21 +480,17 @@ def fetch_balance_columns(
 def retrieve_charges(
     client: stripe.StripeClient, charge_ids: list[str], metadata_key: str, policy: RetryPolicy
 ) -> list[dict[str, Any]]:
-    """Charges by id (stored on orders whose charge fell outside the window); a missing id is skipped."""
-    rows = []
-    for done, charge_id in enumerate(charge_ids):
-        progress.step("charges by id", done, len(charge_ids))
-        if not SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
-            log.warning("pull.stored_charge_id_invalid", extra={"charge_id": charge_id[:40]})
-            continue
-        try:
-            charge = request(client, f"/v1/charges/{charge_id}", {"expand": ["balance_transaction"]}, policy)
-        except StripeRequestError:
-            log.warning("pull.stored_charge_missing", extra={"charge_id": charge_id})
-            continue
-        rows.append(charge_row(charge, metadata_key))
-    progress.step("charges by id", len(charge_ids), len(charge_ids))
-    return rows
+    """Charges by id (stored on orders whose charge fell outside the window), side by side under the
+    budget (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped."""
+    return retrieve_objects(
+        client,
+        "/v1/charges",
+        charge_ids,
+        lambda c: charge_row(c, metadata_key),
+        policy,
+        {"expand": ["balance_transaction"]},
+        step="charges by id",
+    )
 
 
 def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, Any]:
@@ -493,22 +536,25 @@ def retrieve_objects(
     row: RowFn,
     policy: RetryPolicy,
     params: dict[str, Any] | None = None,
+    step: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
-    rows = []
-    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
-    for done, object_id in enumerate(ids):
-        progress.step(label, done, len(ids))
-        if not SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
+    """Objects by id (`path` is the list path, e.g. /v1/payment_intents), side by side under the budget
+    (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped. `step`: the
+    progress step's name (default: "<kind> by id")."""
+    safe = []
+    for object_id in ids:
+        if SAFE_ID.match(object_id):
+            safe.append(object_id)
+        else:  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
-            continue
-        try:
-            obj = request(client, f"{path}/{object_id}", dict(params or {}), policy)
-        except StripeRequestError:
+    step = step or f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
+    found = fetch.get_many(client, [(f"{path}/{i}", dict(params or {})) for i in safe], policy, path, step=step)
+    rows = []
+    for object_id, obj in zip(safe, found, strict=True):
+        if obj is None:
             log.warning("pull.stored_id_missing", extra={"path": path, "id": object_id})
-            continue
-        rows.append(row(obj))
-    progress.step(label, len(ids), len(ids))
+        else:
+            rows.append(row(obj))
     return rows
 
 
@@ -521,14 +567,18 @@ def list_by(
     policy: RetryPolicy,
     params: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
-    rows: list[dict[str, Any]] = []
-    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by {param.replace('_', ' ')}"
-    for done, value in enumerate(values):
-        progress.step(label, done, len(values))
-        if not SAFE_ID.match(value):
-            continue
-        for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
-            rows.extend(row(obj) for obj in page)
-    progress.step(label, len(values), len(values))
-    return rows
+    """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents):
+    one filtered list per value (one request where many retrieves would be), side by side under the
+    budget (reconcile/stripe/fetch.py), in the values' order."""
+
+    def listed(value: str) -> list[dict[str, Any]]:
+        return [
+            row(obj) for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy) for obj in page
+        ]
+
+    calls = [partial(listed, v) for v in values if SAFE_ID.match(v)]
+    step = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by {param.replace('_', ' ')}"
+    lists = fetch.run(  # one page each, mostly
+        calls, policy, f"{path}?{param}=", {endpoint_of(path): len(calls)}, step=step
+    )
+    return [r for rows in lists for r in rows]
