@@ -137,31 +137,7 @@ def run_windows(
                 info={"trigger": who["trigger"], "command": who["command"]},
             )
         except ReconcileError as error:  # held by another run, a stop while waiting for it, or MongoDB gone
-            status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
-            with run_context(invocation):
-                _log_end(error, "lease.held" if isinstance(error, LeaseHeld) else None)
-            if not isinstance(error, MongoUnavailable):  # else there is no history to write to
-                _best_effort(
-                    state.record_start,
-                    runs,
-                    invocation,
-                    invocation,
-                    None,
-                    inv.now,
-                    who,
-                    dry_run=False,
-                    status=status,
-                    started=utcnow(),
-                )
-                _best_effort(
-                    state.record_finish,
-                    runs,
-                    invocation,
-                    status,
-                    utcnow(),
-                    exit_code=int(error.exit_code),
-                    error=_text(error),
-                )
+            _record_refused(runs, invocation, inv, who, error)
             _fail(outcome, error)
             _write_summary(inv, outcome, invocation)
             return outcome
@@ -169,11 +145,7 @@ def run_windows(
     try:
         try:
             if lease is not None and lease.previous:
-                abandoned = state.mark_abandoned(runs, str(lease.previous.get("owner")), invocation)
-                outcome.lines.append(
-                    f"took over the lease of a run that stopped without releasing it "
-                    f"({lease.previous.get('owner')}); {abandoned} of its runs marked abandoned"
-                )
+                _take_over(runs, lease.previous, invocation, outcome)
             if not inv.dry_run and mail is not None:
                 _resend(config, runs, mail, outcome)
             _run_all(config, client, db, inv, lease, invocation, who, outcome, scan_db)
@@ -190,8 +162,7 @@ def run_windows(
                 _fail(outcome, error)
         if not inv.dry_run and outcome.error is None:  # a failed invocation prunes nothing; the next one will
             try:
-                keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
-                retention.prune(inv.report_dir, config.report.keep_days, keep=keep)
+                _prune_reports(runs, inv.report_dir, config.report.keep_days)
             except ReconcileError as error:
                 with run_context(invocation):
                     _log_end(error)
@@ -201,6 +172,52 @@ def run_windows(
             lease.release()
     _write_summary(inv, outcome, invocation)
     return outcome
+
+
+def _record_refused(runs: Any, invocation: str, inv: Invocation, who: dict[str, Any], error: ReconcileError) -> None:
+    """An invocation that could not take the lease: logged, and in the history (when MongoDB answers) as
+    one run that ended at once."""
+    status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
+    with run_context(invocation):
+        _log_end(error, "lease.held" if isinstance(error, LeaseHeld) else None)
+    if isinstance(error, MongoUnavailable):  # there is no history to write to
+        return
+    _best_effort(
+        state.record_start,
+        runs,
+        invocation,
+        invocation,
+        None,
+        inv.now,
+        who,
+        dry_run=False,
+        status=status,
+        started=utcnow(),
+    )
+    _best_effort(
+        state.record_finish,
+        runs,
+        invocation,
+        status,
+        utcnow(),
+        exit_code=int(error.exit_code),
+        error=_text(error),
+    )
+
+
+def _take_over(runs: Any, previous: dict[str, Any], invocation: str, outcome: Outcome) -> None:
+    """The lease was taken over from a run that stopped without releasing it: its runs are marked abandoned."""
+    abandoned = state.mark_abandoned(runs, str(previous.get("owner")), invocation)
+    outcome.lines.append(
+        f"took over the lease of a run that stopped without releasing it "
+        f"({previous.get('owner')}); {abandoned} of its runs marked abandoned"
+    )
+
+
+def _prune_reports(runs: Any, report_dir: Path, keep_days: int) -> None:
+    """Old report files are removed, except those of reports still to be emailed."""
+    keep = [Path(p) for r in state.unsent(runs, limit=10_000) for p in (r.get("report") or {}).values()]
+    retention.prune(report_dir, keep_days, keep=keep)
 
 
 def _lease_pause(seconds: float) -> None:
@@ -267,30 +284,9 @@ def _run_all(
     outcome: Outcome,
     scan_db: Database | None,
 ) -> None:
-    m, w = config.mongodb, config.window
+    m = config.mongodb
     runs, stash = db[m.runs_collection], db[m.state_collection]
-    watermark = state.read_watermark(stash)
-    plan = window_plan.plan_windows(
-        since=inv.since,
-        until=inv.until,
-        now=inv.now,
-        watermark=watermark,
-        lookback=w.lookback,
-        overlap=w.overlap,
-        max_span=w.max_span,
-    )
-    with run_context(invocation):
-        log.info(
-            "plan",
-            extra={
-                "source": plan.source,
-                "watermark": fmt(watermark) if watermark else None,
-                "windows": len(plan.windows),
-                "since": fmt(plan.windows[0].since),
-                "until": fmt(plan.windows[-1].until),
-            },
-        )
-        indexes.warn_missing(db, config.mongodb, config.orders)  # once per invocation, not per window
+    plan = _plan(config, db, stash, inv, invocation)
     policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
     window_settings = settings.window_settings(config)
     total = len(plan.windows)
@@ -325,41 +321,92 @@ def _run_all(
             source=plan.source,
             changes=changes,
         )
-        try:
-            result = job.run(window_settings, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
-            run = WindowRun(run_id, window, result, result.items, result.movements)
-            # Completed only once the watermark and the history say so; until then the window is redone next time.
-            if lease is not None:
-                lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
-            if not inv.dry_run:
-                state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
-            state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
-        except ReconcileError as error:
-            with run_context(run_id):
-                _log_end(error)
-            said = _with_changes(error, changes, run_id, inv)
-            _end_window(runs, run_id, _status_of(error), error.exit_code, _text(said), changes)
-            _fail(outcome, said, changes)
-            return
-        except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
-            _end_window(
-                runs,
-                run_id,
-                state.INTERRUPTED,
-                stop.exit_code,
-                f"stopped at once by a second {stop.signal_name}",
-                changes,
-            )
-            raise
-        except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
-            with run_context(run_id):
-                log.exception("run.crashed")
-            said = _with_changes(InternalError(f"internal error: {exception_text(error)}"), changes, run_id, inv)
-            _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
-            _fail(outcome, said, changes)
+        run = _run_window(window_settings, client, db, scan_db, req, run_id, window, policy_retry, lease, inv, outcome)
+        if run is None:  # failed: recorded; no later window starts
             return
         outcome.runs.append(run)
-        outcome.exit_code = worst(outcome.exit_code, result.exit_code)
+        outcome.exit_code = worst(outcome.exit_code, run.result.exit_code)
+
+
+def _plan(config: Config, db: Database, stash: Any, inv: Invocation, invocation: str) -> window_plan.Plan:
+    """The windows this invocation runs (from the options or the watermark), logged; missing indexes warned of."""
+    w = config.window
+    watermark = state.read_watermark(stash)
+    plan = window_plan.plan_windows(
+        since=inv.since,
+        until=inv.until,
+        now=inv.now,
+        watermark=watermark,
+        lookback=w.lookback,
+        overlap=w.overlap,
+        max_span=w.max_span,
+    )
+    with run_context(invocation):
+        log.info(
+            "plan",
+            extra={
+                "source": plan.source,
+                "watermark": fmt(watermark) if watermark else None,
+                "windows": len(plan.windows),
+                "since": fmt(plan.windows[0].since),
+                "until": fmt(plan.windows[-1].until),
+            },
+        )
+        indexes.warn_missing(db, config.mongodb, config.orders)  # once per invocation, not per window
+    return plan
+
+
+def _run_window(
+    window_settings: settings.WindowSettings,
+    client: stripe.StripeClient,
+    db: Database,
+    scan_db: Database | None,
+    req: job.RunRequest,
+    run_id: str,
+    window: window_plan.Window,
+    policy_retry: stripe_pull.RetryPolicy,
+    lease: Lease | None,
+    inv: Invocation,
+    outcome: Outcome,
+) -> WindowRun | None:
+    """One window run, completed (the watermark advanced, the history finished); None when it failed, with
+    the failure and what it changed recorded in the history and the outcome."""
+    runs, stash = db[window_settings.mongodb.runs_collection], db[window_settings.mongodb.state_collection]
+    changes = req.changes
+    try:
+        result = job.run(window_settings, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
+        run = WindowRun(run_id, window, result, result.items, result.movements)
+        # Completed only once the watermark and the history say so; until then the window is redone next time.
+        if lease is not None:
+            lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
+        if not inv.dry_run:
+            state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
+        state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
+    except ReconcileError as error:
+        with run_context(run_id):
+            _log_end(error)
+        said = _with_changes(error, changes, run_id, inv)
+        _end_window(runs, run_id, _status_of(error), error.exit_code, _text(said), changes)
+        _fail(outcome, said, changes)
+        return None
+    except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
+        _end_window(
+            runs,
+            run_id,
+            state.INTERRUPTED,
+            stop.exit_code,
+            f"stopped at once by a second {stop.signal_name}",
+            changes,
+        )
+        raise
+    except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
+        with run_context(run_id):
+            log.exception("run.crashed")
+        said = _with_changes(InternalError(f"internal error: {exception_text(error)}"), changes, run_id, inv)
+        _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
+        _fail(outcome, said, changes)
+        return None
+    return run
 
 
 def _end_window(runs: Any, run_id: str, status: str, code: ExitCode, error: str, changes: job.Changes) -> None:
