@@ -4,12 +4,14 @@ must re-check, and how old each open item is. store/items.py records them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.decide.findings import Finding
 from reconcile.money import exponent
 
 DAY = 86400
@@ -47,9 +49,9 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-def core_findings(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
+def core_findings(outcomes: pd.DataFrame) -> list[Finding]:
     """The outcomes that need a person, as findings with stable keys."""
-    findings = []
+    findings: list[Finding] = []
     for r in outcomes.loc[outcomes["outcome"].isin(c.NEEDS_PERSON)].to_dict("records"):
         r = {k: plain_value(v) for k, v in r.items()}
         order_key, charge_id = r["order_key"], r["charge_id"]
@@ -122,7 +124,7 @@ FACT_FIELDS = (
 )
 
 
-def facts_of(doc: dict[str, Any]) -> dict[str, Any]:
+def facts_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The facts an acceptance holds to (missing fields are None; lists compared as sorted)."""
     out: dict[str, Any] = {}
     for name in FACT_FIELDS:
@@ -158,7 +160,7 @@ class Reopening:
     flag: str | None = None  # shown beside the item until a person decides again
 
 
-def seen_again(doc: dict[str, Any] | None, finding: dict[str, Any]) -> Reopening:
+def seen_again(doc: dict[str, Any] | None, finding: Mapping[str, Any]) -> Reopening:
     """The reopen rules, for an item a run found (again): an acknowledged item stays acknowledged; an
     accepted one stays accepted while its facts are unchanged and reopens saying what changed; one a
     person marked resolved reopens flagged; anything else is open."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from reconcile.decide.findings import Finding
 from reconcile.money import format_amount
 from reconcile.timeutil import fmt, from_unix
 
@@ -49,7 +50,7 @@ def evaluate(
     orders: list[dict[str, Any]],
     paid_statuses: Iterable[str],
     already_flagged: Iterable[str] = (),
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     """One finding per refund or dispute: its kind, whether it needs a person, and why.
 
     `already_flagged`: order keys this run's core classification already lists as
@@ -59,7 +60,7 @@ def evaluate(
     flagged = set(already_flagged)
     by_key = {o["order_key"]: o for o in orders}
     by_charge = {o["stored_charge_id"]: o for o in orders if o["stored_charge_id"]}
-    findings = []
+    findings: list[Finding] = []
     for r in sorted(rows, key=lambda r: (r["created"], r["object_id"])):
         charge = r["charge"] or {}
         order = by_key.get(charge.get("order_ref") or "") or by_charge.get(r["charge_id"] or "")

@@ -9,11 +9,13 @@ table survives all of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
+from reconcile.decide.findings import Finding
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
 from reconcile.report.render import dashboard_link, template_env
@@ -115,7 +117,7 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
     }
 
 
-def _movement_view(f: dict[str, Any], dashboard_url: str, order_url: str | None = None) -> dict[str, Any]:
+def _movement_view(f: Mapping[str, Any], dashboard_url: str, order_url: str | None = None) -> dict[str, Any]:
     url = dashboard_link(f["charge_id"], f["livemode"], dashboard_url)
     if f["source"] == "dispute":
         url = f"{dashboard_url.rstrip('/')}/{'' if f['livemode'] is True else 'test/'}disputes/{f['object_id']}"
@@ -134,7 +136,7 @@ def render(
     *,
     run_id: str,
     now: datetime,
-    findings: list[dict[str, Any]],
+    findings: list[Finding],
     items: item_store.ItemsResult,
     trend: list[dict[str, Any]],
     dashboard_url: str,
@@ -174,7 +176,7 @@ def render(
     )
 
 
-def csv_rows(findings: list[dict[str, Any]], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[dict[str, Any], ...]:
     """Refunds and disputes that need a person, as rows of the report's CSV (same columns)."""
     rows = []
     for f in findings:
@@ -200,7 +202,7 @@ def csv_rows(findings: list[dict[str, Any]], dashboard_url: str) -> tuple[dict[s
     return tuple(rows)
 
 
-def summary(findings: list[dict[str, Any]], items: item_store.ItemsResult, now: datetime) -> dict[str, Any]:
+def summary(findings: list[Finding], items: item_store.ItemsResult, now: datetime) -> dict[str, Any]:
     """Keys added to the run's JSON summary."""
     return {
         "movements": [

@@ -7,7 +7,7 @@ the same fields. Pure: dicts in, a `Queue` out; render.py draws it and the email
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -113,7 +113,7 @@ def order_link(order_url: str | None, order_key: Any) -> str | None:
     return order_url.replace("{order_id}", quote(order_key, safe=""))
 
 
-def links(item: dict[str, Any], base: str, order_url: str | None) -> tuple[Link, ...]:
+def links(item: Mapping[str, Any], base: str, order_url: str | None) -> tuple[Link, ...]:
     """Every Stripe object the item involves (each charge, the dispute), then the order."""
     out: list[Link] = []
     live = item.get("livemode")
@@ -135,7 +135,7 @@ def links(item: dict[str, Any], base: str, order_url: str | None) -> tuple[Link,
     return tuple(out)
 
 
-def entry(item: dict[str, Any], base: str, order_url: str | None) -> Entry:
+def entry(item: Mapping[str, Any], base: str, order_url: str | None) -> Entry:
     amount = item.get("amount")
     currency = str(item.get("currency") or "")
     amount = int(amount) if isinstance(amount, int) and not isinstance(amount, bool) else None
@@ -163,7 +163,7 @@ def entry(item: dict[str, Any], base: str, order_url: str | None) -> Entry:
     )
 
 
-def build(items: Iterable[dict[str, Any]], base: str, order_url: str | None = None) -> Queue:
+def build(items: Iterable[Mapping[str, Any]], base: str, order_url: str | None = None) -> Queue:
     """Every item needing a person, ordered by money at stake (largest first), then age (oldest first)."""
     entries = [entry(i, base, order_url) for i in items if i.get("needs_person", True)]
     entries.sort(

@@ -7,6 +7,7 @@ the open items. It decides nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -268,7 +269,7 @@ def age_text(days: int | None) -> str:
     return f"{days} day{'s' if days != 1 else ''}"
 
 
-def next_step(item: dict[str, Any]) -> str:
+def next_step(item: Mapping[str, Any]) -> str:
     """The next step for an item, in a few words (item: an open item document or a finding)."""
     kind = item.get("kind")
     deadline = item.get("deadline")

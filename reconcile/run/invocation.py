@@ -24,6 +24,7 @@ import stripe
 from pymongo.database import Database
 
 from reconcile.config import Config
+from reconcile.decide.findings import Finding
 from reconcile.errors import (
     ChangedThenFailed,
     ConfigError,
@@ -78,7 +79,7 @@ class WindowRun:
     window: window_plan.Window
     result: job.RunResult
     items: item_store.ItemsResult
-    movements: list[dict[str, Any]]
+    movements: list[Finding]
     email: str | None = None  # sent / failed / skipped / None (dry run)
     email_error: str | None = None
 

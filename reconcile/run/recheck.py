@@ -23,6 +23,7 @@ from reconcile.config import OrdersConfig
 from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
+from reconcile.decide.findings import Finding
 from reconcile.report import wording
 from reconcile.run import progress
 from reconcile.store import orders as order_store
@@ -45,7 +46,7 @@ def recheck(
     rules: c.Rules,
     docs: list[dict[str, Any]],
     now: datetime,
-) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
+) -> tuple[list[Finding], dict[str, str], list[str]]:
     """(findings still present, {key: why it is gone}, keys looked at) for these open item documents,
     judged with the window run's `rules` and links against the `orders` collection as it is now."""
     if not docs:
@@ -94,7 +95,7 @@ def _recheck_core(
     rules: c.Rules,
     docs: list[dict[str, Any]],
     now: datetime,
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+) -> tuple[list[Finding], dict[str, str]]:
     if not docs:
         return [], {}
     key = linking.metadata_key
@@ -161,7 +162,7 @@ def _recheck_movements(
     linking: payment_pull.Linking,
     docs: list[dict[str, Any]],
     now: datetime,
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+) -> tuple[list[Finding], dict[str, str]]:
     if not docs:
         return [], {}
     key = linking.metadata_key

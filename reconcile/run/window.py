@@ -35,6 +35,7 @@ from pymongo.database import Database
 from reconcile.decide import classify as c
 from reconcile.decide import columns, movements, totals
 from reconcile.decide import items as item_rules
+from reconcile.decide.findings import Finding
 from reconcile.decide.trend import trend_points
 from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
@@ -101,7 +102,7 @@ class RunResult:
     exit_code: ExitCode
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
     items: item_store.ItemsResult = field(default_factory=item_store.ItemsResult)
-    movements: list[dict[str, Any]] = field(default_factory=list)  # refunds and disputes judged
+    movements: list[Finding] = field(default_factory=list)  # refunds and disputes judged
 
 
 class _Clock:
@@ -144,7 +145,7 @@ class _Read:
     balance: pd.DataFrame
     movement_rows: list[dict[str, Any]]
     movement_orders: list[dict[str, Any]]
-    confirmed: list[dict[str, Any]]  # re-checked items still present
+    confirmed: list[Finding]  # re-checked items still present
     cleared: dict[str, str]  # re-checked items now gone
     checked: list[str]
     history: list[dict[str, Any]]  # completed runs, for the trend
@@ -207,7 +208,7 @@ def _read(
     moved_orders = order_store.orders_of_movements(db[m.orders_collection], ws.orders, rows, req.since)
     interrupt.checkpoint("pull")
     clock.lap("movements")
-    confirmed: list[dict[str, Any]] = []
+    confirmed: list[Finding] = []
     cleared: dict[str, str] = {}
     checked: list[str] = []
     if req.recheck_limit:  # once per invocation: the open items from windows before this one
@@ -357,7 +358,7 @@ def _read_payments(
 
 def _movement_findings(
     ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
     paid = (ws.orders.paid_status, *ws.orders.other_paid_statuses)
     return movements.evaluate(rows, orders, paid, flagged)
@@ -365,7 +366,7 @@ def _movement_findings(
 
 def _findings(
     ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     """This window's findings for the items collection: core outcomes and refunds/disputes needing a person."""
     moved = _movement_findings(ws, outcomes, rows, orders)
     return item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
@@ -495,7 +496,7 @@ def _period_extras(
     ws: WindowSettings,
     req: RunRequest,
     run_id: str,
-    moved: list[dict[str, Any]],
+    moved: list[Finding],
     items: item_store.ItemsResult,
     money: dict[str, Any],
     read: _Read,

@@ -28,6 +28,7 @@ from pymongo import UpdateOne
 from pymongo.collection import Collection
 
 from reconcile.decide import items as rules
+from reconcile.decide.findings import Finding
 from reconcile.decide.items import ACCEPTED, ACKNOWLEDGED, LIVE, OPEN, RESOLVED, age, plain_value
 from reconcile.errors import ConfigError
 from reconcile.store.mongo import mongo_errors
@@ -92,13 +93,13 @@ def closed_by_people(items: Collection, since: int) -> list[dict[str, Any]]:
 
 def sync(
     items: Collection,
-    findings: list[dict[str, Any]],
+    findings: list[Finding],
     *,
     since: datetime,
     until: datetime,
     run_id: str,
     now: datetime,
-    confirmed: Iterable[dict[str, Any]] = (),
+    confirmed: Iterable[Finding] = (),
     cleared: dict[str, str] | None = None,
     checked: Iterable[str] = (),
     dry_run: bool = False,
@@ -188,7 +189,7 @@ class _SeenAgain:
     note: dict[str, Any] | None  # the job's decision to record (a reopening)
 
 
-def _seen_again(key: str, f: dict[str, Any], before: dict[str, Any] | None, at: int, run_id: str) -> _SeenAgain:
+def _seen_again(key: str, f: Finding, before: dict[str, Any] | None, at: int, run_id: str) -> _SeenAgain:
     """The update for one finding found again (or for the first time), honouring a person's decision."""
     fresh = before is None or (before.get("state") == RESOLVED and not _person_resolved(before))
     again = rules.seen_again(None if fresh else before, f)
