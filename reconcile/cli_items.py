@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
     from reconcile.config import Config
+    from reconcile.decide.items import Threshold
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
 COLUMNS = ("key", "outcome", "order", "charge", "amount", "age", "severity", "state", "last_note")
@@ -62,7 +63,7 @@ def _fail(error: ReconcileError) -> NoReturn:
     fail(error)
 
 
-def _row(doc: dict[str, Any], at: int, config: Config) -> dict[str, Any]:
+def _row(doc: dict[str, Any], at: int, severity: tuple[Threshold, ...]) -> dict[str, Any]:
     from reconcile.decide import items as rules
 
     age = max(0, at - int(doc.get("first_seen") or at))
@@ -74,7 +75,7 @@ def _row(doc: dict[str, Any], at: int, config: Config) -> dict[str, Any]:
         "charge": doc.get("charge_id"),
         "amount": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
         "age": f"{age // rules.DAY}d",
-        "severity": rules.severity(amount, doc.get("currency"), age, config.items.severity)
+        "severity": rules.severity(amount, doc.get("currency"), age, severity)
         if doc.get("state") in rules.LIVE
         else "",
         "state": doc.get("state"),
@@ -146,7 +147,7 @@ def items(
         docs = [d for d in docs if _at_least(d, minimum)]
     if age is not None:
         docs = [d for d in docs if at - int(d.get("first_seen") or at) > age]
-    rows = [_row(d, at, config) for d in docs]
+    rows = [_row(d, at, config.items.severity) for d in docs]
     rows.sort(key=lambda r: (rules.severity_rank(r["severity"] or "none"), r["key"]))
     if as_json:
         for r in rows:
@@ -188,7 +189,7 @@ def show(ctx: click.Context, key: str) -> None:
     except ReconcileError as error:
         _fail(error)
     at = to_unix(_now(ctx))
-    row = _row(doc, at, config)
+    row = _row(doc, at, config.items.severity)
     lines = [
         f"item        {doc['_id']}",
         f"outcome     {doc.get('kind')}    state {doc.get('state')}"
