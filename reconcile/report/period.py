@@ -45,6 +45,8 @@ def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
     amount = doc.get("amount")
     return {
         **{k: None for k in item_store.CARRIED},
+        # Decision fields an item has only once a person gave them (an ack without a note has no last_note).
+        **{k: None for k in ("last_note", "last_note_by", "flag", "decided_by", "reason", "verified_at")},
         "is_new": False,
         "age_days": 0,  # tolerate sparse documents
         **doc,
