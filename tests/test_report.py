@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import stat
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.report import queue as work_queue
 from reconcile.report import render
 from reconcile.report.render import ReportExtras, discrepancy_rows, neutralise, render_csv, write_report
 
@@ -334,3 +336,58 @@ def test_every_outcome_has_plain_words_and_every_item_a_next_step():
     special = {c.DUPLICATE_CHARGE, c.UNCAPTURED, movements.DISPUTE_OPEN}
     needing = {*c.NEEDS_PERSON, movements.REFUND_FAILED, movements.REFUNDED_ORDER_STILL_PAID, movements.DISPUTE_LOST}
     assert needing - special <= set(wording.NEXT_STEPS)
+
+
+def test_money_at_stake_counts_each_charge_once(tmp_path):
+    """A dispute and its order's "refunded or disputed" row are two claims on one charge's money: the headline,
+    the severity section and the text email count it once, and the queue's amounts add up to the headline."""
+    items = (
+        item(
+            "refunded_or_disputed:o1:ch_d",
+            c.REFUNDED_OR_DISPUTED,
+            7400,
+            order_key="o1",
+            charge_id="ch_d",
+            charge_ids=["ch_d"],
+        ),
+        item(
+            "dispute:dp_1",
+            "dispute_open",
+            7400,
+            age=1,
+            source="dispute",
+            object_id="dp_1",
+            order_key="o1",
+            charge_id="ch_d",
+            deadline=1_764_000_000,
+        ),
+        item("orphan_charge:-:ch_o", c.ORPHAN_CHARGE, 1200, charge_id="ch_o"),
+        # Two orders named by one charge's links: one sum of money.
+        item("link_conflict:o2:ch_l", c.LINK_CONFLICT, 2900, order_key="o2", charge_id="ch_l"),
+        item("link_conflict:o3:ch_l", c.LINK_CONFLICT, 2900, order_key="o3", charge_id="ch_l"),
+    )
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame(),
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+    )
+    html = files.html.read_text()
+    assert "115.00 USD</span> at stake" in html.split('id="queue-title"')[0]  # 74 + 12 + 29, not 218
+    assert "5 items need a person" in html
+    rows = queue_rows(html)
+    # The counted claim first, the one sharing its money right under it, with no amount of its own.
+    assert "dp_1" in rows[0] and "o1" in rows[1] and "Same money as" in rows[1]
+    assert "o2" in rows[2] and "o3" in rows[3] and "Same money as" in rows[3]
+    shown = [float(a.replace(",", "")) for r in rows for a in re.findall(r"<b>([\d,.]+)</b> <span", r)]
+    assert sum(shown) == 115.00
+    q = work_queue.build(items, DASH)
+    assert q.at_stake == {"usd": 11500}
+    assert "74.00 USD (same money as dispute open: respond before the due date above)" in "\n".join(q.text_lines())

@@ -87,14 +87,12 @@ DECIDED = {
 def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, Any]:
     """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
     money at stake per currency (open items only), items being handled, items closed by a person."""
-    queue = items.open
+    open_docs = items.open
     counts = {level: 0 for level in item_rules.LEVELS}
-    stake: dict[str, int] = {}
-    for doc in queue:
+    for doc in open_docs:
         counts[doc.get("severity") or "low"] = counts.get(doc.get("severity") or "low", 0) + 1
-        amount, currency = doc.get("amount"), doc.get("currency")
-        if isinstance(amount, int) and isinstance(currency, str):
-            stake[currency] = stake.get(currency, 0) + abs(amount)
+    # The same sums as the headline's: each sum of money once (queue.py, one claim per charge).
+    stake = queue.build(open_docs, dashboard_url).at_stake
 
     def view(doc: dict[str, Any]) -> dict[str, Any]:
         v = _item_view(doc, dashboard_url)
@@ -104,13 +102,13 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
         return v
 
     urgent = sorted(
-        (d for d in queue if d.get("severity") in ("critical", "high")),
+        (d for d in open_docs if d.get("severity") in ("critical", "high")),
         key=lambda d: (item_rules.severity_rank(d.get("severity") or "low"), d.get("first_seen") or 0, d["_id"]),
     )
     return {
-        "queue_count": len(queue),
+        "queue_count": len(open_docs),
         "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
-        "at_stake": [format_amount(v, c) for c, v in sorted(stake.items())],
+        "at_stake": [format_amount(v, c) for c, v in stake.items()],
         "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
         "handled": [view(d) for d in items.handled[:OPEN_ROWS]],
         "closed": [view(d) for d in items.closed[:OPEN_ROWS]],
