@@ -391,3 +391,47 @@ def test_money_at_stake_counts_each_charge_once(tmp_path):
     q = work_queue.build(items, DASH)
     assert q.at_stake == {"usd": 11500}
     assert "74.00 USD (same money as dispute open: respond before the due date above)" in "\n".join(q.text_lines())
+
+
+def test_decided_items_beyond_the_list_are_csv_rows_and_a_long_trend_is_compact():
+    from reconcile.report import period
+    from reconcile.store.items import ItemsResult
+
+    handled = [
+        item(
+            f"orphan_charge:-:ch_{n}",
+            c.ORPHAN_CHARGE,
+            100 + n,
+            charge_id=f"ch_{n}",
+            state="acknowledged",
+            decision="ack",
+            decided_by="alice",
+            decided_at=1_764_000_000,
+            last_run="old",
+        )
+        for n in range(30)
+    ]
+    closed = [
+        item(
+            "amount_mismatch:o9:ch_9",
+            c.AMOUNT_MISMATCH,
+            500,
+            order_key="o9",
+            charge_id="ch_9",
+            state="accepted",
+            decision="accept",
+            decided_by="bob",
+            reason="coupon",
+            last_run="run1",
+        )
+    ]
+    rows = period.decision_csv_rows(ItemsResult(handled=handled, closed=closed), "run1", DASH)
+    # Every item being handled is a row, saying so; the one this run found again has the window's own row.
+    assert [r["charge_id"] for r in rows] == [f"ch_{n}" for n in range(30)]
+    assert rows[0]["description"].startswith("being handled: acknowledged by alice on ")
+    days = [{"day": f"2026-{1 + n // 28:02d}-{1 + n % 28:02d}", "charges": 1, "open": n} for n in range(336)]
+    monthly, unit = period.compact_trend(days)
+    assert unit == "month" and len(monthly) == 12 and monthly[0] == {"day": "2026-01", "charges": 28, "open": 27}
+    weekly, unit = period.compact_trend(days[:60])
+    assert unit == "week" and len(weekly) == 9 and weekly[1] == {"day": "2026-01-08", "charges": 7, "open": 13}
+    assert period.compact_trend(days[:14]) == (days[:14], "day")

@@ -25,7 +25,12 @@ BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
 # in the work queue); the summary JSON lists every one. Keeps the email under Gmail's ~102 KB clip.
 MOVEMENT_ROWS = 10
 RESOLVED_ROWS = 10
-OPEN_ROWS = 500  # items being handled / closed by a person listed (decisions.html.j2)
+# Items being handled, closed by a person, and critical/high ones listed by name in the decisions partial,
+# each list at most; the rest are in the attached CSV (decision_csv_rows, and the queue's own rows).
+DECISION_ROWS = 25
+# The trend drawn one row per day up to this many days; longer spans one row per week, then per month.
+DAILY_TREND_DAYS = 31
+WEEKLY_TREND_DAYS = 91
 
 
 def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,6 +44,27 @@ def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{s}_pct"] = max(1, round(100 * value / top[s])) if value else 0
         out.append(row)
     return out
+
+
+def compact_trend(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """(rows, "day" | "week" | "month"): a long trend drawn per week or per month keeps the page small (a
+    year of days is ~400 KB of bars). A row's charges are its days' sum; its open items the last day's that
+    had a run (None: no run in it); its `day` the first day it covers."""
+    if len(points) <= DAILY_TREND_DAYS:
+        return points, "day"
+    unit = "week" if len(points) <= WEEKLY_TREND_DAYS else "month"
+    rows: list[dict[str, Any]] = []
+    for p in points:
+        day = str(p["day"])
+        label = day[:7] if unit == "month" else day
+        if rows and (rows[-1]["_key"] == label[:7] if unit == "month" else rows[-1]["_days"] < 7):
+            row = rows[-1]
+            row["charges"] += int(p["charges"] or 0)
+            row["open"] = p["open"] if p["open"] is not None else row["open"]
+            row["_days"] += 1
+            continue
+        rows.append({"day": label, "charges": int(p["charges"] or 0), "open": p["open"], "_key": label[:7], "_days": 1})
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], unit
 
 
 def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
@@ -73,7 +99,6 @@ def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | Non
 
 
 SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8710a", "medium": "#f5a623", "low": "#697386"}
-URGENT_ROWS = 50  # critical and high items listed by name in the severity section
 DECIDED = {
     "ack": "acknowledged",
     "accept": "accepted",
@@ -109,9 +134,12 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
         "queue_count": len(open_docs),
         "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
         "at_stake": [format_amount(v, c) for c, v in stake.items()],
-        "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
-        "handled": [view(d) for d in items.handled[:OPEN_ROWS]],
-        "closed": [view(d) for d in items.closed[:OPEN_ROWS]],
+        "urgent": [view(d) for d in urgent[:DECISION_ROWS]],
+        "urgent_total": len(urgent),
+        "handled": [view(d) for d in items.handled[:DECISION_ROWS]],
+        "handled_total": len(items.handled),
+        "closed": [view(d) for d in items.closed[:DECISION_ROWS]],
+        "closed_total": len(items.closed),
     }
 
 
@@ -148,6 +176,7 @@ def render(
     """
     # Those needing a person are items of the work queue (each item once); the rest are listed for the record.
     for_record = [f for f in findings if not f["needs_person"]]
+    trend_rows, unit = compact_trend(trend)
     context = {
         "run_id": run_id,
         "now": fmt(now),
@@ -163,8 +192,9 @@ def render(
         "resolved_count": len(items.resolved),
         "new": items.new,
         "buckets": list(items.buckets.items()),
-        "trend": _bars(trend),
+        "trend": _bars(trend_rows),
         "trend_days": len(trend),
+        "trend_unit": unit,
         "colours": BAR_COLOURS,
         "decisions": decisions(items, dashboard_url),
     }
@@ -172,6 +202,33 @@ def render(
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
         **context
     )
+
+
+def decision_csv_rows(items: item_store.ItemsResult, run_id: str, dashboard_url: str) -> tuple[dict[str, Any], ...]:
+    """Items being handled and closed by a person, as CSV rows: the report lists the first DECISION_ROWS and
+    says the rest are in the CSV. An item this window found again already has its own row (the window's)."""
+    rows = []
+    for d in [*items.handled, *items.closed]:
+        if d.get("last_run") == run_id:
+            continue
+        amount, currency = d.get("amount"), d.get("currency") or ""
+        decided = DECIDED.get(d.get("decision") or "", d.get("decision") or d.get("state") or "")
+        when = f" on {fmt(from_unix(d['decided_at']))}" if d.get("decided_at") else ""
+        why = d.get("reason") or d.get("last_note")
+        rows.append(
+            {
+                "outcome": d.get("kind"),
+                "order_id": d.get("order_key"),
+                "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
+                "order_currency": currency,
+                "charge_id": d.get("charge_id"),
+                "description": f"{'being handled' if d.get('state') == item_rules.ACKNOWLEDGED else 'closed'}: "
+                f"{decided} by {d.get('decided_by')}{when}" + (f": {why}" if why else ""),
+                "detail": d.get("detail"),
+                "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
+            }
+        )
+    return tuple(rows)
 
 
 def csv_rows(findings: list[dict[str, Any]], dashboard_url: str) -> tuple[dict[str, Any], ...]:

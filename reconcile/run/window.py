@@ -526,7 +526,9 @@ def _period_extras(
     return report.ReportExtras(
         html_top=top + report.earlier_changes_html(read.earlier),
         html=bottom,
-        csv_rows=period.csv_rows(moved, config.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
+        csv_rows=period.csv_rows(moved, config.stripe.dashboard_url)
+        + period.decision_csv_rows(items, run_id, config.stripe.dashboard_url)
+        + report.earlier_changes_csv(read.earlier),
         summary=period.summary(moved, items, req.now),
         queue_items=tuple(items.open),
     )
