@@ -28,6 +28,7 @@ RESOLVED_ROWS = 10
 # Items being handled, closed by a person, and critical/high ones listed by name in the decisions partial,
 # each list at most; the rest are in the attached CSV (decision_csv_rows, and the queue's own rows).
 DECISION_ROWS = 25
+URGENT_ROWS = 10  # critical and high items by name: each is in the work queue too, so a short list suffices
 # The trend drawn one row per day up to this many days; longer spans one row per week, then per month.
 DAILY_TREND_DAYS = 31
 WEEKLY_TREND_DAYS = 91
@@ -134,7 +135,7 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
         "queue_count": len(open_docs),
         "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
         "at_stake": [format_amount(v, c) for c, v in stake.items()],
-        "urgent": [view(d) for d in urgent[:DECISION_ROWS]],
+        "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
         "urgent_total": len(urgent),
         "handled": [view(d) for d in items.handled[:DECISION_ROWS]],
         "handled_total": len(items.handled),
