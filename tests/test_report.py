@@ -435,3 +435,22 @@ def test_decided_items_beyond_the_list_are_csv_rows_and_a_long_trend_is_compact(
     weekly, unit = period.compact_trend(days[:60])
     assert unit == "week" and len(weekly) == 9 and weekly[1] == {"day": "2026-01-08", "charges": 7, "open": 13}
     assert period.compact_trend(days[:14]) == (days[:14], "day")
+
+
+def test_an_amount_mismatch_puts_the_difference_at_stake():
+    from reconcile.decide import items as item_rules
+
+    mismatch = {
+        "outcome": c.AMOUNT_MISMATCH,
+        "amount": 5000,
+        "currency": "usd",
+        "charge_amount": 4500,
+        "charge_currency": "usd",
+    }
+    assert item_rules.at_stake(mismatch) == 500  # the sum to settle with the customer
+    assert item_rules.at_stake({**mismatch, "charge_currency": "eur"}) == 5000  # no difference across currencies
+    assert item_rules.at_stake({**mismatch, "outcome": c.PAID_WITHOUT_CHARGE}) == 5000
+    # An item recorded before `at_stake` existed counts its amount; the queue counts the difference.
+    assert item_rules.stake({"amount": 5000}) == 5000
+    q = work_queue.build([item("amount_mismatch:o1:ch_1", c.AMOUNT_MISMATCH, 5000, at_stake=500)], DASH)
+    assert q.at_stake == {"usd": 500} and q.entries[0].amount_text == "5.00 USD"

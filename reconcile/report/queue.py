@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.money import exponent, format_amount
 from reconcile.report import wording
 
@@ -148,9 +149,8 @@ def links(item: dict[str, Any], base: str, order_url: str | None) -> tuple[Link,
 
 
 def entry(item: dict[str, Any], base: str, order_url: str | None) -> Entry:
-    amount = item.get("amount")
+    amount = item_rules.stake(item)
     currency = str(item.get("currency") or "")
-    amount = int(amount) if isinstance(amount, int) and not isinstance(amount, bool) else None
     deadline = item.get("deadline")
     deadline = int(deadline) if isinstance(deadline, int) and not isinstance(deadline, bool) else None
     age = int(item.get("age_days") or 0)
