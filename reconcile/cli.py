@@ -7,17 +7,17 @@ import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import click
 
 from reconcile.config import EMAIL_SEND, Config, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
-from reconcile.logs import setup_logging
+from reconcile.logs import LOG_FORMATS, setup_logging
 from reconcile.redact import exception_text, one_line
 from reconcile.report.outputs import check_outputs
-from reconcile.run import interrupt
+from reconcile.run import interrupt, progress
 from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def parse_option_when(value: str | None, option: str, now: datetime) -> datetime
 
 
 def fail(error: ReconcileError, exit_code: ExitCode | None = None) -> NoReturn:
+    progress.stop()  # the error line gets a row of its own
     click.echo(f"reconcile: error: {one_line(str(error))}", err=True)
     sys.exit(int(exit_code if exit_code is not None else error.exit_code))
 
@@ -54,8 +55,71 @@ EXIT_CODES_HELP = (
 )
 
 
+# The group's options a person may also write after a subcommand (`reconcile init --config x.toml`).
+GLOBAL_OPTIONS = ("--config", "--log-format", "--log-file", "--quiet", "-q", "--verbose", "-v")
+
+
+def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
+    """`args` with the group's global options that follow a subcommand moved before it, unless the
+    subcommand has an option of that name itself. Works for subcommands added with `main.add_command`."""
+    takes_value = {
+        name: not param.is_flag
+        for param in group.params
+        if isinstance(param, click.Option)
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    at = 0
+    while at < len(args):  # find the subcommand, skipping the values of the group's options
+        arg = args[at]
+        if arg == "--":
+            return args
+        if arg in group.commands:
+            break
+        at += 2 if takes_value.get(arg) else 1
+    else:
+        return args
+    command = group.commands[args[at]]
+    own = {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
+    moved: list[str] = []
+    rest: list[str] = []
+    index = at + 1
+    while index < len(args):
+        arg = args[index]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if name in GLOBAL_OPTIONS and name not in own:
+            if takes_value[name] and "=" not in arg and index + 1 < len(args):
+                moved += args[index : index + 2]
+                index += 2
+                continue
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return [*args[:at], *moved, args[at], *rest]
+
+
+class ReconcileGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, args))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SystemExit as stop:
+            # --quiet (cron): output only when the exit code is not 0, ending with the code, which cron's mail omits.
+            if ctx.params.get("quiet") and stop.code not in (0, None):
+                click.echo(f"(exit {stop.code})", err=True)
+            raise
+
+
 @click.group(
-    invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP
+    cls=ReconcileGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
 )
 @click.option(
     "--config",
@@ -63,7 +127,9 @@ EXIT_CODES_HELP = (
     type=click.Path(dir_okay=False, path_type=Path),
     default="reconcile.toml",
     show_default=True,
-    help="TOML config file (see config.example.toml).",
+    envvar="RECONCILE_CONFIG",
+    show_envvar=True,
+    help="TOML config file (see config.example.toml); before or after the subcommand.",
 )
 @click.option(
     "--since",
@@ -97,6 +163,26 @@ EXIT_CODES_HELP = (
 @click.option("--trigger", metavar="NAME", help="What started this run, kept in the run history (e.g. cron-hourly).")
 @click.option("--now", "now_text", metavar="WHEN", hidden=True, help="Tests only: pretend the current time is WHEN.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug lines too.")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="auto",
+    show_default=True,
+    help="stderr's log lines: auto = short human lines and a live progress line on a terminal, "
+    "JSON lines otherwise; json = JSON lines always; human = human lines always.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append the JSON log lines to this file (created, with its folder, readable by this user only).",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="For cron: no log lines on stderr (use --log-file), and the summary only when the exit code is not 0, "
+    "so a run with nothing to report mails nothing.",
+)
 @click.version_option(package_name="reconcile")
 @click.pass_context
 def main(
@@ -112,6 +198,9 @@ def main(
     trigger: str | None,
     now_text: str | None,
     verbose: bool,
+    log_format: str,
+    log_file: Path | None,
+    quiet: bool,
 ) -> None:
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
@@ -121,12 +210,21 @@ def main(
 
     Subcommands: runs, show RUN_ID, init, check, demo.
     """
-    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    try:
+        console = setup_logging(logging.DEBUG if verbose else logging.INFO, log_format, log_file, quiet)
+    except ConfigError as error:
+        fail(error)
     ctx.obj = {"config_path": config_path}
+    if console is not None and console.is_terminal and ctx.invoked_subcommand in (None, "demo"):
+        from reconcile.run.progress import LiveProgress
+
+        live = LiveProgress(console)
+        live.start()
+        progress.install(live)
+        ctx.call_on_close(progress.stop)
     if ctx.invoked_subcommand is not None:
         return
     from reconcile.run import invocation as orchestrate
-    from reconcile.run.progress import Progress, ProgressClient
     from reconcile.store import mongo
     from reconcile.stripe import pull as stripe_pull  # heavy imports only when a run happens
 
@@ -136,7 +234,6 @@ def main(
     since = parse_option_when(since_text, "--since", now)
     until = parse_option_when(until_text, "--until", now)
     wait_for = parse_option_duration(wait, "--wait")
-    progress = Progress.for_stream(sys.stderr)
     try:
         config = load_config(config_path)
         for option, when in (("--since", since), ("--until", until)):
@@ -165,9 +262,7 @@ def main(
     databases = []
     try:
         with interrupt.handle_signals():
-            client = stripe_pull.make_client(api_key, config.stripe)
-            if progress is not None:
-                client = ProgressClient(client, progress)
+            client = progress.wrap(stripe_pull.make_client(api_key, config.stripe))
             db = mongo.connect(mongodb_uri, config.mongodb)
             scan_db = mongo.connect_for_scans(mongodb_uri, config.mongodb)
             databases = [db, scan_db]
@@ -198,6 +293,7 @@ def main(
         )
         if not stop.summary_written:  # else the invocation's summary lists what it changed
             error_summary(summary_json, stop.exit_code, stop.line())
+        progress.stop()
         click.echo(f"reconcile: {stop.line()}", err=True)
         sys.exit(int(stop.exit_code))
     except ReconcileError as error:
@@ -208,17 +304,18 @@ def main(
         log.exception("run.crashed")
         line = f"internal error: {exception_text(error)}"  # a Stripe, MongoDB or SMTP error by its facts only
         error_summary(summary_json, ExitCode.INTERNAL_ERROR, line)
+        progress.stop()
         click.echo(f"reconcile: {line}", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     finally:
-        if progress is not None:
-            progress.close()
+        progress.stop()
         for database in databases:
             database.client.close()
-    for run in outcome.runs:
-        print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
-    for line in outcome.lines:
-        click.echo(line)
+    if not quiet or outcome.exit_code != ExitCode.OK:  # --quiet: cron mails nothing when all is well
+        for run in outcome.runs:
+            print_summary(run.result.summary, run.run_id if len(outcome.runs) > 1 else None)
+        for line in outcome.lines:
+            click.echo(line)
     if outcome.error is not None:
         fail(outcome.error, outcome.exit_code)
     sys.exit(int(outcome.exit_code))
@@ -302,9 +399,11 @@ def show(ctx: click.Context, run_id: str) -> None:
 
     try:
         config, db = _open_db(ctx)
-        doc = state.find_run(db[config.mongodb.runs_collection], run_id)
+        doc, matching = state.match_run(db[config.mongodb.runs_collection], run_id)
     except ReconcileError as error:
         fail(error)
+    if doc is None and matching:
+        fail(ConfigError(f"ambiguous: {matching} runs match {run_id!r}; give more of the id (see `reconcile runs`)"))
     if doc is None:
         fail(ConfigError(f"no run {run_id!r} in the history (see `reconcile runs`)"))
     for line in history.details(doc):
@@ -334,7 +433,7 @@ def check(ctx: click.Context) -> None:
     from reconcile.stripe import permissions as setup_check
 
     missing = denied = 0
-    unreachable = False
+    unreachable = rejected = False
     try:
         config, db = _open_db(ctx)
         click.echo("MongoDB: connected")
@@ -346,14 +445,19 @@ def check(ctx: click.Context) -> None:
         for probe in setup_check.stripe_permissions(config):
             click.echo(probe.line)
             unreachable |= probe.state == setup_check.UNREACHABLE
+            rejected |= probe.state == setup_check.REJECTED
             denied += probe.state in (setup_check.DENIED, setup_check.FAILED)
     except ReconcileError as error:
         fail(error)
     if unreachable:  # as a run would: exit 3, and nothing to fix in the setup
         click.echo("reconcile: check: Stripe is unreachable; check again when it answers", err=True)
         sys.exit(int(ExitCode.UNAVAILABLE))
-    if missing or denied:
+    if missing or denied or rejected:  # as a run would: exit 2, with what to fix
         hints = []
+        if rejected:
+            hints.append(
+                "Stripe rejected the key: check the key in the environment variable named by stripe.api_key_env"
+            )
         if missing:
             hints.append(f"{missing} index(es) missing: `reconcile init` creates them")
         if denied:

@@ -142,6 +142,12 @@ class LeaseConfig:
 
 EMAIL_SEND = ("always", "on_discrepancy", "never")
 EMAIL_SECURITY = ("starttls", "tls", "none")
+# Keys whose value is one of a fixed set, or (True) a list from it: every error lists the allowed values.
+ENUMERATED: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
+    ("email", "send"): (EMAIL_SEND, False),
+    ("email", "security"): (EMAIL_SECURITY, False),
+    ("matching", "link_by"): (LINK_KINDS, True),
+}
 
 
 @dataclass(frozen=True)
@@ -262,6 +268,22 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
     return value
 
 
+def _enum_problem(key: str, value: Any, choices: tuple[str, ...], many: bool) -> str | None:
+    """The error for a value outside its allowed set (None: fine), listing the allowed values."""
+    known = ", ".join(choices)
+    if many:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            return f"{key} must be a list of strings from: {known}; got {value!r}"
+        wrong = next((v for v in value if v not in choices), None)
+        if wrong is None:
+            return None
+        return f"{key}: unknown link kind {wrong!r}{_suggest(wrong, list(choices))}; known: {known}"
+    if isinstance(value, str) and value in choices:
+        return None
+    hint = _suggest(value, list(choices)) if isinstance(value, str) else ""
+    return f"{key} must be one of {known}, got {value!r}{hint}"
+
+
 def _thresholds(key: str, value: Any) -> tuple[Threshold, ...]:
     """`{ critical = [1000, "5d"], high = [100, "3d"], medium = [10, "1d"] }` -> thresholds, most severe first."""
     shape = f'{key} must be a table like {{ critical = [1000, "5d"], high = [100, "3d"], medium = [10, "1d"] }}'
@@ -302,6 +324,12 @@ def _build_section(name: str, cls: type, raw: Any, problems: list[str]) -> Any:
         if key not in known:
             problems.append(f"unknown key {name}.{key}{_suggest(key, list(known))}")
             continue
+        if (name, key) in ENUMERATED:  # a value of the wrong type: said with the allowed values
+            choices, many = ENUMERATED[(name, key)]
+            strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if not (strings if many else isinstance(value, str)):
+                problems.append(_enum_problem(f"{name}.{key}", value, choices, many) or "")
+                continue
         try:
             values[key] = _convert(f"{name}.{key}", value, str(known[key].type))
         except ValueError as exc:
@@ -341,11 +369,11 @@ def _check_values(config: Config, problems: list[str]) -> None:
     if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
         problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
     _check_operation(config, problems)
+    for (section, key), (choices, many) in ENUMERATED.items():
+        problem = _enum_problem(f"{section}.{key}", getattr(getattr(config, section), key), choices, many)
+        if problem:
+            problems.append(problem)
     link_by = config.matching.link_by
-    unknown = [k for k in link_by if k not in LINK_KINDS]
-    if unknown:
-        hints = "".join(_suggest(k, list(LINK_KINDS)) for k in unknown[:1])
-        problems.append(f"matching.link_by: unknown link kind {unknown[0]!r}{hints}; known: {', '.join(LINK_KINDS)}")
     if not link_by:
         problems.append("matching.link_by must name at least one link kind")
     if len(set(link_by)) != len(link_by):
@@ -383,10 +411,6 @@ def _check_operation(config: Config, problems: list[str]) -> None:
         "{order_id}" not in r.order_url or not r.order_url.startswith(("http://", "https://"))
     ):
         problems.append(f"report.order_url must be an http(s) URL with {{order_id}} in it, got {r.order_url[:80]!r}")
-    if e.send not in EMAIL_SEND:
-        problems.append(f"email.send must be one of {', '.join(EMAIL_SEND)}, got {e.send!r}")
-    if e.security not in EMAIL_SECURITY:
-        problems.append(f"email.security must be one of {', '.join(EMAIL_SECURITY)}, got {e.security!r}")
     if not 1 <= e.port <= 65535:
         problems.append(f"email.port must be 1 to 65535, got {e.port}")
     for key, value in (("from_addr", e.from_addr), ("subject_prefix", e.subject_prefix), *(("to", t) for t in e.to)):
@@ -395,7 +419,7 @@ def _check_operation(config: Config, problems: list[str]) -> None:
     for key, value in (("from_addr", e.from_addr), *(("to", t) for t in e.to)):
         if value and "@" not in value:
             problems.append(f"email.{key} {value!r} is not an email address")
-    if e.send != "never":
+    if e.send in EMAIL_SEND and e.send != "never":
         missing = [k for k, v in (("host", e.host), ("from_addr", e.from_addr), ("to", e.to)) if not v]
         if missing:
             problems.append(
@@ -424,7 +448,9 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found (pass --config PATH; see config.example.toml)") from None
+        raise ConfigError(
+            f"config file {path} not found (pass --config PATH or set RECONCILE_CONFIG; see config.example.toml)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     try:

@@ -23,6 +23,10 @@ class StripeAuthError(ReconcileError):
     exit_code = ExitCode.BAD_CONFIG
 
 
+class StripeKeyRejected(StripeAuthError):
+    """Stripe does not know the key (HTTP 401): no endpoint will answer it."""
+
+
 class StripeRequestError(ReconcileError):
     """Stripe rejected a request as invalid (a bug or an unsupported account setup)."""
 

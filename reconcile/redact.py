@@ -123,3 +123,38 @@ def exception_text(exc: BaseException) -> str:
 def one_line(text: str) -> str:
     """`text` scrubbed and on one line (SDK messages carry newlines; an error is one line for cron mail and logs)."""
     return " ".join(scrub(text).split())
+
+
+_HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]\[]+)")
+# (text in a driver's message, the cause in a few words); first match wins.
+_CAUSES = (
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+    ("SSLError", "TLS handshake failed"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found (DNS)"),
+    ("nodename nor servname", "host name not found"),
+    ("RemoteDisconnected", "the server closed the connection"),
+    ("Connection aborted", "the connection was cut"),
+    ("Connection reset", "the connection was reset"),
+    ("connection closed", "the connection was closed"),
+    ("connection pool paused", "the connection was lost"),
+)
+
+
+def network_host(text: str) -> str | None:
+    """`host:port` named in a requests/urllib3 error message, if any."""
+    match = _HOST_PORT.search(text or "")
+    return f"{match.group(1)}:{match.group(2)}" if match else None
+
+
+def network_cause(text: str) -> str:
+    """The cause of a connection failure in a few words, from a driver's (often long) message."""
+    for needle, cause in _CAUSES:
+        if needle in (text or ""):
+            return cause
+    match = _ERRNO.search(text or "")
+    if match:
+        return match.group(1).strip().rstrip(".").lower()
+    return "no connection"

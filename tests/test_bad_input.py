@@ -54,7 +54,7 @@ BASE = '[stripe]\napi_base = "{url}"\n[mongodb]\ndatabase = "{db}"\n'  # complet
             "missing file",
             lambda cli: cli.config.unlink(),
             [],
-            "not found (pass --config PATH; see config.example.toml)",
+            "not found (pass --config PATH or set RECONCILE_CONFIG; see config.example.toml)",
         ),
         ("TOML syntax", lambda cli: _write(cli, "[stripe\napi_base = 1\n"), [], "is not valid TOML: "),
         (

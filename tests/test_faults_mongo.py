@@ -76,14 +76,16 @@ def clean_twin_state(tmp_path, stripe_server, client, source_db, monkeypatch, ur
 def test_mongodb_down_at_start_exits_3_within_the_selection_timeout(tmp_path, stripe_server, shop, db, monkeypatch):
     shop.charge(shop.order(c.REPAIRED))
     before = snapshot(db)
-    uri = f"mongodb://reconcile:hunter2secret@127.0.0.1:{free_port()}/shop?directConnection=true"
+    port = free_port()
+    uri = f"mongodb://reconcile:hunter2secret@127.0.0.1:{port}/shop?directConnection=true"
     cli = make_cli(
         tmp_path, "run", stripe_server, db.name, uri, monkeypatch, mongodb={"server_selection_timeout": "300ms"}
     )
     result = cli()
     assert result.exit_code == 3, result.output
     assert result.stderr.strip().splitlines()[-1] == (
-        "reconcile: error: MongoDB unavailable while connecting: no server answered within 0.3s "
+        f"reconcile: error: MongoDB unavailable while connecting: 127.0.0.1:{port}: connection refused; "
+        "no server answered within 0.3s "
         "(mongodb.server_selection_timeout); nothing was changed"
     )
     assert "hunter2secret" not in result.output

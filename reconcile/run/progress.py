@@ -1,12 +1,17 @@
-"""Progress of long pulls on stderr (pages, objects, rate, ETA), only when stderr is a terminal.
+"""Progress of a run's long steps on stderr (pull, load, re-check, repair, report), only on a terminal.
 
 A window pull is many time slices walked side by side (reconcile/stripe/slices.py), so no single
 request says how far the pull is: the pull itself reports after each page how much of its
 window is done (the seconds no slice still has to walk). The Stripe client is wrapped
 (`ProgressClient`, so the pulling code takes no extra argument) and offers `watch_pull`, which
-`reconcile/stripe/pull.py` calls when a window pull starts.
+`reconcile/stripe/pull.py` calls when a window pull starts. Other steps call the module's
+`step(name, done, total)` at the points they already have; it does nothing unless the CLI
+`install`ed a display (a terminal), so code under test and under cron runs as before.
 
-One updating line shows every pull in flight; a finished pull leaves its final line behind.
+One line shows every pull and step in flight, cut to the terminal's width (a wrapped line would
+leave stale rows behind at each update); log lines are printed above it (reconcile/logs.py).
+On a terminal the line is a rich `Live` display (`LiveProgress`); `Progress` itself writes plain
+carriage-return updates to any stream (used by tests and by `LiveProgress` for its state).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     # For the type checker the wrapper is the client it stands in for: every other attribute passes through.
+    from rich.console import Console
     from stripe import StripeClient as _Wrapped
+
+    from reconcile.stripe.slices import Progress as PullReport
 else:
     _Wrapped = object
-
-from reconcile.stripe.slices import Progress as PullReport
 
 
 def _clock_text(seconds: float) -> str:
@@ -43,13 +49,22 @@ class _Pull:
     fraction: float = 0.0
 
 
-class Progress:
-    """Writes one updating line for the pulls in flight to a terminal."""
+@dataclass
+class _Step:
+    name: str
+    started: float
+    done: int = 0
+    total: int | None = None
 
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic, interval: float = 0.25):
+
+class Progress:
+    """The pulls and steps in flight, written as one updating line (carriage return) to `stream`."""
+
+    def __init__(self, stream: TextIO | None, clock: Callable[[], float] = time.monotonic, interval: float = 0.25):
         self.stream, self.clock, self.interval = stream, clock, interval
         self._lock = threading.Lock()
         self._pulls: dict[int, _Pull] = {}
+        self._steps: dict[str, _Step] = {}
         self._next = 0
         self._last_write = float("-inf")
         self._open_line = False
@@ -74,7 +89,23 @@ class Progress:
 
         return report
 
+    def step(self, name: str, done: int, total: int | None = None) -> None:
+        """`done` of `total` units of a step (None: of an unknown number); done >= total ends the step."""
+        with self._lock:
+            now = self.clock()
+            if total is not None and done >= total:
+                ended = self._steps.pop(name, None) is not None
+                line = self.status_line(now) if ended and self._open_line else None
+            else:
+                state = self._steps.setdefault(name, _Step(name, now))
+                state.done, state.total = done, total
+                line = self.status_line(now) if now - self._last_write >= self.interval else None
+            if line is not None:
+                self._last_write = now
+                self._write(line)
+
     def _report(self, token: int, pages: int, objects: int, fraction: float, done: bool) -> None:
+        finished = None
         with self._lock:
             pull = self._pulls.get(token)
             if pull is None:
@@ -83,14 +114,22 @@ class Progress:
             pull.pages, pull.objects, pull.fraction = pages, objects, min(1.0, max(0.0, fraction))
             if done:
                 del self._pulls[token]
-                self._write(self._line(pull, now, done=True))
-                self._finish_line()
+                finished = self._pull_text(pull, now, done=True)
                 self._last_write = float("-inf")  # show the pulls still running at once
             elif now - self._last_write >= self.interval:
-                self._write(" | ".join(self._line(p, now, done=False) for p in self._pulls.values()))
+                self._write(self.status_line(now))
                 self._last_write = now
+        if finished is not None:  # outside the lock: a display may print it through its own lock
+            self._finished(finished)
 
-    def _line(self, pull: _Pull, now: float, done: bool) -> str:
+    def status_line(self, now: float | None = None) -> str:
+        """Every pull and step in flight, on one line."""
+        now = self.clock() if now is None else now
+        parts = [self._pull_text(p, now, done=False) for p in self._pulls.values()]
+        parts += [self._step_text(s, now) for s in self._steps.values()]
+        return " | ".join(parts)
+
+    def _pull_text(self, pull: _Pull, now: float, done: bool) -> str:
         elapsed = max(now - pull.started, 1e-6)
         rate = pull.objects / elapsed
         pages = f"{pull.pages} page{'s' if pull.pages != 1 else ''}"
@@ -103,13 +142,30 @@ class Progress:
             text += f", ETA {_clock_text(elapsed * (1 - pull.fraction) / pull.fraction)}"
         return text
 
+    def _step_text(self, step: _Step, now: float) -> str:
+        elapsed = max(now - step.started, 1e-6)
+        if step.total is None:
+            return f"{step.name}: {step.done:,}, {_clock_text(elapsed)}"
+        text = f"{step.name}: {step.done:,}/{step.total:,}"
+        if step.total and step.done:
+            text += f", ETA {_clock_text(elapsed * (step.total - step.done) / step.done)}"
+        return text
+
     def _write(self, line: str) -> None:
+        if self.stream is None:
+            return
         self.stream.write("\r\x1b[K" + line)
         self.stream.flush()
         self._open_line = True
 
+    def _finished(self, line: str) -> None:
+        """A finished pull leaves its last line behind."""
+        with self._lock:
+            self._write(line)
+            self._finish_line()
+
     def _finish_line(self) -> None:
-        if self._open_line:
+        if self._open_line and self.stream is not None:
             self.stream.write("\n")
             self.stream.flush()
             self._open_line = False
@@ -117,6 +173,84 @@ class Progress:
     def close(self) -> None:
         with self._lock:
             self._finish_line()
+
+
+class LiveProgress(Progress):
+    """The same line as a rich `Live` display on a terminal: redrawn a few times a second, cut to the
+    terminal's current width, erased when closed; lines printed through `console` (logs) go above it."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic):
+        from rich.live import Live
+
+        super().__init__(None, clock, interval=0.0)
+        self.console = console
+        # transient: the line is erased on close, so whatever is printed next starts on a clean row.
+        # stdout is left alone (it may be a file: the summary must not land on stderr); stray writes to
+        # stderr are printed above the line.
+        self._live = Live(
+            console=console,
+            transient=True,
+            refresh_per_second=4,
+            get_renderable=self._renderable,
+            redirect_stdout=False,
+        )
+        self._started = False
+
+    def _renderable(self) -> Any:
+        from rich.text import Text
+
+        with self._lock:
+            line = self.status_line()
+        return Text(line, no_wrap=True, overflow="ellipsis", end="")
+
+    def start(self) -> None:
+        if not self._started:
+            self._live.start()
+            self._started = True
+
+    def _write(self, line: str) -> None:  # the Live display redraws from the state itself
+        pass
+
+    def _finished(self, line: str) -> None:  # the pull's own log line (pull.page_set) says it is done
+        pass
+
+    def close(self) -> None:
+        if self._started:
+            self._started = False
+            self._live.stop()
+
+
+_current: Progress | None = None
+
+
+def install(progress: Progress | None) -> None:
+    """Make `progress` the display `step` reports to (None: none)."""
+    global _current
+    _current = progress
+
+
+def current() -> Progress | None:
+    return _current
+
+
+def step(name: str, done: int, total: int | None = None) -> None:
+    """Report a long step's progress to the terminal's display, if there is one (see the module doc)."""
+    progress = _current
+    if progress is not None:
+        progress.step(name, done, total)
+
+
+def stop() -> None:
+    """Take the display off the terminal (before a final message: it must not share a row with it)."""
+    global _current
+    progress, _current = _current, None
+    if progress is not None:
+        progress.close()
+
+
+def wrap(client: Any) -> Any:
+    """The Stripe client, reporting its window pulls to the installed display (as is without one)."""
+    return client if _current is None else ProgressClient(client, _current)
 
 
 class ProgressClient(_Wrapped):

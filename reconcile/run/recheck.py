@@ -21,6 +21,7 @@ from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.report import wording
+from reconcile.run import progress
 from reconcile.store import orders as order_store
 from reconcile.stripe import movements as stripe_movements
 from reconcile.stripe import payments as payment_pull
@@ -45,8 +46,11 @@ def recheck(
         return [], {}, []
     core = [d for d in docs if d.get("source") in ("order", "charge")]
     moved = [d for d in docs if d.get("source") in ("refund", "dispute")]
+    progress.step("re-check open items", 0, len(docs))
     confirmed, cleared = _recheck_core(client, policy, orders, fields, linking, rules, core, now)
+    progress.step("re-check open items", len(core), len(docs))
     more_confirmed, more_cleared = _recheck_movements(client, policy, orders, fields, linking, moved, now)
+    progress.step("re-check open items", len(docs), len(docs))
     log.info(
         "items.rechecked",
         extra={

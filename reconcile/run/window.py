@@ -44,7 +44,7 @@ from reconcile.redact import exception_text, one_line
 from reconcile.report import period, wording
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
-from reconcile.run import interrupt, recheck, settings
+from reconcile.run import interrupt, progress, recheck, settings
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -315,10 +315,12 @@ def _read_payments(
         load = beside
     else:  # a big window (a backfill): its orders are read now, the pull's memory freed first
         load = order_load()
+        progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
     beside = None  # the partial load of a big window, if any, is dropped here
 
     refs = payment_pull.references(pulled, config.matching.link_by)
+    progress.step("load orders", 0, None)
     orders = c.orders_frame(
         load.referenced(
             refs.order_refs,
@@ -329,6 +331,7 @@ def _read_payments(
     )
     del refs, load
     clock.lap("load")
+    progress.step("load orders", 1, 1)
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
 
@@ -429,6 +432,7 @@ def _write(
         )
         extras = _period_extras(config, req, run_id, moved, items, money, read)
         clock.lap("items")
+        progress.step("report", 0, 1)
         files = report.write_report(
             req.report_dir,
             run_id,
@@ -471,6 +475,7 @@ def _write(
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary.to_json())
     exit_code = ExitCode.DISCREPANCIES if summary.needs_attention else ExitCode.OK
+    progress.step("report", 1, 1)
     clock.lap("report")
     log.info(
         "run.done",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,9 @@ from pymongo.database import Database
 
 from reconcile.config import MongoConfig
 from reconcile.errors import ConfigError, MongoUnavailable
-from reconcile.redact import mongo_facts
+from reconcile.redact import mongo_facts, network_cause
+
+_MESSAGE_HOST = re.compile(r"^([^\s:,]+:\d+): ")
 
 
 @contextlib.contextmanager
@@ -29,8 +32,27 @@ def mongo_errors(action: str) -> Iterator[None]:
             ) from None
         # The code name, never the server's message: it can quote documents (a duplicate key's values).
         raise MongoUnavailable(f"MongoDB failed while {action}: {mongo_facts(exc)}") from None
+    except pymongo.errors.ConnectionFailure as exc:  # AutoReconnect, NetworkTimeout: "host:port: cause (...)"
+        host = _MESSAGE_HOST.match(str(exc))
+        where = f"{host.group(1)}: " if host else ""
+        raise MongoUnavailable(
+            f"MongoDB unavailable while {action}: {where}{network_cause(str(exc))} ({type(exc).__name__})"
+        ) from None
     except pymongo.errors.PyMongoError as exc:
         raise MongoUnavailable(f"MongoDB unavailable while {action}: {type(exc).__name__}") from None
+
+
+def _server_causes(client: pymongo.MongoClient, message: str) -> str:
+    """`host:port: cause` for each server the client tried (the URI's hosts; never its credentials)."""
+    try:
+        described = client.topology_description.server_descriptions()
+    except Exception:  # a description is a nicety: the line below still says what happened
+        described = {}
+    parts = [
+        f"{host}:{port}: {network_cause(str(server.error)) if server.error else 'no answer'}"
+        for (host, port), server in described.items()
+    ]
+    return ", ".join(parts) or network_cause(message)
 
 
 def _client(uri: str, config: MongoConfig, socket_timeout_ms: int, **options: Any) -> pymongo.MongoClient:
@@ -53,10 +75,11 @@ def connect(uri: str, config: MongoConfig) -> Database:
     with mongo_errors("connecting"):
         try:
             client.admin.command("ping")
-        except pymongo.errors.ServerSelectionTimeoutError:
+        except pymongo.errors.ServerSelectionTimeoutError as exc:
+            servers = _server_causes(client, str(exc))
             client.close()
             raise MongoUnavailable(
-                f"MongoDB unavailable while connecting: no server answered within {timeout_ms / 1000:g}s "
+                f"MongoDB unavailable while connecting: {servers}; no server answered within {timeout_ms / 1000:g}s "
                 "(mongodb.server_selection_timeout); nothing was changed"
             ) from None
     return client[config.database]

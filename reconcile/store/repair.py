@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError
 
 from reconcile.config import OrdersConfig
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
-from reconcile.run import interrupt
+from reconcile.run import interrupt, progress
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import MARKER, order_record, projection
 from reconcile.timeutil import from_unix
@@ -246,6 +246,7 @@ def apply_repairs(
     rows = list(todo.itertuples(index=False))
     size = store.batch_size
     for start in range(0, len(rows), size):
+        progress.step("repair", start, len(rows))
         interrupt.checkpoint("repair")  # between batches: every finished batch has its audit records
         if checkpoint is not None:
             checkpoint()
@@ -278,6 +279,7 @@ def apply_repairs(
             "repair.batch",
             extra={"orders": len(batch), "changed": len(changed), "lost_race": len(batch) - len(changed)},
         )
+    progress.step("repair", len(rows), len(rows))
     return result
 
 

@@ -198,12 +198,22 @@ def recent(runs: Collection, limit: int = 20) -> list[dict[str, Any]]:
 
 def find_run(runs: Collection, run_id: str) -> dict[str, Any] | None:
     """A run by its id, or by a prefix that names exactly one run."""
+    doc, _ = match_run(runs, run_id)
+    return doc
+
+
+def match_run(runs: Collection, run_id: str) -> tuple[dict[str, Any] | None, int]:
+    """(the run, 1) for its id or any prefix naming exactly one run; (None, how many runs match) otherwise."""
     with mongo_errors("reading the run history"):
         doc = runs.find_one({"_id": run_id})
-        if doc is not None or len(run_id) < 6:
-            return doc
-        matches = [d for d in runs.find({"_id": {"$gte": run_id, "$lt": run_id + "\uffff"}}).limit(2)]
-    return matches[0] if len(matches) == 1 else None
+        if doc is not None:
+            return doc, 1
+        # Run ids are ASCII: every id starting with the prefix sorts between it and it + U+FFFF.
+        matching = {"_id": {"$gte": run_id, "$lt": run_id + "\uffff"}}
+        matches = list(runs.find(matching).limit(2))
+        if len(matches) == 1:
+            return matches[0], 1
+        return None, len(matches) if len(matches) < 2 else runs.count_documents(matching)
 
 
 def completed_since(runs: Collection, since: datetime) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 import stripe
 
 from reconcile.errors import StripeRequestError
+from reconcile.run import progress
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 
@@ -68,7 +69,9 @@ def retrieve_movements(
 ) -> list[dict[str, Any]]:
     """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
     rows = []
-    for kind, object_id in refs:
+    refs = list(refs)
+    for done, (kind, object_id) in enumerate(refs):
+        progress.step("refunds and disputes by id", done, len(refs))
         path = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}.get(kind)
         if path is None or not stripe_pull.SAFE_ID.match(object_id or ""):
             continue
@@ -80,6 +83,7 @@ def retrieve_movements(
             )
         except StripeRequestError:
             log.warning("movements.missing", extra={"object_id": object_id})
+    progress.step("refunds and disputes by id", len(refs), len(refs))
     _fill_charges(client, rows, metadata_key, policy)
     return rows
 

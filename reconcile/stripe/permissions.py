@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reconcile.config import Config
-from reconcile.errors import ReconcileError, ServiceUnavailable, StripeAuthError
+from reconcile.errors import ReconcileError, ServiceUnavailable, StripeAuthError, StripeKeyRejected
 from reconcile.stripe import payments
 from reconcile.stripe import pull as stripe_pull
 
@@ -26,14 +26,14 @@ ENDPOINTS = (
 INTENTS = (payments.INTENTS_PATH, "PaymentIntents: read")
 SESSIONS = (payments.SESSIONS_PATH, "Checkout Sessions: read")
 
-OK, DENIED, UNREACHABLE, FAILED = "ok", "denied", "unreachable", "failed"
+OK, DENIED, UNREACHABLE, FAILED, REJECTED = "ok", "denied", "unreachable", "failed", "rejected"
 
 
 @dataclass(frozen=True)
 class Probe:
     path: str
     permission: str
-    state: str  # OK, DENIED, UNREACHABLE or FAILED
+    state: str  # OK, DENIED, UNREACHABLE, FAILED or REJECTED
     line: str
 
 
@@ -51,6 +51,9 @@ def stripe_permissions(config: Config) -> Iterator[Probe]:
         try:
             stripe_pull.request(client, path, {"limit": 1}, policy)
             yield Probe(path, permission, OK, f"  {path:<26} ok")
+        except StripeKeyRejected as error:  # not a permission: the key itself; every endpoint would say the same
+            yield Probe(path, permission, REJECTED, f"  {path:<26} REJECTED: {error}")
+            return
         except StripeAuthError as error:
             yield Probe(path, permission, DENIED, f"  {path:<26} DENIED: the key needs '{permission}' ({error})")
         except ServiceUnavailable as error:

@@ -26,9 +26,9 @@ import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
-from reconcile.errors import ConfigError, StripeAuthError, StripeRequestError, StripeUnavailable
-from reconcile.redact import stripe_facts
-from reconcile.run import interrupt
+from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
+from reconcile.redact import network_cause, network_host, stripe_facts
+from reconcile.run import interrupt, progress
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
 from reconcile.timeutil import to_unix
@@ -136,6 +136,13 @@ def _lacking_permission(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _api_host(client: stripe.StripeClient) -> str:
+    """The host the client sends API requests to (the SDK keeps it on its requestor)."""
+    addresses = getattr(getattr(client, "_requestor", None), "base_addresses", None) or {}
+    base = addresses.get("api") or "https://api.stripe.com"
+    return base.split("://", 1)[-1].rstrip("/")
+
+
 def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
     """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
 
@@ -186,7 +193,7 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         # Every line below names the path and the facts of the error (stripe_facts), never Stripe's message
         # or the body: those can hold card data, customers' emails, or the key's tail.
         except stripe.AuthenticationError as exc:
-            raise StripeAuthError(
+            raise StripeKeyRejected(
                 f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
                 "check the key in the environment variable named by stripe.api_key_env"
             ) from None
@@ -208,9 +215,13 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
         except stripe.APIConnectionError as exc:
             # The SDK retries timeouts and refused connections itself (should_retry), but not a
             # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            network = f"{type(exc).__name__} ({stripe_facts(exc)})".replace(" ()", "")
             if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
-                raise StripeUnavailable(f"Stripe unavailable at {path} after retries: {network}") from None
+                # One line naming the host and the cause; not the SDK's paragraph (advice to email Stripe).
+                message = exc.user_message or str(exc)
+                host = network_host(message) or _api_host(client)
+                raise StripeUnavailable(
+                    f"Stripe unavailable at {path}: cannot reach {host}: {network_cause(message)}, after retries"
+                ) from None
             pause = policy.delay(dropped, None)
             log.warning(
                 "stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)}
@@ -424,7 +435,8 @@ def retrieve_charges(
 ) -> list[dict[str, Any]]:
     """Charges by id (stored on orders whose charge fell outside the window); a missing id is skipped."""
     rows = []
-    for charge_id in charge_ids:
+    for done, charge_id in enumerate(charge_ids):
+        progress.step("charges by id", done, len(charge_ids))
         if not SAFE_ID.match(charge_id):  # ids come from order documents: never let one shape the URL
             log.warning("pull.stored_charge_id_invalid", extra={"charge_id": charge_id[:40]})
             continue
@@ -434,6 +446,7 @@ def retrieve_charges(
             log.warning("pull.stored_charge_missing", extra={"charge_id": charge_id})
             continue
         rows.append(charge_row(charge, metadata_key))
+    progress.step("charges by id", len(charge_ids), len(charge_ids))
     return rows
 
 
@@ -483,7 +496,9 @@ def retrieve_objects(
 ) -> list[dict[str, Any]]:
     """Objects by id (`path` is the list path, e.g. /v1/payment_intents); a missing or malformed id is skipped."""
     rows = []
-    for object_id in ids:
+    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
+    for done, object_id in enumerate(ids):
+        progress.step(label, done, len(ids))
         if not SAFE_ID.match(object_id):  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
             continue
@@ -493,6 +508,7 @@ def retrieve_objects(
             log.warning("pull.stored_id_missing", extra={"path": path, "id": object_id})
             continue
         rows.append(row(obj))
+    progress.step(label, len(ids), len(ids))
     return rows
 
 
@@ -507,9 +523,12 @@ def list_by(
 ) -> list[dict[str, Any]]:
     """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents)."""
     rows: list[dict[str, Any]] = []
-    for value in values:
+    label = f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by {param.replace('_', ' ')}"
+    for done, value in enumerate(values):
+        progress.step(label, done, len(values))
         if not SAFE_ID.match(value):
             continue
         for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy):
             rows.extend(row(obj) for obj in page)
+    progress.step(label, len(values), len(values))
     return rows
