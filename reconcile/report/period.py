@@ -205,12 +205,12 @@ def render(
     )
 
 
-def decision_csv_rows(items: item_store.ItemsResult, run_id: str, dashboard_url: str) -> tuple[dict[str, Any], ...]:
+def decision_csv_rows(items: item_store.ItemsResult, found: set[str], dashboard_url: str) -> tuple[dict[str, Any], ...]:
     """Items being handled and closed by a person, as CSV rows: the report lists the first DECISION_ROWS and
-    says the rest are in the CSV. An item this window found again already has its own row (the window's)."""
+    says the rest are in the CSV. An item this window found (`found`: its keys) already has its own row."""
     rows = []
     for d in [*items.handled, *items.closed]:
-        if d.get("last_run") == run_id:
+        if d["_id"] in found:
             continue
         amount, currency = d.get("amount"), d.get("currency") or ""
         decided = DECIDED.get(d.get("decision") or "", d.get("decision") or d.get("state") or "")

@@ -430,7 +430,7 @@ def _write(
             decisions=db[m.decisions_collection],
             thresholds=config.items.severity,
         )
-        extras = _period_extras(config, req, run_id, moved, items, money, read)
+        extras = _period_extras(config, req, run_id, moved, items, money, read, {f["key"] for f in findings})
         clock.lap("items")
         progress.step("report", 0, 1)
         files = report.write_report(
@@ -504,6 +504,7 @@ def _period_extras(
     items: item_store.ItemsResult,
     money: dict[str, Any],
     read: _Read,
+    found: set[str],
 ) -> report.ReportExtras:
     """The period sections of the report: refunds and disputes, open items, the trend, earlier runs' changes."""
     current = {
@@ -532,7 +533,7 @@ def _period_extras(
         html_top=top + report.earlier_changes_html(read.earlier),
         html=bottom,
         csv_rows=period.csv_rows(moved, config.stripe.dashboard_url)
-        + period.decision_csv_rows(items, run_id, config.stripe.dashboard_url)
+        + period.decision_csv_rows(items, found, config.stripe.dashboard_url)
         + report.earlier_changes_csv(read.earlier),
         summary=period.summary(moved, items, req.now),
         queue_items=tuple(items.open),
