@@ -47,6 +47,7 @@ CARRIED = (
     "object_id",
     "anchor",
     "amount",
+    "at_stake",
     "currency",
     "detail",
     "deadline",
@@ -194,7 +195,7 @@ def sync(
     age(result.handled, at, run_id)
     for doc in [*result.open, *result.handled]:
         doc["severity"] = rules.severity(
-            doc.get("amount"), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
+            rules.stake(doc), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
         )
     if not dry_run:
         result.closed = closed_by_people(items, lo)
