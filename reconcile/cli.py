@@ -327,13 +327,10 @@ def _run_invocation(
             "run.interrupted",
             extra={"signal": stop.signal_name, "during": "any step (second signal)", "exit_code": int(stop.exit_code)},
         )
-        line = (
-            f"stopped at once by a second {stop.signal_name}; every change is compare-and-set and "
-            "audited, the next run completes the rest"
-        )
-        error_summary(summary_json, stop.exit_code, line)
+        if not stop.summary_written:  # else the invocation's summary lists what it changed
+            error_summary(summary_json, stop.exit_code, stop.line())
         progress.stop()
-        click.echo(f"reconcile: {line}", err=True)
+        click.echo(f"reconcile: {stop.line()}", err=True)
         sys.exit(int(stop.exit_code))
     except ReconcileError as error:
         log.error("run.failed", extra={"error": str(error), "exit_code": int(error.exit_code)})

@@ -67,7 +67,7 @@ def _row(doc: dict[str, Any], at: int, severity: tuple[Threshold, ...]) -> dict[
     from reconcile.decide import items as rules
 
     age = max(0, at - int(doc.get("first_seen") or at))
-    amount = doc.get("amount")
+    amount = rules.stake(doc)  # money at stake: an amount mismatch's difference
     return {
         "key": doc["_id"],
         "outcome": doc.get("kind"),
@@ -85,8 +85,10 @@ def _row(doc: dict[str, Any], at: int, severity: tuple[Threshold, ...]) -> dict[
 
 def _at_least(doc: dict[str, Any], minimum: Decimal) -> bool:
     """Money at stake at least `minimum` major units of the item's currency, compared in minor units."""
-    amount = doc.get("amount")
-    if not isinstance(amount, int):
+    from reconcile.decide import items as rules
+
+    amount = rules.stake(doc)
+    if amount is None:
         return False
     return bool(abs(amount) >= minimum * (10 ** exponent(doc.get("currency") or "")))
 

@@ -15,6 +15,7 @@ from reconcile.demo.embedded_mongo import EmbeddedMongo
 from reconcile.demo.shop import DEMO_KEY, KEY_ENV, URI_ENV, demo_config, seed_demo_shop
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.run import invocation as orchestrate
+from reconcile.store import items as item_store
 from reconcile.store import mongo
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import utcnow
@@ -23,8 +24,17 @@ ORDER_URL = "https://admin.shop.example/orders/{order_id}"
 BACKFILL_COPIES = 38  # ~2,500 charges
 
 
-def shop_report(report_dir: Path, copies: int = 1, order_url: str | None = ORDER_URL) -> Path:
-    """Seed the demo mix `copies` times (each a few minutes earlier), run the job over the day, return the HTML."""
+def shop_report(
+    report_dir: Path,
+    copies: int = 1,
+    order_url: str | None = ORDER_URL,
+    decided: int = 0,
+    trend_days: int | None = None,
+) -> Path:
+    """Seed the demo mix `copies` times (each a few minutes earlier), run the job over the day, return the HTML.
+
+    `decided`: after a first run, that many of its items are acknowledged and accepted by people (alternately,
+    through store/items.decide as `reconcile items` does) and the day is run again: the report of that run."""
     now = utcnow()
     store = StandinStore(api_key=DEMO_KEY)
     saved = {name: os.environ.get(name) for name in (KEY_ENV, URI_ENV)}
@@ -32,6 +42,8 @@ def shop_report(report_dir: Path, copies: int = 1, order_url: str | None = ORDER
         with EmbeddedMongo() as server, serve(store, log_requests=False) as stripe_server:
             raw = demo_config(stripe_server.url)
             raw["report"] = {"order_url": order_url} if order_url else {}
+            if trend_days is not None:
+                raw["report"]["trend_days"] = trend_days
             config = parse_config(raw, "report pages")
             os.environ[KEY_ENV], os.environ[URI_ENV] = DEMO_KEY, server.uri
             db = mongo.connect(config.mongodb_uri(), config.mongodb)
@@ -45,6 +57,20 @@ def shop_report(report_dir: Path, copies: int = 1, order_url: str | None = ORDER
             )
             scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
             result = orchestrate.run_windows(config, client, db, inv, scan_db=scan_db).runs[-1].result
+            if decided:
+                items, decisions = db[config.mongodb.items_collection], db[config.mongodb.decisions_collection]
+                taken = item_store.list_items(items, ("open",))[:decided]
+                # Where every decided item is: the test checks the report's CSV has each one.
+                (report_dir / "decided-keys.txt").write_text("".join(f"{d['_id']}\n" for d in taken))
+                for n, doc in enumerate(taken):
+                    if n % 2:
+                        item_store.decide(items, decisions, doc, "accept", "bob", f"explained {n}", utcnow())
+                    else:
+                        item_store.decide(items, decisions, doc, "ack", "alice", f"on it {n}", utcnow())
+                inv = orchestrate.Invocation(
+                    now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="test"
+                )
+                result = orchestrate.run_windows(config, client, db, inv, scan_db=scan_db).runs[-1].result
     finally:
         for name, value in saved.items():
             if value is None:

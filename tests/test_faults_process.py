@@ -452,3 +452,26 @@ def test_sigterm_while_waiting_for_the_lease_stops_at_once(tmp_path, stripe_serv
     assert db["reconcile_state"].find_one({"_id": LEASE_ID})["owner"] == holder.owner  # not its lease to touch
     assert stripe_server.request_log == []
     holder.release()
+
+
+def test_second_sigterm_after_changes_lists_them_in_the_summary(tmp_path, stripe_server, shop, db, mongo_server, proxy):
+    """Stopped at once after a batch of repairs: --summary-json names the run and lists the orders changed,
+    as the run history does (not `run_id: null` and nothing listed)."""
+    seed_small_shop(shop, stuck=5)  # six changes, in batches of four
+    # Orders updates: the first batch's compare-and-set, its audit flags cleared, then the second batch's.
+    held = proxy.on("update", "orders", nth=3, action="hold")
+    process = start(tmp_path, "run", stripe_server, db.name, proxy.uri, batch=4)
+    wait_for(held.hit.is_set, what="the second batch to be held")
+    process.signal(signal.SIGTERM)
+    wait_for(lambda: "run.stop_requested" in process.stderr, what="the first stop request")
+    process.signal(signal.SIGTERM)
+    assert process.wait() == 143, process.stderr
+    proxy.release()
+    assert "stopped at once by a second SIGTERM" in process.stderr
+    run = db["reconcile_runs"].find_one({"status": "interrupted"})
+    changed = sorted(run["repaired_ids"] + run["marked_failed_ids"])
+    assert len(changed) == 4
+    said = summary(process)
+    assert said["run_id"] == run["_id"] and said["exit_code"] == 143 and said["runs"] == []
+    assert sorted(said["repaired"] + said["marked_failed"]) == changed
+    assert "stopped at once by a second SIGTERM" in said["error"] and "4 order(s) were changed" in said["error"]

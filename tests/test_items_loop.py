@@ -132,7 +132,7 @@ def test_ack_and_accept_leave_the_queue_and_show_in_the_report(cli, finance_queu
     assert "customer used a coupon" in closed and "bob" in closed
     # The queue's money at stake: the critical item and the other mismatch, never the handled or accepted ones.
     queue = html.split('id="severity"')[1].split('id="being-handled"')[0]
-    assert "2,551.00 USD" in queue
+    assert "2,506.00 USD" in queue  # 2,500.00 + the other mismatch's difference (51.00 - 45.00)
     (message,) = smtp_sink.messages
     assert "1 CRITICAL" in message["Subject"]
 
@@ -423,3 +423,41 @@ def test_the_worked_example_on_the_demo_shop(cli, store, db, now):
     again = cli("undo", first.summary["run_id"])
     assert again.exit_code == 0 and f"{len(changed)} already undone" in again.output
     assert (orders_snapshot(db), db["reconcile_audit"].count_documents({})) == snapshot
+
+
+def test_items_people_took_do_not_need_attention(cli, finance_queue, db, smtp_sink):
+    """Acknowledged (being handled) and accepted (closed) items leave the run's "need attention", its exit
+    code and the email: an hourly cron run does not mail every hour about what a person has taken."""
+    first = run(cli)
+    assert first.exit_code == 1 and first.summary["needs_attention"] == 4, first.output
+    dup = key_of(cli, c.DUPLICATE_CHARGE)
+    big = key_of(cli, c.PAID_WITHOUT_CHARGE)
+    assert cli("items", "ack", dup, "--by", "alice").exit_code == 0
+    assert cli("items", "ack", big, "--by", "alice").exit_code == 0
+    for oid in finance_queue["mismatches"]:
+        taken = cli("items", "accept", f"{c.AMOUNT_MISMATCH}:{oid}", "--reason", "coupon", "--by", "bob")
+        assert taken.exit_code == 0, taken.output
+    cli.configure(
+        email={
+            "send": "on_discrepancy",
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "security": "none",
+            "from_addr": "reconcile@shop.example",
+            "to": ["finance@shop.example"],
+        }
+    )
+    quiet = run(cli)  # the same window: every item is found again
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.summary["needs_attention"] == 0
+    assert quiet.summary["items"]["open"] == 0 and quiet.summary["items"]["being_handled"] == 2
+    assert smtp_sink.messages == []  # on_discrepancy: nothing needs a person, no mail
+    html = open(quiet.summary["report"]["html"]).read()
+    assert "Nothing needs a person." in html and " at stake" not in html.split('id="severity"')[0]
+
+    # Marked resolved by a person but still there: it reopens and counts again.
+    assert cli("items", "resolve", big, "--reason", "paid by bank transfer", "--by", "carol").exit_code == 0
+    again = run(cli)
+    assert again.exit_code == 1 and again.summary["needs_attention"] == 1, again.output
+    (message,) = smtp_sink.messages
+    assert "1 needs attention" in message["Subject"] and "2,500.00 USD at stake" in message["Subject"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import stat
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.report import queue as work_queue
 from reconcile.report import render
 from reconcile.report.render import ReportExtras, discrepancy_rows, neutralise, render_csv, write_report
 
@@ -334,3 +336,122 @@ def test_every_outcome_has_plain_words_and_every_item_a_next_step():
     special = {c.DUPLICATE_CHARGE, c.UNCAPTURED, movements.DISPUTE_OPEN}
     needing = {*c.NEEDS_PERSON, movements.REFUND_FAILED, movements.REFUNDED_ORDER_STILL_PAID, movements.DISPUTE_LOST}
     assert needing - special <= set(wording.NEXT_STEPS)
+
+
+def test_money_at_stake_counts_each_charge_once(tmp_path):
+    """A dispute and its order's "refunded or disputed" row are two claims on one charge's money: the headline,
+    the severity section and the text email count it once, and the queue's amounts add up to the headline."""
+    items = (
+        item(
+            "refunded_or_disputed:o1:ch_d",
+            c.REFUNDED_OR_DISPUTED,
+            7400,
+            order_key="o1",
+            charge_id="ch_d",
+            charge_ids=["ch_d"],
+        ),
+        item(
+            "dispute:dp_1",
+            "dispute_open",
+            7400,
+            age=1,
+            source="dispute",
+            object_id="dp_1",
+            order_key="o1",
+            charge_id="ch_d",
+            deadline=1_764_000_000,
+        ),
+        item("orphan_charge:-:ch_o", c.ORPHAN_CHARGE, 1200, charge_id="ch_o"),
+        # Two orders named by one charge's links: one sum of money.
+        item("link_conflict:o2:ch_l", c.LINK_CONFLICT, 2900, order_key="o2", charge_id="ch_l"),
+        item("link_conflict:o3:ch_l", c.LINK_CONFLICT, 2900, order_key="o3", charge_id="ch_l"),
+    )
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame(),
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+    )
+    html = files.html.read_text()
+    assert "115.00 USD</span> at stake" in html.split('id="queue-title"')[0]  # 74 + 12 + 29, not 218
+    assert "5 items need a person" in html
+    rows = queue_rows(html)
+    # The counted claim first, the one sharing its money right under it, with no amount of its own.
+    assert "dp_1" in rows[0] and "o1" in rows[1] and "Same money as" in rows[1]
+    assert "o2" in rows[2] and "o3" in rows[3] and "Same money as" in rows[3]
+    shown = [float(a.replace(",", "")) for r in rows for a in re.findall(r"<b>([\d,.]+)</b> <span", r)]
+    assert sum(shown) == 115.00
+    q = work_queue.build(items, DASH)
+    assert q.at_stake == {"usd": 11500}
+    assert "74.00 USD (same money as dispute open: respond before the due date above)" in "\n".join(q.text_lines())
+
+
+def test_decided_items_beyond_the_list_are_csv_rows_and_a_long_trend_is_compact():
+    from reconcile.report import period
+    from reconcile.store.items import ItemsResult
+
+    handled = [
+        item(
+            f"orphan_charge:-:ch_{n}",
+            c.ORPHAN_CHARGE,
+            100 + n,
+            charge_id=f"ch_{n}",
+            state="acknowledged",
+            decision="ack",
+            decided_by="alice",
+            decided_at=1_764_000_000,
+            last_run="old",
+        )
+        for n in range(30)
+    ]
+    closed = [
+        item(
+            "amount_mismatch:o9:ch_9",
+            c.AMOUNT_MISMATCH,
+            500,
+            order_key="o9",
+            charge_id="ch_9",
+            state="accepted",
+            decision="accept",
+            decided_by="bob",
+            reason="coupon",
+            last_run="run1",
+        )
+    ]
+    found = {"amount_mismatch:o9:ch_9"}  # this window's own findings: rows of their own already
+    rows = period.decision_csv_rows(ItemsResult(handled=handled, closed=closed), found, DASH)
+    # Every item being handled is a row, saying so (re-checked ones too); the one this window found has its own.
+    assert [r["charge_id"] for r in rows] == [f"ch_{n}" for n in range(30)]
+    assert rows[0]["description"].startswith("being handled: acknowledged by alice on ")
+    days = [{"day": f"2026-{1 + n // 28:02d}-{1 + n % 28:02d}", "charges": 1, "open": n} for n in range(336)]
+    monthly, unit = period.compact_trend(days)
+    assert unit == "month" and len(monthly) == 12 and monthly[0] == {"day": "2026-01", "charges": 28, "open": 27}
+    weekly, unit = period.compact_trend(days[:60])
+    assert unit == "week" and len(weekly) == 9 and weekly[1] == {"day": "2026-01-08", "charges": 7, "open": 13}
+    assert period.compact_trend(days[:14]) == (days[:14], "day")
+
+
+def test_an_amount_mismatch_puts_the_difference_at_stake():
+    from reconcile.decide import items as item_rules
+
+    mismatch = {
+        "outcome": c.AMOUNT_MISMATCH,
+        "amount": 5000,
+        "currency": "usd",
+        "charge_amount": 4500,
+        "charge_currency": "usd",
+    }
+    assert item_rules.at_stake(mismatch) == 500  # the sum to settle with the customer
+    assert item_rules.at_stake({**mismatch, "charge_currency": "eur"}) == 5000  # no difference across currencies
+    assert item_rules.at_stake({**mismatch, "outcome": c.PAID_WITHOUT_CHARGE}) == 5000
+    # An item recorded before `at_stake` existed counts its amount; the queue counts the difference.
+    assert item_rules.stake({"amount": 5000}) == 5000
+    q = work_queue.build([item("amount_mismatch:o1:ch_1", c.AMOUNT_MISMATCH, 5000, at_stake=500)], DASH)
+    assert q.at_stake == {"usd": 500} and q.entries[0].amount_text == "5.00 USD"

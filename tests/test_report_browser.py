@@ -18,6 +18,7 @@ import pytest
 from report_pages import BACKFILL_COPIES, shop_report
 
 WIDTHS = (420, 1280)
+DECIDED_COPIES, DECIDED = 24, 380  # ~400 items, 380 of them taken by people (190 acknowledged, 190 accepted)
 STRIPE_LINK = 'a[href^="https://dashboard.stripe.com/"]'
 
 
@@ -41,11 +42,13 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def reports(browser, tmp_path_factory) -> dict[str, Path]:
-    """The demo's report and a ~2,500-charge backfill's, each with report.order_url set."""
+    """The demo's report, a ~2,500-charge backfill's, each with report.order_url set, and a report after people
+    acknowledged and accepted hundreds of items, with a year-long trend."""
     base = tmp_path_factory.mktemp("reports")
     return {
         "demo": shop_report(base / "demo"),
         "backfill": shop_report(base / "backfill", copies=BACKFILL_COPIES),
+        "decided": shop_report(base / "decided", copies=DECIDED_COPIES, decided=DECIDED, trend_days=366),
     }
 
 
@@ -78,7 +81,7 @@ def layout(page) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("name", ["demo", "backfill"])
+@pytest.mark.parametrize("name", ["demo", "backfill", "decided"])
 def test_the_report_reads_as_a_work_list_at_phone_and_desktop_width(browser, reports, name, width, tmp_path):
     html = reports[name]
     assert html.stat().st_size < 100_000  # Gmail clips a message at about 102 KB
@@ -107,7 +110,7 @@ def test_the_report_reads_as_a_work_list_at_phone_and_desktop_width(browser, rep
         page.close()
 
 
-@pytest.mark.parametrize("name", ["demo", "backfill"])
+@pytest.mark.parametrize("name", ["demo", "backfill", "decided"])
 def test_every_stripe_object_of_the_queue_is_linked(browser, reports, name):
     """Each charge and dispute a queue row names is a link: a duplicate links both charges, a dispute its
     dispute and its charge; with report.order_url, the order too."""
@@ -151,3 +154,21 @@ def test_without_style_blocks_the_layout_is_the_same(browser, reports, width, tm
     finally:
         with_styles.close()
         without.close()
+
+
+def test_people_s_decisions_and_a_year_of_trend_stay_within_the_size(reports):
+    """Hundreds of items being handled or closed and a 366-day trend: the lists are capped (the rest are in the
+    CSV, which has every one) and the trend is drawn per month, so the page stays under Gmail's clip."""
+    html = reports["decided"].read_text(encoding="utf-8")
+    assert len(html.encode("utf-8")) < 100_000
+    handled = html.split('id="being-handled"')[1].split('id="closed-by-people"')[0]
+    closed = html.split('id="closed-by-people"')[1].split("</div>\n</div>")[0]
+    assert handled.count("acknowledged by alice") == 25 and "and 165 more in the attached CSV" in handled
+    assert closed.count("by bob on") == 25 and "and 165 more in the attached CSV" in closed
+    assert "Trend, last 366 days, by month" in html and html.count("Month (UTC)") == 1
+    csv_text = reports["decided"].with_suffix(".csv").read_text(encoding="utf-8")
+    keys = (reports["decided"].parent / "decided-keys.txt").read_text().split()
+    assert len(keys) == DECIDED
+    for key in keys:  # outcome:order:charge, or dispute:dp_... / refund:re_...
+        named = [part for part in key.split(":")[1:] if part != "-"]
+        assert any(part in csv_text for part in named), key

@@ -49,6 +49,27 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def at_stake(r: Mapping[Any, Any]) -> int | None:
+    """Money at stake of an outcome row, minor units: for an amount mismatch the difference between the
+    order and the charge in one currency (the sum to settle with the customer); else the order's amount,
+    or the charge's when there is no order."""
+    order, charged = _int(r.get("amount")), _int(r.get("charge_amount"))
+    if r.get("outcome") == c.AMOUNT_MISMATCH and order is not None and charged is not None:
+        if str(r.get("currency") or "").lower() == str(r.get("charge_currency") or "").lower():
+            return abs(order - charged)
+    return order if order is not None else charged
+
+
+def stake(doc: Mapping[str, Any]) -> int | None:
+    """An item's money at stake: its `at_stake` (findings since it was added), else its amount."""
+    value = _int(doc.get("at_stake"))
+    return value if value is not None else _int(doc.get("amount"))
+
+
 def core_findings(outcomes: pd.DataFrame) -> list[Finding]:
     """The outcomes that need a person, as findings with stable keys."""
     findings: list[Finding] = []
@@ -69,6 +90,8 @@ def core_findings(outcomes: pd.DataFrame) -> list[Finding]:
                 "object_id": None,
                 "anchor": r["charge_created"] if r["outcome"] == c.ORPHAN_CHARGE else r["order_created"],
                 "amount": r["amount"] if r["amount"] is not None else r["charge_amount"],
+                # Not one of the facts an acceptance holds to: how it is counted may change, the facts do not.
+                "at_stake": at_stake(r),
                 "currency": r["currency"] or r["charge_currency"],
                 "detail": r["detail"],
                 # The date a person must act by (an authorization to capture or cancel), unix seconds.

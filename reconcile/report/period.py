@@ -27,7 +27,13 @@ BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
 # in the work queue); the summary JSON lists every one. Keeps the email under Gmail's ~102 KB clip.
 MOVEMENT_ROWS = 10
 RESOLVED_ROWS = 10
-OPEN_ROWS = 500  # items being handled / closed by a person listed (decisions.html.j2)
+# Items being handled, closed by a person, and critical/high ones listed by name in the decisions partial,
+# each list at most; the rest are in the attached CSV (decision_csv_rows, and the queue's own rows).
+DECISION_ROWS = 25
+URGENT_ROWS = 10  # critical and high items by name: each is in the work queue too, so a short list suffices
+# The trend drawn one row per day up to this many days; longer spans one row per week, then per month.
+DAILY_TREND_DAYS = 31
+WEEKLY_TREND_DAYS = 91
 
 
 def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -43,10 +49,33 @@ def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def compact_trend(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """(rows, "day" | "week" | "month"): a long trend drawn per week or per month keeps the page small (a
+    year of days is ~400 KB of bars). A row's charges are its days' sum; its open items the last day's that
+    had a run (None: no run in it); its `day` the first day it covers."""
+    if len(points) <= DAILY_TREND_DAYS:
+        return points, "day"
+    unit = "week" if len(points) <= WEEKLY_TREND_DAYS else "month"
+    rows: list[dict[str, Any]] = []
+    for p in points:
+        day = str(p["day"])
+        label = day[:7] if unit == "month" else day
+        if rows and (rows[-1]["_key"] == label[:7] if unit == "month" else rows[-1]["_days"] < 7):
+            row = rows[-1]
+            row["charges"] += int(p["charges"] or 0)
+            row["open"] = p["open"] if p["open"] is not None else row["open"]
+            row["_days"] += 1
+            continue
+        rows.append({"day": label, "charges": int(p["charges"] or 0), "open": p["open"], "_key": label[:7], "_days": 1})
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], unit
+
+
 def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
     amount = doc.get("amount")
     return {
         **{k: None for k in item_store.CARRIED},
+        # Decision fields an item has only once a person gave them (an ack without a note has no last_note).
+        **{k: None for k in ("last_note", "last_note_by", "flag", "decided_by", "reason", "verified_at")},
         "is_new": False,
         "age_days": 0,  # tolerate sparse documents
         **doc,
@@ -73,7 +102,6 @@ def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | Non
 
 
 SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8710a", "medium": "#f5a623", "low": "#697386"}
-URGENT_ROWS = 50  # critical and high items listed by name in the severity section
 DECIDED = {
     "ack": "acknowledged",
     "accept": "accepted",
@@ -87,14 +115,12 @@ DECIDED = {
 def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, Any]:
     """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
     money at stake per currency (open items only), items being handled, items closed by a person."""
-    queue = items.open
+    open_docs = items.open
     counts = {level: 0 for level in item_rules.LEVELS}
-    stake: dict[str, int] = {}
-    for doc in queue:
+    for doc in open_docs:
         counts[doc.get("severity") or "low"] = counts.get(doc.get("severity") or "low", 0) + 1
-        amount, currency = doc.get("amount"), doc.get("currency")
-        if isinstance(amount, int) and isinstance(currency, str):
-            stake[currency] = stake.get(currency, 0) + abs(amount)
+    # The same sums as the headline's: each sum of money once (queue.py, one claim per charge).
+    stake = queue.build(open_docs, dashboard_url).at_stake
 
     def view(doc: dict[str, Any]) -> dict[str, Any]:
         v = _item_view(doc, dashboard_url)
@@ -104,16 +130,19 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
         return v
 
     urgent = sorted(
-        (d for d in queue if d.get("severity") in ("critical", "high")),
+        (d for d in open_docs if d.get("severity") in ("critical", "high")),
         key=lambda d: (item_rules.severity_rank(d.get("severity") or "low"), d.get("first_seen") or 0, d["_id"]),
     )
     return {
-        "queue_count": len(queue),
+        "queue_count": len(open_docs),
         "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
-        "at_stake": [format_amount(v, c) for c, v in sorted(stake.items())],
+        "at_stake": [format_amount(v, c) for c, v in stake.items()],
         "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
-        "handled": [view(d) for d in items.handled[:OPEN_ROWS]],
-        "closed": [view(d) for d in items.closed[:OPEN_ROWS]],
+        "urgent_total": len(urgent),
+        "handled": [view(d) for d in items.handled[:DECISION_ROWS]],
+        "handled_total": len(items.handled),
+        "closed": [view(d) for d in items.closed[:DECISION_ROWS]],
+        "closed_total": len(items.closed),
     }
 
 
@@ -150,6 +179,7 @@ def render(
     """
     # Those needing a person are items of the work queue (each item once); the rest are listed for the record.
     for_record = [f for f in findings if not f["needs_person"]]
+    trend_rows, unit = compact_trend(trend)
     context = {
         "run_id": run_id,
         "now": fmt(now),
@@ -165,8 +195,9 @@ def render(
         "resolved_count": len(items.resolved),
         "new": items.new,
         "buckets": list(items.buckets.items()),
-        "trend": _bars(trend),
+        "trend": _bars(trend_rows),
         "trend_days": len(trend),
+        "trend_unit": unit,
         "colours": BAR_COLOURS,
         "decisions": decisions(items, dashboard_url),
     }
@@ -174,6 +205,33 @@ def render(
     return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
         **context
     )
+
+
+def decision_csv_rows(items: item_store.ItemsResult, found: set[str], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+    """Items being handled and closed by a person, as CSV rows: the report lists the first DECISION_ROWS and
+    says the rest are in the CSV. An item this window found (`found`: its keys) already has its own row."""
+    rows = []
+    for d in [*items.handled, *items.closed]:
+        if d["_id"] in found:
+            continue
+        amount, currency = d.get("amount"), d.get("currency") or ""
+        decided = DECIDED.get(d.get("decision") or "", d.get("decision") or d.get("state") or "")
+        when = f" on {fmt(from_unix(d['decided_at']))}" if d.get("decided_at") else ""
+        why = d.get("reason") or d.get("last_note")
+        rows.append(
+            {
+                "outcome": d.get("kind"),
+                "order_id": d.get("order_key"),
+                "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
+                "order_currency": currency,
+                "charge_id": d.get("charge_id"),
+                "description": f"{'being handled' if d.get('state') == item_rules.ACKNOWLEDGED else 'closed'}: "
+                f"{decided} by {d.get('decided_by')}{when}" + (f": {why}" if why else ""),
+                "detail": d.get("detail"),
+                "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
+            }
+        )
+    return tuple(rows)
 
 
 def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[dict[str, Any], ...]:

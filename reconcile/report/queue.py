@@ -8,12 +8,13 @@ the same fields. Pure: dicts in, a `Queue` out; render.py draws it and the email
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.money import exponent, format_amount
 from reconcile.report import wording
 
@@ -42,6 +43,14 @@ class Entry:
     order_key: str | None
     is_new: bool
     severity: str = ""  # the item's severity (decide/items.py levels), "" when it has none
+    charges: tuple[str, ...] = ()  # the charges whose money this item is about
+    # The title of the item above whose money this is too (a dispute and its order's outcome row): its
+    # amount is shown but not added to the money at stake. "" when this item's amount is counted.
+    same_as: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.amount is not None and bool(self.currency) and not self.same_as
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,11 @@ class Queue:
 
     @property
     def at_stake(self) -> dict[str, int]:
-        """Money at stake per currency (minor units), biggest first."""
+        """Money at stake per currency (minor units), biggest first: each sum of money once (an item
+        about the same charge as a larger one above is not added again)."""
         sums: dict[str, int] = {}
         for e in self.entries:
-            if e.amount is not None and e.currency:
+            if e.counted and e.amount is not None:
                 sums[e.currency] = sums.get(e.currency, 0) + e.amount
         return dict(sorted(sums.items(), key=lambda kv: (-_major(kv[1], kv[0]), kv[0])))
 
@@ -89,7 +99,10 @@ class Queue:
         lines = []
         for e in self.entries[:limit]:
             order = f" [order {e.order_key}]" if e.order_key and e.kind != c.ORPHAN_CHARGE else ""
-            lines.append(f"- {e.amount_text or '(no amount)'}: {e.title}. Next: {e.next_step}.{order}")
+            amount = e.amount_text or "(no amount)"
+            if e.same_as:
+                amount += f" (same money as {e.same_as.lower()} above)"
+            lines.append(f"- {amount}: {e.title}. Next: {e.next_step}.{order}")
             if e.links:
                 lines.append(f"  {e.links[0].url}")
         if len(self.entries) > limit:
@@ -136,13 +149,13 @@ def links(item: Mapping[str, Any], base: str, order_url: str | None) -> tuple[Li
 
 
 def entry(item: Mapping[str, Any], base: str, order_url: str | None) -> Entry:
-    amount = item.get("amount")
+    amount = item_rules.stake(item)
     currency = str(item.get("currency") or "")
-    amount = int(amount) if isinstance(amount, int) and not isinstance(amount, bool) else None
     deadline = item.get("deadline")
     deadline = int(deadline) if isinstance(deadline, int) and not isinstance(deadline, bool) else None
     age = int(item.get("age_days") or 0)
     kind = str(item.get("kind") or "")
+    ids = [item.get("charge_id"), *(item.get("charge_ids") or [])]
     return Entry(
         key=str(item.get("_id") or item.get("key") or ""),
         kind=kind,
@@ -160,18 +173,40 @@ def entry(item: Mapping[str, Any], base: str, order_url: str | None) -> Entry:
         order_key=str(item["order_key"]) if item.get("order_key") is not None else None,
         is_new=bool(item.get("is_new")),
         severity=str(item.get("severity") or ""),
+        charges=tuple(dict.fromkeys(i for i in ids if isinstance(i, str) and i)),
     )
 
 
 def build(items: Iterable[Mapping[str, Any]], base: str, order_url: str | None = None) -> Queue:
     """Every item needing a person, ordered by money at stake (largest first), then age (oldest first)."""
     entries = [entry(i, base, order_url) for i in items if i.get("needs_person", True)]
-    entries.sort(
-        key=lambda e: (
-            -(_major(e.amount, e.currency) if e.amount is not None else Decimal(-1)),
-            -e.age_days,
-            e.deadline if e.deadline is not None else 2**62,
-            e.key,
-        )
+    entries.sort(key=_order)
+    return Queue(tuple(_once_per_charge(entries)))
+
+
+def _order(e: Entry) -> tuple[Decimal, int, int, str]:
+    return (
+        -(_major(e.amount, e.currency) if e.amount is not None else Decimal(-1)),
+        -e.age_days,
+        e.deadline if e.deadline is not None else 2**62,
+        e.key,
     )
-    return Queue(tuple(entries))
+
+
+def _once_per_charge(entries: list[Entry]) -> list[Entry]:
+    """Items about the same charge (a dispute and its order's "refunded or disputed" row, two orders a
+    charge's links name) are claims on one sum of money: the largest is counted, the others follow it
+    marked "same money as ... above" and are not added to the money at stake. `entries` is sorted."""
+    head: dict[tuple[str, str], Entry] = {}  # (currency, charge) -> the counted item claiming that money
+    followers: dict[str, list[Entry]] = {}  # counted item's key -> the items sharing its money
+    firsts: list[Entry] = []
+    for e in entries:
+        lead = next((head[(e.currency, ch)] for ch in e.charges if (e.currency, ch) in head), None)
+        if lead is None or e.amount is None:
+            firsts.append(e)
+            if e.amount is not None:
+                for ch in e.charges:
+                    head.setdefault((e.currency, ch), e)
+            continue
+        followers.setdefault(lead.key, []).append(replace(e, same_as=lead.title))
+    return [x for e in firsts for x in (e, *followers.get(e.key, ()))]

@@ -32,6 +32,15 @@ class StopNow(KeyboardInterrupt):
         super().__init__(f"second {signal_name}: stopping at once")
         self.signal_name = signal_name
         self.exit_code = ExitCode.INTERRUPTED if signal_name == "SIGINT" else ExitCode.TERMINATED
+        # The invocation wrote --summary-json on its way out (listing what it changed): not overwritten.
+        self.summary_written = False
+
+    def line(self) -> str:
+        """The closing line, for stderr and the summary."""
+        return (
+            f"stopped at once by a second {self.signal_name}; every change is compare-and-set and "
+            "audited, the next run completes the rest"
+        )
 
 
 def request_stop(signal_name: str = "SIGTERM") -> None:

@@ -92,6 +92,7 @@ class Outcome:
     lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
     error: ReconcileError | None = None
     failed_changes: job.Changes | None = None  # what the window run that failed had changed
+    stopped: str | None = None  # a second signal's line: the invocation stopped at once
 
 
 def email_policy(config: Config, override: str | None) -> str:
@@ -168,6 +169,20 @@ def run_windows(
                 with run_context(invocation):
                     _log_end(error)
                 _fail(outcome, error)
+    except interrupt.StopNow as stop:
+        # Stopped at once: the summary still names this invocation and lists every order it changed (the
+        # windows completed and the one cut off), as the history does; the CLI then leaves it be.
+        outcome.exit_code = worst(outcome.exit_code, stop.exit_code)
+        outcome.stopped = stop.line()
+        if outcome.failed_changes is not None:
+            n = outcome.failed_changes.count
+            outcome.stopped += f"; {n} order(s) were changed before this, listed here and in the run history"
+        try:
+            _write_summary(inv, outcome, invocation)
+            stop.summary_written = inv.summary_json is not None
+        except Exception as error:  # the CLI writes its plain error summary instead
+            log.warning("summary.not_written", extra={"error": exception_text(error)})
+        raise
     finally:
         if lease is not None:
             lease.release()
@@ -268,7 +283,7 @@ def _best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 
 def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
-    if outcome.runs or outcome.error is not None:  # nothing completed: monitoring still sees the answer
+    if outcome.runs or outcome.error is not None or outcome.stopped:  # nothing completed: monitoring still sees it
         outcome.summary = _summary(outcome, invocation).to_json()
     if outcome.summary is not None and inv.summary_json:
         write_summary_json(inv.summary_json, outcome.summary)
@@ -391,6 +406,8 @@ def _run_window(
         _fail(outcome, said, changes)
         return None
     except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
+        if changes.count:  # and the summary lists what it changed
+            outcome.failed_changes = changes
         _end_window(
             runs,
             run_id,
@@ -600,7 +617,7 @@ def _summary(outcome: Outcome, invocation: str) -> InvocationSummary:
         run_id=outcome.runs[0].run_id if len(outcome.runs) == 1 else invocation,
         exit_code=int(outcome.exit_code),
         windows=[WindowEntry(r.run_id, r.result.summary, r.email, int(r.result.exit_code)) for r in outcome.runs],
-        error=_text(outcome.error) if outcome.error is not None else None,
+        error=_text(outcome.error) if outcome.error is not None else outcome.stopped,
         failed_repaired=list(done.repair.repaired) if done else [],
         failed_marked_failed=list(done.repair.marked_failed) if done else [],
         failed_run_report=done.report if done else None,

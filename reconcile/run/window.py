@@ -434,7 +434,7 @@ def _write(
             decisions=db[m.decisions_collection],
             thresholds=ws.severity,
         )
-        extras = _period_extras(ws, req, run_id, moved, items, money, read)
+        extras = _period_extras(ws, req, run_id, moved, items, money, read, {f["key"] for f in findings})
         clock.lap("items")
         progress.step("report", 0, 1)
         files = report.write_report(
@@ -473,7 +473,9 @@ def _write(
         audit_healed=healed,
         earlier_changes=[EarlierChange.from_audit(r) for r in read.earlier],
     )
-    summary.needs_attention += extras.needs_attention
+    # Items a person acknowledged (being handled) or accepted (closed) need nobody now: not counted in the
+    # exit code or the email's "need attention", or an hourly cron run mails about them every hour.
+    summary.needs_attention = _needing_person(findings, items)
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary.to_json())
     exit_code = ExitCode.DISCREPANCIES if summary.needs_attention else ExitCode.OK
@@ -492,6 +494,12 @@ def _write(
     return RunResult(run_id, counts, summary, files, exit_code, clock.laps, items, moved)
 
 
+def _needing_person(findings: list[Finding], items: item_store.ItemsResult) -> int:
+    """This window's findings whose item is open after the run (not acknowledged, not accepted)."""
+    still_open = {d["_id"] for d in items.open}
+    return sum(1 for f in findings if f["key"] in still_open)
+
+
 def _period_extras(
     ws: WindowSettings,
     req: RunRequest,
@@ -500,6 +508,7 @@ def _period_extras(
     items: item_store.ItemsResult,
     money: dict[str, Any],
     read: _Read,
+    found: set[str],
 ) -> report.ReportExtras:
     """The period sections of the report: refunds and disputes, open items, the trend, earlier runs' changes."""
     current = {
@@ -527,9 +536,10 @@ def _period_extras(
     return report.ReportExtras(
         html_top=top + report.earlier_changes_html(read.earlier),
         html=bottom,
-        csv_rows=period.csv_rows(moved, ws.stripe.dashboard_url) + report.earlier_changes_csv(read.earlier),
+        csv_rows=period.csv_rows(moved, ws.stripe.dashboard_url)
+        + period.decision_csv_rows(items, found, ws.stripe.dashboard_url)
+        + report.earlier_changes_csv(read.earlier),
         summary=period.summary(moved, items, req.now),
-        needs_attention=sum(1 for f in moved if f["needs_person"]),
         queue_items=tuple(items.open),
     )
 

@@ -48,6 +48,7 @@ CARRIED = (
     "object_id",
     "anchor",
     "amount",
+    "at_stake",
     "currency",
     "detail",
     "deadline",
@@ -240,7 +241,7 @@ def _sort_live(
     age(result.handled, at, run_id)
     for doc in [*result.open, *result.handled]:
         doc["severity"] = rules.severity(
-            doc.get("amount"), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
+            rules.stake(doc), doc.get("currency"), at - int(doc.get("first_seen") or at), thresholds
         )
 
 

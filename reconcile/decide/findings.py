@@ -1,0 +1,40 @@
+"""A finding: something a run found that a person may need to look at, as the items collection records it.
+
+Built by decide/items.py (`core_findings`, from the classified outcomes) and decide/movements.py
+(`evaluate`, refunds and disputes); store/items.py keeps the fields in `CARRIED` on the item.
+"""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+
+class Finding(TypedDict):
+    key: str  # stable across runs: the same thing found again is the same item
+    kind: str  # an outcome (decide/classify.py) or a movement kind (decide/movements.py)
+    needs_person: bool
+    source: str  # "order", "charge", "refund" or "dispute"
+    order_key: str | None
+    charge_id: str | None
+    charge_ids: list[str]
+    object_id: str | None  # the refund or dispute
+    anchor: int | None  # unix seconds: the window that can judge it again
+    amount: int | None  # minor units
+    currency: str | None
+    detail: str | None
+    deadline: int | None  # unix seconds a person must act by
+    livemode: bool | None
+    email: str | None
+    order_status: str | None
+    charge_amount: int | None
+    # Core findings only: facts an acceptance holds to (decide.items.facts_of), and the money at stake
+    # (decide.items.at_stake: not a fact, how it is counted may change).
+    amount_refunded: NotRequired[int | None]
+    at_stake: NotRequired[int | None]
+    # Refunds and disputes only.
+    object_status: NotRequired[str | None]
+    created: NotRequired[int]
+    charge_currency: NotRequired[str | None]
+    charge_created: NotRequired[int | None]
+    order_amount: NotRequired[int | None]
+    order_currency: NotRequired[str | None]
