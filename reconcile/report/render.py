@@ -95,13 +95,12 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class ReportExtras:
-    """What the orchestration adds to a run's report: sections, CSV rows, summary keys, items needing a person."""
+    """What the window run adds to its report: sections, CSV rows, summary keys, the work queue."""
 
     html_top: str = ""  # escaped HTML shown right after the work queue
     html: str = ""  # escaped HTML shown after the totals and the automatic outcomes
     csv_rows: tuple[dict[str, Any], ...] = ()  # extra CSV rows, keyed by CSV_FIELDS
     summary: dict[str, Any] = field(default_factory=dict)
-    needs_attention: int = 0
     # Every open item after the run (store/items.py documents): the work queue. None: the queue is this
     # window's own findings.
     queue_items: tuple[dict[str, Any], ...] | None = None
