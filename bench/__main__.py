@@ -176,9 +176,13 @@ def run_job(
     env = dict(os.environ, PYTHONPATH=str(ROOT), STRIPE_API_KEY=shop.API_KEY, MONGODB_URI=mongo_uri)
     began = time.monotonic()
     with open(err, "w") as stderr, open(workdir / f"{name}.out", "w") as stdout:
+        # BENCH_MEMRAY=DIR: the job runs under memray (a profiling aid; pip install memray), its capture in DIR.
+        profile = os.environ.get("BENCH_MEMRAY")
+        wrap = ["-m", "memray", "run", "-q", "-f", "-o", str(Path(profile) / f"{name}.bin")] if profile else []
         proc = subprocess.Popen(
             [
                 sys.executable,
+                *wrap,
                 "-c",
                 "import sys; from reconcile.cli import main; sys.argv[0] = 'reconcile'; main()",
                 "--config",
@@ -421,9 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenario",
-        choices=("all", "steady"),
+        choices=("all", "steady", "job"),
         default="all",
-        help="all (default): every figure; steady: the page CPU and the steady-state hourly run only",
+        help="all (default): every figure; steady: the page CPU and the steady-state hourly run only; "
+        "job: the page CPU and the job over the whole window only (its memory at a million)",
     )
     parser.add_argument("--discrepancies", type=int, default=320, help="open items left by the day before")
     parser.add_argument("--recheck-limit", type=int, default=200, help="the steady-state run's report.recheck_limit")
@@ -561,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  ! the stand-in was busy {standin_busy:.0%} of a core: it may be the bottleneck")
             if job_busy > 0.9:
                 print(f"  ! the job used {job_busy:.0%} of a core on average: its own CPU may be the bottleneck")
+
+            if args.scenario == "job":
+                raise _Done()
 
             # 3. An hourly run: the last hour, nothing left to repair.
             hour = run_job(Path(tmp), "hourly", url, mongo.uri, end - 3600, end, args.rate, args.account_rate)

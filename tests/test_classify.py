@@ -244,3 +244,33 @@ def test_uncaptured_order_names_its_authorized_charge():
         2500,
         "usd",
     )
+
+
+def test_amounts_past_2_53_stay_exact_when_some_orders_have_no_paid_charge():
+    """The paid charge's columns are taken for every order by position, as Int64: an order with no
+    paid charge beside it must not turn them into floats (2**53 + 1 would read as 2**53)."""
+    big = 2**53 + 1
+    result = c.classify(
+        c.orders_frame(
+            [
+                order("o1", status="accepted", amount=big),
+                order("o2", status="created", amount=big),
+                order("o3", status="accepted", amount=500),  # no charge at all
+                order("o4", status="created", amount=500),  # only a failed charge
+            ]
+        ),
+        c.charges_frame(
+            [
+                charge("ch_1", "o1", amount=big),
+                charge("ch_2", "o2", amount=big),
+                charge("ch_4", "o4", status="failed", amount=500),
+            ]
+        ),
+        RULES,
+    )
+    by_key = result.set_index("order_key")
+    assert by_key.loc["o1", "outcome"] == c.OK
+    assert by_key.loc["o2", "outcome"] == c.REPAIRED
+    assert int(by_key.loc["o2", "charge_amount"]) == big and int(by_key.loc["o2", "settlement_amount"]) == big
+    assert by_key.loc["o3", "outcome"] == c.PAID_WITHOUT_CHARGE
+    assert by_key.loc["o4", "outcome"] == c.MARKED_FAILED

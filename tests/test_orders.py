@@ -171,7 +171,7 @@ def test_streamed_columns_equal_order_record_for_any_document(fields, object_id,
     document = {"_id": ObjectId() if object_id else "ord-1", **fields}
     out = OrderColumns(cfg)
     out.add([document])
-    assert rows(out.columns) == [order_record(document, cfg)]
+    assert rows(out.take()) == [order_record(document, cfg)]
 
 
 def test_dotted_field_names_take_the_general_path(orders):
@@ -222,3 +222,30 @@ def test_missing_indexes_are_named_with_the_command_that_adds_them(db, caplog):
     indexes.create(other, config.mongodb, config.orders)
     audit_index = next(i for i in other["orders"].index_information().values() if i["key"] == [("reconcile.audit", 1)])
     assert audit_index.get("sparse") is True
+
+
+def test_orders_hold_the_charges_strings_once_and_their_integers_packed():
+    """share_strings: an order's id, stored charge id and email equal to a pulled charge's are that
+    very string object (one copy in memory); anything else is untouched. Integers come out packed."""
+    oid = ObjectId()
+    # Strings made at run time, as a JSON parser makes them: equal to the orders', not the same objects.
+    key, charge_id, email = "".join([str(oid)]), "".join(["ch_", "1"]), "".join(["a@", "example.com"])
+    cfg = OrdersConfig(email_field="email")
+    out = OrderColumns(cfg)
+    out.share_strings({"order_key": [key, None], "stored_charge_id": [charge_id], "email": [email, 3]})
+    out.add(
+        [
+            doc(oid, charge_id="ch_1", email="a@example.com", status="accepted"),
+            doc("ord-2", email="b@example.com"),
+            doc("ord-3", amount="twelve"),  # a data problem: its amount is missing
+        ]
+    )
+    cols = out.take()
+    assert cols["order_key"] == [str(oid), "ord-2", "ord-3"] and cols["order_key"][0] is key
+    assert cols["stored_charge_id"][0] is charge_id and cols["email"][0] is email
+    assert cols["email"][1] == "b@example.com" and cols["order_id"][0] == oid and type(cols["order_id"][0]) is ObjectId
+    assert cols["amount"] == [1000, 1000, None] and cols["problem"][2]
+    plain = OrderColumns(cfg)
+    plain.add([doc("ord-4")])
+    assert plain.take()["amount"].dtype == "int64"
+    assert rows(out.take()) == []  # handed over: the load is empty

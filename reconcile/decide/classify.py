@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.decide import match
-from reconcile.decide.columns import ORDER_COLUMNS
+from reconcile.decide.columns import ORDER_COLUMNS, Columns
 from reconcile.decide.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
@@ -178,11 +178,13 @@ class Rules:
 _EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount")
 
 
-def orders_frame(records: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+def orders_frame(records: list[dict[str, Any]] | Columns) -> pd.DataFrame:
     frame = frame_of(records, ORDER_COLUMNS)
     for name in _EXACT_ORDER_COLUMNS:
-        values = records.get(name) if isinstance(records, dict) else [r.get(name) for r in records]
-        frame[name] = pd.array([None] * len(frame) if values is None else list(values), dtype="Int64")
+        values: Any = records.get(name) if isinstance(records, dict) else [r.get(name) for r in records]
+        if values is None:
+            values = [None] * len(frame)
+        frame[name] = pd.array(values if isinstance(values, np.ndarray) else list(values), dtype="Int64")
     # What the shop itself refunded (absent: nothing); unreadable values are a `problem` already.
     frame["refunded_amount"] = frame["refunded_amount"].fillna(0)
     return frame
@@ -282,9 +284,7 @@ def classify(
     )
     charges = links.charges
     kinds = _charge_kinds(charges, intents, rules)
-    per_order = _per_order_charges(charges, kinds, intents)
-    frame = _order_frame(orders, per_order, links)
-    del per_order
+    frame = _order_frame(orders, charges, kinds, intents, links)
     outcome, captured = _outcome_codes(frame, rules, links)
     result = _result_frame(frame, outcome, captured)
     del outcome, captured
@@ -324,63 +324,88 @@ def _charge_kinds(charges: pd.DataFrame, intents: pd.DataFrame, rules: Rules) ->
     return _ChargeKinds(is_paid, is_released, is_uncaptured, charges["order_key"].notna())
 
 
-def _per_order_charges(charges: pd.DataFrame, kinds: _ChargeKinds, intents: pd.DataFrame) -> pd.DataFrame:
-    """Per order key: how many charges of each kind, why its authorizations were released, its first paid charge."""
+def _order_frame(
+    orders: pd.DataFrame, charges: pd.DataFrame, kinds: _ChargeKinds, intents: pd.DataFrame, links: match.Links
+) -> pd.DataFrame:
+    """The orders with, per order, how many charges of each kind it has, why its authorizations
+    were released, its attempts' states and its first paid charge's columns (as c_<name>).
+
+    Built by position, never by joining frames: the orders' own columns are shared, not copied
+    (copy-on-write), and each charge column is taken once for the orders (memory at a million:
+    a join copies every column of both sides).
+    """
+    codes, keys = pd.factorize(charges["order_key"])  # -1: the charge names no known order
+    order_keys = pd.Index(orders["order_key"])
+    at = pd.Index(keys).get_indexer(order_keys)  # each order's key number, -1: no charge
+    has = at >= 0
+    size = len(keys)
+
+    def per_order(per_key: np.ndarray, missing: Any) -> np.ndarray:
+        out = np.full(len(at), missing, dtype=per_key.dtype)
+        out[has] = per_key[at[has]]
+        return out
+
+    def count(mask: pd.Series) -> np.ndarray:  # int32: 4 bytes an order, and no order has 2**31 charges
+        rows = codes[mask.to_numpy(dtype=bool) & (codes >= 0)]
+        return per_order(np.bincount(rows, minlength=size).astype(np.int32), 0)
+
+    data: dict[str, Any] = {name: orders[name] for name in orders.columns}
+    data["paid_count"] = count(kinds.paid)
+    data["failed_count"] = count(charges["status"].eq("failed"))
+    data["pending_count"] = count(charges["status"].eq("pending"))
+    data["uncaptured_count"] = count(kinds.uncaptured)
+    data["released_count"] = count(kinds.released)
     released = charges.loc[kinds.released & kinds.linked, ["order_key", "payment_intent"]]
-    released_why = (
-        _release_reasons(released, intents).groupby(released["order_key"]).first()
-        if len(released)
-        else pd.Series(dtype=object)
-    )
-    del released
-
-    def count(mask: pd.Series) -> pd.Series:
-        return charges.loc[mask & kinds.linked].groupby("order_key").size()
-
-    per_order = pd.DataFrame(
-        {
-            "paid_count": count(kinds.paid),
-            "failed_count": count(charges["status"].eq("failed")),
-            "pending_count": count(charges["status"].eq("pending")),
-            "uncaptured_count": count(kinds.uncaptured),
-            "released_count": count(kinds.released),
-            "released_why": released_why,
-        }
-    )
-    return per_order.join(_paid_charge_columns(charges, kinds.paid & kinds.linked), how="left")
+    why = np.full(len(at), None, dtype=object)
+    if len(released):
+        reasons = _release_reasons(released, intents).groupby(released["order_key"]).first()
+        found = reasons.index.get_indexer(order_keys)
+        why[found >= 0] = reasons.to_numpy(dtype=object)[found[found >= 0]]
+    data["released_why"] = why
+    attempts = links.attempts
+    found = attempts.index.get_indexer(order_keys) if len(attempts) else np.full(len(at), -1)
+    for state in match.ATTEMPT_STATES:
+        values = attempts[state].to_numpy(dtype=np.int32) if len(attempts) else np.zeros(0, dtype=np.int32)
+        column = np.zeros(len(at), dtype=np.int32)
+        column[found >= 0] = values[found[found >= 0]]
+        data[state] = column
+    first = per_order(_first_paid(charges, codes, size, (kinds.paid & kinds.linked).to_numpy(dtype=bool)), -1)
+    for name in _FIRST_PAID:
+        data[f"c_{name}"] = _take_rows(charges[name], first)
+    return pd.DataFrame(data, index=orders.index, copy=False)
 
 
-def _paid_charge_columns(charges: pd.DataFrame, paid_linked: pd.Series) -> pd.DataFrame:
-    """The earliest paid charge of each order, as c_<name> columns indexed by order key."""
-    # Only orders with several paid charges need the (slow) string sort. Rows are chosen on three
-    # columns, then only the columns used here are copied, once (memory: a million charges make
-    # every full copy of the frame a few hundred MB).
-    keys = charges.loc[paid_linked, ["order_key", "created", "charge_id"]]
-    several = keys["order_key"].duplicated(keep=False)
-    first_rows = keys.index[~several.to_numpy()].append(
-        keys.loc[several].sort_values(["created", "charge_id"]).drop_duplicates("order_key", keep="first").index
-    )
-    del keys, several
-    first_paid = charges.loc[first_rows, ["order_key", *_FIRST_PAID]].set_index("order_key")
-    first_paid.columns = [f"c_{name}" for name in _FIRST_PAID]
-    return first_paid
+def _first_paid(charges: pd.DataFrame, codes: np.ndarray, size: int, paid_linked: np.ndarray) -> np.ndarray:
+    """Per order key number: the row of its earliest paid charge (by created, then id), -1: none."""
+    rows = np.flatnonzero(paid_linked)
+    first = np.full(size, -1, dtype=np.int64)
+    if not len(rows):
+        return first
+    row_codes = codes[rows]
+    several = pd.Series(row_codes).duplicated(keep=False).to_numpy()
+    first[row_codes[~several]] = rows[~several]
+    if several.any():  # only orders with several paid charges need the (slow) string sort
+        many = rows[several]
+        ordered = charges.iloc[many][["created", "charge_id"]].assign(row=many, code=codes[many])
+        ordered = ordered.sort_values(["created", "charge_id"]).drop_duplicates("code", keep="first")
+        first[ordered["code"].to_numpy()] = ordered["row"].to_numpy()
+    return first
 
 
-def _order_frame(orders: pd.DataFrame, per_order: pd.DataFrame, links: match.Links) -> pd.DataFrame:
-    """The orders joined with their charges' counts and first paid charge, and their attempts' states."""
-    frame = orders.join(per_order, on="order_key")
-    if len(links.attempts):
-        frame = frame.join(links.attempts, on="order_key")
-    for column in (
-        "paid_count",
-        "failed_count",
-        "pending_count",
-        "uncaptured_count",
-        "released_count",
-        *match.ATTEMPT_STATES,
-    ):
-        frame[column] = frame[column].fillna(0).astype(int) if column in frame else 0
-    return frame
+def _take_rows(column: pd.Series, rows: np.ndarray) -> Any:
+    """column's values at `rows` (-1: missing), in a column type that holds a missing value exactly
+    (integers as Int64, never through float; booleans as objects, as a join would make them)."""
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):  # str, Int64, boolean: their own missing value
+        return column.array.take(rows, allow_fill=True)
+    found = rows >= 0
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return pd.arrays.IntegerArray(
+            np.where(found, values[np.where(found, rows, 0)] if len(values) else 0, 0).astype(np.int64), ~found
+        )
+    out = np.full(len(rows), np.nan, dtype=object)  # as a join fills a column it widens to objects
+    out[found] = values[rows[found]].astype(object)
+    return out
 
 
 def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> tuple[np.ndarray, pd.Series]:
@@ -462,7 +487,7 @@ def _result_frame(frame: pd.DataFrame, outcome: np.ndarray, captured: pd.Series)
             "amount_refunded": frame["c_customer_refunded"].astype("Int64"),
             "settlement_amount": frame["c_settlement_amount"].astype("Int64"),
             "settlement_currency": frame["c_settlement_currency"],
-            "email": frame["email"].fillna(frame["c_email"]),
+            "email": frame["email"].astype(object).where(frame["email"].notna(), frame["c_email"]),
             "description": frame["c_description"],
             "livemode": frame["c_livemode"],
             "stored_charge_id": frame["stored_charge_id"],

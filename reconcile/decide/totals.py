@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-BALANCE_COLUMNS = ["txn_id", "created", "type", "reporting_category", "currency", "amount", "fee", "net", "source"]
+# What the totals need of a balance transaction, nothing more: a million of them are held at once.
+BALANCE_COLUMNS = ["txn_id", "created", "reporting_category", "currency", "amount", "fee", "net"]
 
 GROSS_CATEGORIES = ("charge", "partial_capture_reversal", "charge_failure")
 REFUND_CATEGORIES = ("refund", "refund_failure")

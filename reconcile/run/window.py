@@ -313,13 +313,21 @@ def _read_payments(
             "orders_in_window_seconds": beside.window_seconds if loaded else None,
         },
     )
-    if loaded:
-        load = beside
-    else:  # a big window (a backfill): its orders are read now, the pull's memory freed first
-        load = order_load()
+    load = beside if loaded else order_load()
+    beside = None  # the partial load of a big window, if any, is dropped here
+    # The orders repeat strings the charges hold (their ids, the charges' ids, emails): held once.
+    charges = pulled.charges
+    load.share_strings(
+        {
+            "order_key": charges["order_ref"],
+            "stored_charge_id": charges["charge_id"],
+            "stored_payment_intent_id": charges["payment_intent"],
+            "email": charges["email"],
+        }
+    )
+    if not loaded:  # a big window (a backfill): its orders are read now
         progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
-    beside = None  # the partial load of a big window, if any, is dropped here
 
     refs = payment_pull.references(pulled, ws.matching.link_by)
     progress.step("load orders", 0, None)

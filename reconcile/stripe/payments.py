@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import stripe
 
@@ -109,7 +110,7 @@ def _outside(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _flag_window(cols: columns.Columns, start: int) -> columns.Columns:
     """Objects pulled from before the window (the lead) are not the window's own."""
     if cols:
-        cols["in_window"] = [created >= start for created in cols["created"]]
+        cols["in_window"] = np.asarray(cols["created"]) >= start
     return cols
 
 

@@ -356,16 +356,15 @@ def charge_row(charge: dict[str, Any], metadata_key: str) -> dict[str, Any]:
 
 
 def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a balance transaction the totals use (decide/totals.BALANCE_COLUMNS)."""
     return {
         "txn_id": txn["id"],
         "created": int(txn["created"]),
-        "type": txn.get("type"),
         "reporting_category": txn.get("reporting_category") or txn.get("type"),
         "currency": (txn.get("currency") or "").lower(),
         "amount": int(txn.get("amount") or 0),
         "fee": int(txn.get("fee") or 0),
         "net": int(txn.get("net") or 0),
-        "source": id_of(txn.get("source")),
     }
 
 
@@ -445,7 +444,9 @@ def fetch_window_columns(
     params: dict[str, Any] | None = None,
 ) -> columns.Columns:
     """As fetch_window, packed into columns page by page: for big windows (~3x less memory)."""
-    pages = _pull(client, path, since, until, lambda objs: columns.pack(row(obj) for obj in objs), policy, params)
+    pages = _pull(
+        client, path, since, until, lambda objs: columns.compact(columns.pack(row(obj) for obj in objs)), policy, params
+    )
     return columns.concat(pages)
 
 
