@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.decide import match
-from reconcile.decide.columns import ORDER_COLUMNS, Columns
+from reconcile.decide.columns import ORDER_COLUMNS, Columns, length
 from reconcile.decide.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
@@ -179,12 +179,17 @@ _EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount")
 
 
 def orders_frame(records: list[dict[str, Any]] | Columns) -> pd.DataFrame:
-    frame = frame_of(records, ORDER_COLUMNS)
-    for name in _EXACT_ORDER_COLUMNS:
-        values: Any = records.get(name) if isinstance(records, dict) else [r.get(name) for r in records]
+    size = length(records) if isinstance(records, dict) else len(records)
+    exact = {}
+    for name in _EXACT_ORDER_COLUMNS:  # taken out first: frame_of hands the columns over
+        values: Any = records.pop(name, None) if isinstance(records, dict) else [r.get(name) for r in records]
         if values is None:
-            values = [None] * len(frame)
-        frame[name] = pd.array(values if isinstance(values, np.ndarray) else list(values), dtype="Int64")
+            values = [None] * size
+        exact[name] = pd.array(values if isinstance(values, np.ndarray) else list(values), dtype="Int64")
+        del values
+    frame = frame_of(records, ORDER_COLUMNS)
+    for name, column in exact.items():
+        frame[name] = column
     # What the shop itself refunded (absent: nothing); unreadable values are a `problem` already.
     frame["refunded_amount"] = frame["refunded_amount"].fillna(0)
     return frame

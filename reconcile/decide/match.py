@@ -311,13 +311,14 @@ def link(
     size = len(chains)
     chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
     keys = pd.Index(orders["order_key"].dropna().unique())
-    key_array = keys.to_numpy(dtype=object)
-    code = keys.get_indexer(ref) if len(ref) else np.array([], dtype=np.int64)
+    key_array, n_keys = keys.to_numpy(dtype=object), len(keys)
+    code = keys.get_indexer(pd.Index(ref)) if len(ref) else np.array([], dtype=np.int64)
+    del keys  # and its hash table (tens of MB at a million orders)
 
     strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
     existing = np.flatnonzero(code >= 0)
     # Distinct (chain, order) links, the strongest of each kept.
-    existing = existing[~pd.Series(chain[existing] * max(len(keys), 1) + code[existing]).duplicated().to_numpy()]
+    existing = existing[~pd.Series(chain[existing] * max(n_keys, 1) + code[existing]).duplicated().to_numpy()]
     named = np.bincount(chain[existing], minlength=size)  # how many different orders each chain names
     winner = _first(chain, existing, size)
 

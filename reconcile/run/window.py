@@ -32,6 +32,7 @@ import pandas as pd
 import stripe
 from pymongo.database import Database
 
+from reconcile import memory
 from reconcile.decide import classify as c
 from reconcile.decide import columns, movements, totals
 from reconcile.decide import items as item_rules
@@ -301,6 +302,7 @@ def _read_payments(
     interrupt.checkpoint("pull")
     balance = totals.balance_frame(balance_columns)
     del balance_columns  # the frame holds what is needed
+    memory.trim()  # the pages' memory, freed, goes back to the system before the orders come in
     clock.lap("pull")
     log.info(
         "pull.done",
@@ -340,6 +342,7 @@ def _read_payments(
         ).columns()
     )
     del refs, load
+    memory.trim()  # the documents' and columns' memory, before the join
     clock.lap("load")
     progress.step("load orders", 1, 1)
     log.info("load.done", extra={"orders": len(orders)})
