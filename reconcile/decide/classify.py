@@ -339,11 +339,11 @@ def _order_frame(
     (copy-on-write), and each charge column is taken once for the orders (memory at a million:
     a join copies every column of both sides).
     """
-    codes, keys = pd.factorize(charges["order_key"])  # -1: the charge names no known order
+    codes = links.charge_codes  # each charge's order's key number (-1: none), as match numbered them
+    at = links.order_codes  # each order's key number
     order_keys = pd.Index(orders["order_key"])
-    at = pd.Index(keys).get_indexer(order_keys)  # each order's key number, -1: no charge
     has = at >= 0
-    size = len(keys)
+    size = links.n_codes
 
     def per_order(per_key: np.ndarray, missing: Any) -> np.ndarray:
         out = np.full(len(at), missing, dtype=per_key.dtype)

@@ -156,6 +156,11 @@ class Links:
     conflicts: dict[str, str]
     # Order key -> the charges of those payments (an item re-checks them).
     conflict_charges: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The same links as numbers, for joins without hashing ids again: each order row's key number
+    # (-1: no key), each charge row's order's key number (-1: no order), and how many numbers there are.
+    order_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    charge_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_codes: int = 0
 
 
 def _take(values: Any, positions: np.ndarray) -> np.ndarray:
@@ -310,10 +315,18 @@ def link(
     chains = _chains(charges, intents, sessions)
     size = len(chains)
     chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
-    keys = pd.Index(orders["order_key"].dropna().unique())
-    key_array, n_keys = keys.to_numpy(dtype=object), len(keys)
-    code = keys.get_indexer(pd.Index(ref)) if len(ref) else np.array([], dtype=np.int64)
-    del keys  # and its hash table (tens of MB at a million orders)
+    # The orders' keys and the references numbered together, in one pass over the strings: a
+    # reference's number is an order's when it names an existing one (-1 otherwise).
+    order_keys = orders["order_key"].to_numpy(dtype=object)
+    numbers, uniques = pd.factorize(np.concatenate([order_keys, ref]) if len(ref) else order_keys)
+    order_codes, ref_codes = numbers[: len(order_keys)], numbers[len(order_keys) :]
+    del numbers, order_keys
+    key_array, n_keys = np.asarray(uniques, dtype=object), len(uniques)
+    exists = np.zeros(n_keys + 1, dtype=bool)  # the extra slot answers -1 with False
+    exists[order_codes] = True
+    exists[-1] = False
+    code = np.where(exists[ref_codes], ref_codes, -1)
+    del ref_codes, exists
 
     strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
     existing = np.flatnonzero(code >= 0)
@@ -332,17 +345,22 @@ def link(
     none = len(_SOURCE_NAMES)  # index of None in the name arrays
     padded_ref = np.append(ref, np.array([None], dtype=object))
     padded_source = np.append(source, none).astype(np.int64)
+
+    def objects(values: np.ndarray) -> pd.Series:  # as they are: no scan of a million ids to type them
+        return pd.Series(values, index=charges.index, dtype=object, copy=False)
+
     linked = charges.assign(
-        order_key=order_of[:n_charges],
-        link_kind=kind_names[padded_source[np.where(win_c >= 0, win_c, len(ref))]],
-        order_ref=padded_ref[np.where(strong_c >= 0, strong_c, len(ref))],
-        ref_source=word_names[padded_source[np.where(strong_c >= 0, strong_c, len(ref))]],
+        order_key=objects(order_of[:n_charges]),
+        link_kind=objects(kind_names[padded_source[np.where(win_c >= 0, win_c, len(ref))]]),
+        order_ref=objects(padded_ref[np.where(strong_c >= 0, strong_c, len(ref))]),
+        ref_source=objects(word_names[padded_source[np.where(strong_c >= 0, strong_c, len(ref))]]),
     )
+    charge_codes = np.where(win_c >= 0, code[np.where(win_c >= 0, win_c, 0)] if len(code) else -1, -1)
 
     lone = chains.iloc[n_charges:].assign(order_key=order_of[n_charges:])
     lone = lone.loc[lone["order_key"].notna()]
     attempts = pd.DataFrame(0, index=pd.Index([], name="order_key"), columns=list(ATTEMPT_STATES))
-    objects: dict[tuple[str, str], str] = {}
+    attempt_objects: dict[tuple[str, str], str] = {}
     if len(lone):
         lone = lone.assign(state=_attempt_states(lone, intents, sessions))
         attempts = (
@@ -356,7 +374,7 @@ def link(
             f"Checkout Session {s}" if isinstance(s, str) else f"PaymentIntent {p}"
             for s, p in zip(first["session_id"], first["pi_id"], strict=False)
         ]
-        objects = dict(zip(zip(first["order_key"], first["state"], strict=False), label, strict=False))
+        attempt_objects = dict(zip(zip(first["order_key"], first["state"], strict=False), label, strict=False))
 
     conflicts: dict[str, list[str]] = defaultdict(list)
     conflict_charges: dict[str, list[str]] = defaultdict(list)
@@ -377,9 +395,12 @@ def link(
     return Links(
         linked,
         attempts,
-        objects,
+        attempt_objects,
         {k: " | ".join(v) for k, v in conflicts.items()},
         {k: tuple(v) for k, v in conflict_charges.items()},
+        order_codes,
+        charge_codes,
+        n_keys,
     )
 
 
