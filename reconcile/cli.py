@@ -222,7 +222,10 @@ def main(
         _start_live_progress(ctx, console)
     if ctx.invoked_subcommand is not None:
         return
+    from reconcile import memory
     from reconcile.run import invocation as orchestrate  # heavy imports only when a run happens
+
+    memory.tune()  # before the pull's threads allocate
 
     now = utcnow()
     if now_text is not None:
