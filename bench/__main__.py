@@ -292,14 +292,15 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     now = datetime.now(UTC)
     seed()
     began = time.monotonic()
-    done = repair.apply_repairs(settings.repair_store(db, config), outcomes, "bench-bulk", now)
+    store = settings.repair_store(db, config)
+    done = repair.apply_repairs(store, outcomes, "bench-bulk", now)
     bulk = time.monotonic() - began
     assert len(done.repaired) == count and db.reconcile_audit.count_documents({}) == count
 
     seed()
     began = time.monotonic()
     for row in outcomes.itertuples(index=False):
-        cas, update, audit = repair._planned_change(row, config, "bench-single", now)
+        cas, update, audit = repair._planned_change(row, store, "bench-single", now)
         if db.orders.update_one(cas, update).modified_count:
             db.reconcile_audit.insert_one(audit)
     single = time.monotonic() - began
