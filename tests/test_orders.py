@@ -248,4 +248,8 @@ def test_orders_hold_the_charges_strings_once_and_their_integers_packed():
     plain = OrderColumns(cfg)
     plain.add([doc("ord-4")])
     assert plain.take()["amount"].dtype == "int64"
-    assert rows(out.take()) == []  # handed over: the load is empty
+    assert all(len(values) == 0 for values in out.columns.values())  # handed over: the load is empty
+    out.share_strings({})  # sharing stopped: an order added now keeps its own string
+    out.add([doc(ObjectId(), charge_id="".join(["ch_", "1"]))])
+    later = out.take()["stored_charge_id"]
+    assert later == ["ch_1"] and later[0] is not charge_id

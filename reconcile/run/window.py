@@ -317,19 +317,22 @@ def _read_payments(
     )
     load = beside if loaded else order_load()
     beside = None  # the partial load of a big window, if any, is dropped here
-    # The orders repeat strings the charges hold (their ids, the charges' ids, emails): held once.
-    charges = pulled.charges
-    load.share_strings(
-        {
-            "order_key": charges["order_ref"],
-            "stored_charge_id": charges["charge_id"],
-            "stored_payment_intent_id": charges["payment_intent"],
-            "email": charges["email"],
-        }
-    )
     if not loaded:  # a big window (a backfill): its orders are read now
+        # They repeat strings the charges hold (their ids, the charges' ids, emails): held once. The
+        # lookup tables cost ~40 MB a million strings: dropped once the window's orders are in (the
+        # orders Stripe names besides are few).
+        charges = pulled.charges
+        load.share_strings(
+            {
+                "order_key": charges["order_ref"],
+                "stored_charge_id": charges["charge_id"],
+                "stored_payment_intent_id": charges["payment_intent"],
+                "email": charges["email"],
+            }
+        )
         progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
+        load.share_strings({})
 
     refs = payment_pull.references(pulled, ws.matching.link_by)
     progress.step("load orders", 0, None)

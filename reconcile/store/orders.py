@@ -244,7 +244,8 @@ class OrderColumns:
         """Strings the orders repeat that are held already: per column (order_key, stored_charge_id,
         email, ...), the pulled charges' values (their order references, ids, emails). An order's
         equal string is replaced by that object as its chunk is added, so a million orders hold no
-        second copy of every id and email (~80 bytes each)."""
+        second copy of every id and email (~80 bytes each). Given nothing, it stops sharing."""
+        self._known = {}
         for name, values in known.items():
             strings = pd.unique(np.asarray([v for v in values if v.__class__ is str], dtype=object))
             if len(strings):
