@@ -111,6 +111,24 @@ def item(key: str, kind: str, amount: int | None, currency: str = "usd", age: in
     return {"_id": key, "kind": kind, "amount": amount, "currency": currency, "age_days": age, **more}
 
 
+def queue_report(tmp_path, items: tuple[dict, ...], totals: dict | None = None, **options) -> render.ReportFiles:
+    """A report of these queue items alone (no outcome of the window's own)."""
+    return write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        {},
+        outcome_frame().iloc[0:0],
+        totals or {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(queue_items=items),
+        **options,
+    )
+
+
 def test_the_queue_comes_first_each_item_once_biggest_money_then_oldest(tmp_path):
     frame = outcome_frame(
         {"outcome": c.REPAIRED, "order_key": "o-rep", "order_status": "accepted", "amount": 3999, "currency": "usd"},
@@ -162,20 +180,7 @@ def test_a_duplicate_links_both_charges_and_says_which_to_refund(tmp_path):
             livemode=True,
         ),
     )
-    files = write_report(
-        tmp_path,
-        "run1",
-        SINCE,
-        UNTIL,
-        {},
-        outcome_frame().iloc[0:0],
-        {},
-        False,
-        DASH,
-        UNTIL,
-        extras=ReportExtras(queue_items=items),
-        order_url="https://admin.example/orders/{order_id}",
-    )
+    files = queue_report(tmp_path, items, order_url="https://admin.example/orders/{order_id}")
     (row,) = queue_rows(files.html.read_text())
     assert 'href="https://dashboard.stripe.com/payments/ch_first"' in row
     assert 'href="https://dashboard.stripe.com/payments/ch_second"' in row
@@ -201,19 +206,7 @@ def test_deadlines_dispute_respond_by_and_authorization_expiry(tmp_path):
         ),
         item("uncaptured:o-u:ch_u", c.UNCAPTURED, 6100, order_key="o-u", charge_id="ch_u", deadline=lapse),
     )
-    files = write_report(
-        tmp_path,
-        "run1",
-        SINCE,
-        UNTIL,
-        {},
-        outcome_frame().iloc[0:0],
-        {},
-        False,
-        DASH,
-        UNTIL,
-        extras=ReportExtras(queue_items=items),
-    )
+    files = queue_report(tmp_path, items)
     html = files.html.read_text()
     dispute, uncaptured = queue_rows(html)
     assert "CRITICAL</span>" in dispute and "CRITICAL" not in uncaptured  # the item's severity, when high
@@ -272,19 +265,7 @@ def test_a_big_window_stays_under_the_budget_and_says_how_many_more_are_in_the_c
         )
         for i in range(n)
     )
-    files = write_report(
-        tmp_path,
-        "run1",
-        SINCE,
-        UNTIL,
-        {},
-        outcome_frame().iloc[0:0],
-        {},
-        False,
-        DASH,
-        UNTIL,
-        extras=ReportExtras(queue_items=items),
-    )
+    files = queue_report(tmp_path, items)
     html = files.html.read_text()
     assert len(html.encode()) <= render.HTML_BUDGET < 100_000
     rows = queue_rows(html)
@@ -308,19 +289,7 @@ def test_made_for_mail_clients_inline_styles_only(tmp_path):
             "by_category": {"charge": {"count": 4, "amount": 10000, "fee": 320, "net": 9680}},
         }
     }
-    files = write_report(
-        tmp_path,
-        "run1",
-        SINCE,
-        UNTIL,
-        {},
-        outcome_frame().iloc[0:0],
-        totals,
-        False,
-        DASH,
-        UNTIL,
-        extras=ReportExtras(queue_items=items),
-    )
+    files = queue_report(tmp_path, items, totals)
     html = files.html.read_text()
     assert "<style" not in html and "class=" not in html  # nothing a client that strips <style> would lose
     # The totals read top to bottom to net.

@@ -18,7 +18,7 @@ from reconcile.decide import movements
 from reconcile.decide.findings import Finding
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
-from reconcile.report.render import dashboard_link, template_env
+from reconcile.report.render import dashboard_link, item_csv_row, template_env
 from reconcile.store import items as item_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
@@ -214,23 +214,12 @@ def decision_csv_rows(items: item_store.ItemsResult, found: set[str], dashboard_
     for d in [*items.handled, *items.closed]:
         if d["_id"] in found:
             continue
-        amount, currency = d.get("amount"), d.get("currency") or ""
         decided = DECIDED.get(d.get("decision") or "", d.get("decision") or d.get("state") or "")
         when = f" on {fmt(from_unix(d['decided_at']))}" if d.get("decided_at") else ""
         why = d.get("reason") or d.get("last_note")
-        rows.append(
-            {
-                "outcome": d.get("kind"),
-                "order_id": d.get("order_key"),
-                "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
-                "order_currency": currency,
-                "charge_id": d.get("charge_id"),
-                "description": f"{'being handled' if d.get('state') == item_rules.ACKNOWLEDGED else 'closed'}: "
-                f"{decided} by {d.get('decided_by')}{when}" + (f": {why}" if why else ""),
-                "detail": d.get("detail"),
-                "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
-            }
-        )
+        state = "being handled" if d.get("state") == item_rules.ACKNOWLEDGED else "closed"
+        description = f"{state}: {decided} by {d.get('decided_by')}{when}" + (f": {why}" if why else "")
+        rows.append(item_csv_row(d, description, dashboard_url))
     return tuple(rows)
 
 

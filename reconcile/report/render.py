@@ -255,22 +255,24 @@ def _older_item_rows(items: tuple[dict[str, Any], ...], run_id: str, dashboard_u
     for d in items:
         if d.get("last_run") == run_id:
             continue  # found by this window: already a row of its own
-        amount, currency = d.get("amount"), d.get("currency") or ""
-        rows.append(
-            {
-                "outcome": d.get("kind"),
-                "order_id": d.get("order_key"),
-                "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
-                "order_currency": currency,
-                "charge_id": d.get("charge_id"),
-                "description": f"open item since {fmt(from_unix(d['first_seen']))}"
-                if d.get("first_seen")
-                else "open item",
-                "detail": d.get("detail"),
-                "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
-            }
-        )
+        since = f" since {fmt(from_unix(d['first_seen']))}" if d.get("first_seen") else ""
+        rows.append(item_csv_row(d, f"open item{since}", dashboard_url))
     return rows
+
+
+def item_csv_row(d: dict[str, Any], description: str, dashboard_url: str) -> dict[str, Any]:
+    """An item (a document of the items collection) as a row of the report's CSV."""
+    amount, currency = d.get("amount"), d.get("currency") or ""
+    return {
+        "outcome": d.get("kind"),
+        "order_id": d.get("order_key"),
+        "order_amount": to_decimal_text(amount, currency) if isinstance(amount, int) else "",
+        "order_currency": currency,
+        "charge_id": d.get("charge_id"),
+        "description": description,
+        "detail": d.get("detail"),
+        "dashboard_url": dashboard_link(d.get("charge_id"), d.get("livemode"), dashboard_url),
+    }
 
 
 def write_report(
