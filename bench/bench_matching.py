@@ -167,7 +167,7 @@ def main() -> None:
         "linked charges:",
         int(links.charges["order_key"].notna().sum()),
         " outcomes:",
-        result["outcome"].value_counts().to_dict(),
+        {o: n for o, n in c.outcome_counts(result, len(frames[0])).items() if n},
     )
     print(
         f"resident after framing {framed_mb:,.0f} MB; peak RSS of the process {rss_mb():,.0f} MB "

@@ -81,8 +81,10 @@ def charge(
 
 
 def outcomes(orders: list[dict], charges: list[dict], rules: c.Rules = RULES) -> dict[str, str]:
+    """Each order's outcome (ok when classify gives it no row) and each orphan charge's."""
     result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
-    return {(row.order_key if row.order_id is not None else row.charge_id): row.outcome for row in result.itertuples()}
+    rows = {(row.order_key if row.order_id is not None else row.charge_id): row.outcome for row in result.itertuples()}
+    return {o["order_key"]: c.OK for o in orders} | rows
 
 
 @pytest.mark.parametrize(
@@ -165,8 +167,16 @@ def test_each_order_gets_exactly_one_outcome_and_orphans_count_once():
         charge("ch_f", None, status="failed"),
     ]
     result = c.classify(c.orders_frame(orders), c.charges_frame(charges), RULES)
-    assert len(result) == 4
-    assert sorted(result["outcome"]) == sorted([c.OK, c.REPAIRED, c.AMOUNT_MISMATCH, c.ORPHAN_CHARGE])
+    # The ok order has no row: it is counted, not carried.
+    assert sorted(result["outcome"]) == sorted([c.REPAIRED, c.AMOUNT_MISMATCH, c.ORPHAN_CHARGE])
+    counts = c.outcome_counts(result, len(orders))
+    assert list(counts) == list(c.OUTCOMES)
+    assert {o: n for o, n in counts.items() if n} == {
+        c.OK: 1,
+        c.REPAIRED: 1,
+        c.AMOUNT_MISMATCH: 1,
+        c.ORPHAN_CHARGE: 1,
+    }
 
 
 def test_stored_charge_id_and_metadata_naming_different_orders_is_a_conflict_for_both():
@@ -269,8 +279,30 @@ def test_amounts_past_2_53_stay_exact_when_some_orders_have_no_paid_charge():
         RULES,
     )
     by_key = result.set_index("order_key")
-    assert by_key.loc["o1", "outcome"] == c.OK
+    assert "o1" not in by_key.index  # ok
     assert by_key.loc["o2", "outcome"] == c.REPAIRED
     assert int(by_key.loc["o2", "charge_amount"]) == big and int(by_key.loc["o2", "settlement_amount"]) == big
     assert by_key.loc["o3", "outcome"] == c.PAID_WITHOUT_CHARGE
     assert by_key.loc["o4", "outcome"] == c.MARKED_FAILED
+
+
+def test_result_gives_each_order_its_id_type_back_from_the_loaders_columns():
+    """The loader holds an ObjectId _id as None (store/orders.py); the result rows a repair writes by
+    carry the ObjectId again, and a string _id stays a string (pandas types that column as text, its
+    None as NaN)."""
+    oid = ObjectId()
+    columns = {name: [None, None] for name in c.ORDER_COLUMNS}
+    columns.update(
+        order_id=[None, "ord-2"],
+        order_key=[str(oid), "ord-2"],
+        status=["created", "created"],
+        amount=[2500, 2500],
+        currency=["usd", "usd"],
+        created=[NOW - 2 * HOUR, NOW - 2 * HOUR],
+        refunded_amount=[0, 0],
+    )
+    result = c.classify(
+        c.orders_frame(columns), c.charges_frame([charge("ch_1", str(oid)), charge("ch_2", "ord-2")]), RULES
+    )
+    assert list(result["outcome"]) == [c.REPAIRED, c.REPAIRED]
+    assert list(result["order_id"]) == [oid, "ord-2"] and type(result["order_id"][0]) is ObjectId

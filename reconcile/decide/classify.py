@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reconcile.decide import match
-from reconcile.decide.columns import ORDER_COLUMNS, Columns, length
+from reconcile.decide.columns import ORDER_COLUMNS, Columns, length, order_ids
 from reconcile.decide.columns import frame as frame_of
 
 # Outcome names, used everywhere (report, summary, logs).
@@ -264,6 +264,8 @@ _FIRST_PAID = (
     "livemode",
     "link_kind",
 )
+# Those an order's outcome depends on: taken for every order; the others only for the rows kept.
+_FOR_OUTCOME = ("amount_captured", "currency", "customer_refunded", "disputed")
 
 
 def classify(
@@ -273,7 +275,9 @@ def classify(
     intents: pd.DataFrame | None = None,
     sessions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One outcome per order, plus one per succeeded charge in the window that names no known order.
+    """One row per order whose outcome is not ok, plus one per succeeded charge in the window that
+    names no known order. An order with no row is ok: counted (`outcome_counts`), not carried (at a
+    million orders its row would hold every column of its charge, ~100 MB).
 
     `intents` and `sessions` (match.intents_frame / sessions_frame) add the PaymentIntent and
     Checkout Session links; a probable pair of an unpaid order and an unreferenced charge
@@ -289,10 +293,15 @@ def classify(
     )
     charges = links.charges
     kinds = _charge_kinds(charges, intents, rules)
-    frame = _order_frame(orders, charges, kinds, intents, links)
-    outcome, captured = _outcome_codes(frame, rules, links)
-    result = _result_frame(frame, outcome, captured)
-    del outcome, captured
+    frame, first = _order_frame(orders, charges, kinds, intents, links)
+    outcome = _outcome_codes(frame, rules, links)
+    kept = np.flatnonzero(outcome != OK)
+    frame = frame.iloc[kept].reset_index(drop=True)
+    for name in _FIRST_PAID:  # the paid charge's other columns, for the rows kept only
+        if f"c_{name}" not in frame.columns:
+            frame[f"c_{name}"] = _take_rows(charges[name], first[kept])
+    result = _result_frame(frame, outcome[kept])
+    del outcome, first, kept
     _show_uncaptured_charge(result, charges.loc[kinds.uncaptured & kinds.linked])
     facts, named = _facts(result, frame, charges, rules, links)
     undone = frame["undone"].to_numpy(copy=True) if "undone" in frame.columns else None
@@ -307,6 +316,14 @@ def classify(
         ]
         result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
     return result
+
+
+def outcome_counts(outcomes: pd.DataFrame, orders: int) -> dict[str, int]:
+    """How many of each outcome (OUTCOMES order) `classify` gave for `orders` orders: those without a
+    row are ok. Every other row but an orphan charge is one order's (a probable match too)."""
+    counts = {str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(OUTCOMES, fill_value=0).items()}
+    counts[OK] = orders - int(outcomes["outcome"].ne(ORPHAN_CHARGE).sum())
+    return counts
 
 
 @dataclass(frozen=True)
@@ -331,9 +348,10 @@ def _charge_kinds(charges: pd.DataFrame, intents: pd.DataFrame, rules: Rules) ->
 
 def _order_frame(
     orders: pd.DataFrame, charges: pd.DataFrame, kinds: _ChargeKinds, intents: pd.DataFrame, links: match.Links
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The orders with, per order, how many charges of each kind it has, why its authorizations
-    were released, its attempts' states and its first paid charge's columns (as c_<name>).
+    were released, its attempts' states and the columns of its first paid charge an outcome needs
+    (_FOR_OUTCOME, as c_<name>); and per order the row of that charge (-1: none), for the others.
 
     Built by position, never by joining frames: the orders' own columns are shared, not copied
     (copy-on-write), and each charge column is taken once for the orders (memory at a million:
@@ -375,9 +393,9 @@ def _order_frame(
         column[found >= 0] = values[found[found >= 0]]
         data[state] = column
     first = per_order(_first_paid(charges, codes, size, (kinds.paid & kinds.linked).to_numpy(dtype=bool)), -1)
-    for name in _FIRST_PAID:
+    for name in _FOR_OUTCOME:
         data[f"c_{name}"] = _take_rows(charges[name], first)
-    return pd.DataFrame(data, index=orders.index, copy=False)
+    return pd.DataFrame(data, index=orders.index, copy=False), first
 
 
 def _first_paid(charges: pd.DataFrame, codes: np.ndarray, size: int, paid_linked: np.ndarray) -> np.ndarray:
@@ -413,8 +431,8 @@ def _take_rows(column: pd.Series, rows: np.ndarray) -> Any:
     return out
 
 
-def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> tuple[np.ndarray, pd.Series]:
-    """Each order's outcome name (the first rule that holds), and the captured amount of its first paid charge.
+def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> np.ndarray:
+    """Each order's outcome name (the first rule that holds).
 
     The masks live only in this function: they are freed before the result frame is built (memory
     at a million orders).
@@ -471,22 +489,23 @@ def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> tup
     # fixed-width text array and a new string object per row.
     names = np.array([OK, *(o for _, o in conditions)], dtype=object)
     codes = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], range(1, len(conditions) + 1), default=0)
-    return names[codes], captured
+    outcome: np.ndarray = names[codes]
+    return outcome
 
 
-def _result_frame(frame: pd.DataFrame, outcome: np.ndarray, captured: pd.Series) -> pd.DataFrame:
+def _result_frame(frame: pd.DataFrame, outcome: np.ndarray) -> pd.DataFrame:
     """The per-order result rows: the order, its first paid charge and its outcome (facts and charge ids come later)."""
     return pd.DataFrame(
         {
             "outcome": outcome,
             "order_key": frame["order_key"],
-            "order_id": frame["order_id"],
+            "order_id": pd.Series(order_ids(frame["order_id"], frame["order_key"]), index=frame.index, dtype=object),
             "order_status": frame["status"],
             "amount": frame["amount"],
             "currency": frame["currency"],
             "order_created": frame["created"],
             "charge_id": frame["c_charge_id"],
-            "charge_amount": captured,
+            "charge_amount": frame["c_amount_captured"].astype("Int64"),
             "charge_currency": frame["c_currency"],
             "charge_created": frame["c_created"].astype("Int64"),
             "amount_refunded": frame["c_customer_refunded"].astype("Int64"),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bson import ObjectId
 
 # One list per field; a field `compact` packed is a numpy array instead (both have len, indexing
 # and iteration; `rows` and `concat` give Python values back).
@@ -22,7 +23,7 @@ Columns = dict[str, Any]
 
 # An order as the decision reads it (store/orders.py builds these from documents).
 ORDER_COLUMNS = (
-    "order_id",
+    "order_id",  # the document's _id; an ObjectId is held as None (`order_ids` rebuilds it from the key)
     "order_key",
     "status",
     "amount",
@@ -51,6 +52,23 @@ def share(value: Any) -> Any:
         if len(_shared) < _MAX_SHARED:
             return _shared.setdefault(value, value)
     return value
+
+
+def order_ids(ids: Iterable[Any], keys: Iterable[Any]) -> list[Any]:
+    """The orders' _id values from their `order_id` and `order_key` columns. An ObjectId _id is held
+    as None, its key being its hex (an ObjectId costs ~100 bytes: 100 MB at a million orders, and
+    only the few orders a run writes need theirs); any other _id is held as it is. A frame may show
+    the None as NaN (pandas types a column of strings and None as text)."""
+    return [
+        ObjectId(key)
+        if _held_as_none(order_id) and key.__class__ is str and len(key) == 24 and ObjectId.is_valid(key)
+        else order_id
+        for order_id, key in zip(ids, keys, strict=True)
+    ]
+
+
+def _held_as_none(value: Any) -> bool:
+    return value is None or value is pd.NA or (value.__class__ is float and value != value)
 
 
 def pack(rows: Iterable[Mapping[str, Any]], names: Iterable[str] | None = None) -> Columns:

@@ -101,15 +101,14 @@ class RunSummary:
         since: datetime,
         until: datetime,
         outcomes: pd.DataFrame,
+        counts: dict[str, int],
         totals: dict[str, Any],
         dry_run: bool,
         report: ReportFiles | None,
         **more: Any,
     ) -> RunSummary:
-        """A window's summary from its outcomes (every one other than ok is a discrepancy)."""
-        counts = {
-            str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()
-        }
+        """A window's summary from its outcomes (every one other than ok is a discrepancy) and their
+        counts (classify.outcome_counts: ok orders have no row)."""
 
         def keys(outcome: str) -> list[str]:
             return outcomes.loc[outcomes["outcome"] == outcome, "order_key"].astype(str).tolist()

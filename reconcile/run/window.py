@@ -142,8 +142,9 @@ def new_run_id(now: datetime) -> str:
 class _Read:
     """Everything a window run read, before its first write."""
 
-    outcomes: pd.DataFrame  # classified (edge look included) and worded
-    balance: pd.DataFrame
+    outcomes: pd.DataFrame  # classified (edge look included) and worded: no row for an ok order
+    orders: int  # how many orders were classified (those without a row in `outcomes` are ok)
+    money: dict[str, dict[str, Any]]  # the balance transactions' totals per currency (totals.summarize)
     movement_rows: list[dict[str, Any]]
     movement_orders: list[dict[str, Any]]
     confirmed: list[Finding]  # re-checked items still present
@@ -202,7 +203,7 @@ def _read(
     policy: stripe_pull.RetryPolicy,
     clock: _Clock,
 ) -> _Read:
-    outcomes, balance = _read_payments(ws, client, db, scan_db, req, policy, clock)
+    outcomes, orders, money = _read_payments(ws, client, db, scan_db, req, policy, clock)
     # Refunds and disputes created in the window, with their orders (of any age).
     m = ws.mongodb
     rows = stripe_movements.fetch_movements(client, req.since, req.until, ws.stripe.order_id_metadata_key, policy)
@@ -244,7 +245,7 @@ def _read(
     earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
     earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
     return _Read(
-        outcomes, balance, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs, owed
+        outcomes, orders, money, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs, owed
     )
 
 
@@ -256,8 +257,10 @@ def _read_payments(
     req: RunRequest,
     policy: stripe_pull.RetryPolicy,
     clock: _Clock,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(outcomes, balance transactions): the window's payments pulled, its orders loaded, classified."""
+) -> tuple[pd.DataFrame, int, dict[str, dict[str, Any]]]:
+    """(outcomes, orders, money): the window's payments pulled, its orders loaded and classified (no
+    row for an ok order), how many orders, and the totals of its balance transactions (from
+    `req.counted_from` when set)."""
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
@@ -302,6 +305,12 @@ def _read_payments(
     interrupt.checkpoint("pull")
     balance = totals.balance_frame(balance_columns)
     del balance_columns  # the frame holds what is needed
+    n_balance = len(balance)
+    if req.counted_from is not None:
+        balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
+    # Totals now: a million balance transactions (~130 MB) are not held through the load and the join.
+    money = totals.summarize(balance)
+    del balance
     memory.trim()  # the pages' memory, freed, goes back to the system before the orders come in
     clock.lap("pull")
     log.info(
@@ -310,7 +319,7 @@ def _read_payments(
             "charges": len(pulled.charges),
             "payment_intents": len(pulled.intents),
             "checkout_sessions": len(pulled.sessions),
-            "balance_transactions": len(balance),
+            "balance_transactions": n_balance,
             "orders_in_window": beside.in_window if loaded else None,
             "orders_in_window_seconds": beside.window_seconds if loaded else None,
         },
@@ -364,7 +373,7 @@ def _read_payments(
     outcomes = wording.worded(outcomes, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
-    return outcomes, balance
+    return outcomes, len(orders), money
 
 
 # --------------------------------------------------------------------------- decide (pure)
@@ -426,13 +435,8 @@ def _write(
             )
         clock.lap("repair")
 
-        counts = {
-            str(o): int(n) for o, n in outcomes["outcome"].value_counts().reindex(c.OUTCOMES, fill_value=0).items()
-        }
-        balance = read.balance
-        if req.counted_from is not None:
-            balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
-        money = totals.summarize(balance)
+        counts = c.outcome_counts(outcomes, read.orders)
+        money = read.money
         findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
         items = item_store.sync(
             db[m.items_collection],
@@ -478,6 +482,7 @@ def _write(
         req.since,
         req.until,
         outcomes,
+        counts,
         money,
         req.dry_run,
         files,

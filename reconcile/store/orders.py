@@ -17,7 +17,7 @@ from dateutil import parser as date_parser
 from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
-from reconcile.decide.columns import ORDER_COLUMNS, Columns, rows, share
+from reconcile.decide.columns import ORDER_COLUMNS, Columns, order_ids, rows, share
 from reconcile.errors import MongoUnavailable
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import as_utc, to_unix
@@ -216,7 +216,10 @@ class OrderColumns:
         # int costs 28 to 32 bytes and a list slot 8 more, a packed one 8.
         self._packed: dict[str, list[Any]] = {name: [] for name in _INTEGER_FIELDS}
         self._known: dict[str, tuple[pd.Index, np.ndarray]] = {}
+        # The documents added, by _id: ObjectIds by their hex (the key string the columns hold, no
+        # ObjectId kept), any other _id apart (a string _id never equals an ObjectId).
         self.seen: set[Any] = set()
+        self.seen_objectids: set[str] = set()
         names = [
             config.amount_field,
             config.status_field,
@@ -276,12 +279,17 @@ class OrderColumns:
                 out[name] = np.concatenate(chunks) if chunks else []
             else:
                 out[name] = [value for chunk in chunks for value in chunk.tolist()]
-        self.seen = set()
+        self.seen, self.seen_objectids = set(), set()
         self._known = {}
         return out
 
+    @property
+    def count(self) -> int:
+        """Documents added so far."""
+        return len(self.seen) + len(self.seen_objectids)
+
     def _add(self, cursor: Iterable[dict[str, Any]]) -> None:
-        cfg, seen = self.config, self.seen
+        cfg, seen, seen_objectids = self.config, self.seen, self.seen_objectids
         cols = [self.columns[name] for name in ORDER_COLUMNS]
         (
             ids,
@@ -308,10 +316,18 @@ class OrderColumns:
         flat = self._flat
         for doc in cursor:
             doc_id = doc["_id"]
-            key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
-            if key in seen:
-                continue
-            seen.add(key)
+            if doc_id.__class__ is ObjectId:
+                order_key = str(doc_id)
+                if order_key in seen_objectids:
+                    continue
+                seen_objectids.add(order_key)
+                order_id = None  # the key rebuilds it (columns.order_ids)
+            else:
+                seen_key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
+                if seen_key in seen:
+                    continue
+                seen.add(seen_key)
+                order_key, order_id = str(doc_id), doc_id
             if flat:
                 # The fast path: a plain document, same result as order_record, in a third of the time.
                 amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
@@ -330,8 +346,8 @@ class OrderColumns:
                     code = self._currency(currency)
                     if code is not None:
                         email = doc.get(email_f) if email_f else None
-                        ids.append(doc_id)
-                        keys.append(str(doc_id))
+                        ids.append(order_id)
+                        keys.append(order_key)
                         statuses.append(share(status))
                         amounts.append(amount)
                         currencies.append(code)
@@ -346,6 +362,7 @@ class OrderColumns:
                         undone.append(undone_text(marker) if marker is not None else None)
                         continue
             record = order_record(doc, cfg)
+            record["order_id"], record["order_key"] = order_id, order_key
             for column, name in zip(cols, ORDER_COLUMNS, strict=False):
                 column.append(share(record[name]))
 
@@ -410,14 +427,14 @@ class OrderLoad:
                         f"MongoDB unavailable while loading orders: no answer to the window's orders query "
                         f"within {self.scan_timeout:g}s (mongodb.scan_timeout)"
                     ) from None
-        self.in_window = len(out.seen)
+        self.in_window = out.count
         self.window_seconds = round(time.monotonic() - began, 3)
         return self
 
     @property
     def count(self) -> int:
         """Orders loaded so far."""
-        return len(self._out.seen)
+        return self._out.count
 
     def referenced(
         self,
@@ -460,7 +477,7 @@ class OrderLoad:
     def columns(self) -> Columns:
         """The orders loaded, as columns; the load hands them over (it is empty afterwards)."""
         out = self._out
-        log.info("load.orders", extra={"in_window": self.in_window, "by_reference": len(out.seen) - self.in_window})
+        log.info("load.orders", extra={"in_window": self.in_window, "by_reference": out.count - self.in_window})
         taken = out.take()
         _flag_shared_ids(taken)
         return taken
@@ -503,10 +520,11 @@ def load_orders(
     payment_intent_ids: Iterable[str] = (),
     session_ids: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """As load_order_columns, one record (dict) per order: for small loads and tests."""
-    return rows(
-        load_order_columns(orders, config, since, until, order_refs, charge_ids, payment_intent_ids, session_ids)
-    )
+    """As load_order_columns, one record (dict) per order (its `order_id` the document's _id, an
+    ObjectId too): for small loads and tests."""
+    columns = load_order_columns(orders, config, since, until, order_refs, charge_ids, payment_intent_ids, session_ids)
+    columns["order_id"] = order_ids(columns["order_id"], columns["order_key"])
+    return rows(columns)
 
 
 def _string_dated(
