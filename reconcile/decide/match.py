@@ -183,12 +183,16 @@ def _chains(charges: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame
     intent_ids = intents["pi_id"].to_numpy(dtype=object)
     session_ids = sessions["session_id"].to_numpy(dtype=object)
     session_intents = sessions["payment_intent"].to_numpy(dtype=object)
-    codes, uniques = pd.factorize(np.concatenate([charge_intents, intent_ids, session_intents]))
+    if len(intent_ids) or len(session_ids):
+        codes, uniques = pd.factorize(np.concatenate([charge_intents, intent_ids, session_intents]))
+        n_unique = len(uniques)
+    else:  # no PaymentIntent or session pulled (the link kinds need none): no chain to find
+        codes, n_unique = np.full(len(charge_intents), -1, dtype=np.int64), 0
     n_c, n_i = len(charge_intents), len(intent_ids)
     charge_code, intent_code, session_code = codes[:n_c], codes[n_c : n_c + n_i], codes[n_c + n_i :]
 
     def first_row_by_code(row_codes: np.ndarray) -> np.ndarray:
-        at = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the extra slot answers code -1 with -1
+        at = np.full(n_unique + 1, -1, dtype=np.int64)  # the extra slot answers code -1 with -1
         present = np.flatnonzero(row_codes >= 0)
         found, first = np.unique(row_codes[present], return_index=True)
         at[found] = present[first]
@@ -201,21 +205,28 @@ def _chains(charges: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame
     lone_intents = np.flatnonzero(~charged)
     lone_intent_session_pos = session_at[intent_code[lone_intents]]
     # A session is part of the chain of its PaymentIntent when that was pulled or charged.
-    known_code = np.zeros(len(uniques) + 1, dtype=bool)
+    known_code = np.zeros(n_unique + 1, dtype=bool)
     known_code[charge_code] = True
     known_code[intent_code] = True
     known_code[-1] = False
     lone_sessions = np.flatnonzero(~known_code[session_code])
     none = np.full(len(lone_intents) + len(lone_sessions), None, dtype=object)
+    session_pos = np.concatenate([charge_session_pos, lone_intent_session_pos, lone_sessions])
+
+    def ids(values: np.ndarray) -> pd.Series:  # as they are: pandas would scan a million ids to type them as text
+        return pd.Series(values, dtype=object, copy=False)
+
     return pd.DataFrame(
         {
-            "chain": np.concatenate([charge_ids, intent_ids[lone_intents], session_ids[lone_sessions]]),
-            "charge_id": np.concatenate([charge_ids, none]),
-            "pi_id": np.concatenate([charge_intents, intent_ids[lone_intents], session_intents[lone_sessions]]),
+            "chain": ids(np.concatenate([charge_ids, intent_ids[lone_intents], session_ids[lone_sessions]])),
+            "charge_id": ids(np.concatenate([charge_ids, none])),
+            "pi_id": ids(np.concatenate([charge_intents, intent_ids[lone_intents], session_intents[lone_sessions]])),
             "pi_pos": np.concatenate([charge_pi_pos, lone_intents, intent_at[session_code[lone_sessions]]]),
-            "session_pos": np.concatenate([charge_session_pos, lone_intent_session_pos, lone_sessions]),
-        }
-    ).assign(session_id=lambda f: _take(session_ids, f["session_pos"].to_numpy()))
+            "session_pos": session_pos,
+            "session_id": ids(_take(session_ids, session_pos)),
+        },
+        copy=False,
+    )
 
 
 _SOURCE_NAMES = list(SOURCES)
@@ -262,7 +273,9 @@ def _references(
         stored = orders.loc[orders[column].notna(), [column, "order_key"]]
         if stored.empty:
             continue
-        ids = pd.DataFrame({"position": everywhere, "id": chains[chain_column].to_numpy()}).dropna()
+        chain_ids = chains[chain_column].to_numpy(dtype=object)
+        present = pd.notna(chain_ids)
+        ids = pd.DataFrame({"position": everywhere[present], "id": pd.Series(chain_ids[present], dtype=object)})
         joined = ids.merge(stored, left_on="id", right_on=column)
         add(joined["position"].to_numpy(), joined["order_key"], source)
     if not parts:
@@ -315,18 +328,17 @@ def link(
     chains = _chains(charges, intents, sessions)
     size = len(chains)
     chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
-    # The orders' keys and the references numbered together, in one pass over the strings: a
-    # reference's number is an order's when it names an existing one (-1 otherwise).
-    order_keys = orders["order_key"].to_numpy(dtype=object)
-    numbers, uniques = pd.factorize(np.concatenate([order_keys, ref]) if len(ref) else order_keys)
-    order_codes, ref_codes = numbers[: len(order_keys)], numbers[len(order_keys) :]
-    del numbers, order_keys
+    # The orders' keys numbered, then each reference looked up among them: its number is the order's
+    # it names, -1 when no order has that key. (Numbering keys and references together in one pass
+    # sizes its hash table for both: ~70 MB more at a million, at the run's peak.)
+    order_codes, uniques = pd.factorize(orders["order_key"].to_numpy(dtype=object))
     key_array, n_keys = np.asarray(uniques, dtype=object), len(uniques)
-    exists = np.zeros(n_keys + 1, dtype=bool)  # the extra slot answers -1 with False
-    exists[order_codes] = True
-    exists[-1] = False
-    code = np.where(exists[ref_codes], ref_codes, -1)
-    del ref_codes, exists
+    del uniques
+    code = (  # both sides as plain objects: pandas would otherwise scan a million ids to type them as text
+        pd.Index(key_array, dtype=object, copy=False).get_indexer(pd.Index(ref, dtype=object, copy=False))
+        if len(ref)
+        else np.zeros(0, dtype=np.int64)
+    )
 
     strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
     existing = np.flatnonzero(code >= 0)
