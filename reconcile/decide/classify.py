@@ -292,7 +292,7 @@ def classify(
         rules.link_by,
     )
     charges = links.charges
-    kinds = _charge_kinds(charges, intents, rules)
+    kinds = _charge_kinds(charges, intents, rules, links)
     frame, first = _order_frame(orders, charges, kinds, intents, links)
     outcome = _outcome_codes(frame, rules, links)
     kept = np.flatnonzero(outcome != OK)
@@ -307,13 +307,11 @@ def classify(
     undone = frame["undone"].to_numpy(copy=True) if "undone" in frame.columns else None
     del frame
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
-    orphans = _orphans(charges, kinds.paid | kinds.uncaptured)
+    orphans = _orphans(charges, (kinds.paid | kinds.uncaptured) & ~kinds.linked)
     result = pd.concat([result, orphans], ignore_index=True)[RESULT_COLUMNS] if len(orphans) else result[RESULT_COLUMNS]
     result = _honour_undone(result, undone)
     if rules.probable_matches:
-        unreferenced = charges.loc[
-            kinds.paid & charges["order_ref"].isna() & charges["order_key"].isna() & charges["in_window"]
-        ]
+        unreferenced = charges.loc[kinds.paid & ~kinds.referenced & ~kinds.linked & charges["in_window"]]
         result = _probable_matches(result, pd.Index(unreferenced["charge_id"]), rules)
     return result
 
@@ -334,16 +332,23 @@ class _ChargeKinds:
     released: pd.Series  # an authorization released: no money and no attempt in progress
     uncaptured: pd.Series  # an authorization still held
     linked: pd.Series  # names a known order
+    referenced: pd.Series  # names an order by some reference, known or not
 
 
-def _charge_kinds(charges: pd.DataFrame, intents: pd.DataFrame, rules: Rules) -> _ChargeKinds:
+def _charge_kinds(charges: pd.DataFrame, intents: pd.DataFrame, rules: Rules, links: match.Links) -> _ChargeKinds:
     settled = charges["status"].eq("succeeded")
     is_paid = settled & charges["captured"] & charges["amount_captured"].gt(0)
     # A released authorization is no money and no attempt in progress: a failed attempt for a
     # pending order, nothing for a paid one, and no item at all when it names no order.
     is_released = released_authorizations(charges, intents, rules.now)
     is_uncaptured = settled & ~charges["captured"] & ~is_released
-    return _ChargeKinds(is_paid, is_released, is_uncaptured, charges["order_key"].notna())
+    return _ChargeKinds(
+        is_paid,
+        is_released,
+        is_uncaptured,
+        pd.Series(links.charge_codes >= 0, index=charges.index),  # as charges["order_key"].notna(), no scan
+        pd.Series(links.charge_refs, index=charges.index),
+    )
 
 
 def _order_frame(
@@ -657,7 +662,8 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
 
 
 def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
-    rows = charges.loc[money & charges["order_key"].isna() & charges["in_window"]]
+    """`money`: the charges with money that belong to no order."""
+    rows = charges.loc[money & charges["in_window"]]
     # A charge naming an order that does not exist says where that name comes from.
     facts = _objects(
         (

@@ -161,6 +161,9 @@ class Links:
     order_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     charge_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     n_codes: int = 0
+    # Per charge row: it names an order by some reference (`order_ref` is set), existing or not. With
+    # charge_codes >= 0 (it belongs to an order), what classify asks without scanning a million ids.
+    charge_refs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _take(values: Any, positions: np.ndarray) -> np.ndarray:
@@ -274,7 +277,8 @@ def _references(
         if stored.empty:
             continue
         chain_ids = chains[chain_column].to_numpy(dtype=object)
-        present = pd.notna(chain_ids)
+        # Charge ids are on the charges' chains, which come first (no scan of a million ids for them).
+        present = everywhere < len(charges) if chain_column == "charge_id" else pd.notna(chain_ids)
         ids = pd.DataFrame({"position": everywhere[present], "id": pd.Series(chain_ids[present], dtype=object)})
         joined = ids.merge(stored, left_on="id", right_on=column)
         add(joined["position"].to_numpy(), joined["order_key"], source)
@@ -328,17 +332,23 @@ def link(
     chains = _chains(charges, intents, sessions)
     size = len(chains)
     chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
-    # The orders' keys numbered, then each reference looked up among them: its number is the order's
-    # it names, -1 when no order has that key. (Numbering keys and references together in one pass
-    # sizes its hash table for both: ~70 MB more at a million, at the run's peak.)
-    order_codes, uniques = pd.factorize(orders["order_key"].to_numpy(dtype=object))
+    # The orders' keys and the references numbered together, in one pass over the strings: a
+    # reference's number is an order's when it names an existing one (-1 otherwise). The hash table
+    # is sized for the keys (references mostly repeat them): by default it would be sized for both,
+    # ~70 MB more at a million, at the run's peak.
+    order_keys = orders["order_key"].to_numpy(dtype=object)
+    numbers, uniques = pd.factorize(
+        np.concatenate([order_keys, ref]) if len(ref) else order_keys, size_hint=max(len(order_keys), 1)
+    )
+    order_codes, ref_codes = numbers[: len(order_keys)], numbers[len(order_keys) :]
+    del numbers, order_keys
     key_array, n_keys = np.asarray(uniques, dtype=object), len(uniques)
     del uniques
-    code = (  # both sides as plain objects: pandas would otherwise scan a million ids to type them as text
-        pd.Index(key_array, dtype=object, copy=False).get_indexer(pd.Index(ref, dtype=object, copy=False))
-        if len(ref)
-        else np.zeros(0, dtype=np.int64)
-    )
+    exists = np.zeros(n_keys + 1, dtype=bool)  # the extra slot answers -1 with False
+    exists[order_codes] = True
+    exists[-1] = False
+    code = np.where(exists[ref_codes], ref_codes, -1)
+    del ref_codes, exists
 
     strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
     existing = np.flatnonzero(code >= 0)
@@ -413,6 +423,7 @@ def link(
         order_codes,
         charge_codes,
         n_keys,
+        strong_c >= 0,
     )
 
 
