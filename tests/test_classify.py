@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from reconcile.decide import classify as c
+from reconcile.decide import match
 from reconcile.report import wording
 
 NOW = 1_800_000_000
@@ -306,3 +307,24 @@ def test_result_gives_each_order_its_id_type_back_from_the_loaders_columns():
     )
     assert list(result["outcome"]) == [c.REPAIRED, c.REPAIRED]
     assert list(result["order_id"]) == [oid, "ord-2"] and type(result["order_id"][0]) is ObjectId
+
+
+def test_links_numbers_say_what_the_charges_columns_say():
+    """classify reads which charges belong to an order, and which name one, from link's arrays
+    rather than scanning the id columns: they must agree with those columns row for row."""
+    orders = c.orders_frame([order("a"), order("b", stored_charge_id="ch_stored"), order("c", status="accepted")])
+    charges = c.charges_frame(
+        [
+            charge("ch_meta", "a"),  # names an order that exists
+            charge("ch_gone", "zz"),  # names one that does not
+            charge("ch_stored", None),  # named by the order that stores its id
+            charge("ch_none", None),  # names nothing
+            charge("ch_c", "c"),
+        ]
+    )
+    links = match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), match.LINK_KINDS)
+    linked = links.charges
+    assert list(links.charge_codes >= 0) == list(linked["order_key"].notna()) == [True, False, True, False, True]
+    assert list(links.charge_refs) == list(linked["order_ref"].notna()) == [True, True, True, False, True]
+    keys = orders["order_key"].to_numpy()
+    assert [keys[list(links.order_codes).index(code)] for code in links.charge_codes if code >= 0] == ["a", "b", "c"]
