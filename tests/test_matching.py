@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -370,7 +371,7 @@ def test_presentment_is_compared_and_settlement_is_totalled_and_both_shown(cli, 
         "usd",
     )
     assert set(result.summary["totals"]) == {"usd"} and result.summary["totals"]["usd"]["gross"] == 3 * 2711
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "25.00 EUR" in html and "settled 27.11 USD" in html and charge["id"] in html
 
 
@@ -384,7 +385,7 @@ def test_zero_and_three_decimal_currencies_are_shown_in_their_units(cli, shop, d
     assert (row_of(result, yen)["order_amount"], row_of(result, yen)["charge_amount"]) == ("4980", "4890")
     assert row_of(result, dinar)["detail"] == "order 12.500 KWD, charge captured 12.050 KWD"
     assert row_of(result, dinar)["order_amount"] == "12.500"
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "4,980 JPY" in html and "12.050 KWD" in html
 
 
@@ -441,7 +442,7 @@ def test_a_probable_match_is_proposed_as_one_item_and_never_repaired(cli, shop, 
     assert item["detail"].startswith("probable match (high confidence)")
     assert "same email" in item["detail"] and "charged 4m after the order" in item["detail"]
     assert status_of(db, oid) == "created" and db["reconcile_audit"].count_documents({}) == 0
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "Probable matches to confirm" in html
 
 
