@@ -14,6 +14,7 @@ import csv
 import random
 import typing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,7 +299,7 @@ def test_totals_add_up_on_their_face_for_a_window_holding_every_reporting_catego
     fee_column = sum(c["fee"] for name, c in usd_fee_rows.items() if name not in payouts)
     fee_transactions = -(usd_fee_rows["fee"]["amount"] + usd_fee_rows["network_cost"]["amount"])
     assert totals["usd"]["fees"] == fee_column + fee_transactions
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "= Net" in html and "+ Other" in html and "Payouts (beside)" in html
 
 

@@ -11,10 +11,12 @@ semantics) through job.run.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import stat
 from datetime import timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import mongomock
 import pytest
@@ -181,7 +183,7 @@ def test_unreadable_order_documents_are_data_problems_never_repairs(cli, store, 
         assert item["outcome"] == c.DATA_PROBLEM and detail in item["detail"], (name, item)
     assert result.summary["repaired"] == [] and result.summary["marked_failed"] == []
     assert {d["_id"]: d for d in db["orders"].find()} == before  # not one byte changed
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert all(order_id in html for order_id in ids.values())
 
 
@@ -317,10 +319,13 @@ def test_html_is_escaped_and_csv_formulas_neutralised(cli, store, db, shop):
     )
     shop.charge(None, amount=800, metadata={"order_id": '<img src=x onerror="alert(1)">'}, description="-2+3")
     result = cli()
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
-    rows = {r["charge_id"]: r for r in csv.DictReader(open(result.summary["report"]["csv"], newline=""))}
+    rows = {
+        r["charge_id"]: r
+        for r in csv.DictReader(io.StringIO(Path(result.summary["report"]["csv"]).read_text(), newline=""))
+    }
     cells = [cell for r in rows.values() for cell in r.values()]
     assert all(not cell.startswith(("=", "+", "-", "@")) for cell in cells), cells
     assert '\'=HYPERLINK("http://evil.example","click")' in cells

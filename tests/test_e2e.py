@@ -9,6 +9,7 @@ nx-27017 gaps (MongoDB differs; the job stays correct for real MongoDB):
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import mongomock
 import pandas as pd
@@ -52,7 +53,7 @@ def test_every_outcome_end_to_end(cli, store, db, now):
     assert all(a["undo"]["set"]["status"] == "created" for a in audit)
 
     # Hostile metadata is escaped; JPY totals are whole yen.
-    html = open(result.summary["report"]["html"]).read()
+    html = Path(result.summary["report"]["html"]).read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert result.summary["totals"]["jpy"]["gross"] == 4980
     assert "4,980 JPY" in html
@@ -78,7 +79,7 @@ def test_dry_run_changes_nothing_and_lists_what_it_would_do(cli, store, db, now)
     assert snapshot(db) == before
     assert len(result.summary["repaired"]) == expected[c.REPAIRED] and result.summary["dry_run"] is True
     assert "DRY RUN" in result.output
-    assert "Dry run:" in open(result.summary["report"]["html"]).read()
+    assert "Dry run:" in Path(result.summary["report"]["html"]).read_text()
 
 
 def test_order_updated_between_load_and_repair_is_left_alone(store, db, now, shop):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_ack_and_accept_leave_the_queue_and_show_in_the_report(cli, finance_queu
     assert summary["open"] == 2 and summary["being_handled"] == 1
     assert summary["severity"]["critical"] == 1
     assert [d["decision"] for d in summary["closed_by_people"]] == ["accept"]
-    html = open(second.summary["report"]["html"]).read()
+    html = Path(second.summary["report"]["html"]).read_text()
     handled = html.split('id="being-handled"')[1].split('id="closed-by-people"')[0]
     assert "refunding the second charge" in handled and "alice" in handled
     closed = html.split('id="closed-by-people"')[1]
@@ -409,7 +410,7 @@ def test_the_worked_example_on_the_demo_shop(cli, store, db, now):
     assert states[c.AMOUNT_MISMATCH]["state"] == "accepted"
     assert states[c.PAID_WITHOUT_CHARGE]["flag"] == "still present after being marked resolved by carol"
     assert second.summary["counts"][c.PROBABLE_MATCH] == 0 and len(second.summary["repaired"]) == 1
-    html = open(second.summary["report"]["html"]).read()
+    html = Path(second.summary["report"]["html"]).read_text()
     assert "refunding the second charge" in html and "customer used a coupon" in html
 
     undone = cli("undo", first.summary["run_id"], "--by", "alice")
@@ -452,7 +453,7 @@ def test_items_people_took_do_not_need_attention(cli, finance_queue, db, smtp_si
     assert quiet.summary["needs_attention"] == 0
     assert quiet.summary["items"]["open"] == 0 and quiet.summary["items"]["being_handled"] == 2
     assert smtp_sink.messages == []  # on_discrepancy: nothing needs a person, no mail
-    html = open(quiet.summary["report"]["html"]).read()
+    html = Path(quiet.summary["report"]["html"]).read_text()
     assert "Nothing needs a person." in html and " at stake" not in html.split('id="severity"')[0]
 
     # Marked resolved by a person but still there: it reopens and counts again.

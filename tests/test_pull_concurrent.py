@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 import stripe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconcile.decide import match
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted, StripeAuthError, StripeListIncomplete
 from reconcile.run import interrupt
+from reconcile.stripe import payments
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget
@@ -263,3 +267,36 @@ def test_a_stop_request_ends_every_slice_at_its_next_page(boundary_world):
     # Only requests already past their checkpoint when the stop came may still be sent: at most
     # one per other worker (the pull needs 25 pages).
     assert client.calls <= 3 + workers - 1
+
+
+@pytest.mark.parametrize(
+    ("link_by", "every_intent"),
+    [
+        ((match.CHARGE_METADATA, match.ORDER_FIELDS), False),
+        ((match.CHARGE_METADATA, match.PAYMENT_INTENT_METADATA), True),
+        ((match.CHECKOUT_SESSION,), True),
+    ],
+)
+def test_a_charges_payment_intent_id_is_kept_where_something_reads_it(link_by, every_intent):
+    """Without PaymentIntents or sessions to link through, only an authorization keeps its
+    PaymentIntent id (whether it was released shows there); with them, every charge keeps it."""
+    store = StandinStore(api_key=KEY)
+    paid = store.create_payment_intent(amount=1000, created=T0)
+    held = store.create_payment_intent(amount=2000, created=T0, status="requires_capture", capture_method="manual")
+    declined = store.create_payment_intent(amount=500, created=T0, status="requires_payment_method")
+    charge_of = {
+        paid["id"]: store.create_charge(1000, created=T0 + 10, payment_intent=paid["id"])["id"],
+        held["id"]: store.create_charge(2000, created=T0 + 20, captured=False, payment_intent=held["id"])["id"],
+        declined["id"]: store.create_charge(500, created=T0 + 30, status="failed", payment_intent=declined["id"])["id"],
+    }
+    linking = payments.Linking("order_id", link_by, timedelta(minutes=5))
+    with serve(store) as srv:
+        got = payments.pull(client_for(srv.url), linking, from_unix(T0), from_unix(T0 + 100), quick_policy())
+    kept = dict(zip(got.charges["charge_id"], got.charges["payment_intent"], strict=True))
+    assert kept[charge_of[held["id"]]] == held["id"]
+    for intent in (paid, declined):
+        if every_intent:
+            assert kept[charge_of[intent["id"]]] == intent["id"]
+        else:
+            assert pd.isna(kept[charge_of[intent["id"]]])
+    assert held["id"] in set(got.intents["pi_id"])  # the authorization's PaymentIntent is asked for either way

@@ -137,8 +137,11 @@ def pull(
     intent_row, session_row = _row_fns(linking)
     # A PaymentIntent or session is created a little before its charge: start the pull earlier.
     lead, start = since - linking.edge_slack, to_unix(since)
+    # Without PaymentIntents or sessions to link through, a charge's PaymentIntent id is read only for
+    # an authorization (whether it was released): the others are not kept.
+    every_intent = want_intents or want_sessions
     calls: list[Callable[[], columns.Columns]] = [
-        lambda: stripe_pull.fetch_charge_columns(client, since, until, key, policy),
+        lambda: stripe_pull.fetch_charge_columns(client, since, until, key, policy, every_intent),
     ]
     if want_intents:
         calls.append(lambda: stripe_pull.fetch_window_columns(client, INTENTS_PATH, lead, until, intent_row, policy))
