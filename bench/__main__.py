@@ -80,7 +80,14 @@ class Standin:
     """The stand-in process: started, asked for its counters, stopped."""
 
     def __init__(
-        self, n: int, start: int, latency: float, per_endpoint: float, account: float, discrepancies: int = 0
+        self,
+        n: int,
+        start: int,
+        latency: float,
+        per_endpoint: float,
+        account: float,
+        discrepancies: int = 0,
+        payment_intents: bool = False,
     ) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
@@ -100,6 +107,7 @@ class Standin:
                 str(account),
                 "--discrepancies",
                 str(discrepancies),
+                *(["--payment-intents"] if payment_intents else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -438,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-rate", type=float, default=100, help="stand-in requests/s per account (default 100)")
     parser.add_argument("--sequential-pages", type=int, default=20, help="pages in the sequential slice (default 20)")
     parser.add_argument("--repairs", type=int, default=10_000, help="stuck orders in the bulk/single comparison")
+    parser.add_argument(
+        "--payment-intents",
+        action="store_true",
+        help="every charge made by its own PaymentIntent, as the PaymentIntents API does (default: the charges "
+        "name none, as the issue-14 figures were taken)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -453,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"shop: {n:,} charges + {n:,} balance transactions + {n:,} orders over {shop.span_seconds(n) / 3600:.1f} h "
         f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request, "
-        f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account",
+        f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account"
+        + ("; every charge made by a PaymentIntent" if args.payment_intents else ""),
         flush=True,
     )
 
@@ -465,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": args.latency,
         "rate": args.rate,
         "account_rate": args.account_rate,
+        "payment_intents": args.payment_intents,
     }
     # The job's own CPU per list page, alone (an in-process stand-in, the calling thread's CPU clock).
     from bench import page_cpu
@@ -477,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {[round(x, 2) for x in os.getloadavg()]})",
         flush=True,
     )
-    standin = Standin(n, start, args.latency, args.rate, args.account_rate, args.discrepancies)
+    standin = Standin(n, start, args.latency, args.rate, args.account_rate, args.discrepancies, args.payment_intents)
     with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         try:
             db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]

@@ -40,16 +40,27 @@ def stuck(i: int) -> bool:
     return i % STUCK_EVERY == 7
 
 
-def seed_charges(store: Any, n: int, start: int) -> None:
-    """Succeeded, captured charges (each with its balance transaction), one per order."""
+def payment_intent_id(i: int) -> str:
+    return f"pi_3Q{i:022d}"
+
+
+def seed_charges(store: Any, n: int, start: int, payment_intents: bool = False) -> None:
+    """Succeeded, captured charges (each with its balance transaction), one per order. With
+    `payment_intents` each is made by its own PaymentIntent, a second before it (as the PaymentIntents
+    API makes every charge); without, the charges name none (the Charges API)."""
     for i in range(n):
+        created = charge_created(i, n, start)
+        intent = None
+        if payment_intents:
+            intent = store.create_payment_intent(amount=amount(i), created=created - 1, id=payment_intent_id(i))["id"]
         store.create_charge(
             amount=amount(i),
             currency="usd",
-            created=charge_created(i, n, start),
+            created=created,
             id=charge_id(i),
             metadata={"order_id": str(order_id(i))},
             billing_email=f"customer{i}@example.com",
+            payment_intent=intent,
         )
 
 

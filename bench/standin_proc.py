@@ -30,12 +30,13 @@ def main() -> None:
     parser.add_argument("--per-endpoint", type=float, required=True)
     parser.add_argument("--account", type=float, required=True)
     parser.add_argument("--discrepancies", type=int, default=0)
+    parser.add_argument("--payment-intents", action="store_true")
     args = parser.parse_args()
 
     started = time.monotonic()
     store = StandinStore(api_key=shop.API_KEY)
     with store.bulk(freeze_gc=True):  # frozen with the rendered pages: the GC never rescans the store
-        shop.seed_charges(store, args.n, args.start)
+        shop.seed_charges(store, args.n, args.start, args.payment_intents)
         shop.seed_discrepancies(store, args.discrepancies, args.start)
         store.finalize()
         store.prerender()
