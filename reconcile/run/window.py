@@ -330,15 +330,15 @@ def _read_payments(
         # They repeat strings the charges hold (their ids, the charges' ids, emails): held once. The
         # lookup tables cost ~40 MB a million strings: dropped once the window's orders are in (the
         # orders Stripe names besides are few).
-        charges = pulled.charges
-        load.share_strings(
-            {
-                "order_key": charges["order_ref"],
-                "stored_charge_id": charges["charge_id"],
-                "stored_payment_intent_id": charges["payment_intent"],
-                "email": charges["email"],
-            }
-        )
+        charges, fields = pulled.charges, ws.orders
+        shared = {
+            "order_key": charges["order_ref"],
+            "stored_charge_id": charges["charge_id"],
+            "stored_payment_intent_id": charges["payment_intent"] if fields.payment_intent_id_field else None,
+            "email": charges["email"] if fields.email_field else None,
+        }
+        # Only for fields the orders have (a column the shop does not store is None in every row).
+        load.share_strings({name: values for name, values in shared.items() if values is not None})
         progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
         load.share_strings({})
