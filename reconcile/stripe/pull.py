@@ -329,7 +329,7 @@ def charge_row(charge: dict[str, Any], metadata_key: str, every_intent: bool = T
 
     With `every_intent` False the PaymentIntent id is kept for an authorization (succeeded, not
     captured) alone: whether it was released shows on its PaymentIntent, and when no link kind uses
-    PaymentIntents or sessions nothing else reads the id (~75 MB at a million charges)."""
+    PaymentIntents or sessions nothing else reads the id (~80 MB at a million charges)."""
     bt = charge.get("balance_transaction")
     bt = bt if isinstance(bt, dict) else {}
     billing = charge.get("billing_details") or {}
