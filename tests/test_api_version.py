@@ -128,6 +128,19 @@ def test_a_paid_order_whose_only_charge_is_a_released_authorization_is_paid_with
     assert "authorization was released uncaptured" in detail_of(result, order)
 
 
+def test_a_released_authorization_just_past_the_window_marks_its_pending_order_failed(cli, shop, store, db):
+    """The edge look finds the authorization after --until; that it was released shows on its PaymentIntent,
+    which the edge look asks for as the window's pull does."""
+    until = shop.now - H
+    order = shop.order(None, amount=5000, age=H + timedelta(seconds=5))
+    intent, _ = authorization(shop, store, order, 5000, age=H - timedelta(minutes=1))  # a minute after --until
+    store.cancel_payment_intent(intent["id"], "requested_by_customer", at=to_unix(shop.now - H / 2))
+    result = cli("--until", at(until))
+    assert result.summary["marked_failed"] == [str(order)]  # was `uncaptured`, until a later window covered it
+    assert db["orders"].find_one({"_id": order})["status"] == "failed"
+    assert "PaymentIntent canceled" in detail_of(result, order)
+
+
 def test_a_released_authorization_naming_no_order_is_no_item(cli, shop, store, db):
     intent, charge = authorization(shop, store, None, 1500)
     store.cancel_payment_intent(intent["id"], "requested_by_customer")

@@ -182,8 +182,7 @@ def _explain(
     # Whether an authorization was released shows on its PaymentIntent only (API version: since
     # 2025-03-31.basil a cancellation leaves the charge `refunded: false`): fetch the PaymentIntents
     # of uncaptured charges even when no link kind uses PaymentIntents. They are few.
-    authorized = charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charge_intents.notna()
-    held = sorted(_ids(charge_intents[authorized]) - set(intents["pi_id"]))
+    held = sorted(_ids(charge_intents[_authorizations(charges)]) - set(intents["pi_id"]))
     if held and not want_intents:
         found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
         intents = _both(intents, match.intents_frame(found), "pi_id")
@@ -210,6 +209,31 @@ def _explain(
             sessions = _both(sessions, match.sessions_frame(found), "session_id")
             log.info("pull.sessions_by_payment_intent", extra={"count": len(unexplained)})
     return intents, sessions
+
+
+def _authorizations(charges: pd.DataFrame) -> pd.Series:
+    """Uncaptured card authorizations that name their PaymentIntent."""
+    return charges["status"].eq("succeeded") & ~charges["captured"].astype(bool) & charges["payment_intent"].notna()
+
+
+def _with_held_intents(
+    client: stripe.StripeClient,
+    linking: Linking,
+    found: Payments,
+    known: Payments,
+    policy: stripe_pull.RetryPolicy,
+) -> Payments:
+    """`found` with the PaymentIntents of its authorizations that neither it nor `known` holds:
+    whether an authorization was released shows on its PaymentIntent alone (as in `_explain`)."""
+    charges = found.charges
+    have = set(known.intents["pi_id"]) | set(found.intents["pi_id"])
+    held = sorted(_ids(charges.loc[_authorizations(charges), "payment_intent"]) - have)
+    if not held:
+        return found
+    intent_row, _ = _row_fns(linking)
+    rows = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
+    log.info("edge.payment_intents_of_authorizations", extra={"count": len(held)})
+    return Payments(charges, _both(found.intents, match.intents_frame(rows), "pi_id"), found.sessions)
 
 
 def references(payments: Payments, link_by: tuple[str, ...]) -> References:
@@ -308,15 +332,17 @@ def edge_look(
         into += rows
 
     charges += _charges_of_paying(client, linking, candidates, payments, charges, intents, sessions, policy)
+    # An authorization past the edges is judged as one in the window: by its PaymentIntent.
+    found = _with_held_intents(client, linking, _outside_payments(charges, intents, sessions), payments, policy)
     log.info(
         "edge.done",
         extra={
-            "charges": len(charges),
-            "payment_intents": len(intents),
-            "checkout_sessions": len(sessions),
+            "charges": len(found.charges),
+            "payment_intents": len(found.intents),
+            "checkout_sessions": len(found.sessions),
         },
     )
-    return _outside_payments(charges, intents, sessions)
+    return found
 
 
 def of_orders(
