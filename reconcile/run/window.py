@@ -330,15 +330,14 @@ def _read_payments(
         # They repeat strings the charges hold (their ids, the charges' ids, emails): held once. The
         # lookup tables cost ~40 MB a million strings: dropped once the window's orders are in (the
         # orders Stripe names besides are few).
-        charges, fields = pulled.charges, ws.orders
-        shared = {
-            "order_key": charges["order_ref"],
-            "stored_charge_id": charges["charge_id"],
-            "stored_payment_intent_id": charges["payment_intent"] if fields.payment_intent_id_field else None,
-            "email": charges["email"] if fields.email_field else None,
-        }
+        charges = pulled.charges
+        shared = {"order_key": charges["order_ref"], "stored_charge_id": charges["charge_id"]}
         # Only for fields the orders have (a column the shop does not store is None in every row).
-        load.share_strings({name: values for name, values in shared.items() if values is not None})
+        if ws.orders.payment_intent_id_field:
+            shared["stored_payment_intent_id"] = charges["payment_intent"]
+        if ws.orders.email_field:
+            shared["email"] = charges["email"]
+        load.share_strings(shared)
         progress.step("load orders", 0, None)
         load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
         load.share_strings({})

@@ -182,12 +182,9 @@ def _explain(
     # Whether an authorization was released shows on its PaymentIntent only (API version: since
     # 2025-03-31.basil a cancellation leaves the charge `refunded: false`): fetch the PaymentIntents
     # of uncaptured charges even when no link kind uses PaymentIntents. They are few.
-    held = sorted(_ids(charge_intents[_authorizations(charges)]) - set(intents["pi_id"]))
-    if held and not want_intents:
-        found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
-        intents = _both(intents, match.intents_frame(found), "pi_id")
-        log.info("pull.payment_intents_of_authorizations", extra={"count": len(held)})
-    if want_intents:
+    if not want_intents:
+        intents = _with_held_intents(client, linking, charges, intents, policy)
+    else:
         missing = sorted(_ids(charge_intents) - set(intents["pi_id"]))
         if missing:
             found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, missing, intent_row, policy))
@@ -219,21 +216,20 @@ def _authorizations(charges: pd.DataFrame) -> pd.Series:
 def _with_held_intents(
     client: stripe.StripeClient,
     linking: Linking,
-    found: Payments,
-    known: Payments,
+    charges: pd.DataFrame,
+    intents: pd.DataFrame,
     policy: stripe_pull.RetryPolicy,
-) -> Payments:
-    """`found` with the PaymentIntents of its authorizations that neither it nor `known` holds:
-    whether an authorization was released shows on its PaymentIntent alone (as in `_explain`)."""
-    charges = found.charges
-    have = set(known.intents["pi_id"]) | set(found.intents["pi_id"])
-    held = sorted(_ids(charges.loc[_authorizations(charges), "payment_intent"]) - have)
+    known: frozenset[str] = frozenset(),
+) -> pd.DataFrame:
+    """`intents` plus, retrieved, the PaymentIntent of each authorization among `charges` that neither
+    it nor `known` holds: whether an authorization was released shows on its PaymentIntent alone."""
+    held = sorted(_ids(charges.loc[_authorizations(charges), "payment_intent"]) - set(intents["pi_id"]) - known)
     if not held:
-        return found
+        return intents
     intent_row, _ = _row_fns(linking)
-    rows = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
-    log.info("edge.payment_intents_of_authorizations", extra={"count": len(held)})
-    return Payments(charges, _both(found.intents, match.intents_frame(rows), "pi_id"), found.sessions)
+    found = _outside(stripe_pull.retrieve_objects(client, INTENTS_PATH, held, intent_row, policy))
+    log.info("pull.payment_intents_of_authorizations", extra={"count": len(held)})
+    return _both(intents, match.intents_frame(found), "pi_id")
 
 
 def references(payments: Payments, link_by: tuple[str, ...]) -> References:
@@ -333,7 +329,9 @@ def edge_look(
 
     charges += _charges_of_paying(client, linking, candidates, payments, charges, intents, sessions, policy)
     # An authorization past the edges is judged as one in the window: by its PaymentIntent.
-    found = _with_held_intents(client, linking, _outside_payments(charges, intents, sessions), payments, policy)
+    found = _outside_payments(charges, intents, sessions)
+    known = frozenset(payments.intents["pi_id"])
+    found.intents = _with_held_intents(client, linking, found.charges, found.intents, policy, known)
     log.info(
         "edge.done",
         extra={
