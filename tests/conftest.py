@@ -18,6 +18,9 @@ from reconcile.demo.shop import ShopSeeder
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.timeutil import utcnow
 
+# skipguard: with CI=true, a skip not allowed by name fails the run. pytester: runs pytest inside a test.
+pytest_plugins = ["skipguard", "pytester"]
+
 API_KEY = "sk_test_reconcile_tests_0123456789"
 
 
@@ -41,7 +44,6 @@ def _teach_mongomock_current_pymongo() -> None:
 
 _teach_mongomock_current_pymongo()
 _db_names = itertools.count()
-
 
 @pytest.fixture(scope="session")
 def mongo_server():
