@@ -23,7 +23,7 @@ from reconcile.redact import remember
 from reconcile.timeutil import parse_duration
 
 # The Stripe API version the job speaks: the one the installed stripe-python pins (16.x:
-# 2026-10-28.endive). Rules that depend on it say so ("API version:" comments); see README.
+# 2026-10-28.endive). Rules that depend on it say so ("API version:" comments); see docs/stripe-api-version.md.
 PINNED_API_VERSION = _ApiVersion.CURRENT
 
 
@@ -73,7 +73,7 @@ class MongoConfig:
     uri_env: str = "MONGODB_URI"
     orders_collection: str = "orders"
     audit_collection: str = "reconcile_audit"
-    # The job's own state: run history, watermark + lease, open items (see README "Running it for real").
+    # The job's own state: run history, watermark + lease, open items (see docs/operations.md).
     runs_collection: str = "reconcile_runs"
     state_collection: str = "reconcile_state"
     items_collection: str = "reconcile_items"

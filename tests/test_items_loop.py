@@ -384,8 +384,9 @@ def test_the_undo_marker_reads_a_real_date_and_a_wire_servers_string():
 
 
 def test_the_worked_example_on_the_demo_shop(cli, store, db, now):
-    """The README's loop on the demo's shop: its report -> ack / accept / resolve / confirm -> the next run
-    reflects each decision; then the demo's run undone, restoring every order it changed, and undone twice."""
+    """The worked example (docs/items-and-undo.md) on the demo's shop: its report -> ack / accept / resolve /
+    confirm -> the next run reflects each decision; then the demo's run undone, restoring every order it changed,
+    and undone twice."""
     from reconcile.demo.shop import demo_sections, seed_demo_shop
 
     seed_demo_shop(store, db["orders"], now)

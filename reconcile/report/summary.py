@@ -1,5 +1,5 @@
 """The run summary: typed records, built in one place (`RunSummary.build`, `combine`, `InvocationSummary`)
-and serialised once (`to_json`) with the keys the README documents for `--summary-json`.
+and serialised once (`to_json`) with the keys docs/operations.md documents for `--summary-json`.
 
 A window run builds its `RunSummary`; the invocation adds the windows up (`RunSummary.combine`) and
 wraps them with its exit code, error and the list of windows (`InvocationSummary`). The CLI prints

@@ -95,8 +95,8 @@ def _raw_get(client: stripe.StripeClient, path: str, params: dict[str, Any]) -> 
 def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
-        # Every request names the version the job's rules are written for (README "Stripe API
-        # version"), so the account's default version never changes what the job reads.
+        # Every request names the version the job's rules are written for (docs/stripe-api-version.md), so
+        # the account's default version never changes what the job reads.
         stripe_version=config.api_version,
         base_addresses={"api": config.api_base.rstrip("/")} if config.api_base else None,
         max_network_retries=config.max_network_retries,
