@@ -45,6 +45,7 @@ def _teach_mongomock_current_pymongo() -> None:
 _teach_mongomock_current_pymongo()
 _db_names = itertools.count()
 
+
 @pytest.fixture(scope="session")
 def mongo_server():
     with EmbeddedMongo() as server:

@@ -33,7 +33,9 @@ def test_a_skip_fails_the_run_in_ci_and_is_named_with_its_reason(suite, monkeypa
     monkeypatch.setenv("CI", "true")
     result = suite.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["NOT ALLOWED in CI: test_some.py::test_skips: no widget here", "*1 skip(s) not listed*"])
+    result.stdout.fnmatch_lines(
+        ["NOT ALLOWED in CI: test_some.py::test_skips: no widget here", "*1 skip(s) not listed*"]
+    )
 
 
 def test_outside_ci_a_skip_is_listed_and_the_run_passes(suite, monkeypatch):
@@ -72,9 +74,7 @@ def test_a_hung_test_names_itself_and_its_stack(pytester, monkeypatch):
     ini = options["ini_options"]
     assert int(ini["timeout"]) > 0
     pytester.makeini(f"[pytest]\ntimeout_method = {ini['timeout_method']}\n")
-    pytester.makepyfile(
-        test_stuck="import threading\n\ndef test_waits_forever():\n    threading.Event().wait()\n"
-    )
+    pytester.makepyfile(test_stuck="import threading\n\ndef test_waits_forever():\n    threading.Event().wait()\n")
     result = pytester.runpytest_subprocess("-o", "timeout=3", timeout=120)
     assert result.ret != pytest.ExitCode.OK
     output = result.stdout.str() + result.stderr.str()
