@@ -154,6 +154,8 @@ class _Read:
     earlier: list[dict[str, Any]]  # audit records of changes earlier runs did not report
     earlier_runs: list[str]
     owed: list[dict[str, Any]]  # audit records a stopped run owed, rebuilt from its orders' markers
+    # By order key, charge ids stored as blank or padded text (the repairs compare what is stored).
+    charge_ids_as_stored: dict[str, str] = field(default_factory=dict)
 
 
 def run(
@@ -203,7 +205,7 @@ def _read(
     policy: stripe_pull.RetryPolicy,
     clock: _Clock,
 ) -> _Read:
-    outcomes, orders, money = _read_payments(ws, client, db, scan_db, req, policy, clock)
+    outcomes, orders, money, as_stored = _read_payments(ws, client, db, scan_db, req, policy, clock)
     # Refunds and disputes created in the window, with their orders (of any age).
     m = ws.mongodb
     rows = stripe_movements.fetch_movements(client, req.since, req.until, ws.stripe.order_id_metadata_key, policy)
@@ -245,7 +247,19 @@ def _read(
     earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
     earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
     return _Read(
-        outcomes, orders, money, rows, moved_orders, confirmed, cleared, checked, history, earlier, earlier_runs, owed
+        outcomes,
+        orders,
+        money,
+        rows,
+        moved_orders,
+        confirmed,
+        cleared,
+        checked,
+        history,
+        earlier,
+        earlier_runs,
+        owed,
+        charge_ids_as_stored=as_stored,
     )
 
 
@@ -257,10 +271,10 @@ def _read_payments(
     req: RunRequest,
     policy: stripe_pull.RetryPolicy,
     clock: _Clock,
-) -> tuple[pd.DataFrame, int, dict[str, dict[str, Any]]]:
-    """(outcomes, orders, money): the window's payments pulled, its orders loaded and classified (no
-    row for an ok order), how many orders, and the totals of its balance transactions (from
-    `req.counted_from` when set)."""
+) -> tuple[pd.DataFrame, int, dict[str, dict[str, Any]], dict[str, str]]:
+    """(outcomes, orders, money, as stored): the window's payments pulled, its orders loaded and classified
+    (no row for an ok order), how many orders, the totals of its balance transactions (from
+    `req.counted_from` when set), and the charge ids stored as blank or padded text (OrderLoad)."""
     # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
     # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
     # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
@@ -352,6 +366,7 @@ def _read_payments(
             refs.session_ids,
         ).columns()
     )
+    as_stored = load.charge_ids_as_stored
     del refs, load
     memory.trim()  # the documents' and columns' memory, before the join
     clock.lap("load")
@@ -372,7 +387,7 @@ def _read_payments(
     outcomes = wording.worded(outcomes, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
-    return outcomes, len(orders), money
+    return outcomes, len(orders), money, as_stored
 
 
 # --------------------------------------------------------------------------- decide (pure)
@@ -422,8 +437,9 @@ def _write(
                 req.now,
                 checkpoint=req.checkpoint,
                 into=changes.repair,
+                as_stored=read.charge_ids_as_stored,
             )
-            outcomes = repair.mark_lost_races(outcomes, done.lost_race)
+            outcomes = repair.mark_lost_races(outcomes, done.lost_race, done.lost_now)
             log.info(
                 "repair.done",
                 extra={

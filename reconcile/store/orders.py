@@ -233,6 +233,9 @@ class OrderColumns:
         ]
         self._flat = all("." not in name for name in names)
         self._currencies: dict[str, str | None] = {}  # raw value -> ISO code, None if not one (few distinct)
+        # By order key, the charge id as stored where `stored_charge_id` holds it otherwise (blank or
+        # padded text; few orders): a repair's compare-and-set compares what is stored (store/repair.py).
+        self.charge_ids_as_stored: dict[str, str] = {}
 
     def _currency(self, raw: str) -> str | None:
         found = self._currencies.get(raw, "")
@@ -314,6 +317,7 @@ class OrderColumns:
             cfg.refunded_amount_field,
         )
         flat = self._flat
+        as_stored = self.charge_ids_as_stored
         for doc in cursor:
             doc_id = doc["_id"]
             if doc_id.__class__ is ObjectId:
@@ -352,7 +356,10 @@ class OrderColumns:
                         amounts.append(amount)
                         currencies.append(code)
                         created.append(int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()))
-                        charge_ids.append(_stored_fast(charge))
+                        stored = _stored_fast(charge)
+                        if charge is not None and stored != charge:  # blank or padded text
+                            as_stored[order_key] = charge
+                        charge_ids.append(stored)
                         emails.append(email if isinstance(email, str) else None)
                         problems.append(None)
                         intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
@@ -363,6 +370,9 @@ class OrderColumns:
                         continue
             record = order_record(doc, cfg)
             record["order_id"], record["order_key"] = order_id, order_key
+            charge = _get(doc, charge_f)
+            if isinstance(charge, str) and charge != record["stored_charge_id"]:
+                as_stored[order_key] = charge
             for column, name in zip(cols, ORDER_COLUMNS, strict=False):
                 column.append(share(record[name]))
 
@@ -388,6 +398,7 @@ class OrderLoad:
         # for the window's two queries; scan_timeout (seconds) is that timeout, for the error message.
         self.scans = orders if scans is None else scans
         self.scan_timeout = scan_timeout
+        self.charge_ids_as_stored: dict[str, str] = {}  # once `columns()` has handed the orders over
         self.fields = projection(config)
         self._out = OrderColumns(config)
         self.in_window = 0
@@ -479,6 +490,8 @@ class OrderLoad:
         out = self._out
         log.info("load.orders", extra={"in_window": self.in_window, "by_reference": out.count - self.in_window})
         taken = out.take()
+        # Handed over beside the columns (see OrderColumns.charge_ids_as_stored).
+        self.charge_ids_as_stored, out.charge_ids_as_stored = out.charge_ids_as_stored, {}
         _flag_shared_ids(taken)
         return taken
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from pymongo.errors import BulkWriteError
 
 from reconcile.config import OrdersConfig
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
+from reconcile.decide.undo import OrderNow, describe
 from reconcile.run import interrupt, progress
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import MARKER, order_record, projection
@@ -34,6 +35,7 @@ class RepairResult:
     repaired: list[str] = field(default_factory=list)  # order keys
     marked_failed: list[str] = field(default_factory=list)
     lost_race: list[str] = field(default_factory=list)  # changed by someone else meanwhile: left alone
+    lost_now: dict[str, str] = field(default_factory=dict)  # each lost race's order as it is now, in words
     # The batch being written: its orders may have changed without being listed above yet (a run cut
     # off here leaves them flagged; the next run heals their audit records and reports them).
     in_doubt: list[str] = field(default_factory=list)
@@ -145,12 +147,18 @@ def write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
         _write_audit(store, records)
 
 
-def _planned_change(row: Any, store: RepairStore, run_id: str, now: datetime) -> tuple[dict, dict, dict]:
-    """(filter, update, audit) for one order; the filter's pending status makes it compare-and-set."""
+def _planned_change(
+    row: Any, store: RepairStore, run_id: str, now: datetime, as_stored: Mapping[str, str]
+) -> tuple[dict, dict, dict]:
+    """(filter, update, audit) for one order. The filter is the compare-and-set: the order still pending
+    with the charge id the run read (what the update overwrites), else it is left alone."""
     fields = store.fields
     action = row.outcome
     # Missing text in a frame may be NaN (pandas' str dtype), which is truthy and not valid in a document.
     previous = _text(row.stored_charge_id)
+    # What is stored: the load keeps blank or padded text apart (its column holds the id stripped, or
+    # None); None matches a missing field and a null alike.
+    read = as_stored.get(str(row.order_key), previous)
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
     marker: dict[str, Any] = {
         "action": action,
@@ -168,7 +176,7 @@ def _planned_change(row: Any, store: RepairStore, run_id: str, now: datetime) ->
         marker["previous_charge_id"] = previous
         update_set[fields.charge_id_field] = row.charge_id
     update_set[MARKER] = marker
-    cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status}
+    cas_filter = {"_id": row.order_id, fields.status_field: fields.pending_status, fields.charge_id_field: read}
     audit = audit_record(row.order_id, row.order_key, marker, row.amount, _text(row.currency), store)
     return cas_filter, {"$set": update_set}, audit
 
@@ -232,13 +240,15 @@ def apply_repairs(
     now: datetime,
     checkpoint: Callable[[], None] | None = None,
     into: RepairResult | None = None,
+    as_stored: Mapping[str, str] | None = None,
 ) -> RepairResult:
     """Repair the `repaired` and `marked_failed` orders; returns which changes took effect.
 
     `checkpoint` (the run lease's check) is called before each batch: a run whose lease was taken
     over while it was paused (a GC pause, a frozen VM) stops there instead of writing beside the
     run that took over. `into` is filled batch by batch, so whatever stops the run, the caller
-    knows which orders changed (every finished batch has its audit records).
+    knows which orders changed (every finished batch has its audit records). `as_stored`: by order
+    key, charge ids the load read as blank or padded text (OrderLoad.charge_ids_as_stored).
     """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = into if into is not None else RepairResult()
@@ -251,25 +261,29 @@ def apply_repairs(
         if checkpoint is not None:
             checkpoint()
         batch = rows[start : start + size]
-        plans = [_planned_change(row, store, run_id, now) for row in batch]
+        plans = [_planned_change(row, store, run_id, now, as_stored or {}) for row in batch]
         result.in_doubt = [str(row.order_key) for row in batch]
         with mongo_errors("repairing orders"):
             written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
+            lost_now: dict[str, str] = {}
             if written.modified_count == len(batch):
                 changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
             else:
-                # Some lost their race: the ones that took effect carry this run's marker.
-                changed = {
-                    str(doc["_id"])
-                    for doc in orders.find(
-                        {"_id": {"$in": [row.order_id for row in batch]}, f"{MARKER}.run_id": run_id}, {"_id": 1}
-                    )
+                # Some lost their race: the ones that took effect carry this run's marker; the others
+                # are read as they are now, for the report.
+                now_docs = _orders_now(store, batch)
+                changed = {k for k, doc in now_docs.items() if _marker_run(doc) == run_id}
+                lost_now = {
+                    str(row.order_key): _describe(now_docs.get(str(row.order_key)), store.fields)
+                    for row in batch
+                    if str(row.order_key) not in changed
                 }
             _write_audit(store, [a for _, _, a in plans if a["order_key"] in changed])
         for row in batch:
             key = str(row.order_key)  # a string column (the order's _id as text)
             if key not in changed:
                 result.lost_race.append(key)
+                result.lost_now[key] = lost_now[key]
             elif row.outcome == REPAIRED:
                 result.repaired.append(key)
             else:
@@ -281,6 +295,48 @@ def apply_repairs(
         )
     progress.step("repair", len(rows), len(rows))
     return result
+
+
+def _orders_now(store: RepairStore, batch: list[Any]) -> dict[str, dict[str, Any]]:
+    """A batch's orders as they are now (status, charge id, marker), by order key."""
+    fields = store.fields
+    wanted = {str(row.order_key): row.order_id for row in batch}
+    found: dict[str, dict[str, Any]] = {}
+    docs = store.orders.find(
+        {"_id": {"$in": list(wanted.values())}},
+        {"_id": 1, fields.status_field: 1, fields.charge_id_field: 1, MARKER: 1},
+    )
+    for doc in docs:
+        key = str(doc["_id"])
+        if key in wanted and doc["_id"] == wanted[key]:  # (a wire server may match an ObjectId's hex as a string)
+            found[key] = doc
+    return found
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _marker_run(doc: dict[str, Any]) -> Any:
+    marker = doc.get(MARKER)
+    return marker.get("run_id") if isinstance(marker, dict) else None
+
+
+def _describe(doc: dict[str, Any] | None, fields: OrdersConfig) -> str:
+    """An order as it is now, in the words an undo uses (decide/undo.describe)."""
+    if doc is None:
+        return describe(None)
+    marker = doc.get(MARKER)
+    return describe(
+        OrderNow(
+            status=_get(doc, fields.status_field),
+            charge_id=_get(doc, fields.charge_id_field),
+            marker=marker if isinstance(marker, dict) else {},
+        )
+    )
 
 
 def changes_of_runs(store: RepairStore, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -307,12 +363,17 @@ def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
             raise
 
 
-def mark_lost_races(outcomes: pd.DataFrame, lost: list[str]) -> pd.DataFrame:
-    """An order changed by someone else between load and repair is left alone and listed as in flight."""
+def mark_lost_races(outcomes: pd.DataFrame, lost: list[str], now: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """An order changed by someone else between load and repair is left alone and listed as in flight,
+    with what it is now (`now`, by order key: RepairResult.lost_now)."""
     if not lost:
         return outcomes
+    now = now or {}
     mask = outcomes["outcome"].isin([REPAIRED, MARKED_FAILED]) & outcomes["order_key"].isin(lost)
     outcomes = outcomes.copy()
     outcomes.loc[mask, "outcome"] = IN_FLIGHT
-    outcomes.loc[mask, "detail"] = "changed by another writer during this run; left alone"
+    outcomes.loc[mask, "detail"] = [
+        "changed by another writer during this run" + (f" (now {now[key]})" if key in now else "") + "; left alone"
+        for key in outcomes.loc[mask, "order_key"].astype(str)
+    ]
     return outcomes
