@@ -73,7 +73,8 @@ def undo_run(
         )
     try:
         run_id, records = store.audit_of(repairs, runs, run_text, order_keys)
-        steps = rules.plan(records, store.orders_now(repairs, records))
+        found = store.orders_now(repairs, records)
+        steps = rules.plan(records, found)
         result = UndoResult(ExitCode.OK, undo_id, run_id)
         prefix = "DRY RUN: would put back" if dry_run else "put back"
         if not records:
@@ -81,9 +82,11 @@ def undo_run(
             return result
         done: list[str] = []
         lost: list[str] = []
+        healed: list[str] = []
         if not dry_run:
             if lease is not None:
                 lease.check()
+            healed = store.heal_owed(repairs, steps, found)
             done, lost = store.put_back(repairs, steps, undo_id, by, now)
         for s in steps:
             key = s.order_key
@@ -91,7 +94,8 @@ def undo_run(
                 result.put_back.append(key)
                 result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}")
             elif s.step == rules.ALREADY_UNDONE:
-                result.lines.append(f"order {key}: already undone ({s.now}); nothing to do")
+                owed = "; its audit record, owed by that undo, written now" if key in healed else ""
+                result.lines.append(f"order {key}: already undone ({s.now}); nothing to do{owed}")
             else:
                 now_text = s.now if key not in lost else "changed by another writer during this undo"
                 result.left_alone.append(key)

@@ -16,7 +16,7 @@ from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.decide import undo as rules
-from reconcile.errors import ConfigError
+from reconcile.errors import ChangedThenFailed, ConfigError, ReconcileError
 from reconcile.store import runs as run_history
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import HOLD, MARKER, id_candidates, order_record
@@ -121,22 +121,52 @@ def put_back(
             r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), store
         )
     orders = store.orders
-    with mongo_errors("undoing changes"):
-        written = orders.bulk_write(ops, ordered=False)
-        if written.modified_count == len(todo):
-            done = [s.order_key for s in todo]
-        else:  # some were changed between the read and this write: those carry no marker of this undo
-            mine = {
-                str(d["_id"])
-                for d in orders.find(
-                    {"_id": {"$in": [s.record["order_id"] for s in todo]}, f"{MARKER}.run_id": undo_id}, {"_id": 1}
-                )
-            }
-            done = [s.order_key for s in todo if s.order_key in mine]
-    write_audit(store, [audits[k] for k in done])
+    try:
+        with mongo_errors("undoing changes"):
+            written = orders.bulk_write(ops, ordered=False)
+            if written.modified_count == len(todo):
+                done = [s.order_key for s in todo]
+            else:  # some were changed between the read and this write: those carry no marker of this undo
+                mine = {
+                    str(d["_id"])
+                    for d in orders.find(
+                        {"_id": {"$in": [s.record["order_id"] for s in todo]}, f"{MARKER}.run_id": undo_id},
+                        {"_id": 1},
+                    )
+                }
+                done = [s.order_key for s in todo if s.order_key in mine]
+    except ReconcileError as error:  # each order is put back whole or not at all; which ones is unknown here
+        raise ChangedThenFailed(
+            error,
+            f"the {len(todo)} order(s) being put back by {undo_id} may have changed; "
+            "the same `reconcile undo` again says which and finishes the job",
+        ) from None
+    try:
+        write_audit(store, [audits[k] for k in done])
+    except ReconcileError as error:
+        raise ChangedThenFailed(
+            error,
+            f"{len(done)} order(s) were put back by {undo_id} before this ({', '.join(done)}); their audit "
+            "records are written by the same `reconcile undo` again, or by the next run",
+        ) from None
     lost = [s.order_key for s in todo if s.order_key not in set(done)]
     log.info("undo.done", extra={"undo_id": undo_id, "put_back": len(done), "lost_race": len(lost)})
     return done, lost
+
+
+def heal_owed(store: RepairStore, steps: list[rules.Step], found: dict[str, rules.OrderNow]) -> list[str]:
+    """Write the audit records an earlier undo of these same changes still owes (MongoDB was lost between
+    its putting the orders back and writing their records): rebuilt from the markers it left, as a run
+    heals a stopped run's. Returns the order keys."""
+    owed = []
+    for s in steps:
+        order = found.get(s.order_key)
+        if s.step != rules.ALREADY_UNDONE or order is None or order.marker.get(AUDIT_FLAG) != AUDIT_PENDING:
+            continue
+        r = s.record
+        owed.append(audit_record(r["order_id"], s.order_key, order.marker, r.get("amount"), r.get("currency"), store))
+    write_audit(store, owed)
+    return [a["order_key"] for a in owed]
 
 
 def confirm_charge(
