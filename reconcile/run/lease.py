@@ -183,7 +183,9 @@ class Lease:
                     return_document=ReturnDocument.AFTER,
                 )
                 if doc is None:
-                    self._lost = self.collection.find_one({"_id": self.name}) or {"owner": None}
+                    # Not ours any more: remembered before reading who holds it now, which may fail.
+                    self._lost = {"owner": None}
+                    self._lost = self.collection.find_one({"_id": self.name}) or self._lost
                     raise self._lost_error()
             self.expires_at = now + self.ttl
 
