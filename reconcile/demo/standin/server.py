@@ -117,11 +117,11 @@ def _api_error(message: str) -> dict[str, Any]:
 class _Bucket:
     """A token bucket holding at most one second's worth of requests."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, now: float) -> None:
         self.rate = float(rate)
         self.capacity = max(1.0, self.rate)
         self.tokens = self.capacity
-        self.stamp = time.monotonic()
+        self.stamp = now
 
     def refill(self, now: float) -> None:
         if now > self.stamp:
@@ -216,8 +216,10 @@ class StandinServer:
         rate_limit: Mapping[str, float | None] | float | None = None,
         *,
         log_requests: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self._clock = clock  # the rate limiter's time (a test may drive it)
         self.request_log: list[tuple[str, str, dict[str, str]]] = []
         self.log_requests = log_requests
         self._lock = threading.Lock()
@@ -286,7 +288,7 @@ class StandinServer:
             self._per_endpoint = per_endpoint
             self._account = account
             self._buckets = {}
-            self._account_bucket = _Bucket(account) if account is not None else None
+            self._account_bucket = _Bucket(account, self._clock()) if account is not None else None
 
     def inject(
         self,
@@ -473,12 +475,12 @@ class StandinServer:
         with self._lock:
             if self._per_endpoint is None and self._account_bucket is None:
                 return True
-            now = time.monotonic()
+            now = self._clock()
             buckets = []
             if self._per_endpoint is not None:
                 bucket = self._buckets.get(endpoint)
                 if bucket is None:
-                    bucket = self._buckets[endpoint] = _Bucket(self._per_endpoint)
+                    bucket = self._buckets[endpoint] = _Bucket(self._per_endpoint, now)
                 buckets.append(bucket)
             if self._account_bucket is not None:
                 buckets.append(self._account_bucket)
@@ -600,6 +602,7 @@ class StandinServer:
         starting_after: str | None = None
         ending_before: str | None = None
         filters: dict[str, str] = {}
+        ranges: dict[str, tuple[int | None, int | None]] = {}
         expand: list[str] = []
         for name, value in pairs:
             if _is_expand(name):
@@ -629,6 +632,21 @@ class StandinServer:
                     created_min = _tighter(created_min, bound + (op == "gt"), max)
                 else:
                     created_max = _tighter(created_max, bound - (op == "lt"), min)
+            elif name in resource.ranges:  # e.g. a payout's arrival_date: exact, like `created`
+                exact = _integer(name, value)
+                low, high = ranges.get(name, (None, None))
+                ranges[name] = (_tighter(low, exact, max), _tighter(high, exact, min))
+            elif "[" in name and name.endswith("]") and name.split("[", 1)[0] in resource.ranges:
+                field, op = name[:-1].split("[", 1)
+                if op not in _CREATED_OPS:
+                    raise invalid_request(f"Received unknown parameter: {name}", param=name)
+                bound = _integer(name, value)
+                low, high = ranges.get(field, (None, None))
+                if op in ("gte", "gt"):
+                    low = _tighter(low, bound + (op == "gt"), max)
+                else:
+                    high = _tighter(high, bound - (op == "lt"), min)
+                ranges[field] = (low, high)
             elif name in resource.filters:
                 filters[name] = value
             else:
@@ -646,6 +664,7 @@ class StandinServer:
             ending_before=ending_before,
             filters=filters,
             expand=parse_expand(resource, expand, is_list=True),
+            ranges=ranges,
         )
 
     def _retrieve(self, resource: Resource, object_id: str, pairs: list[tuple[str, str]]) -> bytes:
@@ -714,10 +733,12 @@ def serve(
     rate_limit: Mapping[str, float | None] | float | None = None,
     *,
     log_requests: bool = True,
+    clock: Callable[[], float] = time.monotonic,
 ) -> StandinServer:
     """Start serving ``store`` in a background thread (port 0: a free port); returns the running server.
 
     ``rate_limit``: ``{"per_endpoint": 25, "account": 100}`` (requests/second; either may be
-    None), or a bare number for the per-endpoint limit, or None for no limits.
+    None), or a bare number for the per-endpoint limit, or None for no limits. ``clock``: the
+    rate limiter's time in seconds (a test can drive it, e.g. with the client's fake clock).
     """
-    return StandinServer(store, host, port, latency, rate_limit, log_requests=log_requests)
+    return StandinServer(store, host, port, latency, rate_limit, log_requests=log_requests, clock=clock)

@@ -105,6 +105,8 @@ class Resource:
     # Filter query parameters -> how to read the matching value from an object.
     filters: Mapping[str, Callable[[StandinStore, dict[str, Any]], Any]] = field(default_factory=dict)
     permission: str = ""  # restricted-key permission name, for the 403 message
+    # Integer fields besides ``created`` a list can be narrowed by, as a range (``arrival_date[gte]=...``).
+    ranges: tuple[str, ...] = ()
 
 
 def _field(name: str) -> Callable[[StandinStore, dict[str, Any]], Any]:
@@ -118,7 +120,7 @@ def _bt_payout(store: StandinStore, obj: dict[str, Any]) -> Any:
     return store._payout_of.get(obj["id"])
 
 
-_ALL_TYPES = ("charge", "balance_transaction", "payment_intent", "checkout.session", "refund", "dispute")
+_ALL_TYPES = ("charge", "balance_transaction", "payment_intent", "checkout.session", "refund", "dispute", "payout")
 
 RESOURCES: dict[str, Resource] = {
     r.object: r
@@ -228,6 +230,23 @@ RESOURCES: dict[str, Resource] = {
             {"charge": _field("charge"), "payment_intent": _field("payment_intent")},
             "rak_dispute_read",
         ),
+        Resource(
+            "payout",
+            "/v1/payouts",
+            "po_",
+            24,
+            {
+                "balance_transaction": ("balance_transaction",),
+                "failure_balance_transaction": ("balance_transaction",),
+                "original_payout": ("payout",),
+                "reversed_by": ("payout",),
+                "destination": (),  # bank accounts and cards are not stored here
+                "application_fee": (),
+            },
+            {"status": _field("status"), "destination": _field("destination")},
+            "rak_payout_read",
+            ranges=("arrival_date",),
+        ),
     )
 }
 RESOURCES_BY_PATH: dict[str, Resource] = {r.path: r for r in RESOURCES.values()}
@@ -287,9 +306,10 @@ _CARD = {
     "network": "visa",
     "network_token": {"used": False},
     "network_transaction_id": None,
-    "overcapture": {"maximum_amount_capturable": None, "status": "unavailable"},
+    "overcapture": {"maximum_amount_capturable": 0, "status": "unavailable"},  # per amount: _card_details
     "regulated_status": "unregulated",
     "three_d_secure": None,
+    "transaction_link_id": None,
     "wallet": None,
 }
 _PAYMENT_METHOD_DETAILS = {"card": _CARD, "type": "card"}
@@ -572,11 +592,52 @@ _DISPUTE_TEMPLATE: dict[str, Any] = {
     "metadata": _EMPTY,
     "payment_intent": None,
     "payment_method_details": {
-        "card": {"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"},
+        "card": {"brand": "visa", "case_type": "chargeback", "network": "visa", "network_reason_code": "10.4"},
         "type": "card",
     },
     "reason": "fraudulent",
     "status": "needs_response",
+}
+
+# A payout as Stripe's example shows it (fixtures3.json, resources.payout) and stripe/_payout.py types it.
+_PAYOUT_TEMPLATE: dict[str, Any] = {
+    "id": None,
+    "object": "payout",
+    "amount": 0,
+    "application_fee": None,
+    "application_fee_amount": None,
+    "arrival_date": 0,
+    "automatic": True,
+    "balance_transaction": None,
+    "created": 0,
+    "currency": "usd",
+    "description": "STRIPE PAYOUT",
+    "destination": None,
+    "failure_balance_transaction": None,
+    "failure_code": None,
+    "failure_message": None,
+    "livemode": False,
+    "metadata": _EMPTY,
+    "method": "standard",
+    "original_payout": None,
+    "payout_method": None,
+    "reconciliation_status": "completed",
+    "reversed_by": None,
+    "source_type": "card",
+    "statement_descriptor": None,
+    "status": "paid",
+    "trace_id": None,
+    "type": "bank_account",
+}
+PAYOUT_STATUSES = ("paid", "pending", "in_transit", "canceled", "failed")
+PAYOUT_RECONCILIATION_STATUSES = ("completed", "in_progress", "not_applicable")
+# A few of Stripe's failure codes for a payout a bank returned (its PayoutFailureCode enum); the
+# messages are the stand-in's paraphrase, not Stripe's wording.
+_PAYOUT_FAILURES = {
+    "account_closed": "The bank account has been closed.",
+    "account_frozen": "The bank account has been frozen.",
+    "insufficient_funds": "Your Stripe account has insufficient funds to cover the payout.",
+    "no_account": "The bank account details on file are probably incorrect.",
 }
 
 _REPORTING_CATEGORY = {
@@ -776,6 +837,8 @@ class StandinStore:
         self._where: dict[str, _Collection] = {}  # any id -> its collection
         self._pieces: dict[str, tuple[list[bytes], tuple[str, ...]]] = {}  # cached JSON
         self._payout_of: dict[str, str] = {}  # balance transaction id -> payout id
+        self._card_by_amount: dict[int, dict[str, Any]] = {}  # see _card_details
+        self._bank_account: str | None = None  # the account's bank account (payouts' destination), once made
         self._rates: dict[str, Decimal] = {}  # balance transaction id -> exact exchange rate
         # Charge id -> its refund ids, newest first: the `refunds` list Stripe includes only when expanded.
         self._refund_lists: dict[str, list[str]] = {}
@@ -981,11 +1044,11 @@ class StandinStore:
             if status == "failed":
                 charge["failure_code"] = "card_declined"
                 charge["failure_message"] = "Your card was declined."
+            details = self._card_details(amount)
             if not captured and status == "succeeded":
                 lapses = created + AUTHORIZATION_SECONDS if capture_before is None else capture_before
-                charge["payment_method_details"] = dict(
-                    _PAYMENT_METHOD_DETAILS, card=dict(_CARD, capture_before=lapses)
-                )
+                details = dict(details, card=dict(details["card"], capture_before=lapses))
+            charge["payment_method_details"] = details
             self._insert("charge", charge)
             cid = charge["id"]
             charge["payment_method"] = "pm_" + cid[3:]
@@ -1015,6 +1078,17 @@ class StandinStore:
                     self._cols["payment_intent"].changed()
                     self._touch(payment_intent)  # type: ignore[arg-type]
             return charge
+
+    def _card_details(self, amount: int) -> dict[str, Any]:
+        """A card charge's payment_method_details, shared by charges of the same amount (never
+        mutated): the card's `overcapture.maximum_amount_capturable` is the amount authorized."""
+        details = self._card_by_amount.get(amount)
+        if details is None:
+            overcapture = {"maximum_amount_capturable": amount, "status": "unavailable"}
+            details = self._card_by_amount[amount] = dict(
+                _PAYMENT_METHOD_DETAILS, card=dict(_CARD, overcapture=overcapture)
+            )
+        return details
 
     def create_refund(
         self,
@@ -1180,6 +1254,7 @@ class StandinStore:
         customer: str | None = None,
         description: str | None = None,
         cancellation_reason: str = "abandoned",
+        receipt_email: str | None = None,
         id: str | None = None,
     ) -> dict[str, Any]:
         """A PaymentIntent; ``latest_charge`` is set when a charge names it."""
@@ -1205,6 +1280,7 @@ class StandinStore:
                 customer=customer,
                 description=description,
                 metadata=dict(metadata) if metadata else {},
+                receipt_email=receipt_email,
                 status=status,
             )
             if status == "requires_action":
@@ -1322,7 +1398,8 @@ class StandinStore:
         """A free-standing balance transaction (payouts, fees, adjustments ...).
 
         ``reporting_category`` defaults from ``type`` as Stripe maps it; a payout without a
-        ``source`` gets a generated ``po_`` id; ``payout`` assigns it to a payout for the
+        ``source`` gets a generated ``po_`` id (naming no stored payout: ``create_payout`` makes
+        a payout object with its transaction); ``payout`` assigns it to a payout for the
         ``payout`` list filter.
         """
         _check_amount(amount, allow_negative=True)
@@ -1347,6 +1424,118 @@ class StandinStore:
             if payout is not None:
                 self._payout_of[bt["id"]] = payout
             return bt
+
+    def create_payout(
+        self,
+        amount: int,
+        currency: str = "usd",
+        created: int | None = None,
+        *,
+        status: str = "paid",
+        automatic: bool = True,
+        arrival_date: int | None = None,
+        reconciliation_status: str | None = None,
+        transactions: Iterable[str] = (),
+        failure_code: str | None = None,
+        destination: str | None = None,
+        description: str = "STRIPE PAYOUT",
+        metadata: Mapping[str, str] | None = None,
+        id: str | None = None,
+    ) -> dict[str, Any]:
+        """A payout of ``amount`` (positive, minor units) to a bank account, with its balance transactions.
+
+        Its ``payout`` balance transaction (``-amount``, reporting category ``payout``, source the
+        payout) is in ``balance_transaction``. A failed or canceled payout also gets the transaction
+        that returns the money (``payout_failure`` / ``payout_cancel``, category ``payout_reversal``)
+        in ``failure_balance_transaction``; a failed one a ``failure_code`` (default
+        ``account_closed``) and its message. ``transactions``: balance transaction ids the payout
+        paid out, for ``GET /v1/balance_transactions?payout=`` (automatic payouts only: Stripe does
+        not itemise a manual one). ``reconciliation_status`` defaults to ``completed`` for an
+        automatic payout and ``not_applicable`` for a manual one; ``arrival_date`` to midnight UTC
+        two days after ``created``. ``trace_id`` is ``supported`` with a value once paid, else pending.
+        """
+        if status not in PAYOUT_STATUSES:
+            raise ValueError(f"bad payout status {status!r}; known: {PAYOUT_STATUSES}")
+        _check_amount(amount)
+        if amount <= 0:
+            raise ValueError("a payout's amount is positive")
+        if reconciliation_status is None:
+            reconciliation_status = "completed" if automatic else "not_applicable"
+        if reconciliation_status not in PAYOUT_RECONCILIATION_STATUSES:
+            raise ValueError(f"bad reconciliation_status {reconciliation_status!r}")
+        if (reconciliation_status == "not_applicable") == automatic:
+            raise ValueError("reconciliation_status is not_applicable exactly for a manual payout")
+        transactions = list(transactions)
+        if transactions and not automatic:
+            raise ValueError("only an automatic payout lists the transactions it paid out")
+        if status != "failed" and failure_code is not None:
+            raise ValueError("only a failed payout has a failure_code")
+        if status == "failed":
+            failure_code = failure_code or "account_closed"
+        currency = currency.lower()
+        if created is None:
+            created = int(time.time())
+        if arrival_date is None:
+            arrival_date = (created // 86400 + 2) * 86400
+        with self.lock:
+            for txn in transactions:
+                self._require(txn, "balance_transaction")
+            if destination is None:
+                if self._bank_account is None:
+                    self._bank_account = self.new_id("ba_")
+                destination = self._bank_account
+            payout = dict(_PAYOUT_TEMPLATE)
+            payout.update(
+                id=id,
+                amount=amount,
+                arrival_date=arrival_date,
+                automatic=automatic,
+                created=created,
+                currency=currency,
+                description=description,
+                destination=destination,
+                failure_code=failure_code,
+                failure_message=_PAYOUT_FAILURES.get(failure_code or "", "The payout failed.")
+                if failure_code
+                else None,
+                metadata=dict(metadata) if metadata else {},
+                reconciliation_status=reconciliation_status,
+                status=status,
+            )
+            self._insert("payout", payout)
+            po = payout["id"]
+            payout["trace_id"] = (
+                {"status": "supported", "value": f"TRACE{po[3:15].upper()}"}
+                if status == "paid"
+                else {"status": "pending", "value": None}
+            )
+            bt = self._new_bt(
+                type="payout",
+                amount=-amount,
+                currency=currency,
+                created=created,
+                fee_details=[],
+                source=po,
+                description=description,
+                available_on=created,
+            )
+            payout["balance_transaction"] = bt["id"]
+            if status in ("failed", "canceled"):
+                back = self._new_bt(
+                    type="payout_failure" if status == "failed" else "payout_cancel",
+                    amount=amount,
+                    currency=currency,
+                    created=max(created, arrival_date) if status == "failed" else created,
+                    fee_details=[],
+                    source=po,
+                    description=description,
+                    available_on=max(created, arrival_date) if status == "failed" else created,
+                )
+                payout["failure_balance_transaction"] = back["id"]
+            for txn in transactions:
+                self._payout_of[txn] = po
+            self._cols["balance_transaction"].changed()
+            return payout
 
     def _new_bt(
         self,
@@ -1401,19 +1590,38 @@ class StandinStore:
         ending_before: str | None = None,
         filters: Mapping[str, str] | None = None,
         expand: Mapping[str, Any] | None = None,
+        ranges: Mapping[str, tuple[int | None, int | None]] | None = None,
     ) -> bytes:
         """One list page as JSON bytes, newest first, like Stripe's list endpoints.
 
         ``created_min``/``created_max`` are inclusive bounds; ``filters`` are equality
-        filters on the resource's filter parameters; ``expand`` is a tree from
-        ``parse_expand`` (without the ``data.`` level). Unknown cursors raise ``ApiError``.
+        filters on the resource's filter parameters; ``ranges`` inclusive (min, max) bounds
+        on its other range fields (``Resource.ranges``, e.g. a payout's ``arrival_date``);
+        ``expand`` is a tree from ``parse_expand`` (without the ``data.`` level). Unknown
+        cursors raise ``ApiError``.
         """
         with self.lock:
             col = self._cols[object_type]
             res = col.resource
+            paid_out = (filters or {}).get("payout", "") if object_type == "balance_transaction" else ""
+            payout = self.get(paid_out) if paid_out else None
+            if payout is not None and payout.get("object") == "payout" and not payout["automatic"]:
+                # Stripe cannot say which transactions a manual payout paid out, and says so.
+                raise invalid_request(
+                    "Balance transaction history can only be filtered on automatic transfers, not manual."
+                )
             keys, ids = col.view(self, tuple(sorted((filters or {}).items())))
             lo = 0 if created_min is None else bisect.bisect_left(keys, created_min * _SEQ_SPACE)
             hi = len(keys) if created_max is None else bisect.bisect_left(keys, (created_max + 1) * _SEQ_SPACE)
+            bounds = [(name, low, high) for name, (low, high) in (ranges or {}).items() if (low, high) != (None, None)]
+            if bounds:  # a scan of the created range: for the small lists that have such fields (payouts)
+                kept = [
+                    (keys[i], ids[i])
+                    for i in range(lo, hi)
+                    if all(_within(col.objects[ids[i]].get(name), low, high) for name, low, high in bounds)
+                ]
+                keys, ids = [k for k, _ in kept], [oid for _, oid in kept]
+                lo, hi = 0, len(keys)
             if object_type in self.unordered:
                 keys, ids = self._scrambled(col, ids[lo:hi])
                 lo, hi = 0, len(keys)
@@ -1531,6 +1739,10 @@ class StandinStore:
             for col in self._cols.values():
                 for oid in col.objects:
                     self._render(col, oid)
+
+
+def _within(value: Any, low: int | None, high: int | None) -> bool:
+    return isinstance(value, int) and (low is None or value >= low) and (high is None or value <= high)
 
 
 def _scramble(object_id: str) -> int:
