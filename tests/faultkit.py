@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,11 +21,13 @@ from reconcile.demo.shop import ShopSeeder
 
 ROOT = Path(reconcile.__file__).resolve().parents[1]
 KILLPOINT = Path(__file__).with_name("killpoint.py")
-# Settings that keep fault tests fast: backoff pauses of a millisecond, short timeouts.
+# Settings that keep fault tests fast: backoff pauses of a millisecond, a short MongoDB server selection.
+# Not a short Stripe timeout: the stand-in runs in the test's own process, and on a busy machine a
+# healthy page may take seconds; a test whose fault is a hang sets its own timeout (and counts it).
 FAST = {
     "stripe": {
         "retry_backoff": "1ms",
-        "timeout": "1s",
+        "timeout": "60s",
         "max_network_retries": 2,
         "rate_limit_retries": 8,
         "max_retry_time": "30s",
@@ -35,6 +38,9 @@ RUN_FIELDS = ("run_id", "at")  # differ between any two runs by design
 # A run killed (or cut off from MongoDB) cannot give its lease back: it expires after lease.ttl and
 # the next run, willing to wait that long (a bound, not a pause), takes it over. Tests that kill a
 # run give it a short ttl; a run stopped by SIGTERM releases its lease and keeps the default ttl (2m).
+# The short ttl never has to hold against a rival: no other run of that database starts before the
+# short-lease run is dead, and a lapsed lease nobody took is simply renewed by its holder. So a busy
+# machine can only make the next run wait (up to TAKEOVER_WAIT), never change what it finds.
 SHORT_LEASE = {"lease": {"ttl": "1s"}}
 TAKEOVER_WAIT = ("--wait", "30s")
 TOOK_OVER = "took over the lease of a run that stopped without releasing it"
@@ -176,6 +182,35 @@ class CliProcess:
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
+
+
+class VirtualClock:
+    """Seconds that pass only when someone sleeps, for a Budget, a RetryPolicy and the stand-in's limiter.
+
+    ``sleep(s)`` moves time to the sleeper's wake-up instant (the time it last read, plus ``s``)
+    if no other thread has moved it past that already, and returns at once. So a request granted
+    for instant t reaches the stand-in at t or later, whatever the machine's speed; time never runs
+    backwards, and threads sleeping side by side do not add their pauses up.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._read = threading.local()
+
+    def __call__(self) -> float:
+        with self._lock:
+            now = self._now
+        self._read.at = now
+        return now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        with self._lock:
+            woken = getattr(self._read, "at", self._now) + seconds
+            self._now = max(self._now, woken)
+        self._read.at = woken
+        time.sleep(0)  # let the others run, as a real pause would
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import stripe
 from conftest import API_KEY, at
+from faultkit import VirtualClock
 
 from reconcile.config import load_config
 from reconcile.decide import classify as c
@@ -77,25 +78,32 @@ def test_retrieves_keep_the_ids_order_and_skip_missing_ones(charges_world):
 
 def test_the_budget_holds_retrieves_to_the_standins_limit():
     """60 retrieves, 8 at a time, against a stand-in allowing 20 a second (its own token bucket): with
-    the budget at 20/s it refuses none; without a budget the same fetch is refused (the test can fail)."""
+    the budget at 20/s it refuses none; without a budget the same fetch is refused, and every refused
+    retrieve is asked again (the test can fail). The budget, the backoff and the stand-in's limiter
+    share one virtual clock, so neither outcome depends on how fast the machine is: a request granted
+    for instant t reaches the stand-in at t or later, at most 8 in flight, within its 20 tokens."""
     store = StandinStore(api_key=KEY)
     with store.bulk():
         ids = [store.create_charge(amount=100 + n, created=T0 + n)["id"] for n in range(60)]
-    with serve(store, rate_limit={"per_endpoint": 20}, log_requests=False) as srv:
+    clock = VirtualClock()
+    with serve(store, rate_limit={"per_endpoint": 20}, clock=clock) as srv:
         client = client_for(srv.url)
-        unlimited = quick_policy(concurrency=8)
+        unlimited = quick_policy(concurrency=8, sleep=clock.sleep)
         assert len(stripe_pull.retrieve_charges(client, ids, "order_id", unlimited)) == 60
         refused_without_budget = srv.rate_limited
         assert refused_without_budget > 0
+        assert srv.requests == 60 + refused_without_budget  # each refused retrieve asked again, once per refusal
 
         srv.set_rate_limit(per_endpoint=20)  # a full bucket again
-        policy = quick_policy(concurrency=8, budget=Budget(20, None))
-        before = srv.requests
+        budget = Budget(20, None, clock=clock, sleep=clock.sleep)
+        policy = quick_policy(concurrency=8, budget=budget, sleep=clock.sleep)
+        before, started = srv.requests, clock()
         rows = stripe_pull.retrieve_charges(client, ids, "order_id", policy)
         assert [r["charge_id"] for r in rows] == ids
         assert srv.rate_limited == refused_without_budget  # not one refused under the budget
         assert srv.requests - before == 60
-        assert policy.budget is not None and policy.budget.stats().waited_seconds > 0
+        assert budget.stats().waited_seconds > 0 and budget.stats().throttled == {}
+        assert clock() - started >= (60 - 4) / 20 - 1e-6  # 20 a second after a burst of 4
 
 
 def test_a_429_is_retried_and_nothing_is_lost(charges_world):

@@ -1,7 +1,8 @@
 """The run lease against the wire-protocol MongoDB: atomic take-over, renewal, release, killed holders.
 
-Time is a clock argument wherever expiry matters; the killed-process test uses a 1s TTL and
-bounded polling, never a sleep whose length decides the outcome.
+Time is a clock argument wherever expiry matters: leases live a minute, and a test that needs one
+to expire moves a fake clock past it. Real time only bounds polling for what a background thread or
+another process does; no sleep's length decides an outcome.
 """
 
 from __future__ import annotations
@@ -119,44 +120,71 @@ def test_racing_runs_never_both_win(leases):
     assert leases.find_one({"_id": LEASE_ID})["owner"] == won[0].owner
 
 
+def wait_until(condition, what: str, timeout: float = 30):
+    """Poll until `condition()` is truthy (a bound on waiting for an event, not a timing assumption)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def test_keep_alive_renews_in_the_background(leases):
-    lease = Lease.acquire(leases, "run-a", timedelta(seconds=1))
-    first_expiry = leases.find_one({"_id": LEASE_ID})["expires_at"]
+    clock = FakeClock()
+    lease = Lease.acquire(leases, "run-a", TTL, clock=clock)
+    assert leases.find_one({"_id": LEASE_ID})["expires_at"] == clock.now + 60
+    lease.keep_alive(0.01)  # renews every 10 ms of real time, at the fake clock's time
     with lease:
-        deadline = time.monotonic() + 10
-        while leases.find_one({"_id": LEASE_ID})["expires_at"] == first_expiry and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert leases.find_one({"_id": LEASE_ID})["expires_at"] > first_expiry
+        clock.now += 45  # nobody calls check(): only the background thread can push the expiry out
+        wait_until(lambda: leases.find_one({"_id": LEASE_ID})["expires_at"] == clock.now + 60, "a background renewal")
+        lease.check()  # still ours
     assert leases.count_documents({}) == 0
 
 
 HOLDER = """
-import sys, time
+import sys
 from datetime import timedelta
 import pymongo
 from reconcile.run.lease import Lease
 db = pymongo.MongoClient(sys.argv[1])[sys.argv[2]]
-Lease.acquire(db["reconcile_state"], "killed-run", timedelta(seconds=1)).keep_alive(0.2)
+Lease.acquire(db["reconcile_state"], "killed-run", timedelta(seconds=60)).keep_alive(0.05)
 print("held", flush=True)
-time.sleep(120)
+sys.stdin.read()  # until killed (or the test's end closes the pipe)
 """
 
 
 def test_a_killed_runs_lease_is_taken_over(leases, mongo_uri, db_name):
+    """A run killed while holding the lease cannot give it back: the lease stays, held by nobody alive,
+    until it expires; then the next run takes it over and learns whose it was. The holder's lease
+    lives a minute (a busy machine cannot make it lapse early); the next run's clock is moved past it."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, mongo_uri, db_name], stdout=subprocess.PIPE, env=env, text=True
+        [sys.executable, "-c", HOLDER, mongo_uri, db_name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(LeaseHeld, match="killed-run"):
             Lease.acquire(leases, "next-run", TTL)
+        first = leases.find_one({"_id": LEASE_ID})["renewed_at"]
+        wait_until(lambda: leases.find_one({"_id": LEASE_ID})["renewed_at"] > first, "the holder to renew its lease")
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        lease = Lease.acquire(leases, "next-run", TTL, wait=timedelta(seconds=20), poll=0.1)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
+    left = leases.find_one({"_id": LEASE_ID})
+    assert left["owner"] == "killed-run" and left["pid"] == proc.pid  # not given back
+    clock = FakeClock(start=time.time())
+    with pytest.raises(LeaseHeld, match="killed-run"):  # not before it expires
+        Lease.acquire(leases, "next-run", TTL, clock=FakeClock(start=left["expires_at"] - 0.5))
+    lease = Lease.acquire(leases, "next-run", TTL, wait=timedelta(minutes=5), clock=clock, sleep=clock.sleep)
+    assert left["expires_at"] <= clock.now <= left["expires_at"] + 1.1  # taken over once it expired
     assert lease.previous["owner"] == "killed-run" and lease.previous["pid"] == proc.pid
     assert leases.find_one({"_id": LEASE_ID})["owner"] == "next-run"

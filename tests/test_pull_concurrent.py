@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 import stripe
+from faultkit import VirtualClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,15 +139,22 @@ def test_rows_keep_their_fields_and_charges_keep_their_expanded_balance_transact
 
 def test_budget_keeps_both_pulls_within_the_standins_limits():
     """Charges and balance transactions pulled side by side at the budget's limits: the stand-in,
-    counting with its own buckets, refuses nothing, and the budget did hold requests back."""
+    counting with its own buckets, refuses nothing, and the budget did hold requests back.
+
+    The budget, the backoff and the stand-in's limiter share one virtual clock, so this holds on a
+    busy machine too: a request granted for instant t reaches the stand-in at t or later, at most
+    one per worker in flight (8 per pull), well within the stand-in's one second of tokens."""
     store = StandinStore(api_key=KEY)
     with store.bulk():
         for n in range(2500):
             store.create_charge(amount=100 + n, created=T0 + n * 3)
-    with serve(store, rate_limit={"per_endpoint": 20, "account": 30}) as srv:
+    clock = VirtualClock()
+    with serve(store, rate_limit={"per_endpoint": 20, "account": 30}, clock=clock) as srv:
         client = client_for(srv.url)
-        policy = quick_policy(budget=Budget(20, 30), concurrency=8)
+        budget = Budget(20, 30, clock=clock, sleep=clock.sleep)
+        policy = quick_policy(budget=budget, concurrency=8, sleep=clock.sleep)
         since, until = from_unix(T0), from_unix(T0 + 3 * 2500)
+        started = clock()
         charges, balance = pull_plan.side_by_side(
             [
                 lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
@@ -155,28 +164,38 @@ def test_budget_keeps_both_pulls_within_the_standins_limits():
         )
         assert len(charges) == 2500 and len(balance) == 2500
         assert srv.rate_limited == 0
-        stats = policy.budget.stats()
+        stats = budget.stats()
         assert stats.waited_seconds > 0 and stats.throttled == {}
         assert stats.requests["/v1/charges"] >= 25 and stats.requests["/v1/balance_transactions"] >= 25
+        # Both pulls' requests, at no more than the account's 30 a second (after its burst of 6).
+        assert clock() - started >= (sum(stats.requests.values()) - 6) / 30 - 1e-6
 
 
 def test_stripe_limit_below_the_budget_slows_the_pull_down_and_loses_nothing():
-    # 40 pages against a bucket of 12 (refilled at 12/s), asked for at up to 100/s: the stand-in must refuse some.
+    # 40 pages against a bucket of 12 (refilled at 12 a virtual second), asked for at up to 100/s:
+    # the stand-in must refuse some, however fast the machine is (its time passes only as the budget's does).
     store = StandinStore(api_key=KEY)
     with store.bulk():
         for n in range(4000):
             store.create_charge(amount=100 + n, created=T0 + n)
-    with serve(store, rate_limit={"per_endpoint": 12}) as srv:
+    clock = VirtualClock()
+    with serve(store, clock=clock) as srv:
         client = client_for(srv.url)
         expected = sequential_ids(client, "/v1/charges", T0, T0 + 4000)
-        srv.set_rate_limit(per_endpoint=12)  # a full bucket again, after the reference pull
-        refused_before = srv.rate_limited  # the reference pull may have met the limit too
-        policy = quick_policy(budget=Budget(100, None), concurrency=8)
+        srv.set_rate_limit(per_endpoint=12)
+        before = len(srv.request_log)
+        policy = quick_policy(
+            budget=Budget(100, None, clock=clock, sleep=clock.sleep), concurrency=8, sleep=clock.sleep
+        )
         got = concurrent_ids(client, "/v1/charges", T0, T0 + 4000, policy)
-        refused = srv.rate_limited - refused_before
+        refused = srv.rate_limited
+        made = [tuple(sorted(q.items())) for _, p, q in srv.request_log[before:] if p == "/v1/charges"]
     assert got == expected
     assert refused > 0
+    # Every refused request was asked again, and nothing else was: each page answered once.
+    assert len(made) == len(set(made)) + refused
     stats = policy.budget.stats()
+    assert stats.throttled == {"/v1/charges": refused}
     assert stats.slowed["/v1/charges"] >= 1 and stats.lowest_rate["/v1/charges"] < 100
 
 
@@ -194,13 +213,32 @@ def test_injected_429s_are_retried_and_the_set_stays_complete(boundary_world):
 
 
 def test_a_failing_pull_stops_the_one_beside_it():
+    """The balance pull is refused (403) while the charges pull is mid-window: the charges pull
+    stops at its next page. The stand-in holds every charges page after the first until the run's
+    abort is set, so the order is fixed whatever the machine's speed; a pull that did not stop
+    would be let go after 30 s and ask for the other 29 pages."""
     store = StandinStore(api_key=KEY, restricted_keys={"rk_test_nobalance": {"/v1/balance_transactions"}})
     with store.bulk():
         for n in range(3000):
             store.create_charge(amount=100 + n, created=T0 + n)
-    with serve(store, latency=0.02) as srv:
+    policy = quick_policy(concurrency=2)
+    deadline = time.monotonic() + 30
+
+    class AbortSeen:  # the stand-in's `release` for a held page
+        def wait(self, timeout: float) -> bool:
+            return policy.abort.wait(timeout) or time.monotonic() > deadline
+
+    first: list[dict[str, str]] = []
+
+    def after_the_first(query: dict[str, str]) -> bool:  # called under the stand-in's lock
+        if not first:
+            first.append(query)
+            return False
+        return True
+
+    with serve(store) as srv:
+        srv.inject("/v1/charges", "hang", times=None, when=after_the_first, release=AbortSeen())
         client = client_for(srv.url, "rk_test_nobalance")
-        policy = quick_policy(concurrency=2)
         since, until = from_unix(T0), from_unix(T0 + 3000)
         with pytest.raises(StripeAuthError, match="may not read /v1/balance_transactions"):
             pull_plan.side_by_side(
@@ -211,7 +249,9 @@ def test_a_failing_pull_stops_the_one_beside_it():
                 policy.abort,
             )
         charge_requests = sum(1 for _, p, _ in srv.request_log if p == "/v1/charges")
-    assert charge_requests < 30  # a full pull needs 30 pages
+    # The first page, then at most one page per worker, already asked for when the abort came
+    # (a full pull needs 30 pages).
+    assert charge_requests <= 1 + 2
     assert not policy.abort.is_set()  # cleared for whatever the run does next
 
 
