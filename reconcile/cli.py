@@ -14,10 +14,10 @@ import click
 from reconcile.config import EMAIL_SEND, Config, load_config
 from reconcile.errors import ConfigError, Interrupted, ReconcileError
 from reconcile.exitcodes import ExitCode
-from reconcile.logs import LOG_FORMATS, setup_logging
-from reconcile.redact import exception_text, one_line
 from reconcile.report.outputs import check_outputs
-from reconcile.run import interrupt, progress
+from reconcile.runtime import interrupt, progress
+from reconcile.runtime.logs import LOG_FORMATS, setup_logging
+from reconcile.runtime.redact import exception_text, one_line
 from reconcile.timeutil import MAX_DURATION, MAX_DURATION_TEXT, fmt, parse_duration, parse_when, utcnow
 
 if TYPE_CHECKING:
@@ -222,8 +222,8 @@ def main(
         _start_live_progress(ctx, console)
     if ctx.invoked_subcommand is not None:
         return
-    from reconcile import memory
     from reconcile.run import invocation as orchestrate  # heavy imports only when a run happens
+    from reconcile.runtime import memory
 
     memory.tune()  # before the pull's threads allocate
 
@@ -270,7 +270,7 @@ def main(
 
 def _start_live_progress(ctx: click.Context, console: Console) -> None:
     """A terminal gets the live progress rows; they stop when the command closes."""
-    from reconcile.run.progress import LiveProgress
+    from reconcile.runtime.progress import LiveProgress
 
     live = LiveProgress(console)
     live.start()

@@ -23,8 +23,7 @@ from reconcile.timeutil import fmt, from_unix, parse_duration, to_unix, utcnow
 if TYPE_CHECKING:
     from pymongo.database import Database
 
-    from reconcile.config import Config
-    from reconcile.decide.items import Threshold
+    from reconcile.config import Config, Threshold
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
 COLUMNS = ("key", "outcome", "order", "charge", "amount", "age", "severity", "state", "last_note")

@@ -16,15 +16,41 @@ from typing import Any
 
 from stripe._api_version import _ApiVersion
 
-from reconcile.decide.items import DEFAULT_SEVERITY, LEVELS, Threshold
-from reconcile.decide.match import DEFAULT_LINK_BY, LINK_KINDS
 from reconcile.errors import ConfigError
-from reconcile.redact import remember
+from reconcile.runtime.redact import remember
 from reconcile.timeutil import parse_duration
 
 # The Stripe API version the job speaks: the one the installed stripe-python pins (16.x:
 # 2026-10-28.endive). Rules that depend on it say so ("API version:" comments); see docs/stripe-api-version.md.
 PINNED_API_VERSION = _ApiVersion.CURRENT
+
+# How orders are linked to Stripe (matching.link_by; decide/match.py follows them), strongest first.
+CHARGE_METADATA = "charge_metadata"
+PAYMENT_INTENT_METADATA = "payment_intent_metadata"
+CHECKOUT_SESSION = "checkout_session"
+ORDER_FIELDS = "order_fields"
+LINK_KINDS = (CHARGE_METADATA, PAYMENT_INTENT_METADATA, CHECKOUT_SESSION, ORDER_FIELDS)
+DEFAULT_LINK_BY = (CHARGE_METADATA, ORDER_FIELDS)
+
+_DAY = 86400
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An item is at `level` from `amount` major units of its currency at stake, or `age_seconds` old."""
+
+    level: str
+    amount: int
+    age_seconds: int
+
+
+# The [severity] levels, most severe first, and their defaults (decide/items.severity applies them).
+LEVELS = ("critical", "high", "medium", "low")
+DEFAULT_SEVERITY = (
+    Threshold("critical", 1000, 5 * _DAY),
+    Threshold("high", 100, 3 * _DAY),
+    Threshold("medium", 10, 1 * _DAY),
+)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dateutil import parser as date_parser
@@ -14,6 +15,17 @@ _PART = re.compile(r"(\d+)\s*(ms|[smhdw])")
 # holds nothing older, and past a few thousand years datetime arithmetic overflows somewhere.
 MAX_DURATION = timedelta(days=3660)
 MAX_DURATION_TEXT = "3660d (ten years)"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A run's time window, [since, until)."""
+
+    since: datetime
+    until: datetime
+    # Money is counted from here: the part of the window before it (the overlap) was counted
+    # by the previous run. None: the whole window.
+    counted_from: datetime | None = None
 
 
 def parse_duration(text: str) -> timedelta:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconcile.config import parse_config
+from reconcile.config import Threshold, parse_config
 from reconcile.decide import items as rules
 from reconcile.decide import undo
-from reconcile.decide.items import Threshold
 from reconcile.errors import ConfigError
 
 FACTS = {"kind": "amount_mismatch", "amount": 5000, "currency": "usd", "charge_id": "ch_1", "charge_ids": ["ch_1"]}

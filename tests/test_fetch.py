@@ -18,7 +18,8 @@ from reconcile.config import load_config
 from reconcile.decide import classify as c
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted
-from reconcile.run import interrupt, recheck, settings
+from reconcile.run import recheck, settings
+from reconcile.runtime import interrupt
 from reconcile.store import items as item_store
 from reconcile.stripe import fetch
 from reconcile.stripe import pull as stripe_pull
@@ -203,8 +204,8 @@ def test_recheck_side_by_side_equals_the_sequential_recheck(cli, db, store, seed
 
 
 def test_lookups_report_their_progress_as_a_step(charges_world, monkeypatch):
-    """Each fetch tells the progress display (run/progress.py `step(name, done, total)`) how far it is."""
-    from reconcile.run import progress
+    """Each fetch tells the progress display (runtime/progress.py `step(name, done, total)`) how far it is."""
+    from reconcile.runtime import progress
 
     told: list[tuple[str, int, int | None]] = []
     lock = threading.Lock()

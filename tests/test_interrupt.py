@@ -12,7 +12,7 @@ from faultkit import wait_for
 from reconcile.config import parse_config
 from reconcile.errors import Interrupted
 from reconcile.exitcodes import ExitCode
-from reconcile.run import interrupt
+from reconcile.runtime import interrupt
 from reconcile.stripe import pull as stripe_pull
 
 

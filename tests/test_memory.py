@@ -1,4 +1,4 @@
-"""reconcile/memory.py: freed heap memory goes back to the system (glibc; skipped elsewhere)."""
+"""reconcile/runtime/memory.py: freed heap memory goes back to the system (glibc; skipped elsewhere)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from reconcile import memory
+from reconcile.runtime import memory
 
 PROBE = """
 import sys
-from reconcile import memory
+from reconcile.runtime import memory
 
 def rss_mb():
     with open("/proc/self/statm") as f:

@@ -487,7 +487,7 @@ def test_a_catch_up_sends_one_email_with_every_window(cli, db, store, seed, t0, 
 def test_progress_follows_the_real_pulls(cli, db, store, seed, t0):
     import io
 
-    from reconcile.run.progress import Progress, ProgressClient
+    from reconcile.runtime.progress import Progress, ProgressClient
 
     for i in range(250):
         paid(seed, timedelta(hours=2, seconds=i), amount=100 + i)

@@ -12,8 +12,7 @@ import stripe
 from reconcile.decide import items as item_rules
 from reconcile.decide.trend import trend_points
 from reconcile.report import history, period, retention
-from reconcile.run.progress import Progress, ProgressClient
-from reconcile.store import items
+from reconcile.runtime.progress import Progress, ProgressClient
 
 T = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
@@ -40,7 +39,7 @@ def test_trend_counts_charges_per_day_and_the_last_open_count_of_each_day():
 
 def test_the_chart_is_a_table_email_clients_show():
     trend = trend_points([run(T, 50, 5)], None, T, days=2)
-    result = items.ItemsResult(buckets={b: 0 for b in item_rules.BUCKETS})
+    result = item_rules.ItemsResult(buckets={b: 0 for b in item_rules.BUCKETS})
     top, bottom = period.render(
         run_id="r", now=T, findings=[], items=result, trend=trend, dashboard_url="https://d", dry_run=False
     )
@@ -193,7 +192,7 @@ def test_long_lists_of_resolved_items_and_refunds_are_cut_but_counted():
         for i in range(period.MOVEMENT_ROWS + 3)
     ]
     dispute = refunds[0] | {"kind": "dispute_open", "needs_person": True, "source": "dispute", "object_id": "dp_1"}
-    result = items.ItemsResult(resolved=docs, buckets={b: 0 for b in item_rules.BUCKETS})
+    result = item_rules.ItemsResult(resolved=docs, buckets={b: 0 for b in item_rules.BUCKETS})
     top, bottom = period.render(
         run_id="r",
         now=T,

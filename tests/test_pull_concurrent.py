@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reconcile.decide import match
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted, StripeAuthError, StripeListIncomplete
-from reconcile.run import interrupt
+from reconcile.runtime import interrupt
 from reconcile.stripe import payments
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from reconcile.logs import run_context, setup_logging
-from reconcile.redact import one_line, remember, scrub
+from reconcile.runtime.logs import run_context, setup_logging
+from reconcile.runtime.redact import one_line, remember, scrub
 
 
 def test_stripe_key_shapes_are_masked_whole():

@@ -9,6 +9,7 @@ import pytest
 from reconcile.errors import ConfigError
 from reconcile.run import plan as window_plan
 from reconcile.store import runs as state
+from reconcile.timeutil import Window
 
 T = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -77,7 +78,7 @@ def test_watermark_moves_forward_only_and_never_skips_a_gap(db):
 def test_run_history_records_and_finds_runs(db):
     runs = db["reconcile_runs"]
     who = state.started_by("cron-hourly")
-    w = window_plan.Window(T - H, T)
+    w = Window(T - H, T)
     state.record_start(runs, "20261118T120000Z-aaaaaa", "20261118T120000Z-aaaaaa", w, T, who, dry_run=False)
     state.record_finish(runs, "20261118T120000Z-aaaaaa", state.COMPLETED, T, exit_code=1, counts={"ok": 3})
     state.record_start(runs, "20261118T130000Z-bbbbbb", "inv-killed", w, T + H, who, dry_run=False, started=T + H)

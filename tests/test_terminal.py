@@ -30,8 +30,8 @@ from faultkit import FAST, ROOT, wait_for
 from test_faults_process import hang_second_charges_page, seed_two_pages
 
 from reconcile.decide import classify as c
-from reconcile.run import progress
-from reconcile.run.progress import Progress
+from reconcile.runtime import progress
+from reconcile.runtime.progress import Progress
 
 ROWS = 40
 H = timedelta(hours=1)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reconcile.config import DEFAULT_LINK_BY
 from reconcile.decide import match
 from reconcile.decide.columns import ORDER_COLUMNS, Columns, length, order_ids
 from reconcile.decide.columns import frame as frame_of
@@ -166,7 +167,7 @@ class Rules:
     now: int
     amount_tolerance: int = 0
     repair_within_tolerance: bool = False
-    link_by: tuple[str, ...] = match.DEFAULT_LINK_BY
+    link_by: tuple[str, ...] = DEFAULT_LINK_BY
     probable_matches: bool = True
     probable_drift_seconds: int = 30 * 60
     # (order_key, charge_id) pairs a person dismissed: never proposed as probable matches again.

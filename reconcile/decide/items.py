@@ -5,11 +5,12 @@ must re-check, and how old each open item is. store/items.py records them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from reconcile.config import DEFAULT_SEVERITY, LEVELS, Threshold
 from reconcile.decide import classify as c
 from reconcile.decide.findings import Finding
 from reconcile.money import exponent
@@ -204,24 +205,40 @@ def seen_again(doc: dict[str, Any] | None, finding: Mapping[str, Any]) -> Reopen
     return Reopening(OPEN)
 
 
-# --------------------------------------------------------------------------- severity
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """An item is at `level` from `amount` major units of its currency at stake, or `age_seconds` old."""
-
-    level: str
-    amount: int
-    age_seconds: int
-
-
-LEVELS = ("critical", "high", "medium", "low")
-DEFAULT_SEVERITY = (
-    Threshold("critical", 1000, 5 * DAY),
-    Threshold("high", 100, 3 * DAY),
-    Threshold("medium", 10, 1 * DAY),
+# Fields a finding carries onto its item (display and re-check).
+CARRIED = (
+    "kind",
+    "source",
+    "order_key",
+    "charge_id",
+    "charge_ids",
+    "object_id",
+    "anchor",
+    "amount",
+    "at_stake",
+    "currency",
+    "detail",
+    "deadline",
+    "livemode",
+    "email",
+    "order_status",
+    "charge_amount",
+    "amount_refunded",
+    "object_status",
 )
+
+
+@dataclass
+class ItemsResult:
+    open: list[dict[str, Any]] = field(default_factory=list)  # the queue after this run, oldest first
+    resolved: list[dict[str, Any]] = field(default_factory=list)  # resolved by this run
+    new: int = 0
+    buckets: dict[str, int] = field(default_factory=dict)
+    handled: list[dict[str, Any]] = field(default_factory=list)  # acknowledged: being handled, out of the queue
+    closed: list[dict[str, Any]] = field(default_factory=list)  # accepted or resolved by a person this period
+
+
+# --------------------------------------------------------------------------- severity
 
 
 def severity(amount: Any, currency: Any, age_seconds: int, thresholds: tuple[Threshold, ...] = DEFAULT_SEVERITY) -> str:

@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reconcile.config import (
+    CHARGE_METADATA,
+    CHECKOUT_SESSION,
+    DEFAULT_LINK_BY,
+    ORDER_FIELDS,
+    PAYMENT_INTENT_METADATA,
+)
 from reconcile.decide.columns import frame as frame_of
-
-CHARGE_METADATA = "charge_metadata"
-PAYMENT_INTENT_METADATA = "payment_intent_metadata"
-CHECKOUT_SESSION = "checkout_session"
-ORDER_FIELDS = "order_fields"
-LINK_KINDS = (CHARGE_METADATA, PAYMENT_INTENT_METADATA, CHECKOUT_SESSION, ORDER_FIELDS)
-DEFAULT_LINK_BY = (CHARGE_METADATA, ORDER_FIELDS)
 
 INTENT_COLUMNS = [
     "pi_id",

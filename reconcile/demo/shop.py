@@ -337,7 +337,7 @@ def run_demo(report_dir: Path) -> ExitCode:
     from reconcile.config import parse_config
     from reconcile.demo.embedded_mongo import EmbeddedMongo
     from reconcile.run import invocation as orchestrate
-    from reconcile.run import progress
+    from reconcile.runtime import progress
     from reconcile.store import indexes, mongo
     from reconcile.stripe import pull as stripe_pull
 

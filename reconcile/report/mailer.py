@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reconcile.config import EmailConfig
 from reconcile.errors import MailError
-from reconcile.redact import smtp_facts
+from reconcile.runtime.redact import smtp_facts
 
 log = logging.getLogger(__name__)
 

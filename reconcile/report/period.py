@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from reconcile.config import LEVELS
 from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.decide.findings import Finding
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
 from reconcile.report.render import dashboard_link, item_csv_row, template_env
-from reconcile.store import items as item_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
@@ -73,7 +73,7 @@ def compact_trend(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], s
 def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
     amount = doc.get("amount")
     return {
-        **{k: None for k in item_store.CARRIED},
+        **{k: None for k in item_rules.CARRIED},
         # Decision fields an item has only once a person gave them (an ack without a note has no last_note).
         **{k: None for k in ("last_note", "last_note_by", "flag", "decided_by", "reason", "verified_at")},
         "is_new": False,
@@ -112,11 +112,11 @@ DECIDED = {
 }
 
 
-def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, Any]:
+def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> dict[str, Any]:
     """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
     money at stake per currency (open items only), items being handled, items closed by a person."""
     open_docs = items.open
-    counts = {level: 0 for level in item_rules.LEVELS}
+    counts = {level: 0 for level in LEVELS}
     for doc in open_docs:
         counts[doc.get("severity") or "low"] = counts.get(doc.get("severity") or "low", 0) + 1
     # The same sums as the headline's: each sum of money once (queue.py, one claim per charge).
@@ -135,7 +135,7 @@ def decisions(items: item_store.ItemsResult, dashboard_url: str) -> dict[str, An
     )
     return {
         "queue_count": len(open_docs),
-        "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in item_rules.LEVELS],
+        "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in LEVELS],
         "at_stake": [format_amount(v, c) for c, v in stake.items()],
         "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
         "urgent_total": len(urgent),
@@ -166,7 +166,7 @@ def render(
     run_id: str,
     now: datetime,
     findings: list[Finding],
-    items: item_store.ItemsResult,
+    items: item_rules.ItemsResult,
     trend: list[dict[str, Any]],
     dashboard_url: str,
     dry_run: bool,
@@ -207,7 +207,7 @@ def render(
     )
 
 
-def decision_csv_rows(items: item_store.ItemsResult, found: set[str], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+def decision_csv_rows(items: item_rules.ItemsResult, found: set[str], dashboard_url: str) -> tuple[dict[str, Any], ...]:
     """Items being handled and closed by a person, as CSV rows: the report lists the first DECISION_ROWS and
     says the rest are in the CSV. An item this window found (`found`: its keys) already has its own row."""
     rows = []
@@ -249,7 +249,7 @@ def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[dict[str, Any
     return tuple(rows)
 
 
-def summary(findings: list[Finding], items: item_store.ItemsResult, now: datetime) -> dict[str, Any]:
+def summary(findings: list[Finding], items: item_rules.ItemsResult, now: datetime) -> dict[str, Any]:
     """Keys added to the run's JSON summary."""
     return {
         "movements": [
@@ -277,9 +277,7 @@ def summary(findings: list[Finding], items: item_store.ItemsResult, now: datetim
                 {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
             ],
             "buckets": items.buckets,
-            "severity": {
-                level: sum(1 for d in items.open if d.get("severity") == level) for level in item_rules.LEVELS
-            },
+            "severity": {level: sum(1 for d in items.open if d.get("severity") == level) for level in LEVELS},
             "being_handled": len(items.handled),
             "closed_by_people": [
                 {

@@ -25,6 +25,7 @@ from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide.findings import Finding
+from reconcile.decide.items import ItemsResult
 from reconcile.errors import (
     ChangedThenFailed,
     ConfigError,
@@ -37,21 +38,21 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.exitcodes import ExitCode, worst
-from reconcile.logs import run_context
-from reconcile.redact import exception_text, one_line
 from reconcile.report import mailer, retention
 from reconcile.report import queue as work_queue
 from reconcile.report.render import write_summary_json
 from reconcile.report.summary import InvocationSummary, WindowEntry
-from reconcile.run import interrupt, settings
 from reconcile.run import plan as window_plan
+from reconcile.run import settings
 from reconcile.run import window as job
 from reconcile.run.lease import Lease
+from reconcile.runtime import interrupt
+from reconcile.runtime.logs import run_context
+from reconcile.runtime.redact import exception_text, one_line
 from reconcile.store import indexes
-from reconcile.store import items as item_store
 from reconcile.store import runs as state
 from reconcile.stripe import pull as stripe_pull
-from reconcile.timeutil import fmt, utcnow
+from reconcile.timeutil import Window, fmt, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,9 @@ class Invocation:
 @dataclass
 class WindowRun:
     run_id: str
-    window: window_plan.Window
+    window: Window
     result: job.RunResult
-    items: item_store.ItemsResult
+    items: ItemsResult
     movements: list[Finding]
     email: str | None = None  # sent / failed / skipped / None (dry run)
     email_error: str | None = None
@@ -379,7 +380,7 @@ def _run_window(
     scan_db: Database | None,
     req: job.RunRequest,
     run_id: str,
-    window: window_plan.Window,
+    window: Window,
     policy_retry: stripe_pull.RetryPolicy,
     lease: Lease | None,
     inv: Invocation,

@@ -6,16 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reconcile.errors import ConfigError
-from reconcile.timeutil import fmt
-
-
-@dataclass(frozen=True)
-class Window:
-    since: datetime
-    until: datetime
-    # Money is counted from here: the part of the window before it (the overlap) was counted
-    # by the previous run. None: the whole window.
-    counted_from: datetime | None = None
+from reconcile.timeutil import Window, fmt
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from reconcile.decide import items as item_rules
 from reconcile.decide import movements
 from reconcile.decide.findings import Finding
 from reconcile.report import wording
-from reconcile.run import progress
+from reconcile.runtime import progress
 from reconcile.store import orders as order_store
 from reconcile.stripe import fetch
 from reconcile.stripe import movements as stripe_movements

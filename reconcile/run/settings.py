@@ -8,9 +8,8 @@ from datetime import datetime
 
 from pymongo.database import Database
 
-from reconcile.config import Config, MatchingConfig, MongoConfig, OrdersConfig, ReportConfig, StripeConfig
+from reconcile.config import Config, MatchingConfig, MongoConfig, OrdersConfig, ReportConfig, StripeConfig, Threshold
 from reconcile.decide.classify import Rules
-from reconcile.decide.items import Threshold
 from reconcile.store.repair import RepairStore
 from reconcile.stripe.payments import Linking
 from reconcile.timeutil import to_unix

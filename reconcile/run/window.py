@@ -32,7 +32,6 @@ import pandas as pd
 import stripe
 from pymongo.database import Database
 
-from reconcile import memory
 from reconcile.decide import classify as c
 from reconcile.decide import columns, movements, totals
 from reconcile.decide import items as item_rules
@@ -40,13 +39,14 @@ from reconcile.decide.findings import Finding
 from reconcile.decide.trend import trend_points
 from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
-from reconcile.logs import run_context
-from reconcile.redact import exception_text, one_line
 from reconcile.report import period, wording
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
-from reconcile.run import interrupt, progress, recheck, settings
+from reconcile.run import recheck, settings
 from reconcile.run.settings import WindowSettings
+from reconcile.runtime import interrupt, memory, progress
+from reconcile.runtime.logs import run_context
+from reconcile.runtime.redact import exception_text, one_line
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -102,7 +102,7 @@ class RunResult:
     report: report.ReportFiles
     exit_code: ExitCode
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step
-    items: item_store.ItemsResult = field(default_factory=item_store.ItemsResult)
+    items: item_rules.ItemsResult = field(default_factory=item_rules.ItemsResult)
     movements: list[Finding] = field(default_factory=list)  # refunds and disputes judged
 
 
@@ -528,7 +528,7 @@ def _write(
     return RunResult(run_id, counts, summary, files, exit_code, clock.laps, items, moved)
 
 
-def _needing_person(findings: list[Finding], items: item_store.ItemsResult) -> int:
+def _needing_person(findings: list[Finding], items: item_rules.ItemsResult) -> int:
     """This window's findings whose item is open after the run (not acknowledged, not accepted)."""
     still_open = {d["_id"] for d in items.open}
     return sum(1 for f in findings if f["key"] in still_open)
@@ -539,7 +539,7 @@ def _period_extras(
     req: RunRequest,
     run_id: str,
     moved: list[Finding],
-    items: item_store.ItemsResult,
+    items: item_rules.ItemsResult,
     money: dict[str, Any],
     read: _Read,
     found: set[str],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,9 +27,20 @@ import pymongo
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
+from reconcile.config import DEFAULT_SEVERITY, Threshold
 from reconcile.decide import items as rules
 from reconcile.decide.findings import Finding
-from reconcile.decide.items import ACCEPTED, ACKNOWLEDGED, LIVE, OPEN, RESOLVED, age, plain_value
+from reconcile.decide.items import (
+    ACCEPTED,
+    ACKNOWLEDGED,
+    CARRIED,
+    LIVE,
+    OPEN,
+    RESOLVED,
+    ItemsResult,
+    age,
+    plain_value,
+)
 from reconcile.errors import ConfigError
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import to_unix
@@ -38,37 +49,6 @@ log = logging.getLogger(__name__)
 
 RUNS_KEPT = 100  # the latest runs that saw an item, kept on it (`reconcile items show`)
 JOB = "reconcile"  # who the job is, in the decisions it records itself (reopenings, verifications)
-# Fields a finding carries onto its item (display and re-check).
-CARRIED = (
-    "kind",
-    "source",
-    "order_key",
-    "charge_id",
-    "charge_ids",
-    "object_id",
-    "anchor",
-    "amount",
-    "at_stake",
-    "currency",
-    "detail",
-    "deadline",
-    "livemode",
-    "email",
-    "order_status",
-    "charge_amount",
-    "amount_refunded",
-    "object_status",
-)
-
-
-@dataclass
-class ItemsResult:
-    open: list[dict[str, Any]] = field(default_factory=list)  # the queue after this run, oldest first
-    resolved: list[dict[str, Any]] = field(default_factory=list)  # resolved by this run
-    new: int = 0
-    buckets: dict[str, int] = field(default_factory=dict)
-    handled: list[dict[str, Any]] = field(default_factory=list)  # acknowledged: being handled, out of the queue
-    closed: list[dict[str, Any]] = field(default_factory=list)  # accepted or resolved by a person this period
 
 
 def _person_resolved(doc: dict[str, Any]) -> bool:
@@ -105,7 +85,7 @@ def sync(
     checked: Iterable[str] = (),
     dry_run: bool = False,
     decisions: Collection | None = None,
-    thresholds: tuple[rules.Threshold, ...] = rules.DEFAULT_SEVERITY,
+    thresholds: tuple[Threshold, ...] = DEFAULT_SEVERITY,
 ) -> ItemsResult:
     """Record this run's findings, resolve what it proved gone; return the open items and the resolved.
 
@@ -229,7 +209,7 @@ def _sort_live(
     after: dict[str, dict[str, Any]],
     at: int,
     run_id: str,
-    thresholds: tuple[rules.Threshold, ...],
+    thresholds: tuple[Threshold, ...],
 ) -> None:
     """Open and handled items, oldest first, aged and given their severity."""
     live = sorted(

@@ -13,7 +13,7 @@ from pymongo.database import Database
 
 from reconcile.config import MongoConfig
 from reconcile.errors import ConfigError, MongoUnavailable
-from reconcile.redact import mongo_facts, network_cause
+from reconcile.runtime.redact import mongo_facts, network_cause
 
 _MESSAGE_HOST = re.compile(r"^([^\s:,]+:\d+): ")
 

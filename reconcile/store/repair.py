@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 from reconcile.config import OrdersConfig
 from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
 from reconcile.decide.undo import OrderNow, describe
-from reconcile.run import interrupt, progress
+from reconcile.runtime import interrupt, progress
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import MARKER, order_record, projection
 from reconcile.timeutil import from_unix

@@ -23,7 +23,7 @@ from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 if TYPE_CHECKING:
-    from reconcile.run.plan import Window
+    from reconcile.timeutil import Window
 
 log = logging.getLogger(__name__)
 

@@ -18,24 +18,18 @@ import contextvars
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
-import stripe
-
-from reconcile.errors import StripeRequestError
-from reconcile.run import interrupt
-from reconcile.stripe.budget import endpoint_of
+from reconcile.runtime import interrupt, progress
 from reconcile.stripe.slices import PullAborted
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Told after each lookup: (done, total). Set by the CLI's progress display (run/progress.py); None: nothing.
+# Told after each lookup: (done, total). Set by the CLI's progress display (runtime/progress.py); None: nothing.
 Report = Callable[[int, int], None]
 
 
@@ -48,9 +42,7 @@ class FetchStats:
 
 
 def _progress(name: str) -> Report:
-    """Reports to the progress display's step `name` (run/progress.py: nothing unless the CLI shows one)."""
-    from reconcile.run import progress  # late: progress imports this package's slices
-
+    """Reports to the progress display's step `name` (runtime/progress.py: nothing unless the CLI shows one)."""
     return lambda done, total: progress.step(name, done, total)
 
 
@@ -121,27 +113,6 @@ def each(
         errors = [failures[n] for n in sorted(failures)]
         raise next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
     return results, stats
-
-
-def get_many(
-    client: stripe.StripeClient,
-    gets: Sequence[tuple[str, dict[str, Any]]],
-    policy: Any,  # pull.RetryPolicy (not imported: pull imports this module)
-    label: str,
-    step: str | None = "",
-) -> list[dict[str, Any] | None]:
-    """The objects at these (path, params), in order; None where Stripe answered that it has none
-    (a 4xx other than auth: an id that no longer exists or never did)."""
-    from reconcile.stripe.pull import request
-
-    def one(path: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return request(client, path, params, policy)
-        except StripeRequestError:
-            return None
-
-    calls = [partial(one, path, params) for path, params in gets]
-    return run(calls, policy, label, dict(Counter(endpoint_of(path) for path, _ in gets)), step=step)
 
 
 def run(

@@ -12,7 +12,6 @@ from typing import Any
 
 import stripe
 
-from reconcile.stripe import fetch
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 
@@ -71,7 +70,7 @@ def retrieve_movements(
     wanted = [
         (kind, object_id) for kind, object_id in refs if kind in paths and stripe_pull.SAFE_ID.match(object_id or "")
     ]
-    found = fetch.get_many(  # side by side under the budget, in the refs' order
+    found = stripe_pull.get_many(  # side by side under the budget, in the refs' order
         client,
         [(f"{paths[kind]}/{object_id}", {"expand": ["charge"]}) for kind, object_id in wanted],
         policy,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import stripe
 
+from reconcile import config as links
 from reconcile.decide import classify as c
 from reconcile.decide import columns, match
 from reconcile.stripe import fetch
@@ -94,10 +95,10 @@ class Linking:
 def wants(linking: Linking) -> tuple[bool, bool]:
     """Whether the link kinds need PaymentIntents, and Checkout Sessions."""
     link_by = linking.link_by
-    by_fields = match.ORDER_FIELDS in link_by
+    by_fields = links.ORDER_FIELDS in link_by
     return (
-        match.PAYMENT_INTENT_METADATA in link_by or (by_fields and linking.orders_store_intent_ids),
-        match.CHECKOUT_SESSION in link_by or (by_fields and linking.orders_store_session_ids),
+        links.PAYMENT_INTENT_METADATA in link_by or (by_fields and linking.orders_store_intent_ids),
+        links.CHECKOUT_SESSION in link_by or (by_fields and linking.orders_store_session_ids),
     )
 
 
@@ -193,10 +194,10 @@ def _explain(
     if want_sessions:
         # Sessions live up to a day: a charge nothing else explains may belong to an older one.
         explained = _ids(sessions["payment_intent"])
-        if match.PAYMENT_INTENT_METADATA in link_by:
+        if links.PAYMENT_INTENT_METADATA in link_by:
             explained |= set(intents.loc[intents["order_ref"].notna(), "pi_id"])
         lone = charges["status"].eq("succeeded") & charge_intents.notna() & ~charge_intents.isin(list(explained))
-        if match.CHARGE_METADATA in link_by:
+        if links.CHARGE_METADATA in link_by:
             lone &= charges["order_ref"].isna()
         unexplained = sorted(set(charge_intents[lone]))
         if unexplained:
@@ -236,20 +237,20 @@ def references(payments: Payments, link_by: tuple[str, ...]) -> References:
     """Order ids named by the enabled link kinds, and the ids of objects no reference explains."""
     charges, intents, sessions = payments.frames()
     refs: set[str] = set()
-    if match.CHARGE_METADATA in link_by:
+    if links.CHARGE_METADATA in link_by:
         refs |= _ids(charges["order_ref"])
-    if match.PAYMENT_INTENT_METADATA in link_by:
+    if links.PAYMENT_INTENT_METADATA in link_by:
         refs |= _ids(intents["order_ref"])
-    if match.CHECKOUT_SESSION in link_by:
+    if links.CHECKOUT_SESSION in link_by:
         refs |= _ids(sessions["client_reference_id"]) | _ids(sessions["order_ref"])
-    if match.ORDER_FIELDS not in link_by:
+    if links.ORDER_FIELDS not in link_by:
         return References(refs, set(), set(), set())
     # Objects with a reference already lead to their order; the others may be named by one.
     referenced_intents = (
-        list(intents.loc[intents["order_ref"].notna(), "pi_id"]) if match.PAYMENT_INTENT_METADATA in link_by else []
+        list(intents.loc[intents["order_ref"].notna(), "pi_id"]) if links.PAYMENT_INTENT_METADATA in link_by else []
     )
     referenced_sessions = (
-        list(sessions.loc[_referenced(sessions), "session_id"]) if match.CHECKOUT_SESSION in link_by else []
+        list(sessions.loc[_referenced(sessions), "session_id"]) if links.CHECKOUT_SESSION in link_by else []
     )
     with_intent = sessions.loc[sessions["payment_intent"].notna()]
     session_of = dict(zip(with_intent["payment_intent"], with_intent["session_id"], strict=False))
@@ -260,7 +261,7 @@ def references(payments: Payments, link_by: tuple[str, ...]) -> References:
 
     charge_intents = charges["payment_intent"]
     lone = unexplained(charge_intents)
-    if match.CHARGE_METADATA in link_by:
+    if links.CHARGE_METADATA in link_by:
         lone &= charges["order_ref"].isna()
     charge_ids = set(charges.loc[lone, "charge_id"])
     intent_ids = set(intents.loc[unexplained(intents["pi_id"]), "pi_id"]) | _ids(charge_intents[lone])

@@ -23,7 +23,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -35,8 +36,8 @@ import stripe
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
 from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
-from reconcile.redact import network_cause, network_host, stripe_facts
-from reconcile.run import interrupt
+from reconcile.runtime import interrupt
+from reconcile.runtime.redact import network_cause, network_host, stripe_facts
 from reconcile.stripe import fetch
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
@@ -284,6 +285,26 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
             raise StripeUnavailable(f"Stripe error at {path}: {type(exc).__name__} ({stripe_facts(exc)})") from None
 
 
+def get_many(
+    client: stripe.StripeClient,
+    gets: Sequence[tuple[str, dict[str, Any]]],
+    policy: RetryPolicy,
+    label: str,
+    step: str | None = "",
+) -> list[dict[str, Any] | None]:
+    """The objects at these (path, params), in order; None where Stripe answered that it has none
+    (a 4xx other than auth: an id that no longer exists or never did)."""
+
+    def one(path: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return request(client, path, params, policy)
+        except StripeRequestError:
+            return None
+
+    calls = [partial(one, path, params) for path, params in gets]
+    return fetch.run(calls, policy, label, dict(Counter(endpoint_of(path) for path, _ in gets)), step=step)
+
+
 def iter_pages(
     client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy
 ) -> Iterator[list[dict[str, Any]]]:
@@ -398,7 +419,9 @@ def _pull(
         return request(client, path, {**base, **page_params}, policy)
 
     started = time.monotonic()
-    watch = getattr(client, "watch_pull", None)  # a progress display wrapping the client (reconcile/run/progress.py)
+    watch = getattr(
+        client, "watch_pull", None
+    )  # a progress display wrapping the client (reconcile/runtime/progress.py)
     progress = watch(path, to_unix(since), to_unix(until)) if callable(watch) else None
     pages, stats = pull_plan.pull_window(
         fetch,
@@ -570,7 +593,7 @@ def retrieve_objects(
         else:  # ids may come from order documents: never let one shape the URL
             log.warning("pull.stored_id_invalid", extra={"path": path, "id": object_id[:40]})
     step = step or f"{path.rsplit('/', 1)[-1].replace('_', ' ')} by id"
-    found = fetch.get_many(client, [(f"{path}/{i}", dict(params or {})) for i in safe], policy, path, step=step)
+    found = get_many(client, [(f"{path}/{i}", dict(params or {})) for i in safe], policy, path, step=step)
     rows = []
     for object_id, obj in zip(safe, found, strict=True):
         if obj is None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from reconcile.errors import StripeListIncomplete
+from reconcile.runtime.progress import PullReport
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class PullStats:
 
 
 # Told after each page: (pages with objects, objects, fraction of the window done, finished).
-Progress = Callable[[int, int, float, bool], None]
+Progress = PullReport
 
 
 class _Pull(Generic[T]):

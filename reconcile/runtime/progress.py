@@ -9,7 +9,7 @@ window is done (the seconds no slice still has to walk). The Stripe client is wr
 `install`ed a display (a terminal), so code under test and under cron runs as before.
 
 One line shows every pull and step in flight, cut to the terminal's width (a wrapped line would
-leave stale rows behind at each update); log lines are printed above it (reconcile/logs.py).
+leave stale rows behind at each update); log lines are printed above it (reconcile/runtime/logs.py).
 On a terminal the line is a rich `Live` display (`LiveProgress`); `Progress` itself writes plain
 carriage-return updates to any stream (used by tests and by `LiveProgress` for its state).
 """
@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     # For the type checker the wrapper is the client it stands in for: every other attribute passes through.
     from rich.console import Console
     from stripe import StripeClient as _Wrapped
-
-    from reconcile.stripe.slices import Progress as PullReport
 else:
     _Wrapped = object
+
+
+# Told after each page of a pull: (pages with objects, objects, fraction of the window done, finished).
+PullReport = Callable[[int, int, float, bool], None]
 
 
 def _clock_text(seconds: float) -> str:

@@ -1,7 +1,7 @@
 """Logging: JSON lines for machines, short human lines for a person at a terminal; never secrets or card data.
 
 stderr gets JSON lines (one per step, with the run id) unless it is a terminal, where it gets short
-human lines printed above the live progress line (reconcile/run/progress.py); `--log-format json`
+human lines printed above the live progress line (reconcile/runtime/progress.py); `--log-format json`
 keeps JSON on a terminal too. `--log-file PATH` appends the JSON lines to a file whatever stderr is.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reconcile.errors import ConfigError
-from reconcile.redact import scrub
+from reconcile.runtime.redact import scrub
 
 if TYPE_CHECKING:
     from rich.console import Console
