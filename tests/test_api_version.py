@@ -24,6 +24,7 @@ from conftest import at
 from reconcile.decide import classify as c
 from reconcile.decide import match, movements
 from reconcile.demo.standin import StandinStore, serve
+from reconcile.report import wording
 from reconcile.stripe import pull as stripe_pull
 from reconcile.timeutil import from_unix, to_unix
 
@@ -104,7 +105,7 @@ def test_a_released_authorization_marks_its_pending_order_failed(cli, shop, stor
     assert result.exit_code == 0, result.output  # was 1: `uncaptured`, a person, forever
     assert result.summary["marked_failed"] == [str(order)]
     assert db["orders"].find_one({"_id": order})["status"] == "failed"
-    assert f"PaymentIntent canceled: {match.CANCELLATION_REASONS[reason]}" in detail_of(result, order)
+    assert f"PaymentIntent canceled: {wording.CANCELLATION_WORDS[reason]}" in detail_of(result, order)
 
 
 def test_an_authorization_past_its_window_is_released_and_a_live_one_is_still_uncaptured(cli, shop, store, db):

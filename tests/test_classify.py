@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from reconcile.config import LINK_KINDS
 from reconcile.decide import classify as c
 from reconcile.decide import match
 from reconcile.report import wording
@@ -322,7 +323,7 @@ def test_links_numbers_say_what_the_charges_columns_say():
             charge("ch_c", "c"),
         ]
     )
-    links = match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), match.LINK_KINDS)
+    links = match.link(charges, orders, match.intents_frame([]), match.sessions_frame([]), LINK_KINDS)
     linked = links.charges
     assert list(links.charge_codes >= 0) == list(linked["order_key"].notna()) == [True, False, True, False, True]
     assert list(links.charge_refs) == list(linked["order_ref"].notna()) == [True, True, True, False, True]

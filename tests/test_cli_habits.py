@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import API_KEY
 
-from reconcile.cli import hoist_global_options, main
+from reconcile.cli import main
+from reconcile.cli.common import hoist_global_options
 from reconcile.config import parse_config
 from reconcile.decide import classify as c
 from reconcile.demo.embedded_mongo import free_port

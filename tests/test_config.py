@@ -165,12 +165,15 @@ def test_operation_settings_are_checked():
         parse_config(MINIMAL | {"email": {"send": "always", "to": ["f@example.com"]}})
 
 
-def test_link_kinds_are_the_ones_matching_knows():
+def test_link_kinds_default_and_unknown_ones_are_refused_by_name():
+    """Config holds the link kinds decide/match follows (tests/test_match_rules.py has a row for each)."""
     from reconcile import config
-    from reconcile.decide import match
 
-    assert config.LINK_KINDS == match.LINK_KINDS
-    assert parse_config(MINIMAL).matching.link_by == match.DEFAULT_LINK_BY
+    assert parse_config(MINIMAL).matching.link_by == config.DEFAULT_LINK_BY
+    assert set(config.DEFAULT_LINK_BY) <= set(config.LINK_KINDS)
+    with pytest.raises(ConfigError) as refused:
+        parse_config(MINIMAL | {"matching": {"link_by": ["charge_metadata", "by_magic"]}})
+    assert "by_magic" in str(refused.value) and all(kind in str(refused.value) for kind in config.LINK_KINDS)
 
 
 def test_order_url_is_optional():

@@ -193,7 +193,8 @@ def test_recheck_side_by_side_equals_the_sequential_recheck(cli, db, store, seed
 
     def recheck_with(policy: stripe_pull.RetryPolicy) -> Any:
         linking = settings.linking(config)
-        return recheck.recheck(client, policy, db["orders"], config.orders, linking, rules, docs, now)
+        remote = recheck.Remote(client, policy, db["orders"], config.orders, linking)
+        return recheck.verdicts(recheck.read(remote, docs, now), rules)
 
     sequential = recheck_with(quick_policy(concurrency=1))
     side_by_side = recheck_with(quick_policy(concurrency=8))

@@ -164,7 +164,7 @@ ORDER = {
 
 def judged(row, order=ORDER, flagged=()):
     (f,) = movements.evaluate([row], [order] if order else [], ("accepted",), flagged)
-    return f["kind"], f["needs_person"]
+    return f.kind, f.needs_person
 
 
 def test_movement_rules():
@@ -184,4 +184,4 @@ def test_movement_rules():
     # The order is found by its stored charge id when the charge's metadata names none.
     row = move("refund", "succeeded", charge=charge(order_ref=None))
     (f,) = movements.evaluate([row], [ORDER | {"stored_charge_id": "ch_1"}], ("accepted",))
-    assert f["order_key"] == "o1" and f["kind"] == movements.REFUNDED_ORDER_STILL_PAID
+    assert f.order_key == "o1" and f.kind == movements.REFUNDED_ORDER_STILL_PAID

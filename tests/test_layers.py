@@ -83,7 +83,7 @@ def layer_of(module: str) -> str:
     head = parts[1]
     if head in SHARED_TOP or head == "runtime":
         return "shared"
-    if head in {"cli", "cli_items"}:
+    if head == "cli":
         return "cli"
     assert head in MAY_IMPORT, f"{module} is in no layer: add its package to tests/test_layers.py"
     return head

@@ -16,7 +16,7 @@ from faultkit import VirtualClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.decide import match
+from reconcile.decide import columns, match
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.errors import Interrupted, StripeAuthError, StripeListIncomplete
 from reconcile.runtime import interrupt
@@ -158,11 +158,11 @@ def test_budget_keeps_both_pulls_within_the_standins_limits():
         charges, balance = pull_plan.side_by_side(
             [
                 lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
-                lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+                lambda: stripe_pull.fetch_balance_columns(client, since, until, policy),
             ],
             policy.abort,
         )
-        assert len(charges) == 2500 and len(balance) == 2500
+        assert len(charges) == 2500 and columns.length(balance) == 2500
         assert srv.rate_limited == 0
         stats = budget.stats()
         assert stats.waited_seconds > 0 and stats.throttled == {}
@@ -244,7 +244,7 @@ def test_a_failing_pull_stops_the_one_beside_it():
             pull_plan.side_by_side(
                 [
                     lambda: stripe_pull.fetch_charges(client, since, until, "order_id", policy),
-                    lambda: stripe_pull.fetch_balance_transactions(client, since, until, policy),
+                    lambda: stripe_pull.fetch_balance_columns(client, since, until, policy),
                 ],
                 policy.abort,
             )

@@ -5,8 +5,9 @@ Pure: frames in, a frame of outcomes out. No I/O; repairs and reports act on the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -16,61 +17,85 @@ from reconcile.config import DEFAULT_LINK_BY
 from reconcile.decide import match
 from reconcile.decide.columns import ORDER_COLUMNS, Columns, length, order_ids
 from reconcile.decide.columns import frame as frame_of
+from reconcile.decide.inputs import ChargeRow, OrderRecord
 
-# Outcome names, used everywhere (report, summary, logs).
-OK = "ok"
-REPAIRED = "repaired"
-MARKED_FAILED = "marked_failed"
-STALE_PENDING = "stale_pending"
-PAID_WITHOUT_CHARGE = "paid_without_charge"
-AMOUNT_MISMATCH = "amount_mismatch"
-DUPLICATE_CHARGE = "duplicate_charge"
-ORPHAN_CHARGE = "orphan_charge"
-REFUNDED_OR_DISPUTED = "refunded_or_disputed"
-UNCAPTURED = "uncaptured"
-IN_FLIGHT = "in_flight"
-FAILED_BUT_CHARGED = "failed_but_charged"
-DATA_PROBLEM = "data_problem"
-LINK_CONFLICT = "link_conflict"
-PROBABLE_MATCH = "probable_match"
-REPAIR_UNDONE = "repair_undone"
 
-OUTCOMES = (
-    OK,
-    REPAIRED,
-    MARKED_FAILED,
-    IN_FLIGHT,
-    STALE_PENDING,
-    PAID_WITHOUT_CHARGE,
-    AMOUNT_MISMATCH,
-    DUPLICATE_CHARGE,
-    ORPHAN_CHARGE,
-    REFUNDED_OR_DISPUTED,
-    UNCAPTURED,
-    FAILED_BUT_CHARGED,
-    DATA_PROBLEM,
-    LINK_CONFLICT,
-    PROBABLE_MATCH,
-    REPAIR_UNDONE,
-)
-# Outcomes a person must look at; the others were handled or are only listed.
-NEEDS_PERSON = (
-    PAID_WITHOUT_CHARGE,
-    AMOUNT_MISMATCH,
-    DUPLICATE_CHARGE,
-    ORPHAN_CHARGE,
-    REFUNDED_OR_DISPUTED,
-    UNCAPTURED,
-    FAILED_BUT_CHARGED,
-    DATA_PROBLEM,
-    LINK_CONFLICT,
-    PROBABLE_MATCH,
-    REPAIR_UNDONE,
-)
-# Outcomes whose order needs a look past the window's edges before it is believed.
-NEEDS_EDGE_LOOK = (PAID_WITHOUT_CHARGE, STALE_PENDING, PROBABLE_MATCH)
-# Orders with no money that may pair with an unreferenced charge (a probable match).
-UNPAID_OUTCOMES = (STALE_PENDING, MARKED_FAILED, PAID_WITHOUT_CHARGE)
+class Outcome(StrEnum):
+    """Every outcome an order or a charge can get, with what is known about it (as http.HTTPStatus).
+
+    A StrEnum: a member is its code (`Outcome.REPAIRED == "repaired"`), so frames, documents and
+    JSON hold the same strings. Declaration order is the report's order.
+    """
+
+    needs_person: bool  # a person must look at it (README, "Outcomes": **needs a person**)
+    automatic: bool  # the job handles it itself: a compare-and-set repair of the order
+    needs_edge_look: bool  # its order needs a look past the window's edges before it is believed
+    unpaid: bool  # an order with no money, which may pair with an unreferenced charge (a probable match)
+
+    def __new__(
+        cls,
+        code: str,
+        needs_person: bool = False,
+        automatic: bool = False,
+        needs_edge_look: bool = False,
+        unpaid: bool = False,
+    ) -> Outcome:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.needs_person = needs_person
+        member.automatic = automatic
+        member.needs_edge_look = needs_edge_look
+        member.unpaid = unpaid
+        return member
+
+    @property
+    def label_key(self) -> str:
+        """The key of the outcome's title and next step in report/wording.py."""
+        return self.value
+
+    # code, needs_person, automatic, needs_edge_look, unpaid
+    OK = "ok"
+    REPAIRED = "repaired", False, True
+    MARKED_FAILED = "marked_failed", False, True, False, True
+    IN_FLIGHT = "in_flight"
+    STALE_PENDING = "stale_pending", False, False, True, True
+    PAID_WITHOUT_CHARGE = "paid_without_charge", True, False, True, True
+    AMOUNT_MISMATCH = "amount_mismatch", True
+    DUPLICATE_CHARGE = "duplicate_charge", True
+    ORPHAN_CHARGE = "orphan_charge", True
+    REFUNDED_OR_DISPUTED = "refunded_or_disputed", True
+    UNCAPTURED = "uncaptured", True
+    FAILED_BUT_CHARGED = "failed_but_charged", True
+    DATA_PROBLEM = "data_problem", True
+    LINK_CONFLICT = "link_conflict", True
+    PROBABLE_MATCH = "probable_match", True, False, True
+    REPAIR_UNDONE = "repair_undone", True
+
+
+# The members by the names the rest of the job uses (c.REPAIRED, ...).
+OK = Outcome.OK
+REPAIRED = Outcome.REPAIRED
+MARKED_FAILED = Outcome.MARKED_FAILED
+IN_FLIGHT = Outcome.IN_FLIGHT
+STALE_PENDING = Outcome.STALE_PENDING
+PAID_WITHOUT_CHARGE = Outcome.PAID_WITHOUT_CHARGE
+AMOUNT_MISMATCH = Outcome.AMOUNT_MISMATCH
+DUPLICATE_CHARGE = Outcome.DUPLICATE_CHARGE
+ORPHAN_CHARGE = Outcome.ORPHAN_CHARGE
+REFUNDED_OR_DISPUTED = Outcome.REFUNDED_OR_DISPUTED
+UNCAPTURED = Outcome.UNCAPTURED
+FAILED_BUT_CHARGED = Outcome.FAILED_BUT_CHARGED
+DATA_PROBLEM = Outcome.DATA_PROBLEM
+LINK_CONFLICT = Outcome.LINK_CONFLICT
+PROBABLE_MATCH = Outcome.PROBABLE_MATCH
+REPAIR_UNDONE = Outcome.REPAIR_UNDONE
+
+# Derived from the members (one home): every outcome in order, and those of each kind.
+OUTCOMES = tuple(Outcome)
+NEEDS_PERSON = tuple(o for o in Outcome if o.needs_person)
+HANDLED = tuple(o for o in Outcome if o.automatic)
+NEEDS_EDGE_LOOK = tuple(o for o in Outcome if o.needs_edge_look)
+UNPAID_OUTCOMES = tuple(o for o in Outcome if o.unpaid)
 
 CHARGE_COLUMNS = [
     "charge_id",
@@ -135,16 +160,16 @@ class Facts:
     released: int = 0  # the order's authorizations released uncaptured
     # Why the first was released: its PaymentIntent's cancellation_reason, or AUTHORIZATION_LAPSED.
     released_reason: str | None = None
-    # The order's charge-less attempts: (state in match.ATTEMPT_STATES, the first such object, e.g.
-    # "PaymentIntent pi_..."), in ATTEMPT_STATES order.
-    attempts: tuple[tuple[str, str], ...] = ()
+    # The order's charge-less attempts: (state in match.ATTEMPT_STATES, the first such object, None
+    # when unknown), in ATTEMPT_STATES order.
+    attempts: tuple[tuple[str, match.PaymentObject | None], ...] = ()
     young: bool = False  # the order is younger than the grace period
     paid_charges: tuple[str, ...] = ()  # every succeeded charge of the order (a duplicate charge)
-    conflict: str | None = None  # match's account of the links that disagree
-    ref_source: str | None = None  # an orphan charge: where the order id it names comes from
+    conflict: tuple[match.Conflict, ...] = ()  # the payments whose links disagree about the order
+    ref_source: str | None = None  # an orphan charge: where the order id it names comes from (match.SOURCES)
     too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
-    notes: tuple[str, ...] = ()  # match's notes on candidates equally likely (no pair proposed)
-    pair: str | None = None  # a probable match: match's account of the pair
+    notes: tuple[match.Tie, ...] = ()  # candidates equally likely (no pair proposed)
+    pair: match.Pairing | None = None  # a probable match: the pair and why
     # An uncaptured order: when the authorization of its latest uncaptured charge lapses (unix seconds),
     # the deadline to capture or cancel it.
     capture_before: int | None = None
@@ -152,10 +177,6 @@ class Facts:
     # the order alone until a person clears the marker (`reconcile items clear`).
     undone: str | None = None
     would_be: str | None = None  # what the job would have done to an order whose repair was undone
-
-    def attempt(self, state: str) -> str | None:
-        """The object of the order's attempt in `state`, None if it has none."""
-        return next((what for s, what in self.attempts if s == state), None)
 
 
 @dataclass(frozen=True)
@@ -179,7 +200,7 @@ class Rules:
 _EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount")
 
 
-def orders_frame(records: list[dict[str, Any]] | Columns) -> pd.DataFrame:
+def orders_frame(records: Sequence[OrderRecord] | Columns) -> pd.DataFrame:
     size = length(records) if isinstance(records, dict) else len(records)
     exact = {}
     for name in _EXACT_ORDER_COLUMNS:  # taken out first: frame_of hands the columns over
@@ -196,7 +217,7 @@ def orders_frame(records: list[dict[str, Any]] | Columns) -> pd.DataFrame:
     return frame
 
 
-def charges_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+def charges_frame(rows: Sequence[ChargeRow] | Columns) -> pd.DataFrame:
     frame = frame_of(rows, CHARGE_COLUMNS)
     if frame.empty:
         frame = frame.astype(
@@ -493,7 +514,7 @@ def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> np.
     ]
     # Codes, then the outcome names as shared objects: a million rows would otherwise make a
     # fixed-width text array and a new string object per row.
-    names = np.array([OK, *(o for _, o in conditions)], dtype=object)
+    names = np.array([OK.value, *(o.value for _, o in conditions)], dtype=object)
     codes = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], range(1, len(conditions) + 1), default=0)
     outcome: np.ndarray = names[codes]
     return outcome
@@ -548,7 +569,7 @@ def _honour_undone(result: pd.DataFrame, undone: np.ndarray | None) -> pd.DataFr
     `undone`: the orders' `undone` column (None: no order has one)."""
     if undone is None:
         return result
-    held = result["outcome"].isin([REPAIRED, MARKED_FAILED]).to_numpy()[: len(undone)] & pd.notna(undone)
+    held = result["outcome"].isin(HANDLED).to_numpy()[: len(undone)] & pd.notna(undone)
     if not held.any():
         return result
     result = result.copy()
@@ -560,7 +581,7 @@ def _honour_undone(result: pd.DataFrame, undone: np.ndarray | None) -> pd.DataFr
             facts[position] or Facts(), undone=str(undone[position]), would_be=str(before[position])
         )
     outcome = result["outcome"].to_numpy(copy=True)
-    outcome[positions] = REPAIR_UNDONE
+    outcome[positions] = REPAIR_UNDONE.value
     result["outcome"] = outcome
     result["facts"] = _objects(facts, result.index)
     return result
@@ -623,40 +644,54 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         rules.amount_tolerance,
         rules.dismissed_pairs,
     )
+    result = _with_ties(result, proposals, charge_rows.index)
+    return _with_pairs(result, proposals.pairs)
+
+
+def _with_ties(result: pd.DataFrame, proposals: match.Proposals, charge_labels: pd.Index) -> pd.DataFrame:
+    """`result` (a copy) with what proposing found but did not pair in its rows' Facts: too many
+    pairings to weigh (on every charge row), candidates equally likely (and the charges they name)."""
     result = result.copy()
-    facts: dict[Any, Facts | None] = dict(zip(result.index, result["facts"], strict=True))
-    named: dict[Any, list[str] | None] = dict(zip(result.index, result["charge_ids"], strict=True))
+    facts: dict[Hashable, Facts | None] = dict(zip(result.index, result["facts"], strict=True))
+    named: dict[Hashable, list[str] | None] = dict(zip(result.index, result["charge_ids"], strict=True))
     if proposals.skipped:
-        for label in charge_rows.index:
+        for label in charge_labels:
             facts[label] = replace(facts[label] or Facts(), too_many_pairings=proposals.skipped)
-    for label, note in [*proposals.order_notes.items(), *proposals.charge_notes.items()]:
+    for label, tie in [*proposals.order_notes.items(), *proposals.charge_notes.items()]:
         before = facts[label] or Facts()
-        facts[label] = replace(before, notes=(*before.notes, note))
-        more = proposals.order_note_charges.get(label, ()) if label in proposals.order_notes else ()
-        if more:
-            named[label] = [*(named[label] or []), *more]
+        facts[label] = replace(before, notes=(*before.notes, tie))
+        if tie.side == "order" and tie.candidates:
+            named[label] = [*(named[label] or []), *tie.candidates]
     result["facts"] = _objects(facts.values(), result.index)
     result["charge_ids"] = _objects(named.values(), result.index)
-    pairs = proposals.pairs
+    return result
+
+
+# The charge's columns a probable match takes from its orphan charge row.
+_PAIRED_CHARGE_COLUMNS = (
+    "charge_id",
+    "charge_amount",
+    "charge_currency",
+    "charge_created",
+    "amount_refunded",
+    "settlement_amount",
+    "settlement_currency",
+    "description",
+    "livemode",
+)
+
+
+def _with_pairs(result: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each proposed pair's order row and charge row replaced by one `probable_match` row carrying both."""
     if pairs.empty:
         return result
     paired = result.loc[pairs["order"].to_numpy()].reset_index(drop=True)
     charge = result.loc[pairs["charge"].to_numpy()].reset_index(drop=True)
-    for column in (
-        "charge_id",
-        "charge_amount",
-        "charge_currency",
-        "charge_created",
-        "amount_refunded",
-        "settlement_amount",
-        "settlement_currency",
-        "description",
-        "livemode",
-    ):
+    for column in _PAIRED_CHARGE_COLUMNS:
         paired[column] = charge[column]
     paired["email"] = paired["email"].where(paired["email"].notna(), charge["email"])
-    paired["outcome"] = PROBABLE_MATCH
-    paired["facts"] = _objects((Facts(pair=text) for text in pairs["detail"]), paired.index)
+    paired["outcome"] = PROBABLE_MATCH.value
+    paired["facts"] = _objects((Facts(pair=pairing) for pairing in match.pairings(pairs)), paired.index)
     paired["charge_ids"] = None
     rest = result.drop(index=[*pairs["order"], *pairs["charge"]])
     return pd.concat([rest, paired], ignore_index=True)[RESULT_COLUMNS]
@@ -668,14 +703,14 @@ def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
     # A charge naming an order that does not exist says where that name comes from.
     facts = _objects(
         (
-            None if pd.isna(ref) else Facts(ref_source=source if isinstance(source, str) else "charge metadata")
+            None if pd.isna(ref) else Facts(ref_source=source if isinstance(source, str) else "charge_metadata")
             for ref, source in zip(rows["order_ref"], rows["ref_source"], strict=True)
         ),
         rows.index,
     )
     return pd.DataFrame(
         {
-            "outcome": ORPHAN_CHARGE,
+            "outcome": ORPHAN_CHARGE.value,
             "order_key": rows["order_ref"],
             "order_id": None,
             "order_status": None,
@@ -712,67 +747,89 @@ def _facts(
     outcome = result["outcome"].to_numpy()
     facts: list[Facts | None] = [None] * len(result)
     named: list[list[str] | None] = [None] * len(result)
+    positions = np.flatnonzero(~_plain(outcome, frame))
+    if not len(positions):
+        return facts, named
+    lookups = _ChargeLookups(charges)
+    keys = result["order_key"].to_numpy()[positions]
+    # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
+    extras = frame.iloc[positions][list(_FACT_COLUMNS)].to_dict("records")
+    for position, key, kind, extra in zip(positions, keys, outcome[positions], extras, strict=True):
+        facts[position] = found = _row_facts(extra, key, kind, lookups, rules, links)
+        ids = [*found.paid_charges, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
+        named[position] = ids or None
+    return facts, named
+
+
+def _plain(outcome: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """The rows whose outcome needs no Facts: the common ones (a backfill can have hundreds of thousands)."""
     no_attempt = (frame[list(match.ATTEMPT_STATES)].sum(axis=1).eq(0) & frame["released_count"].eq(0)).to_numpy()
-    # The common outcomes that need no facts (a backfill can have hundreds of thousands of them).
-    plain = (outcome == OK) | (outcome == REPAIRED)
+    plain: np.ndarray = (outcome == OK) | (outcome == REPAIRED)
     plain |= (
-        np.isin(outcome, [STALE_PENDING, IN_FLIGHT, PAID_WITHOUT_CHARGE])
+        np.isin(outcome, [STALE_PENDING.value, IN_FLIGHT.value, PAID_WITHOUT_CHARGE.value])
         & no_attempt
         & (frame["pending_count"].to_numpy() == 0)
     )
-    positions = np.flatnonzero(~plain)
-    if not len(positions):
-        return facts, named
-    by_order = None
-    lapses: pd.Series | None = None
-    keys = result["order_key"].to_numpy()[positions]
-    # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
-    extras = frame.iloc[positions][
-        [
-            "problem",
-            "c_amount",
-            "c_disputed",
-            "refunded_amount",
-            "failed_count",
-            "pending_count",
-            "released_count",
-            "released_why",
-            "created",
-            *match.ATTEMPT_STATES,
-        ]
-    ].to_dict("records")
-    for position, key, kind, extra in zip(positions, keys, outcome[positions], extras, strict=True):
-        paid: tuple[str, ...] = ()
-        if kind == DUPLICATE_CHARGE:
-            if by_order is None:
-                settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
-                by_order = settled.groupby("order_key")["charge_id"].apply(list)
-            paid = tuple(by_order.get(key, []))
-        capture_before = None
-        if kind == UNCAPTURED:
-            if lapses is None:
-                lapses = _authorization_lapses(charges)
-            lapse = lapses.get(key)
-            capture_before = int(lapse) if lapse is not None and pd.notna(lapse) else None
-        facts[position] = Facts(
-            problem=extra["problem"] if isinstance(extra["problem"], str) else None,
-            authorized=int(extra["c_amount"]) if pd.notna(extra["c_amount"]) else None,
-            disputed=bool(extra["c_disputed"]) if pd.notna(extra["c_disputed"]) else False,
-            order_refunded=int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0,
-            failed_charges=int(extra["failed_count"]),
-            pending_charges=int(extra["pending_count"]),
-            released=int(extra["released_count"]),
-            released_reason=extra["released_why"] if isinstance(extra["released_why"], str) else None,
-            attempts=tuple(
-                (state, links.attempt_objects.get((key, state), "a payment attempt"))
-                for state in match.ATTEMPT_STATES
-                if extra[state]
-            ),
-            young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
-            paid_charges=paid,
-            conflict=links.conflicts.get(key) if kind == LINK_CONFLICT else None,
-            capture_before=capture_before,
-        )
-        ids = [*paid, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
-        named[position] = ids or None
-    return facts, named
+    return plain
+
+
+# The joined frame's columns a row's Facts are built from.
+_FACT_COLUMNS = (
+    "problem",
+    "c_amount",
+    "c_disputed",
+    "refunded_amount",
+    "failed_count",
+    "pending_count",
+    "released_count",
+    "released_why",
+    "created",
+    *match.ATTEMPT_STATES,
+)
+
+
+class _ChargeLookups:
+    """Per order key, what only a few outcomes need of the charges: built on first use."""
+
+    def __init__(self, charges: pd.DataFrame) -> None:
+        self._charges = charges
+        self._paid: pd.Series | None = None
+        self._lapses: pd.Series | None = None
+
+    def paid_charges(self, key: str) -> tuple[str, ...]:
+        """Every succeeded captured charge of the order."""
+        if self._paid is None:
+            charges = self._charges
+            settled = charges.loc[charges["status"].eq("succeeded") & charges["captured"]]
+            self._paid = settled.groupby("order_key")["charge_id"].apply(list)
+        return tuple(self._paid.get(key, []))
+
+    def capture_before(self, key: str) -> int | None:
+        """When the authorization of the order's latest uncaptured charge lapses."""
+        if self._lapses is None:
+            self._lapses = _authorization_lapses(self._charges)
+        lapse = self._lapses.get(key)
+        return int(lapse) if lapse is not None and pd.notna(lapse) else None
+
+
+def _row_facts(
+    extra: dict[Hashable, Any], key: str, kind: str, lookups: _ChargeLookups, rules: Rules, links: match.Links
+) -> Facts:
+    """One row's Facts from its _FACT_COLUMNS (`extra`), its order key and its outcome (`kind`)."""
+    return Facts(
+        problem=extra["problem"] if isinstance(extra["problem"], str) else None,
+        authorized=int(extra["c_amount"]) if pd.notna(extra["c_amount"]) else None,
+        disputed=bool(extra["c_disputed"]) if pd.notna(extra["c_disputed"]) else False,
+        order_refunded=int(extra["refunded_amount"]) if pd.notna(extra["refunded_amount"]) else 0,
+        failed_charges=int(extra["failed_count"]),
+        pending_charges=int(extra["pending_count"]),
+        released=int(extra["released_count"]),
+        released_reason=extra["released_why"] if isinstance(extra["released_why"], str) else None,
+        attempts=tuple(
+            (state, links.attempt_objects.get((key, state))) for state in match.ATTEMPT_STATES if extra[state]
+        ),
+        young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
+        paid_charges=lookups.paid_charges(key) if kind == DUPLICATE_CHARGE else (),
+        conflict=links.conflicts.get(key, ()) if kind == LINK_CONFLICT else (),
+        capture_before=lookups.capture_before(key) if kind == UNCAPTURED else None,
+    )

@@ -20,6 +20,8 @@ from bson import ObjectId
 # One list per field; a field `compact` packed is a numpy array instead (both have len, indexing
 # and iteration; `rows` and `concat` give Python values back).
 Columns = dict[str, Any]
+# One object's fields by name: any of the rows of reconcile/decide/inputs.py (ChargeRow, ...).
+Row = Mapping[str, Any]
 
 # An order as the decision reads it (store/orders.py builds these from documents).
 ORDER_COLUMNS = (
@@ -71,7 +73,7 @@ def _held_as_none(value: Any) -> bool:
     return value is None or value is pd.NA or (value.__class__ is float and value != value)
 
 
-def pack(rows: Iterable[Mapping[str, Any]], names: Iterable[str] | None = None) -> Columns:
+def pack(rows: Iterable[Row], names: Iterable[str] | None = None) -> Columns:
     """Rows (dicts) -> columns; ``names`` default to the first row's keys."""
     rows = list(rows)
     if names is None:
@@ -125,14 +127,14 @@ def length(columns: Columns) -> int:
     return len(next(iter(columns.values()), []))
 
 
-def rows(columns: Columns) -> list[dict[str, Any]]:
+def rows(columns: Columns) -> list[Row]:
     """Columns back to row dicts (small sets only: tests, edge looks)."""
     names = list(columns)
     lists = [columns[n].tolist() if isinstance(columns[n], np.ndarray) else columns[n] for n in names]
     return [dict(zip(names, values, strict=False)) for values in zip(*lists, strict=False)]
 
 
-def frame(data: list[dict[str, Any]] | Columns, names: Sequence[str]) -> pd.DataFrame:
+def frame(data: Sequence[Row] | Columns, names: Sequence[str]) -> pd.DataFrame:
     """Rows (dicts) or columns -> a frame of ``names`` (a name the data lacks is a column of missing values).
 
     Columns (a dict) are handed over: each is taken out of the dict as it is framed, so no column of
@@ -140,7 +142,7 @@ def frame(data: list[dict[str, Any]] | Columns, names: Sequence[str]) -> pd.Data
     """
     if isinstance(data, dict) and any(len(values) for values in data.values()):
         size = length(data)
-        framed: dict[str, Any] = {}
+        framed: dict[str, pd.Series] = {}
         for name in names:
             values = data.pop(name, None)
             framed[name] = pd.Series(np.full(size, np.nan, dtype=object) if values is None else values, copy=False)

@@ -1,6 +1,7 @@
 """Which order each Stripe payment belongs to, by every link a shop may use; probable pairs for the rest.
 
-Pure: frames in, frames out. No I/O, no outcome names (classify.py decides outcomes).
+Pure: frames in, frames out. No I/O, no outcome names (classify.py decides outcomes), no words
+(codes and facts: report/wording.py words them).
 
 A payment is a chain of Stripe objects: Checkout Session -> PaymentIntent -> charge(s). A chain
 is linked to orders by the kinds in `link_by`, strongest first:
@@ -20,8 +21,10 @@ canceled one, an expired Checkout Session) are attempts: evidence about a pendin
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,7 +36,9 @@ from reconcile.config import (
     ORDER_FIELDS,
     PAYMENT_INTENT_METADATA,
 )
+from reconcile.decide.columns import Columns
 from reconcile.decide.columns import frame as frame_of
+from reconcile.decide.inputs import IntentRow, SessionRow
 
 INTENT_COLUMNS = [
     "pi_id",
@@ -64,21 +69,20 @@ SESSION_COLUMNS = [
     "in_window",
 ]
 
-# Where a reference comes from: (link kind, words for a person), in strength order within a kind.
+# Where a reference comes from (a source code) and the link kind it is, in strength order within a
+# kind (report/wording.py has the words for a person).
 SOURCES = {
-    "charge_metadata": (CHARGE_METADATA, "charge metadata"),
-    "intent_metadata": (PAYMENT_INTENT_METADATA, "PaymentIntent metadata"),
-    "session_client_reference_id": (CHECKOUT_SESSION, "Checkout Session client_reference_id"),
-    "session_metadata": (CHECKOUT_SESSION, "Checkout Session metadata"),
-    "order_charge_id": (ORDER_FIELDS, "charge id stored on the order"),
-    "order_payment_intent_id": (ORDER_FIELDS, "PaymentIntent id stored on the order"),
-    "order_session_id": (ORDER_FIELDS, "Checkout Session id stored on the order"),
+    "charge_metadata": CHARGE_METADATA,
+    "intent_metadata": PAYMENT_INTENT_METADATA,
+    "session_client_reference_id": CHECKOUT_SESSION,
+    "session_metadata": CHECKOUT_SESSION,
+    "order_charge_id": ORDER_FIELDS,
+    "order_payment_intent_id": ORDER_FIELDS,
+    "order_session_id": ORDER_FIELDS,
 }
 _SOURCE_ORDER = {name: i for i, name in enumerate(SOURCES)}
-_KIND_OF = {name: kind for name, (kind, _) in SOURCES.items()}
-_WORDS_OF = {name: words for name, (_, words) in SOURCES.items()}
 
-# States of a payment attempt with no charge, and how each reads in a report.
+# States of a payment attempt with no charge (report/wording.py words them).
 PROCESSING, PAID_ELSEWHERE, EXPIRED, CANCELED, OPEN, INCOMPLETE = (
     "processing",
     "paid_elsewhere",
@@ -113,29 +117,52 @@ SESSION_PAYMENT_STATES = {
     "no_payment_required": PAID_ELSEWHERE,
     "unpaid": PROCESSING,  # complete but unpaid: a delayed payment method settling
 }
-# Why a PaymentIntent was canceled, in a person's words. Every reason releases an uncaptured
+# Why a PaymentIntent was canceled (report/wording.py words them). Every reason releases an uncaptured
 # authorization (classify.released_authorizations); `expired` (the authorization lapsed) replaced
 # `automatic` for that in 2025-03-31.basil.
-CANCELLATION_REASONS = {
-    "abandoned": "abandoned",
-    "automatic": "canceled automatically",
-    "duplicate": "a duplicate",
-    "expired": "the authorization expired",
-    "failed_invoice": "its invoice failed",
-    "fraudulent": "fraudulent",
-    "requested_by_customer": "requested by the customer",
-    "void_invoice": "its invoice was voided",
-}
+CANCELLATION_REASONS = (
+    "abandoned",
+    "automatic",
+    "duplicate",
+    "expired",
+    "failed_invoice",
+    "fraudulent",
+    "requested_by_customer",
+    "void_invoice",
+)
 
 
-def intents_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+class ObjectKind(StrEnum):
+    """The Stripe objects of a payment chain."""
+
+    CHARGE = "charge"
+    PAYMENT_INTENT = "payment_intent"
+    CHECKOUT_SESSION = "checkout_session"
+
+
+class PaymentObject(NamedTuple):
+    """One Stripe object of a payment: its kind and id."""
+
+    kind: ObjectKind
+    id: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A payment whose links name different orders: each claim is (source code in SOURCES, order key)."""
+
+    payment: PaymentObject
+    claims: tuple[tuple[str, str], ...]
+
+
+def intents_frame(rows: Sequence[IntentRow] | Columns) -> pd.DataFrame:
     """Rows or columns (reconcile/decide/columns.py) of PaymentIntents; each counts once."""
     frame = frame_of(rows, INTENT_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
     return frame.drop_duplicates("pi_id", keep="first").reset_index(drop=True)
 
 
-def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+def sessions_frame(rows: Sequence[SessionRow] | Columns) -> pd.DataFrame:
     """Rows or columns (reconcile/decide/columns.py) of Checkout Sessions; each counts once."""
     frame = frame_of(rows, SESSION_COLUMNS)
     frame["in_window"] = ~frame["in_window"].eq(False)
@@ -146,14 +173,14 @@ def sessions_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.Data
 class Links:
     # The charges, with `order_key` (the order they belong to), `link_kind` (by which link),
     # `order_ref` (the strongest reference of any kind, even to an order that does not exist)
-    # and `ref_source` (where that reference comes from, for a person).
+    # and `ref_source` (where that reference comes from: a SOURCES code).
     charges: pd.DataFrame
     # Per order key: how many charge-less attempts it has in each state (ATTEMPT_STATES columns).
     attempts: pd.DataFrame
-    # (order key, state) -> the first such attempt, e.g. "Checkout Session cs_test_...".
-    attempt_objects: dict[tuple[str, str], str]
-    # Order key -> sentences naming links that disagree about a payment involving that order.
-    conflicts: dict[str, str]
+    # (order key, state) -> the first such attempt (a Checkout Session, else its PaymentIntent).
+    attempt_objects: dict[tuple[str, str], PaymentObject]
+    # Order key -> the payments involving that order whose links disagree.
+    conflicts: dict[str, tuple[Conflict, ...]]
     # Order key -> the charges of those payments (an item re-checks them).
     conflict_charges: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The same links as numbers, for joins without hashing ids again: each order row's key number
@@ -248,7 +275,7 @@ def _references(
     parts: list[tuple[int, np.ndarray, np.ndarray, int]] = []
 
     def add(position: np.ndarray, ref: Any, source: str) -> None:
-        kind = SOURCES[source][0]
+        kind = SOURCES[source]
         if kind not in rank:
             return
         ref = np.asarray(ref, dtype=object)
@@ -332,17 +359,8 @@ def link(
     chains = _chains(charges, intents, sessions)
     size = len(chains)
     chain, ref, source = _references(chains, charges, intents, sessions, orders, link_by)
-    # The orders' keys numbered, then each reference looked up among them: its number is the order's
-    # it names, -1 when no order has that key. (Numbering keys and references together in one pass
-    # peaks ~40 MB higher at a million: its table holds both.)
-    order_codes, uniques = pd.factorize(orders["order_key"].to_numpy(dtype=object))
-    key_array, n_keys = np.asarray(uniques, dtype=object), len(uniques)
-    del uniques
-    code = (  # both sides as plain objects: pandas would otherwise scan a million ids to type them as text
-        pd.Index(key_array, dtype=object, copy=False).get_indexer(pd.Index(ref, dtype=object, copy=False))
-        if len(ref)
-        else np.zeros(0, dtype=np.int64)
-    )
+    order_codes, key_array, code = _number_orders(orders, ref)
+    n_keys = len(key_array)
 
     strongest = _first(chain, np.arange(len(chain)), size)  # any reference, even to an order that does not exist
     existing = np.flatnonzero(code >= 0)
@@ -354,66 +372,21 @@ def link(
     has_winner = winner >= 0
     order_of = np.full(size, None, dtype=object)
     order_of[has_winner] = key_array[code[winner[has_winner]]]
-    kind_names = np.array([_KIND_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
-    word_names = np.array([_WORDS_OF[n] for n in _SOURCE_NAMES] + [None], dtype=object)
     n_charges = len(charges)
     win_c, strong_c = winner[:n_charges], strongest[:n_charges]
-    none = len(_SOURCE_NAMES)  # index of None in the name arrays
-    padded_ref = np.append(ref, np.array([None], dtype=object))
-    padded_source = np.append(source, none).astype(np.int64)
-
-    def objects(values: np.ndarray) -> pd.Series:  # as they are: no scan of a million ids to type them
-        return pd.Series(values, index=charges.index, dtype=object, copy=False)
-
-    linked = charges.assign(
-        order_key=objects(order_of[:n_charges]),
-        link_kind=objects(kind_names[padded_source[np.where(win_c >= 0, win_c, len(ref))]]),
-        order_ref=objects(padded_ref[np.where(strong_c >= 0, strong_c, len(ref))]),
-        ref_source=objects(word_names[padded_source[np.where(strong_c >= 0, strong_c, len(ref))]]),
-    )
+    linked = _linked_charges(charges, order_of[:n_charges], ref, source, win_c, strong_c)
     charge_codes = np.where(win_c >= 0, code[np.where(win_c >= 0, win_c, 0)] if len(code) else -1, -1)
-
-    lone = chains.iloc[n_charges:].assign(order_key=order_of[n_charges:])
-    lone = lone.loc[lone["order_key"].notna()]
-    attempts = pd.DataFrame(0, index=pd.Index([], name="order_key"), columns=list(ATTEMPT_STATES))
-    attempt_objects: dict[tuple[str, str], str] = {}
-    if len(lone):
-        lone = lone.assign(state=_attempt_states(lone, intents, sessions))
-        attempts = (
-            lone.groupby(["order_key", "state"])
-            .size()
-            .unstack(fill_value=0)
-            .reindex(columns=list(ATTEMPT_STATES), fill_value=0)
-        )
-        first = lone.drop_duplicates(["order_key", "state"])
-        label = [
-            f"Checkout Session {s}" if isinstance(s, str) else f"PaymentIntent {p}"
-            for s, p in zip(first["session_id"], first["pi_id"], strict=False)
-        ]
-        attempt_objects = dict(zip(zip(first["order_key"], first["state"], strict=False), label, strict=False))
-
-    conflicts: dict[str, list[str]] = defaultdict(list)
-    conflict_charges: dict[str, list[str]] = defaultdict(list)
+    attempts, attempt_objects = _attempts(
+        chains.iloc[n_charges:].assign(order_key=order_of[n_charges:]), intents, sessions
+    )
     disputed = existing[named[chain[existing]] > 1]
-    disputed = disputed[np.argsort(chain[disputed], kind="stable")]
-    for mine in np.split(disputed, np.flatnonzero(np.diff(chain[disputed])) + 1) if len(disputed) else []:
-        row = chains.iloc[chain[mine[0]]]
-        noun = (
-            "charge"
-            if isinstance(row["charge_id"], str)
-            else ("PaymentIntent" if isinstance(row["pi_id"], str) else "Checkout Session")
-        )
-        claims = "; ".join(f"{word_names[source[i]]} names order {key_array[code[i]]}" for i in mine)
-        for i in mine:
-            conflicts[key_array[code[i]]].append(f"{noun} {row['chain']}: {claims}")
-            if noun == "charge":
-                conflict_charges[key_array[code[i]]].append(row["chain"])
+    conflicts, conflict_charges = _conflicts(chains, chain, disputed, code, source, key_array)
     return Links(
         linked,
         attempts,
         attempt_objects,
-        {k: " | ".join(v) for k, v in conflicts.items()},
-        {k: tuple(v) for k, v in conflict_charges.items()},
+        conflicts,
+        conflict_charges,
         order_codes,
         charge_codes,
         n_keys,
@@ -421,20 +394,146 @@ def link(
     )
 
 
+def _number_orders(orders: pd.DataFrame, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The orders' keys numbered (each order row's number, the keys by number), then each reference's
+    number: the order's it names, -1 when no order has that key.
+
+    (Numbering keys and references together in one pass peaks ~40 MB higher at a million: its table holds both.)
+    """
+    order_codes, uniques = pd.factorize(orders["order_key"].to_numpy(dtype=object))
+    key_array = np.asarray(uniques, dtype=object)
+    del uniques
+    code = (  # both sides as plain objects: pandas would otherwise scan a million ids to type them as text
+        pd.Index(key_array, dtype=object, copy=False).get_indexer(pd.Index(ref, dtype=object, copy=False))
+        if len(ref)
+        else np.zeros(0, dtype=np.int64)
+    )
+    return order_codes, key_array, code
+
+
+# Per source number (SOURCES order), its link kind and its code; the extra last slot is "none".
+_KIND_NAMES = np.array([*SOURCES.values(), None], dtype=object)
+_SOURCE_CODES = np.array([*SOURCES, None], dtype=object)
+
+
+def _linked_charges(
+    charges: pd.DataFrame,
+    order_of: np.ndarray,
+    ref: np.ndarray,
+    source: np.ndarray,
+    winner: np.ndarray,
+    strongest: np.ndarray,
+) -> pd.DataFrame:
+    """The charges with `order_key`, `link_kind`, `order_ref` and `ref_source` (see Links.charges).
+
+    `winner` and `strongest`: per charge, the reference (an index into `ref` and `source`, -1: none)
+    that links it, and its strongest of any kind."""
+    none = len(SOURCES)  # the index of None in the name arrays
+    padded_ref = np.append(ref, np.array([None], dtype=object))
+    padded_source = np.append(source, none).astype(np.int64)
+
+    def objects(values: np.ndarray) -> pd.Series:  # as they are: no scan of a million ids to type them
+        return pd.Series(values, index=charges.index, dtype=object, copy=False)
+
+    return charges.assign(
+        order_key=objects(order_of),
+        link_kind=objects(_KIND_NAMES[padded_source[np.where(winner >= 0, winner, len(ref))]]),
+        order_ref=objects(padded_ref[np.where(strongest >= 0, strongest, len(ref))]),
+        ref_source=objects(_SOURCE_CODES[padded_source[np.where(strongest >= 0, strongest, len(ref))]]),
+    )
+
+
+def _attempts(
+    lone: pd.DataFrame, intents: pd.DataFrame, sessions: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[tuple[str, str], PaymentObject]]:
+    """Per order key, how many charge-less attempts (`lone` chains with their `order_key`) it has in
+    each state, and the first such attempt of each (order key, state)."""
+    lone = lone.loc[lone["order_key"].notna()]
+    attempts = pd.DataFrame(0, index=pd.Index([], name="order_key"), columns=list(ATTEMPT_STATES))
+    if not len(lone):
+        return attempts, {}
+    lone = lone.assign(state=_attempt_states(lone, intents, sessions))
+    attempts = (
+        lone.groupby(["order_key", "state"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=list(ATTEMPT_STATES), fill_value=0)
+    )
+    first = lone.drop_duplicates(["order_key", "state"])
+    objects = [
+        PaymentObject(ObjectKind.CHECKOUT_SESSION, s)
+        if isinstance(s, str)
+        else PaymentObject(ObjectKind.PAYMENT_INTENT, p)
+        for s, p in zip(first["session_id"], first["pi_id"], strict=False)
+    ]
+    return attempts, dict(zip(zip(first["order_key"], first["state"], strict=False), objects, strict=False))
+
+
+def _conflicts(
+    chains: pd.DataFrame,
+    chain: np.ndarray,
+    disputed: np.ndarray,
+    code: np.ndarray,
+    source: np.ndarray,
+    key_array: np.ndarray,
+) -> tuple[dict[str, tuple[Conflict, ...]], dict[str, tuple[str, ...]]]:
+    """Per order key, the payments whose links name it and another order, and the charges among them.
+
+    `disputed`: the references (indices into `chain`, `code`, `source`) of chains naming several orders."""
+    conflicts: dict[str, list[Conflict]] = defaultdict(list)
+    conflict_charges: dict[str, list[str]] = defaultdict(list)
+    disputed = disputed[np.argsort(chain[disputed], kind="stable")]
+    for mine in np.split(disputed, np.flatnonzero(np.diff(chain[disputed])) + 1) if len(disputed) else []:
+        row = chains.iloc[chain[mine[0]]]
+        kind = (
+            ObjectKind.CHARGE
+            if isinstance(row["charge_id"], str)
+            else (ObjectKind.PAYMENT_INTENT if isinstance(row["pi_id"], str) else ObjectKind.CHECKOUT_SESSION)
+        )
+        found = Conflict(
+            PaymentObject(kind, row["chain"]), tuple((_SOURCE_NAMES[source[i]], key_array[code[i]]) for i in mine)
+        )
+        for i in mine:
+            conflicts[key_array[code[i]]].append(found)
+            if kind == ObjectKind.CHARGE:
+                conflict_charges[key_array[code[i]]].append(row["chain"])
+    return {k: tuple(v) for k, v in conflicts.items()}, {k: tuple(v) for k, v in conflict_charges.items()}
+
+
 # --------------------------------------------------------------------------- probable matches
 
 
 @dataclass(frozen=True)
+class Pairing:
+    """A proposed pair of an unpaid order and an unreferenced charge, and why (report/wording.py words it)."""
+
+    confidence: str  # "high", "medium" or "low"
+    charge_id: str
+    exact_amount: bool  # the same amount (else within the tolerance); the currency is always the same
+    same_email: bool
+    gap: int  # seconds from the order to the charge (negative: the charge came first)
+
+
+@dataclass(frozen=True)
+class Tie:
+    """Candidates equally likely for one order (charge ids) or one charge (order keys): nothing was picked.
+
+    One candidate: it fits this row and another equally well; several: they all fit this row."""
+
+    side: str  # "order" (the candidates are charge ids) or "charge" (the candidates are order keys)
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Proposals:
-    # order row, charge row (labels of the frames given), confidence word, rank (best first).
+    # order row, charge row (labels of the frames given), confidence, rank (best first), and the
+    # pair's facts: charge_id, exact_amount, same_email, gap (seconds).
     pairs: pd.DataFrame
     # Row label -> why no pair was proposed although candidates exist (equally likely ones).
-    order_notes: dict[Any, str]
-    charge_notes: dict[Any, str]
+    order_notes: dict[Hashable, Tie]
+    charge_notes: dict[Hashable, Tie]
     # How many pairs there would have been to weigh when there were too many: then none is proposed.
     skipped: int = 0
-    # Order row label -> the charges its note names.
-    order_note_charges: dict[Any, tuple[str, ...]] = field(default_factory=dict)
 
 
 # Past this many candidate pairs, unreferenced charges are not a few crashed checkouts but a
@@ -467,7 +566,7 @@ def propose(
     candidates are named as equally likely. A pair in `dismissed` ((order_key, charge_id) a person
     said are not one purchase) is no candidate at all.
     """
-    empty = Proposals(pd.DataFrame(columns=["order", "charge", "confidence", "rank", "detail"]), {}, {})
+    empty = Proposals(pd.DataFrame(columns=list(_PAIR_COLUMNS)), {}, {})
     if orders.empty or charges.empty:
         return empty
     pairs, estimate = _candidate_pairs(_order_side(orders), _charge_side(charges), drift_seconds, tolerance, dismissed)
@@ -476,8 +575,8 @@ def propose(
     if pairs.empty:
         return empty
     best = _best_pairs(pairs)
-    order_notes, order_note_charges, charge_notes = _tie_notes(pairs, best)
-    return Proposals(_proposal_frame(best.chosen), order_notes, charge_notes, order_note_charges=order_note_charges)
+    order_notes, charge_notes = _tie_notes(pairs, best)
+    return Proposals(_proposal_frame(best.chosen), order_notes, charge_notes)
 
 
 def _order_side(orders: pd.DataFrame) -> pd.DataFrame:
@@ -574,66 +673,59 @@ def _best_pairs(pairs: pd.DataFrame) -> _Best:
     return _Best(order_top, order_ties, charge_top, charge_ties, chosen)
 
 
+_PAIR_COLUMNS = ("order", "charge", "confidence", "rank", "charge_id", "exact_amount", "same_email", "gap")
+
+
 def _proposal_frame(chosen: pd.DataFrame) -> pd.DataFrame:
-    """The picked pairs as the result frame: order, charge, confidence, rank and a sentence for a person."""
-    details = []
-    # Plain Python values per row (tolist), so the arithmetic below is on ints, not on a row of any scalar.
-    for level, seconds, charge_id in zip(
-        chosen["level"].tolist(), chosen["gap"].tolist(), chosen["charge_id"].tolist(), strict=True
-    ):
-        reasons = "same amount and currency" if level % 2 else "same currency, amount within the tolerance"
-        if level >= 2:
-            reasons += ", same email"
-        minutes = abs(int(seconds)) // 60
-        when = (
-            f"{minutes}m {'after' if seconds >= 0 else 'before'} the order"
-            if minutes
-            else "within a minute of the order"
-        )
-        details.append(
-            f"probable match ({_CONFIDENCE[int(level)]} confidence): charge {charge_id} has no order "
-            f"reference; {reasons}; charged {when}. Confirm by hand: never repaired automatically"
-        )
+    """The picked pairs as the result frame (_PAIR_COLUMNS): order, charge, confidence, rank and the pair's facts."""
+    level = chosen["level"].to_numpy(dtype=np.int64)
     return pd.DataFrame(
         {
             "order": chosen["order"].to_numpy(),
             "charge": chosen["charge"].to_numpy(),
-            "confidence": [_CONFIDENCE[int(v)] for v in chosen["level"]],
+            "confidence": [_CONFIDENCE[int(v)] for v in level],
             "rank": np.arange(1, len(chosen) + 1),
-            "detail": details,
+            "charge_id": chosen["charge_id"].to_numpy(),
+            "exact_amount": level % 2 == 1,
+            "same_email": level >= 2,
+            "gap": chosen["gap"].to_numpy(dtype=np.int64),
         }
     )
 
 
-def _tie_notes(pairs: pd.DataFrame, best: _Best) -> tuple[dict[Any, str], dict[Any, tuple[str, ...]], dict[Any, str]]:
-    """Where candidates were equally likely and nothing was picked: a note per order (with its charge ids) and per charge."""
-    order_top, order_ties, charge_top, charge_ties = best.order_top, best.order_ties, best.charge_top, best.charge_ties
-    done_orders, done_charges = set(best.chosen["order"]), set(best.chosen["charge"])
-    top = pairs.loc[order_top]
-    order_notes: dict[Any, str] = {}
-    order_note_charges: dict[Any, tuple[str, ...]] = {}
-    for order, group in top.loc[~top["order"].isin(done_orders)].groupby("order", sort=False):
-        if len(group) > 1:
-            order_note_charges[order] = tuple(group["charge_id"])
-            order_notes[order] = (
-                f"{len(group)} unreferenced charges fit this order equally well "
-                f"({', '.join(group['charge_id'])}): none picked"
-            )
-        elif charge_ties.loc[group.index[0]] > 1 and charge_top.loc[group.index[0]]:
-            order_note_charges[order] = (group["charge_id"].iloc[0],)
-            order_notes[order] = (
-                f"charge {group['charge_id'].iloc[0]} fits this order and another equally well: none picked"
-            )
-    top = pairs.loc[charge_top]
-    charge_notes: dict[Any, str] = {}
-    for charge, group in top.loc[~top["charge"].isin(done_charges)].groupby("charge", sort=False):
-        if len(group) > 1:
-            charge_notes[charge] = (
-                f"{len(group)} unpaid orders fit this charge equally well "
-                f"({', '.join(group['order_key'])}): none picked"
-            )
-        elif order_ties.loc[group.index[0]] > 1 and order_top.loc[group.index[0]]:
-            charge_notes[charge] = (
-                f"order {group['order_key'].iloc[0]} fits this charge and another equally well: none picked"
-            )
-    return order_notes, order_note_charges, charge_notes
+def pairings(pairs: pd.DataFrame) -> list[Pairing]:
+    """Proposals.pairs as records, one per pair, in order."""
+    return [
+        Pairing(confidence, charge_id, bool(exact), bool(email), int(gap))
+        for confidence, charge_id, exact, email, gap in zip(
+            pairs["confidence"].tolist(),
+            pairs["charge_id"].tolist(),
+            pairs["exact_amount"].tolist(),
+            pairs["same_email"].tolist(),
+            pairs["gap"].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _tie_notes(pairs: pd.DataFrame, best: _Best) -> tuple[dict[Hashable, Tie], dict[Hashable, Tie]]:
+    """Where candidates were equally likely and nothing was picked: a Tie per order row and per charge row."""
+    return (
+        _ties(pairs, best.order_top, best.charge_ties, best.charge_top, set(best.chosen["order"]), "order"),
+        _ties(pairs, best.charge_top, best.order_ties, best.order_top, set(best.chosen["charge"]), "charge"),
+    )
+
+
+def _ties(
+    pairs: pd.DataFrame, top: pd.Series, other_ties: pd.Series, other_top: pd.Series, done: set[Hashable], side: str
+) -> dict[Hashable, Tie]:
+    """The ties of one side's rows (`side`: "order" or "charge") not picked: several candidates at its
+    best level, or one that is also at the best level of another row of this side."""
+    candidate = "charge_id" if side == "order" else "order_key"
+    at_top = pairs.loc[top]
+    notes: dict[Hashable, Tie] = {}
+    for label, group in at_top.loc[~at_top[side].isin(done)].groupby(side, sort=False):
+        first = group.index[0]
+        if len(group) > 1 or (other_ties.loc[first] > 1 and other_top.loc[first]):
+            notes[label] = Tie(side, tuple(group[candidate]))
+    return notes

@@ -3,27 +3,70 @@
 A charge paid on Monday can be refunded on Thursday or disputed weeks later. Each refund and
 dispute created in the window is pulled (with its charge expanded, however old the charge),
 joined to its order, and judged in the window in which it happened. This module is the decision
-(`evaluate`, pure); stripe/movements.py pulls them and store/orders.py loads their orders.
+(`evaluate`, pure: codes and facts, no words); stripe/movements.py pulls them, store/orders.py loads
+their orders and report/wording.py words them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 
+from reconcile.decide.columns import Row
 from reconcile.decide.findings import Finding
-from reconcile.money import format_amount
-from reconcile.timeutil import fmt, from_unix
 
-# Kinds of movement finding. The first four need a person; the rest are listed for the record.
-REFUND_FAILED = "refund_failed"
-REFUNDED_ORDER_STILL_PAID = "refunded_order_still_paid"
-DISPUTE_OPEN = "dispute_open"
-DISPUTE_LOST = "dispute_lost"
-REFUND = "refund"
-PARTIAL_REFUND = "partial_refund"
-DISPUTE_CLOSED = "dispute_closed"
-KINDS = (REFUND_FAILED, REFUNDED_ORDER_STILL_PAID, DISPUTE_OPEN, DISPUTE_LOST, REFUND, PARTIAL_REFUND, DISPUTE_CLOSED)
+
+class MovementKind(StrEnum):
+    """Kinds of movement finding, with whether each needs a person (the rest are listed for the record)."""
+
+    needs_person: bool
+
+    def __new__(cls, code: str, needs_person: bool = False) -> MovementKind:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.needs_person = needs_person
+        return member
+
+    @property
+    def label_key(self) -> str:
+        """The key of the kind's title and next step in report/wording.py."""
+        return self.value
+
+    REFUND_FAILED = "refund_failed", True
+    REFUNDED_ORDER_STILL_PAID = "refunded_order_still_paid", True
+    DISPUTE_OPEN = "dispute_open", True
+    DISPUTE_LOST = "dispute_lost", True
+    REFUND = "refund"
+    PARTIAL_REFUND = "partial_refund"
+    DISPUTE_CLOSED = "dispute_closed"
+
+
+REFUND_FAILED = MovementKind.REFUND_FAILED
+REFUNDED_ORDER_STILL_PAID = MovementKind.REFUNDED_ORDER_STILL_PAID
+DISPUTE_OPEN = MovementKind.DISPUTE_OPEN
+DISPUTE_LOST = MovementKind.DISPUTE_LOST
+REFUND = MovementKind.REFUND
+PARTIAL_REFUND = MovementKind.PARTIAL_REFUND
+DISPUTE_CLOSED = MovementKind.DISPUTE_CLOSED
+KINDS = tuple(MovementKind)
+NEEDS_PERSON = tuple(k for k in MovementKind if k.needs_person)
+
+
+class Judgement(StrEnum):
+    """Why a movement got its kind: the code report/wording.py words as the finding's detail."""
+
+    REFUND_FAILED = "refund_failed"  # a refund failed (failure_reason says why)
+    REFUND_CANCELED = "refund_canceled"
+    FULL_REFUND_LISTED = "full_refund_listed"  # a full refund of an order already listed as refunded_or_disputed
+    FULL_REFUND_ORDER_PAID = "full_refund_order_paid"  # the charge fully refunded, its order still paid
+    FULL_REFUND = "full_refund"
+    PARTIAL_REFUND = "partial_refund"
+    DISPUTE_OPEN = "dispute_open"  # open (an inquiry when its status is warning_*), or in a status not known
+    DISPUTE_LOST = "dispute_lost"  # lost while the order is paid (or there is none)
+    DISPUTE_LOST_SETTLED = "dispute_lost_settled"  # lost, the order no longer paid
+    DISPUTE_CLOSED = "dispute_closed"  # won, an inquiry closed, prevented
+
 
 # Dispute statuses (API version 2026-10-28.endive; stripe-python 16's `Dispute.status`, which
 # tests/test_api_version.py checks these tables cover). Inquiries (warning_*) come before a
@@ -34,24 +77,76 @@ DISPUTE_OPEN_STATUSES = DISPUTE_NEEDS_RESPONSE + DISPUTE_UNDER_REVIEW
 # Closed: decided (won, lost), an inquiry that ended without a chargeback (warning_closed), or a
 # dispute prevented before it became one (prevented). Only `lost` can still need a person.
 DISPUTE_CLOSED_STATUSES = ("won", "lost", "warning_closed", "prevented")
-TITLES = {
-    REFUND_FAILED: "Refund failed: the customer did not get the money back",
-    REFUNDED_ORDER_STILL_PAID: "Charge fully refunded, order still paid",
-    DISPUTE_OPEN: "Dispute open: respond before the due date",
-    DISPUTE_LOST: "Dispute lost, order still paid",
-    REFUND: "Refund",
-    PARTIAL_REFUND: "Partial refund",
-    DISPUTE_CLOSED: "Dispute closed",
-}
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A refund or dispute judged: its kind, why (a Judgement) and the facts its finding and its words need."""
+
+    kind: MovementKind
+    judgement: Judgement
+    source: str  # "refund" or "dispute"
+    object_id: str
+    status: str | None
+    created: int
+    amount: int  # minor units
+    currency: str
+    reason: str | None  # a dispute's reason
+    failure_reason: str | None  # a failed refund's
+    due_by: int | None  # an open dispute's evidence due date (unix seconds)
+    charge_id: str | None
+    charge_amount: int | None
+    charge_currency: str | None
+    charge_created: int | None
+    livemode: bool | None
+    order_key: str | None
+    order_status: str | None
+    order_amount: int | None
+    order_currency: str | None
+    email: str | None
+
+    @property
+    def needs_person(self) -> bool:
+        return self.kind.needs_person
+
+    def finding(self, detail: str | None) -> Finding:
+        """The movement as the items collection records it, with its detail in words (report/wording.py)."""
+        return {
+            "key": f"{self.source}:{self.object_id}",
+            "kind": self.kind.value,
+            "needs_person": self.needs_person,
+            "source": self.source,
+            "object_id": self.object_id,
+            "object_status": self.status,
+            "created": self.created,
+            "amount": self.amount,
+            "currency": self.currency,
+            "charge_id": self.charge_id,
+            "charge_ids": [self.charge_id] if self.charge_id else [],
+            "charge_amount": self.charge_amount,
+            "charge_currency": self.charge_currency,
+            "charge_created": self.charge_created,
+            "livemode": self.livemode,
+            "order_key": self.order_key,
+            "order_status": self.order_status,
+            "order_amount": self.order_amount,
+            "order_currency": self.order_currency,
+            "email": self.email,
+            "anchor": self.created,
+            "detail": detail,
+            # An open dispute must be answered by its evidence due date (unix seconds).
+            "deadline": self.due_by if self.kind == DISPUTE_OPEN else None,
+        }
 
 
 def evaluate(
-    rows: list[dict[str, Any]],
-    orders: list[dict[str, Any]],
+    rows: Sequence[Row],
+    orders: Sequence[Row],
     paid_statuses: Iterable[str],
     already_flagged: Iterable[str] = (),
-) -> list[Finding]:
-    """One finding per refund or dispute: its kind, whether it needs a person, and why.
+) -> list[Movement]:
+    """Each refund or dispute judged: its kind, whether it needs a person, and why (report/wording.py
+    words it: `wording.movement_findings` makes the findings).
 
     `already_flagged`: order keys this run's core classification already lists as
     refunded_or_disputed; a full refund on those is not counted a second time.
@@ -60,77 +155,64 @@ def evaluate(
     flagged = set(already_flagged)
     by_key = {o["order_key"]: o for o in orders}
     by_charge = {o["stored_charge_id"]: o for o in orders if o["stored_charge_id"]}
-    findings: list[Finding] = []
+    judged: list[Movement] = []
     for r in sorted(rows, key=lambda r: (r["created"], r["object_id"])):
-        charge = r["charge"] or {}
+        charge: Row = r["charge"] or {}
         order = by_key.get(charge.get("order_ref") or "") or by_charge.get(r["charge_id"] or "")
         status = order["status"] if order else None
-        order_paid = status in paid
-        kind, needs, detail = _judge(r, charge, order, order_paid, flagged)
-        findings.append(
-            {
-                "key": f"{r['object']}:{r['object_id']}",
-                "kind": kind,
-                "needs_person": needs,
-                "source": r["object"],
-                "object_id": r["object_id"],
-                "object_status": r["status"],
-                "created": r["created"],
-                "amount": r["amount"],
-                "currency": r["currency"],
-                "charge_id": r["charge_id"],
-                "charge_ids": [r["charge_id"]] if r["charge_id"] else [],
-                "charge_amount": charge.get("amount_captured") if charge else None,
-                "charge_currency": charge.get("currency") if charge else None,
-                "charge_created": charge.get("created") if charge else None,
-                "livemode": charge.get("livemode") if charge else None,
-                "order_key": order["order_key"] if order else None,
-                "order_status": status,
-                "order_amount": order["amount"] if order else None,
-                "order_currency": order["currency"] if order else None,
-                "email": (order or {}).get("email") or charge.get("email"),
-                "anchor": r["created"],
-                "detail": detail,
-                # An open dispute must be answered by its evidence due date (unix seconds).
-                "deadline": r.get("due_by") if kind == DISPUTE_OPEN else None,
-            }
+        kind, judgement = _judge(r, charge, order, status in paid, flagged)
+        judged.append(
+            Movement(
+                kind=kind,
+                judgement=judgement,
+                source=r["object"],
+                object_id=r["object_id"],
+                status=r["status"],
+                created=r["created"],
+                amount=r["amount"],
+                currency=r["currency"],
+                reason=r.get("reason"),
+                failure_reason=r.get("failure_reason"),
+                due_by=r.get("due_by"),
+                charge_id=r["charge_id"],
+                charge_amount=charge.get("amount_captured") if charge else None,
+                charge_currency=charge.get("currency") if charge else None,
+                charge_created=charge.get("created") if charge else None,
+                livemode=charge.get("livemode") if charge else None,
+                order_key=order["order_key"] if order else None,
+                order_status=status,
+                order_amount=order["amount"] if order else None,
+                order_currency=order["currency"] if order else None,
+                email=(order or {}).get("email") or charge.get("email"),
+            )
         )
-    return findings
+    return judged
 
 
 def _judge(
-    r: dict[str, Any], charge: dict[str, Any], order: dict[str, Any] | None, order_paid: bool, flagged: set[str]
-) -> tuple[str, bool, str]:
-    amount = format_amount(r["amount"], r["currency"])
-    whose = f"order {order['order_key']} is {order['status']}" if order else "the charge names no order"
+    r: Row, charge: Row, order: Row | None, order_paid: bool, flagged: set[str]
+) -> tuple[MovementKind, Judgement]:
     if r["object"] == "refund":
         if r["status"] == "failed":
-            return (
-                REFUND_FAILED,
-                True,
-                f"refund of {amount} failed ({r['failure_reason'] or 'no reason given'}); {whose}",
-            )
+            return REFUND_FAILED, Judgement.REFUND_FAILED
         if r["status"] == "canceled":
-            return REFUND, False, f"refund of {amount} canceled; {whose}"
+            return REFUND, Judgement.REFUND_CANCELED
         full = bool(charge.get("refunded")) or (
             charge.get("amount_captured", 0) > 0
             and charge.get("amount_refunded", 0) >= charge.get("amount_captured", 0)
         )
         if full and order_paid and order is not None:  # order_paid implies an order; said for the type checker
             if order["order_key"] in flagged:
-                return REFUND, False, f"charge fully refunded ({amount}); {whose}, listed under refunded_or_disputed"
-            return REFUNDED_ORDER_STILL_PAID, True, f"charge fully refunded ({amount}) but {whose}"
+                return REFUND, Judgement.FULL_REFUND_LISTED
+            return REFUNDED_ORDER_STILL_PAID, Judgement.FULL_REFUND_ORDER_PAID
         if not full:
-            return PARTIAL_REFUND, False, f"partial refund of {amount} ({r['status']}); {whose}"
-        return REFUND, False, f"charge fully refunded ({amount}); {whose}"
+            return PARTIAL_REFUND, Judgement.PARTIAL_REFUND
+        return REFUND, Judgement.FULL_REFUND
     status = r["status"] or ""
     if status not in DISPUTE_CLOSED_STATUSES:  # open, or a status this job does not know: a person looks
-        kind = "inquiry" if status.startswith("warning_") else "dispute"
-        due = f", respond by {fmt(from_unix(r['due_by']))}" if r.get("due_by") else ""
-        words = status.replace("_", " ") if status in DISPUTE_OPEN_STATUSES else f"in unknown status {status[:40]!r}"
-        return DISPUTE_OPEN, True, f"{kind} of {amount} {words} ({r['reason']}){due}; {whose}"
+        return DISPUTE_OPEN, Judgement.DISPUTE_OPEN
     if status == "lost":
         if order_paid or not order:
-            return DISPUTE_LOST, True, f"dispute of {amount} lost ({r['reason']}); {whose}"
-        return DISPUTE_CLOSED, False, f"dispute of {amount} lost; {whose}"
-    return DISPUTE_CLOSED, False, f"dispute of {amount} {status.replace('_', ' ')} ({r['reason']}); {whose}"
+            return DISPUTE_LOST, Judgement.DISPUTE_LOST
+        return DISPUTE_CLOSED, Judgement.DISPUTE_LOST_SETTLED
+    return DISPUTE_CLOSED, Judgement.DISPUTE_CLOSED

@@ -19,9 +19,12 @@ later counts under `other`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import pandas as pd
+
+from reconcile.decide.columns import Columns
+from reconcile.decide.inputs import BalanceRow
 
 # What the totals need of a balance transaction, nothing more: a million of them are held at once.
 BALANCE_COLUMNS = ["txn_id", "created", "reporting_category", "currency", "amount", "fee", "net"]
@@ -35,7 +38,33 @@ PAYOUT_CATEGORIES = ("payout", "payout_reversal")
 HEADLINE = ("gross", "refunds", "disputes", "other", "fees", "net")
 
 
-def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
+class CategoryTotals(TypedDict):
+    """One reporting category's sums, minor units."""
+
+    amount: int
+    fee: int
+    net: int
+    count: int
+
+
+class CurrencyTotals(TypedDict):
+    """One currency's totals, minor units (the headline columns, payouts beside, every category)."""
+
+    gross: int
+    refunds: int
+    disputes: int
+    other: int
+    fees: int
+    net: int
+    payouts: int
+    charge_count: int
+    by_category: dict[str, CategoryTotals]
+
+
+Totals = dict[str, CurrencyTotals]  # by currency code
+
+
+def balance_frame(rows: list[BalanceRow] | Columns) -> pd.DataFrame:
     """Rows (dicts) or columns (a dict of lists) of balance transactions."""
     if isinstance(rows, dict) and any(len(values) for values in rows.values()):
         frame = pd.DataFrame(rows, columns=BALANCE_COLUMNS)
@@ -46,9 +75,9 @@ def balance_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataF
     return frame.drop_duplicates("txn_id", keep="first").reset_index(drop=True)
 
 
-def summarize(balance: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def summarize(balance: pd.DataFrame) -> Totals:
     """Per currency: the headline columns (see the module docstring), payouts, counts, by category (integers)."""
-    totals: dict[str, dict[str, Any]] = {}
+    totals: Totals = {}
     for currency, group in balance.groupby("currency", sort=True):
         category = group["reporting_category"]
         payouts = category.isin(PAYOUT_CATEGORIES)
@@ -72,7 +101,13 @@ def summarize(balance: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "payouts": int(group.loc[payouts, "amount"].sum()),
             "charge_count": int(category.eq("charge").sum()),
             "by_category": {
-                str(name): {k: int(v) for k, v in values.items()} for name, values in by_category.iterrows()
+                str(name): {
+                    "amount": int(values["amount"]),
+                    "fee": int(values["fee"]),
+                    "net": int(values["net"]),
+                    "count": int(values["count"]),
+                }
+                for name, values in by_category.iterrows()
             },
         }
     return totals

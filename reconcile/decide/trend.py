@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
+from reconcile.decide.runs import RunDoc
 from reconcile.timeutil import from_unix
 
 
@@ -13,9 +14,15 @@ def _day(unix: int) -> str:
     return from_unix(unix).strftime("%Y-%m-%d")
 
 
-def trend_points(
-    runs: Iterable[dict[str, Any]], current: dict[str, Any] | None, now: datetime, days: int
-) -> list[dict[str, Any]]:
+class TrendPoint(TypedDict):
+    """One UTC day (or, compacted, the week or month starting that day) of the trend."""
+
+    day: str
+    charges: int
+    open: int | None  # open items after its last run; None: no run in it
+
+
+def trend_points(runs: Iterable[RunDoc], current: RunDoc | None, now: datetime, days: int) -> list[TrendPoint]:
     """Per UTC day of the last `days`: charges counted by the runs whose window ended that day,
     and the open items after that day's last run (None: no run that day).
 
@@ -23,24 +30,26 @@ def trend_points(
     spans do not overlap. A run with explicit --since/--until (a sweep, a backfill) counts its
     whole window again, so it adds no charges here."""
     first = (now - timedelta(days=days - 1)).astimezone(UTC).date()
-    points: dict[str, dict[str, Any]] = {
+    points: dict[str, TrendPoint] = {
         (first + timedelta(days=i)).isoformat(): {
             "day": (first + timedelta(days=i)).isoformat(),
             "charges": 0,
             "open": None,
-            "_last": -1,
         }
         for i in range(days)
     }
+    last = dict.fromkeys(points, -1)  # by day: the end of the latest window seen
     for run in [*runs, *([current] if current else [])]:
-        window = run.get("window") or {}
-        if not isinstance(window.get("until"), int):
+        until = (run.get("window") or {}).get("until")
+        if not isinstance(until, int):
             continue
-        point = points.get(_day(window["until"]))
+        day = _day(until)
+        point = points.get(day)
         if point is None:
             continue
         if run.get("source") != "options":
             point["charges"] += int(run.get("charge_count") or 0)
-        if window["until"] >= point["_last"] and run.get("open_items") is not None:
-            point["_last"], point["open"] = window["until"], int(run["open_items"])
-    return [{k: v for k, v in p.items() if k != "_last"} for p in points.values()]
+        open_items = run.get("open_items")
+        if until >= last[day] and open_items is not None:
+            last[day], point["open"] = until, int(open_items)
+    return list(points.values())

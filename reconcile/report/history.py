@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from reconcile.decide.runs import RunDoc, RunPart, StartedBy
 from reconcile.money import format_amount
 from reconcile.timeutil import fmt, from_unix
 
 
-def _t(unix: Any, short: bool = False) -> str:
+def _t(unix: object, short: bool = False) -> str:
     if not isinstance(unix, int):
         return "-"
     text = fmt(from_unix(unix))
     return text[5:16].replace("T", " ") if short else text
 
 
-def _who(doc: dict[str, Any]) -> str:
-    by = doc.get("started_by") or {}
+def _who(doc: RunDoc) -> str:
+    by: StartedBy = doc.get("started_by") or {}
     return f"{by.get('trigger', '?')} {by.get('user', '?')}@{by.get('host', '?')}"
 
 
-def _window(doc: dict[str, Any], short: bool = True) -> str:
+def _window(doc: RunDoc, short: bool = True) -> str:
     w = doc.get("window") or {}
     if not w:
         return "-"
-    part = doc.get("part") or {}
+    part: RunPart = doc.get("part") or {}
     suffix = f" ({part.get('index')}/{part.get('of')})" if part.get("of", 1) > 1 else ""
     return f"{_t(w.get('since'), short)} to {_t(w.get('until'), short)}{suffix}"
 
 
-def _status(doc: dict[str, Any]) -> str:
+def _status(doc: RunDoc) -> str:
     return ("dry-run " if doc.get("dry_run") else "") + str(doc.get("status"))
 
 
-def table(docs: list[dict[str, Any]]) -> list[str]:
+def table(docs: list[RunDoc]) -> list[str]:
     """Recent runs, newest first, one line each."""
     header = f"{'RUN ID':<24} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'REPAIRED':>8} {'EMAIL':<8} STARTED BY"
     lines = [header]
@@ -49,9 +48,9 @@ def table(docs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def details(doc: dict[str, Any]) -> list[str]:
+def details(doc: RunDoc) -> list[str]:
     """One run, as a page of `label  value` lines."""
-    by = doc.get("started_by") or {}
+    by: StartedBy = doc.get("started_by") or {}
     lines = [
         f"run           {doc['_id']}  (invocation {doc.get('invocation')})",
         f"status        {_status(doc)}" + (f", exit {doc['exit_code']}" if "exit_code" in doc else ""),
@@ -65,8 +64,9 @@ def details(doc: dict[str, Any]) -> list[str]:
     if doc.get("counted_from"):
         lines.append(f"money from    {_t(doc['counted_from'])} (the overlap before it was counted by the previous run)")
     took = ""
-    if isinstance(doc.get("finished"), int) and isinstance(doc.get("started"), int):
-        took = f" (took {doc['finished'] - doc['started']}s)"
+    finished, started = doc.get("finished"), doc.get("started")
+    if isinstance(finished, int) and isinstance(started, int):
+        took = f" (took {finished - started}s)"
     lines += [
         f"started       {_t(doc.get('started'))} by {by.get('trigger')}: {by.get('user')}@{by.get('host')} pid {by.get('pid')}",
         f"command       {by.get('command', '-')}",
@@ -110,14 +110,15 @@ def details(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def as_json(doc: dict[str, Any]) -> dict[str, Any]:
+def as_json(doc: RunDoc) -> dict[str, object]:
     """One run for `reconcile runs --json`, in the summary's keys and time format: `run_id`, `window`
     and every time as ISO-8601 UTC text, `repaired` / `marked_failed` as order ids (None for runs
     recorded before the ids were kept; the counts are in `repaired_count` / `marked_failed_count`)."""
-    out: dict[str, Any] = {"run_id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
+    out = {"run_id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
     for key in ("at", "started", "finished", "counted_from"):
-        if isinstance(out.get(key), int):
-            out[key] = fmt(from_unix(out[key]))
+        unix = out.get(key)
+        if isinstance(unix, int):
+            out[key] = fmt(from_unix(unix))
     window = out.get("window")
     if isinstance(window, dict):
         out["window"] = {k: fmt(from_unix(v)) if isinstance(v, int) else v for k, v in window.items()}

@@ -9,16 +9,17 @@ table survives all of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TypedDict, cast
 
 from reconcile.config import LEVELS
 from reconcile.decide import items as item_rules
-from reconcile.decide import movements
 from reconcile.decide.findings import Finding
+from reconcile.decide.items import ItemDoc
+from reconcile.decide.trend import TrendPoint
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
+from reconcile.report.records import ClosedJson, CsvRow, ItemsJson, MovementJson, PeriodSummary, ResolvedJson
 from reconcile.report.render import dashboard_link, item_csv_row, template_env
 from reconcile.timeutil import fmt, from_unix, to_unix
 
@@ -36,59 +37,147 @@ DAILY_TREND_DAYS = 31
 WEEKLY_TREND_DAYS = 91
 
 
-def _bars(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class TrendBar(TrendPoint):
+    """A row of the trend chart: its bars' widths in percent."""
+
+    charges_pct: int
+    open_pct: int
+
+
+def _pct(value: int | None, top: int) -> int:
+    return max(1, round(100 * value / top)) if value else 0
+
+
+def _bars(points: list[TrendPoint]) -> list[TrendBar]:
     """Bar widths in percent of the largest value of each series (at least 1% when not zero)."""
-    top = {s: max([p[s] or 0 for p in points] + [1]) for s in ("charges", "open")}
-    out = []
-    for p in points:
-        row = dict(p)
-        for s in ("charges", "open"):
-            value = p[s] or 0
-            row[f"{s}_pct"] = max(1, round(100 * value / top[s])) if value else 0
-        out.append(row)
-    return out
+    top_charges = max([p["charges"] or 0 for p in points] + [1])
+    top_open = max([p["open"] or 0 for p in points] + [1])
+    return [
+        {**p, "charges_pct": _pct(p["charges"], top_charges), "open_pct": _pct(p["open"], top_open)} for p in points
+    ]
 
 
-def compact_trend(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+def compact_trend(points: list[TrendPoint]) -> tuple[list[TrendPoint], str]:
     """(rows, "day" | "week" | "month"): a long trend drawn per week or per month keeps the page small (a
     year of days is ~400 KB of bars). A row's charges are its days' sum; its open items the last day's that
     had a run (None: no run in it); its `day` the first day it covers."""
     if len(points) <= DAILY_TREND_DAYS:
         return points, "day"
     unit = "week" if len(points) <= WEEKLY_TREND_DAYS else "month"
-    rows: list[dict[str, Any]] = []
+    rows: list[TrendPoint] = []
+    days: list[int] = []  # how many days each row covers
     for p in points:
         day = str(p["day"])
         label = day[:7] if unit == "month" else day
-        if rows and (rows[-1]["_key"] == label[:7] if unit == "month" else rows[-1]["_days"] < 7):
+        if rows and (rows[-1]["day"][:7] == label[:7] if unit == "month" else days[-1] < 7):
             row = rows[-1]
             row["charges"] += int(p["charges"] or 0)
             row["open"] = p["open"] if p["open"] is not None else row["open"]
-            row["_days"] += 1
+            days[-1] += 1
             continue
-        rows.append({"day": label, "charges": int(p["charges"] or 0), "open": p["open"], "_key": label[:7], "_days": 1})
-    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], unit
+        rows.append({"day": label, "charges": int(p["charges"] or 0), "open": p["open"]})
+        days.append(1)
+    return rows, unit
 
 
-def _item_view(doc: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
-    amount = doc.get("amount")
-    return {
+class ItemView(ItemDoc, total=False):
+    """An item as the decisions partial draws it: its fields (None where it has none yet) and their texts."""
+
+    kind_title: str | None
+    amount_text: str
+    first_seen_text: str
+    last_seen_text: str
+    resolved_text: str
+    charge_url: str | None
+    colour: str
+    decided_text: str
+    decision_text: str | None
+
+
+class ResolvedView(TypedDict):
+    kind: str
+    title: str
+    amount_text: str
+    age: str
+    resolution: str
+    links: tuple[queue.Link, ...]
+
+
+class SeverityCount(TypedDict):
+    level: str
+    count: int
+    colour: str
+
+
+class DecisionsView(TypedDict):
+    """What templates/decisions.html.j2 draws."""
+
+    queue_count: int
+    severity: list[SeverityCount]
+    at_stake: list[str]
+    urgent: list[ItemView]
+    urgent_total: int
+    handled: list[ItemView]
+    handled_total: int
+    closed: list[ItemView]
+    closed_total: int
+
+
+class MovementView(Finding):
+    """A refund or dispute as the period sections draw it."""
+
+    title: str
+    amount_text: str
+    created_text: str
+    created_short: str
+    url: str | None
+    links: tuple[queue.Link, ...]
+
+
+class PeriodPage(TypedDict):
+    """What templates/period_top.html.j2 and period.html.j2 draw."""
+
+    run_id: str
+    now: str
+    dry_run: bool
+    part: tuple[int, int]
+    movements: list[MovementView]
+    movements_total: int
+    movements_record: int
+    movements_needing: int
+    open_count: int
+    resolved: list[ResolvedView]
+    resolved_total: int
+    resolved_count: int
+    new: int
+    buckets: list[tuple[str, int]]
+    trend: list[TrendBar]
+    trend_days: int
+    trend_unit: str
+    colours: dict[str, str]
+    decisions: DecisionsView
+
+
+def _item_view(doc: ItemDoc, dashboard_url: str) -> ItemView:
+    amount, resolved_at = doc.get("amount"), doc.get("resolved_at")
+    view = {
         **{k: None for k in item_rules.CARRIED},
         # Decision fields an item has only once a person gave them (an ack without a note has no last_note).
         **{k: None for k in ("last_note", "last_note_by", "flag", "decided_by", "reason", "verified_at")},
         "is_new": False,
         "age_days": 0,  # tolerate sparse documents
         **doc,
-        "kind_title": movements.TITLES.get(doc.get("kind") or "", doc.get("kind")),
+        "kind_title": wording.MOVEMENT_TITLES.get(doc.get("kind") or "", doc.get("kind")),
         "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
         "first_seen_text": fmt(from_unix(doc["first_seen"])) if doc.get("first_seen") else "",
         "last_seen_text": fmt(from_unix(doc["last_seen"])) if doc.get("last_seen") else "",
-        "resolved_text": fmt(from_unix(doc["resolved_at"])) if doc.get("resolved_at") else "",
+        "resolved_text": fmt(from_unix(resolved_at)) if resolved_at else "",
         "charge_url": dashboard_link(doc.get("charge_id"), doc.get("livemode"), dashboard_url),
     }
+    return cast(ItemView, view)  # every CARRIED field is there (None when the item has none)
 
 
-def _resolved_view(doc: dict[str, Any], dashboard_url: str, order_url: str | None) -> dict[str, Any]:
+def _resolved_view(doc: ItemDoc, dashboard_url: str, order_url: str | None) -> ResolvedView:
     amount = doc.get("amount")
     kind = doc.get("kind") or ""
     return {
@@ -112,7 +201,7 @@ DECIDED = {
 }
 
 
-def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> dict[str, Any]:
+def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> DecisionsView:
     """The data of the decisions partial (templates/decisions.html.j2): the queue by severity and its
     money at stake per currency (open items only), items being handled, items closed by a person."""
     open_docs = items.open
@@ -122,7 +211,7 @@ def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> dict[str, An
     # The same sums as the headline's: each sum of money once (queue.py, one claim per charge).
     stake = queue.build(open_docs, dashboard_url).at_stake
 
-    def view(doc: dict[str, Any]) -> dict[str, Any]:
+    def view(doc: ItemDoc) -> ItemView:
         v = _item_view(doc, dashboard_url)
         v["colour"] = SEVERITY_COLOURS.get(doc.get("severity") or "low", "#697386")
         v["decided_text"] = fmt(from_unix(doc["decided_at"])) if doc.get("decided_at") else ""
@@ -146,14 +235,14 @@ def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> dict[str, An
     }
 
 
-def _movement_view(f: Mapping[str, Any], dashboard_url: str, order_url: str | None = None) -> dict[str, Any]:
+def _movement_view(f: Finding, dashboard_url: str, order_url: str | None = None) -> MovementView:
     url = dashboard_link(f["charge_id"], f["livemode"], dashboard_url)
     if f["source"] == "dispute":
         url = f"{dashboard_url.rstrip('/')}/{'' if f['livemode'] is True else 'test/'}disputes/{f['object_id']}"
     return {
         **f,
-        "title": movements.TITLES[f["kind"]],
-        "amount_text": format_amount(f["amount"], f["currency"]),
+        "title": wording.MOVEMENT_TITLES[f["kind"]],
+        "amount_text": format_amount(f["amount"], f["currency"] or ""),
         "created_text": fmt(from_unix(f["created"])),
         "created_short": wording.day_text(f["created"], with_time=True).removesuffix(" UTC"),
         "url": url,
@@ -167,7 +256,7 @@ def render(
     now: datetime,
     findings: list[Finding],
     items: item_rules.ItemsResult,
-    trend: list[dict[str, Any]],
+    trend: list[TrendPoint],
     dashboard_url: str,
     dry_run: bool,
     part: tuple[int, int] = (1, 1),
@@ -180,7 +269,7 @@ def render(
     # Those needing a person are items of the work queue (each item once); the rest are listed for the record.
     for_record = [f for f in findings if not f["needs_person"]]
     trend_rows, unit = compact_trend(trend)
-    context = {
+    context: PeriodPage = {
         "run_id": run_id,
         "now": fmt(now),
         "dry_run": dry_run,
@@ -207,7 +296,7 @@ def render(
     )
 
 
-def decision_csv_rows(items: item_rules.ItemsResult, found: set[str], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+def decision_csv_rows(items: item_rules.ItemsResult, found: set[str], dashboard_url: str) -> tuple[CsvRow, ...]:
     """Items being handled and closed by a person, as CSV rows: the report lists the first DECISION_ROWS and
     says the rest are in the CSV. An item this window found (`found`: its keys) already has its own row."""
     rows = []
@@ -223,9 +312,9 @@ def decision_csv_rows(items: item_rules.ItemsResult, found: set[str], dashboard_
     return tuple(rows)
 
 
-def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[dict[str, Any], ...]:
+def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[CsvRow, ...]:
     """Refunds and disputes that need a person, as rows of the report's CSV (same columns)."""
-    rows = []
+    rows: list[CsvRow] = []
     for f in findings:
         if not f["needs_person"]:
             continue
@@ -249,49 +338,50 @@ def csv_rows(findings: list[Finding], dashboard_url: str) -> tuple[dict[str, Any
     return tuple(rows)
 
 
-def summary(findings: list[Finding], items: item_rules.ItemsResult, now: datetime) -> dict[str, Any]:
+def summary(findings: list[Finding], items: item_rules.ItemsResult, now: datetime) -> PeriodSummary:
     """Keys added to the run's JSON summary."""
+    return {"movements": [_movement_json(f) for f in findings], "items": _items_json(items, now)}
+
+
+def _movement_json(f: Finding) -> MovementJson:
     return {
-        "movements": [
-            {
-                k: f[k]
-                for k in (
-                    "kind",
-                    "needs_person",
-                    "source",
-                    "object_id",
-                    "object_status",
-                    "charge_id",
-                    "order_key",
-                    "amount",
-                    "currency",
-                    "detail",
-                )
-            }
-            for f in findings
-        ],
-        "items": {
-            "open": len(items.open),
-            "new": items.new,
-            "resolved": [
-                {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
-            ],
-            "buckets": items.buckets,
-            "severity": {level: sum(1 for d in items.open if d.get("severity") == level) for level in LEVELS},
-            "being_handled": len(items.handled),
-            "closed_by_people": [
-                {
-                    "key": d["_id"],
-                    "kind": d.get("kind"),
-                    "decision": d.get("decision"),
-                    "by": d.get("decided_by"),
-                    "reason": d.get("reason"),
-                }
-                for d in items.closed
-            ],
-            "oldest_first_seen": fmt(from_unix(items.open[0]["first_seen"]))
-            if items.open and items.open[0].get("first_seen")
-            else None,
-            "at": to_unix(now),
-        },
+        "kind": f["kind"],
+        "needs_person": f["needs_person"],
+        "source": f["source"],
+        "object_id": f["object_id"],
+        "object_status": f["object_status"],
+        "charge_id": f["charge_id"],
+        "order_key": f["order_key"],
+        "amount": f["amount"],
+        "currency": f["currency"],
+        "detail": f["detail"],
+    }
+
+
+def _items_json(items: item_rules.ItemsResult, now: datetime) -> ItemsJson:
+    resolved: list[ResolvedJson] = [
+        {"key": d["_id"], "kind": d.get("kind"), "resolution": d.get("resolution")} for d in items.resolved
+    ]
+    closed: list[ClosedJson] = [
+        {
+            "key": d["_id"],
+            "kind": d.get("kind"),
+            "decision": d.get("decision"),
+            "by": d.get("decided_by"),
+            "reason": d.get("reason"),
+        }
+        for d in items.closed
+    ]
+    return {
+        "open": len(items.open),
+        "new": items.new,
+        "resolved": resolved,
+        "buckets": items.buckets,
+        "severity": {level: sum(1 for d in items.open if d.get("severity") == level) for level in LEVELS},
+        "being_handled": len(items.handled),
+        "closed_by_people": closed,
+        "oldest_first_seen": fmt(from_unix(items.open[0]["first_seen"]))
+        if items.open and items.open[0].get("first_seen")
+        else None,
+        "at": to_unix(now),
     }

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import jinja2
 import markupsafe
@@ -24,9 +24,13 @@ import pandas as pd
 
 from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
+from reconcile.decide.audit import AuditRecord
+from reconcile.decide.items import ItemDoc
+from reconcile.decide.totals import Totals
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue as work_queue
 from reconcile.report import wording
+from reconcile.report.records import CsvRow, PeriodSummary, SummaryJson
 from reconcile.timeutil import fmt, from_unix
 
 # Outcome titles in plain words (report/wording.py); kept here under their old name for callers.
@@ -87,6 +91,109 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 STALE_TEMP_SECONDS = 3600.0
 
 
+class DiscrepancyRow(TypedDict, total=False):
+    """An outcome other than ok: its outcome row's fields as plain values (decide/columns.py names them;
+    the row keeps every column), and the texts the report shows."""
+
+    outcome: str
+    order_key: str | None
+    order_status: str | None
+    amount: int | None
+    currency: str | None
+    charge_id: str | None
+    charge_amount: int | None
+    charge_currency: str | None
+    settlement_amount: int | None
+    settlement_currency: str | None
+    charge_created: int | None
+    order_created: int | None
+    livemode: bool | None
+    email: str | None
+    description: str | None
+    detail: str | None
+    link_kind: str | None
+    order_amount_text: str
+    charge_amount_text: str
+    settlement_text: str
+    charge_created_text: str
+    order_created_text: str
+    dashboard_url: str | None
+    linked_by: str
+    # Rows listed among the automatic outcomes (_listed_sections).
+    amount_text: str
+    links: tuple[work_queue.Link, ...]
+
+
+class ListedSection(TypedDict):
+    """The rows of one outcome handled automatically or only listed (repaired, marked failed, in flight...)."""
+
+    outcome: str
+    title: str
+    rows: list[DiscrepancyRow]
+    total: int
+
+
+class CountLine(TypedDict):
+    code: str
+    title: str
+    count: int
+    needs_person: bool
+
+
+class CategoryView(TypedDict):
+    name: str
+    count: int
+    amount: str
+    fee: str
+    net: str
+
+
+class TotalsView(TypedDict):
+    """One currency's totals, formatted (the headline columns top to bottom, payouts beside)."""
+
+    currency: str
+    gross: str
+    refunds: str
+    disputes: str
+    other: str
+    fees: str
+    net: str
+    payouts: str
+    charge_count: int
+    by_category: list[CategoryView]
+
+
+class ReportPage(TypedDict):
+    """What templates/report.html.j2 draws."""
+
+    run_id: str
+    since: str
+    until: str
+    generated: str
+    dry_run: bool
+    counts: list[CountLine]
+    queue: work_queue.Queue
+    settled: dict[str, str]
+    described: dict[str, str]
+    mark_new: bool
+    at_stake: list[tuple[str, str]]
+    oldest: str
+    nearest: work_queue.Entry | None
+    nearest_text: str
+    totals: list[TotalsView]
+    csv_name: str
+    counted_from: str
+    extras_top: markupsafe.Markup
+    extras_bottom: markupsafe.Markup
+
+
+class ShownPage(ReportPage):
+    """The page with the rows that fit (HTML_BUDGET)."""
+
+    shown_queue: tuple[work_queue.Entry, ...]
+    listed: list[ListedSection]
+
+
 @dataclass(frozen=True)
 class ReportFiles:
     html: Path
@@ -99,11 +206,11 @@ class ReportExtras:
 
     html_top: str = ""  # escaped HTML shown right after the work queue
     html: str = ""  # escaped HTML shown after the totals and the automatic outcomes
-    csv_rows: tuple[dict[str, Any], ...] = ()  # extra CSV rows, keyed by CSV_FIELDS
-    summary: dict[str, Any] = field(default_factory=dict)
+    csv_rows: tuple[CsvRow, ...] = ()  # extra CSV rows
+    summary: PeriodSummary = field(default_factory=lambda: PeriodSummary(movements=[], items=None))
     # Every open item after the run (store/items.py documents): the work queue. None: the queue is this
     # window's own findings.
-    queue_items: tuple[dict[str, Any], ...] | None = None
+    queue_items: tuple[ItemDoc, ...] | None = None
 
 
 def template_env() -> jinja2.Environment:
@@ -129,18 +236,18 @@ def _value(value: Any) -> Any:
     return None if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else value
 
 
-def discrepancy_rows(outcomes: pd.DataFrame, dashboard_url: str) -> list[dict[str, Any]]:
+def discrepancy_rows(outcomes: pd.DataFrame, dashboard_url: str) -> list[DiscrepancyRow]:
     """Every outcome other than ok, as plain dicts with display-ready fields."""
     rows = []
     for record in outcomes.loc[outcomes["outcome"] != c.OK].to_dict("records"):
-        r = {str(k): _value(v) for k, v in record.items()}  # column names are strings
+        r = cast(DiscrepancyRow, {str(k): _value(v) for k, v in record.items()})  # column names are strings
         r["order_amount_text"] = format_amount(r["amount"], r["currency"] or "") if r["amount"] is not None else ""
         r["charge_amount_text"] = (
             format_amount(r["charge_amount"], r["charge_currency"] or "") if r["charge_amount"] is not None else ""
         )
         settles_elsewhere = r["settlement_currency"] and r["settlement_currency"] != r["charge_currency"]
         r["settlement_text"] = (
-            format_amount(r["settlement_amount"], r["settlement_currency"])
+            format_amount(r["settlement_amount"], r["settlement_currency"] or "")
             if settles_elsewhere and r["settlement_amount"] is not None
             else ""
         )
@@ -158,7 +265,7 @@ def neutralise(cell: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = ()) -> str:
+def render_csv(rows: list[DiscrepancyRow], extra: tuple[CsvRow, ...] = ()) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
@@ -183,12 +290,12 @@ def render_csv(rows: list[dict[str, Any]], extra: tuple[dict[str, Any], ...] = (
                 neutralise(r["linked_by"]),
             ]
         )
-    for r in extra:
-        writer.writerow([neutralise(r.get(name)) for name in CSV_FIELDS])
+    for row in extra:
+        writer.writerow([neutralise(row.get(name)) for name in CSV_FIELDS])
     return out.getvalue()
 
 
-def render_html(context: dict[str, Any]) -> str:
+def render_html(context: ShownPage) -> str:
     return template_env().get_template("report.html.j2").render(**context)
 
 
@@ -226,9 +333,9 @@ def sweep_stale_temps(report_dir: Path, older_than: float = STALE_TEMP_SECONDS) 
     return removed
 
 
-def _listed_sections(rows: list[dict[str, Any]], dashboard_url: str, order_url: str | None) -> list[dict[str, Any]]:
+def _listed_sections(rows: list[DiscrepancyRow], dashboard_url: str, order_url: str | None) -> list[ListedSection]:
     """The outcomes handled automatically or only listed (repaired, marked failed, in flight, stale pending...)."""
-    sections = []
+    sections: list[ListedSection] = []
     for outcome in c.OUTCOMES:
         if outcome == c.OK or outcome in c.NEEDS_PERSON:
             continue
@@ -249,7 +356,7 @@ def _listed_sections(rows: list[dict[str, Any]], dashboard_url: str, order_url: 
     return sections
 
 
-def _older_item_rows(items: tuple[dict[str, Any], ...], run_id: str, dashboard_url: str) -> list[dict[str, Any]]:
+def _older_item_rows(items: tuple[ItemDoc, ...], run_id: str, dashboard_url: str) -> list[CsvRow]:
     """Open items from earlier windows, as CSV rows: the queue says the ones it leaves out are in the CSV."""
     rows = []
     for d in items:
@@ -260,7 +367,7 @@ def _older_item_rows(items: tuple[dict[str, Any], ...], run_id: str, dashboard_u
     return rows
 
 
-def item_csv_row(d: dict[str, Any], description: str, dashboard_url: str) -> dict[str, Any]:
+def item_csv_row(d: ItemDoc, description: str, dashboard_url: str) -> CsvRow:
     """An item (a document of the items collection) as a row of the report's CSV."""
     amount, currency = d.get("amount"), d.get("currency") or ""
     return {
@@ -282,7 +389,7 @@ def write_report(
     until: datetime,
     counts: dict[str, int],
     outcomes: pd.DataFrame,
-    totals: dict[str, Any],
+    totals: Totals,
     dry_run: bool,
     dashboard_url: str,
     generated: datetime,
@@ -295,30 +402,11 @@ def write_report(
     items = extras.queue_items if extras.queue_items is not None else tuple(item_rules.core_findings(outcomes))
     queue = work_queue.build(items, dashboard_url, order_url)
     listed = _listed_sections(rows, dashboard_url, order_url)
-    totals_view = [
-        {
-            "currency": cur.upper(),
-            **{k: format_amount(v, cur) for k, v in t.items() if k not in ("charge_count", "by_category")},
-            "charge_count": t["charge_count"],
-            "by_category": [
-                {
-                    "name": name,
-                    "count": v["count"],
-                    "amount": format_amount(v["amount"], cur),
-                    "fee": format_amount(v["fee"], cur),
-                    "net": format_amount(v["net"], cur),
-                }
-                for name, v in t["by_category"].items()
-            ],
-        }
-        # The currency with the most charges first.
-        for cur, t in sorted(totals.items(), key=lambda kv: (-int(kv[1]["charge_count"]), kv[0]))
-    ]
     sweep_stale_temps(report_dir)
     stem = f"reconcile-{run_id}"
     files = ReportFiles(html=report_dir / f"{stem}.html", csv=report_dir / f"{stem}.csv")
     nearest = queue.nearest
-    context = {
+    context: ReportPage = {
         "run_id": run_id,
         "since": fmt(since),
         "until": fmt(until),
@@ -341,7 +429,7 @@ def write_report(
         "oldest": wording.age_text(queue.oldest_days) if queue.oldest_days else "today",
         "nearest": nearest,
         "nearest_text": wording.day_text(nearest.deadline, with_time=True) if nearest else "",
-        "totals": totals_view,
+        "totals": _totals_view(totals),
         "csv_name": files.csv.name,
         "counted_from": fmt(counted_from) if counted_from else "",
         "extras_top": markupsafe.Markup(extras.html_top),
@@ -354,12 +442,41 @@ def write_report(
     return files
 
 
-def _row_key(r: dict[str, Any]) -> str:
+def _totals_view(totals: Totals) -> list[TotalsView]:
+    """The money totals per currency, formatted, the currency with the most charges first."""
+    return [
+        {
+            "currency": cur.upper(),
+            "gross": format_amount(t["gross"], cur),
+            "refunds": format_amount(t["refunds"], cur),
+            "disputes": format_amount(t["disputes"], cur),
+            "other": format_amount(t["other"], cur),
+            "fees": format_amount(t["fees"], cur),
+            "net": format_amount(t["net"], cur),
+            "payouts": format_amount(t["payouts"], cur),
+            "charge_count": t["charge_count"],
+            "by_category": [
+                {
+                    "name": name,
+                    "count": v["count"],
+                    "amount": format_amount(v["amount"], cur),
+                    "fee": format_amount(v["fee"], cur),
+                    "net": format_amount(v["net"], cur),
+                }
+                for name, v in t["by_category"].items()
+            ],
+        }
+        # The currency with the most charges first.
+        for cur, t in sorted(totals.items(), key=lambda kv: (-int(kv[1]["charge_count"]), kv[0]))
+    ]
+
+
+def _row_key(r: DiscrepancyRow) -> str:
     """The item key of a window's row (decide/items.core_findings)."""
     return f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}"
 
 
-def _render_within_budget(context: dict[str, Any], queue: work_queue.Queue, listed: list[dict[str, Any]]) -> str:
+def _render_within_budget(context: ReportPage, queue: work_queue.Queue, listed: list[ListedSection]) -> str:
     """The HTML with as many queue and listed rows as fit in HTML_BUDGET bytes (largest items first)."""
     # The automatic outcomes give way first, then the queue's smallest items, never below ten.
     tries = [(QUEUE_ROWS, LISTED_ROWS)] + [(rows, 3) for rows in (QUEUE_ROWS, 120, 100, 80, 60, 45, 30, 20, 10)]
@@ -376,7 +493,7 @@ def _render_within_budget(context: dict[str, Any], queue: work_queue.Queue, list
     return html
 
 
-def write_summary_json(path: Path, summary: dict[str, Any]) -> None:
+def write_summary_json(path: Path, summary: SummaryJson) -> None:
     write_private(path, json.dumps(summary, indent=2, default=str) + "\n")
 
 
@@ -385,7 +502,7 @@ def write_summary_json(path: Path, summary: dict[str, Any]) -> None:
 EARLIER_TITLE = "Changes made by earlier runs that no report listed (the run was stopped before its report)"
 
 
-def earlier_changes_html(records: list[dict[str, Any]]) -> str:
+def earlier_changes_html(records: list[AuditRecord]) -> str:
     """An escaped HTML section listing earlier runs' unreported changes ('' when none)."""
     if not records:
         return ""
@@ -404,7 +521,7 @@ def earlier_changes_html(records: list[dict[str, Any]]) -> str:
     )
 
 
-def earlier_changes_csv(records: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+def earlier_changes_csv(records: list[AuditRecord]) -> tuple[CsvRow, ...]:
     """Earlier runs' unreported changes as CSV rows (outcome `<action>_by_earlier_run`)."""
     return tuple(
         {
@@ -428,7 +545,7 @@ def write_plain_report(
     until: datetime,
     repaired: list[str],
     marked_failed: list[str],
-    earlier: list[dict[str, Any]],
+    earlier: list[AuditRecord],
     error: str,
     generated: datetime,
 ) -> ReportFiles:

@@ -8,16 +8,31 @@ from these records; `--summary-json` and `reconcile runs --json` are the only JS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
 from reconcile.decide import classify as c
+from reconcile.decide.audit import AuditRecord
 from reconcile.decide.items import plain_value
+from reconcile.decide.totals import CategoryTotals, CurrencyTotals, Totals
+from reconcile.report.records import (
+    DiscrepancyJson,
+    EarlierChangeJson,
+    ItemsJson,
+    MovementJson,
+    ReportJson,
+    SummaryJson,
+    WindowEntryJson,
+)
 from reconcile.report.render import ReportFiles
 from reconcile.timeutil import fmt
+
+
+def _report_json(report: ReportFiles) -> ReportJson:
+    return {"html": str(report.html), "csv": str(report.csv)}
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,7 @@ class Discrepancy:
     detail: str | None
     needs_person: bool
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> DiscrepancyJson:
         return {
             "outcome": self.outcome,
             "order_id": self.order_id,
@@ -49,27 +64,45 @@ class EarlierChange:
     action: str
 
     @classmethod
-    def from_audit(cls, record: dict[str, Any]) -> EarlierChange:
+    def from_audit(cls, record: AuditRecord) -> EarlierChange:
         return cls(str(record.get("run_id")), str(record.get("order_key")), str(record.get("action")))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EarlierChangeJson:
         return {"run_id": self.run_id, "order_id": self.order_id, "action": self.action}
 
 
-def _totals_added(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def _category_added(a: CategoryTotals, b: CategoryTotals) -> CategoryTotals:
+    return {
+        "amount": a["amount"] + b["amount"],
+        "fee": a["fee"] + b["fee"],
+        "net": a["net"] + b["net"],
+        "count": a["count"] + b["count"],
+    }
+
+
+def _currency_added(a: CurrencyTotals, b: CurrencyTotals) -> CurrencyTotals:
+    categories = dict(a["by_category"])
+    for name, values in b["by_category"].items():
+        categories[name] = _category_added(categories[name], values) if name in categories else values
+    return {
+        "gross": a["gross"] + b["gross"],
+        "refunds": a["refunds"] + b["refunds"],
+        "disputes": a["disputes"] + b["disputes"],
+        "other": a["other"] + b["other"],
+        "fees": a["fees"] + b["fees"],
+        "net": a["net"] + b["net"],
+        "payouts": a["payouts"] + b["payouts"],
+        "charge_count": a["charge_count"] + b["charge_count"],
+        "by_category": categories,
+    }
+
+
+def _totals_added(parts: list[Totals]) -> Totals:
     """Money totals per currency (and per reporting category) added up over several windows."""
-    into: dict[str, Any] = {}
+    into: Totals = {}
     for totals in parts:
         for currency, t in totals.items():
-            mine = into.setdefault(currency, {k: (0 if k != "by_category" else {}) for k in t})
-            for k, v in t.items():
-                if k == "by_category":
-                    for name, values in v.items():
-                        cat = mine["by_category"].setdefault(name, {kk: 0 for kk in values})
-                        for kk, vv in values.items():
-                            cat[kk] = cat.get(kk, 0) + int(vv)
-                else:
-                    mine[k] = mine.get(k, 0) + int(v)
+            into[currency] = _currency_added(into[currency], t) if currency in into else t
     return into
 
 
@@ -86,11 +119,11 @@ class RunSummary:
     repaired: list[str]
     marked_failed: list[str]
     discrepancies: list[Discrepancy]
-    totals: dict[str, Any]  # per currency: decide/totals.py's numbers
+    totals: Totals  # per currency: decide/totals.py's numbers
     report: ReportFiles | None
     counted_from: datetime | None = None
-    movements: list[dict[str, Any]] = field(default_factory=list)  # report/period.py's refunds and disputes
-    items: dict[str, Any] | None = None  # report/period.py's open items: open, new, resolved, buckets
+    movements: list[MovementJson] = field(default_factory=list)  # report/period.py's refunds and disputes
+    items: ItemsJson | None = None  # report/period.py's open items: open, new, resolved, buckets
     audit_healed: list[str] = field(default_factory=list)
     earlier_changes: list[EarlierChange] = field(default_factory=list)
 
@@ -102,10 +135,15 @@ class RunSummary:
         until: datetime,
         outcomes: pd.DataFrame,
         counts: dict[str, int],
-        totals: dict[str, Any],
+        totals: Totals,
         dry_run: bool,
         report: ReportFiles | None,
-        **more: Any,
+        *,
+        counted_from: datetime | None = None,
+        movements: Sequence[MovementJson] = (),
+        items: ItemsJson | None = None,
+        audit_healed: Sequence[str] = (),
+        earlier_changes: Sequence[EarlierChange] = (),
     ) -> RunSummary:
         """A window's summary from its outcomes (every one other than ok is a discrepancy) and their
         counts (classify.outcome_counts: ok orders have no row)."""
@@ -135,7 +173,11 @@ class RunSummary:
             ],
             totals=totals,
             report=report,
-            **more,
+            counted_from=counted_from,
+            movements=list(movements),
+            items=items,
+            audit_healed=list(audit_healed),
+            earlier_changes=list(earlier_changes),
         )
 
     @classmethod
@@ -166,8 +208,8 @@ class RunSummary:
     def charge_count(self) -> int:
         return sum(int(t["charge_count"]) for t in self.totals.values())
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> SummaryJson:
+        out: SummaryJson = {
             "run_id": self.run_id,
             "window": {"since": fmt(self.since), "until": fmt(self.until)},
             "dry_run": self.dry_run,
@@ -177,7 +219,7 @@ class RunSummary:
             "marked_failed": list(self.marked_failed),
             "discrepancies": [d.to_json() for d in self.discrepancies],
             "totals": self.totals,
-            "report": {"html": str(self.report.html), "csv": str(self.report.csv)} if self.report else None,
+            "report": _report_json(self.report) if self.report else None,
         }
         if self.counted_from is not None:
             out["counted_from"] = fmt(self.counted_from)
@@ -198,7 +240,7 @@ class WindowEntry:
     email: str | None
     exit_code: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> WindowEntryJson:
         s = self.summary.to_json()
         return {
             "run_id": self.run_id,
@@ -230,9 +272,9 @@ class InvocationSummary:
             return None
         return RunSummary.combine(self.run_id, [w.summary for w in self.windows])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SummaryJson:
         combined = self.combined
-        out: dict[str, Any]
+        out: SummaryJson
         if combined is None:  # nothing completed: monitoring still sees this invocation's answer
             out = {"run_id": self.run_id, "exit_code": self.exit_code, "error": self.error, "runs": []}
         else:
@@ -245,8 +287,5 @@ class InvocationSummary:
             out["repaired"] = [*out.get("repaired", []), *self.failed_repaired]
             out["marked_failed"] = [*out.get("marked_failed", []), *self.failed_marked_failed]
             if self.failed_run_report is not None:
-                out["failed_run_report"] = {
-                    "html": str(self.failed_run_report.html),
-                    "csv": str(self.failed_run_report.csv),
-                }
+                out["failed_run_report"] = _report_json(self.failed_run_report)
         return out

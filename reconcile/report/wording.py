@@ -7,15 +7,17 @@ the open items. It decides nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import pandas as pd
 
 from reconcile.decide import classify as c
 from reconcile.decide import match, movements
+from reconcile.decide.findings import Finding
 from reconcile.money import format_amount
+from reconcile.timeutil import fmt, from_unix
 
 # A charge-less payment attempt, by its state (match.ATTEMPT_STATES).
 ATTEMPT_WORDS = {
@@ -29,6 +31,33 @@ ATTEMPT_WORDS = {
 NO_CHARGE = "no charge at all (abandoned checkout, or the request never reached Stripe)"
 YOUNG = "younger than the grace period"
 NO_ORDER = "charge names no order"
+# Where a reference to an order comes from (match.SOURCES), for a person.
+SOURCE_WORDS = {
+    "charge_metadata": "charge metadata",
+    "intent_metadata": "PaymentIntent metadata",
+    "session_client_reference_id": "Checkout Session client_reference_id",
+    "session_metadata": "Checkout Session metadata",
+    "order_charge_id": "charge id stored on the order",
+    "order_payment_intent_id": "PaymentIntent id stored on the order",
+    "order_session_id": "Checkout Session id stored on the order",
+}
+# Why a PaymentIntent was canceled (match.CANCELLATION_REASONS), in a person's words.
+CANCELLATION_WORDS = {
+    "abandoned": "abandoned",
+    "automatic": "canceled automatically",
+    "duplicate": "a duplicate",
+    "expired": "the authorization expired",
+    "failed_invoice": "its invoice failed",
+    "fraudulent": "fraudulent",
+    "requested_by_customer": "requested by the customer",
+    "void_invoice": "its invoice was voided",
+}
+# A Stripe object of a payment chain (match.ObjectKind), as a person names it.
+OBJECT_NOUNS = {
+    match.ObjectKind.CHARGE: "charge",
+    match.ObjectKind.PAYMENT_INTENT: "PaymentIntent",
+    match.ObjectKind.CHECKOUT_SESSION: "Checkout Session",
+}
 _NO_FACTS = c.Facts()
 
 
@@ -63,23 +92,25 @@ def details(outcomes: pd.DataFrame, rules: c.Rules) -> list[str | None]:
     if not len(positions):
         return list(texts)
     # Plain dicts of only the columns used: row access on a wide frame costs ~100 us a row.
-    rows = outcomes.iloc[positions][
-        [
-            "outcome",
-            "order_key",
-            "order_status",
-            "amount",
-            "currency",
-            "charge_id",
-            "charge_amount",
-            "charge_currency",
-            "amount_refunded",
-            "facts",
-        ]
-    ].to_dict("records")
+    rows = outcomes.iloc[positions][list(DetailRow.__annotations__)].to_dict("records")
     for position, row in zip(positions, rows, strict=True):
-        texts[position] = sentence(cast(dict[str, Any], row), row["facts"] or _NO_FACTS, rules)
+        texts[position] = sentence(cast(DetailRow, row), row["facts"] or _NO_FACTS, rules)
     return list(texts)
+
+
+class DetailRow(TypedDict):
+    """The columns of one of classify's rows its detail is written from (cells: a missing value is NA or None)."""
+
+    outcome: str
+    order_key: str | None
+    order_status: str | None
+    amount: Any  # an int, or missing
+    currency: str | None
+    charge_id: str | None
+    charge_amount: Any  # an int, or missing
+    charge_currency: str | None
+    amount_refunded: Any  # an int, or missing
+    facts: c.Facts | None
 
 
 def repaired(rules: c.Rules) -> str:
@@ -90,32 +121,78 @@ def _release(reason: str | None) -> str:
     """Why an authorization was released (classify.AUTHORIZATION_LAPSED: nobody canceled it)."""
     if not reason:
         return "the authorization window passed"
-    return f"PaymentIntent canceled: {match.CANCELLATION_REASONS.get(reason, reason)}"
+    return f"PaymentIntent canceled: {CANCELLATION_WORDS.get(reason, reason)}"
 
 
-def _attempt(what: str, state: str) -> str:
-    return f"{what}: {ATTEMPT_WORDS[state]}"
+def _object(what: match.PaymentObject | None) -> str:
+    """'PaymentIntent pi_...', 'Checkout Session cs_...'."""
+    return f"{OBJECT_NOUNS[what.kind]} {what.id}" if what is not None else "a payment attempt"
 
 
-def sentence(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
+def _attempt(facts: c.Facts, state: str) -> str | None:
+    """The order's attempt in `state` and what that state means, None if it has none."""
+    for s, what in facts.attempts:
+        if s == state:
+            return f"{_object(what)}: {ATTEMPT_WORDS[state]}"
+    return None
+
+
+def _conflicts(conflicts: Iterable[match.Conflict]) -> str:
+    """Each payment whose links disagree, and what each link names."""
+    return " | ".join(
+        f"{_object(c.payment)}: " + "; ".join(f"{SOURCE_WORDS[source]} names order {key}" for source, key in c.claims)
+        for c in conflicts
+    )
+
+
+def pairing_text(pair: match.Pairing) -> str:
+    """A probable match's detail: the confidence, the charge and why they are probably one purchase."""
+    reasons = "same amount and currency" if pair.exact_amount else "same currency, amount within the tolerance"
+    if pair.same_email:
+        reasons += ", same email"
+    minutes = abs(pair.gap) // 60
+    when = (
+        f"{minutes}m {'after' if pair.gap >= 0 else 'before'} the order" if minutes else "within a minute of the order"
+    )
+    return (
+        f"probable match ({pair.confidence} confidence): charge {pair.charge_id} has no order "
+        f"reference; {reasons}; charged {when}. Confirm by hand: never repaired automatically"
+    )
+
+
+def tie_text(tie: match.Tie) -> str:
+    """Why no pair was proposed for a row although candidates exist."""
+    this, others = ("order", "unreferenced charges") if tie.side == "order" else ("charge", "unpaid orders")
+    if len(tie.candidates) > 1:
+        return f"{len(tie.candidates)} {others} fit this {this} equally well ({', '.join(tie.candidates)}): none picked"
+    other = "charge" if tie.side == "order" else "order"
+    return f"{other} {tie.candidates[0]} fits this {this} and another equally well: none picked"
+
+
+def sentence(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str | None:
     """The detail of one row (a dict of classify's columns), with what match adds about probable pairs."""
     if facts.pair is not None:
-        return facts.pair
+        return pairing_text(facts.pair)
     text = _base(row, facts, rules)
     if facts.too_many_pairings:
         text = (
             f"{text}; too many possible pairings ({facts.too_many_pairings:,}) to propose probable matches:"
             " check matching.link_by"
         )
-    for note in facts.notes:
+    for tie in facts.notes:
+        note = tie_text(tie)
         text = f"{text}; {note}" if text else note
     return text
 
 
-def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
+# What the job would have done to an order whose repair a person undid.
+_WOULD: dict[str, str] = {c.REPAIRED: "repair it", c.MARKED_FAILED: "mark it failed"}
+
+
+def _base(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str | None:
     outcome = row["outcome"]
     if outcome == c.REPAIR_UNDONE:
-        would = {c.REPAIRED: "repair it", c.MARKED_FAILED: "mark it failed"}.get(facts.would_be or "", "change it")
+        would = _WOULD.get(facts.would_be or "", "change it")
         return (
             f"repair undone {facts.undone or ''}; the job would {would} again but leaves it alone until a "
             "person clears the marker (`reconcile items clear`)"
@@ -123,7 +200,7 @@ def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
     if outcome == c.DATA_PROBLEM:
         return facts.problem if facts.problem is not None else f"unknown order status {str(row['order_status'])[:40]!r}"
     if outcome == c.LINK_CONFLICT:
-        return "links disagree, nothing repaired: " + (facts.conflict or "")
+        return "links disagree, nothing repaired: " + _conflicts(facts.conflict)
     if outcome == c.DUPLICATE_CHARGE:
         return f"{len(facts.paid_charges)} succeeded charges: " + ", ".join(facts.paid_charges)
     if outcome == c.AMOUNT_MISMATCH:
@@ -136,9 +213,9 @@ def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
         reasons = []
         if facts.failed_charges:
             reasons.append(f"{facts.failed_charges} failed charge(s)")
-        canceled = facts.attempt(match.CANCELED)
+        canceled = _attempt(facts, match.CANCELED)
         if canceled is not None:
-            reasons.append(_attempt(canceled, match.CANCELED))
+            reasons.append(canceled)
         if facts.released:
             reasons.append(f"authorization released uncaptured ({_release(facts.released_reason)})")
         return f"{rules.pending_status} -> {rules.failed_status} ({'; '.join(reasons)}; none succeeded)"
@@ -151,26 +228,27 @@ def _base(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str | None:
         if facts.released:
             text += f"; its authorization was released uncaptured ({_release(facts.released_reason)})"
         for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.CANCELED, match.INCOMPLETE):
-            what = facts.attempt(state)
+            what = _attempt(facts, state)
             if what is not None:
-                return f"{text}; {_attempt(what, state)}"
+                return f"{text}; {what}"
         return text
     if outcome == c.IN_FLIGHT:
         return _in_flight(row, facts, rules)
     if outcome == c.STALE_PENDING:
         for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.INCOMPLETE):
-            what = facts.attempt(state)
+            what = _attempt(facts, state)
             if what is not None:
-                return f"no charge: {_attempt(what, state)}"
+                return f"no charge: {what}"
         return NO_CHARGE
     if outcome == c.ORPHAN_CHARGE:
         if facts.ref_source is None:
             return NO_ORDER
-        return f"{facts.ref_source} names order {str(row['order_key'])[:60]}, which does not exist"
+        source = SOURCE_WORDS.get(facts.ref_source, facts.ref_source)
+        return f"{source} names order {str(row['order_key'])[:60]}, which does not exist"
     return None
 
 
-def _amount_mismatch(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
+def _amount_mismatch(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str:
     text = (
         f"order {format_amount(row['amount'], row['currency'] or '')}, "
         f"charge captured {format_amount(row['charge_amount'], row['charge_currency'] or '')}"
@@ -187,7 +265,7 @@ def _amount_mismatch(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str
     return text
 
 
-def _refunded_or_disputed(row: dict[str, Any], facts: c.Facts) -> str:
+def _refunded_or_disputed(row: DetailRow, facts: c.Facts) -> str:
     currency = row["charge_currency"] or ""
     parts = []
     if pd.notna(row["amount_refunded"]) and row["amount_refunded"] > 0:
@@ -209,14 +287,14 @@ def _refunded_or_disputed(row: dict[str, Any], facts: c.Facts) -> str:
     return text
 
 
-def _in_flight(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
-    processing, still_open = facts.attempt(match.PROCESSING), facts.attempt(match.OPEN)
+def _in_flight(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str:
+    processing, still_open = _attempt(facts, match.PROCESSING), _attempt(facts, match.OPEN)
     if facts.pending_charges:
         text = "charge still processing"
     elif processing is not None:
-        text = _attempt(processing, match.PROCESSING)
+        text = processing
     elif still_open is not None and not facts.young:
-        text = _attempt(still_open, match.OPEN)
+        text = still_open
     else:
         text = YOUNG
     if row["order_status"] != rules.pending_status:
@@ -228,7 +306,7 @@ def _in_flight(row: dict[str, Any], facts: c.Facts, rules: c.Rules) -> str:
 
 # Each outcome in plain words (the counts table and the listed sections); the code stays beside it
 # only as the CSV's `outcome` value, for a search.
-OUTCOME_TITLES = {
+OUTCOME_TITLES: dict[str, str] = {
     c.OK: "Matched, nothing to do",
     c.REPAIRED: "Stuck orders set to paid (repaired)",
     c.MARKED_FAILED: "Pending orders marked failed: only failed charges",
@@ -248,9 +326,21 @@ OUTCOME_TITLES = {
 }
 
 
+# Each kind of refund or dispute finding (movements.MovementKind) in plain words.
+MOVEMENT_TITLES: dict[str, str] = {
+    movements.REFUND_FAILED: "Refund failed: the customer did not get the money back",
+    movements.REFUNDED_ORDER_STILL_PAID: "Charge fully refunded, order still paid",
+    movements.DISPUTE_OPEN: "Dispute open: respond before the due date",
+    movements.DISPUTE_LOST: "Dispute lost, order still paid",
+    movements.REFUND: "Refund",
+    movements.PARTIAL_REFUND: "Partial refund",
+    movements.DISPUTE_CLOSED: "Dispute closed",
+}
+
+
 def item_title(kind: str | None) -> str:
     """What happened, in plain words, for an item of any kind (an outcome or a refund/dispute finding)."""
-    text = OUTCOME_TITLES.get(kind or "") or movements.TITLES.get(kind or "")
+    text = OUTCOME_TITLES.get(kind or "") or MOVEMENT_TITLES.get(kind or "")
     return text or (kind or "unknown").replace("_", " ")
 
 
@@ -281,14 +371,14 @@ def next_step(item: Mapping[str, Any]) -> str:
         return f"refund the {len(others)} extra charges" if others else "refund the extra charge"
     if kind == c.UNCAPTURED:
         return f"capture or cancel before {day_text(deadline)}" if deadline else "capture or cancel the charge"
-    if kind == "dispute_open":
+    if kind == movements.DISPUTE_OPEN:
         return f"respond in Stripe by {day_text(deadline, with_time=True)}" if deadline else "respond in Stripe"
     if kind == c.REFUNDED_OR_DISPUTED and str(item.get("detail") or "").startswith("disputed"):
         return "hold the order until the dispute is decided"  # its dispute is an item of its own
     return NEXT_STEPS.get(kind or "", "look into it")
 
 
-NEXT_STEPS = {
+NEXT_STEPS: dict[str, str] = {
     c.PAID_WITHOUT_CHARGE: "find the payment, or stop the order",
     c.AMOUNT_MISMATCH: "settle the difference with the customer",
     c.ORPHAN_CHARGE: "find the order, or refund the charge",
@@ -298,7 +388,47 @@ NEXT_STEPS = {
     c.LINK_CONFLICT: "fix the order reference on the payment",
     c.PROBABLE_MATCH: "confirm or dismiss the match",
     c.REPAIR_UNDONE: "settle the order by hand, then clear its undo marker",
-    "refund_failed": "refund the customer another way",
-    "refunded_order_still_paid": "cancel the order (the money went back)",
-    "dispute_lost": "cancel the order (the dispute was lost)",
+    movements.REFUND_FAILED: "refund the customer another way",
+    movements.REFUNDED_ORDER_STILL_PAID: "cancel the order (the money went back)",
+    movements.DISPUTE_LOST: "cancel the order (the dispute was lost)",
 }
+
+
+# --- Refunds and disputes (decide/movements.py): a finding's detail from its Judgement and facts. ---
+
+
+def movement_findings(judged: Iterable[movements.Movement]) -> list[Finding]:
+    """The findings of judged refunds and disputes (movements.evaluate), each with its detail in words."""
+    return [m.finding(movement_detail(m)) for m in judged]
+
+
+def movement_detail(m: movements.Movement) -> str:
+    """One refund's or dispute's detail: what happened to the money, and its order."""
+    amount = format_amount(m.amount, m.currency)
+    whose = f"order {m.order_key} is {m.order_status}" if m.order_key is not None else "the charge names no order"
+    j = movements.Judgement
+    status = m.status or ""
+    match m.judgement:
+        case j.REFUND_FAILED:
+            return f"refund of {amount} failed ({m.failure_reason or 'no reason given'}); {whose}"
+        case j.REFUND_CANCELED:
+            return f"refund of {amount} canceled; {whose}"
+        case j.FULL_REFUND_LISTED:
+            return f"charge fully refunded ({amount}); {whose}, listed under refunded_or_disputed"
+        case j.FULL_REFUND_ORDER_PAID:
+            return f"charge fully refunded ({amount}) but {whose}"
+        case j.PARTIAL_REFUND:
+            return f"partial refund of {amount} ({m.status}); {whose}"
+        case j.FULL_REFUND:
+            return f"charge fully refunded ({amount}); {whose}"
+        case j.DISPUTE_OPEN:
+            kind = "inquiry" if status.startswith("warning_") else "dispute"
+            due = f", respond by {fmt(from_unix(m.due_by))}" if m.due_by else ""
+            known = status in movements.DISPUTE_OPEN_STATUSES
+            words = status.replace("_", " ") if known else f"in unknown status {status[:40]!r}"
+            return f"{kind} of {amount} {words} ({m.reason}){due}; {whose}"
+        case j.DISPUTE_LOST:
+            return f"dispute of {amount} lost ({m.reason}); {whose}"
+        case j.DISPUTE_LOST_SETTLED:
+            return f"dispute of {amount} lost; {whose}"
+    return f"dispute of {amount} {status.replace('_', ' ')} ({m.reason}); {whose}"

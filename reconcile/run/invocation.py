@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import stripe
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from reconcile.config import Config
 from reconcile.decide.findings import Finding
 from reconcile.decide.items import ItemsResult
+from reconcile.decide.runs import RunDoc, StartedBy
 from reconcile.errors import (
     ChangedThenFailed,
     ConfigError,
@@ -40,6 +42,7 @@ from reconcile.errors import (
 from reconcile.exitcodes import ExitCode, worst
 from reconcile.report import mailer, retention
 from reconcile.report import queue as work_queue
+from reconcile.report.records import SummaryJson
 from reconcile.report.render import write_summary_json
 from reconcile.report.summary import InvocationSummary, WindowEntry
 from reconcile.run import plan as window_plan
@@ -89,7 +92,7 @@ class WindowRun:
 class Outcome:
     exit_code: ExitCode
     runs: list[WindowRun] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
+    summary: SummaryJson | None = None
     lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
     error: ReconcileError | None = None
     failed_changes: job.Changes | None = None  # what the window run that failed had changed
@@ -128,61 +131,30 @@ def run_windows(
 
     lease: Lease | None = None
     if not inv.dry_run:  # a dry run changes nothing, so it needs no lease
-        wait = inv.wait if inv.wait is not None else config.lease.wait
         try:
-            lease = Lease.acquire(
-                stash,
-                invocation,
-                config.lease.ttl,
-                wait,
-                clock=lease_clock,
-                sleep=_lease_pause,
-                info={"trigger": who["trigger"], "command": who["command"]},
-            )
+            lease = _take_lease(config, stash, inv, invocation, who, lease_clock)
         except ReconcileError as error:  # held by another run, a stop while waiting for it, or MongoDB gone
             _record_refused(runs, invocation, inv, who, error)
             _fail(outcome, error)
             _write_summary(inv, outcome, invocation)
             return outcome
         lease.keep_alive()
+
+    def windows() -> None:
+        if lease is not None and lease.previous:
+            _take_over(runs, lease.previous, invocation, outcome)
+        if not inv.dry_run and mail is not None:
+            _resend(config, runs, mail, outcome)
+        _run_all(config, client, db, inv, lease, invocation, who, outcome, scan_db)
+
     try:
-        try:
-            if lease is not None and lease.previous:
-                _take_over(runs, lease.previous, invocation, outcome)
-            if not inv.dry_run and mail is not None:
-                _resend(config, runs, mail, outcome)
-            _run_all(config, client, db, inv, lease, invocation, who, outcome, scan_db)
-        except ReconcileError as error:  # outside a window's run: history, plan, resend
-            with run_context(invocation):
-                _log_end(error)
-            _fail(outcome, error)
+        _guarded(outcome, invocation, windows)
         if not inv.dry_run and outcome.runs:  # what completed is reported, even if a later window failed
-            try:
-                _email(config, runs, mail, policy, invocation, outcome)
-            except ReconcileError as error:
-                with run_context(invocation):
-                    _log_end(error)
-                _fail(outcome, error)
+            _guarded(outcome, invocation, lambda: _email(config, runs, mail, policy, invocation, outcome))
         if not inv.dry_run and outcome.error is None:  # a failed invocation prunes nothing; the next one will
-            try:
-                _prune_reports(runs, inv.report_dir, config.report.keep_days)
-            except ReconcileError as error:
-                with run_context(invocation):
-                    _log_end(error)
-                _fail(outcome, error)
+            _guarded(outcome, invocation, lambda: _prune_reports(runs, inv.report_dir, config.report.keep_days))
     except interrupt.StopNow as stop:
-        # Stopped at once: the summary still names this invocation and lists every order it changed (the
-        # windows completed and the one cut off), as the history does; the CLI then leaves it be.
-        outcome.exit_code = worst(outcome.exit_code, stop.exit_code)
-        outcome.stopped = stop.line()
-        if outcome.failed_changes is not None:
-            n = outcome.failed_changes.count
-            outcome.stopped += f"; {n} order(s) were changed before this, listed here and in the run history"
-        try:
-            _write_summary(inv, outcome, invocation)
-            stop.summary_written = inv.summary_json is not None
-        except Exception as error:  # the CLI writes its plain error summary instead
-            log.warning("summary.not_written", extra={"error": exception_text(error)})
+        _stopped_at_once(inv, outcome, invocation, stop)
         raise
     finally:
         if lease is not None:
@@ -191,7 +163,52 @@ def run_windows(
     return outcome
 
 
-def _record_refused(runs: Any, invocation: str, inv: Invocation, who: dict[str, Any], error: ReconcileError) -> None:
+def _guarded(outcome: Outcome, invocation: str, step: Callable[[], None]) -> None:
+    """An error outside a window's run (history, plan, resend, email, pruning) ends the step, recorded."""
+    try:
+        step()
+    except ReconcileError as error:
+        with run_context(invocation):
+            _log_end(error)
+        _fail(outcome, error)
+
+
+def _take_lease(
+    config: Config,
+    stash: Collection,
+    inv: Invocation,
+    invocation: str,
+    who: StartedBy,
+    clock: Callable[[], float],
+) -> Lease:
+    wait = inv.wait if inv.wait is not None else config.lease.wait
+    return Lease.acquire(
+        stash,
+        invocation,
+        config.lease.ttl,
+        wait,
+        clock=clock,
+        sleep=_lease_pause,
+        info={"trigger": who["trigger"], "command": who["command"]},
+    )
+
+
+def _stopped_at_once(inv: Invocation, outcome: Outcome, invocation: str, stop: interrupt.StopNow) -> None:
+    """Stopped at once: the summary still names this invocation and lists every order it changed (the
+    windows completed and the one cut off), as the history does; the CLI then leaves it be."""
+    outcome.exit_code = worst(outcome.exit_code, stop.exit_code)
+    outcome.stopped = stop.line()
+    if outcome.failed_changes is not None:
+        n = outcome.failed_changes.count
+        outcome.stopped += f"; {n} order(s) were changed before this, listed here and in the run history"
+    try:
+        _write_summary(inv, outcome, invocation)
+        stop.summary_written = inv.summary_json is not None
+    except Exception as error:  # the CLI writes its plain error summary instead
+        log.warning("summary.not_written", extra={"error": exception_text(error)})
+
+
+def _record_refused(runs: Any, invocation: str, inv: Invocation, who: StartedBy, error: ReconcileError) -> None:
     """An invocation that could not take the lease: logged, and in the history (when MongoDB answers) as
     one run that ended at once."""
     status = state.LEASE_HELD if isinstance(error, LeaseHeld) else _status_of(error)
@@ -290,6 +307,31 @@ def _write_summary(inv: Invocation, outcome: Outcome, invocation: str) -> None:
         write_summary_json(inv.summary_json, outcome.summary)
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """What every window run of an invocation shares: where it reads and writes, and how it is held."""
+
+    settings: settings.WindowSettings
+    client: stripe.StripeClient
+    db: Database
+    scan_db: Database | None
+    policy: stripe_pull.RetryPolicy
+    runs: Collection  # the run history
+    stash: Collection  # the watermark
+    lease: Lease | None
+    dry_run: bool
+    may_create: bool  # the watermark may be created (no --until)
+    summary_json: Path | None
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A window run that failed: the error the invocation reports and what the run changed."""
+
+    error: ReconcileError
+    changes: job.Changes
+
+
 def _run_all(
     config: Config,
     client: stripe.StripeClient,
@@ -297,15 +339,25 @@ def _run_all(
     inv: Invocation,
     lease: Lease | None,
     invocation: str,
-    who: dict[str, Any],
+    who: StartedBy,
     outcome: Outcome,
     scan_db: Database | None,
 ) -> None:
-    m = config.mongodb
-    runs, stash = db[m.runs_collection], db[m.state_collection]
+    runs, stash = db[config.mongodb.runs_collection], db[config.mongodb.state_collection]
     plan = _plan(config, db, stash, inv, invocation)
-    policy_retry = stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key())
-    window_settings = settings.window_settings(config)
+    shared = _Windows(
+        settings.window_settings(config),
+        client,
+        db,
+        scan_db,
+        stripe_pull.RetryPolicy.from_config(config.stripe, config.test_mode_key()),
+        runs,
+        stash,
+        lease,
+        inv.dry_run,
+        may_create=inv.until is None,
+        summary_json=inv.summary_json,
+    )
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):
         run_id = invocation if index == 1 else job.new_run_id(inv.now)
@@ -323,26 +375,38 @@ def _run_all(
             started=utcnow(),
             source=plan.source,
         )
-        changes = job.Changes()
-        req = job.RunRequest(
-            since=window.since,
-            until=window.until,
-            now=inv.now,
-            dry_run=inv.dry_run,
-            report_dir=inv.report_dir,
-            counted_from=window.counted_from,
-            checkpoint=lease.check if lease else None,
-            # Once per invocation, in its last window: the open items from windows before this one.
-            recheck_limit=config.report.recheck_limit if index == total else 0,
-            part=(index, total),
-            source=plan.source,
-            changes=changes,
-        )
-        run = _run_window(window_settings, client, db, scan_db, req, run_id, window, policy_retry, lease, inv, outcome)
-        if run is None:  # failed: recorded; no later window starts
+        # Once per invocation, in its last window: the open items from windows before this one.
+        recheck_limit = config.report.recheck_limit if index == total else 0
+        req = _request(inv, window, lease, recheck_limit, (index, total), plan.source)
+        try:
+            run = _run_window(shared, req, run_id, window)
+        except interrupt.StopNow:  # the summary lists what the window cut off changed
+            if req.changes.count:
+                outcome.failed_changes = req.changes
+            raise
+        if isinstance(run, _Failed):  # recorded; no later window starts
+            _fail(outcome, run.error, run.changes)
             return
         outcome.runs.append(run)
         outcome.exit_code = worst(outcome.exit_code, run.result.exit_code)
+
+
+def _request(
+    inv: Invocation, window: Window, lease: Lease | None, recheck_limit: int, part: tuple[int, int], source: str
+) -> job.RunRequest:
+    return job.RunRequest(
+        since=window.since,
+        until=window.until,
+        now=inv.now,
+        dry_run=inv.dry_run,
+        report_dir=inv.report_dir,
+        counted_from=window.counted_from,
+        checkpoint=lease.check if lease else None,
+        recheck_limit=recheck_limit,
+        part=part,
+        source=source,
+        changes=job.Changes(),
+    )
 
 
 def _plan(config: Config, db: Database, stash: Any, inv: Invocation, invocation: str) -> window_plan.Plan:
@@ -373,42 +437,29 @@ def _plan(config: Config, db: Database, stash: Any, inv: Invocation, invocation:
     return plan
 
 
-def _run_window(
-    window_settings: settings.WindowSettings,
-    client: stripe.StripeClient,
-    db: Database,
-    scan_db: Database | None,
-    req: job.RunRequest,
-    run_id: str,
-    window: Window,
-    policy_retry: stripe_pull.RetryPolicy,
-    lease: Lease | None,
-    inv: Invocation,
-    outcome: Outcome,
-) -> WindowRun | None:
-    """One window run, completed (the watermark advanced, the history finished); None when it failed, with
-    the failure and what it changed recorded in the history and the outcome."""
-    runs, stash = db[window_settings.mongodb.runs_collection], db[window_settings.mongodb.state_collection]
+def _run_window(shared: _Windows, req: job.RunRequest, run_id: str, window: Window) -> WindowRun | _Failed:
+    """One window run, completed (the watermark advanced, the history finished), or how it failed, with the
+    failure and what it changed recorded in the history."""
+    runs, stash = shared.runs, shared.stash
     changes = req.changes
     try:
-        result = job.run(window_settings, client, db, req, run_id=run_id, policy=policy_retry, scan_db=scan_db)
+        result = job.run(
+            shared.settings, shared.client, shared.db, req, run_id=run_id, policy=shared.policy, scan_db=shared.scan_db
+        )
         run = WindowRun(run_id, window, result, result.items, result.movements)
         # Completed only once the watermark and the history say so; until then the window is redone next time.
-        if lease is not None:
-            lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
-        if not inv.dry_run:
-            state.advance_watermark(stash, window.since, window.until, run_id, may_create=inv.until is None)
+        if shared.lease is not None:
+            shared.lease.check()  # a run whose lease was taken over meanwhile does not mark the window done
+        if not shared.dry_run:
+            state.advance_watermark(stash, window.since, window.until, run_id, may_create=shared.may_create)
         state.record_finish(runs, run_id, state.COMPLETED, utcnow(), **_record_fields(result, run))
     except ReconcileError as error:
         with run_context(run_id):
             _log_end(error)
-        said = _with_changes(error, changes, run_id, inv)
+        said = _with_changes(error, changes, run_id, shared.summary_json)
         _end_window(runs, run_id, _status_of(error), error.exit_code, _text(said), changes)
-        _fail(outcome, said, changes)
-        return None
+        return _Failed(said, changes)
     except interrupt.StopNow as stop:  # a second signal: no more work, but the history must not say "running"
-        if changes.count:  # and the summary lists what it changed
-            outcome.failed_changes = changes
         _end_window(
             runs,
             run_id,
@@ -421,10 +472,10 @@ def _run_window(
     except Exception as error:  # a bug: recorded as one, and what the run changed is still reported
         with run_context(run_id):
             log.exception("run.crashed")
-        said = _with_changes(InternalError(f"internal error: {exception_text(error)}"), changes, run_id, inv)
+        internal = InternalError(f"internal error: {exception_text(error)}")
+        said = _with_changes(internal, changes, run_id, shared.summary_json)
         _end_window(runs, run_id, state.FAILED, ExitCode.INTERNAL_ERROR, _text(said), changes)
-        _fail(outcome, said, changes)
-        return None
+        return _Failed(said, changes)
     return run
 
 
@@ -449,14 +500,16 @@ def _changed_fields(changes: job.Changes) -> dict[str, Any]:
     return fields
 
 
-def _with_changes(error: ReconcileError, changes: job.Changes, run_id: str, inv: Invocation) -> ReconcileError:
+def _with_changes(
+    error: ReconcileError, changes: job.Changes, run_id: str, summary_json: Path | None
+) -> ReconcileError:
     """The error that ended a run after it changed orders, its line saying how many and where they are listed."""
     r = changes.repair
     notes = []
     if changes.count:
         where = [str(changes.report.html)] if changes.report is not None else []
-        if inv.summary_json is not None:
-            where.append(f"--summary-json {inv.summary_json}")
+        if summary_json is not None:
+            where.append(f"--summary-json {summary_json}")
         where.append(f"the run history (reconcile show {run_id})")
         notes.append(
             f"{changes.count} order(s) were changed before this ({len(r.repaired)} repaired, "
@@ -540,19 +593,7 @@ def _email(
     except MailError as error:
         with run_context(invocation):
             log.error("email.failed", extra={"error": str(error), "reports": len(reports)})
-        for order, run in enumerate(sent):
-            state.set_email(
-                runs,
-                run.run_id,
-                state.EMAIL_FAILED,
-                subject=subject,
-                text=text,
-                group=invocation,
-                order=order,
-                error=str(error),
-                at=int(time.time()),
-            )
-            run.email, run.email_error = state.EMAIL_FAILED, str(error)
+        _record_unsent(runs, sent, invocation, subject, text, error)
         outcome.exit_code = worst(outcome.exit_code, ExitCode.EMAIL_FAILED)
         outcome.lines.append(
             f"email NOT sent ({error}); the report stays at {last.result.report.html}; the next run resends it"
@@ -573,9 +614,28 @@ def _email(
     outcome.lines.append(f"email sent to {len(config.email.to)} recipient(s): {subject}")
 
 
+def _record_unsent(
+    runs: Collection, sent: list[WindowRun], invocation: str, subject: str, text: str, error: MailError
+) -> None:
+    """The message that could not be sent, kept in the history of its runs for the next run to resend."""
+    for order, run in enumerate(sent):
+        state.set_email(
+            runs,
+            run.run_id,
+            state.EMAIL_FAILED,
+            subject=subject,
+            text=text,
+            group=invocation,
+            order=order,
+            error=str(error),
+            at=int(time.time()),
+        )
+        run.email, run.email_error = state.EMAIL_FAILED, str(error)
+
+
 def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) -> None:
     """Messages earlier invocations could not send, oldest first, each rebuilt as it was then."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[RunDoc]] = {}
     for doc in state.unsent(runs, RESEND_LIMIT):
         groups.setdefault((doc.get("email") or {}).get("group") or doc["_id"], []).append(doc)
     for group, docs in groups.items():

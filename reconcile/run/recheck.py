@@ -1,10 +1,11 @@
 """Re-judge open items from earlier windows against Stripe and the orders as they are now.
 
 An item whose order was created days ago is outside today's window, so today's run cannot see
-whether it was fixed. Each run re-checks a bounded number of such items: it loads their
-orders, retrieves the charges (or refunds, disputes) they name, with the PaymentIntents and
-Checkout Sessions that link charges to orders when the link kinds use them, and classifies them
-again with the same pure rules as a window run.
+whether it was fixed. Each run re-checks a bounded number of such items: the same read, decide
+steps as its window with the items' objects as the read scope. `read` loads their orders and
+retrieves the charges (or refunds, disputes) they name, with the PaymentIntents and Checkout
+Sessions that link charges to orders when the link kinds use them; `verdicts` classifies them again
+with the window run's pure rules (run/judge.py) and says which items are still there.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import pandas as pd
 import stripe
 from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.decide import classify as c
-from reconcile.decide import items as item_rules
-from reconcile.decide import movements
 from reconcile.decide.findings import Finding
-from reconcile.report import wording
+from reconcile.decide.inputs import MovementRow, OrderRecord
+from reconcile.decide.items import ItemDoc
+from reconcile.run import judge
 from reconcile.runtime import progress
 from reconcile.store import orders as order_store
 from reconcile.stripe import fetch
@@ -35,27 +38,51 @@ from reconcile.stripe import pull as stripe_pull
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STEP = "re-check open items"
 
 
-def recheck(
-    client: stripe.StripeClient,
-    policy: stripe_pull.RetryPolicy,
-    orders: Collection,
-    fields: OrdersConfig,
-    linking: payment_pull.Linking,
-    rules: c.Rules,
-    docs: list[dict[str, Any]],
-    now: datetime,
-) -> tuple[list[Finding], dict[str, str], list[str]]:
-    """(findings still present, {key: why it is gone}, keys looked at) for these open item documents,
-    judged with the window run's `rules` and links against the `orders` collection as it is now."""
+@dataclass(frozen=True)
+class Remote:
+    """Where a re-check reads: Stripe (with the run's retry policy) and the orders collection."""
+
+    client: stripe.StripeClient
+    policy: stripe_pull.RetryPolicy
+    orders: Collection
+    fields: OrdersConfig
+    linking: payment_pull.Linking
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a re-check read: its items, and the objects they name as they are now."""
+
+    docs: list[ItemDoc] = field(default_factory=list)  # the open item documents re-checked
+    orders: pd.DataFrame = field(default_factory=lambda: c.orders_frame([]))  # the orders and charges' items'
+    payments: payment_pull.Payments = field(default_factory=payment_pull.Payments)
+    named: frozenset[str] = frozenset()  # the charges the items name that still exist
+    movement_rows: list[MovementRow] = field(default_factory=list)  # the refunds' and disputes' items'
+    movement_orders: list[OrderRecord] = field(default_factory=list)
+
+    @property
+    def core(self) -> list[ItemDoc]:
+        return [d for d in self.docs if d.get("source") in ("order", "charge")]
+
+
+class Rechecked(NamedTuple):
+    confirmed: list[Finding]  # findings still present
+    cleared: dict[str, str]  # {key: why it is gone}
+    checked: list[str]  # keys looked at
+
+
+def read(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
+    """The objects these open item documents name, as they are now."""
     if not docs:
-        return [], {}, []
+        return Read()
     core = [d for d in docs if d.get("source") in ("order", "charge")]
     moved = [d for d in docs if d.get("source") in ("refund", "dispute")]
     # Independent lookups: the orders' and charges' items beside the refunds' and disputes'; the
     # progress step counts the items of each half as it finishes.
-    progress.step("re-check open items", 0, len(docs))
+    progress.step(STEP, 0, len(docs))
     done = {"items": 0}
     lock = threading.Lock()
 
@@ -63,116 +90,120 @@ def recheck(
         result = call()
         with lock:
             done["items"] += items
-            progress.step("re-check open items", done["items"], len(docs))
+            progress.step(STEP, done["items"], len(docs))
         return result
 
-    (confirmed, cleared), (more_confirmed, more_cleared) = fetch.run(
-        [
-            partial(half, partial(_recheck_core, client, policy, orders, fields, linking, rules, core, now), len(core)),
-            partial(half, partial(_recheck_movements, client, policy, orders, fields, linking, moved, now), len(moved)),
-        ],
-        policy,
-        "re-check",
-        step=None,
+    # Two kinds of result from one call: typed here, where they are unpacked.
+    calls: list[Callable[[], Any]] = [
+        partial(half, partial(_read_core, remote, core, now), len(core)),
+        partial(half, partial(_read_movements, remote, moved, now), len(moved)),
+    ]
+    core_read: Read
+    moved_read: Read
+    core_read, moved_read = fetch.run(calls, remote.policy, "re-check", step=None)
+    return Read(
+        docs,
+        core_read.orders,
+        core_read.payments,
+        core_read.named,
+        moved_read.movement_rows,
+        moved_read.movement_orders,
     )
-    log.info(
-        "items.rechecked",
-        extra={
-            "items": len(docs),
-            "still_open": len(confirmed) + len(more_confirmed),
-            "resolved": len(cleared) + len(more_cleared),
-        },
-    )
-    return confirmed + more_confirmed, cleared | more_cleared, [d["_id"] for d in docs]
 
 
-def _recheck_core(
-    client: stripe.StripeClient,
-    policy: stripe_pull.RetryPolicy,
-    orders_collection: Collection,
-    fields: OrdersConfig,
-    linking: payment_pull.Linking,
-    rules: c.Rules,
-    docs: list[dict[str, Any]],
-    now: datetime,
-) -> tuple[list[Finding], dict[str, str]]:
+def _read_core(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
     if not docs:
-        return [], {}
-    key = linking.metadata_key
-    subjects = {d["charge_id"] for d in docs if d["source"] == "charge" and d.get("charge_id")}
+        return Read()
+    client, policy, linking = remote.client, remote.policy, remote.linking
     wanted = sorted({i for d in docs for i in d.get("charge_ids") or []})
     # The charges with their PaymentIntents and sessions, and the orders any of them names: the
     # same links as a window run (payments.pull and references), so the same order is found.
-    named = payment_pull.of_charges(
-        client,
-        linking,
-        c.charges_frame(stripe_pull.retrieve_charges(client, wanted, key, policy)),
-        policy,
-    )
+    retrieved = stripe_pull.retrieve_charges(client, wanted, linking.metadata_key, policy)
+    named = payment_pull.of_charges(client, linking, c.charges_frame(retrieved), policy)
     refs = payment_pull.references(named, linking.link_by)
-    keys = {d["order_key"] for d in docs if d["source"] == "order" and d.get("order_key")}
-    orders = c.orders_frame(
-        order_store.load_order_columns(
-            orders_collection,
-            fields,
-            now,
-            now,
-            keys | refs.order_refs,
-            refs.charge_ids,
-            refs.payment_intent_ids,
-            refs.session_ids,
-        )
+    keys = {k for d in docs if d["source"] == "order" and (k := d.get("order_key"))}
+    columns = order_store.load_order_columns(
+        remote.orders,
+        remote.fields,
+        now,
+        now,
+        keys | refs.order_refs,
+        refs.charge_ids,
+        refs.payment_intent_ids,
+        refs.session_ids,
     )
+    orders = c.orders_frame(columns)
     # The charge, PaymentIntent and session ids the orders store, and the charges those lead to.
-    charges, intents, sessions = (named + payment_pull.of_orders(client, linking, orders, named, policy)).frames()
+    payments = named + payment_pull.of_orders(client, linking, orders, named, policy)
+    return Read(orders=orders, payments=payments, named=frozenset(named.charges["charge_id"]))
+
+
+def _read_movements(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
+    if not docs:
+        return Read()
+    refs = [(d["source"], i) for d in docs if (i := d.get("object_id"))]
+    rows = stripe_movements.retrieve_movements(remote.client, refs, remote.linking.metadata_key, remote.policy)
+    orders = order_store.orders_of_movements(remote.orders, remote.fields, rows, now)
+    return Read(movement_rows=rows, movement_orders=orders)
+
+
+# --------------------------------------------------------------------------- decide (pure)
+
+
+def verdicts(read: Read, rules: c.Rules) -> Rechecked:
+    """The re-checked items judged with the window run's `rules`: which are still there, which are gone and why."""
+    if not read.docs:
+        return Rechecked([], {}, [])
+    core = read.core
+    charges, intents, sessions = read.payments.frames()
     # Only a charge that is itself an item may come out as an orphan here.
-    charges = charges.assign(in_window=charges["charge_id"].isin(list(subjects)))
-    outcomes = wording.worded(c.classify(orders, charges, rules, intents, sessions), rules)
-    found = {f["key"]: f for f in item_rules.core_findings(outcomes)}
+    subjects = {d["charge_id"] for d in core if d["source"] == "charge" and d.get("charge_id")}
+    scope = payment_pull.Payments(
+        charges.assign(in_window=charges["charge_id"].isin(list(subjects))), intents, sessions
+    )
+    # Its refunds and disputes are judged apart from its orders: none is counted as flagged by them.
+    judged = judge.judge(
+        judge.classify(read.orders, scope, rules), read.movement_rows, read.movement_orders, rules, flagged=()
+    )
+    confirmed, cleared = _core_verdicts(core, judged, read)
+    for f in judged.moved:
+        if f["needs_person"]:
+            confirmed.append(f)
+        else:
+            cleared[f["key"]] = f"re-checked: {f['detail']}"
+    log.info(
+        "items.rechecked",
+        extra={"items": len(read.docs), "still_open": len(confirmed), "resolved": len(cleared)},
+    )
+    return Rechecked(confirmed, cleared, [d["_id"] for d in read.docs])
+
+
+def _core_verdicts(docs: list[ItemDoc], judged: judge.Judged, read: Read) -> tuple[list[Finding], dict[str, str]]:
+    """The orders' and charges' items: the findings still about them, and why each other one is gone."""
+    if not docs:
+        return [], {}
+    outcomes = judged.outcomes
+    found = {f["key"]: f for f in judged.core}
     by_order = dict(zip(outcomes["order_key"].astype(str), outcomes["outcome"], strict=False))
     by_charge = dict(zip(outcomes["charge_id"].astype(str), outcomes["outcome"], strict=False))
-    have = set(named.charges["charge_id"])
-    orders_loaded = set(orders["order_key"])
+    orders_loaded = set(read.orders["order_key"])
     related = {d.get("order_key") for d in docs} | {d.get("charge_id") for d in docs}
     confirmed = [f for f in found.values() if f["order_key"] in related or f["charge_id"] in related]
     cleared: dict[str, str] = {}
     for d in docs:
         if d["_id"] in found:
             continue
+        order_key, charge_id = d.get("order_key"), d.get("charge_id")
         if d["source"] == "order":
-            if d["order_key"] not in orders_loaded:
-                cleared[d["_id"]] = f"re-checked: order {d['order_key']} no longer exists"
+            if order_key not in orders_loaded:
+                cleared[d["_id"]] = f"re-checked: order {order_key} no longer exists"
             else:
-                cleared[d["_id"]] = f"re-checked: order is now {by_order.get(d['order_key'], 'ok')}"
-        elif d.get("charge_id") in have:
-            now_outcome = by_charge.get(d["charge_id"])
+                cleared[d["_id"]] = f"re-checked: order is now {by_order.get(str(order_key), 'ok')}"
+        elif charge_id is not None and charge_id in read.named:
+            now_outcome = by_charge.get(charge_id)
             cleared[d["_id"]] = (
                 f"re-checked: charge is now {now_outcome}"
                 if now_outcome
                 else "re-checked: charge now belongs to an order"
             )
-    return confirmed, cleared
-
-
-def _recheck_movements(
-    client: stripe.StripeClient,
-    policy: stripe_pull.RetryPolicy,
-    orders_collection: Collection,
-    fields: OrdersConfig,
-    linking: payment_pull.Linking,
-    docs: list[dict[str, Any]],
-    now: datetime,
-) -> tuple[list[Finding], dict[str, str]]:
-    if not docs:
-        return [], {}
-    key = linking.metadata_key
-    rows = stripe_movements.retrieve_movements(client, [(d["source"], d["object_id"]) for d in docs], key, policy)
-    orders = order_store.orders_of_movements(orders_collection, fields, rows, now)
-    paid = (fields.paid_status, *fields.other_paid_statuses)
-    confirmed, cleared = [], {}
-    for f in movements.evaluate(rows, orders, paid):
-        if f["needs_person"]:
-            confirmed.append(f)
-        else:
-            cleared[f["key"]] = f"re-checked: {f['detail']}"
     return confirmed, cleared

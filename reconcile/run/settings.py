@@ -1,30 +1,29 @@
 """What each step takes, built from the whole `Config` in one place (the run side: decide/ and store/
-never see the `Config`): the decision's `Rules`, the repair store's collections and field names."""
+never see the `Config`): the decision's `Rules`, the repair store's collections and field names, and
+the few values each step of a window run uses (`WindowSettings`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 
 from pymongo.database import Database
 
-from reconcile.config import Config, MatchingConfig, MongoConfig, OrdersConfig, ReportConfig, StripeConfig, Threshold
+from reconcile.config import Config, OrdersConfig, Threshold
 from reconcile.decide.classify import Rules
 from reconcile.store.repair import RepairStore
 from reconcile.stripe.payments import Linking
+from reconcile.stripe.pull import RetryPolicy
 from reconcile.timeutil import to_unix
 
 
 def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str]] = frozenset()) -> Rules:
     """The decision's rules (classify's `Rules`) from the config's orders and matching sections;
     `dismissed`: probable-match pairs people dismissed (store.items.dismissed_pairs)."""
-    return rules_of(config.orders, config.matching, now, dismissed)
-
-
-def rules_of(
-    o: OrdersConfig, matching: MatchingConfig, now: datetime, dismissed: frozenset[tuple[str, str]] = frozenset()
-) -> Rules:
-    """The decision's rules from the orders and matching sections (as `rules_for`)."""
+    o, matching = config.orders, config.matching
     return Rules(
         pending_status=o.pending_status,
         paid_statuses=(o.paid_status, *o.other_paid_statuses),
@@ -40,18 +39,18 @@ def rules_of(
     )
 
 
+def rules_at(rules: Rules, now: datetime, dismissed: frozenset[tuple[str, str]]) -> Rules:
+    """`rules` (as `WindowSettings.rules` holds them) for a run at `now` with the pairs people dismissed."""
+    return dataclasses.replace(rules, now=to_unix(now), dismissed_pairs=dismissed)
+
+
 def repair_store(db: Database, config: Config) -> RepairStore:
     """Where repairs and their audit records go, and the order fields they read and set."""
-    return repairs_in(db, config.mongodb, config.orders)
-
-
-def repairs_in(db: Database, m: MongoConfig, fields: OrdersConfig) -> RepairStore:
-    """The repair store from the mongodb and orders sections (as `repair_store`)."""
     return RepairStore(
-        orders=db[m.orders_collection],
-        audit=db[m.audit_collection],
-        fields=fields,
-        batch_size=m.repair_batch_size,
+        orders=db[config.mongodb.orders_collection],
+        audit=db[config.mongodb.audit_collection],
+        fields=config.orders,
+        batch_size=config.mongodb.repair_batch_size,
     )
 
 
@@ -67,27 +66,60 @@ def linking(config: Config) -> Linking:
 
 
 @dataclass(frozen=True)
-class WindowSettings:
-    """What one window run (run/window.py) uses of the config."""
+class Collections:
+    """Where a window run reads and writes: the collections by name, the scans' timeout, the repair batch."""
 
-    mongodb: MongoConfig  # collection names, the scan timeout
-    orders: OrdersConfig  # order fields and statuses
-    matching: MatchingConfig  # link kinds, probable matches
+    orders: str
+    audit: str
+    runs: str
+    items: str
+    decisions: str
+    scan_timeout: float  # seconds: how long the window's order queries may take (for the error message)
+    repair_batch_size: int
+
+
+@dataclass(frozen=True)
+class ReportLinks:
+    """What the report links to and how far back its trend goes."""
+
+    dashboard_url: str
+    order_url: str | None
+    trend_days: int
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """What one window run (run/window.py) uses of the config, a few values per step."""
+
+    collections: Collections
+    orders: OrdersConfig  # the order fields and statuses the store's loads and repairs read and set
     linking: Linking  # what the Stripe side needs to link payments to orders
-    stripe: StripeConfig  # the retry settings (when no policy is passed), the order id metadata key, dashboard_url
-    test_mode: bool  # the Stripe key is a sandbox key (its retry policy)
-    report: ReportConfig  # trend_days, order_url
+    rules: Rules  # the decision's rules; `now` and the dismissed pairs are set per run (`rules_at`)
+    retry: Callable[[], RetryPolicy]  # the retry policy of a run given none
+    report: ReportLinks
     severity: tuple[Threshold, ...]  # items.severity
+
+    def repair_store(self, db: Database) -> RepairStore:
+        c = self.collections
+        return RepairStore(orders=db[c.orders], audit=db[c.audit], fields=self.orders, batch_size=c.repair_batch_size)
 
 
 def window_settings(config: Config) -> WindowSettings:
+    m = config.mongodb
     return WindowSettings(
-        mongodb=config.mongodb,
+        collections=Collections(
+            orders=m.orders_collection,
+            audit=m.audit_collection,
+            runs=m.runs_collection,
+            items=m.items_collection,
+            decisions=m.decisions_collection,
+            scan_timeout=m.scan_timeout.total_seconds(),
+            repair_batch_size=m.repair_batch_size,
+        ),
         orders=config.orders,
-        matching=config.matching,
         linking=linking(config),
-        stripe=config.stripe,
-        test_mode=config.test_mode_key(),
-        report=config.report,
+        rules=rules_for(config, datetime.fromtimestamp(0, UTC)),
+        retry=partial(RetryPolicy.from_config, config.stripe, config.test_mode_key()),
+        report=ReportLinks(config.stripe.dashboard_url, config.report.order_url, config.report.trend_days),
         severity=config.items.severity,
     )

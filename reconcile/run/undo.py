@@ -15,7 +15,9 @@ from pymongo.collection import Collection
 
 from reconcile.config import LeaseConfig
 from reconcile.decide import undo as rules
+from reconcile.decide.audit import AuditRecord
 from reconcile.exitcodes import ExitCode
+from reconcile.report import repair_words
 from reconcile.run.lease import Lease
 from reconcile.store import undo as store
 from reconcile.store.repair import RepairStore
@@ -38,7 +40,7 @@ class UndoResult:
     left_alone: list[str] = field(default_factory=list)
 
 
-def _change(record: dict) -> str:
+def _change(record: AuditRecord) -> str:
     what = f"{record.get('from_status')} -> {record.get('to_status')}"
     if rules.charge_changed(record):
         what += f", charge {record.get('previous_charge_id') or 'none'} -> {record.get('charge_id') or 'none'}"
@@ -76,7 +78,6 @@ def undo_run(
         found = store.orders_now(repairs, records)
         steps = rules.plan(records, found)
         result = UndoResult(ExitCode.OK, undo_id, run_id)
-        prefix = "DRY RUN: would put back" if dry_run else "put back"
         if not records:
             result.lines.append(f"run {run_id} changed no orders: nothing to undo")
             return result
@@ -88,39 +89,54 @@ def undo_run(
                 lease.check()
             healed = store.heal_owed(repairs, steps, found)
             done, lost = store.put_back(repairs, steps, undo_id, by, now)
-        for s in steps:
-            key = s.order_key
-            if s.step == rules.PUT_BACK and (dry_run or key in done):
-                result.put_back.append(key)
-                result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}")
-            elif s.step == rules.ALREADY_UNDONE:
-                owed = "; its audit record, owed by that undo, written now" if key in healed else ""
-                result.lines.append(f"order {key}: already undone ({s.now}); nothing to do{owed}")
-            else:
-                now_text = s.now if key not in lost else "changed by another writer during this undo"
-                result.left_alone.append(key)
-                result.lines.append(f"LEFT ALONE order {key}: changed since run {run_id} ({now_text})")
-        if result.left_alone:
-            result.exit_code = ExitCode.DISCREPANCIES
-        summary = (
-            f"{'DRY RUN: ' if dry_run else ''}undo of run {run_id}"
-            + ("" if dry_run else f" as {undo_id} by {by} at {fmt(now)}")
-            + f": {len(result.put_back)} put back, {len(result.left_alone)} left alone, "
-            f"{sum(1 for s in steps if s.step == rules.ALREADY_UNDONE)} already undone"
-        )
-        result.lines.append(summary)
-        if result.put_back and not dry_run:
-            result.lines.append(f"(undo this undo with `reconcile undo {undo_id}`)")
-        log.info(
-            "undo.finished",
-            extra={
-                "run": run_id,
-                "undo_id": undo_id,
-                "put_back": len(result.put_back),
-                "left_alone": len(result.left_alone),
-            },
-        )
+        _say_steps(result, steps, dry_run, done, lost, healed)
+        _say_summary(result, steps, dry_run, by, now)
         return result
     finally:
         if lease is not None:
             lease.release()
+
+
+def _say_steps(
+    result: UndoResult, steps: list[rules.Step], dry_run: bool, done: list[str], lost: list[str], healed: list[str]
+) -> None:
+    """What happened to each order: put back, already undone, or left alone (and why)."""
+    prefix = "DRY RUN: would put back" if dry_run else "put back"
+    for s in steps:
+        key = s.order_key
+        if s.step == rules.PUT_BACK and (dry_run or key in done):
+            result.put_back.append(key)
+            result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}")
+        elif s.step == rules.ALREADY_UNDONE:
+            owed = "; its audit record, owed by that undo, written now" if key in healed else ""
+            result.lines.append(f"order {key}: already undone ({repair_words.order_now(s.order)}); nothing to do{owed}")
+        else:
+            now_text = (
+                repair_words.order_now(s.order) if key not in lost else "changed by another writer during this undo"
+            )
+            result.left_alone.append(key)
+            result.lines.append(f"LEFT ALONE order {key}: changed since run {result.run_id} ({now_text})")
+    if result.left_alone:
+        result.exit_code = ExitCode.DISCREPANCIES
+
+
+def _say_summary(result: UndoResult, steps: list[rules.Step], dry_run: bool, by: str, now: datetime) -> None:
+    run_id, undo_id = result.run_id, result.undo_id
+    summary = (
+        f"{'DRY RUN: ' if dry_run else ''}undo of run {run_id}"
+        + ("" if dry_run else f" as {undo_id} by {by} at {fmt(now)}")
+        + f": {len(result.put_back)} put back, {len(result.left_alone)} left alone, "
+        f"{sum(1 for s in steps if s.step == rules.ALREADY_UNDONE)} already undone"
+    )
+    result.lines.append(summary)
+    if result.put_back and not dry_run:
+        result.lines.append(f"(undo this undo with `reconcile undo {undo_id}`)")
+    log.info(
+        "undo.finished",
+        extra={
+            "run": run_id,
+            "undo_id": undo_id,
+            "put_back": len(result.put_back),
+            "left_alone": len(result.left_alone),
+        },
+    )

@@ -1,11 +1,14 @@
-"""One reconciliation run for a window: read, decide, write.
+"""One reconciliation run for a window: read, decide, write, report.
+
+Every scope a run judges goes through the same steps (run/judge.py): its window, then the open items
+from earlier windows it re-checks (run/recheck.py), whose scope is what the window did not judge.
 
 1. Read: every remote read the window needs, Stripe and MongoDB: the charges (with their
-   PaymentIntents and Checkout Sessions) and balance transactions, the window's orders, the edge
-   look, the refunds and disputes with their orders, the open items and their re-check, the
-   changes earlier runs made and did not report (and the audit records a stopped run owed), the
-   run history for the trend.
-2. Decide: pure (classify, movements, findings, counts, totals).
+   PaymentIntents and Checkout Sessions) and balance transactions, the window's orders, the look
+   past the window's edges for the orders that seem to have no money, the refunds and disputes with
+   their orders; the open items to re-check and the objects they name; the changes earlier runs
+   made and did not report (and the audit records a stopped run owed), the run history for the trend.
+2. Decide: pure (classify, wording, findings, counts, totals), each scope's findings once.
 3. Write: the owed audit records, repairs with theirs, the items collection, the report files; the
    invocation then advances the watermark and records the run.
 
@@ -33,16 +36,19 @@ import stripe
 from pymongo.database import Database
 
 from reconcile.decide import classify as c
-from reconcile.decide import columns, movements, totals
+from reconcile.decide import columns, totals
 from reconcile.decide import items as item_rules
+from reconcile.decide import repair as repair_rules
+from reconcile.decide.audit import AuditRecord
 from reconcile.decide.findings import Finding
+from reconcile.decide.runs import RunDoc
 from reconcile.decide.trend import trend_points
 from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
-from reconcile.report import period, wording
+from reconcile.report import period, repair_words
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
-from reconcile.run import recheck, settings
+from reconcile.run import judge, recheck, settings
 from reconcile.run.settings import WindowSettings
 from reconcile.runtime import interrupt, memory, progress
 from reconcile.runtime.logs import run_context
@@ -58,6 +64,8 @@ from reconcile.stripe import slices as pull_plan
 from reconcile.timeutil import to_unix, utcnow
 
 log = logging.getLogger(__name__)
+
+Money = totals.Totals  # the balance transactions' totals per currency (totals.summarize)
 
 
 @dataclass
@@ -138,24 +146,46 @@ def new_run_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-@dataclass
-class _Read:
-    """Everything a window run read, before its first write."""
+@dataclass(frozen=True)
+class _Remote:
+    """What a window run reads through: Stripe with its retry policy, MongoDB (and its scans' handle)."""
 
-    outcomes: pd.DataFrame  # classified (edge look included) and worded: no row for an ok order
-    orders: int  # how many orders were classified (those without a row in `outcomes` are ok)
-    money: dict[str, dict[str, Any]]  # the balance transactions' totals per currency (totals.summarize)
-    movement_rows: list[dict[str, Any]]
-    movement_orders: list[dict[str, Any]]
-    confirmed: list[Finding]  # re-checked items still present
-    cleared: dict[str, str]  # re-checked items now gone
-    checked: list[str]
-    history: list[dict[str, Any]]  # completed runs, for the trend
-    earlier: list[dict[str, Any]]  # audit records of changes earlier runs did not report
+    client: stripe.StripeClient
+    policy: stripe_pull.RetryPolicy
+    db: Database
+    scan_db: Database
+
+
+@dataclass(frozen=True)
+class _Pulled:
+    """The window's payments and orders, as read."""
+
+    payments: payment_pull.Payments
+    orders: pd.DataFrame  # the window's orders and those its payments name (classify.orders_frame)
+    money: Money  # from `req.counted_from` when set
+    charge_ids_as_stored: dict[str, str]  # by order key, charge ids stored as blank or padded text
+
+
+@dataclass(frozen=True)
+class _Ledger:
+    """What the run history and the audit records say a window run owes or shows."""
+
+    history: list[RunDoc]  # completed runs, for the trend
+    earlier: list[AuditRecord]  # audit records of changes earlier runs did not report
     earlier_runs: list[str]
-    owed: list[dict[str, Any]]  # audit records a stopped run owed, rebuilt from its orders' markers
-    # By order key, charge ids stored as blank or padded text (the repairs compare what is stored).
-    charge_ids_as_stored: dict[str, str] = field(default_factory=dict)
+    owed: list[AuditRecord]  # audit records a stopped run owed, rebuilt from its orders' markers
+
+
+@dataclass(frozen=True)
+class _Read:
+    """Everything a window run read, judged, before its first write."""
+
+    window: judge.Judged  # the window (edge look included): outcomes worded, findings
+    orders: int  # how many orders were classified (those without a row in the outcomes are ok)
+    money: Money
+    rechecked: recheck.Rechecked  # the open items of earlier windows re-checked
+    ledger: _Ledger
+    charge_ids_as_stored: dict[str, str]  # by order key (the repairs compare what is stored)
 
 
 def run(
@@ -170,26 +200,16 @@ def run(
     """One window, with the settings it uses (`settings.window_settings`). `scan_db` is the database through
     `mongo.connect_for_scans` (default: `db`)."""
     run_id = run_id or new_run_id(req.now)
-    policy = policy or stripe_pull.RetryPolicy.from_config(ws.stripe, ws.test_mode)
+    remote = _Remote(client, policy or ws.retry(), db, db if scan_db is None else scan_db)
     with run_context(run_id):
-        return _run(ws, client, db, req, run_id, policy, db if scan_db is None else scan_db)
-
-
-def _run(
-    ws: WindowSettings,
-    client: stripe.StripeClient,
-    db: Database,
-    req: RunRequest,
-    run_id: str,
-    policy: stripe_pull.RetryPolicy,
-    scan_db: Database,
-) -> RunResult:
-    log.info(
-        "run.start", extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run}
-    )
-    clock = _Clock()
-    read = _read(ws, client, db, scan_db, req, run_id, policy, clock)
-    return _write(ws, db, req, run_id, read, clock)
+        log.info(
+            "run.start",
+            extra={"since": req.since.isoformat(), "until": req.until.isoformat(), "dry_run": req.dry_run},
+        )
+        clock = _Clock()
+        store = ws.repair_store(db)
+        read = _read(ws, remote, store, req, run_id, clock)
+        return _write(ws, db, store, req, run_id, read, clock)
 
 
 # --------------------------------------------------------------------------- read
@@ -197,135 +217,36 @@ def _run(
 
 def _read(
     ws: WindowSettings,
-    client: stripe.StripeClient,
-    db: Database,
-    scan_db: Database,
+    remote: _Remote,
+    store: repair.RepairStore,
     req: RunRequest,
     run_id: str,
-    policy: stripe_pull.RetryPolicy,
     clock: _Clock,
 ) -> _Read:
-    outcomes, orders, money, as_stored = _read_payments(ws, client, db, scan_db, req, policy, clock)
+    """The window read and judged, then the open items it leaves read and judged the same way, then the ledger."""
+    pulled = _pull_and_load(ws, remote, req, clock)
+    rules = settings.rules_at(ws.rules, req.now, item_store.dismissed_pairs(remote.db[ws.collections.decisions]))
+    outcomes = _classify_with_edges(ws, remote, req, pulled, rules, clock)
+    orders, money, as_stored = len(pulled.orders), pulled.money, pulled.charge_ids_as_stored
+    del pulled  # the window's orders and payments: only their outcomes are kept
     # Refunds and disputes created in the window, with their orders (of any age).
-    m = ws.mongodb
-    rows = stripe_movements.fetch_movements(client, req.since, req.until, ws.stripe.order_id_metadata_key, policy)
-    moved_orders = order_store.orders_of_movements(db[m.orders_collection], ws.orders, rows, req.since)
+    rows = stripe_movements.fetch_movements(remote.client, req.since, req.until, ws.linking.metadata_key, remote.policy)
+    moved_orders = order_store.orders_of_movements(remote.db[ws.collections.orders], ws.orders, rows, req.since)
     interrupt.checkpoint("pull")
     clock.lap("movements")
-    confirmed: list[Finding] = []
-    cleared: dict[str, str] = {}
-    checked: list[str] = []
-    if req.recheck_limit:  # once per invocation: the open items from windows before this one
-        found = {f["key"] for f in _findings(ws, outcomes, rows, moved_orders)}
-        todo = item_rules.to_recheck(
-            item_store.open_items(db[m.items_collection]),
-            found,
-            to_unix(req.since),
-            to_unix(req.until),
-            req.recheck_limit,
-        )
-        confirmed, cleared, checked = recheck.recheck(
-            client,
-            policy,
-            db[m.orders_collection],
-            ws.orders,
-            ws.linking,
-            settings.rules_of(ws.orders, ws.matching, req.now, item_store.dismissed_pairs(db[m.decisions_collection])),
-            todo,
-            req.now,
-        )
-        interrupt.checkpoint("recheck")
+    window = judge.judge(outcomes, rows, moved_orders, rules)
+    clock.lap("edge_look")  # the wording, as before with the outcomes it words
+    rechecked = _recheck(ws, remote, req, rules, {f["key"] for f in window.findings})
     clock.lap("recheck")
-    history = state.completed_since(db[m.runs_collection], req.now - timedelta(days=ws.report.trend_days + 2))
-    # A run that died between an order's change and its audit record left the order flagged: the write
-    # phase writes the record it owed. That run reported nothing: this run reports its changes (`earlier`).
-    store = settings.repairs_in(db, ws.mongodb, ws.orders)
-    owed = [] if req.dry_run else repair.owed_audit(store)
-    earlier_runs = [] if req.dry_run else state.unreported(db[m.runs_collection], EARLIER_RUNS_LIMIT, but=run_id)
-    earlier = repair.changes_of_runs(store, earlier_runs)
-    have = {(r.get("run_id"), r.get("order_key")) for r in earlier}
-    earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
-    earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
-    return _Read(
-        outcomes,
-        orders,
-        money,
-        rows,
-        moved_orders,
-        confirmed,
-        cleared,
-        checked,
-        history,
-        earlier,
-        earlier_runs,
-        owed,
-        charge_ids_as_stored=as_stored,
-    )
+    ledger = _read_ledger(ws, remote.db, store, req, run_id)
+    return _Read(window, orders, money, rechecked, ledger, as_stored)
 
 
-def _read_payments(
-    ws: WindowSettings,
-    client: stripe.StripeClient,
-    db: Database,
-    scan_db: Database,
-    req: RunRequest,
-    policy: stripe_pull.RetryPolicy,
-    clock: _Clock,
-) -> tuple[pd.DataFrame, int, dict[str, dict[str, Any]], dict[str, str]]:
-    """(outcomes, orders, money, as stored): the window's payments pulled, its orders loaded and classified
-    (no row for an ok order), how many orders, the totals of its balance transactions (from
-    `req.counted_from` when set), and the charge ids stored as blank or padded text (OrderLoad)."""
-    # Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions,
-    # side by side; the window's orders are read meanwhile (that query needs nothing from Stripe,
-    # and a slow one, e.g. a scan for string-dated orders, hides behind the rate-limited pull).
-    orders_name = ws.mongodb.orders_collection
-    linking = ws.linking
-
-    def order_load() -> order_store.OrderLoad:
-        return order_store.OrderLoad(
-            db[orders_name], ws.orders, scan_db[orders_name], ws.mongodb.scan_timeout.total_seconds()
-        )
-
-    beside: order_store.OrderLoad | None  # None once the window's load is taken from it
-    beside = order_load()
-
-    def stop_load() -> None:
-        interrupt.checkpoint("load")
-        if policy.abort.is_set():  # a pull beside it failed: its error is the one to report
-            raise pull_plan.PullAborted()
-        assert beside is not None  # the closures run during the pull, before it is dropped
-        if beside.count > ORDERS_BESIDE_PULL:
-            raise _LoadAfterPull()
-
-    def window_beside_pull() -> bool:
-        assert beside is not None
-        try:
-            beside.window(req.since, req.until, stop_load)
-        except _LoadAfterPull:
-            return False
-        return True
-
-    # Three kinds of result from one call: typed here, where they are unpacked.
-    calls: list[Callable[[], Any]] = [
-        lambda: payment_pull.pull(client, linking, req.since, req.until, policy),
-        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
-        window_beside_pull,
-    ]
-    pulled: payment_pull.Payments
-    balance_columns: columns.Columns
-    loaded: bool
-    pulled, balance_columns, loaded = pull_plan.side_by_side(calls, policy.abort)
-    # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
-    interrupt.checkpoint("pull")
-    balance = totals.balance_frame(balance_columns)
-    del balance_columns  # the frame holds what is needed
-    n_balance = len(balance)
-    if req.counted_from is not None:
-        balance = balance.loc[balance["created"] >= to_unix(req.counted_from)]
-    # Totals now: a million balance transactions (~130 MB) are not held through the load and the join.
-    money = totals.summarize(balance)
-    del balance
-    memory.trim()  # the pages' memory, freed, goes back to the system before the orders come in
+def _pull_and_load(ws: WindowSettings, remote: _Remote, req: RunRequest, clock: _Clock) -> _Pulled:
+    """The window's payments pulled and its orders loaded (beside the pull when few enough), and the
+    totals of its balance transactions."""
+    beside = _OrdersBeside(ws, remote, req)
+    pulled, money, loaded = _pull(ws, remote, req, beside)
     clock.lap("pull")
     log.info(
         "pull.done",
@@ -333,80 +254,171 @@ def _read_payments(
             "charges": len(pulled.charges),
             "payment_intents": len(pulled.intents),
             "checkout_sessions": len(pulled.sessions),
-            "balance_transactions": n_balance,
-            "orders_in_window": beside.in_window if loaded else None,
-            "orders_in_window_seconds": beside.window_seconds if loaded else None,
+            "balance_transactions": money.n_balance,
+            "orders_in_window": beside.load.in_window if loaded else None,
+            "orders_in_window_seconds": beside.load.window_seconds if loaded else None,
         },
     )
-    load = beside if loaded else order_load()
-    beside = None  # the partial load of a big window, if any, is dropped here
-    if not loaded:  # a big window (a backfill): its orders are read now
-        # They repeat strings the charges hold (their ids, the charges' ids, emails): held once. The
-        # lookup tables cost ~40 MB a million strings: dropped once the window's orders are in (the
-        # orders Stripe names besides are few).
-        charges = pulled.charges
-        shared = {"order_key": charges["order_ref"], "stored_charge_id": charges["charge_id"]}
-        # Only for fields the orders have (a column the shop does not store is None in every row).
-        if ws.orders.payment_intent_id_field:
-            shared["stored_payment_intent_id"] = charges["payment_intent"]
-        if ws.orders.email_field:
-            shared["email"] = charges["email"]
-        load.share_strings(shared)
-        progress.step("load orders", 0, None)
-        load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
-        load.share_strings({})
-
-    refs = payment_pull.references(pulled, ws.matching.link_by)
+    load = beside.load if loaded else None
+    del beside  # the partial load of a big window, if any, is dropped here, before its orders are read again
+    if load is None:
+        load = _load_after_pull(ws, remote, req, pulled)
+    refs = payment_pull.references(pulled, ws.rules.link_by)
     progress.step("load orders", 0, None)
-    orders = c.orders_frame(
-        load.referenced(
-            refs.order_refs,
-            refs.charge_ids,
-            refs.payment_intent_ids,
-            refs.session_ids,
-        ).columns()
-    )
+    loaded_columns = load.referenced(refs.order_refs, refs.charge_ids, refs.payment_intent_ids, refs.session_ids)
+    orders = c.orders_frame(loaded_columns.columns())
     as_stored = load.charge_ids_as_stored
-    del refs, load
+    del refs, load, loaded_columns
     memory.trim()  # the documents' and columns' memory, before the join
     clock.lap("load")
     progress.step("load orders", 1, 1)
     log.info("load.done", extra={"orders": len(orders)})
     interrupt.checkpoint("load")
+    return _Pulled(pulled, orders, money.totals, as_stored)
 
-    rules = settings.rules_of(
-        ws.orders, ws.matching, req.now, item_store.dismissed_pairs(db[ws.mongodb.decisions_collection])
-    )
-    charges, intents, sessions = pulled.frames()
-    outcomes = c.classify(orders, charges, rules, intents, sessions)
+
+class _OrdersBeside:
+    """The window's orders read beside the Stripe pull, stopped when there are too many to hold beside it."""
+
+    def __init__(self, ws: WindowSettings, remote: _Remote, req: RunRequest) -> None:
+        self.load = _order_load(ws, remote)
+        self.req = req
+        self.abort = remote.policy.abort
+
+    def _stop(self) -> None:
+        interrupt.checkpoint("load")
+        if self.abort.is_set():  # a pull beside it failed: its error is the one to report
+            raise pull_plan.PullAborted()
+        if self.load.count > ORDERS_BESIDE_PULL:
+            raise _LoadAfterPull()
+
+    def __call__(self) -> bool:
+        """True when the window's orders are all read."""
+        try:
+            self.load.window(self.req.since, self.req.until, self._stop)
+        except _LoadAfterPull:
+            return False
+        return True
+
+
+def _order_load(ws: WindowSettings, remote: _Remote) -> order_store.OrderLoad:
+    name = ws.collections.orders
+    return order_store.OrderLoad(remote.db[name], ws.orders, remote.scan_db[name], ws.collections.scan_timeout)
+
+
+@dataclass(frozen=True)
+class _Money:
+    totals: Money
+    n_balance: int  # balance transactions pulled
+
+
+def _pull(
+    ws: WindowSettings, remote: _Remote, req: RunRequest, beside: _OrdersBeside
+) -> tuple[payment_pull.Payments, _Money, bool]:
+    """Charges (with PaymentIntents and sessions as the link kinds need) and balance transactions, side by
+    side; the window's orders are read meanwhile (that query needs nothing from Stripe, and a slow one,
+    e.g. a scan for string-dated orders, hides behind the rate-limited pull). The balance transactions
+    come back as their totals; True: the window's orders were read beside the pull."""
+    client, policy = remote.client, remote.policy
+    # Three kinds of result from one call: typed here, where they are unpacked.
+    calls: list[Callable[[], Any]] = [
+        lambda: payment_pull.pull(client, ws.linking, req.since, req.until, policy),
+        lambda: stripe_pull.fetch_balance_columns(client, req.since, req.until, policy),
+        beside,
+    ]
+    pulled: payment_pull.Payments
+    balance_columns: columns.Columns
+    loaded: bool
+    pulled, balance_columns, loaded = pull_plan.side_by_side(calls, policy.abort)
+    # Pulls side by side may all finish after a stop was asked for: honour it before loading more orders.
+    interrupt.checkpoint("pull")
+    money = _balance_totals(balance_columns, req.counted_from)
+    memory.trim()  # the pages' memory, freed, goes back to the system before the orders come in
+    return pulled, money, loaded
+
+
+def _balance_totals(balance_columns: columns.Columns, counted_from: datetime | None) -> _Money:
+    """Totals now: a million balance transactions (~130 MB) are not held through the load and the join."""
+    balance = totals.balance_frame(balance_columns)
+    balance_columns.clear()  # the frame holds what is needed
+    n_balance = len(balance)
+    if counted_from is not None:
+        balance = balance.loc[balance["created"] >= to_unix(counted_from)]
+    return _Money(totals.summarize(balance), n_balance)
+
+
+def _load_after_pull(
+    ws: WindowSettings, remote: _Remote, req: RunRequest, pulled: payment_pull.Payments
+) -> order_store.OrderLoad:
+    """A big window's (a backfill's) orders, read after the pull. They repeat strings the charges hold (their
+    ids, the charges' ids, emails): held once. The lookup tables cost ~40 MB a million strings: dropped
+    once the window's orders are in (the orders Stripe names besides are few)."""
+    load = _order_load(ws, remote)
+    charges = pulled.charges
+    shared = {"order_key": charges["order_ref"], "stored_charge_id": charges["charge_id"]}
+    # Only for fields the orders have (a column the shop does not store is None in every row).
+    if ws.orders.payment_intent_id_field:
+        shared["stored_payment_intent_id"] = charges["payment_intent"]
+    if ws.orders.email_field:
+        shared["email"] = charges["email"]
+    load.share_strings(shared)
+    progress.step("load orders", 0, None)
+    load.window(req.since, req.until, lambda: interrupt.checkpoint("load"))
+    load.share_strings({})
+    return load
+
+
+def _classify_with_edges(
+    ws: WindowSettings, remote: _Remote, req: RunRequest, pulled: _Pulled, rules: c.Rules, clock: _Clock
+) -> pd.DataFrame:
+    """The window classified; the orders that seem to have no money need a look past the window's edges (a
+    charge can land after `until`): what that look finds, if anything, is classified with the rest."""
+    outcomes = judge.classify(pulled.orders, pulled.payments, rules)
     clock.lap("classify")
-    extra = payment_pull.edge_look(client, linking, req.since, req.until, orders, outcomes, pulled, policy)
+    extra = payment_pull.edge_look(
+        remote.client, ws.linking, req.since, req.until, pulled.orders, outcomes, pulled.payments, remote.policy
+    )
     if extra:
-        charges, intents, sessions = (pulled + extra).frames()
-        outcomes = c.classify(orders, charges, rules, intents, sessions)
-    outcomes = wording.worded(outcomes, rules)
+        outcomes = judge.classify(pulled.orders, pulled.payments + extra, rules)
     clock.lap("edge_look")
     log.info("classify.done", extra={"edge_charges": len(extra.charges)})
-    return outcomes, len(orders), money, as_stored
+    return outcomes
 
 
-# --------------------------------------------------------------------------- decide (pure)
+def _recheck(
+    ws: WindowSettings, remote: _Remote, req: RunRequest, rules: c.Rules, found: set[str]
+) -> recheck.Rechecked:
+    """Once per invocation (`req.recheck_limit`): the open items from windows before this one that this
+    window did not judge (`found`: its findings' keys), read and judged as the window is."""
+    if not req.recheck_limit:
+        return recheck.Rechecked([], {}, [])
+    todo = item_rules.to_recheck(
+        item_store.open_items(remote.db[ws.collections.items]),
+        found,
+        to_unix(req.since),
+        to_unix(req.until),
+        req.recheck_limit,
+    )
+    orders = remote.db[ws.collections.orders]
+    scope = recheck.Remote(remote.client, remote.policy, orders, ws.orders, ws.linking)
+    read = recheck.read(scope, todo, req.now)
+    interrupt.checkpoint("recheck")
+    return recheck.verdicts(read, rules)
 
 
-def _movement_findings(
-    ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
-) -> list[Finding]:
-    flagged = set(outcomes.loc[outcomes["outcome"].eq(c.REFUNDED_OR_DISPUTED), "order_key"].dropna().astype(str))
-    paid = (ws.orders.paid_status, *ws.orders.other_paid_statuses)
-    return movements.evaluate(rows, orders, paid, flagged)
-
-
-def _findings(
-    ws: WindowSettings, outcomes: pd.DataFrame, rows: list[dict[str, Any]], orders: list[dict[str, Any]]
-) -> list[Finding]:
-    """This window's findings for the items collection: core outcomes and refunds/disputes needing a person."""
-    moved = _movement_findings(ws, outcomes, rows, orders)
-    return item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
+def _read_ledger(ws: WindowSettings, db: Database, store: repair.RepairStore, req: RunRequest, run_id: str) -> _Ledger:
+    """The run history for the trend; the changes earlier runs did not report, and the audit records owed.
+    A run that died between an order's change and its audit record left the order flagged: the write
+    phase writes the record it owed. That run reported nothing: this run reports its changes (`earlier`)."""
+    runs = db[ws.collections.runs]
+    history = state.completed_since(runs, req.now - timedelta(days=ws.report.trend_days + 2))
+    owed = [] if req.dry_run else repair.owed_audit(store)
+    earlier_runs = [] if req.dry_run else state.unreported(runs, EARLIER_RUNS_LIMIT, but=run_id)
+    earlier = repair.changes_of_runs(store, earlier_runs)
+    have = {(r.get("run_id"), r.get("order_key")) for r in earlier}
+    earlier += [r for r in owed if (r["run_id"], r["order_key"]) not in have]
+    earlier_runs = list(dict.fromkeys([*earlier_runs, *(r["run_id"] for r in owed)]))
+    return _Ledger(history, earlier, earlier_runs, owed)
 
 
 # --------------------------------------------------------------------------- write
@@ -415,59 +427,19 @@ def _findings(
 def _write(
     ws: WindowSettings,
     db: Database,
+    store: repair.RepairStore,
     req: RunRequest,
     run_id: str,
     read: _Read,
     clock: _Clock,
 ) -> RunResult:
-    m = ws.mongodb
-    changes = req.changes
-    outcomes = read.outcomes
-    moved = _movement_findings(ws, outcomes, read.movement_rows, read.movement_orders)
-    healed: list[str] = []
+    changes, findings = req.changes, read.window.findings
     try:
-        if not req.dry_run:
-            if req.checkpoint:
-                req.checkpoint()
-            healed = repair.write_owed(settings.repairs_in(db, ws.mongodb, ws.orders), read.owed)
-            done = repair.apply_repairs(
-                settings.repairs_in(db, ws.mongodb, ws.orders),
-                outcomes,
-                run_id,
-                req.now,
-                checkpoint=req.checkpoint,
-                into=changes.repair,
-                as_stored=read.charge_ids_as_stored,
-            )
-            outcomes = repair.mark_lost_races(outcomes, done.lost_race, done.lost_now)
-            log.info(
-                "repair.done",
-                extra={
-                    "repaired": len(done.repaired),
-                    "marked_failed": len(done.marked_failed),
-                    "lost_race": len(done.lost_race),
-                },
-            )
+        outcomes, healed = _repair(store, req, run_id, read)
         clock.lap("repair")
-
         counts = c.outcome_counts(outcomes, read.orders)
-        money = read.money
-        findings = item_rules.core_findings(outcomes) + [f for f in moved if f["needs_person"]]
-        items = item_store.sync(
-            db[m.items_collection],
-            findings,
-            since=req.since,
-            until=req.until,
-            run_id=run_id,
-            now=req.now,
-            confirmed=read.confirmed,
-            cleared=read.cleared,
-            checked=read.checked,
-            dry_run=req.dry_run,
-            decisions=db[m.decisions_collection],
-            thresholds=ws.severity,
-        )
-        extras = _period_extras(ws, req, run_id, moved, items, money, read, {f["key"] for f in findings})
+        items = _sync_items(ws, db, req, run_id, findings, read.rechecked)
+        extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
         clock.lap("items")
         progress.step("report", 0, 1)
         files = report.write_report(
@@ -477,9 +449,9 @@ def _write(
             req.until,
             counts,
             outcomes,
-            money,
+            read.money,
             req.dry_run,
-            ws.stripe.dashboard_url,
+            ws.report.dashboard_url,
             utcnow(),
             extras=extras,
             counted_from=req.counted_from,
@@ -487,29 +459,97 @@ def _write(
         )
         changes.report = files
     except BaseException as error:
-        if changes.count or read.earlier:
-            _report_anyway(ws, db, req, run_id, read, error)
+        if changes.count or read.ledger.earlier:
+            _report_anyway(ws, db, req, run_id, read.ledger, error)
         raise
     if not req.dry_run:
-        changes.reported = _mark_reported(ws, db, run_id, read)
+        changes.reported = _mark_reported(ws, db, run_id, read.ledger)
     summary = RunSummary.build(
         run_id,
         req.since,
         req.until,
         outcomes,
         counts,
-        money,
+        read.money,
         req.dry_run,
         files,
         counted_from=req.counted_from,
         movements=extras.summary["movements"],
         items=extras.summary["items"],
         audit_healed=healed,
-        earlier_changes=[EarlierChange.from_audit(r) for r in read.earlier],
+        earlier_changes=[EarlierChange.from_audit(r) for r in read.ledger.earlier],
     )
     # Items a person acknowledged (being handled) or accepted (closed) need nobody now: not counted in the
     # exit code or the email's "need attention", or an hourly cron run mails about them every hour.
     summary.needs_attention = _needing_person(findings, items)
+    return _finish(req, run_id, counts, summary, files, items, read.window.moved, clock)
+
+
+def _repair(store: repair.RepairStore, req: RunRequest, run_id: str, read: _Read) -> tuple[pd.DataFrame, list[str]]:
+    """The owed audit records written, then the repairs with theirs: (the outcomes with the races lost to
+    other writers marked, the orders whose owed records were written)."""
+    outcomes = read.window.outcomes
+    if req.dry_run:
+        return outcomes, []
+    if req.checkpoint:
+        req.checkpoint()
+    healed = repair.write_owed(store, read.ledger.owed)
+    done = repair.apply_repairs(
+        store,
+        outcomes,
+        run_id,
+        req.now,
+        checkpoint=req.checkpoint,
+        into=req.changes.repair,
+        as_stored=read.charge_ids_as_stored,
+    )
+    outcomes = repair_rules.mark_lost_races(outcomes, done.lost_race, repair_words.lost_race(done.lost_now))
+    log.info(
+        "repair.done",
+        extra={
+            "repaired": len(done.repaired),
+            "marked_failed": len(done.marked_failed),
+            "lost_race": len(done.lost_race),
+        },
+    )
+    return outcomes, healed
+
+
+def _sync_items(
+    ws: WindowSettings,
+    db: Database,
+    req: RunRequest,
+    run_id: str,
+    findings: list[Finding],
+    rechecked: recheck.Rechecked,
+) -> item_rules.ItemsResult:
+    return item_store.sync(
+        db[ws.collections.items],
+        findings,
+        since=req.since,
+        until=req.until,
+        run_id=run_id,
+        now=req.now,
+        confirmed=rechecked.confirmed,
+        cleared=rechecked.cleared,
+        checked=rechecked.checked,
+        dry_run=req.dry_run,
+        decisions=db[ws.collections.decisions],
+        thresholds=ws.severity,
+    )
+
+
+def _finish(
+    req: RunRequest,
+    run_id: str,
+    counts: dict[str, int],
+    summary: RunSummary,
+    files: report.ReportFiles,
+    items: item_rules.ItemsResult,
+    moved: list[Finding],
+    clock: _Clock,
+) -> RunResult:
+    """The summary JSON written, the exit code, the run's last log line."""
     if req.summary_json:
         report.write_summary_json(req.summary_json, summary.to_json())
     exit_code = ExitCode.DISCREPANCIES if summary.needs_attention else ExitCode.OK
@@ -538,51 +578,50 @@ def _period_extras(
     ws: WindowSettings,
     req: RunRequest,
     run_id: str,
-    moved: list[Finding],
     items: item_rules.ItemsResult,
-    money: dict[str, Any],
     read: _Read,
     found: set[str],
 ) -> report.ReportExtras:
     """The period sections of the report: refunds and disputes, open items, the trend, earlier runs' changes."""
-    current = {
+    moved, earlier, links = read.window.moved, read.ledger.earlier, ws.report
+    current: RunDoc = {
         "window": {"until": to_unix(req.until)},
         "open_items": len(items.open),
-        "charge_count": sum(t["charge_count"] for t in money.values()),
+        "charge_count": sum(t["charge_count"] for t in read.money.values()),
         "source": req.source,
     }
-    trend = trend_points(read.history, current, req.now, ws.report.trend_days)
+    trend = trend_points(read.ledger.history, current, req.now, links.trend_days)
     top, bottom = period.render(
         run_id=run_id,
         now=req.now,
         findings=moved,
         items=items,
         trend=trend,
-        dashboard_url=ws.stripe.dashboard_url,
+        dashboard_url=links.dashboard_url,
         dry_run=req.dry_run,
         part=req.part,
-        order_url=ws.report.order_url,
+        order_url=links.order_url,
     )
     log.info(
         "period.done",
         extra={"refunds_disputes": len(moved), "open_items": len(items.open), "resolved": len(items.resolved)},
     )
     return report.ReportExtras(
-        html_top=top + report.earlier_changes_html(read.earlier),
+        html_top=top + report.earlier_changes_html(earlier),
         html=bottom,
-        csv_rows=period.csv_rows(moved, ws.stripe.dashboard_url)
-        + period.decision_csv_rows(items, found, ws.stripe.dashboard_url)
-        + report.earlier_changes_csv(read.earlier),
+        csv_rows=period.csv_rows(moved, links.dashboard_url)
+        + period.decision_csv_rows(items, found, links.dashboard_url)
+        + report.earlier_changes_csv(earlier),
         summary=period.summary(moved, items, req.now),
         queue_items=tuple(items.open),
     )
 
 
-def _mark_reported(ws: WindowSettings, db: Database, run_id: str, read: _Read) -> bool:
+def _mark_reported(ws: WindowSettings, db: Database, run_id: str, ledger: _Ledger) -> bool:
     """The run history says this run's changes, and the earlier ones it listed, are in a report.
     False when that could not be recorded (the next run then lists them again rather than never)."""
     try:
-        state.mark_reported(db[ws.mongodb.runs_collection], [run_id, *read.earlier_runs], run_id)
+        state.mark_reported(db[ws.collections.runs], [run_id, *ledger.earlier_runs], run_id)
     except Exception as error:  # MongoDB gone: the report is written; the next run lists them again
         log.warning("report.not_marked", extra={"error": exception_text(error)})
         return False
@@ -590,7 +629,7 @@ def _mark_reported(ws: WindowSettings, db: Database, run_id: str, read: _Read) -
 
 
 def _report_anyway(
-    ws: WindowSettings, db: Database, req: RunRequest, run_id: str, read: _Read, error: BaseException
+    ws: WindowSettings, db: Database, req: RunRequest, run_id: str, ledger: _Ledger, error: BaseException
 ) -> None:
     """A run that changed orders and then failed: the plain report lists what it changed (and the
     earlier runs' changes it took on), and the run history says so when MongoDB still answers."""
@@ -604,7 +643,7 @@ def _report_anyway(
                 req.until,
                 changes.repair.repaired,
                 changes.repair.marked_failed,
-                read.earlier,
+                ledger.earlier,
                 one_line(str(error)) if isinstance(error, ReconcileError) else exception_text(error),
                 utcnow(),
             )
@@ -615,4 +654,4 @@ def _report_anyway(
     # Orders of a batch cut off mid-write may have changed without being listed: let the next run list
     # this run's changes from its audit records rather than call them reported.
     if not changes.repair.in_doubt:
-        changes.reported = _mark_reported(ws, db, run_id, read)
+        changes.reported = _mark_reported(ws, db, run_id, ledger)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
 
 import pymongo
 from pymongo.database import Database
 
 from reconcile.config import MongoConfig, OrdersConfig
+from reconcile.decide.audit import AUDIT_FLAG
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import MARKER
-from reconcile.store.repair import AUDIT_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ def present(db: Database, spec: IndexSpec) -> bool:
     queries on its prefix; direction not compared: a B-tree serves both directions, and some
     MongoDB-compatible servers do not report it)."""
     with mongo_errors(f"listing the indexes of {spec.collection}"):
-        info: MutableMapping[str, Any] = db[spec.collection].index_information()
+        info = db[spec.collection].index_information()
     width = len(spec.fields)
     return any(tuple(k for k, _ in index.get("key", []))[:width] == spec.fields for index in info.values())
 

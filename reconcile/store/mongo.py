@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pymongo
@@ -14,6 +14,9 @@ from pymongo.database import Database
 from reconcile.config import MongoConfig
 from reconcile.errors import ConfigError, MongoUnavailable
 from reconcile.runtime.redact import mongo_facts, network_cause
+
+# A MongoDB document as the driver returns it; store/ reads the fields it needs out of it.
+Document = Mapping[str, Any]
 
 _MESSAGE_HOST = re.compile(r"^([^\s:,]+:\d+): ")
 

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.decide.columns import ORDER_COLUMNS, Columns, order_ids, rows, share
+from reconcile.decide.inputs import MovementRow, OrderRecord
 from reconcile.errors import MongoUnavailable
-from reconcile.store.mongo import mongo_errors
+from reconcile.store.mongo import Document, mongo_errors
 from reconcile.timeutil import as_utc, to_unix
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def undone_text(marker: Any) -> str | None:
     return f"by {marker.get('by') or 'someone'} on {day or 'an unknown date'}"
 
 
-def _get(doc: dict[str, Any], dotted: str) -> Any:
+def _get(doc: Document, dotted: str) -> Any:
     value: Any = doc
     for part in dotted.split("."):
         if not isinstance(value, dict):
@@ -126,7 +127,7 @@ def _parse_refunded(value: Any) -> tuple[int | None, str | None]:
     return None, f"refunded amount {shown!r} is not a non-negative integer in minor units"
 
 
-def order_record(doc: dict[str, Any], config: OrdersConfig) -> dict[str, Any]:
+def order_record(doc: Document, config: OrdersConfig) -> OrderRecord:
     """Flatten one order document; anything odd becomes a `problem` string, never an exception."""
     problems = []
     amount, problem = _parse_amount(_get(doc, config.amount_field))
@@ -220,18 +221,19 @@ class OrderColumns:
         # ObjectId kept), any other _id apart (a string _id never equals an ObjectId).
         self.seen: set[Any] = set()
         self.seen_objectids: set[str] = set()
-        names = [
+        # The fields read, in the order `_add` unpacks them (None: not configured).
+        self._fields = (
             config.amount_field,
             config.status_field,
             config.currency_field,
             config.created_at_field,
             config.charge_id_field,
-            config.email_field or "",
-            config.payment_intent_id_field or "",
-            config.checkout_session_id_field or "",
-            config.refunded_amount_field or "",
-        ]
-        self._flat = all("." not in name for name in names)
+            config.email_field,
+            config.payment_intent_id_field,
+            config.checkout_session_id_field,
+            config.refunded_amount_field,
+        )
+        self._flat = all("." not in (name or "") for name in self._fields)
         self._currencies: dict[str, str | None] = {}  # raw value -> ISO code, None if not one (few distinct)
         # By order key, the charge id as stored where `stored_charge_id` holds it otherwise (blank or
         # padded text; few orders): a repair's compare-and-set compares what is stored (store/repair.py).
@@ -257,7 +259,7 @@ class OrderColumns:
             if len(strings):
                 self._known[name] = (pd.Index(strings), np.asarray(strings, dtype=object))
 
-    def add(self, cursor: Iterable[dict[str, Any]]) -> None:
+    def add(self, cursor: Iterable[Document]) -> None:
         for name in _INTEGER_FIELDS:  # this chunk's integers, packed at the end
             self.columns[name] = []
         start = len(self.columns["order_key"])
@@ -291,8 +293,8 @@ class OrderColumns:
         """Documents added so far."""
         return len(self.seen) + len(self.seen_objectids)
 
-    def _add(self, cursor: Iterable[dict[str, Any]]) -> None:
-        cfg, seen, seen_objectids = self.config, self.seen, self.seen_objectids
+    def _add(self, cursor: Iterable[Document]) -> None:
+        """Each document not added before, by the fast path when it is plain, else by `order_record`."""
         cols = [self.columns[name] for name in ORDER_COLUMNS]
         (
             ids,
@@ -309,72 +311,93 @@ class OrderColumns:
             refunds,
             undone,
         ) = cols
-        amount_f, status_f, currency_f = cfg.amount_field, cfg.status_field, cfg.currency_field
-        created_f, charge_f, email_f = cfg.created_at_field, cfg.charge_id_field, cfg.email_field
-        intent_f, session_f, refunded_f = (
-            cfg.payment_intent_id_field,
-            cfg.checkout_session_id_field,
-            cfg.refunded_amount_field,
-        )
-        flat = self._flat
-        as_stored = self.charge_ids_as_stored
+        amount_f, status_f, currency_f, created_f, charge_f, email_f, intent_f, session_f, refunded_f = self._fields
+        as_stored, flat = self.charge_ids_as_stored, self._flat
+        # One loop, its steps inline: it runs once per order (a million, on a big shop).
+        for doc, order_id, order_key in self._unseen(cursor):
+            # The fast path: a plain document, same result as order_record, in a third of the time.
+            amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
+            when: Any = doc.get(created_f)
+            charge = doc.get(charge_f)
+            refunded = doc.get(refunded_f) if refunded_f else None
+            code = (
+                self._currency(currency)
+                if flat
+                and amount.__class__ is int
+                and 0 <= amount <= INT64_MAX
+                and status.__class__ is str
+                and currency.__class__ is str
+                and when.__class__ is datetime
+                and (charge is None or charge.__class__ is str)
+                and (refunded is None or (refunded.__class__ is int and 0 <= refunded <= INT64_MAX))
+                else None
+            )
+            if code is None:  # a nested field configured, or anything unusual in the document
+                self._add_checked(doc, order_id, order_key, cols)
+                continue
+            email = doc.get(email_f) if email_f else None
+            ids.append(order_id)
+            keys.append(order_key)
+            statuses.append(share(status))
+            amounts.append(amount)
+            currencies.append(code)
+            created.append(int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()))
+            stored = _stored_fast(charge)
+            if charge is not None and stored != charge:  # blank or padded text
+                as_stored[order_key] = charge
+            charge_ids.append(stored)
+            emails.append(email if isinstance(email, str) else None)
+            problems.append(None)
+            intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
+            sessions.append(_stored_fast(doc.get(session_f)) if session_f else None)
+            refunds.append(refunded or 0)
+            marker = doc.get(MARKER)
+            undone.append(undone_text(marker) if marker is not None else None)
+
+    def _unseen(self, cursor: Iterable[Document]) -> Iterator[tuple[Document, Any, str]]:
+        """The documents not added before, each with its `order_id` and `order_key`, marked as seen."""
+        seen, seen_objectids = self.seen, self.seen_objectids
         for doc in cursor:
             doc_id = doc["_id"]
             if doc_id.__class__ is ObjectId:
                 order_key = str(doc_id)
-                if order_key in seen_objectids:
-                    continue
-                seen_objectids.add(order_key)
-                order_id = None  # the key rebuilds it (columns.order_ids)
-            else:
-                seen_key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
-                if seen_key in seen:
-                    continue
+                if order_key not in seen_objectids:
+                    seen_objectids.add(order_key)
+                    yield doc, None, order_key  # None: the key rebuilds it (columns.order_ids)
+                continue
+            seen_key = doc_id if doc_id.__class__ in _PLAIN_IDS else (type(doc_id).__name__, str(doc_id))
+            if seen_key not in seen:
                 seen.add(seen_key)
-                order_key, order_id = str(doc_id), doc_id
-            if flat:
-                # The fast path: a plain document, same result as order_record, in a third of the time.
-                amount, status, currency = doc.get(amount_f), doc.get(status_f), doc.get(currency_f)
-                when = doc.get(created_f)
-                charge = doc.get(charge_f)
-                refunded = doc.get(refunded_f) if refunded_f else None
-                if (
-                    amount.__class__ is int
-                    and 0 <= amount <= INT64_MAX
-                    and status.__class__ is str
-                    and currency.__class__ is str
-                    and when.__class__ is datetime
-                    and (charge is None or charge.__class__ is str)
-                    and (refunded is None or (refunded.__class__ is int and 0 <= refunded <= INT64_MAX))
-                ):
-                    code = self._currency(currency)
-                    if code is not None:
-                        email = doc.get(email_f) if email_f else None
-                        ids.append(order_id)
-                        keys.append(order_key)
-                        statuses.append(share(status))
-                        amounts.append(amount)
-                        currencies.append(code)
-                        created.append(int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()))
-                        stored = _stored_fast(charge)
-                        if charge is not None and stored != charge:  # blank or padded text
-                            as_stored[order_key] = charge
-                        charge_ids.append(stored)
-                        emails.append(email if isinstance(email, str) else None)
-                        problems.append(None)
-                        intents.append(_stored_fast(doc.get(intent_f)) if intent_f else None)
-                        sessions.append(_stored_fast(doc.get(session_f)) if session_f else None)
-                        refunds.append(refunded or 0)
-                        marker = doc.get(MARKER)
-                        undone.append(undone_text(marker) if marker is not None else None)
-                        continue
-            record = order_record(doc, cfg)
-            record["order_id"], record["order_key"] = order_id, order_key
-            charge = _get(doc, charge_f)
-            if isinstance(charge, str) and charge != record["stored_charge_id"]:
-                as_stored[order_key] = charge
-            for column, name in zip(cols, ORDER_COLUMNS, strict=False):
-                column.append(share(record[name]))
+                yield doc, doc_id, str(doc_id)
+
+    def _add_checked(self, doc: Document, order_id: Any, order_key: str, cols: list[list[Any]]) -> None:
+        """One document through `order_record`: a nested field configured, or anything unusual in it."""
+        record = order_record(doc, self.config)
+        record["order_id"], record["order_key"] = order_id, order_key
+        charge = _get(doc, self.config.charge_id_field)
+        if isinstance(charge, str) and charge != record["stored_charge_id"]:
+            self.charge_ids_as_stored[order_key] = charge
+        for column, value in zip(cols, _in_column_order(record), strict=True):
+            column.append(share(value))
+
+
+def _in_column_order(record: OrderRecord) -> tuple[Any, ...]:
+    """A record's values in the order of ORDER_COLUMNS."""
+    return (
+        record["order_id"],
+        record["order_key"],
+        record["status"],
+        record["amount"],
+        record["currency"],
+        record["created"],
+        record["stored_charge_id"],
+        record["email"],
+        record["problem"],
+        record["stored_payment_intent_id"],
+        record["stored_session_id"],
+        record["refunded_amount"],
+        record["undone"],
+    )
 
 
 class OrderLoad:
@@ -413,7 +436,7 @@ class OrderLoad:
         out, cfg = self._out, self.config
         began = time.monotonic()
 
-        def take(cursor: Iterable[dict[str, Any]]) -> None:
+        def take(cursor: Iterable[Document]) -> None:
             for chunk in _chunks(cursor, BATCH * 5):
                 if stop is not None:
                     stop()
@@ -496,8 +519,8 @@ class OrderLoad:
         return taken
 
 
-def _chunks(cursor: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _chunks(cursor: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
     for doc in cursor:
         chunk.append(doc)
         if len(chunk) >= size:
@@ -532,17 +555,17 @@ def load_orders(
     charge_ids: Iterable[str] = (),
     payment_intent_ids: Iterable[str] = (),
     session_ids: Iterable[str] = (),
-) -> list[dict[str, Any]]:
+) -> list[OrderRecord]:
     """As load_order_columns, one record (dict) per order (its `order_id` the document's _id, an
     ObjectId too): for small loads and tests."""
     columns = load_order_columns(orders, config, since, until, order_refs, charge_ids, payment_intent_ids, session_ids)
     columns["order_id"] = order_ids(columns["order_id"], columns["order_key"])
-    return rows(columns)
+    return cast("list[OrderRecord]", rows(columns))
 
 
 def _string_dated(
     orders: Collection, config: OrdersConfig, since: datetime, until: datetime, fields: dict[str, int]
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Document]:
     """Orders whose created_at is an ISO string: a date range never matches strings in MongoDB.
 
     The string range is a day wider on each side (offsets like +09:00); each date is then parsed
@@ -574,8 +597,8 @@ def _flag_shared_ids(columns: Columns) -> None:
 
 
 def orders_of_movements(
-    orders: Collection, config: OrdersConfig, rows: list[dict[str, Any]], at: datetime
-) -> list[dict[str, Any]]:
+    orders: Collection, config: OrdersConfig, rows: Iterable[MovementRow], at: datetime
+) -> list[OrderRecord]:
     """The orders refunds' and disputes' charges belong to (by metadata, else by stored charge id), of any age."""
     charges = [r["charge"] for r in rows if r["charge"]]
     refs = {c["order_ref"] for c in charges if c["order_ref"]}

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from pymongo import UpdateOne
@@ -14,10 +14,11 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from reconcile.config import OrdersConfig
-from reconcile.decide.classify import IN_FLIGHT, MARKED_FAILED, REPAIRED
-from reconcile.decide.undo import OrderNow, describe
+from reconcile.decide.audit import AUDIT_FLAG, AUDIT_PENDING, AuditRecord, ChangeMarker, UndoSpec
+from reconcile.decide.classify import MARKED_FAILED, REPAIRED
+from reconcile.decide.undo import OrderNow
 from reconcile.runtime import interrupt, progress
-from reconcile.store.mongo import mongo_errors
+from reconcile.store.mongo import Document, mongo_errors
 from reconcile.store.orders import MARKER, order_record, projection
 from reconcile.timeutil import from_unix
 
@@ -26,8 +27,11 @@ log = logging.getLogger(__name__)
 _DUPLICATE_KEY = 11000  # MongoDB's duplicate key error code
 # MARKER (store/orders.py): the sub-document on each changed order: what changed, when, by which run.
 PERSON_ACTIONS = ("undo", "confirmed")  # changes a person asked for (reconcile undo, items confirm)
-AUDIT_FLAG = "audit"  # marker field present only until the change's audit record is written
-AUDIT_PENDING = "pending"
+# AUDIT_FLAG (decide/audit.py): a marker field present only until the change's audit record is written.
+
+
+# One order's repair: (the compare-and-set filter, the update, the audit record if it takes effect).
+_Plan = tuple[Document, Document, AuditRecord]
 
 
 @dataclass
@@ -35,7 +39,8 @@ class RepairResult:
     repaired: list[str] = field(default_factory=list)  # order keys
     marked_failed: list[str] = field(default_factory=list)
     lost_race: list[str] = field(default_factory=list)  # changed by someone else meanwhile: left alone
-    lost_now: dict[str, str] = field(default_factory=dict)  # each lost race's order as it is now, in words
+    # Each lost race's order as it is now (None: it no longer exists); report/repair_words.py words it.
+    lost_now: dict[str, OrderNow | None] = field(default_factory=dict)
     # The batch being written: its orders may have changed without being listed above yet (a run cut
     # off here leaves them flagged; the next run heals their audit records and reports them).
     in_doubt: list[str] = field(default_factory=list)
@@ -56,8 +61,8 @@ def _text(value: Any) -> str | None:
 
 
 def audit_record(
-    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, store: RepairStore
-) -> dict[str, Any]:
+    order_id: object, order_key: str, marker: ChangeMarker, amount: Any, currency: str | None, store: RepairStore
+) -> AuditRecord:
     """The audit record of one change, built from the marker left on the order (so it can be rebuilt later)."""
     fields = store.fields
     action = marker["action"]
@@ -67,7 +72,7 @@ def audit_record(
     to_status = marker.get("to_status") or (fields.paid_status if action == REPAIRED else fields.failed_status)
     from_status = marker.get("from_status") or fields.pending_status
     previous = marker.get("previous_charge_id")
-    undo_set: dict[str, Any] = {fields.status_field: from_status}
+    undo_set: dict[str, str | None] = {fields.status_field: from_status}
     undo_unset = [MARKER]
     if action == REPAIRED:
         if previous:
@@ -90,23 +95,19 @@ def audit_record(
         "amount": None if amount is None or pd.isna(amount) else int(amount),
         "currency": currency,
         # How to undo: put the order back exactly as it was, if it is still as we left it.
-        "undo": {
-            "filter": {"_id": order_id, fields.status_field: to_status, f"{MARKER}.run_id": run_id},
-            "set": undo_set,
-            "unset": undo_unset,
-        },
+        "undo": _undo_spec(order_id, to_status, run_id, undo_set, undo_unset, store),
     }
 
 
 def person_record(
-    order_id: Any, order_key: str, marker: dict[str, Any], amount: Any, currency: Any, store: RepairStore
-) -> dict[str, Any]:
+    order_id: object, order_key: str, marker: ChangeMarker, amount: Any, currency: str | None, store: RepairStore
+) -> AuditRecord:
     """The audit record of a change a person asked for (an undo, a confirmed probable match), from its marker."""
     fields = store.fields
     run_id = marker["run_id"]
     changed = bool(marker.get("charge_changed"))
     previous = marker.get("previous_charge_id")
-    undo_set: dict[str, Any] = {fields.status_field: marker.get("from_status")}
+    undo_set: dict[str, str | None] = {fields.status_field: marker.get("from_status")}
     undo_unset = [MARKER]
     if changed:
         if previous:
@@ -133,23 +134,33 @@ def person_record(
         "hold": bool(marker.get("hold")),
         "amount": None if amount is None or pd.isna(amount) else int(amount),
         "currency": currency,
-        "undo": {
-            "filter": {"_id": order_id, fields.status_field: marker.get("to_status"), f"{MARKER}.run_id": run_id},
-            "set": undo_set,
-            "unset": undo_unset,
-        },
+        "undo": _undo_spec(order_id, marker.get("to_status"), run_id, undo_set, undo_unset, store),
     }
 
 
-def write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
+def _undo_spec(
+    order_id: object,
+    to_status: str | None,
+    run_id: str,
+    undo_set: dict[str, str | None],
+    undo_unset: list[str],
+    store: RepairStore,
+) -> UndoSpec:
+    """How to undo a change: the order as the change left it, what to set and unset."""
+    return {
+        "filter": {"_id": order_id, store.fields.status_field: to_status, f"{MARKER}.run_id": run_id},
+        "set": undo_set,
+        "unset": undo_unset,
+    }
+
+
+def write_audit(store: RepairStore, records: list[AuditRecord]) -> None:
     """Audit records of changes made outside a run's repairs (undo, confirm); see `_write_audit`."""
     with mongo_errors("writing audit records"):
         _write_audit(store, records)
 
 
-def _planned_change(
-    row: Any, store: RepairStore, run_id: str, now: datetime, as_stored: Mapping[str, str]
-) -> tuple[dict, dict, dict]:
+def _planned_change(row: Any, store: RepairStore, run_id: str, now: datetime, as_stored: Mapping[str, str]) -> _Plan:
     """(filter, update, audit) for one order. The filter is the compare-and-set: the order still pending
     with the charge id the run read (what the update overwrites), else it is left alone."""
     fields = store.fields
@@ -160,7 +171,7 @@ def _planned_change(
     # None); None matches a missing field and a null alike.
     read = as_stored.get(str(row.order_key), previous)
     to_status = fields.paid_status if action == REPAIRED else fields.failed_status
-    marker: dict[str, Any] = {
+    marker: ChangeMarker = {
         "action": action,
         "run_id": run_id,
         "at": now,
@@ -169,7 +180,7 @@ def _planned_change(
         # Cleared once the audit record is written: a run that dies in between leaves this for the next run.
         AUDIT_FLAG: AUDIT_PENDING,
     }
-    update_set: dict[str, Any] = {fields.status_field: to_status}
+    update_set: dict[str, str | ChangeMarker | None] = {fields.status_field: to_status}
     if action == REPAIRED:
         marker["charge_id"] = row.charge_id
         marker["paid_at"] = from_unix(int(row.charge_created))
@@ -181,7 +192,7 @@ def _planned_change(
     return cas_filter, {"$set": update_set}, audit
 
 
-def _write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
+def _write_audit(store: RepairStore, records: list[AuditRecord]) -> None:
     """Insert audit records, then clear the orders' pending flags.
 
     Idempotent: records are keyed by run and order, and one already there (written by an earlier
@@ -201,7 +212,7 @@ def _write_audit(store: RepairStore, records: list[dict[str, Any]]) -> None:
         )
 
 
-def owed_audit(store: RepairStore) -> list[dict[str, Any]]:
+def owed_audit(store: RepairStore) -> list[AuditRecord]:
     """The audit records a stopped run owed (orders it changed whose record it never wrote), rebuilt
     from the orders' markers. A read: `write_owed` writes them."""
     wanted = {"_id": 1, MARKER: 1} | projection(store.fields)
@@ -213,11 +224,15 @@ def owed_audit(store: RepairStore) -> list[dict[str, Any]]:
         if not isinstance(marker, dict) or not marker.get("run_id") or not marker.get("action"):
             continue
         record = order_record(doc, store.fields)
-        records.append(audit_record(doc["_id"], str(doc["_id"]), marker, record["amount"], record["currency"], store))
+        records.append(
+            audit_record(
+                doc["_id"], str(doc["_id"]), cast(ChangeMarker, marker), record["amount"], record["currency"], store
+            )
+        )
     return records
 
 
-def write_owed(store: RepairStore, records: list[dict[str, Any]]) -> list[str]:
+def write_owed(store: RepairStore, records: list[AuditRecord]) -> list[str]:
     """Write owed audit records (kept as they are where already there) and clear their orders' flags."""
     with mongo_errors("healing audit records"):
         _write_audit(store, records)
@@ -252,7 +267,6 @@ def apply_repairs(
     """
     todo = outcomes.loc[outcomes["outcome"].isin([REPAIRED, MARKED_FAILED])]
     result = into if into is not None else RepairResult()
-    orders = store.orders
     rows = list(todo.itertuples(index=False))
     size = store.batch_size
     for start in range(0, len(rows), size):
@@ -263,31 +277,8 @@ def apply_repairs(
         batch = rows[start : start + size]
         plans = [_planned_change(row, store, run_id, now, as_stored or {}) for row in batch]
         result.in_doubt = [str(row.order_key) for row in batch]
-        with mongo_errors("repairing orders"):
-            written = orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
-            lost_now: dict[str, str] = {}
-            if written.modified_count == len(batch):
-                changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
-            else:
-                # Some lost their race: the ones that took effect carry this run's marker; the others
-                # are read as they are now, for the report.
-                now_docs = _orders_now(store, batch)
-                changed = {k for k, doc in now_docs.items() if _marker_run(doc) == run_id}
-                lost_now = {
-                    str(row.order_key): _describe(now_docs.get(str(row.order_key)), store.fields)
-                    for row in batch
-                    if str(row.order_key) not in changed
-                }
-            _write_audit(store, [a for _, _, a in plans if a["order_key"] in changed])
-        for row in batch:
-            key = str(row.order_key)  # a string column (the order's _id as text)
-            if key not in changed:
-                result.lost_race.append(key)
-                result.lost_now[key] = lost_now[key]
-            elif row.outcome == REPAIRED:
-                result.repaired.append(key)
-            else:
-                result.marked_failed.append(key)
+        changed, lost_now = _write_batch(store, batch, plans, run_id)
+        _tally(result, batch, changed, lost_now)
         result.in_doubt = []
         log.info(
             "repair.batch",
@@ -297,11 +288,48 @@ def apply_repairs(
     return result
 
 
-def _orders_now(store: RepairStore, batch: list[Any]) -> dict[str, dict[str, Any]]:
+def _write_batch(
+    store: RepairStore, batch: list[Any], plans: list[_Plan], run_id: str
+) -> tuple[set[str], dict[str, OrderNow | None]]:
+    """Write one batch of compare-and-set updates and the audit records of those that took effect:
+    (the order keys changed, each other order as it is now)."""
+    with mongo_errors("repairing orders"):
+        written = store.orders.bulk_write([UpdateOne(f, u) for f, u, _ in plans], ordered=False)
+        lost_now: dict[str, OrderNow | None] = {}
+        if written.modified_count == len(batch):
+            changed = {row.order_key for row in batch}  # every compare-and-set took effect (the usual case)
+        else:
+            # Some lost their race: the ones that took effect carry this run's marker; the others
+            # are read as they are now, for the report.
+            now_docs = _orders_now(store, batch)
+            changed = {k for k, doc in now_docs.items() if _marker_run(doc) == run_id}
+            lost_now = {
+                str(row.order_key): _order_now(now_docs.get(str(row.order_key)), store.fields)
+                for row in batch
+                if str(row.order_key) not in changed
+            }
+        _write_audit(store, [a for _, _, a in plans if a["order_key"] in changed])
+    return changed, lost_now
+
+
+def _tally(result: RepairResult, batch: list[Any], changed: set[str], lost_now: dict[str, OrderNow | None]) -> None:
+    """Add a written batch's orders to the result: repaired, marked failed, or lost to another writer."""
+    for row in batch:
+        key = str(row.order_key)  # a string column (the order's _id as text)
+        if key not in changed:
+            result.lost_race.append(key)
+            result.lost_now[key] = lost_now[key]
+        elif row.outcome == REPAIRED:
+            result.repaired.append(key)
+        else:
+            result.marked_failed.append(key)
+
+
+def _orders_now(store: RepairStore, batch: list[Any]) -> dict[str, Document]:
     """A batch's orders as they are now (status, charge id, marker), by order key."""
     fields = store.fields
     wanted = {str(row.order_key): row.order_id for row in batch}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Document] = {}
     docs = store.orders.find(
         {"_id": {"$in": list(wanted.values())}},
         {"_id": 1, fields.status_field: 1, fields.charge_id_field: 1, MARKER: 1},
@@ -313,44 +341,42 @@ def _orders_now(store: RepairStore, batch: list[Any]) -> dict[str, dict[str, Any
     return found
 
 
-def _get(doc: dict[str, Any], dotted: str) -> Any:
+def _get(doc: Document, dotted: str) -> Any:
     value: Any = doc
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
-def _marker_run(doc: dict[str, Any]) -> Any:
+def _marker_run(doc: Document) -> Any:
     marker = doc.get(MARKER)
     return marker.get("run_id") if isinstance(marker, dict) else None
 
 
-def _describe(doc: dict[str, Any] | None, fields: OrdersConfig) -> str:
-    """An order as it is now, in the words an undo uses (decide/undo.describe)."""
+def _order_now(doc: Document | None, fields: OrdersConfig) -> OrderNow | None:
+    """An order as it is now (status, charge id, marker); None when it no longer exists."""
     if doc is None:
-        return describe(None)
+        return None
     marker = doc.get(MARKER)
-    return describe(
-        OrderNow(
-            status=_get(doc, fields.status_field),
-            charge_id=_get(doc, fields.charge_id_field),
-            marker=marker if isinstance(marker, dict) else {},
-        )
+    return OrderNow(
+        status=_get(doc, fields.status_field),
+        charge_id=_get(doc, fields.charge_id_field),
+        marker=cast(ChangeMarker, marker) if isinstance(marker, dict) else {},
     )
 
 
-def changes_of_runs(store: RepairStore, run_ids: list[str]) -> list[dict[str, Any]]:
+def changes_of_runs(store: RepairStore, run_ids: list[str]) -> list[AuditRecord]:
     """The audit records of these runs' changes (run, order, action, charge), oldest run first."""
     if not run_ids:
         return []
     wanted = {"_id": 0, "run_id": 1, "order_key": 1, "action": 1, "charge_id": 1, "amount": 1, "currency": 1}
     with mongo_errors("reading earlier runs' changes"):
-        records = list(store.audit.find({"run_id": {"$in": run_ids}}, wanted))
+        records: list[AuditRecord] = list(store.audit.find({"run_id": {"$in": run_ids}}, wanted))
     order = {r: i for i, r in enumerate(run_ids)}
-    return sorted(records, key=lambda r: (order.get(r.get("run_id"), 0), str(r.get("order_key"))))
+    return sorted(records, key=lambda r: (order.get(r.get("run_id") or "", 0), str(r.get("order_key"))))
 
 
-def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
+def _insert_audit(audit: Collection, records: list[AuditRecord]) -> None:
     """One unordered insert; a record already there (same run, same order) is kept as it was."""
     if not records:
         return
@@ -361,19 +387,3 @@ def _insert_audit(audit: Collection, records: list[dict[str, Any]]) -> None:
             "writeConcernErrors"
         ):
             raise
-
-
-def mark_lost_races(outcomes: pd.DataFrame, lost: list[str], now: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """An order changed by someone else between load and repair is left alone and listed as in flight,
-    with what it is now (`now`, by order key: RepairResult.lost_now)."""
-    if not lost:
-        return outcomes
-    now = now or {}
-    mask = outcomes["outcome"].isin([REPAIRED, MARKED_FAILED]) & outcomes["order_key"].isin(lost)
-    outcomes = outcomes.copy()
-    outcomes.loc[mask, "outcome"] = IN_FLIGHT
-    outcomes.loc[mask, "detail"] = [
-        "changed by another writer during this run" + (f" (now {now[key]})" if key in now else "") + "; left alone"
-        for key in outcomes.loc[mask, "order_key"].astype(str)
-    ]
-    return outcomes

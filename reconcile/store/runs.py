@@ -13,12 +13,13 @@ import shlex
 import socket
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pymongo
 import pymongo.errors
 from pymongo.collection import Collection
 
+from reconcile.decide.runs import EmailFields, EmailRecord, RunDoc, StartedBy
 from reconcile.store.mongo import mongo_errors
 from reconcile.timeutil import fmt, from_unix, to_unix
 
@@ -90,7 +91,7 @@ def advance_watermark(state: Collection, since: datetime, until: datetime, run_i
 # --------------------------------------------------------------------------- run history
 
 
-def started_by(trigger: str | None) -> dict[str, Any]:
+def started_by(trigger: str | None) -> StartedBy:
     """Who and what started this run (no secrets: those live only in the environment)."""
     try:
         user = getpass.getuser()
@@ -115,7 +116,7 @@ def record_start(
     invocation: str,
     window: Window | None,
     now: datetime,
-    who: dict[str, Any],
+    who: StartedBy,
     *,
     dry_run: bool,
     part: tuple[int, int] = (1, 1),
@@ -123,7 +124,7 @@ def record_start(
     started: datetime | None = None,
     source: str | None = None,
 ) -> None:
-    doc = {
+    doc: RunDoc = {
         "_id": run_id,
         "invocation": invocation,
         "status": status,
@@ -164,18 +165,17 @@ def unreported(runs: Collection, limit: int, but: str | None = None) -> list[str
         return [str(d["_id"]) for d in docs if d["_id"] != but][:limit]
 
 
-def set_email(runs: Collection, run_id: str, status: str, **fields: Any) -> None:
+def set_email(runs: Collection, run_id: str, status: str, **fields: Unpack[EmailFields]) -> None:
     """Record what happened to a run's email (`attempts` counts every try)."""
     with mongo_errors("recording the email status"):
-        doc = runs.find_one({"_id": run_id}) or {}
-        email = dict(doc.get("email") or {})
-        email.update(
-            fields, status=status, attempts=int(email.get("attempts") or 0) + (status in (EMAIL_SENT, EMAIL_FAILED))
-        )
+        doc: RunDoc | None = runs.find_one({"_id": run_id})
+        before = (doc or {}).get("email") or {}
+        tries = int(before.get("attempts") or 0) + (status in (EMAIL_SENT, EMAIL_FAILED))
+        email: EmailRecord = {**before, **fields, "status": status, "attempts": tries}
         runs.update_one({"_id": run_id}, {"$set": {"email": email}})
 
 
-def unsent(runs: Collection, limit: int = 20) -> list[dict[str, Any]]:
+def unsent(runs: Collection, limit: int = 20) -> list[RunDoc]:
     """Runs whose report could not be emailed yet, oldest first."""
     with mongo_errors("reading unsent reports"):
         return list(runs.find({"email.status": EMAIL_FAILED}).sort("started", pymongo.ASCENDING).limit(limit))
@@ -189,35 +189,39 @@ def mark_abandoned(runs: Collection, invocation: str, by: str) -> int:
         ).modified_count
 
 
-def recent(runs: Collection, limit: int = 20) -> list[dict[str, Any]]:
+def recent(runs: Collection, limit: int = 20) -> list[RunDoc]:
     """The newest runs first; the sub-windows of one invocation (same second) newest window first."""
     with mongo_errors("reading the run history"):
-        docs = list(runs.find().sort([("started", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit))
+        docs: list[RunDoc] = list(
+            runs.find().sort([("started", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]).limit(limit)
+        )
     return sorted(docs, key=lambda d: (d.get("started") or 0, (d.get("window") or {}).get("since") or 0), reverse=True)
 
 
-def find_run(runs: Collection, run_id: str) -> dict[str, Any] | None:
+def find_run(runs: Collection, run_id: str) -> RunDoc | None:
     """A run by its id, or by a prefix that names exactly one run."""
     doc, _ = match_run(runs, run_id)
     return doc
 
 
-def match_run(runs: Collection, run_id: str) -> tuple[dict[str, Any] | None, int]:
+def match_run(runs: Collection, run_id: str) -> tuple[RunDoc | None, int]:
     """(the run, 1) for its id or any prefix naming exactly one run; (None, how many runs match) otherwise."""
     with mongo_errors("reading the run history"):
-        doc = runs.find_one({"_id": run_id})
+        doc: RunDoc | None = runs.find_one({"_id": run_id})
         if doc is not None:
             return doc, 1
         # Run ids are ASCII: every id starting with the prefix sorts between it and it + U+FFFF.
         matching = {"_id": {"$gte": run_id, "$lt": run_id + "\uffff"}}
-        matches = list(runs.find(matching).limit(2))
+        matches: list[RunDoc] = list(runs.find(matching).limit(2))
         if len(matches) == 1:
             return matches[0], 1
         return None, len(matches) if len(matches) < 2 else runs.count_documents(matching)
 
 
-def completed_since(runs: Collection, since: datetime) -> list[dict[str, Any]]:
+def completed_since(runs: Collection, since: datetime) -> list[RunDoc]:
     """Completed real (not dry) runs whose `now` is at or after `since`, oldest first (for the trend)."""
     with mongo_errors("reading the run history"):
-        docs = runs.find({"status": COMPLETED, "at": {"$gte": to_unix(since)}}).sort("at", pymongo.ASCENDING)
+        docs: list[RunDoc] = list(
+            runs.find({"status": COMPLETED, "at": {"$gte": to_unix(since)}}).sort("at", pymongo.ASCENDING)
+        )
         return [d for d in docs if not d.get("dry_run")]

@@ -9,28 +9,31 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.decide import undo as rules
+from reconcile.decide.audit import AUDIT_FLAG, AUDIT_PENDING, HOLD, AuditRecord, ChangeMarker
 from reconcile.errors import ChangedThenFailed, ConfigError, ReconcileError
 from reconcile.store import runs as run_history
-from reconcile.store.mongo import mongo_errors
-from reconcile.store.orders import HOLD, MARKER, id_candidates, order_record
-from reconcile.store.repair import AUDIT_FLAG, AUDIT_PENDING, RepairStore, audit_record, write_audit
+from reconcile.store.mongo import Document, mongo_errors
+from reconcile.store.orders import MARKER, id_candidates, order_record
+from reconcile.store.repair import RepairStore, audit_record, write_audit
 
 log = logging.getLogger(__name__)
 
 
-def audit_of(store: RepairStore, runs: Collection, run_text: str, order_keys: tuple[str, ...] = ()) -> tuple[str, list]:
+def audit_of(
+    store: RepairStore, runs: Collection, run_text: str, order_keys: tuple[str, ...] = ()
+) -> tuple[str, list[AuditRecord]]:
     """(the run id, its audit records) for a run id, an undo or confirm id, or a unique prefix of a run id
     (looked up in the run history, `runs`)."""
     audit = store.audit
     with mongo_errors("reading audit records"):
-        records = list(audit.find({"run_id": run_text}))
+        records: list[AuditRecord] = list(audit.find({"run_id": run_text}))
         run_id = run_text
         if not records:
             doc = run_history.find_run(runs, run_text)
@@ -48,7 +51,7 @@ def audit_of(store: RepairStore, runs: Collection, run_text: str, order_keys: tu
     return run_id, records
 
 
-def orders_now(store: RepairStore, records: list[dict[str, Any]]) -> dict[str, rules.OrderNow]:
+def orders_now(store: RepairStore, records: list[AuditRecord]) -> dict[str, rules.OrderNow]:
     """The orders the records name, as they are now (by their stored _id, its type kept)."""
     fields = store.fields
     ids = [r["order_id"] for r in records]
@@ -60,21 +63,21 @@ def orders_now(store: RepairStore, records: list[dict[str, Any]]) -> dict[str, r
                 found[str(doc["_id"])] = rules.OrderNow(
                     status=_get(doc, fields.status_field),
                     charge_id=_get(doc, fields.charge_id_field),
-                    marker=marker if isinstance(marker, dict) else {},
+                    marker=cast(ChangeMarker, marker) if isinstance(marker, dict) else {},
                 )
     return found
 
 
-def _get(doc: dict[str, Any], dotted: str) -> Any:
+def _get(doc: Document, dotted: str) -> Any:
     value: Any = doc
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
-def _expected(record: dict[str, Any], fields: OrdersConfig) -> dict[str, Any]:
+def _expected(record: AuditRecord, fields: OrdersConfig) -> Document:
     """The compare-and-set filter: the order exactly as the change left it."""
-    wanted: dict[str, Any] = {
+    wanted = {
         "_id": record["order_id"],
         fields.status_field: record["to_status"],
         f"{MARKER}.run_id": record["run_id"],
@@ -92,55 +95,16 @@ def put_back(
     todo = [s for s in steps if s.step == rules.PUT_BACK]
     if not todo:
         return [], []
-    ops, audits = [], {}
+    ops: list[UpdateOne] = []
+    audits: dict[str, AuditRecord] = {}
     for s in todo:
         r = s.record
-        changed = rules.charge_changed(r)
-        marker = {
-            "action": rules.UNDO,
-            "run_id": undo_id,
-            "at": now,
-            "by": by,
-            "undid_run": r["run_id"],
-            "undid_action": r["action"],
-            "from_status": r["to_status"],
-            "to_status": r["from_status"],
-            "charge_id": r.get("previous_charge_id") if changed else None,
-            "previous_charge_id": r.get("charge_id") if changed else None,
-            "charge_changed": changed,
-            HOLD: rules.holds(r),
-            AUDIT_FLAG: AUDIT_PENDING,
-        }
-        update: dict[str, Any] = {"$set": {fields.status_field: r["from_status"], MARKER: marker}}
-        if changed and r.get("previous_charge_id"):
-            update["$set"][fields.charge_id_field] = r["previous_charge_id"]
-        elif changed:
-            update["$unset"] = {fields.charge_id_field: ""}
-        ops.append(UpdateOne(_expected(r, fields), update))
+        marker = _undo_marker(r, undo_id, by, now)
+        ops.append(UpdateOne(_expected(r, fields), _undo_update(r, marker, fields)))
         audits[s.order_key] = audit_record(
             r["order_id"], s.order_key, marker, r.get("amount"), r.get("currency"), store
         )
-    orders = store.orders
-    try:
-        with mongo_errors("undoing changes"):
-            written = orders.bulk_write(ops, ordered=False)
-            if written.modified_count == len(todo):
-                done = [s.order_key for s in todo]
-            else:  # some were changed between the read and this write: those carry no marker of this undo
-                mine = {
-                    str(d["_id"])
-                    for d in orders.find(
-                        {"_id": {"$in": [s.record["order_id"] for s in todo]}, f"{MARKER}.run_id": undo_id},
-                        {"_id": 1},
-                    )
-                }
-                done = [s.order_key for s in todo if s.order_key in mine]
-    except ReconcileError as error:  # each order is put back whole or not at all; which ones is unknown here
-        raise ChangedThenFailed(
-            error,
-            f"the {len(todo)} order(s) being put back by {undo_id} may have changed; "
-            "the same `reconcile undo` again says which and finishes the job",
-        ) from None
+    done = _write_put_back(store, todo, ops, undo_id)
     try:
         write_audit(store, [audits[k] for k in done])
     except ReconcileError as error:
@@ -154,11 +118,66 @@ def put_back(
     return done, lost
 
 
+def _undo_marker(r: AuditRecord, undo_id: str, by: str, now: datetime) -> ChangeMarker:
+    """The marker an undo leaves on the order it puts back (what it undid, and how to undo it in turn)."""
+    changed = rules.charge_changed(r)
+    return {
+        "action": rules.UNDO,
+        "run_id": undo_id,
+        "at": now,
+        "by": by,
+        "undid_run": r["run_id"],
+        "undid_action": r["action"],
+        "from_status": r["to_status"],
+        "to_status": r["from_status"],
+        "charge_id": r.get("previous_charge_id") if changed else None,
+        "previous_charge_id": r.get("charge_id") if changed else None,
+        "charge_changed": changed,
+        HOLD: rules.holds(r),
+        AUDIT_FLAG: AUDIT_PENDING,
+    }
+
+
+def _undo_update(r: AuditRecord, marker: ChangeMarker, fields: OrdersConfig) -> Document:
+    """The update putting an order back as the change found it, with the undo's marker."""
+    to_set: dict[str, str | ChangeMarker | None] = {fields.status_field: r["from_status"], MARKER: marker}
+    if marker["charge_changed"] and r.get("previous_charge_id"):
+        to_set[fields.charge_id_field] = r["previous_charge_id"]
+    elif marker["charge_changed"]:
+        return {"$set": to_set, "$unset": {fields.charge_id_field: ""}}
+    return {"$set": to_set}
+
+
+def _write_put_back(store: RepairStore, todo: list[rules.Step], ops: list[UpdateOne], undo_id: str) -> list[str]:
+    """The compare-and-set updates of an undo; the order keys put back (the others changed meanwhile)."""
+    orders = store.orders
+    try:
+        with mongo_errors("undoing changes"):
+            written = orders.bulk_write(ops, ordered=False)
+            if written.modified_count == len(todo):
+                return [s.order_key for s in todo]
+            # Some were changed between the read and this write: those carry no marker of this undo.
+            mine = {
+                str(d["_id"])
+                for d in orders.find(
+                    {"_id": {"$in": [s.record["order_id"] for s in todo]}, f"{MARKER}.run_id": undo_id},
+                    {"_id": 1},
+                )
+            }
+            return [s.order_key for s in todo if s.order_key in mine]
+    except ReconcileError as error:  # each order is put back whole or not at all; which ones is unknown here
+        raise ChangedThenFailed(
+            error,
+            f"the {len(todo)} order(s) being put back by {undo_id} may have changed; "
+            "the same `reconcile undo` again says which and finishes the job",
+        ) from None
+
+
 def heal_owed(store: RepairStore, steps: list[rules.Step], found: dict[str, rules.OrderNow]) -> list[str]:
     """Write the audit records an earlier undo of these same changes still owes (MongoDB was lost between
     its putting the orders back and writing their records): rebuilt from the markers it left, as a run
     heals a stopped run's. Returns the order keys."""
-    owed = []
+    owed: list[AuditRecord] = []
     for s in steps:
         order = found.get(s.order_key)
         if s.step != rules.ALREADY_UNDONE or order is None or order.marker.get(AUDIT_FLAG) != AUDIT_PENDING:
@@ -177,7 +196,7 @@ def confirm_charge(
     by: str,
     reason: str | None,
     now: datetime,
-) -> dict[str, Any]:
+) -> AuditRecord:
     """Write a confirmed probable match's charge id onto its order (compare-and-set: only an order with
     no charge id yet), with a marker and an audit record (undoable). Returns the audit record; an order
     that already has a charge id, or is gone, is left alone (ConfigError naming what it has)."""
@@ -193,7 +212,7 @@ def confirm_charge(
     if stored:
         raise ConfigError(f"order {order_key} already has charge {stored}: left alone, nothing confirmed")
     status = _get(doc, fields.status_field)
-    marker = {
+    marker: ChangeMarker = {
         "action": rules.CONFIRMED,
         "run_id": confirm_id,
         "at": now,

@@ -14,16 +14,15 @@ input order when several fail); the run's `policy.abort` (another pull failed) a
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reconcile.runtime import interrupt, progress
-from reconcile.stripe.slices import PullAborted
+from reconcile.stripe.slices import PullAborted, daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,68 @@ def _progress(name: str) -> Report:
     return lambda done, total: progress.step(name, done, total)
 
 
+class _Lookups(Generic[T]):
+    """One `each` in progress: which call starts next, the results and failures so far."""
+
+    def __init__(self, calls: Sequence[Callable[[], T]], abort: threading.Event, report: Report | None) -> None:
+        self.calls = calls
+        self.total = len(calls)
+        self.abort = abort
+        self.report = report
+        self.results: list[Any] = [None] * self.total
+        self.failures: dict[int, BaseException] = {}
+        self.lock = threading.Lock()
+        self.next = 0
+        self.done = 0
+        self.in_flight = 0
+        self.in_flight_max = 0
+
+    def work(self) -> None:
+        """One worker: calls not yet started, one after another, until none is left or one failed."""
+        while (index := self._claim()) is not None:
+            try:
+                self.results[index] = self._call(index)
+            except BaseException as exc:  # handed to the caller's thread by raise_failure
+                with self.lock:
+                    self.failures[index] = exc
+                return
+            self._count_done()
+
+    def _claim(self) -> int | None:
+        with self.lock:
+            index = self.next
+            if self.failures or index >= self.total:
+                return None
+            self.next = index + 1
+            return index
+
+    def _call(self, index: int) -> T:
+        if self.abort.is_set():
+            raise PullAborted()
+        interrupt.checkpoint("pull")  # between lookups: nothing is half-done here
+        with self.lock:
+            self.in_flight += 1
+            self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        try:
+            return self.calls[index]()
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _count_done(self) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        if self.report is not None:
+            self.report(done, self.total)
+
+    def raise_failure(self) -> None:
+        """The earliest failure in call order; a PullAborted only when nothing else failed."""
+        if self.failures:
+            errors = [self.failures[n] for n in sorted(self.failures)]
+            raise next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
+
+
 def each(
     calls: Sequence[Callable[[], T]],
     workers: int,
@@ -62,57 +123,20 @@ def each(
     stats = FetchStats(calls=total, workers=max(1, min(workers, total)))
     if not total:
         return [], stats
-    results: list[Any] = [None] * total
-    failures: dict[int, BaseException] = {}
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0, "in_flight": 0}
+    lookups = _Lookups(calls, abort, report)
     started = time.monotonic()
-
-    def work() -> None:
-        while True:
-            with lock:
-                index = state["next"]
-                if failures or index >= total:
-                    return
-                state["next"] = index + 1
-            try:
-                if abort.is_set():
-                    raise PullAborted()
-                interrupt.checkpoint("pull")  # between lookups: nothing is half-done here
-                with lock:
-                    state["in_flight"] += 1
-                    stats.in_flight_max = max(stats.in_flight_max, state["in_flight"])
-                try:
-                    results[index] = calls[index]()
-                finally:
-                    with lock:
-                        state["in_flight"] -= 1
-            except BaseException as exc:  # handed to the caller's thread below
-                with lock:
-                    failures[index] = exc
-                return
-            with lock:
-                state["done"] += 1
-                done = state["done"]
-            if report is not None:
-                report(done, total)
-
     if stats.workers == 1:
-        work()  # one at a time: no thread needed
+        lookups.work()  # one at a time: no thread needed
     else:
-        threads = []
-        for n in range(stats.workers):
-            context = contextvars.copy_context()  # log lines keep the run id
-            threads.append(threading.Thread(target=context.run, args=(work,), name=f"fetch{label}:{n}", daemon=True))
+        threads = [daemon_thread(lookups.work, f"fetch{label}:{n}") for n in range(stats.workers)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     stats.seconds = time.monotonic() - started
-    if failures:
-        errors = [failures[n] for n in sorted(failures)]
-        raise next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
-    return results, stats
+    stats.in_flight_max = lookups.in_flight_max
+    lookups.raise_failure()
+    return lookups.results, stats
 
 
 def run(

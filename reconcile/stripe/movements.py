@@ -8,17 +8,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import stripe
 
+from reconcile.decide.inputs import MovementRow
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
+from reconcile.stripe.wire import StripeObject
 
 log = logging.getLogger(__name__)
 
 
-def movement_row(obj: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+def movement_row(obj: StripeObject, metadata_key: str) -> MovementRow:
     """The fields of a refund or dispute the job uses, with its charge's row when expanded."""
     charge = obj.get("charge")
     evidence = obj.get("evidence_details") or {}
@@ -43,9 +44,12 @@ def fetch_movements(
     until: datetime,
     metadata_key: str,
     policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
+) -> list[MovementRow]:
     """Refunds and disputes created in [since, until), each with its charge (fetched when not expanded)."""
-    row = lambda obj: movement_row(obj, metadata_key)  # noqa: E731
+
+    def row(obj: StripeObject) -> MovementRow:
+        return movement_row(obj, metadata_key)
+
     params = {"expand": ["data.charge"]}
     refunds, disputes = pull_plan.side_by_side(
         [  # independent endpoints, each its own budget
@@ -64,7 +68,7 @@ def retrieve_movements(
     refs: Iterable[tuple[str, str]],
     metadata_key: str,
     policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
+) -> list[MovementRow]:
     """Refunds and disputes by (object, id), as they are now; a vanished one is skipped."""
     paths = {"refund": "/v1/refunds", "dispute": "/v1/disputes"}
     wanted = [
@@ -88,7 +92,7 @@ def retrieve_movements(
 
 
 def _fill_charges(
-    client: stripe.StripeClient, rows: list[dict[str, Any]], key: str, policy: stripe_pull.RetryPolicy
+    client: stripe.StripeClient, rows: list[MovementRow], key: str, policy: stripe_pull.RetryPolicy
 ) -> None:
     wanted = sorted({r["charge_id"] for r in rows if r["charge"] is None and r["charge_id"]})
     if not wanted:
@@ -96,4 +100,4 @@ def _fill_charges(
     found = {c["charge_id"]: c for c in stripe_pull.retrieve_charges(client, wanted, key, policy)}
     for r in rows:
         if r["charge"] is None:
-            r["charge"] = found.get(r["charge_id"])
+            r["charge"] = found.get(r["charge_id"] or "")  # "": no charge id, no charge

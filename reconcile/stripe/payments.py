@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ import stripe
 from reconcile import config as links
 from reconcile.decide import classify as c
 from reconcile.decide import columns, match
+from reconcile.decide.inputs import ChargeRow, IntentRow, SessionRow
 from reconcile.stripe import fetch
 from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
@@ -102,7 +103,12 @@ def wants(linking: Linking) -> tuple[bool, bool]:
     )
 
 
-def _outside(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+# A row of an object a window may or may not hold.
+_Found = TypeVar("_Found", bound=ChargeRow | IntentRow | SessionRow)
+
+
+def _outside(rows: list[_Found]) -> list[_Found]:
+    """The rows, marked as found outside the window (past its edges, or by id)."""
     for row in rows:
         row["in_window"] = False
     return rows
@@ -124,7 +130,7 @@ def _referenced(sessions: pd.DataFrame) -> pd.Series:
     return sessions["client_reference_id"].notna() | sessions["order_ref"].notna()
 
 
-def _row_fns(linking: Linking) -> tuple[stripe_pull.RowFn, stripe_pull.RowFn]:
+def _row_fns(linking: Linking) -> tuple[stripe_pull.RowFn[IntentRow], stripe_pull.RowFn[SessionRow]]:
     key = linking.metadata_key
     return (lambda o: stripe_pull.payment_intent_row(o, key)), (lambda o: stripe_pull.checkout_session_row(o, key))
 
@@ -201,10 +207,10 @@ def _explain(
             lone &= charges["order_ref"].isna()
         unexplained = sorted(set(charge_intents[lone]))
         if unexplained:
-            found = _outside(
+            older = _outside(
                 stripe_pull.list_by(client, SESSIONS_PATH, "payment_intent", unexplained, session_row, policy)
             )
-            sessions = _both(sessions, match.sessions_frame(found), "session_id")
+            sessions = _both(sessions, match.sessions_frame(older), "session_id")
             log.info("pull.sessions_by_payment_intent", extra={"count": len(unexplained)})
     return intents, sessions
 
@@ -269,7 +275,7 @@ def references(payments: Payments, link_by: tuple[str, ...]) -> References:
     return References(refs, charge_ids, intent_ids, session_ids)
 
 
-def _edges(created: pd.Series, since: datetime, until: datetime, slack: Any) -> list[tuple[datetime, datetime]]:
+def _edges(created: pd.Series, since: datetime, until: datetime, slack: timedelta) -> list[tuple[datetime, datetime]]:
     """Where past the window the objects of orders created at ``created`` can be: within edge_slack
     of each order, so only as far as the orders nearest the edges reach (nothing, if none is near)."""
     known = created.dropna()
@@ -295,44 +301,19 @@ def edge_look(
     doubtful = outcomes.loc[outcomes["outcome"].isin(c.NEEDS_EDGE_LOOK), "order_key"]
     if doubtful.empty:
         return Payments()
-    key = linking.metadata_key
-    slack = linking.edge_slack
     candidates = orders.loc[orders["order_key"].isin(doubtful)]
     charges, intents, sessions = _stored_objects(client, linking, candidates, payments, policy)
-
-    # The window pulls past the edges, side by side: charges of orders that store no charge id
-    # on both sides; PaymentIntents and sessions (pulled from before the window already) after it.
-    want_intents, want_sessions = wants(linking)
-    intent_row, session_row = _row_fns(linking)
-    looks: list[tuple[list[dict[str, Any]], Callable[[], list[dict[str, Any]]]]] = []
-    unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
-    if len(unnamed):
-        for lo, hi in _edges(unnamed, since, until, slack):
-            looks.append((charges, partial(stripe_pull.fetch_charges, client, lo, hi, key, policy)))
-    later = [span for span in _edges(candidates["created"], since, until, slack) if span[0] == until]
-    for lo, hi in later:
-        if want_intents:
-            looks.append(
-                (
-                    intents,
-                    partial(stripe_pull.fetch_window, client, INTENTS_PATH, lo, hi, intent_row, policy),
-                )
-            )
-        if want_sessions:
-            looks.append(
-                (
-                    sessions,
-                    partial(stripe_pull.fetch_window, client, SESSIONS_PATH, lo, hi, session_row, policy),
-                )
-            )
-    for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort), strict=False):
-        into += rows
-
+    _pull_past_the_edges(client, linking, since, until, candidates, policy, charges, intents, sessions)
     charges += _charges_of_paying(client, linking, candidates, payments, charges, intents, sessions, policy)
     # An authorization past the edges is judged as one in the window: by its PaymentIntent.
     found = _outside_payments(charges, intents, sessions)
     known = frozenset(payments.intents["pi_id"])
     found.intents = _with_held_intents(client, linking, found.charges, found.intents, policy, known)
+    _log_edge_look(found)
+    return found
+
+
+def _log_edge_look(found: Payments) -> None:
     log.info(
         "edge.done",
         extra={
@@ -341,7 +322,39 @@ def edge_look(
             "checkout_sessions": len(found.sessions),
         },
     )
-    return found
+
+
+def _pull_past_the_edges(
+    client: stripe.StripeClient,
+    linking: Linking,
+    since: datetime,
+    until: datetime,
+    candidates: pd.DataFrame,
+    policy: stripe_pull.RetryPolicy,
+    charges: list[ChargeRow],
+    intents: list[IntentRow],
+    sessions: list[SessionRow],
+) -> None:
+    """Add to `charges`, `intents` and `sessions` what the window pulls past the edges find, side by side:
+    charges of orders that store no charge id on both sides; PaymentIntents and sessions (pulled from
+    before the window already) after it."""
+    key, slack = linking.metadata_key, linking.edge_slack
+    want_intents, want_sessions = wants(linking)
+    intent_row, session_row = _row_fns(linking)
+    looks: list[tuple[list[Any], Callable[[], list[Any]]]] = []
+    unnamed = candidates.loc[candidates["stored_charge_id"].isna(), "created"]
+    if len(unnamed):
+        for lo, hi in _edges(unnamed, since, until, slack):
+            looks.append((charges, partial(stripe_pull.fetch_charges, client, lo, hi, key, policy)))
+    for lo, hi in [span for span in _edges(candidates["created"], since, until, slack) if span[0] == until]:
+        if want_intents:
+            looks.append((intents, partial(stripe_pull.fetch_window, client, INTENTS_PATH, lo, hi, intent_row, policy)))
+        if want_sessions:
+            looks.append(
+                (sessions, partial(stripe_pull.fetch_window, client, SESSIONS_PATH, lo, hi, session_row, policy))
+            )
+    for (into, _), rows in zip(looks, pull_plan.side_by_side([call for _, call in looks], policy.abort), strict=False):
+        into += rows
 
 
 def of_orders(
@@ -365,7 +378,7 @@ def _stored_objects(
     orders: pd.DataFrame,
     known: Payments,
     policy: stripe_pull.RetryPolicy,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[ChargeRow], list[IntentRow], list[SessionRow]]:
     """The charges, and (when the link kinds use them) PaymentIntents and Checkout Sessions, whose
     ids `orders` store, as rows; those `known` has already are not retrieved."""
     key = linking.metadata_key
@@ -376,29 +389,26 @@ def _stored_objects(
     session_ids = sorted(set(_column(orders, "stored_session_id")) - set(known.sessions["session_id"]))
     # The three kinds side by side, each side by side within (reconcile/stripe/fetch.py; nested, so no
     # kind's end clears the run's abort as side_by_side's would).
-    charges, intents, sessions = fetch.run(
-        [
-            partial(stripe_pull.retrieve_charges, client, stored, key, policy),
-            partial(
-                stripe_pull.retrieve_objects,
-                client,
-                INTENTS_PATH,
-                intent_ids if want_intents else [],
-                intent_row,
-                policy,
-            ),
-            partial(
-                stripe_pull.retrieve_objects,
-                client,
-                SESSIONS_PATH,
-                session_ids if want_sessions else [],
-                session_row,
-                policy,
-            ),
-        ],
-        policy,
-        "stored ids",
-    )
+    calls: list[Callable[[], list[Any]]] = [  # of three kinds: typed by the return below
+        partial(stripe_pull.retrieve_charges, client, stored, key, policy),
+        partial(
+            stripe_pull.retrieve_objects,
+            client,
+            INTENTS_PATH,
+            intent_ids if want_intents else [],
+            intent_row,
+            policy,
+        ),
+        partial(
+            stripe_pull.retrieve_objects,
+            client,
+            SESSIONS_PATH,
+            session_ids if want_sessions else [],
+            session_row,
+            policy,
+        ),
+    ]
+    charges, intents, sessions = fetch.run(calls, policy, "stored ids")
     return charges, intents, sessions
 
 
@@ -407,11 +417,11 @@ def _charges_of_paying(
     linking: Linking,
     orders: pd.DataFrame,
     known: Payments,
-    charges: list[dict[str, Any]],
-    intents: list[dict[str, Any]],
-    sessions: list[dict[str, Any]],
+    charges: list[ChargeRow],
+    intents: list[IntentRow],
+    sessions: list[SessionRow],
     policy: stripe_pull.RetryPolicy,
-) -> list[dict[str, Any]]:
+) -> list[ChargeRow]:
     """A PaymentIntent or session of one of `orders` says money moved, but its charge was not seen
     (in `known` or `charges`): that charge, listed by its PaymentIntent."""
     key = linking.metadata_key
@@ -443,9 +453,7 @@ def _charges_of_paying(
     )
 
 
-def _outside_payments(
-    charges: list[dict[str, Any]], intents: list[dict[str, Any]], sessions: list[dict[str, Any]]
-) -> Payments:
+def _outside_payments(charges: list[ChargeRow], intents: list[IntentRow], sessions: list[SessionRow]) -> Payments:
     """Rows found outside the window, as frames."""
     return Payments(
         c.charges_frame(_outside(charges)),

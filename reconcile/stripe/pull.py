@@ -28,19 +28,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import stripe
 
 from reconcile.config import StripeConfig, account_rate
 from reconcile.decide import columns
+from reconcile.decide.inputs import BalanceRow, ChargeRow, IntentRow, SessionRow
 from reconcile.errors import ConfigError, StripeAuthError, StripeKeyRejected, StripeRequestError, StripeUnavailable
 from reconcile.runtime import interrupt
 from reconcile.runtime.redact import network_cause, network_host, stripe_facts
 from reconcile.stripe import fetch
 from reconcile.stripe import slices as pull_plan
 from reconcile.stripe.budget import Budget, endpoint_of
+from reconcile.stripe.wire import Params, StripeObject
 from reconcile.timeutil import to_unix
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class KeptBodyClient(stripe.RequestsClient):
         return content, status, response_headers
 
 
-def _raw_get(client: stripe.StripeClient, path: str, params: dict[str, Any]) -> dict[str, Any]:
+def _raw_get(client: stripe.StripeClient, path: str, params: Params) -> StripeObject:
     """One GET through the SDK's raw_request; the JSON object it answered, parsed by orjson when the
     client keeps bodies (KeptBodyClient), else as the SDK parsed it."""
     _kept.wanted, _kept.body = True, None
@@ -78,7 +80,7 @@ def _raw_get(client: stripe.StripeClient, path: str, params: dict[str, Any]) -> 
         _kept.wanted = False
     body, _kept.body = _kept.body, None
     if body is None:
-        data: dict[str, Any] = response.data  # raw_request is untyped in the SDK; a GET answers an object
+        data: StripeObject = response.data  # raw_request is untyped in the SDK; a GET answers an object
         return data
     try:
         parsed = orjson.loads(body)
@@ -193,7 +195,7 @@ def _api_host(client: stripe.StripeClient) -> str:
     return base.split("://", 1)[-1].rstrip("/")
 
 
-def request(client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+def request(client: stripe.StripeClient, path: str, params: Params, policy: RetryPolicy) -> StripeObject:
     """One GET, with 429s and dropped responses retried under the policy; Stripe's errors become the job's own.
 
     A retry repeats exactly this request (same page, same cursor): a failed page is fetched again
@@ -204,98 +206,119 @@ def request(client: stripe.StripeClient, path: str, params: dict[str, Any], poli
     dropped = 0  # connection failures the SDK did not retry itself
     endpoint = endpoint_of(path)
     while True:
-        if policy.budget:
-            granted = policy.budget.acquire(endpoint)
-            interrupt.checkpoint("pull")  # the wait for a token may have been cut short by a stop
-        else:
-            granted = 0.0
+        granted = _token(policy, endpoint)
         try:
             return _raw_get(client, path, params)
         except stripe.RateLimitError as exc:
             if policy.budget:
                 policy.budget.throttled(endpoint, granted)
-            waited = time.monotonic() - started
-            remaining = policy.max_total_seconds - waited
-            retry_after = _retry_after(exc)
-            if limited >= policy.max_retries or remaining <= 0 or (retry_after or 0.0) > remaining:
-                asked = f", then asked to wait {retry_after:.0f}s more" if (retry_after or 0.0) > remaining else ""
-                raise StripeUnavailable(
-                    f"Stripe kept rate-limiting {path}: {limited + 1} attempts over {waited:.0f}s{asked} "
-                    f"(bounds: stripe.rate_limit_retries = {policy.max_retries}, "
-                    f"stripe.max_retry_time = {policy.max_total_seconds:g}s); "
-                    "the run stopped without treating partial data as complete"
-                ) from None
-            pause = min(policy.delay(limited, retry_after), remaining)
-            log.warning(
-                "stripe.rate_limited",
-                extra={
-                    "path": path,
-                    "attempt": limited + 1,
-                    "retry_after_s": retry_after,
-                    "sleep_s": round(pause, 3),
-                },
-            )
-            policy.sleep(pause)
-            interrupt.checkpoint("pull")
+            _pause_after_rate_limit(exc, path, policy, limited, started)
             limited += 1
-        # Every line below names the path and the facts of the error (stripe_facts), never Stripe's message
-        # or the body: those can hold card data, customers' emails, or the key's tail.
-        except stripe.AuthenticationError as exc:
-            raise StripeKeyRejected(
-                f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
-                "check the key in the environment variable named by stripe.api_key_env"
-            ) from None
-        except stripe.PermissionError as exc:
-            permission = _lacking_permission(exc.user_message or "")
-            needs = f": it lacks the permission {permission}" if permission else ""
-            raise StripeAuthError(
-                f"the Stripe key may not read {path} ({stripe_facts(exc)}){needs}; "
-                "give the restricted key read access to it, or use another key"
-            ) from None
-        except stripe.InvalidRequestError as exc:
-            refused = _REFUSED_VERSION.fullmatch(exc.user_message or "")
-            if refused:  # the message only echoes the version sent (a token): safe to repeat
-                raise ConfigError(
-                    f"Stripe does not accept the API version the job sends: {refused.group(0)} "
-                    f"({stripe_facts(exc)}); check stripe.api_version (unset: the version the installed SDK pins)"
-                ) from None
-            raise StripeRequestError(f"Stripe rejected the request to {path} ({stripe_facts(exc)})") from None
         except stripe.APIConnectionError as exc:
-            # The SDK retries timeouts and refused connections itself (should_retry), but not a
-            # connection reset in the middle of a response. A GET is safe to repeat, so repeat it.
-            if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
-                # One line naming the host and the cause; not the SDK's paragraph (advice to email Stripe).
-                message = exc.user_message or str(exc)
-                host = network_host(message) or _api_host(client)
-                raise StripeUnavailable(
-                    f"Stripe unavailable at {path}: cannot reach {host}: {network_cause(message)}, after retries"
-                ) from None
-            pause = policy.delay(dropped, None)
-            log.warning(
-                "stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)}
-            )
-            policy.sleep(pause)
-            interrupt.checkpoint("pull")
+            _pause_after_drop(exc, client, path, policy, dropped)
             dropped += 1
-        except stripe.APIError as exc:
-            raise StripeUnavailable(
-                f"Stripe unavailable at {path} after retries: {type(exc).__name__} ({stripe_facts(exc)})"
-            ) from None
         except stripe.StripeError as exc:
-            raise StripeUnavailable(f"Stripe error at {path}: {type(exc).__name__} ({stripe_facts(exc)})") from None
+            raise _job_error(exc, path) from None
+
+
+def _token(policy: RetryPolicy, endpoint: str) -> float:
+    """Wait for the budget's token for one request to `endpoint`; when it was granted (0.0: no budget)."""
+    if not policy.budget:
+        return 0.0
+    granted = policy.budget.acquire(endpoint)
+    interrupt.checkpoint("pull")  # the wait for a token may have been cut short by a stop
+    return granted
+
+
+def _pause_after_rate_limit(
+    exc: stripe.RateLimitError, path: str, policy: RetryPolicy, limited: int, started: float
+) -> None:
+    """Sleep before repeating a request Stripe rate-limited; StripeUnavailable once the policy's bounds are spent."""
+    waited = time.monotonic() - started
+    remaining = policy.max_total_seconds - waited
+    retry_after = _retry_after(exc)
+    if limited >= policy.max_retries or remaining <= 0 or (retry_after or 0.0) > remaining:
+        asked = f", then asked to wait {retry_after:.0f}s more" if (retry_after or 0.0) > remaining else ""
+        raise StripeUnavailable(
+            f"Stripe kept rate-limiting {path}: {limited + 1} attempts over {waited:.0f}s{asked} "
+            f"(bounds: stripe.rate_limit_retries = {policy.max_retries}, "
+            f"stripe.max_retry_time = {policy.max_total_seconds:g}s); "
+            "the run stopped without treating partial data as complete"
+        ) from None
+    pause = min(policy.delay(limited, retry_after), remaining)
+    log.warning(
+        "stripe.rate_limited",
+        extra={"path": path, "attempt": limited + 1, "retry_after_s": retry_after, "sleep_s": round(pause, 3)},
+    )
+    policy.sleep(pause)
+    interrupt.checkpoint("pull")
+
+
+def _pause_after_drop(
+    exc: stripe.APIConnectionError, client: stripe.StripeClient, path: str, policy: RetryPolicy, dropped: int
+) -> None:
+    """Sleep before repeating a GET whose connection dropped; StripeUnavailable when it is not one to repeat.
+
+    The SDK retries timeouts and refused connections itself (should_retry), but not a connection
+    reset in the middle of a response. A GET is safe to repeat, so repeat it.
+    """
+    if exc.should_retry or dropped >= policy.network_retries or "SSLError" in str(exc):
+        # One line naming the host and the cause; not the SDK's paragraph (advice to email Stripe).
+        message = exc.user_message or str(exc)
+        host = network_host(message) or _api_host(client)
+        raise StripeUnavailable(
+            f"Stripe unavailable at {path}: cannot reach {host}: {network_cause(message)}, after retries"
+        ) from None
+    pause = policy.delay(dropped, None)
+    log.warning("stripe.connection_retry", extra={"path": path, "attempt": dropped + 1, "sleep_s": round(pause, 3)})
+    policy.sleep(pause)
+    interrupt.checkpoint("pull")
+
+
+def _job_error(exc: stripe.StripeError, path: str) -> Exception:
+    """The job's own error for a Stripe error that is not retried.
+
+    Every message names the path and the facts of the error (stripe_facts), never Stripe's message
+    or the body: those can hold card data, customers' emails, or the key's tail.
+    """
+    if isinstance(exc, stripe.AuthenticationError):
+        return StripeKeyRejected(
+            f"Stripe rejected the API key ({stripe_facts(exc)}) at {path}; "
+            "check the key in the environment variable named by stripe.api_key_env"
+        )
+    if isinstance(exc, stripe.PermissionError):
+        permission = _lacking_permission(exc.user_message or "")
+        needs = f": it lacks the permission {permission}" if permission else ""
+        return StripeAuthError(
+            f"the Stripe key may not read {path} ({stripe_facts(exc)}){needs}; "
+            "give the restricted key read access to it, or use another key"
+        )
+    if isinstance(exc, stripe.InvalidRequestError):
+        refused = _REFUSED_VERSION.fullmatch(exc.user_message or "")
+        if refused:  # the message only echoes the version sent (a token): safe to repeat
+            return ConfigError(
+                f"Stripe does not accept the API version the job sends: {refused.group(0)} "
+                f"({stripe_facts(exc)}); check stripe.api_version (unset: the version the installed SDK pins)"
+            )
+        return StripeRequestError(f"Stripe rejected the request to {path} ({stripe_facts(exc)})")
+    if isinstance(exc, stripe.APIError):
+        return StripeUnavailable(
+            f"Stripe unavailable at {path} after retries: {type(exc).__name__} ({stripe_facts(exc)})"
+        )
+    return StripeUnavailable(f"Stripe error at {path}: {type(exc).__name__} ({stripe_facts(exc)})")
 
 
 def get_many(
     client: stripe.StripeClient,
-    gets: Sequence[tuple[str, dict[str, Any]]],
+    gets: Sequence[tuple[str, Params]],
     policy: RetryPolicy,
     label: str,
     step: str | None = "",
-) -> list[dict[str, Any] | None]:
+) -> list[StripeObject | None]:
     """The objects at these (path, params), in order; None where Stripe answered that it has none
     (a 4xx other than auth: an id that no longer exists or never did)."""
 
-    def one(path: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    def one(path: str, params: Params) -> StripeObject | None:
         try:
             return request(client, path, params, policy)
         except StripeRequestError:
@@ -306,8 +329,8 @@ def get_many(
 
 
 def iter_pages(
-    client: stripe.StripeClient, path: str, params: dict[str, Any], policy: RetryPolicy
-) -> Iterator[list[dict[str, Any]]]:
+    client: stripe.StripeClient, path: str, params: Params, policy: RetryPolicy
+) -> Iterator[list[StripeObject]]:
     """Every page of a list endpoint by one cursor walk (the sequential reference; windows use fetch_window)."""
     cursor: str | None = None
     seen_cursors: set[str] = set()
@@ -326,10 +349,6 @@ def iter_pages(
         seen_cursors.add(cursor)
 
 
-def created_filter(since: datetime, until: datetime) -> dict[str, int]:
-    return {"gte": to_unix(since), "lt": to_unix(until)}
-
-
 def id_of(value: Any) -> str | None:
     """The id of a Stripe object, expanded (a dict) or not (its id); None when absent."""
     if isinstance(value, dict):
@@ -345,7 +364,7 @@ def clean_order_ref(value: Any) -> str | None:
     return value or None
 
 
-def charge_row(charge: dict[str, Any], metadata_key: str, every_intent: bool = True) -> dict[str, Any]:
+def charge_row(charge: StripeObject, metadata_key: str, every_intent: bool = True) -> ChargeRow:
     """The fields of a charge the job uses (no card data).
 
     With `every_intent` False the PaymentIntent id is kept for an authorization (succeeded, not
@@ -380,12 +399,12 @@ def charge_row(charge: dict[str, Any], metadata_key: str, every_intent: bool = T
     }
 
 
-def _authorization(charge: dict[str, Any]) -> bool:
+def _authorization(charge: StripeObject) -> bool:
     """A card authorization not captured (yet): its money is held, not moved."""
     return charge.get("status") == "succeeded" and not charge.get("captured")
 
 
-def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
+def balance_row(txn: StripeObject) -> BalanceRow:
     """The fields of a balance transaction the totals use (decide/totals.BALANCE_COLUMNS)."""
     return {
         "txn_id": txn["id"],
@@ -398,8 +417,11 @@ def balance_row(txn: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-RowFn = Callable[[dict[str, Any]], dict[str, Any]]
-CHARGE_PARAMS: dict[str, Any] = {"expand": ["data.balance_transaction"]}
+T = TypeVar("T")
+R = TypeVar("R")
+# Reduces one Stripe object to the row the job keeps (charge_row, payment_intent_row, ...).
+RowFn = Callable[[StripeObject], R]
+CHARGE_PARAMS: Params = {"expand": ["data.balance_transaction"]}
 
 
 def _pull(
@@ -407,14 +429,14 @@ def _pull(
     path: str,
     since: datetime,
     until: datetime,
-    on_page: Callable[[list[dict[str, Any]]], Any],
+    on_page: Callable[[list[StripeObject]], T],
     policy: RetryPolicy,
-    params: dict[str, Any] | None,
-) -> list[Any]:
+    params: Params | None,
+) -> list[T]:
     """``on_page`` of every page created in [since, until), in list order (see pull_plan)."""
     base = dict(params or {})
 
-    def fetch(page_params: dict[str, Any]) -> dict[str, Any]:
+    def fetch(page_params: Params) -> StripeObject:
         interrupt.checkpoint("pull")  # between pages (of any slice): nothing is half-done here
         return request(client, path, {**base, **page_params}, policy)
 
@@ -452,10 +474,10 @@ def fetch_window(
     path: str,
     since: datetime,
     until: datetime,
-    row: RowFn,
+    row: RowFn[R],
     policy: RetryPolicy,
-    params: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+    params: Params | None = None,
+) -> list[R]:
     """Every object of a list endpoint created in [since, until), each reduced to its row of fields.
 
     The one entry point for window pulls: the window is cut into time slices pulled side by side
@@ -471,9 +493,9 @@ def fetch_window_columns(
     path: str,
     since: datetime,
     until: datetime,
-    row: RowFn,
+    row: RowFn[columns.Row],
     policy: RetryPolicy,
-    params: dict[str, Any] | None = None,
+    params: Params | None = None,
 ) -> columns.Columns:
     """As fetch_window, packed into columns page by page: for big windows (~3x less memory)."""
     pages = _pull(
@@ -484,16 +506,10 @@ def fetch_window_columns(
 
 def fetch_charges(
     client: stripe.StripeClient, since: datetime, until: datetime, metadata_key: str, policy: RetryPolicy
-) -> list[dict[str, Any]]:
+) -> list[ChargeRow]:
     return fetch_window(
         client, "/v1/charges", since, until, lambda c: charge_row(c, metadata_key), policy, CHARGE_PARAMS
     )
-
-
-def fetch_balance_transactions(
-    client: stripe.StripeClient, since: datetime, until: datetime, policy: RetryPolicy
-) -> list[dict[str, Any]]:
-    return fetch_window(client, "/v1/balance_transactions", since, until, balance_row, policy)
 
 
 def fetch_charge_columns(
@@ -524,7 +540,7 @@ def fetch_balance_columns(
 
 def retrieve_charges(
     client: stripe.StripeClient, charge_ids: list[str], metadata_key: str, policy: RetryPolicy
-) -> list[dict[str, Any]]:
+) -> list[ChargeRow]:
     """Charges by id (stored on orders whose charge fell outside the window), side by side under the
     budget (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped."""
     return retrieve_objects(
@@ -538,7 +554,7 @@ def retrieve_charges(
     )
 
 
-def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+def payment_intent_row(intent: StripeObject, metadata_key: str) -> IntentRow:
     """The fields of a PaymentIntent the matching uses."""
     return {
         "pi_id": intent["id"],
@@ -554,7 +570,7 @@ def payment_intent_row(intent: dict[str, Any], metadata_key: str) -> dict[str, A
     }
 
 
-def checkout_session_row(session: dict[str, Any], metadata_key: str) -> dict[str, Any]:
+def checkout_session_row(session: StripeObject, metadata_key: str) -> SessionRow:
     """The fields of a Checkout Session the matching uses."""
     details = session.get("customer_details") or {}
     total = session.get("amount_total")
@@ -578,11 +594,11 @@ def retrieve_objects(
     client: stripe.StripeClient,
     path: str,
     ids: list[str],
-    row: RowFn,
+    row: RowFn[R],
     policy: RetryPolicy,
-    params: dict[str, Any] | None = None,
+    params: Params | None = None,
     step: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[R]:
     """Objects by id (`path` is the list path, e.g. /v1/payment_intents), side by side under the budget
     (reconcile/stripe/fetch.py), in the ids' order; a missing or malformed id is skipped. `step`: the
     progress step's name (default: "<kind> by id")."""
@@ -608,15 +624,15 @@ def list_by(
     path: str,
     param: str,
     values: list[str],
-    row: RowFn,
+    row: RowFn[R],
     policy: RetryPolicy,
-    params: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+    params: Params | None = None,
+) -> list[R]:
     """Every object of a list endpoint whose `param` equals one of `values` (e.g. charges of PaymentIntents):
     one filtered list per value (one request where many retrieves would be), side by side under the
     budget (reconcile/stripe/fetch.py), in the values' order."""
 
-    def listed(value: str) -> list[dict[str, Any]]:
+    def listed(value: str) -> list[R]:
         return [
             row(obj) for page in iter_pages(client, path, dict(params or {}, **{param: value}), policy) for obj in page
         ]

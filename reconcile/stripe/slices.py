@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from reconcile.errors import StripeListIncomplete
 from reconcile.runtime.progress import PullReport
+from reconcile.stripe.wire import Params, StripeObject
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ MIN_PAGES_PER_SLICE = 2.0
 # Fixed slices per worker for a list in no promised order (cut once, never split later).
 UNORDERED_SLICES_PER_WORKER = 4
 
-FetchPage = Callable[[dict[str, Any]], dict[str, Any]]
+FetchPage = Callable[[Params], StripeObject]
 
 
 class PullAborted(Exception):
@@ -74,7 +75,7 @@ class _Pull(Generic[T]):
         self,
         fetch: FetchPage,
         workers: int,
-        on_page: Callable[[list[dict[str, Any]]], T],
+        on_page: Callable[[list[StripeObject]], T],
         abort: threading.Event | None,
         label: str,
         progress: Progress | None = None,
@@ -103,7 +104,7 @@ class _Pull(Generic[T]):
         self.queue.append(first)
         self.live.add(first)
         self.seconds = max(1, until - since)
-        threads = [_thread(self._worker, f"pull{self.label}:{n}") for n in range(self.workers)]
+        threads = [daemon_thread(self._worker, f"pull{self.label}:{n}") for n in range(self.workers)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -149,7 +150,7 @@ class _Pull(Generic[T]):
                 return
             if self.abort is not None and self.abort.is_set():
                 raise PullAborted()
-            params: dict[str, Any] = {"created": {"gte": piece.since, "lt": piece.until}, "limit": PAGE_SIZE}
+            params: Params = {"created": {"gte": piece.since, "lt": piece.until}, "limit": PAGE_SIZE}
             if piece.cursor:
                 params["starting_after"] = piece.cursor
             page = self.fetch(params)
@@ -235,13 +236,13 @@ class _Pull(Generic[T]):
 
 
 def check_page(
-    page: dict[str, Any],
+    page: StripeObject,
     label: str,
     since: int | None = None,
     until: int | None = None,
     cursor: str | None = None,
     seen: set[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StripeObject]:
     """The objects of one list page of `label` (the endpoint), or StripeListIncomplete naming it when the
     page cannot be part of a whole list: `has_more` with no objects (the rest would be silently lost),
     a next cursor already followed (a loop), an object created outside [since, until) (asked for by
@@ -276,7 +277,7 @@ def pull_window(
     fetch: FetchPage,
     since: int,
     until: int,
-    on_page: Callable[[list[dict[str, Any]]], T],
+    on_page: Callable[[list[StripeObject]], T],
     *,
     workers: int = 1,
     abort: threading.Event | None = None,
@@ -300,7 +301,7 @@ def pull_window(
     return values, pull.stats
 
 
-def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+def daemon_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """A daemon thread running in a copy of the caller's context (log lines keep the run id)."""
     context = contextvars.copy_context()
     return threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
@@ -325,7 +326,7 @@ def side_by_side(calls: Sequence[Callable[[], T]], abort: threading.Event) -> li
 
         return run
 
-    threads = [_thread(runner(n), f"side-by-side:{n}") for n in range(len(calls))]
+    threads = [daemon_thread(runner(n), f"side-by-side:{n}") for n in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:

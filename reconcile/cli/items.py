@@ -6,63 +6,48 @@ Thin: options in, one call into store/ or run/, lines out; errors become one lin
 from __future__ import annotations
 
 import csv
-import getpass
 import io
 import json
 import sys
-from datetime import datetime
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import click
 
+from reconcile.cli.common import fail, now_of, open_db, os_user, parse_option_duration
 from reconcile.errors import ReconcileError
 from reconcile.money import exponent, format_amount
-from reconcile.timeutil import fmt, from_unix, parse_duration, to_unix, utcnow
+from reconcile.timeutil import fmt, from_unix, parse_duration, to_unix
 
 if TYPE_CHECKING:
     from pymongo.database import Database
 
     from reconcile.config import Config, Threshold
+    from reconcile.decide.items import ItemDoc
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
 COLUMNS = ("key", "outcome", "order", "charge", "amount", "age", "severity", "state", "last_note")
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (a container without passwd)
-        return "unknown"
-
-
 BY_HELP = "Who decides (kept with the decision). Default: the OS user."
 
-
-def _db(ctx: click.Context) -> tuple[Config, Database]:
-    from reconcile.cli import _open_db
-
-    return _open_db(ctx)
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
-def _now(ctx: click.Context) -> datetime:
-    """Now, or the main command's hidden --now (tests)."""
-    text = (ctx.find_root().params or {}).get("now_text")
-    if text:
-        from reconcile.cli import parse_option_when
+class ItemRow(TypedDict):
+    """One listed item: the COLUMNS of `reconcile items` (table, --json, --csv)."""
 
-        moment: datetime = parse_option_when(str(text), "--now", utcnow())
-        return moment
-    return utcnow()
-
-
-def _fail(error: ReconcileError) -> NoReturn:
-    from reconcile.cli import fail
-
-    fail(error)
+    key: str
+    outcome: str | None
+    order: str | None
+    charge: str | None
+    amount: str
+    age: str
+    severity: str
+    state: str | None
+    last_note: str
 
 
-def _row(doc: dict[str, Any], at: int, severity: tuple[Threshold, ...]) -> dict[str, Any]:
+def _row(doc: ItemDoc, at: int, severity: tuple[Threshold, ...]) -> ItemRow:
     from reconcile.decide import items as rules
 
     age = max(0, at - int(doc.get("first_seen") or at))
@@ -82,7 +67,7 @@ def _row(doc: dict[str, Any], at: int, severity: tuple[Threshold, ...]) -> dict[
     }
 
 
-def _at_least(doc: dict[str, Any], minimum: Decimal) -> bool:
+def _at_least(doc: ItemDoc, minimum: Decimal) -> bool:
     """Money at stake at least `minimum` major units of the item's currency, compared in minor units."""
     from reconcile.decide import items as rules
 
@@ -90,6 +75,25 @@ def _at_least(doc: dict[str, Any], minimum: Decimal) -> bool:
     if amount is None:
         return False
     return bool(abs(amount) >= minimum * (10 ** exponent(doc.get("currency") or "")))
+
+
+def _parse_min_amount(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a number", param_hint="--min-amount") from None
+
+
+def _parse_older_than(value: str | None) -> int | None:
+    """--older-than in seconds."""
+    if value is None:
+        return None
+    try:
+        return int(parse_duration(value).total_seconds())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
 
 
 @click.group(name="items", invoke_without_command=True)
@@ -118,49 +122,51 @@ def items(
     """List items with severity and state; act on them (show, note, ack, accept, resolve, confirm, dismiss, clear)."""
     if ctx.invoked_subcommand is not None:
         return
-    from reconcile.decide import items as rules
-    from reconcile.store import items as store
-
-    minimum = None
-    if min_amount is not None:
-        try:
-            minimum = Decimal(min_amount)
-        except InvalidOperation:
-            raise click.BadParameter(f"{min_amount!r} is not a number", param_hint="--min-amount") from None
-    age = None
-    if older_than is not None:
-        try:
-            age = int(parse_duration(older_than).total_seconds())
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    minimum = _parse_min_amount(min_amount)
+    age = _parse_older_than(older_than)
     if as_json and as_csv:
         raise click.UsageError("--json and --csv: pick one")
-    at = to_unix(_now(ctx))
-    try:
-        config, db = _db(ctx)
-        states = rules.STATES if state == "all" else (state,)
-        docs = store.list_items(db[config.mongodb.items_collection], states)
-    except ReconcileError as error:
-        _fail(error)
-    if outcome:
-        docs = [d for d in docs if d.get("kind") == outcome]
-    if minimum is not None:
-        docs = [d for d in docs if _at_least(d, minimum)]
-    if age is not None:
-        docs = [d for d in docs if at - int(d.get("first_seen") or at) > age]
-    rows = [_row(d, at, config.items.severity) for d in docs]
-    rows.sort(key=lambda r: (rules.severity_rank(r["severity"] or "none"), r["key"]))
+    at = to_unix(now_of(ctx))
+    rows = _list_rows(ctx, state, at, lambda d: _wanted(d, outcome, minimum, age, at))
     if as_json:
         for r in rows:
             click.echo(json.dumps(r, sort_keys=True))
-        return
-    if as_csv:
+    elif as_csv:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)
-        return
+    else:
+        _echo_table(rows, state)
+
+
+def _wanted(doc: ItemDoc, outcome: str | None, minimum: Decimal | None, age: int | None, at: int) -> bool:
+    """The item passes --outcome, --min-amount and --older-than."""
+    if outcome and doc.get("kind") != outcome:
+        return False
+    if minimum is not None and not _at_least(doc, minimum):
+        return False
+    return age is None or at - int(doc.get("first_seen") or at) > age
+
+
+def _list_rows(ctx: click.Context, state: str, at: int, wanted: Callable[[ItemDoc], bool]) -> list[ItemRow]:
+    """The items in `state` that are wanted, as rows, the most severe first."""
+    from reconcile.decide import items as rules
+    from reconcile.store import items as store
+
+    try:
+        config, db = open_db(ctx)
+        states = rules.STATES if state == "all" else (state,)
+        docs = store.list_items(db[config.mongodb.items_collection], states)
+    except ReconcileError as error:
+        fail(error)
+    rows = [_row(d, at, config.items.severity) for d in docs if wanted(d)]
+    rows.sort(key=lambda r: (rules.severity_rank(r["severity"] or "none"), r["key"]))
+    return rows
+
+
+def _echo_table(rows: list[ItemRow], state: str) -> None:
     if not rows:
         click.echo(f"no {'' if state == 'all' else state + ' '}items")
         return
@@ -184,12 +190,12 @@ def show(ctx: click.Context, key: str) -> None:
     from reconcile.store import items as store
 
     try:
-        config, db = _db(ctx)
+        config, db = open_db(ctx)
         doc = store.find_item(db[config.mongodb.items_collection], key)
         decided = store.history(db[config.mongodb.decisions_collection], doc["_id"])
     except ReconcileError as error:
-        _fail(error)
-    at = to_unix(_now(ctx))
+        fail(error)
+    at = to_unix(now_of(ctx))
     row = _row(doc, at, config.items.severity)
     lines = [
         f"item        {doc['_id']}",
@@ -231,17 +237,17 @@ def _decide(ctx: click.Context, key: str, action: str, by: str, reason: str | No
     from reconcile.store import items as store
 
     try:
-        config, db = _db(ctx)
+        config, db = open_db(ctx)
         col = db[config.mongodb.items_collection]
         doc = store.find_item(col, key)
-        after = store.decide(col, db[config.mongodb.decisions_collection], doc, action, by, reason, _now(ctx), **more)
+        after = store.decide(col, db[config.mongodb.decisions_collection], doc, action, by, reason, now_of(ctx), **more)
     except ReconcileError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"{action}: {after['_id']} is now {after.get('state')} (by {by})")
 
 
-def _by_option(f: Any) -> Any:
-    return click.option("--by", default=_os_user, show_default="the OS user", help=BY_HELP)(f)
+def _by_option(f: FC) -> FC:
+    return click.option("--by", default=os_user, show_default="the OS user", help=BY_HELP)(f)
 
 
 @items.command()
@@ -284,11 +290,11 @@ def resolve(ctx: click.Context, key: str, reason: str, by: str) -> None:
     _decide(ctx, key, "resolve", by, reason)
 
 
-def _probable(ctx: click.Context, key: str) -> tuple[Config, Database, dict[str, Any]]:
+def _probable(ctx: click.Context, key: str) -> tuple[Config, Database, ItemDoc]:
     from reconcile.decide.classify import PROBABLE_MATCH
     from reconcile.store import items as store
 
-    config, db = _db(ctx)
+    config, db = open_db(ctx)
     doc = store.find_item(db[config.mongodb.items_collection], key)
     if doc.get("kind") != PROBABLE_MATCH or not doc.get("order_key") or not doc.get("charge_id"):
         raise store.ItemError(
@@ -311,11 +317,13 @@ def confirm(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
     from reconcile.store import items as store
     from reconcile.store import undo as writes
 
-    now = _now(ctx)
+    now = now_of(ctx)
     try:
         config, db, doc = _probable(ctx, key)
         change_id = new_undo_id(now, "confirm")
-        writes.confirm_charge(repair_store(db, config), doc["order_key"], doc["charge_id"], change_id, by, reason, now)
+        writes.confirm_charge(
+            repair_store(db, config), str(doc["order_key"]), str(doc["charge_id"]), change_id, by, reason, now
+        )
         store.decide(
             db[config.mongodb.items_collection],
             db[config.mongodb.decisions_collection],
@@ -329,7 +337,7 @@ def confirm(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
             charge_id=doc["charge_id"],
         )
     except ReconcileError as error:
-        _fail(error)
+        fail(error)
     click.echo(
         f"confirmed: charge {doc['charge_id']} written onto order {doc['order_key']} ({change_id}); "
         f"the next run links them. Undo with `reconcile undo {change_id}`"
@@ -354,12 +362,12 @@ def dismiss(ctx: click.Context, key: str, reason: str | None, by: str) -> None:
             "dismiss",
             by,
             reason,
-            _now(ctx),
+            now_of(ctx),
             order_key=doc["order_key"],
             charge_id=doc["charge_id"],
         )
     except ReconcileError as error:
-        _fail(error)
+        fail(error)
     click.echo(f"dismissed: order {doc['order_key']} and charge {doc['charge_id']} will not be proposed again")
 
 
@@ -375,15 +383,15 @@ def clear(ctx: click.Context, key: str, reason: str, by: str) -> None:
     from reconcile.store import undo as writes
 
     try:
-        config, db = _db(ctx)
+        config, db = open_db(ctx)
         col = db[config.mongodb.items_collection]
         doc = store.find_item(col, key)
         if doc.get("kind") != REPAIR_UNDONE:
             raise store.ItemError(f"item {doc['_id']} is {doc.get('kind')}: clear applies to repair_undone items")
         held = writes.clear_hold(db[config.mongodb.orders_collection], str(doc.get("order_key")))
-        store.decide(col, db[config.mongodb.decisions_collection], doc, "clear", by, reason, _now(ctx))
+        store.decide(col, db[config.mongodb.decisions_collection], doc, "clear", by, reason, now_of(ctx))
     except ReconcileError as error:
-        _fail(error)
+        fail(error)
     click.echo(
         f"cleared: order {doc.get('order_key')} may be changed by the next run"
         + ("" if held else " (it carried no undo marker any more)")
@@ -394,7 +402,7 @@ def clear(ctx: click.Context, key: str, reason: str, by: str) -> None:
 @click.argument("run_id")
 @click.option("--order", "orders", multiple=True, metavar="ID", help="Only this order (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print what would be put back; change nothing.")
-@click.option("--by", default=_os_user, show_default="the OS user", help="Who undoes (kept in the audit records).")
+@click.option("--by", default=os_user, show_default="the OS user", help="Who undoes (kept in the audit records).")
 @click.option("--wait", metavar="DURATION", help="Wait this long for a running job's lease before exiting 4.")
 @click.pass_context
 def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool, by: str, wait: str | None) -> None:
@@ -405,13 +413,12 @@ def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool
     person clears it with `reconcile items clear`. Exit codes as a run: 0 done, 1 some orders left
     alone, 2 no such run, 3 MongoDB unavailable, 4 another run holds the lease.
     """
-    from reconcile.cli import parse_option_duration
     from reconcile.run.settings import repair_store
     from reconcile.run.undo import undo_run
 
     wait_for = parse_option_duration(wait, "--wait")
     try:
-        config, db = _db(ctx)
+        config, db = open_db(ctx)
         result = undo_run(
             repair_store(db, config),
             db[config.mongodb.runs_collection],
@@ -421,11 +428,11 @@ def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool
             order_keys=orders,
             dry_run=dry_run,
             by=by,
-            now=_now(ctx),
+            now=now_of(ctx),
             wait=wait_for,
         )
     except ReconcileError as error:
-        _fail(error)
+        fail(error)
     for line in result.lines:
         click.echo(line)
     sys.exit(int(result.exit_code))
