@@ -308,7 +308,7 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     seed()
     began = time.monotonic()
     for row in outcomes.itertuples(index=False):
-        cas, update, audit = repair._planned_change(row, store, "bench-single", now)
+        cas, update, audit = repair._planned_change(row, store, "bench-single", now, {})
         if db.orders.update_one(cas, update).modified_count:
             db.reconcile_audit.insert_one(audit)
     single = time.monotonic() - began
