@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 
+from reconcile.config import LINK_KINDS
 from reconcile.decide import classify as c
 from reconcile.decide import match
 from reconcile.decide.columns import Columns, length, share
@@ -153,7 +154,7 @@ def main() -> None:
         failed_status="failed",
         grace_seconds=900,
         now=NOW,
-        link_by=match.LINK_KINDS,
+        link_by=LINK_KINDS,
     )
     links = match.link(frames[1], frames[0], frames[2], frames[3], rules.link_by)
     linked = time.perf_counter()
