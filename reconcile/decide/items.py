@@ -224,6 +224,21 @@ def still_present_note(resolved_by: str | None) -> str:
     return f"still present after being marked resolved by {resolved_by}"
 
 
+def rechecked_note(why: str) -> str:
+    """The resolution of an open item a re-check found gone (`why`: what it found)."""
+    return f"re-checked: {why}"
+
+
+def rechecked_order_note(order_key: str | None, outcome: str | None) -> str:
+    """An order's item found gone by a re-check: the order no longer exists (outcome None), or its outcome now."""
+    return rechecked_note(f"order {order_key} no longer exists" if outcome is None else f"order is now {outcome}")
+
+
+def rechecked_charge_note(outcome: str | None) -> str:
+    """A charge's item found gone by a re-check: its outcome now, or None: it now belongs to an order."""
+    return rechecked_note(f"charge is now {outcome}" if outcome else "charge now belongs to an order")
+
+
 def verified_resolution(why: str) -> str:
     """The resolution of an item a person marked resolved and a run proved gone."""
     return f"verified: {why}"

@@ -24,6 +24,7 @@ from pymongo.collection import Collection
 
 from reconcile.config import OrdersConfig
 from reconcile.decide import classify as c
+from reconcile.decide import items as item_rules
 from reconcile.decide.findings import Finding
 from reconcile.decide.inputs import MovementRow, OrderRecord
 from reconcile.decide.items import ItemDoc
@@ -170,7 +171,7 @@ def verdicts(read: Read, rules: c.Rules) -> Rechecked:
         if f["needs_person"]:
             confirmed.append(f)
         else:
-            cleared[f["key"]] = f"re-checked: {f['detail']}"
+            cleared[f["key"]] = item_rules.rechecked_note(str(f["detail"]))
     log.info(
         "items.rechecked",
         extra={"items": len(read.docs), "still_open": len(confirmed), "resolved": len(cleared)},
@@ -195,15 +196,8 @@ def _core_verdicts(docs: list[ItemDoc], judged: judge.Judged, read: Read) -> tup
             continue
         order_key, charge_id = d.get("order_key"), d.get("charge_id")
         if d["source"] == "order":
-            if order_key not in orders_loaded:
-                cleared[d["_id"]] = f"re-checked: order {order_key} no longer exists"
-            else:
-                cleared[d["_id"]] = f"re-checked: order is now {by_order.get(str(order_key), 'ok')}"
+            now = by_order.get(str(order_key), c.OK) if order_key in orders_loaded else None
+            cleared[d["_id"]] = item_rules.rechecked_order_note(order_key, now)
         elif charge_id is not None and charge_id in read.named:
-            now_outcome = by_charge.get(charge_id)
-            cleared[d["_id"]] = (
-                f"re-checked: charge is now {now_outcome}"
-                if now_outcome
-                else "re-checked: charge now belongs to an order"
-            )
+            cleared[d["_id"]] = item_rules.rechecked_charge_note(by_charge.get(charge_id))
     return confirmed, cleared
