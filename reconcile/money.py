@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 # Stripe's zero-decimal currencies (amounts are whole units) and three-decimal ones.
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
@@ -33,3 +35,22 @@ def to_decimal_text(minor: int | None, currency: str) -> str:
     if minor is None:
         return ""
     return format_amount(minor, currency).replace(",", "").split(" ")[0]
+
+
+def minor_units(value: object) -> int | None:
+    """An amount as machine output carries it: an exact integer of minor units, None when it is not one
+    (missing, text, a fraction). Never a float in JSON; an integral float (a pandas cell) becomes its int."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def currency_code(currency: str | None) -> str | None:
+    """The currency code as machine output carries it: ISO 4217 in lower case, as Stripe writes it
+    (an order may store `JPY`); None when unknown."""
+    code = (currency or "").strip().lower()
+    return code or None

@@ -10,6 +10,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from bson import ObjectId
+
 from reconcile.config import parse_config
 from reconcile.demo.embedded_mongo import EmbeddedMongo
 from reconcile.demo.shop import DEMO_KEY, KEY_ENV, URI_ENV, demo_config, seed_demo_shop
@@ -24,17 +26,31 @@ ORDER_URL = "https://admin.shop.example/orders/{order_id}"
 BACKFILL_COPIES = 38  # ~2,500 charges
 
 
+def _resolve_and_unreport(db, config, items) -> None:
+    """The orders of the open "paid without a charge" items gone (the next run resolves those items), and every
+    run's changes unreported (the next report lists them as changes made by earlier runs)."""
+    orders = db[config.mongodb.orders_collection]
+    for doc in items.find({"kind": "paid_without_charge", "state": "open"}):
+        key = doc["order_key"]
+        orders.delete_one({"_id": ObjectId(key) if ObjectId.is_valid(key) else key})
+    db[config.mongodb.runs_collection].update_many({}, {"$set": {"changes_reported": False}})
+
+
 def shop_report(
     report_dir: Path,
     copies: int = 1,
     order_url: str | None = ORDER_URL,
     decided: int = 0,
     trend_days: int | None = None,
+    every_section: bool = False,
 ) -> Path:
     """Seed the demo mix `copies` times (each a few minutes earlier), run the job over the day, return the HTML.
 
     `decided`: after a first run, that many of its items are acknowledged and accepted by people (alternately,
-    through store/items.decide as `reconcile items` does) and the day is run again: the report of that run."""
+    through store/items.decide as `reconcile items` does) and the day is run again: the report of that run.
+    `every_section`: the same, and before the second run the orders of the first run's "paid without a charge"
+    items are deleted (the second run resolves them) and the first run's changes are marked unreported (the second
+    report lists them as earlier changes): a report with every section filled."""
     now = utcnow()
     store = StandinStore(api_key=DEMO_KEY)
     saved = {name: os.environ.get(name) for name in (KEY_ENV, URI_ENV)}
@@ -57,8 +73,10 @@ def shop_report(
             )
             scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
             result = orchestrate.run_windows(config, client, db, inv, scan_db=scan_db).runs[-1].result
-            if decided:
+            if decided or every_section:
                 items, decisions = db[config.mongodb.items_collection], db[config.mongodb.decisions_collection]
+                if every_section:
+                    _resolve_and_unreport(db, config, items)
                 taken = item_store.list_items(items, ("open",))[:decided]
                 # Where every decided item is: the test checks the report's CSV has each one.
                 (report_dir / "decided-keys.txt").write_text("".join(f"{d['_id']}\n" for d in taken))

@@ -97,9 +97,9 @@ def test_request_budget_keys():
 
 
 def test_api_version_defaults_to_the_sdks_pinned_one_and_is_checked():
-    from stripe._api_version import _ApiVersion
+    import stripe  # the SDK's public pin (stripe.api_version), no private module read
 
-    assert parse_config(MINIMAL).stripe.api_version == _ApiVersion.CURRENT == "2026-10-28.endive"
+    assert parse_config(MINIMAL).stripe.api_version == stripe.api_version == "2026-10-28.endive"
     assert parse_config({**MINIMAL, "stripe": {"api_version": "2025-03-31.basil"}}).stripe.api_version == (
         "2025-03-31.basil"
     )

@@ -68,7 +68,10 @@ def test_items_list_filters_and_show(cli, finance_queue, now):
     by_outcome = {r["outcome"]: r for r in rows}
     # Severity by money: 2,500 USD is critical, 18 USD medium (new items: age adds nothing yet).
     assert by_outcome[c.PAID_WITHOUT_CHARGE]["severity"] == "critical"
-    assert by_outcome[c.PAID_WITHOUT_CHARGE]["amount"] == "2,500.00 USD"
+    assert (by_outcome[c.PAID_WITHOUT_CHARGE]["amount"], by_outcome[c.PAID_WITHOUT_CHARGE]["currency"]) == (
+        250_000,
+        "usd",
+    )  # 2,500.00 USD in minor units
     assert by_outcome[c.DUPLICATE_CHARGE]["severity"] == "medium"
     assert rows[0]["outcome"] == c.PAID_WITHOUT_CHARGE  # most severe first
 
@@ -81,7 +84,7 @@ def test_items_list_filters_and_show(cli, finance_queue, now):
     assert len(aged_rows) == 4 and {r["severity"] for r in aged_rows} == {"critical", "high"}
 
     table = cli("items", "--csv")
-    assert table.output.splitlines()[0] == "key,outcome,order,charge,amount,age,severity,state,last_note"
+    assert table.output.splitlines()[0] == "key,outcome,order,charge,amount,currency,age,severity,state,last_note"
     assert len(table.output.splitlines()) == 5
 
     shown = cli("items", "show", "duplicate_charge")  # a unique prefix

@@ -61,6 +61,10 @@ def test_a_charge_id_the_shop_writes_between_read_and_write_is_kept_and_reported
         "outcome": c.IN_FLIGHT,
         "order_id": str(oid),
         "charge_id": charge["id"],
+        "order_amount": 2500,
+        "order_currency": "usd",
+        "charge_amount": 2500,
+        "charge_currency": "usd",
         "detail": "changed by another writer during this run (now status 'created', charge ch_shop_own); left alone",
         "needs_person": False,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import re
 import stat
 from datetime import UTC, datetime
@@ -104,7 +105,7 @@ DASH = "https://dashboard.stripe.com"
 def queue_rows(html: str) -> list[str]:
     """The rows of the work queue table, in order (each an HTML fragment)."""
     table = html[html.index('id="queue"') : html.index("</table>", html.index('id="queue"'))]
-    return table.split("<tr>")[2:]  # [0] before the first row, [1] the header
+    return re.split(r"<tr\b", table)[2:]  # [0] before the first row, [1] the header
 
 
 def item(key: str, kind: str, amount: int | None, currency: str = "usd", age: int = 0, **more) -> dict:
@@ -355,7 +356,7 @@ def test_money_at_stake_counts_each_charge_once(tmp_path):
     # The counted claim first, the one sharing its money right under it, with no amount of its own.
     assert "dp_1" in rows[0] and "o1" in rows[1] and "Same money as" in rows[1]
     assert "o2" in rows[2] and "o3" in rows[3] and "Same money as" in rows[3]
-    shown = [float(a.replace(",", "")) for r in rows for a in re.findall(r"<b>([\d,.]+)</b> <span", r)]
+    shown = [float(a.replace(",", "")) for r in rows for a in re.findall(r"<b>([\d,.]+)</b> <small", r)]
     assert sum(shown) == 115.00
     q = work_queue.build(items, DASH)
     assert q.at_stake == {"usd": 11500}
@@ -424,3 +425,171 @@ def test_an_amount_mismatch_puts_the_difference_at_stake():
     assert item_rules.stake({"amount": 5000}) == 5000
     q = work_queue.build([item("amount_mismatch:o1:ch_1", c.AMOUNT_MISMATCH, 5000, at_stake=500)], DASH)
     assert q.at_stake == {"usd": 500} and q.entries[0].amount_text == "5.00 USD"
+
+
+# --------------------------------------------------------------------------- the page's budget (issue 21)
+
+
+def _sid(prefix: str, n: int) -> str:
+    """A Stripe-like id of Stripe's length (ch_ + 24)."""
+    return f"{prefix}_3Q{n:06d}Kx7hPz2LmW9aRtYb"
+
+
+def busy_day(tmp_path, rows: int) -> tuple[str, dict[str, list[tuple[int, str]]]]:
+    """A report of a busy day with `rows` rows across its lists (2/5 in the work queue, 3/10 handled automatically,
+    1/10 refunds, 1/20 resolved, 1/20 being handled, the rest closed by a person), every amount different.
+    (the HTML, {list: [(amount, id shown in its row)]})."""
+    from reconcile.decide.items import ItemsResult
+    from reconcile.report import period
+
+    n = {"queue": rows * 2 // 5, "listed": rows * 3 // 10, "movements": rows // 10, "resolved": rows // 20}
+    n["handled"] = rows // 20
+    n["closed"] = rows - sum(n.values())
+    names = [name for name, count in n.items() for _ in range(count)]
+    random.Random(21).shuffle(names)  # the lists interleave: amount order is not list order
+    money: dict[str, list[int]] = {name: [] for name in n}
+    for k, name in enumerate(names):
+        money[name].append(1000 + 37 * k)
+    kinds = [c.ORPHAN_CHARGE, c.AMOUNT_MISMATCH, c.PAID_WITHOUT_CHARGE, c.FAILED_BUT_CHARGED]
+    queue = tuple(
+        item(
+            f"{kinds[i % 4]}:o-{i:05d}:{_sid('ch', i)}",
+            kinds[i % 4],
+            a,
+            age=i % 9,
+            order_key=None if kinds[i % 4] == c.ORPHAN_CHARGE else f"o-{i:05d}",
+            charge_id=_sid("ch", i),
+            detail="order is accepted but the charge failed",
+        )
+        for i, a in enumerate(money["queue"])
+    )
+    frame = outcome_frame(
+        *[
+            {
+                "outcome": (c.REPAIRED, c.MARKED_FAILED)[i % 2],
+                "order_key": f"l-{i:05d}",
+                "order_status": "accepted",
+                "amount": a,
+                "currency": "usd",
+                "charge_id": _sid("ch", 50_000 + i),
+                "detail": "order was pending, its charge succeeded: set to paid",
+            }
+            for i, a in enumerate(money["listed"])
+        ]
+    ).iloc[1:]
+    refunds = [
+        {
+            "kind": "partial_refund",
+            "needs_person": False,
+            "source": "refund",
+            "object_id": _sid("re", i),
+            "object_status": "succeeded",
+            "created": int(UNTIL.timestamp()) - 600,
+            "amount": a,
+            "currency": "usd",
+            "charge_id": _sid("ch", 60_000 + i),
+            "charge_ids": [_sid("ch", 60_000 + i)],
+            "livemode": False,
+            "order_key": f"r-{i:05d}",
+            "detail": "part of the charge was refunded; the order stays paid",
+        }
+        for i, a in enumerate(money["movements"])
+    ]
+
+    def decided(name: str, i: int, a: int, **more) -> dict:
+        key = f"orphan_charge:-:{_sid('ch', 70_000 + 1000 * len(name) + i)}"
+        return item(key, c.ORPHAN_CHARGE, a, charge_id=key.rsplit(":", 1)[1], decided_at=1_764_000_000, **more)
+
+    result = ItemsResult(
+        open=list(queue),
+        resolved=[
+            decided("resolved", i, a, resolution="re-checked: the charge has its order")
+            for i, a in enumerate(money["resolved"])
+        ],
+        handled=[
+            decided(
+                "handled",
+                i,
+                a,
+                state="acknowledged",
+                decision="ack",
+                decided_by="alice",
+                last_note="on it",
+                last_note_by="alice",
+            )
+            for i, a in enumerate(money["handled"])
+        ],
+        closed=[
+            decided("closed", i, a, state="accepted", decision="accept", decided_by="bob", reason="test order")
+            for i, a in enumerate(money["closed"])
+        ],
+        buckets={"0-1 day": len(queue)},
+    )
+    sections = period.sections(
+        run_id="run1",
+        now=UNTIL,
+        findings=refunds,
+        items=result,
+        trend=[],
+        dashboard_url=DASH,
+        dry_run=False,
+        order_url="https://admin.shop.example/orders/{order_id}",
+    )
+    counts = {c.REPAIRED: len(money["listed"])}
+    files = write_report(
+        tmp_path,
+        "run1",
+        SINCE,
+        UNTIL,
+        counts,
+        frame,
+        {},
+        False,
+        DASH,
+        UNTIL,
+        extras=ReportExtras(sections=sections, queue_items=queue),
+        order_url="https://admin.shop.example/orders/{order_id}",
+    )
+    shown_ids = {
+        "queue": [q["charge_id"] for q in queue],
+        "listed": list(frame["charge_id"]),
+        "movements": [r["object_id"] for r in refunds],
+        "resolved": [d["charge_id"] for d in result.resolved],
+        "handled": [d["_id"] for d in result.handled],
+        "closed": [d["_id"] for d in result.closed],
+    }
+    return files.html.read_text(), {name: list(zip(money[name], shown_ids[name], strict=True)) for name in n}
+
+
+def test_a_report_of_200_rows_shows_every_one_under_100_kb(tmp_path):
+    html, lists = busy_day(tmp_path, 200)
+    assert sum(len(rows) for rows in lists.values()) == 200
+    assert len(html.encode()) < 100_000
+    for name, rows in lists.items():
+        for _, shown in rows:
+            assert shown in html, (name, shown)
+    assert "more in the attached CSV" not in html and "more (the summary JSON" not in html
+    assert "These are the" not in html
+
+
+def test_beyond_the_budget_the_smallest_money_is_cut_and_each_list_counts_the_rest(tmp_path):
+    html, lists = busy_day(tmp_path, 400)
+    assert len(html.encode()) <= render.HTML_BUDGET
+    rows = [(amount, name, shown, shown in html) for name, rows in lists.items() for amount, shown in rows]
+    cut = [r for r in rows if not r[3]]
+    assert cut, "nothing was cut: the test needs a bigger day"
+    # Every row cut holds less money than every row shown, whatever its list.
+    assert max(r[0] for r in cut) < min(r[0] for r in rows if r[3])
+    left = {name: sum(1 for r in cut if r[1] == name) for name in lists}
+    assert f"{len(lists['queue']) - left['queue']} largest items. {left['queue']} more are in the attached CSV" in html
+    notes = {
+        "movements": "more (the summary JSON lists every one)",
+        "resolved": "more (the summary JSON lists every one)",
+        "handled": "more in the attached CSV (reconcile items --state acknowledged",
+        "closed": "more in the attached CSV.",
+    }
+    for name, words in notes.items():
+        if left[name]:
+            assert f"and {left[name]} {words}" in html, name
+    listed = sum(int(n) for n in re.findall(r"and (\d+) more in the attached CSV\.</p>", html))
+    assert listed == left["listed"] + left["closed"]

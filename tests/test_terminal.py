@@ -38,7 +38,9 @@ H = timedelta(hours=1)
 DAY = timedelta(days=1)
 TIME = re.compile(r"^\d\d:\d\d:\d\d ")
 # Text only the progress line has: a row holding any of it after the run is a stale progress row.
-PROGRESS_TEXT = ("of the window", "ETA ", " objects, ", "/s, ")
+PROGRESS_TEXT = ("of the window", "ETA ", " objects, ", " object, ", "/s, ")
+# A finished pull's final figures, left above the line on purpose (not a stale progress row).
+FINISHED = re.compile(r"^/v1/[a-z_/]+: [\d,]+ pages?, [\d,]+ objects?, [\d,]+/s, done$")
 
 
 class Terminal:
@@ -123,15 +125,16 @@ def test_progress_on_a_terminal_is_one_cut_line_under_human_log_lines_and_ctrl_c
         release.set()
     assert term.wait() == 130
     rows = term.rows()
-    stale = [row for row in rows if any(text in row for text in PROGRESS_TEXT)]
+    stale = [row for row in rows if any(text in row for text in PROGRESS_TEXT) and not FINISHED.match(row)]
     assert not stale, "progress rows left behind:\n" + "\n".join(rows)
-    # Each log line on rows of its own (never glued to the progress line), the error line last.
+    # Each log line (or a finished pull's figures) on rows of its own (never glued to the progress line),
+    # the error line last.
     [end] = [at for at, row in enumerate(rows) if row.startswith("reconcile: error: ")]
-    assert all(TIME.match(row) or row.startswith("    ") for row in rows[:end]), "\n".join(rows)
+    assert all(TIME.match(row) or row.startswith("    ") or FINISHED.match(row) for row in rows[:end]), "\n".join(rows)
     assert "".join(rows[end:]).startswith("reconcile: error: interrupted by SIGINT during pull; the write"), rows
 
 
-def test_the_demo_on_a_terminal_ends_with_a_short_human_summary_and_no_warnings(tmp_path):
+def test_the_demo_on_a_terminal_ends_with_each_pulls_final_figures_a_short_human_summary_and_no_warnings(tmp_path):
     term = Terminal([sys.executable, "-m", "reconcile.cli", "demo"], 80, tmp_path, _env("unused"))
     assert term.wait(timeout=300) == 0
     rows = term.rows()
@@ -142,6 +145,15 @@ def test_the_demo_on_a_terminal_ends_with_a_short_human_summary_and_no_warnings(
     assert rows[-1] == "demo: every outcome matches the seeded mix", text
     assert any(row.startswith("demo: a shop of ") for row in rows), text
     assert any(row.startswith("report: ") for row in rows), text
+
+    # The progress line shows the counts a pull reached and each pull ends on its final figures, left on
+    # screen (was: "/v1/charges: 0 pages, 0 objects, 0/s, 0% of the window" through the whole pull, then
+    # erased: a window of one page never reported its page, and a finished pull left nothing).
+    [pulled] = re.findall(r" pull done: charges ([\d,]+)", text)  # the run's own count of the window's charges
+    assert int(pulled.replace(",", "")) > 0, text
+    finished = [row for row in rows if row.startswith("/v1/charges: ")]
+    assert finished and all(FINISHED.match(row) for row in finished), text
+    assert finished[0].startswith(f"/v1/charges: 1 page, {pulled} objects, "), text  # under 100: one page
 
 
 def test_log_file_gets_json_lines_whatever_the_terminal(tmp_path, stripe_server, shop, db, mongo_server):
@@ -218,3 +230,14 @@ def test_a_step_shows_done_of_total_with_an_eta_on_the_line():
     shown.step("re-check open items", 0, 40)
     shown.step("re-check open items", 10, 40)
     assert screen.getvalue().split("\r\x1b[K")[-1] == "re-check open items: 10/40, ETA 0:30"
+
+
+def test_a_pull_of_one_page_reports_that_page_before_it_ends():
+    """A window of one page (the demo's 41 charges) is reported as it is walked, not only when the pull
+    ends (was: only pages that said there was more were reported, so the line read 0 pages, 0 objects)."""
+    from reconcile.stripe.slices import pull_window
+
+    told: list[tuple[int, int, float, bool]] = []
+    page = {"data": [{"id": f"ch_{n:04d}", "created": 999 - n} for n in range(41)], "has_more": False}
+    pull_window(lambda params: page, 0, 1000, len, progress=lambda *report: told.append(report))
+    assert told == [(1, 41, 1.0, False), (1, 41, 1.0, True)]

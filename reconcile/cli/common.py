@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import click
@@ -146,15 +149,49 @@ def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
     return [*args[:at], *moved, args[at], *rest]
 
 
+# The Stripe key variable only a config `reconcile demo` wrote names (reconcile.demo.kept_shop.KEY_ENV).
+DEMO_KEY_ENV = "RECONCILE_DEMO_STRIPE_KEY"
+
+
+@contextlib.contextmanager
+def serve_demo_shop(ctx: click.Context) -> Iterator[None]:
+    """With the config `reconcile demo` wrote, the demo shop's servers run for the length of the command
+    (`reconcile demo` itself makes a new shop). Any other config: nothing, and the demo package is not imported."""
+    path = ctx.params.get("config_path")
+    # The parsed subcommand: click names ctx.invoked_subcommand only later (click >= 8.2 keeps it in
+    # `_protected_args`, earlier releases in `protected_args`).
+    parsed = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args
+    subcommand = next(iter(parsed), None)
+    if subcommand == "demo" or not isinstance(path, Path) or not _names_demo_key(path):
+        yield
+        return
+    from reconcile.demo.kept_shop import serve_kept_shop
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(serve_kept_shop(path))
+        except ReconcileError as error:
+            fail(error)
+        yield
+
+
+def _names_demo_key(path: Path) -> bool:
+    try:
+        return DEMO_KEY_ENV in path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # loading the config says what is wrong with it
+
+
 class ReconcileGroup(click.Group):
-    """Global options after a subcommand, and --quiet's closing `(exit N)` line."""
+    """Global options after a subcommand, --quiet's closing `(exit N)` line, and the demo shop's servers."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with serve_demo_shop(ctx):
+                return super().invoke(ctx)
         except SystemExit as stop:
             # --quiet (cron): output only when the exit code is not 0, ending with the code, which cron's mail omits.
             if ctx.params.get("quiet") and stop.code not in (0, None):

@@ -18,7 +18,8 @@ from reconcile.errors import ConfigError, ReconcileError
     "--json",
     "as_json",
     is_flag=True,
-    help="One JSON object per line instead of a table (the summary's keys and ISO-8601 UTC times).",
+    help="JSON Lines instead of a table: one JSON object per run, one per line, in the summary's keys "
+    "(ISO-8601 UTC times; `totals` in integer minor units by currency code).",
 )
 @click.pass_context
 def runs(ctx: click.Context, limit: int, as_json: bool) -> None:

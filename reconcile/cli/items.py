@@ -17,7 +17,7 @@ import click
 
 from reconcile.cli.common import fail, now_of, open_db, os_user, parse_option_duration
 from reconcile.errors import ReconcileError
-from reconcile.money import exponent, format_amount
+from reconcile.money import currency_code, exponent, format_amount, minor_units, to_decimal_text
 from reconcile.timeutil import fmt, from_unix, parse_duration, to_unix
 
 if TYPE_CHECKING:
@@ -27,20 +27,22 @@ if TYPE_CHECKING:
     from reconcile.decide.items import ItemDoc
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
-COLUMNS = ("key", "outcome", "order", "charge", "amount", "age", "severity", "state", "last_note")
+COLUMNS = ("key", "outcome", "order", "charge", "amount", "currency", "age", "severity", "state", "last_note")
 BY_HELP = "Who decides (kept with the decision). Default: the OS user."
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 class ItemRow(TypedDict):
-    """One listed item: the COLUMNS of `reconcile items` (table, --json, --csv)."""
+    """One listed item: the COLUMNS of `reconcile items` (table, --json, --csv). Money is exact here, integer
+    minor units with the currency code; only the table and `items show` make display strings of it."""
 
     key: str
     outcome: str | None
     order: str | None
     charge: str | None
-    amount: str
+    amount: int | None  # the money at stake, minor units of `currency` (None: no amount known)
+    currency: str | None
     age: str
     severity: str
     state: str | None
@@ -57,7 +59,8 @@ def _row(doc: ItemDoc, at: int, severity: tuple[Threshold, ...]) -> ItemRow:
         "outcome": doc.get("kind"),
         "order": doc.get("order_key"),
         "charge": doc.get("charge_id"),
-        "amount": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
+        "amount": minor_units(amount),
+        "currency": currency_code(doc.get("currency")),
         "age": f"{age // rules.DAY}d",
         "severity": rules.severity(amount, doc.get("currency"), age, severity)
         if doc.get("state") in rules.LIVE
@@ -107,8 +110,19 @@ def _parse_older_than(value: str | None) -> int | None:
 @click.option("--outcome", metavar="NAME", help="Only items of this outcome (e.g. duplicate_charge, probable_match).")
 @click.option("--min-amount", metavar="N", help="Only items with at least N major units of their currency at stake.")
 @click.option("--older-than", metavar="DURATION", help="Only items first seen longer ago than this (e.g. 3d).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON Lines instead of a table: one JSON object per item, one per line; `amount` in integer minor "
+    "units of `currency` (lower-case ISO 4217 code), e.g. 18542 and jpy for 18,542 JPY.",
+)
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="CSV with a header row instead of a table; `amount` in major units without grouping (18542, 19.99).",
+)
 @click.pass_context
 def items(
     ctx: click.Context,
@@ -135,7 +149,8 @@ def items(
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        # The amount as a number a spreadsheet reads (as the report's CSV has it).
+        writer.writerows({**r, "amount": to_decimal_text(r["amount"], r["currency"] or "")} for r in rows)
         click.echo(out.getvalue(), nl=False)
     else:
         _echo_table(rows, state)
@@ -166,6 +181,11 @@ def _list_rows(ctx: click.Context, state: str, at: int, wanted: Callable[[ItemDo
     return rows
 
 
+def _amount_text(row: ItemRow) -> str:
+    """The money at stake for people (`18,542 JPY`): the table and `items show` only."""
+    return format_amount(row["amount"], row["currency"] or "") if row["amount"] is not None else ""
+
+
 def _echo_table(rows: list[ItemRow], state: str) -> None:
     if not rows:
         click.echo(f"no {'' if state == 'all' else state + ' '}items")
@@ -173,7 +193,7 @@ def _echo_table(rows: list[ItemRow], state: str) -> None:
     click.echo(f"{'severity':<9} {'state':<13} {'age':>4} {'amount':>14}  {'key':<50} last note")
     for r in rows:
         click.echo(
-            f"{r['severity'] or '-':<9} {r['state']:<13} {r['age']:>4} {r['amount']:>14}  {r['key']:<50} {r['last_note']}"
+            f"{r['severity'] or '-':<9} {r['state']:<13} {r['age']:>4} {_amount_text(r):>14}  {r['key']:<50} {r['last_note']}"
         )
     click.echo(f"{len(rows)} item(s)")
 
@@ -202,7 +222,7 @@ def show(ctx: click.Context, key: str) -> None:
         f"outcome     {doc.get('kind')}    state {doc.get('state')}"
         + (f"    severity {row['severity']}" if row["severity"] else ""),
         f"order       {doc.get('order_key') or '-'}    charge {doc.get('charge_id') or '-'}",
-        f"amount      {row['amount'] or '-'}",
+        f"amount      {_amount_text(row) or '-'}",
         f"detail      {doc.get('detail') or '-'}",
         f"seen        first {_when(doc.get('first_seen'))} (run {doc.get('first_run')}), "
         f"last {_when(doc.get('last_seen'))} (run {doc.get('last_run')}), {doc.get('times_seen', 0)} time(s)"
@@ -408,6 +428,8 @@ def clear(ctx: click.Context, key: str, reason: str, by: str) -> None:
 def undo(ctx: click.Context, run_id: str, orders: tuple[str, ...], dry_run: bool, by: str, wait: str | None) -> None:
     """Put back every order a run changed (RUN_ID, an undo or confirm id, or a unique prefix of a run id).
 
+    The run id a summary names (its `run_id`, the run's last console line) undoes every window of a
+    catch-up, newest window first; a window's own id (`...-w2`) undoes that window only.
     Compare-and-set against the state the run left: an order changed since is left alone and listed
     with what it is now. Each undo is audited (and undoable in turn); an undone repair is held until a
     person clears it with `reconcile items clear`. Exit codes as a run: 0 done, 1 some orders left

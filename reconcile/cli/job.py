@@ -47,7 +47,8 @@ class RunOptions:
 
 
 def run_job(options: RunOptions) -> NoReturn:
-    """Run one invocation and exit with its code; --quiet prints nothing when all is well (cron mails nothing)."""
+    """Run one invocation and exit with its code; --quiet prints nothing when all is well (cron mails nothing).
+    The last line names the invocation by the summary's `run_id`, the id `reconcile undo` takes."""
     from reconcile.runtime import memory  # heavy imports only when a run happens
 
     memory.tune()  # before the pull's threads allocate
@@ -199,9 +200,11 @@ def error_summary(path: Path | None, exit_code: ExitCode, message: str) -> None:
 
 
 def print_summary(summary: RunSummary, run_id: str | None = None) -> None:
+    """A window's lines; `run_id`: the window's own id, named when the invocation ran several."""
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
     prefix = "DRY RUN: " if summary.dry_run else ""
-    click.echo(f"{prefix}{fmt(summary.since)} to {fmt(summary.until)}: {counts or 'nothing in window'}")
+    window = f"{fmt(summary.since)} to {fmt(summary.until)}" + (f" (run {run_id})" if run_id else "")
+    click.echo(f"{prefix}{window}: {counts or 'nothing in window'}")
     items = summary.items
     open_text = f"; open items {items['open']} ({items['new']} new, {len(items['resolved'])} resolved)" if items else ""
     report = summary.report.html if summary.report else None

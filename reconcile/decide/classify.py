@@ -165,6 +165,9 @@ class Facts:
     attempts: tuple[tuple[str, match.PaymentObject | None], ...] = ()
     young: bool = False  # the order is younger than the grace period
     paid_charges: tuple[str, ...] = ()  # every succeeded charge of the order (a duplicate charge)
+    # A duplicate charge: what its paid charges after the first took (captured, minor units; None when
+    # they are not all in the first's currency): the money to give back.
+    extra_paid: int | None = None
     conflict: tuple[match.Conflict, ...] = ()  # the payments whose links disagree about the order
     ref_source: str | None = None  # an orphan charge: where the order id it names comes from (match.SOURCES)
     too_many_pairings: int = 0  # an orphan charge: candidate pairs too many to propose probable matches
@@ -804,6 +807,16 @@ class _ChargeLookups:
             self._paid = settled.groupby("order_key")["charge_id"].apply(list)
         return tuple(self._paid.get(key, []))
 
+    def extra_paid(self, key: str) -> int | None:
+        """What the order's paid charges after the first (by created, then id) took, in the first's currency."""
+        paid = set(self.paid_charges(key))
+        charges = self._charges
+        rows = charges.loc[charges["charge_id"].isin(paid) & charges["amount_captured"].gt(0)]
+        rows = rows.sort_values(["created", "charge_id"])
+        if len(rows) < 2 or rows["currency"].nunique() != 1:
+            return None
+        return int(rows["amount_captured"].iloc[1:].sum())
+
     def capture_before(self, key: str) -> int | None:
         """When the authorization of the order's latest uncaptured charge lapses."""
         if self._lapses is None:
@@ -830,6 +843,7 @@ def _row_facts(
         ),
         young=bool(pd.notna(extra["created"]) and rules.now - extra["created"] < rules.grace_seconds),
         paid_charges=lookups.paid_charges(key) if kind == DUPLICATE_CHARGE else (),
+        extra_paid=lookups.extra_paid(key) if kind == DUPLICATE_CHARGE else None,
         conflict=links.conflicts.get(key, ()) if kind == LINK_CONFLICT else (),
         capture_before=lookups.capture_before(key) if kind == UNCAPTURED else None,
     )

@@ -135,12 +135,17 @@ def _int(value: Any) -> int | None:
 
 def at_stake(r: Mapping[Any, Any]) -> int | None:
     """Money at stake of an outcome row, minor units: for an amount mismatch the difference between the
-    order and the charge in one currency (the sum to settle with the customer); else the order's amount,
-    or the charge's when there is no order."""
+    order and the charge in one currency (the sum to settle with the customer); for a duplicate charge
+    what the extra charges took (the sum to give back: the order was paid once); else the order's
+    amount, or the charge's when there is no order."""
     order, charged = _int(r.get("amount")), _int(r.get("charge_amount"))
     if r.get("outcome") == c.AMOUNT_MISMATCH and order is not None and charged is not None:
         if str(r.get("currency") or "").lower() == str(r.get("charge_currency") or "").lower():
             return abs(order - charged)
+    if r.get("outcome") == c.DUPLICATE_CHARGE:
+        extra = _int(getattr(r.get("facts"), "extra_paid", None))
+        if extra is not None:
+            return extra
     return order if order is not None else charged
 
 

@@ -68,6 +68,9 @@ class Judgement(StrEnum):
     DISPUTE_CLOSED = "dispute_closed"  # won, an inquiry closed, prevented
 
 
+# Refund statuses that are not final: `pending` may still fail, `requires_action` waits for the customer.
+REFUND_NOT_FINAL = ("pending", "requires_action")
+
 # Dispute statuses (API version 2026-10-28.endive; stripe-python 16's `Dispute.status`, which
 # tests/test_api_version.py checks these tables cover). Inquiries (warning_*) come before a
 # chargeback; appeal_* follow a lost first round. Each open one needs a person until it closes.
@@ -107,7 +110,10 @@ class Movement:
 
     @property
     def needs_person(self) -> bool:
-        return self.kind.needs_person
+        """Its kind's; and a refund not final yet is an item too, so the runs after its window re-check it
+        until it is (run/recheck.py): it resolves itself when the refund succeeds, becomes refund_failed
+        (the same item, keyed by the refund) when it fails."""
+        return self.kind.needs_person or (self.source == "refund" and self.status in REFUND_NOT_FINAL)
 
     def finding(self, detail: str | None) -> Finding:
         """The movement as the items collection records it, with its detail in words (report/wording.py)."""

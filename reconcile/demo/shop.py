@@ -1,7 +1,8 @@
 """`reconcile demo`: the whole job on a seeded shop, with nothing else installed.
 
 A local Stripe stand-in and an embedded MongoDB wire-protocol server are started on loopback,
-seeded with a mix that produces every outcome, and the real job runs against them.
+seeded with a mix that produces every outcome, and the real job runs against them. The shop is
+kept in ./reconcile-demo/ with a config naming it, so the commands that follow work on it (kept_shop).
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from bson import ObjectId
 from pymongo.collection import Collection
 
 from reconcile.decide import classify as c
+from reconcile.demo.kept_shop import DEMO_KEY, FOLDER, KEY_ENV, URI_ENV, DemoFolder, write_configs
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.exitcodes import ExitCode
 from reconcile.timeutil import to_unix, utcnow
-
-DEMO_KEY = "sk_test_reconcile_demo"
-KEY_ENV = "RECONCILE_DEMO_STRIPE_KEY"
-URI_ENV = "RECONCILE_DEMO_MONGODB_URI"
 
 
 def demo_sections() -> dict[str, dict[str, Any]]:
@@ -333,7 +331,8 @@ def _seed_balance_movements(s: ShopSeeder) -> None:
     )
 
 
-def run_demo(report_dir: Path) -> ExitCode:
+def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
+    """The demo, its shop kept in `here`/reconcile-demo/ (default: the current directory) for the commands after it."""
     from reconcile.config import parse_config
     from reconcile.demo.embedded_mongo import EmbeddedMongo
     from reconcile.run import invocation as orchestrate
@@ -341,10 +340,15 @@ def run_demo(report_dir: Path) -> ExitCode:
     from reconcile.store import indexes, mongo
     from reconcile.stripe import pull as stripe_pull
 
+    here = Path.cwd() if here is None else here
+    folder = DemoFolder(here / FOLDER)
+    if folder.holds_a_shop():
+        click.echo(f"demo: starting afresh: the shop an earlier demo kept in {FOLDER}/ is replaced", err=True)
+    folder.start_afresh()
     now = utcnow()
     store = StandinStore(api_key=DEMO_KEY)
     click.echo("starting the Stripe stand-in and an embedded MongoDB server on loopback...", err=True)
-    with EmbeddedMongo() as server, serve(store) as stripe_server:
+    with EmbeddedMongo(db_path=str(folder.mongo_dir.resolve())) as server, serve(store) as stripe_server:
         config = parse_config(demo_config(stripe_server.url), "demo config")
         os.environ[KEY_ENV] = DEMO_KEY
         os.environ[URI_ENV] = server.uri
@@ -353,6 +357,7 @@ def run_demo(report_dir: Path) -> ExitCode:
         # so the run has no index warning a user could not act on.
         indexes.create(db, config.mongodb, config.orders)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
+        store.save(folder.stripe_file)  # the stand-in is read-only: what the commands after it serve
         client = progress.wrap(stripe_pull.make_client(config.stripe_api_key(), config.stripe))
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
         invocation = orchestrate.Invocation(
@@ -360,11 +365,15 @@ def run_demo(report_dir: Path) -> ExitCode:
         )
         scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
         result = orchestrate.run_windows(config, client, db, invocation, scan_db=scan_db).runs[-1].result
+        for database in (db, scan_db):
+            database.client.close()
     progress.stop()  # the summary below gets rows of its own
+    kept = write_configs(folder, demo_config(stripe_server.url), here)
     mismatched = [o for o in c.OUTCOMES if expected.get(o, 0) != result.counts.get(o, 0)]
     for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values())):
         click.echo(line)
     click.echo(f"report: {result.report.html} (and its CSV)")
+    click.echo(kept)
     if mismatched:
         click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")
         for outcome in mismatched:

@@ -33,13 +33,13 @@ def _status(doc: RunDoc) -> str:
 
 
 def table(docs: list[RunDoc]) -> list[str]:
-    """Recent runs, newest first, one line each."""
-    header = f"{'RUN ID':<24} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'REPAIRED':>8} {'EMAIL':<8} STARTED BY"
+    """Recent runs, newest first, one line each (a catch-up's windows as `INVOCATION-wN`)."""
+    header = f"{'RUN ID':<26} {'STARTED (UTC)':<17} {'WINDOW (UTC)':<32} {'STATUS':<18} {'EXIT':>4} {'NEEDS':>5} {'OPEN':>5} {'REPAIRED':>8} {'EMAIL':<8} STARTED BY"
     lines = [header]
     for d in docs:
         email = (d.get("email") or {}).get("status", "-")
         lines.append(
-            f"{d['_id']:<24} {_t(d.get('started'), True):<17} {_window(d):<32} {_status(d):<18} "
+            f"{d['_id']:<26} {_t(d.get('started'), True):<17} {_window(d):<32} {_status(d):<18} "
             f"{d.get('exit_code', '-')!s:>4} {d.get('needs_attention', '-')!s:>5} {d.get('open_items', '-')!s:>5} "
             f"{d.get('repaired', '-')!s:>8} {email:<8} {_who(d)}"
         )
@@ -113,7 +113,9 @@ def details(doc: RunDoc) -> list[str]:
 def as_json(doc: RunDoc) -> dict[str, object]:
     """One run for `reconcile runs --json`, in the summary's keys and time format: `run_id`, `window`
     and every time as ISO-8601 UTC text, `repaired` / `marked_failed` as order ids (None for runs
-    recorded before the ids were kept; the counts are in `repaired_count` / `marked_failed_count`)."""
+    recorded before the ids were kept; the counts are in `repaired_count` / `marked_failed_count`),
+    `totals` in integer minor units by currency code. Machine output carries no text made for people
+    but the email's subject: an unsent email's body (`email.text`, kept to resend it) is left out."""
     out = {"run_id": doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}}
     for key in ("at", "started", "finished", "counted_from"):
         unix = out.get(key)
@@ -125,7 +127,9 @@ def as_json(doc: RunDoc) -> dict[str, object]:
     email = out.get("email")
     if isinstance(email, dict):
         out["email"] = {
-            k: fmt(from_unix(v)) if k in ("at", "sent_at") and isinstance(v, int) else v for k, v in email.items()
+            k: fmt(from_unix(v)) if k in ("at", "sent_at") and isinstance(v, int) else v
+            for k, v in email.items()
+            if k != "text"
         }
     for key in ("repaired", "marked_failed"):
         if key in out or f"{key}_ids" in out:

@@ -9,6 +9,7 @@ table survives all of them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict, cast
 
@@ -20,18 +21,15 @@ from reconcile.decide.trend import TrendPoint
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
 from reconcile.report.records import ClosedJson, CsvRow, ItemsJson, MovementJson, PeriodSummary, ResolvedJson
-from reconcile.report.render import dashboard_link, item_csv_row, template_env
+from reconcile.report.render import Cut, Row, dashboard_link, item_csv_row, kept, row_size, rows_of, template_env
 from reconcile.timeutil import fmt, from_unix, to_unix
 
 BAR_COLOURS = {"charges": "#9aa5f5", "open": "#f5a623"}
-# Rows listed of the window's refunds and disputes and of the items resolved (those needing a person are
-# in the work queue); the summary JSON lists every one. Keeps the email under Gmail's ~102 KB clip.
-MOVEMENT_ROWS = 10
-RESOLVED_ROWS = 10
-# Items being handled, closed by a person, and critical/high ones listed by name in the decisions partial,
-# each list at most; the rest are in the attached CSV (decision_csv_rows, and the queue's own rows).
-DECISION_ROWS = 25
-URGENT_ROWS = 10  # critical and high items by name: each is in the work queue too, so a short list suffices
+# Every row of every list is drawn while the page fits its budget (render.HTML_BUDGET); past that the report cuts
+# the rows with the smallest money across all its lists (render.Row), and each list says how many more there are:
+# refunds, disputes and resolved items in the summary JSON, items being handled or closed in the attached CSV
+# (decision_csv_rows), critical and high ones in the work queue too.
+CUT_LISTS = ("movements", "resolved", "urgent", "handled", "closed")
 # The trend drawn one row per day up to this many days; longer spans one row per week, then per month.
 DAILY_TREND_DAYS = 31
 WEEKLY_TREND_DAYS = 91
@@ -97,6 +95,8 @@ class ItemView(ItemDoc, total=False):
 class ResolvedView(TypedDict):
     kind: str
     title: str
+    amount: int | None
+    currency: str | None
     amount_text: str
     age: str
     resolution: str
@@ -183,6 +183,8 @@ def _resolved_view(doc: ItemDoc, dashboard_url: str, order_url: str | None) -> R
     return {
         "kind": kind,
         "title": wording.item_title(kind),
+        "amount": amount if isinstance(amount, int) else None,
+        "currency": doc.get("currency"),
         "amount_text": format_amount(amount, doc.get("currency") or "") if isinstance(amount, int) else "",
         "age": f"open {wording.age_text(doc.get('age_days'))}" if doc.get("age_days") else "",
         "resolution": doc.get("resolution") or "",
@@ -226,11 +228,11 @@ def decisions(items: item_rules.ItemsResult, dashboard_url: str) -> DecisionsVie
         "queue_count": len(open_docs),
         "severity": [{"level": lv, "count": counts[lv], "colour": SEVERITY_COLOURS[lv]} for lv in LEVELS],
         "at_stake": [format_amount(v, c) for c, v in stake.items()],
-        "urgent": [view(d) for d in urgent[:URGENT_ROWS]],
+        "urgent": [view(d) for d in urgent],
         "urgent_total": len(urgent),
-        "handled": [view(d) for d in items.handled[:DECISION_ROWS]],
+        "handled": [view(d) for d in items.handled],
         "handled_total": len(items.handled),
-        "closed": [view(d) for d in items.closed[:DECISION_ROWS]],
+        "closed": [view(d) for d in items.closed],
         "closed_total": len(items.closed),
     }
 
@@ -250,7 +252,48 @@ def _movement_view(f: Finding, dashboard_url: str, order_url: str | None = None)
     }
 
 
-def render(
+@dataclass(frozen=True)
+class PeriodSections:
+    """The period sections with every row of their lists (render.Sections): the report draws them without the
+    rows its budget cuts."""
+
+    page: PeriodPage
+
+    def rows(self) -> list[Row]:
+        d = self.page["decisions"]
+        lists: dict[str, list[MovementView] | list[ResolvedView] | list[ItemView]] = {
+            "movements": self.page["movements"],
+            "resolved": self.page["resolved"],
+            "urgent": d["urgent"],
+            "handled": d["handled"],
+            "closed": d["closed"],
+        }
+        return [r for name in CUT_LISTS for r in rows_of(name, [row_size(*_money(v)) for v in lists[name]])]
+
+    def html(self, cut: Cut = frozenset()) -> tuple[str, str]:
+        d = self.page["decisions"]
+        decided: DecisionsView = {
+            **d,
+            "urgent": kept("urgent", d["urgent"], cut),
+            "handled": kept("handled", d["handled"], cut),
+            "closed": kept("closed", d["closed"], cut),
+        }
+        context: PeriodPage = {
+            **self.page,
+            "movements": kept("movements", self.page["movements"], cut),
+            "resolved": kept("resolved", self.page["resolved"], cut),
+            "decisions": decided,
+        }
+        env = template_env()
+        top = env.get_template("period_top.html.j2").render(**context)
+        return top, env.get_template("period.html.j2").render(**context)
+
+
+def _money(view: MovementView | ResolvedView | ItemView) -> tuple[object, object]:
+    return view.get("amount"), view.get("currency")
+
+
+def sections(
     *,
     run_id: str,
     now: datetime,
@@ -261,38 +304,36 @@ def render(
     dry_run: bool,
     part: tuple[int, int] = (1, 1),
     order_url: str | None = None,
-) -> tuple[str, str]:
-    """(HTML right after the work queue, HTML at the end) for the report and the email.
+) -> PeriodSections:
+    """The sections right after the work queue and at the end of the report, every row of their lists.
 
     The open items themselves are the work queue (render.py draws it from ReportExtras.queue_items).
     """
     # Those needing a person are items of the work queue (each item once); the rest are listed for the record.
     for_record = [f for f in findings if not f["needs_person"]]
     trend_rows, unit = compact_trend(trend)
-    context: PeriodPage = {
-        "run_id": run_id,
-        "now": fmt(now),
-        "dry_run": dry_run,
-        "part": part,
-        "movements": [_movement_view(f, dashboard_url, order_url) for f in for_record[:MOVEMENT_ROWS]],
-        "movements_total": len(findings),
-        "movements_record": len(for_record),
-        "movements_needing": len(findings) - len(for_record),
-        "open_count": len(items.open),
-        "resolved": [_resolved_view(d, dashboard_url, order_url) for d in items.resolved[:RESOLVED_ROWS]],
-        "resolved_total": len(items.resolved),
-        "resolved_count": len(items.resolved),
-        "new": items.new,
-        "buckets": list(items.buckets.items()),
-        "trend": _bars(trend_rows),
-        "trend_days": len(trend),
-        "trend_unit": unit,
-        "colours": BAR_COLOURS,
-        "decisions": decisions(items, dashboard_url),
-    }
-    env = template_env()
-    return env.get_template("period_top.html.j2").render(**context), env.get_template("period.html.j2").render(
-        **context
+    return PeriodSections(
+        {
+            "run_id": run_id,
+            "now": fmt(now),
+            "dry_run": dry_run,
+            "part": part,
+            "movements": [_movement_view(f, dashboard_url, order_url) for f in for_record],
+            "movements_total": len(findings),
+            "movements_record": len(for_record),
+            "movements_needing": len(findings) - len(for_record),
+            "open_count": len(items.open),
+            "resolved": [_resolved_view(d, dashboard_url, order_url) for d in items.resolved],
+            "resolved_total": len(items.resolved),
+            "resolved_count": len(items.resolved),
+            "new": items.new,
+            "buckets": list(items.buckets.items()),
+            "trend": _bars(trend_rows),
+            "trend_days": len(trend),
+            "trend_unit": unit,
+            "colours": BAR_COLOURS,
+            "decisions": decisions(items, dashboard_url),
+        }
     )
 
 

@@ -65,7 +65,7 @@ class Queue:
         for e in self.entries:
             if e.counted and e.amount is not None:
                 sums[e.currency] = sums.get(e.currency, 0) + e.amount
-        return dict(sorted(sums.items(), key=lambda kv: (-_major(kv[1], kv[0]), kv[0])))
+        return dict(sorted(sums.items(), key=lambda kv: (-major(kv[1], kv[0]), kv[0])))
 
     def at_stake_text(self) -> str:
         """'1,234.50 USD + 4,980 JPY', or '' when nothing has an amount."""
@@ -110,7 +110,7 @@ class Queue:
         return lines
 
 
-def _major(minor: int, currency: str) -> Decimal:
+def major(minor: int, currency: str) -> Decimal:
     """Minor units as a Decimal of major units: sorts 10.00 USD with 1,000 JPY by size (no exchange rates)."""
     return Decimal(minor).scaleb(-exponent(currency))
 
@@ -186,7 +186,7 @@ def build(items: Iterable[Mapping[str, Any]], base: str, order_url: str | None =
 
 def _order(e: Entry) -> tuple[Decimal, int, int, str]:
     return (
-        -(_major(e.amount, e.currency) if e.amount is not None else Decimal(-1)),
+        -(major(e.amount, e.currency) if e.amount is not None else Decimal(-1)),
         -e.age_days,
         e.deadline if e.deadline is not None else 2**62,
         e.key,

@@ -81,9 +81,15 @@ class PeriodSummary(TypedDict):
 
 
 class DiscrepancyJson(TypedDict):
+    """An outcome other than ok; amounts in integer minor units of the currency beside them (None: unknown)."""
+
     outcome: str
     order_id: str | None
     charge_id: str | None
+    order_amount: int | None
+    order_currency: str | None
+    charge_amount: int | None
+    charge_currency: str | None
     detail: str | None
     needs_person: bool
 

@@ -15,8 +15,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, Protocol, TypedDict, cast
 
 import jinja2
 import markupsafe
@@ -35,11 +36,14 @@ from reconcile.timeutil import fmt, from_unix
 
 # Outcome titles in plain words (report/wording.py); kept here under their old name for callers.
 TITLES = wording.OUTCOME_TITLES
-# The HTML stays under this many bytes whatever the window: Gmail clips a message body at about 102 KB.
+# The HTML stays under this many bytes whatever the window: Gmail clips a message body at about 102 KB. Every row of
+# every list is shown while the page fits; past that the rows with the smallest money go first (Row, Cut).
 HTML_BUDGET = 95_000
-QUEUE_ROWS = 150  # items drawn in the work queue at most (largest first); the CSV has every one
-LISTED_ROWS = 10  # rows per section of automatic outcomes (repaired, marked failed, ...); the CSV has every one
-# Inline styles: mail clients strip <style> blocks, so each element carries its own.
+QUEUE_FLOOR = 10  # the work queue's largest items are never cut
+MOST_ROWS = 600  # no page of this budget holds more rows (~150 bytes each at the least): the first try draws these
+# Inline styles: mail clients strip <style> blocks, so each element carries its own. Rows repeat, so theirs are
+# short (templates/_macros.html.j2): valign and cellpadding are attributes set once on each table, a cell's small
+# text is one <small>, its ids one <code>, and colours are written short.
 _FONT = "-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
 STYLE = {
     "body": f"margin:0;padding:0;background:#f6f8fa;color:#1a1f36;font-family:{_FONT};font-size:14px;line-height:1.45",
@@ -52,21 +56,19 @@ STYLE = {
     "banner": "padding:10px 12px;border-radius:6px;margin:12px 0",
     "box": "overflow-x:auto;max-width:100%",
     "table": "border-collapse:collapse;width:100%;font-size:13px",
+    # A list of rows (work queue, automatic outcomes, refunds and disputes, resolved): its box scrolls sideways
+    # when a row holds a long unbroken word.
+    "list": "border-collapse:collapse;width:100%",
     "th": "padding:6px 8px;background:#f6f8fa;font-size:12px;color:#425466",
-    "td": "padding:8px;border-top:1px solid #e3e8ee",
-    "tdc": "padding:4px 8px;border-top:1px solid #eef0f3",
-    "amount": "text-align:right",
-    "cur": "color:#697386;font-size:11px",
-    "num": "text-align:right;white-space:nowrap",
-    "wrap_text": "word-wrap:break-word",
-    "next": "color:#0b5a2a",
-    "detail": "color:#425466;font-size:12px",
-    "due": "color:#b3261e;white-space:nowrap;font-size:12px",
+    "row": "border-top:1px solid #eee",
+    "rowc": "border-top:1px solid #eef0f3",  # a row of the totals (cellpadding on the table)
+    "next": "color:#161",  # #0b5a2a, shorter
+    "detail": "color:#456;font-size:12px",  # #425466, shorter
+    "small": "color:#456",  # on a <small>: about 12px in the lists' 14px
+    "due": "color:#b3261e",
     "tag": "padding:0 4px;font-size:11px;white-space:nowrap;background:#fff4e5;border:1px solid #f5a623",
     "nowrap": "white-space:nowrap",
     "code": "font:12px monospace;white-space:nowrap",
-    "links": "font:12px monospace",
-    "link": "white-space:nowrap",
 }
 CSV_FIELDS = [
     "outcome",
@@ -194,6 +196,50 @@ class ShownPage(ReportPage):
     listed: list[ListedSection]
 
 
+@dataclass(frozen=True, order=True)
+class Row:
+    """A row of one of the report's lists as the budget sees it: its money (major units, compared across
+    currencies without exchange rates, -1 without an amount), then its place: the smallest money is cut first,
+    and of equal money a list's later rows."""
+
+    size: Decimal
+    place: int  # minus the row's index in its list
+    list: str  # which list: "queue", "listed:<outcome>", "movements", "resolved", "urgent", "handled", "closed"
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.list, -self.place)
+
+
+Cut = frozenset[tuple[str, int]]  # (list, index) of the rows left out of the page
+
+
+def row_size(amount: Any, currency: Any) -> Decimal:
+    """A row's money for the budget (Row.size), however signed: -1 without an amount."""
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        return Decimal(-1)
+    return work_queue.major(abs(amount), str(currency or ""))
+
+
+def rows_of(name: str, sizes: list[Decimal]) -> list[Row]:
+    return [Row(size, -index, name) for index, size in enumerate(sizes)]
+
+
+def kept(name: str, values: list[Any], cut: Cut) -> list[Any]:
+    """The rows of list `name` left on the page, in their order."""
+    return [v for index, v in enumerate(values) if (name, index) not in cut]
+
+
+class Sections(Protocol):
+    """Sections drawn with the page (report/period.py): their rows, and their HTML without the rows cut."""
+
+    def rows(self) -> list[Row]: ...
+
+    def html(self, cut: Cut) -> tuple[str, str]:
+        """(HTML right after the work queue, HTML at the end)."""
+        ...
+
+
 @dataclass(frozen=True)
 class ReportFiles:
     html: Path
@@ -204,8 +250,9 @@ class ReportFiles:
 class ReportExtras:
     """What the window run adds to its report: sections, CSV rows, summary keys, the work queue."""
 
-    html_top: str = ""  # escaped HTML shown right after the work queue
-    html: str = ""  # escaped HTML shown after the totals and the automatic outcomes
+    html_top: str = ""  # escaped HTML shown right after the work queue (after the sections' own)
+    html: str = ""  # escaped HTML shown after the totals and the automatic outcomes (after the sections' own)
+    sections: Sections | None = None  # lists the budget cuts with the page's own (report/period.py)
     csv_rows: tuple[CsvRow, ...] = ()  # extra CSV rows
     summary: PeriodSummary = field(default_factory=lambda: PeriodSummary(movements=[], items=None))
     # Every open item after the run (store/items.py documents): the work queue. None: the queue is this
@@ -343,9 +390,7 @@ def _listed_sections(rows: list[DiscrepancyRow], dashboard_url: str, order_url: 
         if not items:
             continue
         for r in items:
-            amount, currency = (
-                (r["amount"], r["currency"]) if r["amount"] is not None else (r["charge_amount"], r["charge_currency"])
-            )
+            amount, currency = _listed_money(r)
             r["amount_text"] = format_amount(amount, currency or "") if amount is not None else ""
             r["links"] = work_queue.links(
                 {"kind": outcome, "charge_id": r["charge_id"], "livemode": r["livemode"], "order_key": r["order_key"]},
@@ -354,6 +399,11 @@ def _listed_sections(rows: list[DiscrepancyRow], dashboard_url: str, order_url: 
             )
         sections.append({"outcome": outcome, "title": wording.item_title(outcome), "rows": items, "total": len(items)})
     return sections
+
+
+def _listed_money(r: DiscrepancyRow) -> tuple[int | None, str | None]:
+    """The money of an automatic outcome's row: the order's amount, else the charge's."""
+    return (r["amount"], r["currency"]) if r["amount"] is not None else (r["charge_amount"], r["charge_currency"])
 
 
 def _older_item_rows(items: tuple[ItemDoc, ...], run_id: str, dashboard_url: str) -> list[CsvRow]:
@@ -435,7 +485,7 @@ def write_report(
         "extras_top": markupsafe.Markup(extras.html_top),
         "extras_bottom": markupsafe.Markup(extras.html),
     }
-    html = _render_within_budget(context, queue, listed)
+    html = _render_within_budget(context, queue, listed, extras.sections)
     extra_rows = (*extras.csv_rows, *_older_item_rows(extras.queue_items or (), run_id, dashboard_url))
     write_private(files.csv, render_csv(rows, extra_rows))
     write_private(files.html, html)
@@ -476,21 +526,55 @@ def _row_key(r: DiscrepancyRow) -> str:
     return f"{r['outcome']}:{r['order_key'] or '-'}:{r['charge_id'] or '-'}"
 
 
-def _render_within_budget(context: ReportPage, queue: work_queue.Queue, listed: list[ListedSection]) -> str:
-    """The HTML with as many queue and listed rows as fit in HTML_BUDGET bytes (largest items first)."""
-    # The automatic outcomes give way first, then the queue's smallest items, never below ten.
-    tries = [(QUEUE_ROWS, LISTED_ROWS)] + [(rows, 3) for rows in (QUEUE_ROWS, 120, 100, 80, 60, 45, 30, 20, 10)]
-    for queue_rows, listed_rows in tries:
-        html = render_html(
-            {
-                **context,
-                "shown_queue": queue.entries[:queue_rows],
-                "listed": [{**sec, "rows": sec["rows"][:listed_rows]} for sec in listed],
-            }
-        )
-        if len(html.encode("utf-8")) <= HTML_BUDGET:
-            break
-    return html
+def _render_within_budget(
+    context: ReportPage, queue: work_queue.Queue, listed: list[ListedSection], sections: Sections | None
+) -> str:
+    """The HTML with every row of every list while it fits in HTML_BUDGET bytes; past that, the fewest rows cut,
+    smallest money first (Row), each list saying how many more are in the CSV (or the summary JSON)."""
+    order = sorted(_budget_rows(queue, listed, sections))
+
+    def page(n: int) -> str:
+        return _render_cut(context, queue, listed, sections, frozenset(r.key for r in order[:n]))
+
+    low = max(0, len(order) - MOST_ROWS)
+    html = page(low)
+    if len(html.encode("utf-8")) <= HTML_BUDGET or low == len(order):
+        return html
+    high = len(order)  # the fewest rows cut that fits lies in (low, high]
+    best = ""
+    while high - low > 1:
+        mid = (low + high) // 2
+        text = page(mid)
+        if len(text.encode("utf-8")) <= HTML_BUDGET:
+            high, best = mid, text
+        else:
+            low = mid
+    return best or page(high)
+
+
+def _budget_rows(queue: work_queue.Queue, listed: list[ListedSection], sections: Sections | None) -> list[Row]:
+    """Every row the budget may cut: the queue's but its QUEUE_FLOOR largest, the automatic outcomes', the sections'."""
+    found = [
+        r for r in rows_of("queue", [row_size(e.amount, e.currency) for e in queue.entries]) if -r.place >= QUEUE_FLOOR
+    ]
+    for sec in listed:
+        found += rows_of(f"listed:{sec['outcome']}", [row_size(*_listed_money(r)) for r in sec["rows"]])
+    return found + (sections.rows() if sections is not None else [])
+
+
+def _render_cut(
+    context: ReportPage, queue: work_queue.Queue, listed: list[ListedSection], sections: Sections | None, cut: Cut
+) -> str:
+    top, bottom = sections.html(cut) if sections is not None else ("", "")
+    return render_html(
+        {
+            **context,
+            "shown_queue": tuple(kept("queue", list(queue.entries), cut)),
+            "listed": [{**sec, "rows": kept(f"listed:{sec['outcome']}", sec["rows"], cut)} for sec in listed],
+            "extras_top": markupsafe.Markup(top) + context["extras_top"],
+            "extras_bottom": markupsafe.Markup(bottom) + context["extras_bottom"],
+        }
+    )
 
 
 def write_summary_json(path: Path, summary: SummaryJson) -> None:

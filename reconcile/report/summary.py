@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypedDict, cast
 
 import pandas as pd
 
@@ -18,6 +19,7 @@ from reconcile.decide import classify as c
 from reconcile.decide.audit import AuditRecord
 from reconcile.decide.items import plain_value
 from reconcile.decide.totals import CategoryTotals, CurrencyTotals, Totals
+from reconcile.money import currency_code, minor_units
 from reconcile.report.records import (
     DiscrepancyJson,
     EarlierChangeJson,
@@ -35,21 +37,59 @@ def _report_json(report: ReportFiles) -> ReportJson:
     return {"html": str(report.html), "csv": str(report.csv)}
 
 
+class OutcomeRow(TypedDict):
+    """What a discrepancy takes of a row of the outcomes frame (classify.RESULT_COLUMNS), cells as they come."""
+
+    outcome: str
+    order_key: object
+    charge_id: object
+    detail: object
+    amount: object
+    currency: object
+    charge_amount: object
+    charge_currency: object
+
+
 @dataclass(frozen=True)
 class Discrepancy:
-    """One outcome other than ok: what it is, and whether it needs a person."""
+    """One outcome other than ok: what it is, its amounts (integer minor units with their currency codes),
+    and whether it needs a person. `detail` is a sentence for people: never parse amounts out of it."""
 
     outcome: str
     order_id: str | None
     charge_id: str | None
     detail: str | None
     needs_person: bool
+    order_amount: int | None = None
+    order_currency: str | None = None
+    charge_amount: int | None = None
+    charge_currency: str | None = None
+
+    @classmethod
+    def from_outcome(cls, row: OutcomeRow) -> Discrepancy:
+        """From a row of the outcomes frame."""
+        outcome = str(row["outcome"])
+        return cls(
+            outcome=outcome,
+            order_id=plain_value(row["order_key"]),
+            charge_id=plain_value(row["charge_id"]),
+            detail=plain_value(row["detail"]),
+            needs_person=outcome in c.NEEDS_PERSON,
+            order_amount=minor_units(plain_value(row["amount"])),
+            order_currency=currency_code(plain_value(row["currency"])),
+            charge_amount=minor_units(plain_value(row["charge_amount"])),
+            charge_currency=currency_code(plain_value(row["charge_currency"])),
+        )
 
     def to_json(self) -> DiscrepancyJson:
         return {
             "outcome": self.outcome,
             "order_id": self.order_id,
             "charge_id": self.charge_id,
+            "order_amount": self.order_amount,
+            "order_currency": self.order_currency,
+            "charge_amount": self.charge_amount,
+            "charge_currency": self.charge_currency,
             "detail": self.detail,
             "needs_person": self.needs_person,
         }
@@ -162,14 +202,8 @@ class RunSummary:
             repaired=keys(c.REPAIRED),
             marked_failed=keys(c.MARKED_FAILED),
             discrepancies=[
-                Discrepancy(
-                    outcome=str(r["outcome"]),
-                    order_id=plain_value(r["order_key"]),
-                    charge_id=plain_value(r["charge_id"]),
-                    detail=plain_value(r["detail"]),
-                    needs_person=r["outcome"] in c.NEEDS_PERSON,
-                )
-                for r in unusual.to_dict("records")
+                Discrepancy.from_outcome(cast(OutcomeRow, r))
+                for r in unusual[list(OutcomeRow.__annotations__)].to_dict("records")
             ],
             totals=totals,
             report=report,

@@ -91,6 +91,7 @@ class WindowRun:
 @dataclass
 class Outcome:
     exit_code: ExitCode
+    run_id: str = ""  # the invocation's id: the summary's `run_id`, which `reconcile undo` takes for every window
     runs: list[WindowRun] = field(default_factory=list)
     summary: SummaryJson | None = None
     lines: list[str] = field(default_factory=list)  # for stdout (cron mail)
@@ -127,7 +128,7 @@ def run_windows(
     policy = email_policy(config, inv.email)
     who = state.started_by(inv.trigger)
     invocation = job.new_run_id(inv.now)
-    outcome = Outcome(ExitCode.OK)
+    outcome = Outcome(ExitCode.OK, invocation)
 
     lease: Lease | None = None
     if not inv.dry_run:  # a dry run changes nothing, so it needs no lease
@@ -159,6 +160,8 @@ def run_windows(
     finally:
         if lease is not None:
             lease.release()
+    if outcome.runs or outcome.failed_changes is not None:
+        outcome.lines.append(_run_line(outcome, inv.dry_run))
     _write_summary(inv, outcome, invocation)
     return outcome
 
@@ -360,7 +363,7 @@ def _run_all(
     )
     total = len(plan.windows)
     for index, window in enumerate(plan.windows, start=1):
-        run_id = invocation if index == 1 else job.new_run_id(inv.now)
+        run_id = window_run_id(invocation, index, total)
         if lease is not None:
             lease.check()  # LeaseLost: another run took over; this one starts nothing more
         state.record_start(
@@ -389,6 +392,12 @@ def _run_all(
             return
         outcome.runs.append(run)
         outcome.exit_code = worst(outcome.exit_code, run.result.exit_code)
+
+
+def window_run_id(invocation: str, index: int, total: int) -> str:
+    """A window's run id: the invocation's own when it runs one window, else `INVOCATION-wN`, so that the
+    invocation's id (the summary's `run_id`) names all its windows and each window keeps an id of its own."""
+    return invocation if total == 1 else f"{invocation}-w{index}"
 
 
 def _request(
@@ -543,7 +552,7 @@ def _record_fields(result: job.RunResult, run: WindowRun) -> dict[str, Any]:
     }
 
 
-def _text_body(sent: list[WindowRun], queue: work_queue.Queue) -> str:
+def _text_body(sent: list[WindowRun], queue: work_queue.Queue, run_line: str) -> str:
     # The headline and the top of the work queue first: a phone's preview shows them.
     lines = [queue.headline(), *queue.text_lines(), ""]
     for run in sent:
@@ -557,6 +566,7 @@ def _text_body(sent: list[WindowRun], queue: work_queue.Queue) -> str:
         f"{sum(len(r.items.resolved) for r in sent)} resolved)."
     )
     lines.append("The newest report is this message's HTML part; the discrepancies of each window are attached as CSV.")
+    lines.append(run_line)
     return "\n".join(lines) + "\n"
 
 
@@ -586,7 +596,7 @@ def _email(
         critical=sum(1 for d in last.items.open if d.get("severity") == "critical"),
         at_stake=queue.at_stake_text(),
     )
-    text = _text_body(sent, queue)
+    text = _text_body(sent, queue, _run_line(outcome, dry_run=False))
     reports = [(r.result.report.html, r.result.report.csv) for r in sent]
     try:
         mail.send(mailer.message_from_files(config.email, subject, reports, text))
@@ -612,6 +622,18 @@ def _email(
         )
         run.email = state.EMAIL_SENT
     outcome.lines.append(f"email sent to {len(config.email.to)} recipient(s): {subject}")
+
+
+def _run_line(outcome: Outcome, dry_run: bool) -> str:
+    """The console's last line and the email's: the invocation by the id the summary names, which
+    `reconcile undo` takes for every window's changes."""
+    windows = len(outcome.runs) + (outcome.failed_changes is not None)
+    line = f"run {outcome.run_id}" + (f" ({windows} windows)" if windows > 1 else "")
+    done = outcome.failed_changes.count if outcome.failed_changes is not None else 0
+    changed = done + sum(len(r.result.summary.repaired) + len(r.result.summary.marked_failed) for r in outcome.runs)
+    if changed and not dry_run:
+        line += f": {changed} order(s) changed; `reconcile undo {outcome.run_id}` puts them back"
+    return line
 
 
 def _record_unsent(
@@ -672,10 +694,12 @@ def _resend(config: Config, runs: Any, mail: mailer.Mailer, outcome: Outcome) ->
 
 def _summary(outcome: Outcome, invocation: str) -> InvocationSummary:
     """One window: its summary. Several: counts, repairs and totals added up, and a `runs` list.
-    A window that failed after changing orders adds them to `repaired` and `marked_failed`."""
+    A window that failed after changing orders adds them to `repaired` and `marked_failed`.
+    `run_id` is the invocation's id whatever the windows: a window's own when it ran one, else the id
+    that `reconcile undo` expands to every window (so undo of it puts back all `repaired` and `marked_failed`)."""
     done = outcome.failed_changes
     return InvocationSummary(
-        run_id=outcome.runs[0].run_id if len(outcome.runs) == 1 else invocation,
+        run_id=invocation,
         exit_code=int(outcome.exit_code),
         windows=[WindowEntry(r.run_id, r.result.summary, r.email, int(r.result.exit_code)) for r in outcome.runs],
         error=_text(outcome.error) if outcome.error is not None else outcome.stopped,

@@ -1,7 +1,9 @@
 """One `reconcile undo RUN_ID`: take the lease, read the run's audit records and the orders as they
 are now, decide which can be put back (decide/undo.py), put them back (store/undo.py), say what
-happened to each. Exit codes as a run: 0 every order put back (or already), 1 some left alone and
-listed, 2 no such run, 3 MongoDB unavailable, 4 another run holds the lease.
+happened to each. The id the summary names (an invocation's) undoes every window of a catch-up,
+newest window first, as one undo; a window's own run id undoes that window. Exit codes as a run:
+0 every order put back (or already), 1 some left alone and listed, 2 no such run, 3 MongoDB
+unavailable, 4 another run holds the lease.
 """
 
 from __future__ import annotations
@@ -34,10 +36,19 @@ def new_undo_id(now: datetime, kind: str = "undo") -> str:
 class UndoResult:
     exit_code: ExitCode
     undo_id: str
-    run_id: str
+    run_id: str  # as resolved: a run's id, or an invocation's standing for its windows
+    run_ids: tuple[str, ...] = ()  # the runs undone, newest window first
     lines: list[str] = field(default_factory=list)
     put_back: list[str] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)
+
+
+def _named(result: UndoResult) -> str:
+    """The run undone, as the lines name it: a catch-up's id says how many windows it stands for."""
+    windows = len(result.run_ids)
+    return f"run {result.run_id}" + (
+        f" ({windows} windows, newest first: {', '.join(result.run_ids)})" if windows > 1 else ""
+    )
 
 
 def _change(record: AuditRecord) -> str:
@@ -74,12 +85,13 @@ def undo_run(
             info={"trigger": "undo", "command": f"reconcile undo {run_text}"},
         )
     try:
-        run_id, records = store.audit_of(repairs, runs, run_text, order_keys)
+        target = store.audit_of(repairs, runs, run_text, order_keys)
+        records = target.records
         found = store.orders_now(repairs, records)
         steps = rules.plan(records, found)
-        result = UndoResult(ExitCode.OK, undo_id, run_id)
+        result = UndoResult(ExitCode.OK, undo_id, target.run_id, target.run_ids)
         if not records:
-            result.lines.append(f"run {run_id} changed no orders: nothing to undo")
+            result.lines.append(f"{_named(result)} changed no orders: nothing to undo")
             return result
         done: list[str] = []
         lost: list[str] = []
@@ -106,7 +118,8 @@ def _say_steps(
         key = s.order_key
         if s.step == rules.PUT_BACK and (dry_run or key in done):
             result.put_back.append(key)
-            result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}")
+            of_window = f" of run {s.record.get('run_id')}" if len(result.run_ids) > 1 else ""
+            result.lines.append(f"{prefix} order {key}: undo {_change(s.record)}{of_window}")
         elif s.step == rules.ALREADY_UNDONE:
             owed = "; its audit record, owed by that undo, written now" if key in healed else ""
             result.lines.append(f"order {key}: already undone ({repair_words.order_now(s.order)}); nothing to do{owed}")
@@ -115,7 +128,7 @@ def _say_steps(
                 repair_words.order_now(s.order) if key not in lost else "changed by another writer during this undo"
             )
             result.left_alone.append(key)
-            result.lines.append(f"LEFT ALONE order {key}: changed since run {result.run_id} ({now_text})")
+            result.lines.append(f"LEFT ALONE order {key}: changed since run {s.record.get('run_id')} ({now_text})")
     if result.left_alone:
         result.exit_code = ExitCode.DISCREPANCIES
 
@@ -123,7 +136,7 @@ def _say_steps(
 def _say_summary(result: UndoResult, steps: list[rules.Step], dry_run: bool, by: str, now: datetime) -> None:
     run_id, undo_id = result.run_id, result.undo_id
     summary = (
-        f"{'DRY RUN: ' if dry_run else ''}undo of run {run_id}"
+        f"{'DRY RUN: ' if dry_run else ''}undo of {_named(result)}"
         + ("" if dry_run else f" as {undo_id} by {by} at {fmt(now)}")
         + f": {len(result.put_back)} put back, {len(result.left_alone)} left alone, "
         f"{sum(1 for s in steps if s.step == rules.ALREADY_UNDONE)} already undone"
@@ -135,6 +148,7 @@ def _say_summary(result: UndoResult, steps: list[rules.Step], dry_run: bool, by:
         "undo.finished",
         extra={
             "run": run_id,
+            "runs": list(result.run_ids),
             "undo_id": undo_id,
             "put_back": len(result.put_back),
             "left_alone": len(result.left_alone),

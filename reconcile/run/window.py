@@ -591,7 +591,7 @@ def _period_extras(
         "source": req.source,
     }
     trend = trend_points(read.ledger.history, current, req.now, links.trend_days)
-    top, bottom = period.render(
+    sections = period.sections(
         run_id=run_id,
         now=req.now,
         findings=moved,
@@ -607,8 +607,8 @@ def _period_extras(
         extra={"refunds_disputes": len(moved), "open_items": len(items.open), "resolved": len(items.resolved)},
     )
     return report.ReportExtras(
-        html_top=top + report.earlier_changes_html(earlier),
-        html=bottom,
+        html_top=report.earlier_changes_html(earlier),  # after the sections' own (the budget cuts their lists)
+        sections=sections,
         csv_rows=period.csv_rows(moved, links.dashboard_url)
         + period.decision_csv_rows(items, found, links.dashboard_url)
         + report.earlier_changes_csv(earlier),

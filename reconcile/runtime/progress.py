@@ -113,7 +113,12 @@ class Progress:
             if pull is None:
                 return
             now = self.clock()
-            pull.pages, pull.objects, pull.fraction = pages, objects, min(1.0, max(0.0, fraction))
+            fraction = min(1.0, max(0.0, fraction))
+            if done:  # the pull's own final figures
+                pull.pages, pull.objects, pull.fraction = pages, objects, fraction
+            else:  # only forward: the workers' reports may arrive out of the order they were taken in
+                pull.pages, pull.objects = max(pull.pages, pages), max(pull.objects, objects)
+                pull.fraction = max(pull.fraction, fraction)
             if done:
                 del self._pulls[token]
                 finished = self._pull_text(pull, now, done=True)
@@ -135,7 +140,8 @@ class Progress:
         elapsed = max(now - pull.started, 1e-6)
         rate = pull.objects / elapsed
         pages = f"{pull.pages} page{'s' if pull.pages != 1 else ''}"
-        text = f"{pull.path}: {pages}, {pull.objects:,} objects, {rate:,.0f}/s"
+        objects = f"{pull.objects:,} object{'s' if pull.objects != 1 else ''}"
+        text = f"{pull.path}: {pages}, {objects}, {rate:,.0f}/s"
         if done:
             return text + ", done"
         day = datetime.fromtimestamp(pull.since, UTC).strftime("%Y-%m-%d %H:%M")
@@ -213,8 +219,12 @@ class LiveProgress(Progress):
     def _write(self, line: str) -> None:  # the Live display redraws from the state itself
         pass
 
-    def _finished(self, line: str) -> None:  # the pull's own log line (pull.page_set) says it is done
-        pass
+    def _finished(self, line: str) -> None:
+        """A finished pull leaves its final figures above the line, as on a plain stream (its log line,
+        pull.page_set, is not shown on a terminal)."""
+        from rich.text import Text
+
+        self.console.print(Text(line), no_wrap=True, overflow="ellipsis")
 
     def close(self) -> None:
         if self._started:

@@ -1,4 +1,5 @@
-"""The MongoDB indexes the job needs: created by `reconcile init`, listed by `reconcile check`."""
+"""The MongoDB indexes the job needs: created by `reconcile init`, listed by `reconcile check` (a missing
+one fails the check, a missing advised one is a warning)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class IndexSpec:
     # Sparse: only documents with the field are indexed (for a field few documents have, e.g. the
     # audit flag on orders a stopped run changed), so it costs nothing on the rest of a big collection.
     sparse: bool = False
+    # Advised, not needed: the job's queries work without it on any size it reaches (a collection of
+    # people's decisions), and an install from before it existed is not unfit. `check` warns.
+    advised: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -65,6 +69,8 @@ def required(m: MongoConfig, o: OrdersConfig) -> list[IndexSpec]:
         IndexSpec(m.runs_collection, (("email.status", 1),), "reports still to be emailed"),
         IndexSpec(m.runs_collection, (("invocation", 1),), "runs of a killed invocation"),
         IndexSpec(m.items_collection, (("state", 1), ("first_seen", 1)), "open items, oldest first"),
+        IndexSpec(m.decisions_collection, (("item", 1),), "decisions on one item", advised=True),
+        IndexSpec(m.decisions_collection, (("action", 1),), "dismissed probable matches (every run)", advised=True),
     ]
 
 

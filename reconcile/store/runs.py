@@ -218,6 +218,14 @@ def match_run(runs: Collection, run_id: str) -> tuple[RunDoc | None, int]:
         return None, len(matches) if len(matches) < 2 else runs.count_documents(matching)
 
 
+def invocation_runs(runs: Collection, invocation: str) -> list[RunDoc]:
+    """The window runs of invocation `invocation` (its id as the summary names it), newest window first;
+    [] for an id that names no invocation (a window's run id, an undo's)."""
+    with mongo_errors("reading the run history"):
+        docs: list[RunDoc] = list(runs.find({"invocation": invocation}))
+    return sorted(docs, key=lambda d: (d.get("part") or {}).get("index") or 0, reverse=True)
+
+
 def completed_since(runs: Collection, since: datetime) -> list[RunDoc]:
     """Completed real (not dry) runs whose `now` is at or after `since`, oldest first (for the trend)."""
     with mongo_errors("reading the run history"):

@@ -8,6 +8,7 @@ decides which orders can be put back.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -26,29 +27,52 @@ from reconcile.store.repair import RepairStore, audit_record, write_audit
 log = logging.getLogger(__name__)
 
 
-def audit_of(
-    store: RepairStore, runs: Collection, run_text: str, order_keys: tuple[str, ...] = ()
-) -> tuple[str, list[AuditRecord]]:
-    """(the run id, its audit records) for a run id, an undo or confirm id, or a unique prefix of a run id
-    (looked up in the run history, `runs`)."""
+@dataclass(frozen=True)
+class UndoTarget:
+    """What `reconcile undo ID` names: a run, or an invocation's window runs (newest window first), and
+    the audit records of their changes in that order."""
+
+    run_id: str  # the id as resolved: a run's, an undo's or a confirm's, or an invocation's
+    run_ids: tuple[str, ...]  # the runs whose changes are undone: one, or an invocation's windows
+    records: list[AuditRecord]
+
+
+def audit_of(store: RepairStore, runs: Collection, run_text: str, order_keys: tuple[str, ...] = ()) -> UndoTarget:
+    """The changes to undo for an invocation id (every window's, newest window first), a run id, an undo or
+    confirm id, or a unique prefix of a run id (looked up in the run history, `runs`)."""
     audit = store.audit
-    with mongo_errors("reading audit records"):
-        records: list[AuditRecord] = list(audit.find({"run_id": run_text}))
+    windows = run_history.invocation_runs(runs, run_text)
+    if len(windows) > 1:  # a catch-up: its id (the summary's `run_id`) stands for all its windows
+        run_ids = tuple(str(d["_id"]) for d in windows)
         run_id = run_text
-        if not records:
-            doc = run_history.find_run(runs, run_text)
-            if doc is None:
-                raise ConfigError(f"no run {run_text!r} in the history or the audit records (see `reconcile runs`)")
-            run_id = str(doc["_id"])
-            records = list(audit.find({"run_id": run_id}))
+    else:
+        run_id = _one_run(audit, runs, run_text)
+        run_ids = (run_id,)
+    with mongo_errors("reading audit records"):
+        found: list[AuditRecord] = list(audit.find({"run_id": {"$in": list(run_ids)}}))
     if order_keys:
         wanted = set(order_keys)
-        unknown = wanted - {str(r["order_key"]) for r in records}
+        unknown = wanted - {str(r["order_key"]) for r in found}
         if unknown:
             raise ConfigError(f"run {run_id} did not change order(s) {', '.join(sorted(unknown))}")
-        records = [r for r in records if str(r["order_key"]) in wanted]
-    records.sort(key=lambda r: str(r["order_key"]))
-    return run_id, records
+        found = [r for r in found if str(r["order_key"]) in wanted]
+    rank = {rid: i for i, rid in enumerate(run_ids)}
+    found.sort(key=lambda r: (rank.get(str(r["run_id"]), 0), str(r["order_key"])))
+    return UndoTarget(run_id, run_ids, found)
+
+
+def _one_run(audit: Collection, runs: Collection, run_text: str) -> str:
+    """The id of the one run (or undo, or confirm) `run_text` names: itself if it has audit records or a
+    history entry, else the run it is a unique prefix of."""
+    with mongo_errors("reading audit records"):
+        if audit.find_one({"run_id": run_text}, {"_id": 1}) is not None:
+            return run_text
+    doc, matching = run_history.match_run(runs, run_text)
+    if doc is not None:
+        return str(doc["_id"])
+    if matching:
+        raise ConfigError(f"ambiguous: {matching} runs match {run_text!r}; give more of the id (see `reconcile runs`)")
+    raise ConfigError(f"no run {run_text!r} in the history or the audit records (see `reconcile runs`)")
 
 
 def orders_now(store: RepairStore, records: list[AuditRecord]) -> dict[str, rules.OrderNow]:

@@ -366,10 +366,15 @@ def of_orders(
 ) -> Payments:
     """For orders outside any window (a re-check): the objects whose ids they store, and the charges of
     their PaymentIntents and sessions that say money moved; what edge_look finds without looking past
-    a window. Objects in `known` are not asked for again."""
+    a window. Objects in `known` are not asked for again. An authorization among the charges found
+    gets its PaymentIntent, as in the window (`_with_held_intents`): whether it was released shows there."""
     charges, intents, sessions = _stored_objects(client, linking, orders, known, policy)
     charges += _charges_of_paying(client, linking, orders, known, charges, intents, sessions, policy)
-    return _outside_payments(charges, intents, sessions)
+    found = _outside_payments(charges, intents, sessions)
+    found.intents = _with_held_intents(
+        client, linking, found.charges, found.intents, policy, frozenset(known.intents["pi_id"])
+    )
+    return found
 
 
 def _stored_objects(

@@ -137,6 +137,8 @@ class _Pull(Generic[T]):
                     self.active -= 1
                     self.live.discard(piece)
                     self.cond.notify_all()
+            if self.error is None:  # the slice's last page (often a window's only one) counts too
+                self._report()
 
     def _idle(self) -> int:
         with self.cond:
@@ -189,7 +191,8 @@ class _Pull(Generic[T]):
             self._report()
 
     def _report(self) -> None:
-        """Tell the watcher how far the pull is: the seconds no slice still has to walk."""
+        """Tell the watcher how far the pull is: the seconds no slice still has to walk. Told after
+        every page that says there is more, and when a slice ends (its last page: a small window's only one)."""
         if self.progress is None:
             return
         with self.cond:

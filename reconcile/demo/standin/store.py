@@ -18,6 +18,9 @@ must not be mutated in place.
 Money: amounts are integer minor units. A settled amount is ``amount * exchange_rate``
 rounded half-up (away from zero) in ``Decimal`` arithmetic; the default fee is
 2.9% + 30 of the settled amount, rounded half-up in integer arithmetic.
+
+``save(path)`` writes every object (and what links them) to a JSON file, ``StandinStore.load(path,
+api_key)`` serves them again: the demo keeps its shop that way for the commands after it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import os
 import random
 import string
 import threading
@@ -35,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -52,6 +57,7 @@ _B64_TO_ALNUM = bytes.maketrans(b"+/", b"xz")
 # ASCII output (non-ASCII as \u escapes, still valid JSON) is ~40% faster to encode than raw UTF-8.
 _JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"), allow_nan=False)
 MAX_EXPAND_DEPTH = 4
+_STATE_FORMAT = "reconcile-standin-store/1"  # what `save` writes and `load` reads
 
 
 class ApiError(Exception):
@@ -962,6 +968,57 @@ class StandinStore:
         with self.lock:
             for col in self._cols.values():
                 col.sort()
+
+    # ----------------------------------------------------------------- a JSON file
+
+    def save(self, path: Path) -> None:
+        """Write every object and what links them to a JSON file (atomically); no API key is written."""
+        with self.lock:
+            self.finalize()
+            version, internal, gauss = self._rng.getstate()
+            state = {
+                "format": _STATE_FORMAT,
+                "account_id": self.account_id,
+                "seq": self._seq,
+                "rng": [version, list(internal), gauss],
+                "objects": {
+                    name: [[key, col.objects[oid]] for key, oid in zip(col.keys, col.ids, strict=True)]
+                    for name, col in self._cols.items()
+                },
+                "payout_of": self._payout_of,
+                "rates": {txn: str(rate) for txn, rate in self._rates.items()},
+                "refund_lists": self._refund_lists,
+                "bank_account": self._bank_account,
+                "unordered": sorted(self.unordered),
+            }
+            text = json.dumps(state, separators=(",", ":"), allow_nan=False)
+        part = path.with_name(path.name + ".part")
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, path)
+
+    @classmethod
+    def load(
+        cls, path: Path, api_key: str, *, restricted_keys: Mapping[str, Iterable[str]] | None = None
+    ) -> StandinStore:
+        """A store holding what ``save`` wrote to ``path``, serving ``api_key``: the same objects, ids and order."""
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError(f"{path} is not a stand-in store saved by this version")
+        store = cls(api_key, account_id=state["account_id"], restricted_keys=restricted_keys)
+        version, internal, gauss = state["rng"]
+        store._rng.setstate((version, tuple(internal), gauss))
+        store._seq = state["seq"]
+        for name, entries in state["objects"].items():
+            col = store._cols[name]
+            for key, obj in entries:  # ascending keys: appended in order, nothing to sort
+                col.add(obj, key)
+                store._where[obj["id"]] = col
+        store._payout_of = dict(state["payout_of"])
+        store._rates = {txn: Decimal(rate) for txn, rate in state["rates"].items()}
+        store._refund_lists = {charge: list(ids) for charge, ids in state["refund_lists"].items()}
+        store._bank_account = state["bank_account"]
+        store.unordered = set(state["unordered"])
+        return store
 
     # ----------------------------------------------------------------- builders
 
