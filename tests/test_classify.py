@@ -329,3 +329,31 @@ def test_links_numbers_say_what_the_charges_columns_say():
     assert list(links.charge_refs) == list(linked["order_ref"].notna()) == [True, True, True, False, True]
     keys = orders["order_key"].to_numpy()
     assert [keys[list(links.order_codes).index(code)] for code in links.charge_codes if code >= 0] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "scenario, charges, step",
+    [
+        ("disputed_not_refunded", [charge(disputed=True)], "hold the order until the dispute is decided"),
+        (
+            "disputed_and_refunded",
+            [charge(disputed=True, amount_refunded=500)],
+            wording.NEXT_STEPS[c.REFUNDED_OR_DISPUTED],
+        ),
+        ("refunded_not_disputed", [charge(amount_refunded=500)], wording.NEXT_STEPS[c.REFUNDED_OR_DISPUTED]),
+    ],
+)
+def test_a_disputed_orders_next_step_comes_from_its_facts(scenario, charges, step):
+    """The finding carries `disputed` (a fact), and the next step reads it, never the detail's words."""
+    from reconcile.decide import items as item_rules
+
+    result = wording.worded(
+        c.classify(c.orders_frame([order(status="accepted")]), c.charges_frame(charges), RULES), RULES
+    )
+    (finding,) = item_rules.core_findings(result)
+    assert finding["kind"] == c.REFUNDED_OR_DISPUTED
+    assert finding["disputed"] is any(ch["disputed"] for ch in charges)
+    assert wording.next_step(finding) == step
+    # The words may change: the next step does not follow them.
+    reworded = {**finding, "detail": "the customer's bank reversed the payment"}
+    assert wording.next_step(reworded) == step

@@ -30,6 +30,7 @@ class Finding(TypedDict):
     # Core findings only: facts an acceptance holds to (decide.items.facts_of), and the money at stake
     # (decide.items.at_stake: not a fact, how it is counted may change).
     amount_refunded: NotRequired[int | None]
+    disputed: NotRequired[bool]  # core findings: the paid charge is disputed
     at_stake: NotRequired[int | None]
     # Refunds and disputes only.
     object_status: NotRequired[str | None]

@@ -49,6 +49,7 @@ class ItemDoc(TypedDict, total=False):
     order_status: str | None
     charge_amount: int | None
     amount_refunded: int | None
+    disputed: bool | None
     object_status: str | None
     # The runs that saw it (unix seconds, run ids).
     first_seen: int
@@ -187,6 +188,8 @@ def core_findings(outcomes: pd.DataFrame) -> list[Finding]:
                 "order_status": r["order_status"],
                 "charge_amount": r["charge_amount"],
                 "amount_refunded": r["amount_refunded"],
+                # The paid charge is disputed: the next step waits for the dispute (report/wording.next_step).
+                "disputed": bool(getattr(r.get("facts"), "disputed", False)),
             }
         )
     return findings
@@ -357,6 +360,7 @@ CARRIED = (
     "order_status",
     "charge_amount",
     "amount_refunded",
+    "disputed",
     "object_status",
 )
 

@@ -373,7 +373,7 @@ def next_step(item: Mapping[str, Any]) -> str:
         return f"capture or cancel before {day_text(deadline)}" if deadline else "capture or cancel the charge"
     if kind == movements.DISPUTE_OPEN:
         return f"respond in Stripe by {day_text(deadline, with_time=True)}" if deadline else "respond in Stripe"
-    if kind == c.REFUNDED_OR_DISPUTED and str(item.get("detail") or "").startswith("disputed"):
+    if kind == c.REFUNDED_OR_DISPUTED and item.get("disputed") and not item.get("amount_refunded"):
         return "hold the order until the dispute is decided"  # its dispute is an item of its own
     return NEXT_STEPS.get(kind or "", "look into it")
 
