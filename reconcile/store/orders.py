@@ -60,7 +60,8 @@ def undone_text(marker: Any) -> str | None:
     return f"by {marker.get('by') or 'someone'} on {day or 'an unknown date'}"
 
 
-def _get(doc: Document, dotted: str) -> Any:
+def field_value(doc: Document, dotted: str) -> Any:
+    """A field of a document by its (possibly dotted) configured name; None where it is missing."""
     value: Any = doc
     for part in dotted.split("."):
         if not isinstance(value, dict):
@@ -130,17 +131,17 @@ def _parse_refunded(value: Any) -> tuple[int | None, str | None]:
 def order_record(doc: Document, config: OrdersConfig) -> OrderRecord:
     """Flatten one order document; anything odd becomes a `problem` string, never an exception."""
     problems = []
-    amount, problem = _parse_amount(_get(doc, config.amount_field))
+    amount, problem = _parse_amount(field_value(doc, config.amount_field))
     if problem:
         problems.append(problem)
-    created, problem = _parse_created(_get(doc, config.created_at_field))
+    created, problem = _parse_created(field_value(doc, config.created_at_field))
     if problem:
         problems.append(problem)
-    status = _get(doc, config.status_field)
+    status = field_value(doc, config.status_field)
     if not isinstance(status, str):
         problems.append("status is missing" if status is None else f"status has type {type(status).__name__}")
         status = None
-    currency = _get(doc, config.currency_field)
+    currency = field_value(doc, config.currency_field)
     if isinstance(currency, str) and _CURRENCY.match(currency.strip().lower()):
         currency = currency.strip().lower()
     else:
@@ -150,18 +151,18 @@ def order_record(doc: Document, config: OrdersConfig) -> OrderRecord:
             else f"currency {str(currency)[:40]!r} is not a three-letter ISO code"
         )
         currency = None
-    charge_id = _get(doc, config.charge_id_field)
+    charge_id = field_value(doc, config.charge_id_field)
     if charge_id is not None and not isinstance(charge_id, str):
         # A repair overwrites this field; an undo could not put back what it cannot hold.
         problems.append(f"charge id has type {type(charge_id).__name__}, expected a Stripe id")
-    email = _get(doc, config.email_field) if config.email_field else None
+    email = field_value(doc, config.email_field) if config.email_field else None
     refunded, problem = (
-        _parse_refunded(_get(doc, config.refunded_amount_field)) if config.refunded_amount_field else (0, None)
+        _parse_refunded(field_value(doc, config.refunded_amount_field)) if config.refunded_amount_field else (0, None)
     )
     if problem:
         problems.append(problem)
-    intent_id = _get(doc, config.payment_intent_id_field) if config.payment_intent_id_field else None
-    session_id = _get(doc, config.checkout_session_id_field) if config.checkout_session_id_field else None
+    intent_id = field_value(doc, config.payment_intent_id_field) if config.payment_intent_id_field else None
+    session_id = field_value(doc, config.checkout_session_id_field) if config.checkout_session_id_field else None
     return {
         "order_id": doc["_id"],
         "order_key": str(doc["_id"]),
@@ -374,7 +375,7 @@ class OrderColumns:
         """One document through `order_record`: a nested field configured, or anything unusual in it."""
         record = order_record(doc, self.config)
         record["order_id"], record["order_key"] = order_id, order_key
-        charge = _get(doc, self.config.charge_id_field)
+        charge = field_value(doc, self.config.charge_id_field)
         if isinstance(charge, str) and charge != record["stored_charge_id"]:
             self.charge_ids_as_stored[order_key] = charge
         for column, value in zip(cols, _in_column_order(record), strict=True):
@@ -575,7 +576,7 @@ def _string_dated(
     high = (until + timedelta(days=2)).date().isoformat()
     start, end = to_unix(since), to_unix(until)
     for doc in orders.find({config.created_at_field: {"$type": "string", "$gte": low, "$lt": high}}, fields):
-        created, _ = _parse_created(_get(doc, config.created_at_field))
+        created, _ = _parse_created(field_value(doc, config.created_at_field))
         if created is None or start <= created < end:
             yield doc
 

@@ -19,7 +19,7 @@ from reconcile.decide.classify import MARKED_FAILED, REPAIRED
 from reconcile.decide.undo import OrderNow
 from reconcile.runtime import interrupt, progress
 from reconcile.store.mongo import Document, mongo_errors
-from reconcile.store.orders import MARKER, order_record, projection
+from reconcile.store.orders import MARKER, field_value, order_record, projection
 from reconcile.timeutil import from_unix
 
 log = logging.getLogger(__name__)
@@ -341,13 +341,6 @@ def _orders_now(store: RepairStore, batch: list[Any]) -> dict[str, Document]:
     return found
 
 
-def _get(doc: Document, dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def _marker_run(doc: Document) -> Any:
     marker = doc.get(MARKER)
     return marker.get("run_id") if isinstance(marker, dict) else None
@@ -359,8 +352,8 @@ def _order_now(doc: Document | None, fields: OrdersConfig) -> OrderNow | None:
         return None
     marker = doc.get(MARKER)
     return OrderNow(
-        status=_get(doc, fields.status_field),
-        charge_id=_get(doc, fields.charge_id_field),
+        status=field_value(doc, fields.status_field),
+        charge_id=field_value(doc, fields.charge_id_field),
         marker=cast(ChangeMarker, marker) if isinstance(marker, dict) else {},
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from pymongo import UpdateOne
 from pymongo.collection import Collection
@@ -21,7 +21,7 @@ from reconcile.decide.audit import AUDIT_FLAG, AUDIT_PENDING, HOLD, AuditRecord,
 from reconcile.errors import ChangedThenFailed, ConfigError, ReconcileError
 from reconcile.store import runs as run_history
 from reconcile.store.mongo import Document, mongo_errors
-from reconcile.store.orders import MARKER, id_candidates, order_record
+from reconcile.store.orders import MARKER, field_value, id_candidates, order_record
 from reconcile.store.repair import RepairStore, audit_record, write_audit
 
 log = logging.getLogger(__name__)
@@ -85,18 +85,11 @@ def orders_now(store: RepairStore, records: list[AuditRecord]) -> dict[str, rule
             for doc in store.orders.find({"_id": {"$in": ids[start : start + 1000]}}):
                 marker = doc.get(MARKER)
                 found[str(doc["_id"])] = rules.OrderNow(
-                    status=_get(doc, fields.status_field),
-                    charge_id=_get(doc, fields.charge_id_field),
+                    status=field_value(doc, fields.status_field),
+                    charge_id=field_value(doc, fields.charge_id_field),
                     marker=cast(ChangeMarker, marker) if isinstance(marker, dict) else {},
                 )
     return found
-
-
-def _get(doc: Document, dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def _expected(record: AuditRecord, fields: OrdersConfig) -> Document:
@@ -232,10 +225,10 @@ def confirm_charge(
     if not docs:
         raise ConfigError(f"order {order_key} no longer exists: nothing confirmed")
     doc = docs[0]
-    stored = _get(doc, fields.charge_id_field)
+    stored = field_value(doc, fields.charge_id_field)
     if stored:
         raise ConfigError(f"order {order_key} already has charge {stored}: left alone, nothing confirmed")
-    status = _get(doc, fields.status_field)
+    status = field_value(doc, fields.status_field)
     marker: ChangeMarker = {
         "action": rules.CONFIRMED,
         "run_id": confirm_id,
