@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from faultkit import wait_for
 
 from reconcile.errors import LeaseHeld, LeaseLost
 from reconcile.run.lease import LEASE_ID, Lease
@@ -120,17 +121,6 @@ def test_racing_runs_never_both_win(leases):
     assert leases.find_one({"_id": LEASE_ID})["owner"] == won[0].owner
 
 
-def wait_until(condition, what: str, timeout: float = 30):
-    """Poll until `condition()` is truthy (a bound on waiting for an event, not a timing assumption)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_keep_alive_renews_in_the_background(leases):
     clock = FakeClock()
     lease = Lease.acquire(leases, "run-a", TTL, clock=clock)
@@ -138,7 +128,9 @@ def test_keep_alive_renews_in_the_background(leases):
     lease.keep_alive(0.01)  # renews every 10 ms of real time, at the fake clock's time
     with lease:
         clock.now += 45  # nobody calls check(): only the background thread can push the expiry out
-        wait_until(lambda: leases.find_one({"_id": LEASE_ID})["expires_at"] == clock.now + 60, "a background renewal")
+        wait_for(
+            lambda: leases.find_one({"_id": LEASE_ID})["expires_at"] == clock.now + 60, what="a background renewal"
+        )
         lease.check()  # still ours
     assert leases.count_documents({}) == 0
 
@@ -172,7 +164,7 @@ def test_a_killed_runs_lease_is_taken_over(leases, mongo_uri, db_name):
         with pytest.raises(LeaseHeld, match="killed-run"):
             Lease.acquire(leases, "next-run", TTL)
         first = leases.find_one({"_id": LEASE_ID})["renewed_at"]
-        wait_until(lambda: leases.find_one({"_id": LEASE_ID})["renewed_at"] > first, "the holder to renew its lease")
+        wait_for(lambda: leases.find_one({"_id": LEASE_ID})["renewed_at"] > first, what="the holder to renew its lease")
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
