@@ -128,3 +128,16 @@ def test_a_windows_own_run_id_undoes_that_window_only(cli, catch_up, db):
     # --order reaches any window of the invocation; an order none of them changed is refused.
     unknown = cli("undo", run_id, "--order", "no_such_order")
     assert unknown.exit_code == 2 and f"run {run_id} did not change order(s) no_such_order" in unknown.output
+
+
+def test_show_of_the_id_a_catch_up_summary_names_prints_every_window_oldest_first(cli, catch_up):
+    result, _ = catch_up
+    run_id, windows = result.summary["run_id"], [w["run_id"] for w in result.summary["runs"]]
+    shown = cli("show", run_id)
+    assert shown.exit_code == 0, shown.output
+    heads = [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("run ")]
+    assert heads == windows
+    one = cli("show", windows[1])
+    assert one.exit_code == 0 and [ln.split()[1] for ln in one.stdout.splitlines() if ln.startswith("run ")] == [
+        windows[1]
+    ]

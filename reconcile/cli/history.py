@@ -44,15 +44,26 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.argument("run_id")
 @click.pass_context
 def show(ctx: click.Context, run_id: str) -> None:
-    """Print one run's summary (RUN_ID as listed by `reconcile runs`, or a unique prefix of it)."""
+    """Print one run's summary (RUN_ID as listed by `reconcile runs`, a unique prefix of it, or a catch-up's
+    invocation id: each of its windows, oldest first)."""
     from reconcile.report import history
     from reconcile.store import runs as state
 
     try:
         config, db = open_db(ctx)
-        doc, matching = state.match_run(db[config.mongodb.runs_collection], run_id)
+        runs = db[config.mongodb.runs_collection]
+        doc, matching = state.match_run(runs, run_id)
+        # A catch-up's own id names its windows (`ID-w1`, `ID-w2`, ...): show them all, oldest first.
+        windows = state.invocation_runs(runs, run_id) if doc is None else []
     except ReconcileError as error:
         fail(error)
+    if windows:
+        for index, window in enumerate(reversed(windows)):
+            if index:
+                click.echo("")
+            for line in history.details(window):
+                click.echo(line)
+        return
     if doc is None and matching:
         fail(ConfigError(f"ambiguous: {matching} runs match {run_id!r}; give more of the id (see `reconcile runs`)"))
     if doc is None:
