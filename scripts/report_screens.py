@@ -1,5 +1,5 @@
 """Screenshots of the report for review (not part of the tests): the demo and a ~2,500-charge backfill, at
-420 px (a phone) and 1400 px, full page (and the HTML beside them), with headless Chromium (Debian's `chromium`) through Playwright.
+360 and 420 px (phones, as the browser test checks) and 1400 px, full page (and the HTML beside them), with headless Chromium (Debian's `chromium`) through Playwright.
 
     .venv/bin/python scripts/report_screens.py [OUT_DIR]      # default /work/screens
 """
@@ -34,7 +34,7 @@ def main() -> int:
             for name, html in pages.items():
                 print(f"{name}: {html.stat().st_size:,} bytes of HTML")
                 shutil.copyfile(html, out / f"report-{name}.html")
-                for width in (420, 1400):
+                for width in (360, 420, 1400):
                     page = browser.new_page(viewport={"width": width, "height": 900})
                     page.goto(html.as_uri())
                     shot = out / f"report-{name}-{width}.png"
