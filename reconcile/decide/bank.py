@@ -70,6 +70,11 @@ class Statement:
     currency: str | None  # the account's currency; None when its lines carry several (a CSV)
     lines: tuple[StatementLine, ...] = ()
 
+    @property
+    def currencies(self) -> frozenset[str]:
+        """The currencies whose absence it can prove: its account's, or (a CSV of several) those on its lines."""
+        return frozenset({self.currency} if self.currency else {line.currency for line in self.lines})
+
     def __post_init__(self) -> None:
         if self.account_last4 is not None and len(self.account_last4) > 4:
             raise ValueError("a statement keeps no more than the last four characters of its account")
@@ -279,7 +284,7 @@ def _covered_to(statements: Iterable[Statement], currency: str, start: date) -> 
     spans = sorted(
         (s.covers_from, s.covers_to)
         for s in statements
-        if s.covers_from is not None and s.covers_to is not None and s.currency in (None, currency)
+        if s.covers_from is not None and s.covers_to is not None and currency in s.currencies
     )
     reached: date | None = None
     for begin, end in spans:
@@ -407,7 +412,7 @@ def match_payouts(
                         for s in statements
                         if s.covers_from is not None
                         and s.covers_to is not None
-                        and s.currency in (None, currency)
+                        and currency in s.currencies
                         and s.covers_from <= end
                         and s.covers_to >= start
                     }
