@@ -224,7 +224,7 @@ class BankConfig:
     reference_column: str | None = None
     date_format: str = "%Y-%m-%d"
     decimal_separator: str = "."
-    delimiter: str = ","
+    delimiter: str = ","  # one character, or "tab"
 
 
 @dataclass(frozen=True)
@@ -490,10 +490,8 @@ def _check_bank(bank: BankConfig, problems: list[str]) -> None:
         problems.append("bank.credit_column and bank.debit_column go together: set both or neither")
     if bank.decimal_separator not in (".", ","):
         problems.append(f'bank.decimal_separator must be "." or ",", got {bank.decimal_separator!r}')
-    if len(bank.delimiter) != 1 or bank.delimiter in '"\r\n':
-        problems.append(
-            f"bank.delimiter must be one character other than a quote or a line end, got {bank.delimiter!r}"
-        )
+    if bank.delimiter != "tab" and (len(bank.delimiter) != 1 or bank.delimiter in '"\r\n'):
+        problems.append(f'bank.delimiter must be one character other than a quote, or "tab", got {bank.delimiter!r}')
     if bank.currency is not None and not re.fullmatch(r"[A-Za-z]{3}", bank.currency):
         problems.append(f'bank.currency must be a three-letter ISO 4217 code like "EUR", got {bank.currency!r}')
     sample = datetime(2026, 12, 31)

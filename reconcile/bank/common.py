@@ -6,6 +6,8 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
+from ofxtools.models.i18n import CURRENCY_CODES
+
 from reconcile.decide.bank import mask_accounts
 from reconcile.errors import StatementError
 from reconcile.money import decimal_to_minor
@@ -78,11 +80,14 @@ def parse_amount(text: str, currency: str, decimal_separator: str) -> int:
 
 
 def currency_of(text: str | None) -> str:
-    """An ISO 4217 code in lower case; ValueError when the text is not three letters."""
+    """An ISO 4217 code in lower case; ValueError when the text is not one (ofxtools keeps the ISO list)."""
     code = (text or "").strip()
-    if not re.fullmatch(r"[A-Za-z]{3}", code):
-        raise ValueError(f"{code!r} is not a currency code")
+    if code.upper() not in _ISO4217:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
     return code.lower()
+
+
+_ISO4217 = frozenset(CURRENCY_CODES)
 
 
 def end_day(day: date, time_text: str) -> date:

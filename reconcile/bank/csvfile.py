@@ -26,7 +26,7 @@ def _key(name: str) -> str:
 
 def _rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
     """Rows with the line each starts on (a quoted cell may hold a line break)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if delimiter == "tab" else delimiter, strict=True)
     rows: list[tuple[int, list[str]]] = []
     start = 1
     while True:

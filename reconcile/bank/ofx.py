@@ -4,19 +4,24 @@ nothing. One Statement per bank statement (<STMTRS>) in the file."""
 from __future__ import annotations
 
 import io
+import logging
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from datetime import date
 from typing import Any
 
 from ofxtools.header import OFXHeaderError
-from ofxtools.models.base import Aggregate
+from ofxtools.models.base import Aggregate, UnknownTagWarning
 from ofxtools.Parser import OFXTree
 from ofxtools.Parser import ParseError as OFXParseError
 
 from reconcile.bank.common import covered, currency_of, detail, end_day, line_at, minor_units, problem
 from reconcile.decide.bank import Statement, StatementLine, last4, mask_accounts
 
+# ofxtools logs the statement's text at debug level: account numbers must not reach the job's log.
+logging.getLogger("ofxtools").setLevel(logging.WARNING)
+_AMOUNT = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)")
 _DAY = re.compile(r"(\d{4})(\d{2})(\d{2})(\d*)")
 
 
@@ -83,14 +88,25 @@ def _statement(file: str, rs: ET.Element, lines_of: dict[int, int]) -> Statement
             number = lines_of.get(id(element))
             try:
                 lines.append(_line(element, currency, number or 0))
-            except Exception as exc:  # ofxtools raises ValueError, TypeError, KeyError... for a bad element
+            except ValueError as exc:
+                raise problem(file, number, str(exc)) from None
+            except Exception as exc:  # ofxtools raises TypeError, KeyError... for a bad element
                 raise problem(file, number, f"a transaction OFX cannot read ({detail(exc)})") from None
     start, end = covered(start, end, [x.booked for x in lines])
     return Statement(file, "ofx", account, start, end, currency, tuple(lines))
 
 
 def _line(element: ET.Element, currency: str, number: int) -> StatementLine:
-    trn: Any = Aggregate.from_etree(element)
+    amount = _text(element, "TRNAMT") or ""
+    if not _AMOUNT.fullmatch(amount):
+        raise ValueError(f"<TRNAMT> {amount!r} is not an amount")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownTagWarning)
+        trn: Any = Aggregate.from_etree(element)
+    for warning in caught:
+        tag = re.search(r"unknown tag (\S+?);", str(warning.message))
+        if tag and "." not in tag[1]:  # a tag with a dot is a bank's own extension (OFX 2.2 1.4.2): skipped
+            raise ValueError(f"<{tag[1]}> inside <STMTTRN> (an unclosed tag?)")
     booked, _ = _day(_text(element, "DTPOSTED"))
     if trn.currency is not None:  # <CURRENCY>: the amounts are in that currency, not CURDEF (OFX 2.2 5.2)
         currency = currency_of(trn.currency.cursym)
