@@ -292,6 +292,32 @@ def test_statement_paths_cli_files_then_the_glob_each_once(tmp_path: Path) -> No
         statement_paths(bank, [tmp_path / "missing.ofx"])
 
 
+def test_ofx_1_sgml_with_unclosed_leaf_tags(tmp_path: Path) -> None:
+    """OFX 1.x (SGML: leaf elements have no end tag), as older bank exports and QFX files are written."""
+    path = tmp_path / "v1.qfx"
+    body = (FIXTURES / "statement.ofx").read_text(encoding="utf-8").split("<OFX>", 1)[1]
+    body = re.sub(
+        r"</(?!STMTTRN|STMTRS|STMTTRNRS|BANKTRANLIST|BANKACCTFROM|LEDGERBAL|STATUS|SONRS|OFX|BANK|SIGN)\w+>", "", body
+    )
+    header = "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\nCHARSET:1252\n"
+    path.write_text(header + "COMPRESSION:NONE\nOLDFILEUID:NONE\nNEWFILEUID:NONE\n\n<OFX>" + body, encoding="utf-8")
+    assert "</TRNAMT>" not in path.read_text(encoding="utf-8")
+    assert [_summary(s) for s in read_statement(path, CSV)] == [tuple(e) for e in EXPECTED["statement.ofx"]]
+
+
+def test_mt940_in_its_swift_envelope_with_the_currency_after_the_account(tmp_path: Path) -> None:
+    path = tmp_path / "env.sta"
+    path.write_text(
+        "{1:F01BANKDEFFXXXX0000000000}{2:O9401200261202BANKDEFFXXXX00000000002612021200N}{4:\n"
+        ":20:STMT1\n:25:NL91ABNA0417164300EUR\n:28C:1/1\n:60F:C261130EUR1000,00\n"
+        ":61:2612011201C1250,50NTRFNONREF//B1\n:86:STRIPE\n:62F:C261201EUR2250,50\n-}\n",
+        encoding="utf-8",
+    )
+    (statement,) = read_statement(path, CSV)
+    assert (statement.account_last4, statement.covers_from, statement.covers_to) == ("4300", D1, D1)
+    assert [(x.line, x.amount, x.reference) for x in statement.lines] == [(6, 125050, "B1")]
+
+
 def test_a_tab_separated_csv(tmp_path: Path) -> None:
     path = tmp_path / "tabs.tsv"
     path.write_text("Date\tAmount\tDescription\n2026-12-01\t-1 234.5\tStripe\n", encoding="utf-8")

@@ -106,5 +106,8 @@ def _statement(file: str, block: str, first_line: int) -> Statement:
         except (KeyError, ValueError, InvalidOperation) as exc:
             raise problem(file, number, f":61: {detail(exc)}") from None
     start_day, end_day = covered(start, end, [x.booked for x in lines])
-    account = last4(str(data.get("account_identification") or "").split("/")[-1])
+    account_id = str(data.get("account_identification") or "").split("/")[-1].strip()
+    if len(account_id) > 3 and account_id.upper().endswith(currency.upper()) and account_id[-4].isdigit():
+        account_id = account_id[:-3]  # some banks write the currency after the account: NL91ABNA0417164300EUR
+    account = last4(account_id)
     return Statement(file, "mt940", account, start_day, end_day, currency, tuple(lines))
