@@ -31,15 +31,18 @@ import hashlib
 import re
 import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from reconcile.bank.common import parse_amount
 from reconcile.bank.read import detect_format, read_statement, read_statements, statement_paths
 from reconcile.config import BankConfig, parse_config
 from reconcile.decide.bank import Statement, StatementLine, mask_accounts
 from reconcile.errors import ConfigError, StatementError
 from reconcile.exitcodes import ExitCode
+from reconcile.money import decimal_to_minor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bank"
 CSV = BankConfig(
@@ -316,6 +319,69 @@ def test_mt940_in_its_swift_envelope_with_the_currency_after_the_account(tmp_pat
     (statement,) = read_statement(path, CSV)
     assert (statement.account_last4, statement.covers_from, statement.covers_to) == ("4300", D1, D1)
     assert [(x.line, x.amount, x.reference) for x in statement.lines] == [(6, 125050, "B1")]
+
+
+@pytest.mark.parametrize(
+    "text,currency,separator,minor",
+    [
+        ("1250.50", "eur", ".", 125050),
+        ("1,250.50", "eur", ".", 125050),
+        ("1.250,50", "eur", ",", 125050),
+        ("1 250,5", "eur", ",", 125050),
+        ("1'250.50", "chf", ".", 125050),
+        ("-99.99", "eur", ".", -9999),
+        ("99.99-", "eur", ".", -9999),
+        ("(99.99)", "eur", ".", -9999),
+        ("+3", "usd", ".", 300),
+        ("150000", "jpy", ".", 150000),
+        ("150,000", "jpy", ".", 150000),
+        ("12.345", "kwd", ".", 12345),
+        ("12,345", "bhd", ",", 12345),
+        ("12.500", "usd", ".", 1250),  # trailing zeros are exact
+        ("0.1", "usd", ".", 10),
+    ],
+)
+def test_csv_amounts_are_exact(text: str, currency: str, separator: str, minor: int) -> None:
+    assert parse_amount(text, currency, separator) == minor
+
+
+@pytest.mark.parametrize(
+    "text,currency,separator",
+    [
+        ("12,50", "eur", "."),  # a decimal comma read with "." would be 100 times too much: refused
+        ("1,23,456", "eur", "."),
+        ("12.505", "eur", "."),  # more decimals than EUR has: never rounded
+        ("1.5", "jpy", "."),
+        ("12.3456", "kwd", "."),
+        ("-12.50-", "eur", "."),
+        ("NaN", "eur", "."),
+        ("1e3", "eur", "."),
+        ("", "eur", "."),
+    ],
+)
+def test_csv_amounts_that_are_not_amounts(text: str, currency: str, separator: str) -> None:
+    with pytest.raises(ValueError):
+        parse_amount(text, currency, separator)
+
+
+@pytest.mark.parametrize(
+    "value,currency,minor",
+    [
+        ("12.50", "eur", 1250),
+        ("1500", "jpy", 1500),
+        ("1.234", "kwd", 1234),
+        ("-3.1", "usd", -310),
+        ("1E+2", "usd", 10000),
+    ],
+)
+def test_decimal_to_minor(value: str, currency: str, minor: int) -> None:
+    assert decimal_to_minor(Decimal(value), currency) == minor
+
+
+@pytest.mark.parametrize("value,currency", [("12.505", "eur"), ("0.5", "jpy"), ("NaN", "eur"), ("Infinity", "usd")])
+def test_decimal_to_minor_refuses_what_is_not_exact(value: str, currency: str) -> None:
+    with pytest.raises(ValueError):
+        decimal_to_minor(Decimal(value), currency)
 
 
 def test_a_tab_separated_csv(tmp_path: Path) -> None:
