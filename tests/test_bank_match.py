@@ -12,6 +12,7 @@ from datetime import date
 
 import pytest
 
+from reconcile.config import BankConfig
 from reconcile.decide.bank import (
     BankOutcome,
     BankRules,
@@ -55,12 +56,12 @@ def statement(
 RULES = BankRules()
 TODAY = day(9)  # every window in the table has closed, unless a row says otherwise
 
-M, MISSING, OPEN, UNCOVERED, NOT_PAID = (
+M, MISSING, OPEN, UNCOVERED, NOT_EXPECTED = (
     PayoutCheck.MATCHED,
     PayoutCheck.NOT_IN_BANK,
     PayoutCheck.WINDOW_OPEN,
     PayoutCheck.NOT_COVERED,
-    PayoutCheck.NOT_PAID,
+    PayoutCheck.NOT_EXPECTED,
 )
 
 # id: (payouts, statements, today, {payout: (check, booked day of its deposit or None)},
@@ -110,6 +111,14 @@ CASES = {
         TODAY,
         {"po_a": (MISSING, None), "po_b": (M, 1)},
         [(BankOutcome.PAYOUT_NOT_IN_BANK, "po_a")],
+    ),
+    "a trace id too short to tell breaks no tie": (
+        [Payout("po_1", trace_id="12")],
+        # "12" is in line 2's description; were it a trace id, line 2 would win over line 1 (first in the file).
+        [statement(line(1, n=1), line(1, n=2, description="STRIPE 12"))],
+        TODAY,
+        {"po_1": (M, 1)},
+        [(BankOutcome.BANK_DEPOSIT_UNMATCHED, 2)],
     ),
     "the trace id in the reference counts too": (
         [Payout("po_a", trace_id="091000019876543"), Payout("po_b", trace_id="091000011111111")],
@@ -183,18 +192,18 @@ CASES = {
         {"po_1": (M, 1)},
         [],
     ),
-    "in transit or failed without a deposit: nothing to prove": (
-        [Payout("po_1", status="in_transit"), Payout("po_2", status="failed", amount=5)],
+    "in transit, failed or of no amount without a deposit: nothing to prove": (
+        [Payout("po_1", status="in_transit"), Payout("po_2", status="failed", amount=5), Payout("po_3", amount=0)],
         [statement()],
         TODAY,
-        {"po_1": (NOT_PAID, None), "po_2": (NOT_PAID, None)},
+        {"po_1": (NOT_EXPECTED, None), "po_2": (NOT_EXPECTED, None), "po_3": (NOT_EXPECTED, None)},
         [],
     ),
     "a failed payout's amount arriving is unexplained": (
         [Payout("po_1", status="failed")],
         [statement(line(1))],
         TODAY,
-        {"po_1": (NOT_PAID, None)},
+        {"po_1": (NOT_EXPECTED, None)},
         [(BankOutcome.BANK_DEPOSIT_UNMATCHED, 11)],
     ),
     "an unexplained Stripe deposit; other unmatched lines are ignored": (
@@ -287,7 +296,7 @@ def test_a_stripe_deposit_outside_the_payouts_read_is_no_item() -> None:
 
 
 def test_match_days_and_pattern_come_from_the_rules() -> None:
-    rules = BankRules(match_days=1, description_pattern=re.compile("(?i)payout ltd"))
+    rules = BankRules.from_config(BankConfig(match_days=1, description_pattern="(?i)payout ltd"))
     statements = [statement(line(3, description="XYZ PAYOUT LTD", n=1))]
     result = match_payouts([Payout("po_1")], statements, rules, TODAY)
     assert [r.check for r in result.payouts] == [PayoutCheck.NOT_IN_BANK]  # window ends Wed 2 with 1 business day

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from reconcile.config import BankConfig
 from reconcile.money import currency_code
 
 # Statement formats the readers know, as Statement.format holds them.
@@ -196,13 +197,18 @@ class PayoutCheck(StrEnum):
     NOT_IN_BANK = "not_in_bank", True  # paid, window closed, covered, no deposit: a PAYOUT_NOT_IN_BANK item
     WINDOW_OPEN = "window_open"  # not provable yet: its matching window has not closed
     NOT_COVERED = "not_covered"  # not provable yet: no statement (of its currency) covers its whole window
-    NOT_PAID = "not_paid"  # not paid (in transit, pending, failed, canceled) and no deposit seen: nothing to prove
+    # Not paid (in transit, pending, failed, canceled) or of no amount, and no deposit seen: nothing to prove.
+    NOT_EXPECTED = "not_expected"
 
 
 @dataclass(frozen=True)
 class BankRules:
     match_days: int = DEFAULT_MATCH_DAYS
     description_pattern: re.Pattern[str] = field(default_factory=lambda: re.compile(DEFAULT_DESCRIPTION_PATTERN))
+
+    @classmethod
+    def from_config(cls, bank: BankConfig) -> BankRules:
+        return cls(bank.match_days, re.compile(bank.description_pattern))
 
 
 @dataclass(frozen=True)
@@ -296,9 +302,17 @@ def _covered_to(statements: Iterable[Statement], currency: str, start: date) -> 
     return reached
 
 
-def _mentions(text: str, needle: str) -> bool:
-    squash = re.compile(r"\s+")
-    return squash.sub("", needle).lower() in squash.sub("", text).lower()
+_SPACE = re.compile(r"\s+")
+# A trace id shorter than this could be found by chance in any description: it breaks no tie.
+MIN_TRACE_CHARS = 6
+
+
+def _names_trace(line: StatementLine, trace_id: str | None) -> bool:
+    """Whether the line's description or reference holds the payout's trace id (spaces and case ignored)."""
+    trace = _SPACE.sub("", trace_id or "").lower()
+    if len(trace) < MIN_TRACE_CHARS:
+        return False
+    return trace in _SPACE.sub("", line.description).lower() or trace in _SPACE.sub("", line.reference).lower()
 
 
 def match_payouts(
@@ -332,10 +346,9 @@ def match_payouts(
             e for e in by_money.get((currency_code(p.currency) or "", p.amount), []) if start <= e.line.booked <= end
         ]
         # Preference among equals: the payout's trace id, then the pattern, then the nearest day, then file order.
-        trace = (p.trace_id or "").strip()
         found.sort(
             key=lambda e: (
-                not (trace and (_mentions(e.line.description, trace) or _mentions(e.line.reference, trace))),
+                not _names_trace(e.line, p.trace_id),
                 not pattern.search(e.line.description),
                 abs((e.line.booked - p.arrival_date).days),
                 e.line.booked,
@@ -349,10 +362,8 @@ def match_payouts(
     # First the deposits that name their payout's trace id: they are certain, and no augmenting path moves them.
     certain: set[tuple[str, int]] = set()
     for p in order:
-        trace = (p.trace_id or "").strip()
         for e in candidates[p.id]:
-            named = trace and (_mentions(e.line.description, trace) or _mentions(e.line.reference, trace))
-            if named and e.key not in owner:
+            if _names_trace(e.line, p.trace_id) and e.key not in owner:
                 owner[e.key] = p.id
                 matched[p.id] = e
                 certain.add(e.key)
@@ -397,8 +408,8 @@ def match_payouts(
         hit = matched.get(p.id)
         if hit is not None:
             check = PayoutCheck.MATCHED
-        elif p.status != "paid":
-            check = PayoutCheck.NOT_PAID
+        elif p.status != "paid" or not p.amount:
+            check = PayoutCheck.NOT_EXPECTED
         elif today <= end:
             check = PayoutCheck.WINDOW_OPEN
         elif covered_to is None or covered_to < end:
