@@ -6,7 +6,6 @@ booked from Mon 30 Nov to Fri 4 (3 business days); one arriving Thu 3, from Wed 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
