@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,26 @@ class ItemsConfig:
 
 
 @dataclass(frozen=True)
+class BankConfig:
+    """[bank]: statements matched to payouts (docs/bank.md). The CSV keys say how to read a CSV statement."""
+
+    statements: str | None = None  # a glob of statement files, e.g. "bank/*.csv"; --bank-statement adds files
+    match_days: int = 3  # business days after a payout's arrival date its deposit may be booked
+    description_pattern: str = "(?i)stripe"  # a deposit whose description matches this must be a payout
+    date_column: str = "Date"
+    amount_column: str = "Amount"  # signed: money in positive; unused when credit_column is set
+    credit_column: str | None = None  # money in and out in two columns (with debit_column)
+    debit_column: str | None = None
+    currency_column: str | None = None  # each line's currency; `currency` fills its empty cells
+    currency: str | None = None  # the account's currency, when the file has no currency column
+    description_column: str = "Description"
+    reference_column: str | None = None
+    date_format: str = "%Y-%m-%d"
+    decimal_separator: str = "."
+    delimiter: str = ","  # one character, or "tab"
+
+
+@dataclass(frozen=True)
 class Config:
     stripe: StripeConfig
     mongodb: MongoConfig
@@ -218,6 +238,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     items: ItemsConfig = field(default_factory=ItemsConfig)
+    bank: BankConfig = field(default_factory=BankConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
@@ -244,6 +265,7 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "matching": MatchingConfig,
     "items": ItemsConfig,
+    "bank": BankConfig,
 }
 
 
@@ -395,6 +417,7 @@ def _check_values(config: Config, problems: list[str]) -> None:
     if config.stripe.concurrency is not None and not 1 <= config.stripe.concurrency <= 64:
         problems.append(f"stripe.concurrency must be between 1 and 64, got {config.stripe.concurrency}")
     _check_operation(config, problems)
+    _check_bank(config.bank, problems)
     for (section, key), (choices, many) in ENUMERATED.items():
         problem = _enum_problem(f"{section}.{key}", getattr(getattr(config, section), key), choices, many)
         if problem:
@@ -451,6 +474,35 @@ def _check_operation(config: Config, problems: list[str]) -> None:
             problems.append(
                 f"email.send is {e.send!r} but email.{', email.'.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
             )
+
+
+def _check_bank(bank: BankConfig, problems: list[str]) -> None:
+    """[bank]: the matching window, the pattern, and how a CSV statement is read."""
+    if not 0 <= bank.match_days <= 30:
+        problems.append(f"bank.match_days must be 0 to 30 business days, got {bank.match_days}")
+    try:
+        re.compile(bank.description_pattern)
+    except re.error as exc:
+        problems.append(f"bank.description_pattern is not a regular expression: {exc}")
+    if bank.statements is not None and not bank.statements.strip():
+        problems.append('bank.statements must be a file pattern like "bank/*.csv"')
+    if (bank.credit_column is None) != (bank.debit_column is None):
+        problems.append("bank.credit_column and bank.debit_column go together: set both or neither")
+    if bank.decimal_separator not in (".", ","):
+        problems.append(f'bank.decimal_separator must be "." or ",", got {bank.decimal_separator!r}')
+    if bank.delimiter != "tab" and (len(bank.delimiter) != 1 or bank.delimiter in '"\r\n'):
+        problems.append(f'bank.delimiter must be one character other than a quote, or "tab", got {bank.delimiter!r}')
+    if bank.currency is not None and not re.fullmatch(r"[A-Za-z]{3}", bank.currency):
+        problems.append(f'bank.currency must be a three-letter ISO 4217 code like "EUR", got {bank.currency!r}')
+    sample = datetime(2026, 12, 31)
+    try:
+        readable = datetime.strptime(sample.strftime(bank.date_format), bank.date_format).date() == sample.date()
+    except ValueError:
+        readable = False
+    if not readable:
+        problems.append(
+            f'bank.date_format must give the day, month and year, like "%d.%m.%Y", got {bank.date_format!r}'
+        )
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> Config:

@@ -17,6 +17,12 @@ class ConfigError(ReconcileError):
     exit_code = ExitCode.BAD_CONFIG
 
 
+class StatementError(ReconcileError):
+    """A bank statement the job cannot read: its message names the file and, where there is one, the line."""
+
+    exit_code = ExitCode.BAD_CONFIG
+
+
 class StripeAuthError(ReconcileError):
     """The Stripe key is invalid or lacks a permission: retrying will not help."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from numbers import Integral
 
 # Stripe's zero-decimal currencies (amounts are whole units) and three-decimal ones.
@@ -54,3 +55,14 @@ def currency_code(currency: str | None) -> str | None:
     (an order may store `JPY`); None when unknown."""
     code = (currency or "").strip().lower()
     return code or None
+
+
+def decimal_to_minor(value: Decimal, currency: str) -> int:
+    """An exact decimal amount in minor units of its currency: Decimal('12.50'), 'eur' -> 1250. ValueError
+    for a value that is not finite or has more decimals than the currency has (12.505 EUR, 1.5 JPY)."""
+    if not value.is_finite():
+        raise ValueError(f"{value} is not an amount")
+    scaled = value.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more decimals than {(currency or '').upper()} has ({exponent(currency)})")
+    return int(scaled)
