@@ -36,6 +36,7 @@ def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str
         probable_matches=matching.probable_matches,
         probable_drift_seconds=int(matching.probable_match_drift.total_seconds()),
         dismissed_pairs=dismissed,
+        settle_seconds=tuple(o.settle_seconds().items()),
     )
 
 
