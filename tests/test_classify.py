@@ -383,8 +383,10 @@ def deadline_rows(orders: list[dict], charges: list[dict], rules: c.Rules = RULE
     """Each order's (outcome, expected_end) as classify gives them (ok orders: no row, no deadline shown)."""
     result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
     rows = {
-        row.order_key: (row.outcome, None if row.expected_end is None or row.expected_end != row.expected_end
-                        else int(row.expected_end))
+        row.order_key: (
+            row.outcome,
+            None if row.expected_end is None or row.expected_end != row.expected_end else int(row.expected_end),
+        )
         for row in result.itertuples()
     }
     return {o["order_key"]: (c.OK, None) for o in orders} | rows
@@ -416,37 +418,76 @@ def pending_debit(method: str | None, age: int, **extra: Any) -> tuple[list[dict
             for method, days in DEFAULT_DAYS.items()
         ],
         # a method with no entry (cards among them) falls back to the grace period
-        pytest.param(*pending_debit("card", 2 * HOUR), {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
-                     id="card_still_pending_past_the_grace_period"),
-        pytest.param(*pending_debit(None, 2 * HOUR), {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
-                     id="unknown_method_falls_back_to_the_grace_period"),
-        pytest.param(*pending_debit("card", 10 * 60), {"o1": (c.IN_FLIGHT, NOW - 10 * 60 + 15 * 60)},
-                     id="card_still_pending_within_the_grace_period"),
+        pytest.param(
+            *pending_debit("card", 2 * HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
+            id="card_still_pending_past_the_grace_period",
+        ),
+        pytest.param(
+            *pending_debit(None, 2 * HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
+            id="unknown_method_falls_back_to_the_grace_period",
+        ),
+        pytest.param(
+            *pending_debit("card", 10 * 60),
+            {"o1": (c.IN_FLIGHT, NOW - 10 * 60 + 15 * 60)},
+            id="card_still_pending_within_the_grace_period",
+        ),
         # the order's own expected end comes first, either way
-        pytest.param(*pending_debit("sepa_debit", 2 * DAY, expected_end=NOW - HOUR),
-                     {"o1": (c.OVERDUE_PROCESSING, NOW - HOUR)}, id="own_expected_end_passed_before_the_method_s"),
-        pytest.param(*pending_debit("card", 2 * DAY, expected_end=NOW + DAY),
-                     {"o1": (c.IN_FLIGHT, NOW + DAY)}, id="own_expected_end_later_than_the_grace_period"),
+        pytest.param(
+            *pending_debit("sepa_debit", 2 * DAY, expected_end=NOW - HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - HOUR)},
+            id="own_expected_end_passed_before_the_method_s",
+        ),
+        pytest.param(
+            *pending_debit("card", 2 * DAY, expected_end=NOW + DAY),
+            {"o1": (c.IN_FLIGHT, NOW + DAY)},
+            id="own_expected_end_later_than_the_grace_period",
+        ),
         # no payment at all: stale at its expected end, not at the grace period
-        pytest.param([order(age=2 * DAY, expected_end=NOW + HOUR)], [], {"o1": (c.IN_FLIGHT, NOW + HOUR)},
-                     id="no_payment_before_its_expected_end"),
-        pytest.param([order(age=2 * DAY, expected_end=NOW - HOUR)], [], {"o1": (c.STALE_PENDING, NOW - HOUR)},
-                     id="no_payment_past_its_expected_end"),
-        pytest.param([order(age=2 * DAY)], [], {"o1": (c.STALE_PENDING, NOW - 2 * DAY + 15 * 60)},
-                     id="no_payment_no_expected_end_uses_the_grace_period"),
+        pytest.param(
+            [order(age=2 * DAY, expected_end=NOW + HOUR)],
+            [],
+            {"o1": (c.IN_FLIGHT, NOW + HOUR)},
+            id="no_payment_before_its_expected_end",
+        ),
+        pytest.param(
+            [order(age=2 * DAY, expected_end=NOW - HOUR)],
+            [],
+            {"o1": (c.STALE_PENDING, NOW - HOUR)},
+            id="no_payment_past_its_expected_end",
+        ),
+        pytest.param(
+            [order(age=2 * DAY)],
+            [],
+            {"o1": (c.STALE_PENDING, NOW - 2 * DAY + 15 * 60)},
+            id="no_payment_no_expected_end_uses_the_grace_period",
+        ),
         # a succeeded charge is repaired after the grace period, whatever its deadline
-        pytest.param([order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
-                     [charge(payment_method_type="sepa_debit")], {"o1": (c.REPAIRED, NOW + 10 * DAY)},
-                     id="succeeded_debit_repaired_before_its_deadline"),
+        pytest.param(
+            [order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
+            [charge(payment_method_type="sepa_debit")],
+            {"o1": (c.REPAIRED, NOW + 10 * DAY)},
+            id="succeeded_debit_repaired_before_its_deadline",
+        ),
         # only failed charges: a final answer, marked failed as today
-        pytest.param([order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
-                     [charge(status="failed", payment_method_type="sepa_debit")],
-                     {"o1": (c.MARKED_FAILED, NOW + 10 * DAY)}, id="failed_debit_marked_failed_before_its_deadline"),
+        pytest.param(
+            [order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
+            [charge(status="failed", payment_method_type="sepa_debit")],
+            {"o1": (c.MARKED_FAILED, NOW + 10 * DAY)},
+            id="failed_debit_marked_failed_before_its_deadline",
+        ),
         # a paid order whose debit never settled
-        pytest.param(*pending_debit("us_bank_account", 3 * DAY, status="accepted"),
-                     {"o1": (c.IN_FLIGHT, NOW - 3 * DAY + 7 * DAY)}, id="paid_order_debit_in_flight"),
-        pytest.param(*pending_debit("us_bank_account", 8 * DAY, status="accepted"),
-                     {"o1": (c.OVERDUE_PROCESSING, NOW - DAY)}, id="paid_order_debit_overdue"),
+        pytest.param(
+            *pending_debit("us_bank_account", 3 * DAY, status="accepted"),
+            {"o1": (c.IN_FLIGHT, NOW - 3 * DAY + 7 * DAY)},
+            id="paid_order_debit_in_flight",
+        ),
+        pytest.param(
+            *pending_debit("us_bank_account", 8 * DAY, status="accepted"),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - DAY)},
+            id="paid_order_debit_overdue",
+        ),
         # an expected end the store could not read: the order is a data problem, the rest goes on
         pytest.param(
             [order(problem="expected end 'next week' is not a date"), order("o2", status="accepted")],

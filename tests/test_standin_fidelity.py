@@ -445,8 +445,13 @@ def build_store() -> StandinStore:
     # Bank debits (delayed notification): one still processing, one settled, one failed.
     for n, (method, outcome) in enumerate((("sepa_debit", "succeeded"), ("us_bank_account", "failed"))):
         store.create_delayed_payment(
-            1500, "eur" if method == "sepa_debit" else "usd", method, T0 + 20 + n, settles_at=T0 + 30,
-            outcome=outcome, metadata={"order_id": f"d{n}"},
+            1500,
+            "eur" if method == "sepa_debit" else "usd",
+            method,
+            T0 + 20 + n,
+            settles_at=T0 + 30,
+            outcome=outcome,
+            metadata={"order_id": f"d{n}"},
         )
     store.create_delayed_payment(1700, "eur", "sepa_debit", T0 + 25, settles_at=T0 + 14 * 86400)
     assert len(store.settle_due(T0 + 30)) == 2
@@ -525,9 +530,12 @@ def test_bank_debits_have_stripes_shapes_in_each_state(served):
         assert (charge["balance_transaction"] is not None) == (charge["status"] == "succeeded")
         intent = charge["payment_intent"]
         assert intent["payment_method_types"] == [method]
-        assert intent["status"] == {"pending": "processing", "succeeded": "succeeded", "failed": "requires_payment_method"}[
-            charge["status"]
-        ]
+        assert (
+            intent["status"]
+            == {"pending": "processing", "succeeded": "succeeded", "failed": "requires_payment_method"}[
+                charge["status"]
+            ]
+        )
     assert all(c["failure_code"] == "insufficient_funds" for c in debits.values() if c["status"] == "failed")
 
 

@@ -28,7 +28,17 @@ if TYPE_CHECKING:
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
 COLUMNS = (
-    "key", "outcome", "order", "charge", "amount", "currency", "age", "severity", "state", "last_note", "expected_end"
+    "key",
+    "outcome",
+    "order",
+    "charge",
+    "amount",
+    "currency",
+    "age",
+    "severity",
+    "state",
+    "last_note",
+    "expected_end",
 )
 BY_HELP = "Who decides (kept with the decision). Default: the OS user."
 

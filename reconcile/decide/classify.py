@@ -333,7 +333,11 @@ def classify(
     kinds = _charge_kinds(charges, intents, rules, links)
     frame, first = _order_frame(orders, charges, kinds, intents, links)
     methods = deadlines.order_methods(
-        orders, charges, intents, match.sessions_frame([]) if sessions is None else sessions, links,
+        orders,
+        charges,
+        intents,
+        match.sessions_frame([]) if sessions is None else sessions,
+        links,
         dict(rules.settle_seconds),
     )
     frame["method"], frame["settle"] = methods.method, methods.seconds

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,23 +74,30 @@ def order_methods(
             if found is not None and took is not None:
                 by_key[key] = (found, took)
     if "payment_method_type" in charges.columns and len(charges):
-        types = charges["payment_method_type"]
-        took_s = types.map(settle)
+        charge_types = charges["payment_method_type"]
+        took_s = charge_types.map(settle)
         listed = took_s.notna().to_numpy() & (links.charge_codes >= 0)
         if listed.any():
-            found = pd.DataFrame(
-                {"key": charges["order_key"].to_numpy()[listed], "method": types.to_numpy()[listed],
-                 "seconds": took_s.to_numpy()[listed].astype(np.int64)}
-            ).sort_values(["seconds", "method"]).drop_duplicates("key", keep="last")
-            for key, found_method, took in zip(found["key"], found["method"], found["seconds"], strict=True):
+            best = (
+                pd.DataFrame(
+                    {
+                        "key": charges["order_key"].to_numpy()[listed],
+                        "method": charge_types.to_numpy()[listed],
+                        "seconds": took_s.to_numpy()[listed].astype(np.int64),
+                    }
+                )
+                .sort_values(["seconds", "method"])
+                .drop_duplicates("key", keep="last")
+            )
+            for key, found_method, took in zip(best["key"], best["method"], best["seconds"], strict=True):
                 before = by_key.get(key)
                 if before is None or int(took) > before[1]:
                     by_key[key] = (str(found_method), int(took))
     if by_key:
         keys = orders["order_key"]
-        method = keys.map({k: m for k, (m, _) in by_key.items()}).to_numpy(dtype=object)
-        method = np.where(pd.isna(method), None, method)
-        seconds = keys.map({k: s for k, (_, s) in by_key.items()}).fillna(-1).to_numpy(dtype=np.int64)
+        mapped = keys.map({k: m for k, (m, _) in by_key.items()})
+        method = mapped.astype(object).where(mapped.notna(), None).to_numpy(dtype=object)
+        seconds = np.asarray(keys.map({k: s for k, (_, s) in by_key.items()}).fillna(-1), dtype=np.int64)
     return Methods(method, seconds)
 
 
@@ -105,6 +113,63 @@ def deadlines(orders: pd.DataFrame, methods: Methods, grace_seconds: int) -> pd.
     its own expected end, else its creation plus its method's settle time, else plus the grace period."""
     created = orders["created"].astype("Int64")
     span = np.where(methods.seconds >= 0, methods.seconds, grace_seconds)
-    by_method = created + pd.array(span, dtype="Int64")
+    by_method = created + pd.Series(pd.array(span, dtype="Int64"), index=orders.index)
     own = orders["expected_end"].astype("Int64") if "expected_end" in orders.columns else None
     return by_method if own is None else own.where(own.notna(), by_method)
+
+
+# --------------------------------------------------------------------------- orders to judge again later
+
+# An order whose deadline lies past the windows that will see it again (a SEPA debit takes weeks; an
+# hourly run's window, an hour) is kept on a watch list, and the first run after its deadline judges it
+# in its own window's scope, however old it is: judged at its deadline, repaired when its debit
+# succeeded, an item when it is still processing. An order still `overdue_processing` stays on the list,
+# due at once, so every run judges it again until its payment settles (and the run that sees it settle
+# repairs the order). The list holds only slow payments: cheaper than a look-back over the longest
+# settle_within, which would pull weeks of Stripe objects on every run (docs/deadlines.md).
+
+
+class Watch(NamedTuple):
+    """An order to judge again once `deadline` (unix seconds) has passed, and the charges to retrieve for it."""
+
+    order_key: str
+    deadline: int
+    charge_ids: tuple[str, ...]
+    anchor: int | None  # the order's creation (unix seconds)
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """What a run does to the watch list: forget the orders it judged again, then watch these."""
+
+    judged: tuple[str, ...] = ()  # order keys judged again this run (their watches end)
+    watch: tuple[Watch, ...] = ()
+
+
+def to_watch(outcomes: pd.DataFrame, grace_seconds: int, now: int) -> list[Watch]:
+    """The orders of classify's rows to judge again later: in flight with a deadline past the grace
+    period's reach (a later window, starting at most window.overlap >= grace_period earlier, sees the
+    others again), and those overdue while their payment still processes (judged again on every run)."""
+    if not len(outcomes):
+        return []
+    end = outcomes["expected_end"].astype("Int64")
+    created = outcomes["order_created"].astype("Int64")
+    slow = (end - created).gt(grace_seconds).fillna(False).astype(bool) & end.gt(now).fillna(False).astype(bool)
+    wanted = (outcomes["outcome"].eq("in_flight") & slow) | outcomes["outcome"].eq("overdue_processing")
+    rows = outcomes.loc[wanted.to_numpy() & outcomes["order_key"].notna().to_numpy()]
+    return [
+        Watch(
+            str(key),
+            int(deadline) if pd.notna(deadline) else now,
+            tuple(sorted(i for i in (ids or ()) if isinstance(i, str))),
+            int(anchor) if pd.notna(anchor) else None,
+        )
+        for key, deadline, ids, anchor in zip(
+            rows["order_key"], rows["expected_end"], rows["charge_ids"], rows["order_created"], strict=True
+        )
+    ]
+
+
+def watch_plan(outcomes: pd.DataFrame, judged: tuple[str, ...], grace_seconds: int, now: int) -> WatchPlan:
+    """The watch list after a run that judged `outcomes` (its window and the watched orders it judged again)."""
+    return WatchPlan(judged, tuple(to_watch(outcomes, grace_seconds, now)))

@@ -77,6 +77,7 @@ class Collections:
     decisions: str
     scan_timeout: float  # seconds: how long the window's order queries may take (for the error message)
     repair_batch_size: int
+    state: str = "reconcile_state"  # the watermark, the lease, the watch list of slow payments
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def window_settings(config: Config) -> WindowSettings:
             decisions=m.decisions_collection,
             scan_timeout=m.scan_timeout.total_seconds(),
             repair_batch_size=m.repair_batch_size,
+            state=m.state_collection,
         ),
         orders=config.orders,
         linking=linking(config),

@@ -346,7 +346,10 @@ _DEBIT_DETAILS: dict[str, dict[str, Any]] = {
 }
 DELAYED_METHODS = tuple(_DEBIT_DETAILS)
 # Why a bank debit failed (a charge's failure_code; Stripe's ACH and SEPA failure codes).
-_DEBIT_FAILURE = {"code": "insufficient_funds", "message": "The customer's account has insufficient funds to cover this payment."}
+_DEBIT_FAILURE = {
+    "code": "insufficient_funds",
+    "message": "The customer's account has insufficient funds to cover this payment.",
+}
 _OUTCOMES = {
     "succeeded": {
         "advice_code": None,
