@@ -110,7 +110,9 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     judges the overdue debit again, and once it settles, repairs it and resolves its item."""
     first, second = now - 4 * DAY, now
     cli.configure(orders={"expected_end_field": "pay_by"})
-    cli.config.write_text(cli.config.read_text() + '[orders.settle_within]\nsepa_debit = "2d"\nus_bank_account = "2d"\n')
+    cli.config.write_text(
+        cli.config.read_text() + '[orders.settle_within]\nsepa_debit = "2d"\nus_bank_account = "2d"\n'
+    )
     shop.now = first
     sepa = shop.order(None, amount=4900, currency="eur", age=2 * H)
     ach = shop.order(None, amount=2100, age=3 * H)
@@ -120,7 +122,11 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
         4900, "eur", "sepa_debit", created, settles_at=to_unix(now + 10 * DAY), charge_metadata={"order_id": str(sepa)}
     )
     store.create_delayed_payment(
-        2100, "usd", "us_bank_account", to_unix(first - 3 * H), settles_at=to_unix(first + DAY),
+        2100,
+        "usd",
+        "us_bank_account",
+        to_unix(first - 3 * H),
+        settles_at=to_unix(first + DAY),
         charge_metadata={"order_id": str(ach)},
     )
 
@@ -128,7 +134,9 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     assert one.exit_code == 0, one.output
     rows = _rows(one)
     assert {rows[str(o)]["outcome"] for o in (sepa, ach, waiting)} == {c.IN_FLIGHT}
-    assert rows[str(sepa)]["detail"] == f"charge still processing (SEPA debit); judged after {_day(created + 2 * 86400)}"
+    assert (
+        rows[str(sepa)]["detail"] == f"charge still processing (SEPA debit); judged after {_day(created + 2 * 86400)}"
+    )
     ends = {d["order_id"]: d["expected_end"] for d in one.summary["discrepancies"]}
     assert ends[str(sepa)] == fmt(from_unix(created + 2 * 86400))
     assert ends[str(waiting)] == fmt(first + DAY)
@@ -150,9 +158,7 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
 
     # Still processing: judged again, still an item; then it settles and the next run repairs it.
     three = cli("--now", at(second + H), "--since", "1h")
-    assert {d["order_id"]: d["outcome"] for d in three.summary["discrepancies"]} == {
-        str(sepa): c.OVERDUE_PROCESSING
-    }
+    assert {d["order_id"]: d["outcome"] for d in three.summary["discrepancies"]} == {str(sepa): c.OVERDUE_PROCESSING}
     assert store.settle_due(to_unix(now + 10 * DAY)) != []
     four = cli("--now", at(second + 2 * H), "--since", "1h")
     assert four.exit_code == 0, four.output

@@ -68,8 +68,9 @@ def order_methods(
         for key, what in processing:
             if what.kind == match.ObjectKind.PAYMENT_INTENT:
                 types = intent_types.get(what.id)
-            else:  # a session's own list, else its PaymentIntent's
-                types = session_types.get(what.id) or intent_types.get(session_intents.get(what.id))
+            else:  # a session's own list and its PaymentIntent's
+                both = (session_types.get(what.id), intent_types.get(session_intents.get(what.id)))
+                types = " ".join(t for t in both if isinstance(t, str)) or None
             found, took = slowest(types, settle)
             if found is not None and took is not None:
                 by_key[key] = (found, took)
