@@ -78,6 +78,7 @@ def test_an_unknown_method_in_the_config_exits_2_naming_it(cli, stripe_server, d
     [
         (None, None, None),
         ("2026-12-14T09:00:00Z", 1797238800, None),
+        ("date", 1797238800, None),  # a BSON date: the load's fast path
         ("next week", None, "expected end 'next week' is not a date"),
         (12, None, "expected end has type int, expected a date"),
     ],
@@ -85,6 +86,8 @@ def test_an_unknown_method_in_the_config_exits_2_naming_it(cli, stripe_server, d
 def test_the_expected_end_field_is_read_checked(value, expected, problem):
     from datetime import datetime
 
+    if value == "date":
+        value = datetime(2026, 12, 14, 9)
     orders = mongomock.MongoClient()["shop"]["orders"]
     doc = {"_id": "o1", "status": "created", "amount": 100, "currency": "eur", "created_at": datetime(2026, 12, 1)}
     if value is not None:
@@ -117,6 +120,7 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     sepa = shop.order(None, amount=4900, currency="eur", age=2 * H)
     ach = shop.order(None, amount=2100, age=3 * H)
     waiting = shop.order(None, amount=700, age=5 * H, pay_by=(first + DAY).replace(tzinfo=None))
+    unreadable = shop.order(None, amount=300, age=4 * H, pay_by="next week")
     created = to_unix(first - 2 * H)
     store.create_delayed_payment(
         4900, "eur", "sepa_debit", created, settles_at=to_unix(now + 10 * DAY), charge_metadata={"order_id": str(sepa)}
@@ -131,9 +135,13 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     )
 
     one = cli("--now", at(first), "--since", "24h")
-    assert one.exit_code == 0, one.output
+    assert one.exit_code == 1, one.output  # the unreadable order is for a person
     rows = _rows(one)
     assert {rows[str(o)]["outcome"] for o in (sepa, ach, waiting)} == {c.IN_FLIGHT}
+    assert (rows[str(unreadable)]["outcome"], rows[str(unreadable)]["detail"]) == (
+        c.DATA_PROBLEM,
+        "expected end 'next week' is not a date",
+    )  # that order alone: the rest of the run goes on
     assert (
         rows[str(sepa)]["detail"] == f"charge still processing (SEPA debit); judged after {_day(created + 2 * 86400)}"
     )

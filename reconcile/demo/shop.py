@@ -436,7 +436,7 @@ def demo_summary(counts: dict[str, int], needs_attention: int, seeded: int) -> l
     handled = [
         f"{counts.get(c.REPAIRED, 0)} stuck orders repaired",
         f"{counts.get(c.MARKED_FAILED, 0)} marked failed (each change audited)",
-        f"{counts.get(c.IN_FLIGHT, 0)} in flight left alone (each with the day it will be judged)",
+        f"{counts.get(c.IN_FLIGHT, 0)} in flight left alone",
     ]
     people = [f"{counts[o]} {name[o]}" for o in (c.STALE_PENDING, *c.NEEDS_PERSON) if counts.get(o)]
     lines = [f"demo: a shop of {seeded} seeded cases over the last day: {counts.get(c.OK, 0)} in agreement"]
