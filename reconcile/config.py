@@ -35,7 +35,7 @@ DEFAULT_LINK_BY = (CHARGE_METADATA, ORDER_FIELDS)
 _DAY = 86400
 
 # Stripe's PaymentMethod types (stripe-python 16, API version 2026-10-28.endive: PaymentMethod.type;
-# tests/test_api_version.py checks the list against the installed SDK). `orders.settle_within` keys
+# tests/test_deadlines.py checks the list against the installed SDK). `orders.settle_within` keys
 # must be one of them: a misspelt method would otherwise silently fall back to the grace period.
 PAYMENT_METHOD_TYPES = (
     "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay", "au_becs_debit", "bacs_debit",
