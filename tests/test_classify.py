@@ -520,8 +520,13 @@ def test_a_settle_within_table_changes_the_deadline():
         ),
         (
             *pending_debit("card", 5 * HOUR, expected_end=NOW - HOUR),
-            "payment still processing 5 hours after the order; the order expected it settled by "
+            "card payment still processing 5 hours after the order; the order expected it settled by "
             + wording.day_text(NOW - HOUR, with_time=True),
+        ),
+        (
+            *pending_debit("card", 2 * HOUR),
+            "card payment still processing 2 hours after the order; longer than orders.grace_period (15 minutes),"
+            " and no orders.settle_within entry for it",
         ),
         (
             [order(age=3 * HOUR, expected_end=NOW + 5 * HOUR)],

@@ -184,8 +184,8 @@ class Facts:
     # the order alone until a person clears the marker (`reconcile items clear`).
     undone: str | None = None
     would_be: str | None = None  # what the job would have done to an order whose repair was undone
-    # The payment method type its deadline comes from (orders.settle_within), and that time in seconds;
-    # None: the order's own expected end (orders.expected_end_field) or the grace period set it.
+    # The payment method type (of its pending charge, or the one orders.settle_within lists), and the
+    # seconds settle_within gives it; None: the order's own expected end or the grace period set its deadline.
     method: str | None = None
     settle_seconds: int | None = None
     own_deadline: bool = False  # the deadline is the order's own expected end
@@ -835,7 +835,7 @@ class _ChargeLookups:
         self._charges = charges
         self._paid: pd.Series | None = None
         self._lapses: pd.Series | None = None
-        self._pending: pd.Series | None = None
+        self._pending: pd.DataFrame | None = None
 
     def paid_charges(self, key: str) -> tuple[str, ...]:
         """Every succeeded captured charge of the order."""
@@ -857,11 +857,23 @@ class _ChargeLookups:
 
     def pending_charges(self, key: str) -> list[str]:
         """The order's charges still pending (a bank debit settling)."""
+        return list(self._pending_charges()["charge_id"].get(key, []))
+
+    def pending_method(self, key: str) -> str | None:
+        """The payment method type of the order's latest pending charge (a type settle_within does not list)."""
+        found = self._pending_charges()["method"].get(key)
+        return found if isinstance(found, str) else None
+
+    def _pending_charges(self) -> pd.DataFrame:
         if self._pending is None:
             charges = self._charges
             pending = charges.loc[charges["status"].eq("pending") & charges["order_key"].notna()]
-            self._pending = pending.groupby("order_key")["charge_id"].apply(list)
-        return list(self._pending.get(key, []))
+            pending = pending.sort_values(["created", "charge_id"])
+            by_order = pending.groupby("order_key")
+            self._pending = pd.DataFrame(
+                {"charge_id": by_order["charge_id"].apply(list), "method": by_order["payment_method_type"].last()}
+            )
+        return self._pending
 
     def capture_before(self, key: str) -> int | None:
         """When the authorization of the order's latest uncaptured charge lapses."""
@@ -892,7 +904,9 @@ def _row_facts(
         extra_paid=lookups.extra_paid(key) if kind == DUPLICATE_CHARGE else None,
         conflict=links.conflicts.get(key, ()) if kind == LINK_CONFLICT else (),
         capture_before=lookups.capture_before(key) if kind == UNCAPTURED else None,
-        method=extra["method"] if isinstance(extra["method"], str) else None,
+        method=extra["method"]
+        if isinstance(extra["method"], str)
+        else (lookups.pending_method(key) if kind in (IN_FLIGHT, OVERDUE_PROCESSING) else None),
         settle_seconds=int(extra["settle"]) if pd.notna(extra["settle"]) and extra["settle"] >= 0 else None,
         own_deadline=bool(pd.notna(extra["expected_end"])),
     )
