@@ -34,6 +34,39 @@ DEFAULT_LINK_BY = (CHARGE_METADATA, ORDER_FIELDS)
 
 _DAY = 86400
 
+# Stripe's PaymentMethod types (stripe-python 16, API version 2026-10-28.endive: PaymentMethod.type;
+# tests/test_deadlines.py checks the list against the installed SDK). `orders.settle_within` keys
+# must be one of them: a misspelt method would otherwise silently fall back to the grace period.
+PAYMENT_METHOD_TYPES = (
+    "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay", "au_becs_debit", "bacs_debit",
+    "bancontact", "billie", "bizum", "blik", "boleto", "card", "card_present", "cashapp", "crypto", "custom",
+    "customer_balance", "eps", "fpx", "giropay", "grabpay", "ideal", "interac_present", "kakao_pay", "klarna",
+    "konbini", "kr_card", "link", "mb_way", "mobilepay", "multibanco", "naver_pay", "nz_bank_account", "oxxo",
+    "p24", "pay_by_bank", "payco", "paynow", "paypal", "paypay", "payto", "pix", "promptpay", "revolut_pay",
+    "samsung_pay", "satispay", "scalapay", "sepa_debit", "sequra", "sofort", "sunbit", "swish", "twint", "upi",
+    "us_bank_account", "wechat_pay", "zip",
+)  # fmt: skip
+
+# How long a delayed-notification payment may stay `processing` before the job asks why
+# (`orders.settle_within`; docs/deadlines.md). Stripe gives business days; these are calendar time:
+# the business days, plus a weekend for every five of them started, plus one bank holiday.
+# A type not listed (cards among them) falls back to `orders.grace_period`.
+SettleWithin = tuple[tuple[str, timedelta], ...]
+DEFAULT_SETTLE_WITHIN: SettleWithin = (
+    # https://docs.stripe.com/payments/sepa-debit: "up to 14 business days" -> 14 + 3 weekends + 1
+    ("sepa_debit", timedelta(days=21)),
+    # https://docs.stripe.com/payments/ach-direct-debit: "up to 4 business days" -> 4 + 1 weekend + 1
+    ("us_bank_account", timedelta(days=7)),
+    # https://docs.stripe.com/payments/bacs-debit: 4 business days, 7 with a new mandate -> 7 + 2 weekends + 1
+    ("bacs_debit", timedelta(days=12)),
+    # https://docs.stripe.com/payments/au-becs-debit: "up to three business days" -> 3 + 1 weekend + 1
+    ("au_becs_debit", timedelta(days=6)),
+    # https://docs.stripe.com/payments/acss-debit: "up to 5 business days" -> 5 + 1 weekend + 1
+    ("acss_debit", timedelta(days=8)),
+    # https://docs.stripe.com/payments/nz-bank-account: "up to two business days" -> 2 + 1 weekend + 1
+    ("nz_bank_account", timedelta(days=5)),
+)
+
 
 @dataclass(frozen=True)
 class Threshold:
@@ -137,6 +170,16 @@ class OrdersConfig:
     checkout_session_id_field: str | None = None
     # Minor units the shop has refunded on this order: the expected net is amount minus this.
     refunded_amount_field: str | None = None
+    # When the shop expects the order's payment to have settled (a date it writes when it starts the
+    # payment): the order's own deadline, before the one its payment method gives (docs/deadlines.md).
+    expected_end_field: str | None = None
+    # [orders.settle_within]: per Stripe payment method type, how long its payment may take; the
+    # table given is laid over the defaults (DEFAULT_SETTLE_WITHIN).
+    settle_within: SettleWithin = DEFAULT_SETTLE_WITHIN
+
+    def settle_seconds(self) -> dict[str, int]:
+        """`settle_within` in seconds, by payment method type."""
+        return {method: int(span.total_seconds()) for method, span in self.settle_within}
 
 
 @dataclass(frozen=True)
@@ -286,6 +329,8 @@ def _convert(key: str, value: Any, annotation: str) -> Any:
     """Check one value against its field's declared type; raise ValueError naming the problem."""
     if "Threshold" in annotation:
         return _thresholds(key, value)
+    if "SettleWithin" in annotation:
+        return _settle_within(key, value)
     if "timedelta" in annotation:
         if not isinstance(value, str):
             raise ValueError(f'{key} must be a duration string like "15m", got {value!r}')
@@ -360,6 +405,33 @@ def _thresholds(key: str, value: Any) -> tuple[Threshold, ...]:
     if unknown:
         raise ValueError(f"{key}: unknown level {unknown[0]!r}; levels are {', '.join(LEVELS[:-1])} (low is the rest)")
     return tuple(out)
+
+
+def _settle_within(key: str, value: Any) -> SettleWithin:
+    """`{ sepa_debit = "21d", card = "15m" }` laid over DEFAULT_SETTLE_WITHIN; every unknown method named."""
+    if not isinstance(value, dict):
+        raise ValueError(f'[{key}] must be a table like {{ sepa_debit = "21d" }}, got {value!r}')
+    problems = []
+    table = dict(DEFAULT_SETTLE_WITHIN)
+    for method, span in value.items():
+        if method not in PAYMENT_METHOD_TYPES:
+            problems.append(
+                f"{key}: unknown payment method type {method!r}{_suggest(method, list(PAYMENT_METHOD_TYPES))}"
+                " (Stripe's PaymentMethod types, e.g. sepa_debit, us_bank_account, card)"
+            )
+            continue
+        try:
+            parsed = parse_duration(span) if isinstance(span, str) else None
+        except ValueError as exc:
+            problems.append(f"{key}.{method}: {exc}")
+            continue
+        if parsed is None or parsed <= timedelta(0):
+            problems.append(f'{key}.{method} must be a duration longer than zero like "21d", got {span!r}')
+            continue
+        table[method] = parsed
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple(table.items())
 
 
 def _build_section(name: str, cls: type, raw: Any, problems: list[str]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -102,7 +103,12 @@ def outcomes(orders: list[dict], charges: list[dict], rules: c.Rules = RULES) ->
             [charge(status="failed"), charge("ch_2", status="failed")],
             {"o1": c.MARKED_FAILED},
         ),
-        ("charge_still_pending", [order()], [charge(status="pending")], {"o1": c.IN_FLIGHT}),
+        (
+            "debit_still_pending",
+            [order()],
+            [charge(status="pending", payment_method_type="sepa_debit")],
+            {"o1": c.IN_FLIGHT},
+        ),
         ("abandoned_checkout", [order()], [], {"o1": c.STALE_PENDING}),
         ("paid_without_charge", [order(status="accepted")], [charge(status="failed")], {"o1": c.PAID_WITHOUT_CHARGE}),
         ("amount_differs", [order(status="accepted", amount=3000)], [charge()], {"o1": c.AMOUNT_MISMATCH}),
@@ -357,3 +363,185 @@ def test_a_disputed_orders_next_step_comes_from_its_facts(scenario, charges, ste
     # The words may change: the next step does not follow them.
     reworded = {**finding, "detail": "the customer's bank reversed the payment"}
     assert wording.next_step(reworded) == step
+
+
+# --------------------------------------------------------------------------- deadlines (docs/deadlines.md)
+
+DAY = 24 * HOUR
+# Each default of orders.settle_within (config.DEFAULT_SETTLE_WITHIN), in days.
+DEFAULT_DAYS = {
+    "sepa_debit": 21,
+    "us_bank_account": 7,
+    "bacs_debit": 12,
+    "au_becs_debit": 6,
+    "acss_debit": 8,
+    "nz_bank_account": 5,
+}
+
+
+def deadline_rows(orders: list[dict], charges: list[dict], rules: c.Rules = RULES) -> dict[str, tuple[str, Any]]:
+    """Each order's (outcome, expected_end) as classify gives them (ok orders: no row, no deadline shown)."""
+    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), rules)
+    rows = {
+        row.order_key: (
+            row.outcome,
+            None if row.expected_end is None or row.expected_end != row.expected_end else int(row.expected_end),
+        )
+        for row in result.itertuples()
+    }
+    return {o["order_key"]: (c.OK, None) for o in orders} | rows
+
+
+def pending_debit(method: str | None, age: int, **extra: Any) -> tuple[list[dict], list[dict]]:
+    """A pending order created `age` seconds ago and its charge still pending, paid by `method`."""
+    return [order(age=age, **extra)], [charge(status="pending", age=age - 60, payment_method_type=method)]
+
+
+@pytest.mark.parametrize(
+    "orders, charges, expected",
+    [
+        # each default method: in flight before its settle time, overdue after it
+        *[
+            pytest.param(
+                *pending_debit(method, days * DAY - HOUR),
+                {"o1": (c.IN_FLIGHT, NOW - (days * DAY - HOUR) + days * DAY)},
+                id=f"{method}_before_its_{days}_days",
+            )
+            for method, days in DEFAULT_DAYS.items()
+        ],
+        *[
+            pytest.param(
+                *pending_debit(method, days * DAY + HOUR),
+                {"o1": (c.OVERDUE_PROCESSING, NOW - HOUR)},
+                id=f"{method}_past_its_{days}_days",
+            )
+            for method, days in DEFAULT_DAYS.items()
+        ],
+        # a method with no entry (cards among them) falls back to the grace period
+        pytest.param(
+            *pending_debit("card", 2 * HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
+            id="card_still_pending_past_the_grace_period",
+        ),
+        pytest.param(
+            *pending_debit(None, 2 * HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - 2 * HOUR + 15 * 60)},
+            id="unknown_method_falls_back_to_the_grace_period",
+        ),
+        pytest.param(
+            *pending_debit("card", 10 * 60),
+            {"o1": (c.IN_FLIGHT, NOW - 10 * 60 + 15 * 60)},
+            id="card_still_pending_within_the_grace_period",
+        ),
+        # the order's own expected end comes first, either way
+        pytest.param(
+            *pending_debit("sepa_debit", 2 * DAY, expected_end=NOW - HOUR),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - HOUR)},
+            id="own_expected_end_passed_before_the_method_s",
+        ),
+        pytest.param(
+            *pending_debit("card", 2 * DAY, expected_end=NOW + DAY),
+            {"o1": (c.IN_FLIGHT, NOW + DAY)},
+            id="own_expected_end_later_than_the_grace_period",
+        ),
+        # no payment at all: stale at its expected end, not at the grace period
+        pytest.param(
+            [order(age=2 * DAY, expected_end=NOW + HOUR)],
+            [],
+            {"o1": (c.IN_FLIGHT, NOW + HOUR)},
+            id="no_payment_before_its_expected_end",
+        ),
+        pytest.param(
+            [order(age=2 * DAY, expected_end=NOW - HOUR)],
+            [],
+            {"o1": (c.STALE_PENDING, NOW - HOUR)},
+            id="no_payment_past_its_expected_end",
+        ),
+        pytest.param(
+            [order(age=2 * DAY)],
+            [],
+            {"o1": (c.STALE_PENDING, NOW - 2 * DAY + 15 * 60)},
+            id="no_payment_no_expected_end_uses_the_grace_period",
+        ),
+        # a succeeded charge is repaired after the grace period, whatever its deadline
+        pytest.param(
+            [order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
+            [charge(payment_method_type="sepa_debit")],
+            {"o1": (c.REPAIRED, NOW + 10 * DAY)},
+            id="succeeded_debit_repaired_before_its_deadline",
+        ),
+        # only failed charges: a final answer, marked failed as today
+        pytest.param(
+            [order(age=2 * HOUR, expected_end=NOW + 10 * DAY)],
+            [charge(status="failed", payment_method_type="sepa_debit")],
+            {"o1": (c.MARKED_FAILED, NOW + 10 * DAY)},
+            id="failed_debit_marked_failed_before_its_deadline",
+        ),
+        # a paid order whose debit never settled
+        pytest.param(
+            *pending_debit("us_bank_account", 3 * DAY, status="accepted"),
+            {"o1": (c.IN_FLIGHT, NOW - 3 * DAY + 7 * DAY)},
+            id="paid_order_debit_in_flight",
+        ),
+        pytest.param(
+            *pending_debit("us_bank_account", 8 * DAY, status="accepted"),
+            {"o1": (c.OVERDUE_PROCESSING, NOW - DAY)},
+            id="paid_order_debit_overdue",
+        ),
+        # an expected end the store could not read: the order is a data problem, the rest goes on
+        pytest.param(
+            [order(problem="expected end 'next week' is not a date"), order("o2", status="accepted")],
+            [charge(status="pending", payment_method_type="sepa_debit"), charge("ch_2", "o2")],
+            {"o1": (c.DATA_PROBLEM, NOW - 2 * HOUR + 21 * DAY), "o2": (c.OK, None)},
+            id="unreadable_expected_end_is_a_data_problem",
+        ),
+    ],
+)
+def test_deadline_rules(orders, charges, expected):
+    assert deadline_rows(orders, charges) == expected
+
+
+def test_a_settle_within_table_changes_the_deadline():
+    rules = replace(RULES, settle_seconds=(("sepa_debit", 3 * DAY),))
+    orders, charges = pending_debit("sepa_debit", 4 * DAY)
+    assert deadline_rows(orders, charges, rules) == {"o1": (c.OVERDUE_PROCESSING, NOW - DAY)}
+
+
+@pytest.mark.parametrize(
+    "orders, charges, words",
+    [
+        (
+            *pending_debit("sepa_debit", 22 * DAY),
+            "SEPA debit still processing 22 days after the order; Stripe settles these within 21 days",
+        ),
+        (
+            *pending_debit("bacs_debit", 2 * DAY),
+            "charge still processing (Bacs debit); judged after " + wording.day_text(NOW - 2 * DAY + 12 * DAY),
+        ),
+        (
+            *pending_debit("card", 5 * HOUR, expected_end=NOW - HOUR),
+            "card payment still processing 5 hours after the order; the order expected it settled by "
+            + wording.day_text(NOW - HOUR, with_time=True),
+        ),
+        (
+            *pending_debit("card", 2 * HOUR),
+            "card payment still processing 2 hours after the order; longer than orders.grace_period (15 minutes),"
+            " and no orders.settle_within entry for it",
+        ),
+        (
+            [order(age=3 * HOUR, expected_end=NOW + 5 * HOUR)],
+            [],
+            "no answer from its payment yet, before the order's own expected end; judged after "
+            + wording.day_text(NOW + 5 * HOUR, with_time=True),
+        ),
+    ],
+)
+def test_deadline_words(orders, charges, words):
+    result = wording.worded(c.classify(c.orders_frame(orders), c.charges_frame(charges), RULES), RULES)
+    assert result["detail"].tolist() == [words]
+
+
+def test_an_overdue_debit_names_its_pending_charge_for_the_recheck():
+    orders, charges = pending_debit("sepa_debit", 30 * DAY)
+    result = c.classify(c.orders_frame(orders), c.charges_frame(charges), RULES)
+    assert result["charge_ids"].tolist() == [["ch_1"]]

@@ -9,6 +9,7 @@ string, so the undo marker's date is read as text (store/orders.undone_text read
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def test_items_list_filters_and_show(cli, finance_queue, now):
         "usd",
     )  # 2,500.00 USD in minor units
     assert by_outcome[c.DUPLICATE_CHARGE]["severity"] == "medium"
+    # Each order's deadline (docs/deadlines.md), ISO-8601 UTC: here the grace period after its creation.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["expected_end"]) for r in rows)
     assert rows[0]["outcome"] == c.PAID_WITHOUT_CHARGE  # most severe first
 
     assert [r["outcome"] for r in items_json(cli, "--min-amount", "100")] == [c.PAID_WITHOUT_CHARGE]
@@ -84,7 +87,10 @@ def test_items_list_filters_and_show(cli, finance_queue, now):
     assert len(aged_rows) == 4 and {r["severity"] for r in aged_rows} == {"critical", "high"}
 
     table = cli("items", "--csv")
-    assert table.output.splitlines()[0] == "key,outcome,order,charge,amount,currency,age,severity,state,last_note"
+    assert (
+        table.output.splitlines()[0]
+        == "key,outcome,order,charge,amount,currency,age,severity,state,last_note,expected_end"
+    )
     assert len(table.output.splitlines()) == 5
 
     shown = cli("items", "show", "duplicate_charge")  # a unique prefix

@@ -529,7 +529,10 @@ LINK_OUTCOMES = [
     # PaymentIntents that never produced a succeeded charge
     pytest.param(
         Rule(
-            pay(order(age=2 * DAY - HOUR), intents=[intent(ref="o1", status="processing")]),
+            pay(
+                order(age=2 * DAY - HOUR),
+                intents=[intent(ref="o1", status="processing", payment_method_type="sepa_debit")],
+            ),
             {"o1": IN_FLIGHT},
             (PAYMENT_INTENT_METADATA,),
             facts={"o1": {"attempts": (match.PROCESSING,)}},
@@ -537,7 +540,11 @@ LINK_OUTCOMES = [
         id="payment_intent_processing_days_later_is_in_flight",
     ),
     pytest.param(
-        Rule(pay(PAID, intents=[intent(ref="o1", status="processing")]), {"o1": IN_FLIGHT}, (PAYMENT_INTENT_METADATA,)),
+        Rule(
+            pay(PAID, intents=[intent(ref="o1", status="processing", payment_method_type="sepa_debit")]),
+            {"o1": IN_FLIGHT},
+            (PAYMENT_INTENT_METADATA,),
+        ),
         id="paid_order_shipped_on_a_processing_payment_is_in_flight",
     ),
     pytest.param(
@@ -617,7 +624,7 @@ LINK_OUTCOMES = [
                 "checkout_session_complete_but_settling_is_in_flight",
                 pay(
                     STUCK,
-                    intents=[intent(status="processing")],
+                    intents=[intent(status="processing", payment_method_type="sepa_debit")],
                     sessions=[session(client_reference_id="o1", pi="pi_1", payment_status="unpaid")],
                 ),
                 IN_FLIGHT,
@@ -679,7 +686,9 @@ LINK_OUTCOMES = [
         Rule(
             pay(
                 order("o1", age=5 * HOUR, stored_payment_intent_id="pi_1"),
-                intents=[intent(status="processing", age=3 * DAY, in_window=False)],
+                intents=[
+                    intent(status="processing", age=3 * DAY, in_window=False, payment_method_type="us_bank_account")
+                ],
             ),
             {"o1": IN_FLIGHT},
             FIELD_LINKS,

@@ -155,7 +155,12 @@ def test_session_older_than_the_window_is_found_by_its_payment_intent(cli, shop,
 
 
 def test_stored_payment_intent_id_outside_the_window_is_retrieved(cli, shop, store, db, now):
-    intent = store.create_payment_intent(amount=2100, created=to_unix(now - timedelta(days=3)), status="processing")
+    intent = store.create_payment_intent(
+        amount=2100,
+        created=to_unix(now - timedelta(days=3)),
+        status="processing",
+        payment_method_types=["us_bank_account"],
+    )
     order = shop.order(None, amount=2100, payment_intent_id=intent["id"], age=timedelta(hours=5))
     cli.configure(matching={"link_by": ["order_fields"]}, orders=ORDER_FIELDS)
     result = cli(*WINDOW)
@@ -177,7 +182,7 @@ def test_details_reach_the_csv_and_the_report_in_words(cli, shop, store, db):
     session = shop.checkout(named, amount=1700, status="expired", payment_status="unpaid", intent_status=None)
     storing = shop.order(None, amount=1700, checkout_session_id=session["id"])
     processing = shop.order(None, amount=5200, age=timedelta(days=2) - timedelta(hours=1))  # loaded as named
-    shop.intent(processing, amount=5200, status="processing", charge=None)
+    shop.intent(processing, amount=5200, status="processing", charge=None, methods=("sepa_debit",))
     canceled = shop.order(None, amount=2700)
     shop.intent(canceled, amount=2700, status="canceled", charge=None)
     no_card = shop.order(None, amount=1900)

@@ -24,6 +24,7 @@ import pytest
 from faultkit import assert_audit_complete
 
 from reconcile.decide import classify as c
+from reconcile.timeutil import fmt
 
 
 def _discrepancy(summary: dict[str, Any], key: Any) -> dict[str, Any]:
@@ -67,6 +68,8 @@ def test_a_charge_id_the_shop_writes_between_read_and_write_is_kept_and_reported
         "charge_currency": "usd",
         "detail": "changed by another writer during this run (now status 'created', charge ch_shop_own); left alone",
         "needs_person": False,
+        # Its deadline: created two hours ago, judged at the grace period (docs/deadlines.md).
+        "expected_end": fmt(shop.now - timedelta(hours=2) + timedelta(minutes=15)),
     }
 
 

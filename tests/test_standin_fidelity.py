@@ -77,6 +77,7 @@ EXPANDED = {
 CONDITIONAL = {
     "refund": {"failure_balance_transaction", "failure_reason"},  # a failed refund's
     "charge.payment_method_details.card": {"capture_before"},  # an uncaptured authorization's
+    "charge.payment_method_details": {"card"},  # a card payment's (a bank debit has its own: sepa_debit, ...)
 }
 INCLUDABLE = {"charge": {"refunds"}}  # in the answer only when expanded
 
@@ -103,6 +104,7 @@ READ = {
         "balance_transaction.amount",
         "balance_transaction.exchange_rate",
         "payment_method_details.card.capture_before",
+        "payment_method_details.type",
         "refunds.data.id",
         "refunds.data.amount",
         "refunds.data.status",
@@ -131,6 +133,7 @@ READ = {
         "receipt_email",
         "cancellation_reason",
         "canceled_at",
+        "payment_method_types",
     ],
     "checkout.session": [
         "status",
@@ -143,6 +146,7 @@ READ = {
         "customer_details.email",
         "customer_email",
         "expires_at",
+        "payment_method_types",
     ],
     "refund": [
         "status",
@@ -438,6 +442,19 @@ def build_store() -> StandinStore:
     store.create_payout(700, created=T0 + 86402, status="failed", failure_code="account_closed")
     store.create_payout(500, created=T0 + 86403, automatic=False, status="pending")
     store.create_payout(400, created=T0 + 86404, automatic=False, status="canceled")
+    # Bank debits (delayed notification): one still processing, one settled, one failed.
+    for n, (method, outcome) in enumerate((("sepa_debit", "succeeded"), ("us_bank_account", "failed"))):
+        store.create_delayed_payment(
+            1500,
+            "eur" if method == "sepa_debit" else "usd",
+            method,
+            T0 + 20 + n,
+            settles_at=T0 + 30,
+            outcome=outcome,
+            metadata={"order_id": f"d{n}"},
+        )
+    store.create_delayed_payment(1700, "eur", "sepa_debit", T0 + 25, settles_at=T0 + 14 * 86400)
+    assert len(store.settle_due(T0 + 30)) == 2
     return store
 
 
@@ -499,6 +516,27 @@ def test_fields_the_job_reads_are_the_sdks_and_filled(served, kind):
         assert filled, (kind, dotted, "never served non-null")
         found = [p for where, value, ann, owner in seen for p in problems(value, ann, owner, where)]
         assert found == [], "\n".join(found)
+
+
+def test_bank_debits_have_stripes_shapes_in_each_state(served):
+    """A delayed-notification payment as the job reads it: the charge's payment_method_details.type and its
+    method's details (SDK-checked above), the PaymentIntent's payment_method_types; processing, then settled."""
+    debits = {c["id"]: c for c in served["charge+"] if c["payment_method_details"]["type"] != "card"}
+    states = sorted((c["payment_method_details"]["type"], c["status"]) for c in debits.values())
+    assert states == [("sepa_debit", "pending"), ("sepa_debit", "succeeded"), ("us_bank_account", "failed")]
+    for charge in debits.values():
+        method = charge["payment_method_details"]["type"]
+        assert set(charge["payment_method_details"]) == {"type", method}
+        assert (charge["balance_transaction"] is not None) == (charge["status"] == "succeeded")
+        intent = charge["payment_intent"]
+        assert intent["payment_method_types"] == [method]
+        assert (
+            intent["status"]
+            == {"pending": "processing", "succeeded": "succeeded", "failed": "requires_payment_method"}[
+                charge["status"]
+            ]
+        )
+    assert all(c["failure_code"] == "insufficient_funds" for c in debits.values() if c["status"] == "failed")
 
 
 def test_charges_carry_refunds_exactly_when_expanded(served):

@@ -27,7 +27,19 @@ if TYPE_CHECKING:
     from reconcile.decide.items import ItemDoc
 
 STATE_CHOICES = ("open", "acknowledged", "accepted", "resolved", "all")
-COLUMNS = ("key", "outcome", "order", "charge", "amount", "currency", "age", "severity", "state", "last_note")
+COLUMNS = (
+    "key",
+    "outcome",
+    "order",
+    "charge",
+    "amount",
+    "currency",
+    "age",
+    "severity",
+    "state",
+    "last_note",
+    "expected_end",
+)
 BY_HELP = "Who decides (kept with the decision). Default: the OS user."
 
 FC = TypeVar("FC", bound=Callable[..., Any])
@@ -47,6 +59,7 @@ class ItemRow(TypedDict):
     severity: str
     state: str | None
     last_note: str
+    expected_end: str | None  # ISO-8601 UTC: when the order's payment should have settled (None: not an order's)
 
 
 def _row(doc: ItemDoc, at: int, severity: tuple[Threshold, ...]) -> ItemRow:
@@ -67,6 +80,7 @@ def _row(doc: ItemDoc, at: int, severity: tuple[Threshold, ...]) -> ItemRow:
         else "",
         "state": doc.get("state"),
         "last_note": (doc.get("flag") and f"[{doc['flag']}] " or "") + (doc.get("last_note") or ""),
+        "expected_end": fmt(from_unix(end)) if isinstance(end := doc.get("expected_end"), int) else None,
     }
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reconcile.config import DEFAULT_LINK_BY
-from reconcile.decide import match
+from reconcile.config import DEFAULT_LINK_BY, DEFAULT_SETTLE_WITHIN
+from reconcile.decide import deadlines, match
 from reconcile.decide.columns import ORDER_COLUMNS, Columns, length, order_ids
 from reconcile.decide.columns import frame as frame_of
 from reconcile.decide.inputs import ChargeRow, OrderRecord
@@ -59,6 +59,7 @@ class Outcome(StrEnum):
     MARKED_FAILED = "marked_failed", False, True, False, True
     IN_FLIGHT = "in_flight"
     STALE_PENDING = "stale_pending", False, False, True, True
+    OVERDUE_PROCESSING = "overdue_processing", True
     PAID_WITHOUT_CHARGE = "paid_without_charge", True, False, True, True
     AMOUNT_MISMATCH = "amount_mismatch", True
     DUPLICATE_CHARGE = "duplicate_charge", True
@@ -78,6 +79,7 @@ REPAIRED = Outcome.REPAIRED
 MARKED_FAILED = Outcome.MARKED_FAILED
 IN_FLIGHT = Outcome.IN_FLIGHT
 STALE_PENDING = Outcome.STALE_PENDING
+OVERDUE_PROCESSING = Outcome.OVERDUE_PROCESSING
 PAID_WITHOUT_CHARGE = Outcome.PAID_WITHOUT_CHARGE
 AMOUNT_MISMATCH = Outcome.AMOUNT_MISMATCH
 DUPLICATE_CHARGE = Outcome.DUPLICATE_CHARGE
@@ -119,6 +121,7 @@ CHARGE_COLUMNS = [
     "exchange_rate",
     "in_window",
     "capture_before",
+    "payment_method_type",
 ]
 RESULT_COLUMNS = [
     "outcome",
@@ -143,6 +146,7 @@ RESULT_COLUMNS = [
     "link_kind",
     "charge_ids",
     "facts",
+    "expected_end",  # unix seconds: the order's deadline (decide/deadlines.py); None for a charge alone
 ]
 
 
@@ -180,6 +184,11 @@ class Facts:
     # the order alone until a person clears the marker (`reconcile items clear`).
     undone: str | None = None
     would_be: str | None = None  # what the job would have done to an order whose repair was undone
+    # The payment method type (of its pending charge, or the one orders.settle_within lists), and the
+    # seconds settle_within gives it; None: the order's own expected end or the grace period set its deadline.
+    method: str | None = None
+    settle_seconds: int | None = None
+    own_deadline: bool = False  # the deadline is the order's own expected end
 
 
 @dataclass(frozen=True)
@@ -196,11 +205,15 @@ class Rules:
     probable_drift_seconds: int = 30 * 60
     # (order_key, charge_id) pairs a person dismissed: never proposed as probable matches again.
     dismissed_pairs: frozenset[tuple[str, str]] = frozenset()
+    # Per Stripe payment method type, seconds its payment may take to settle (orders.settle_within).
+    settle_seconds: tuple[tuple[str, int], ...] = tuple(
+        (method, int(span.total_seconds())) for method, span in DEFAULT_SETTLE_WITHIN
+    )
 
 
 # Order columns of integers: built as Int64 straight from the Python ints, never through float64 (a
 # column of ints and None infers float64, which rounds above 2**53 and cannot take 2**63-1 back).
-_EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount")
+_EXACT_ORDER_COLUMNS = ("amount", "created", "refunded_amount", "expected_end")
 
 
 def orders_frame(records: Sequence[OrderRecord] | Columns) -> pd.DataFrame:
@@ -319,6 +332,16 @@ def classify(
     charges = links.charges
     kinds = _charge_kinds(charges, intents, rules, links)
     frame, first = _order_frame(orders, charges, kinds, intents, links)
+    methods = deadlines.order_methods(
+        orders,
+        charges,
+        intents,
+        match.sessions_frame([]) if sessions is None else sessions,
+        links,
+        dict(rules.settle_seconds),
+    )
+    frame["method"], frame["settle"] = methods.method, methods.seconds
+    frame["deadline"] = deadlines.deadlines(orders, methods, rules.grace_seconds)
     outcome = _outcome_codes(frame, rules, links)
     kept = np.flatnonzero(outcome != OK)
     frame = frame.iloc[kept].reset_index(drop=True)
@@ -330,6 +353,7 @@ def classify(
     _show_uncaptured_charge(result, charges.loc[kinds.uncaptured & kinds.linked])
     facts, named = _facts(result, frame, charges, rules, links)
     undone = frame["undone"].to_numpy(copy=True) if "undone" in frame.columns else None
+    result["expected_end"] = frame["deadline"].astype("Int64").array
     del frame
     result["facts"], result["charge_ids"] = _objects(facts, result.index), _objects(named, result.index)
     orphans = _orphans(charges, (kinds.paid | kinds.uncaptured) & ~kinds.linked)
@@ -488,6 +512,8 @@ def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> np.
     net_ok = net_gap.le(rules.amount_tolerance).fillna(False).astype(bool)
     settled_back = (net_paid.eq(0) & ~disputed).fillna(False).astype(bool)
     processing = frame["pending_count"].gt(0) | frame[match.PROCESSING].gt(0)
+    # The order's deadline has passed (decide/deadlines.py): its payment should have an answer by now.
+    past = frame["deadline"].le(rules.now).fillna(True).astype(bool)
     in_progress = processing | frame[match.OPEN].gt(0)  # an open Checkout Session can still be paid
     failed_attempts = frame["failed_count"].gt(0) | frame[match.CANCELED].gt(0) | frame["released_count"].gt(0)
 
@@ -509,10 +535,14 @@ def _outcome_codes(frame: pd.DataFrame, rules: Rules, links: match.Links) -> np.
         (one & failed_order, FAILED_BUT_CHARGED),
         (one, OK),
         (frame["uncaptured_count"].gt(0), UNCAPTURED),
-        (paid_order & processing, IN_FLIGHT),
+        (paid_order & processing & ~past, IN_FLIGHT),
+        (paid_order & processing, OVERDUE_PROCESSING),
         (paid_order, PAID_WITHOUT_CHARGE),
+        (pending & processing & ~past, IN_FLIGHT),
+        (pending & processing, OVERDUE_PROCESSING),
         (pending & in_progress, IN_FLIGHT),
         (pending & failed_attempts, MARKED_FAILED),
+        (pending & ~past, IN_FLIGHT),  # no answer yet, before the order's own expected end
         (pending, STALE_PENDING),
     ]
     # Codes, then the outcome names as shared objects: a million rows would otherwise make a
@@ -735,6 +765,7 @@ def _orphans(charges: pd.DataFrame, money: pd.Series) -> pd.DataFrame:
             "link_kind": None,
             "charge_ids": None,
             "facts": facts,
+            "expected_end": pd.array([pd.NA] * len(rows), dtype="Int64"),
         }
     )
 
@@ -760,6 +791,8 @@ def _facts(
     for position, key, kind, extra in zip(positions, keys, outcome[positions], extras, strict=True):
         facts[position] = found = _row_facts(extra, key, kind, lookups, rules, links)
         ids = [*found.paid_charges, *(links.conflict_charges.get(key, ()) if kind == LINK_CONFLICT else ())]
+        if kind in (IN_FLIGHT, OVERDUE_PROCESSING):  # the charges to look at again (a re-check retrieves them)
+            ids += lookups.pending_charges(key)
         named[position] = ids or None
     return facts, named
 
@@ -772,6 +805,7 @@ def _plain(outcome: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
         np.isin(outcome, [STALE_PENDING.value, IN_FLIGHT.value, PAID_WITHOUT_CHARGE.value])
         & no_attempt
         & (frame["pending_count"].to_numpy() == 0)
+        & frame["expected_end"].isna().to_numpy()  # an order's own deadline is said in words
     )
     return plain
 
@@ -787,6 +821,9 @@ _FACT_COLUMNS = (
     "released_count",
     "released_why",
     "created",
+    "method",
+    "settle",
+    "expected_end",
     *match.ATTEMPT_STATES,
 )
 
@@ -798,6 +835,7 @@ class _ChargeLookups:
         self._charges = charges
         self._paid: pd.Series | None = None
         self._lapses: pd.Series | None = None
+        self._pending: pd.DataFrame | None = None
 
     def paid_charges(self, key: str) -> tuple[str, ...]:
         """Every succeeded captured charge of the order."""
@@ -816,6 +854,26 @@ class _ChargeLookups:
         if len(rows) < 2 or rows["currency"].nunique() != 1:
             return None
         return int(rows["amount_captured"].iloc[1:].sum())
+
+    def pending_charges(self, key: str) -> list[str]:
+        """The order's charges still pending (a bank debit settling)."""
+        return list(self._pending_charges()["charge_id"].get(key, []))
+
+    def pending_method(self, key: str) -> str | None:
+        """The payment method type of the order's latest pending charge (a type settle_within does not list)."""
+        found = self._pending_charges()["method"].get(key)
+        return found if isinstance(found, str) else None
+
+    def _pending_charges(self) -> pd.DataFrame:
+        if self._pending is None:
+            charges = self._charges
+            pending = charges.loc[charges["status"].eq("pending") & charges["order_key"].notna()]
+            pending = pending.sort_values(["created", "charge_id"])
+            by_order = pending.groupby("order_key")
+            self._pending = pd.DataFrame(
+                {"charge_id": by_order["charge_id"].apply(list), "method": by_order["payment_method_type"].last()}
+            )
+        return self._pending
 
     def capture_before(self, key: str) -> int | None:
         """When the authorization of the order's latest uncaptured charge lapses."""
@@ -846,4 +904,9 @@ def _row_facts(
         extra_paid=lookups.extra_paid(key) if kind == DUPLICATE_CHARGE else None,
         conflict=links.conflicts.get(key, ()) if kind == LINK_CONFLICT else (),
         capture_before=lookups.capture_before(key) if kind == UNCAPTURED else None,
+        method=extra["method"]
+        if isinstance(extra["method"], str)
+        else (lookups.pending_method(key) if kind in (IN_FLIGHT, OVERDUE_PROCESSING) else None),
+        settle_seconds=int(extra["settle"]) if pd.notna(extra["settle"]) and extra["settle"] >= 0 else None,
+        own_deadline=bool(pd.notna(extra["expected_end"])),
     )

@@ -38,6 +38,7 @@ ORDER_COLUMNS = (
     "stored_session_id",
     "refunded_amount",
     "undone",  # a person undid the job's change to this order: "by NAME on DATE" (store/orders.py)
+    "expected_end",  # unix seconds the shop expects the payment settled by (orders.expected_end_field)
 )
 
 _SHORT = 20  # ids are longer; statuses, currencies and types are shorter

@@ -32,6 +32,7 @@ class Finding(TypedDict):
     amount_refunded: NotRequired[int | None]
     disputed: NotRequired[bool]  # core findings: the paid charge is disputed
     at_stake: NotRequired[int | None]
+    expected_end: NotRequired[int | None]  # core findings: unix seconds the order's payment should have settled by
     # Refunds and disputes only.
     object_status: NotRequired[str | None]
     created: NotRequired[int]

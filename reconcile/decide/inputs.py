@@ -35,6 +35,7 @@ class ChargeRow(TypedDict):
     exchange_rate: float | None
     capture_before: int | None  # when an uncaptured card authorization lapses
     in_window: NotRequired[bool]  # False: found past the window's edges or by id
+    payment_method_type: NotRequired[str | None]  # payment_method_details.type: sepa_debit, card, ...
 
 
 class BalanceRow(TypedDict):
@@ -63,6 +64,8 @@ class IntentRow(TypedDict):
     cancellation_reason: str | None
     livemode: bool
     in_window: NotRequired[bool]
+    # Its payment method's type when known (expanded), else its payment_method_types, space-separated.
+    payment_method_type: NotRequired[str | None]
 
 
 class SessionRow(TypedDict):
@@ -81,6 +84,7 @@ class SessionRow(TypedDict):
     expires_at: int | None
     livemode: bool
     in_window: NotRequired[bool]
+    payment_method_type: NotRequired[str | None]  # its payment_method_types, space-separated
 
 
 class MovementRow(TypedDict):
@@ -115,3 +119,4 @@ class OrderRecord(TypedDict):
     stored_session_id: str | None
     refunded_amount: int | None
     undone: str | None  # "by NAME on DATE" when a person undid the job's change
+    expected_end: NotRequired[int | None]  # unix seconds: when the shop expects the payment settled

@@ -51,6 +51,7 @@ class ItemDoc(TypedDict, total=False):
     amount_refunded: int | None
     disputed: bool | None
     object_status: str | None
+    expected_end: int | None  # unix seconds: when the order's payment should have settled
     # The runs that saw it (unix seconds, run ids).
     first_seen: int
     first_run: str
@@ -190,6 +191,7 @@ def core_findings(outcomes: pd.DataFrame) -> list[Finding]:
                 "amount_refunded": r["amount_refunded"],
                 # The paid charge is disputed: the next step waits for the dispute (report/wording.next_step).
                 "disputed": bool(getattr(r.get("facts"), "disputed", False)),
+                "expected_end": r.get("expected_end"),
             }
         )
     return findings
@@ -362,6 +364,7 @@ CARRIED = (
     "amount_refunded",
     "disputed",
     "object_status",
+    "expected_end",
 )
 
 

@@ -52,6 +52,7 @@ INTENT_COLUMNS = [
     "cancellation_reason",
     "livemode",
     "in_window",
+    "payment_method_type",
 ]
 SESSION_COLUMNS = [
     "session_id",
@@ -67,6 +68,7 @@ SESSION_COLUMNS = [
     "expires_at",
     "livemode",
     "in_window",
+    "payment_method_type",
 ]
 
 # Where a reference comes from (a source code) and the link kind it is, in strength order within a

@@ -33,6 +33,7 @@ def demo_sections() -> dict[str, dict[str, Any]]:
             "payment_intent_id_field": "payment_intent_id",
             "checkout_session_id_field": "checkout_session_id",
             "refunded_amount_field": "refunded_amount",
+            "expected_end_field": "pay_by",  # the payment's deadline, where the shop set one
         },
         "matching": {"link_by": ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]},
     }
@@ -115,13 +116,20 @@ class ShopSeeder:
         status: str = "succeeded",
         charge: str | None = "succeeded",
         metadata: dict[str, str] | None = None,
+        methods: tuple[str, ...] = ("card",),
         **charge_kwargs: Any,
     ) -> dict[str, Any]:
-        """A PaymentIntents integration: the order id in the PaymentIntent's metadata, none on the charge."""
+        """A PaymentIntents integration: the order id in the PaymentIntent's metadata, none on the charge.
+        `methods`: its payment_method_types (a bank debit's sets how long it may take to settle)."""
         if metadata is None:
             metadata = {"order_id": str(order_id)} if order_id is not None else {}
         intent = self.store.create_payment_intent(
-            amount=amount, currency=currency, created=to_unix(self.now - age), status=status, metadata=metadata
+            amount=amount,
+            currency=currency,
+            created=to_unix(self.now - age),
+            status=status,
+            metadata=metadata,
+            payment_method_types=methods,
         )
         if charge:
             charge_kwargs.setdefault("metadata", {})
@@ -148,6 +156,7 @@ class ShopSeeder:
         intent_status: str | None = "succeeded",
         charge: str | None = "succeeded",
         client_reference_id: str | None = None,
+        methods: tuple[str, ...] = ("card",),
         **charge_kwargs: Any,
     ) -> dict[str, Any]:
         """A Checkout integration: the order id in client_reference_id; nothing on the PaymentIntent or charge."""
@@ -160,6 +169,7 @@ class ShopSeeder:
                 age=age - timedelta(seconds=30),
                 status=intent_status,
                 charge=charge,
+                methods=methods,
                 **charge_kwargs,
             )
         return self.store.create_checkout_session(
@@ -185,6 +195,7 @@ def seed_demo_shop(store: StandinStore, orders: Collection, now: datetime, numbe
     _seed_intents_and_sessions(s)
     _seed_money_details(s)
     _seed_unclear_links(s)
+    _seed_slow_debits(s)
     _seed_balance_movements(s)
     return s.expected
 
@@ -251,8 +262,8 @@ def _seed_intents_and_sessions(s: ShopSeeder) -> None:
     s.intent(oid, amount=3300)
     oid = s.order(c.REPAIRED, amount=4100)
     s.intent(oid, amount=4100)
-    oid = s.order(c.IN_FLIGHT, amount=5200)  # a bank debit: processing for days, not failed
-    s.intent(oid, amount=5200, status="processing", charge=None)
+    oid = s.order(c.IN_FLIGHT, amount=5200)  # an ACH debit: processing for days, not failed
+    s.intent(oid, amount=5200, status="processing", charge=None, methods=("us_bank_account",))
     oid = s.order(c.MARKED_FAILED, amount=2700)
     s.intent(oid, amount=2700, status="canceled", charge=None)
     oid = s.order(c.STALE_PENDING, amount=1900)  # the customer never entered a card
@@ -265,7 +276,9 @@ def _seed_intents_and_sessions(s: ShopSeeder) -> None:
     oid = s.order(c.STALE_PENDING, amount=8800)  # an expired session: abandoned
     s.checkout(oid, amount=8800, status="expired", payment_status="unpaid", intent_status=None)
     oid = s.order(c.IN_FLIGHT, amount=7300)  # complete but unpaid: a delayed payment method settling
-    s.checkout(oid, amount=7300, payment_status="unpaid", intent_status="processing", charge=None)
+    s.checkout(
+        oid, amount=7300, payment_status="unpaid", intent_status="processing", charge=None, methods=("sepa_debit",)
+    )
     # Ids stored on the order by the checkout: a PaymentIntent id, a Checkout Session id.
     pi = s.intent(None, amount=5600)
     s.order(c.OK, status="accepted", amount=5600, payment_intent_id=pi["id"])
@@ -313,6 +326,39 @@ def _seed_unclear_links(s: ShopSeeder) -> None:
     s.order(c.STALE_PENDING, amount=4200, age=timedelta(hours=4, minutes=10))
     s.charge(None, amount=4200, age=timedelta(hours=3, minutes=55), metadata={}, billing_email=None)
     s.expected[c.ORPHAN_CHARGE] += 1
+
+
+def _seed_slow_debits(s: ShopSeeder) -> None:
+    """Bank debits judged by their own deadline (docs/deadlines.md): a SEPA debit in flight, judged when
+    Stripe's 14 business days are up; and one past the date the shop wrote on its order, for a person."""
+    store, now = s.store, s.now
+    slow = s.order(c.IN_FLIGHT, amount=8900, currency="eur", age=timedelta(hours=3))
+    store.create_delayed_payment(
+        8900,
+        "eur",
+        "sepa_debit",
+        to_unix(now - timedelta(hours=3)),
+        settles_at=to_unix(now + timedelta(days=9)),
+        charge_metadata={"order_id": str(slow)},
+        billing_email="buyer@example.com",
+    )
+    # The shop promised this one to ship today: its order says the debit should have settled an hour ago.
+    late = s.order(
+        c.OVERDUE_PROCESSING,
+        amount=15400,
+        currency="eur",
+        age=timedelta(hours=6),
+        pay_by=(now - timedelta(hours=1)).replace(tzinfo=None),
+    )
+    store.create_delayed_payment(
+        15400,
+        "eur",
+        "sepa_debit",
+        to_unix(now - timedelta(hours=6)),
+        settles_at=to_unix(now + timedelta(days=2)),
+        charge_metadata={"order_id": str(late)},
+        billing_email="buyer@example.com",
+    )
 
 
 def _seed_balance_movements(s: ShopSeeder) -> None:

@@ -92,6 +92,7 @@ class DiscrepancyJson(TypedDict):
     charge_currency: str | None
     detail: str | None
     needs_person: bool
+    expected_end: str | None  # ISO-8601 UTC: when the order's payment should have settled; None for a charge
 
 
 class EarlierChangeJson(TypedDict):

@@ -30,7 +30,7 @@ from reconcile.report.records import (
     WindowEntryJson,
 )
 from reconcile.report.render import ReportFiles
-from reconcile.timeutil import fmt
+from reconcile.timeutil import fmt, from_unix
 
 
 def _report_json(report: ReportFiles) -> ReportJson:
@@ -48,6 +48,13 @@ class OutcomeRow(TypedDict):
     currency: object
     charge_amount: object
     charge_currency: object
+    expected_end: object
+
+
+def iso_time(unix: object) -> str | None:
+    """Unix seconds (a cell: None or NA when missing) as ISO-8601 UTC; None when missing."""
+    value = plain_value(unix)
+    return fmt(from_unix(int(value))) if isinstance(value, int) else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Discrepancy:
     order_currency: str | None = None
     charge_amount: int | None = None
     charge_currency: str | None = None
+    expected_end: str | None = None  # ISO: when the order's payment should have settled (docs/deadlines.md)
 
     @classmethod
     def from_outcome(cls, row: OutcomeRow) -> Discrepancy:
@@ -79,6 +87,7 @@ class Discrepancy:
             order_currency=currency_code(plain_value(row["currency"])),
             charge_amount=minor_units(plain_value(row["charge_amount"])),
             charge_currency=currency_code(plain_value(row["charge_currency"])),
+            expected_end=iso_time(row["expected_end"]),
         )
 
     def to_json(self) -> DiscrepancyJson:
@@ -92,6 +101,7 @@ class Discrepancy:
             "charge_currency": self.charge_currency,
             "detail": self.detail,
             "needs_person": self.needs_person,
+            "expected_end": self.expected_end,
         }
 
 

@@ -28,6 +28,16 @@ ATTEMPT_WORDS = {
     match.OPEN: "still open, the customer may still pay",
     match.INCOMPLETE: "never completed",
 }
+# A payment method type (Stripe's PaymentMethod.type) as a person names it; another is said as its code.
+METHOD_WORDS = {
+    "sepa_debit": "SEPA debit",
+    "us_bank_account": "ACH debit",
+    "bacs_debit": "Bacs debit",
+    "au_becs_debit": "BECS debit",
+    "acss_debit": "pre-authorized debit",
+    "nz_bank_account": "NZ BECS debit",
+    "card": "card payment",
+}
 NO_CHARGE = "no charge at all (abandoned checkout, or the request never reached Stripe)"
 YOUNG = "younger than the grace period"
 NO_ORDER = "charge names no order"
@@ -110,6 +120,8 @@ class DetailRow(TypedDict):
     charge_amount: Any  # an int, or missing
     charge_currency: str | None
     amount_refunded: Any  # an int, or missing
+    order_created: Any  # unix seconds, or missing
+    expected_end: Any  # unix seconds: the order's deadline (decide/deadlines.py), or missing
     facts: c.Facts | None
 
 
@@ -234,6 +246,8 @@ def _base(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str | None:
         return text
     if outcome == c.IN_FLIGHT:
         return _in_flight(row, facts, rules)
+    if outcome == c.OVERDUE_PROCESSING:
+        return _overdue(row, facts, rules)
     if outcome == c.STALE_PENDING:
         for state in (match.PAID_ELSEWHERE, match.EXPIRED, match.INCOMPLETE):
             what = _attempt(facts, state)
@@ -287,18 +301,64 @@ def _refunded_or_disputed(row: DetailRow, facts: c.Facts) -> str:
     return text
 
 
+def method_text(method: str | None) -> str:
+    """'SEPA debit', 'ACH debit', ...; 'payment' when the method is not known."""
+    if not method:
+        return "payment"
+    return METHOD_WORDS.get(method, f"{method.replace('_', ' ')} payment")
+
+
+def span_text(seconds: int) -> str:
+    """'14 days', '1 day', '5 hours', '15 minutes': a duration as a person says it (rounded down)."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def judged_text(row: DetailRow, rules: c.Rules) -> str | None:
+    """When an order in flight will be judged: '14 Dec' (its day, or the hour when that is within a day of
+    the order); None when its deadline is unknown or passed."""
+    end, created = row["expected_end"], row["order_created"]
+    if end is None or pd.isna(end) or int(end) <= rules.now:
+        return None
+    near = created is not None and not pd.isna(created) and int(end) - int(created) < 86400
+    return day_text(int(end), with_time=near)
+
+
 def _in_flight(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str:
     processing, still_open = _attempt(facts, match.PROCESSING), _attempt(facts, match.OPEN)
     if facts.pending_charges:
-        text = "charge still processing"
+        text = "charge still processing" + (f" ({method_text(facts.method)})" if facts.method else "")
     elif processing is not None:
         text = processing
     elif still_open is not None and not facts.young:
         text = still_open
+    elif facts.own_deadline and not facts.young:
+        text = "no answer from its payment yet, before the order's own expected end"
     else:
         text = YOUNG
     if row["order_status"] != rules.pending_status:
         text = f"order is {row['order_status']}; its payment is still in progress: {text}"
+    judged = judged_text(row, rules)
+    return f"{text}; judged after {judged}" if judged else text
+
+
+def _overdue(row: DetailRow, facts: c.Facts, rules: c.Rules) -> str:
+    """'SEPA debit still processing 16 days after the order; Stripe settles these within 14 days'."""
+    created = row["order_created"]
+    age = span_text(max(0, rules.now - int(created))) if created is not None and not pd.isna(created) else "long"
+    text = f"{method_text(facts.method)} still processing {age} after the order"
+    end = row["expected_end"]
+    if facts.own_deadline and end is not None and not pd.isna(end):
+        text += f"; the order expected it settled by {day_text(int(end), with_time=True)}"
+    elif facts.settle_seconds is not None:
+        text += f"; Stripe settles these within {span_text(facts.settle_seconds)}"
+    else:
+        text += f"; longer than orders.grace_period ({span_text(rules.grace_seconds)}), and no orders.settle_within entry for it"
+    if row["order_status"] != rules.pending_status:
+        text = f"order is {row['order_status']}; {text}"
     return text
 
 
@@ -312,6 +372,7 @@ OUTCOME_TITLES: dict[str, str] = {
     c.MARKED_FAILED: "Pending orders marked failed: only failed charges",
     c.IN_FLIGHT: "Payments still in progress, left alone for now",
     c.STALE_PENDING: "Abandoned checkouts: pending orders with no charge",
+    c.OVERDUE_PROCESSING: "Payments still processing past their deadline",
     c.PAID_WITHOUT_CHARGE: "Orders marked paid with no succeeded charge",
     c.AMOUNT_MISMATCH: "Charged amount differs from the order",
     c.DUPLICATE_CHARGE: "Orders charged more than once",
@@ -380,6 +441,7 @@ def next_step(item: Mapping[str, Any]) -> str:
 
 NEXT_STEPS: dict[str, str] = {
     c.PAID_WITHOUT_CHARGE: "find the payment, or stop the order",
+    c.OVERDUE_PROCESSING: "ask Stripe support why it has not settled; hold the order",
     c.AMOUNT_MISMATCH: "settle the difference with the customer",
     c.ORPHAN_CHARGE: "find the order, or refund the charge",
     c.REFUNDED_OR_DISPUTED: "record the refund on the order, or cancel it",

@@ -112,6 +112,12 @@ def read(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
     )
 
 
+def read_orders(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
+    """The orders and charges these documents name (`source` "order": `order_key`, `charge_ids`) as they
+    are now, with the payments that link them: what a window judges of watched orders (run/window.py)."""
+    return _read_core(remote, docs, now)
+
+
 def _read_core(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
     if not docs:
         return Read()

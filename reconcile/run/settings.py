@@ -36,6 +36,7 @@ def rules_for(config: Config, now: datetime, dismissed: frozenset[tuple[str, str
         probable_matches=matching.probable_matches,
         probable_drift_seconds=int(matching.probable_match_drift.total_seconds()),
         dismissed_pairs=dismissed,
+        settle_seconds=tuple(o.settle_seconds().items()),
     )
 
 
@@ -76,6 +77,7 @@ class Collections:
     decisions: str
     scan_timeout: float  # seconds: how long the window's order queries may take (for the error message)
     repair_batch_size: int
+    state: str = "reconcile_state"  # the watermark, the lease, the watch list of slow payments
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def window_settings(config: Config) -> WindowSettings:
             decisions=m.decisions_collection,
             scan_timeout=m.scan_timeout.total_seconds(),
             repair_batch_size=m.repair_batch_size,
+            state=m.state_collection,
         ),
         orders=config.orders,
         linking=linking(config),

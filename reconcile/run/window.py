@@ -37,6 +37,7 @@ from pymongo.database import Database
 
 from reconcile.decide import classify as c
 from reconcile.decide import columns, totals
+from reconcile.decide import deadlines as deadline_rules
 from reconcile.decide import items as item_rules
 from reconcile.decide import repair as repair_rules
 from reconcile.decide.audit import AuditRecord
@@ -53,6 +54,7 @@ from reconcile.run.settings import WindowSettings
 from reconcile.runtime import interrupt, memory, progress
 from reconcile.runtime.logs import run_context
 from reconcile.runtime.redact import exception_text, one_line
+from reconcile.store import deadlines as deadline_store
 from reconcile.store import items as item_store
 from reconcile.store import orders as order_store
 from reconcile.store import repair
@@ -186,6 +188,7 @@ class _Read:
     rechecked: recheck.Rechecked  # the open items of earlier windows re-checked
     ledger: _Ledger
     charge_ids_as_stored: dict[str, str]  # by order key (the repairs compare what is stored)
+    watches: deadline_rules.WatchPlan = field(default_factory=deadline_rules.WatchPlan)  # slow payments to judge later
 
 
 def run(
@@ -228,6 +231,10 @@ def _read(
     rules = settings.rules_at(ws.rules, req.now, item_store.dismissed_pairs(remote.db[ws.collections.decisions]))
     outcomes = _classify_with_edges(ws, remote, req, pulled, rules, clock)
     orders, money, as_stored = len(pulled.orders), pulled.money, pulled.charge_ids_as_stored
+    # Watched orders whose deadline passed since they left the windows: judged in this window's scope.
+    outcomes, judged_again, watched_orders = _with_watched(ws, remote, req, rules, pulled.orders, outcomes)
+    orders += watched_orders
+    watches = deadline_rules.watch_plan(outcomes, judged_again, rules.grace_seconds, rules.now)
     del pulled  # the window's orders and payments: only their outcomes are kept
     # Refunds and disputes created in the window, with their orders (of any age).
     rows = stripe_movements.fetch_movements(remote.client, req.since, req.until, ws.linking.metadata_key, remote.policy)
@@ -239,7 +246,7 @@ def _read(
     rechecked = _recheck(ws, remote, req, rules, {f["key"] for f in window.findings})
     clock.lap("recheck")
     ledger = _read_ledger(ws, remote.db, store, req, run_id)
-    return _Read(window, orders, money, rechecked, ledger, as_stored)
+    return _Read(window, orders, money, rechecked, ledger, as_stored, watches)
 
 
 def _pull_and_load(ws: WindowSettings, remote: _Remote, req: RunRequest, clock: _Clock) -> _Pulled:
@@ -385,6 +392,45 @@ def _classify_with_edges(
     return outcomes
 
 
+def _with_watched(
+    ws: WindowSettings,
+    remote: _Remote,
+    req: RunRequest,
+    rules: c.Rules,
+    window_orders: pd.DataFrame,
+    outcomes: pd.DataFrame,
+) -> tuple[pd.DataFrame, tuple[str, ...], int]:
+    """The window's outcomes with those of the watched orders whose deadline has passed (decide/deadlines.py),
+    read and classified as the window's are; the keys of the watched orders judged (once per invocation,
+    as the open items' re-check: `req.recheck_limit` of them at most); how many orders that adds."""
+    due = deadline_store.due(remote.db[ws.collections.state], rules.now, req.recheck_limit)
+    # One the window holds already is judged there.
+    held = set(window_orders.loc[window_orders["order_key"].isin([w.order_key for w in due]), "order_key"])
+    due = [w for w in due if w.order_key not in held]
+    if not due:
+        return outcomes, tuple(sorted(held)), 0
+    docs: list[item_rules.ItemDoc] = [
+        {
+            "_id": f"deadline:{w.order_key}",
+            "source": "order",
+            "order_key": w.order_key,
+            "charge_ids": list(w.charge_ids),
+        }
+        for w in due
+    ]
+    scope = recheck.Remote(remote.client, remote.policy, remote.db[ws.collections.orders], ws.orders, ws.linking)
+    read = recheck.read_orders(scope, docs, req.now)
+    interrupt.checkpoint("recheck")
+    keys = [w.order_key for w in due]
+    watched = read.orders.loc[read.orders["order_key"].isin(keys)].reset_index(drop=True)
+    judged = judge.classify(watched, read.payments, rules)
+    judged = judged.loc[judged["order_key"].isin(keys) & judged["order_id"].notna()]
+    log.info("deadlines.judged", extra={"due": len(due), "found": len(watched), "not_ok": len(judged)})
+    # A watched order that no longer exists is forgotten with the rest.
+    combined = pd.concat([outcomes, judged], ignore_index=True) if len(judged) else outcomes
+    return combined[c.RESULT_COLUMNS], tuple(sorted({*keys, *held})), len(watched)
+
+
 def _recheck(
     ws: WindowSettings, remote: _Remote, req: RunRequest, rules: c.Rules, found: set[str]
 ) -> recheck.Rechecked:
@@ -439,6 +485,8 @@ def _write(
         clock.lap("repair")
         counts = c.outcome_counts(outcomes, read.orders)
         items = _sync_items(ws, db, req, run_id, findings, read.rechecked)
+        if not req.dry_run:
+            deadline_store.write(db[ws.collections.state], read.watches)
         extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
         clock.lap("items")
         progress.step("report", 0, 1)

@@ -47,6 +47,7 @@ def projection(config: OrdersConfig) -> dict[str, int]:
         config.payment_intent_id_field,
         config.checkout_session_id_field,
         config.refunded_amount_field,
+        config.expected_end_field,
     ]
     return {name: 1 for name in wanted if name} | {MARKER: 1}
 
@@ -97,6 +98,23 @@ def _parse_created(value: Any) -> tuple[int | None, str | None]:
     if value is None:
         return None, "created_at is missing"
     return None, f"created_at has type {type(value).__name__}, expected a date"
+
+
+def _parse_expected_end(value: Any) -> tuple[int | None, str | None]:
+    """The order's own deadline for its payment: absent means none (its payment method's applies)."""
+    if value is None:
+        return None, None
+    if isinstance(value, datetime):
+        try:
+            return int(as_utc(value).timestamp()), None
+        except (ValueError, OverflowError, OSError):
+            return None, f"expected end {str(value)[:40]!r} is not a date the job can place"
+    if isinstance(value, str):
+        try:
+            return int(as_utc(date_parser.isoparse(value)).timestamp()), None
+        except (ValueError, OverflowError):
+            return None, f"expected end {value[:40]!r} is not a date"
+    return None, f"expected end has type {type(value).__name__}, expected a date"
 
 
 def _parse_amount(value: Any) -> tuple[int | None, str | None]:
@@ -161,6 +179,11 @@ def order_record(doc: Document, config: OrdersConfig) -> OrderRecord:
     )
     if problem:
         problems.append(problem)
+    expected_end, problem = (
+        _parse_expected_end(field_value(doc, config.expected_end_field)) if config.expected_end_field else (None, None)
+    )
+    if problem:
+        problems.append(problem)
     intent_id = field_value(doc, config.payment_intent_id_field) if config.payment_intent_id_field else None
     session_id = field_value(doc, config.checkout_session_id_field) if config.checkout_session_id_field else None
     return {
@@ -177,6 +200,7 @@ def order_record(doc: Document, config: OrdersConfig) -> OrderRecord:
         "stored_session_id": _stored_id(session_id),
         "refunded_amount": refunded,
         "undone": undone_text(doc.get(MARKER)),
+        "expected_end": expected_end,
     }
 
 
@@ -186,7 +210,7 @@ _PLAIN_IDS = (ObjectId, str, int)
 
 
 # Integer fields of an order, packed chunk by chunk (OrderColumns).
-_INTEGER_FIELDS = ("amount", "created", "refunded_amount")
+_INTEGER_FIELDS = ("amount", "created", "refunded_amount", "expected_end")
 
 
 def _packed(values: list[Any]) -> np.ndarray:
@@ -233,6 +257,7 @@ class OrderColumns:
             config.payment_intent_id_field,
             config.checkout_session_id_field,
             config.refunded_amount_field,
+            config.expected_end_field,
         )
         self._flat = all("." not in (name or "") for name in self._fields)
         self._currencies: dict[str, str | None] = {}  # raw value -> ISO code, None if not one (few distinct)
@@ -311,8 +336,11 @@ class OrderColumns:
             sessions,
             refunds,
             undone,
+            expected_ends,
         ) = cols
-        amount_f, status_f, currency_f, created_f, charge_f, email_f, intent_f, session_f, refunded_f = self._fields
+        (amount_f, status_f, currency_f, created_f, charge_f, email_f, intent_f, session_f, refunded_f, end_f) = (
+            self._fields
+        )
         as_stored, flat = self.charge_ids_as_stored, self._flat
         # One loop, its steps inline: it runs once per order (a million, on a big shop).
         for doc, order_id, order_key in self._unseen(cursor):
@@ -321,6 +349,7 @@ class OrderColumns:
             when: Any = doc.get(created_f)
             charge = doc.get(charge_f)
             refunded = doc.get(refunded_f) if refunded_f else None
+            end: Any = doc.get(end_f) if end_f else None
             code = (
                 self._currency(currency)
                 if flat
@@ -331,6 +360,7 @@ class OrderColumns:
                 and when.__class__ is datetime
                 and (charge is None or charge.__class__ is str)
                 and (refunded is None or (refunded.__class__ is int and 0 <= refunded <= INT64_MAX))
+                and (end is None or end.__class__ is datetime)
                 else None
             )
             if code is None:  # a nested field configured, or anything unusual in the document
@@ -354,6 +384,7 @@ class OrderColumns:
             refunds.append(refunded or 0)
             marker = doc.get(MARKER)
             undone.append(undone_text(marker) if marker is not None else None)
+            expected_ends.append(None if end is None else int(as_utc(end).timestamp()))
 
     def _unseen(self, cursor: Iterable[Document]) -> Iterator[tuple[Document, Any, str]]:
         """The documents not added before, each with its `order_id` and `order_key`, marked as seen."""
@@ -398,6 +429,7 @@ def _in_column_order(record: OrderRecord) -> tuple[Any, ...]:
         record["stored_session_id"],
         record["refunded_amount"],
         record["undone"],
+        record.get("expected_end"),
     )
 
 

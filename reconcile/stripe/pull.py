@@ -373,7 +373,8 @@ def charge_row(charge: StripeObject, metadata_key: str, every_intent: bool = Tru
     bt = charge.get("balance_transaction")
     bt = bt if isinstance(bt, dict) else {}
     billing = charge.get("billing_details") or {}
-    card = (charge.get("payment_method_details") or {}).get("card") or {}
+    details = charge.get("payment_method_details") or {}
+    card = details.get("card") or {}
     return {
         "charge_id": charge["id"],
         "created": int(charge["created"]),
@@ -396,6 +397,8 @@ def charge_row(charge: StripeObject, metadata_key: str, every_intent: bool = Tru
         "exchange_rate": bt.get("exchange_rate"),
         # When an uncaptured card authorization lapses (Stripe releases it then).
         "capture_before": card.get("capture_before") if isinstance(card.get("capture_before"), int) else None,
+        # How long it may stay pending depends on it (orders.settle_within): sepa_debit, card, ...
+        "payment_method_type": details.get("type") if isinstance(details.get("type"), str) else None,
     }
 
 
@@ -567,6 +570,7 @@ def payment_intent_row(intent: StripeObject, metadata_key: str) -> IntentRow:
         "email": intent.get("receipt_email"),
         "cancellation_reason": intent.get("cancellation_reason"),
         "livemode": bool(intent.get("livemode")),
+        "payment_method_type": method_types(intent),
     }
 
 
@@ -587,7 +591,20 @@ def checkout_session_row(session: StripeObject, metadata_key: str) -> SessionRow
         "email": details.get("email") or session.get("customer_email"),
         "expires_at": session.get("expires_at"),
         "livemode": bool(session.get("livemode")),
+        "payment_method_type": method_types(session),
     }
+
+
+def method_types(payment: StripeObject) -> str | None:
+    """A PaymentIntent's or Checkout Session's payment method type: its payment method's when expanded,
+    else its `payment_method_types` space-separated (decide/deadlines.py takes the slowest of them)."""
+    method = payment.get("payment_method")
+    if isinstance(method, dict) and isinstance(method.get("type"), str):
+        return str(method["type"])
+    types = payment.get("payment_method_types")
+    if isinstance(types, list):
+        return " ".join(t for t in types if isinstance(t, str)) or None
+    return None
 
 
 def retrieve_objects(

@@ -36,7 +36,7 @@ import random
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -319,6 +319,37 @@ _CARD = {
     "wallet": None,
 }
 _PAYMENT_METHOD_DETAILS = {"card": _CARD, "type": "card"}
+# Delayed-notification bank debits: a charge's payment_method_details of each, as the API reference's
+# charge object and stripe-python 16 (Charge.PaymentMethodDetails.SepaDebit, .UsBankAccount) show them.
+# Such a payment stays `processing` (its charge `pending`) for days, until the bank answers.
+_DEBIT_DETAILS: dict[str, dict[str, Any]] = {
+    "sepa_debit": {
+        "bank_code": "37040044",
+        "branch_code": None,
+        "country": "DE",
+        "expected_debit_date": None,
+        "fingerprint": "Kk5PlrfOAlTw5Yz8",
+        "last4": "3000",
+        "mandate": "mandate_1StandinSepa",
+    },
+    "us_bank_account": {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "expected_debit_date": None,
+        "fingerprint": "LstWJFsCK7P349Bg",
+        "last4": "6789",
+        "mandate": "mandate_1StandinAch",
+        "payment_reference": None,
+        "routing_number": "110000000",
+    },
+}
+DELAYED_METHODS = tuple(_DEBIT_DETAILS)
+# Why a bank debit failed (a charge's failure_code; Stripe's ACH and SEPA failure codes).
+_DEBIT_FAILURE = {
+    "code": "insufficient_funds",
+    "message": "The customer's account has insufficient funds to cover this payment.",
+}
 _OUTCOMES = {
     "succeeded": {
         "advice_code": None,
@@ -848,6 +879,8 @@ class StandinStore:
         self._rates: dict[str, Decimal] = {}  # balance transaction id -> exact exchange rate
         # Charge id -> its refund ids, newest first: the `refunds` list Stripe includes only when expanded.
         self._refund_lists: dict[str, list[str]] = {}
+        # PaymentIntent id -> (when, succeeded or failed): bank debits still processing (settle_due).
+        self._delayed: dict[str, tuple[int, str]] = {}
         # Object types whose lists come in no particular order (see list_page): Stripe documents
         # newest-first only for some lists (charges, balance transactions, refunds).
         self.unordered: set[str] = set()
@@ -990,6 +1023,7 @@ class StandinStore:
                 "refund_lists": self._refund_lists,
                 "bank_account": self._bank_account,
                 "unordered": sorted(self.unordered),
+                "delayed": self._delayed,
             }
             text = json.dumps(state, separators=(",", ":"), allow_nan=False)
         part = path.with_name(path.name + ".part")
@@ -1018,6 +1052,7 @@ class StandinStore:
         store._refund_lists = {charge: list(ids) for charge, ids in state["refund_lists"].items()}
         store._bank_account = state["bank_account"]
         store.unordered = set(state["unordered"])
+        store._delayed = {pi: (int(when), str(outcome)) for pi, (when, outcome) in state.get("delayed", {}).items()}
         return store
 
     # ----------------------------------------------------------------- builders
@@ -1042,6 +1077,7 @@ class StandinStore:
         exchange_rate: Decimal | str | None = None,
         capture_before: int | None = None,
         id: str | None = None,
+        payment_method: str = "card",
     ) -> dict[str, Any]:
         """A charge; succeeded and captured ones also get their ``charge`` balance transaction.
 
@@ -1102,7 +1138,9 @@ class StandinStore:
                 charge["failure_code"] = "card_declined"
                 charge["failure_message"] = "Your card was declined."
             details = self._card_details(amount)
-            if not captured and status == "succeeded":
+            if payment_method != "card":  # a bank debit (DELAYED_METHODS)
+                details = {"type": payment_method, payment_method: dict(_DEBIT_DETAILS[payment_method])}
+            elif not captured and status == "succeeded":
                 lapses = created + AUTHORIZATION_SECONDS if capture_before is None else capture_before
                 details = dict(details, card=dict(details["card"], capture_before=lapses))
             charge["payment_method_details"] = details
@@ -1313,6 +1351,7 @@ class StandinStore:
         cancellation_reason: str = "abandoned",
         receipt_email: str | None = None,
         id: str | None = None,
+        payment_method_types: Sequence[str] = ("card",),
     ) -> dict[str, Any]:
         """A PaymentIntent; ``latest_charge`` is set when a charge names it."""
         if status not in PAYMENT_INTENT_STATUSES:
@@ -1339,7 +1378,10 @@ class StandinStore:
                 metadata=dict(metadata) if metadata else {},
                 receipt_email=receipt_email,
                 status=status,
+                payment_method_types=list(payment_method_types),
             )
+            if list(payment_method_types) != ["card"]:
+                pi["payment_method_options"] = {t: {} for t in payment_method_types}
             if status == "requires_action":
                 pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
             self._insert("payment_intent", pi)
@@ -1368,6 +1410,88 @@ class StandinStore:
                 amount_capturable=0,
                 next_action=None,
             )
+
+    def create_delayed_payment(
+        self,
+        amount: int,
+        currency: str,
+        method: str,
+        created: int,
+        *,
+        settles_at: int,
+        outcome: str = "succeeded",
+        metadata: Mapping[str, str] | None = None,
+        charge_metadata: Mapping[str, str] | None = None,
+        billing_email: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A delayed-notification bank debit (``method``: sepa_debit or us_bank_account), as Stripe makes one:
+        its PaymentIntent ``processing`` and its charge ``pending`` until ``settle_due`` reaches
+        ``settles_at``, when it ``outcome`` (succeeded or failed). ``metadata`` goes on the PaymentIntent,
+        ``charge_metadata`` on the charge. Returns (PaymentIntent, charge)."""
+        if method not in _DEBIT_DETAILS:
+            raise ValueError(f"a delayed payment method is one of {', '.join(_DEBIT_DETAILS)}, not {method!r}")
+        if outcome not in ("succeeded", "failed"):
+            raise ValueError(f"a bank debit ends succeeded or failed, not {outcome!r}")
+        with self.lock:
+            pi = self.create_payment_intent(
+                amount, currency, created, status="processing", metadata=metadata, payment_method_types=(method,)
+            )
+            charge = self.create_charge(
+                amount,
+                currency,
+                created + 1,
+                status="pending",
+                metadata=charge_metadata,
+                billing_email=billing_email,
+                payment_intent=pi["id"],
+                payment_method=method,
+            )
+            self._delayed[pi["id"]] = (settles_at, outcome)
+            return pi, charge
+
+    def settle_due(self, at: int) -> list[str]:
+        """Every delayed payment whose time has come (``settles_at <= at``) gets the bank's answer: its charge
+        succeeded (with its balance transaction, created then) or failed (insufficient funds), its
+        PaymentIntent succeeded or back to ``requires_payment_method``. Returns their PaymentIntent ids."""
+        with self.lock:
+            due = sorted(pi for pi, (when, _) in self._delayed.items() if when <= at)
+            for pi_id in due:
+                when, outcome = self._delayed.pop(pi_id)
+                pi = self._require(pi_id, "payment_intent")
+                charge = self._require(pi["latest_charge"], "charge")
+                if outcome == "succeeded":
+                    bt = self._new_bt(
+                        type="charge",
+                        amount=charge["amount"],
+                        currency=charge["currency"],
+                        created=when,
+                        fee_details=_stripe_fee(default_fee(charge["amount"]), charge["currency"]),
+                        source=charge["id"],
+                        description=charge["description"],
+                        exchange_rate=None,
+                    )
+                    self.update(
+                        charge["id"],
+                        status="succeeded",
+                        paid=True,
+                        amount_captured=charge["amount"],
+                        outcome=_OUTCOMES["succeeded"],
+                        balance_transaction=bt["id"],
+                        calculated_statement_descriptor="STANDIN SHOP",
+                        receipt_url=f"https://pay.stripe.com/receipts/payment/{charge['id']}",
+                    )
+                    self.update(pi_id, status="succeeded", amount_received=pi["amount"])
+                else:
+                    self.update(
+                        charge["id"],
+                        status="failed",
+                        captured=False,
+                        outcome=_OUTCOMES["failed"],
+                        failure_code=_DEBIT_FAILURE["code"],
+                        failure_message=_DEBIT_FAILURE["message"],
+                    )
+                    self.update(pi_id, status="requires_payment_method")
+            return due
 
     def create_checkout_session(
         self,

@@ -1,0 +1,176 @@
+"""Each order's deadline: when the job stops waiting for its payment and asks why (pure).
+
+An order's own expected end (`orders.expected_end_field`) comes first; else its payment method's
+`orders.settle_within` from the order's creation (a SEPA debit may take weeks, a card minutes); else
+`orders.grace_period`. The payment method type is the one of the order's charges (Stripe's
+`payment_method_details.type`), else the one of a charge-less PaymentIntent or Checkout Session still
+`processing` (its payment method's type, or the slowest of its `payment_method_types`). An unfinished
+checkout's listed types are never used: a PaymentIntent offering SEPA beside cards says nothing
+about a customer who never paid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from reconcile.decide import match
+
+
+def slowest(types: object, settle: Mapping[str, int]) -> tuple[str | None, int | None]:
+    """The slowest method of a space-separated `types` text in the `settle` table, and its seconds;
+    (None, None) when none is listed there."""
+    if not isinstance(types, str):
+        return None, None
+    best: tuple[str | None, int | None] = (None, None)
+    for method in types.split():
+        seconds = settle.get(method)
+        if seconds is not None and (best[1] is None or seconds > best[1]):
+            best = (method, seconds)
+    return best
+
+
+@dataclass(frozen=True)
+class Methods:
+    """Per order row: its payment method type found in the settle table (None: none) and its seconds (-1: none)."""
+
+    method: np.ndarray  # objects
+    seconds: np.ndarray  # int64
+
+
+def order_methods(
+    orders: pd.DataFrame,
+    charges: pd.DataFrame,
+    intents: pd.DataFrame,
+    sessions: pd.DataFrame,
+    links: match.Links,
+    settle: Mapping[str, int],
+) -> Methods:
+    """Each order's payment method type and how long it may take (`settle`: seconds by type).
+
+    Vectorised on the orders: only charges of a listed type (bank debits, a handful) and charge-less
+    attempts still processing are looked at one by one."""
+    size = len(orders)
+    method = np.full(size, None, dtype=object)
+    seconds = np.full(size, -1, dtype=np.int64)
+    if not settle:
+        return Methods(method, seconds)
+    by_key: dict[str, tuple[str, int]] = {}
+    processing = [(key, what) for (key, state), what in links.attempt_objects.items() if state == match.PROCESSING]
+    if processing:
+        intent_types = _types(intents, "pi_id")
+        session_types = _types(sessions, "session_id")
+        session_intents = dict(zip(sessions["session_id"], sessions["payment_intent"], strict=True))
+        for key, what in processing:
+            if what.kind == match.ObjectKind.PAYMENT_INTENT:
+                types = intent_types.get(what.id)
+            else:  # a session's own list and its PaymentIntent's
+                both = (session_types.get(what.id), intent_types.get(session_intents.get(what.id)))
+                types = " ".join(t for t in both if isinstance(t, str)) or None
+            found, took = slowest(types, settle)
+            if found is not None and took is not None:
+                by_key[key] = (found, took)
+    if "payment_method_type" in charges.columns and len(charges):
+        charge_types = charges["payment_method_type"]
+        took_s = charge_types.map(settle)
+        listed = took_s.notna().to_numpy() & (links.charge_codes >= 0)
+        if listed.any():
+            best = (
+                pd.DataFrame(
+                    {
+                        "key": charges["order_key"].to_numpy()[listed],
+                        "method": charge_types.to_numpy()[listed],
+                        "seconds": took_s.to_numpy()[listed].astype(np.int64),
+                    }
+                )
+                .sort_values(["seconds", "method"])
+                .drop_duplicates("key", keep="last")
+            )
+            for key, found_method, took in zip(best["key"], best["method"], best["seconds"], strict=True):
+                before = by_key.get(key)
+                if before is None or int(took) > before[1]:
+                    by_key[key] = (str(found_method), int(took))
+    if by_key:
+        keys = orders["order_key"]
+        mapped = keys.map({k: m for k, (m, _) in by_key.items()})
+        method = mapped.astype(object).where(mapped.notna(), None).to_numpy(dtype=object)
+        seconds = np.asarray(keys.map({k: s for k, (_, s) in by_key.items()}).fillna(-1), dtype=np.int64)
+    return Methods(method, seconds)
+
+
+def _types(frame: pd.DataFrame, id_column: str) -> dict[object, object]:
+    """Payment method types by object id (a frame without the column: none)."""
+    if not len(frame) or "payment_method_type" not in frame.columns:
+        return {}
+    return {i: t for i, t in zip(frame[id_column], frame["payment_method_type"], strict=True) if isinstance(t, str)}
+
+
+def deadlines(orders: pd.DataFrame, methods: Methods, grace_seconds: int) -> pd.Series:
+    """Each order's deadline (unix seconds, Int64; NA when the order has no readable creation time):
+    its own expected end, else its creation plus its method's settle time, else plus the grace period."""
+    created = orders["created"].astype("Int64")
+    span = np.where(methods.seconds >= 0, methods.seconds, grace_seconds)
+    by_method = created + pd.Series(pd.array(span, dtype="Int64"), index=orders.index)
+    own = orders["expected_end"].astype("Int64") if "expected_end" in orders.columns else None
+    return by_method if own is None else own.where(own.notna(), by_method)
+
+
+# --------------------------------------------------------------------------- orders to judge again later
+
+# An order whose deadline lies past the windows that will see it again (a SEPA debit takes weeks; an
+# hourly run's window, an hour) is kept on a watch list, and the first run after its deadline judges it
+# in its own window's scope, however old it is: judged at its deadline, repaired when its debit
+# succeeded, an item when it is still processing. An order still `overdue_processing` stays on the list,
+# due at once, so every run judges it again until its payment settles (and the run that sees it settle
+# repairs the order). The list holds only slow payments: cheaper than a look-back over the longest
+# settle_within, which would pull weeks of Stripe objects on every run (docs/deadlines.md).
+
+
+class Watch(NamedTuple):
+    """An order to judge again once `deadline` (unix seconds) has passed, and the charges to retrieve for it."""
+
+    order_key: str
+    deadline: int
+    charge_ids: tuple[str, ...]
+    anchor: int | None  # the order's creation (unix seconds)
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """What a run does to the watch list: forget the orders it judged again, then watch these."""
+
+    judged: tuple[str, ...] = ()  # order keys judged again this run (their watches end)
+    watch: tuple[Watch, ...] = ()
+
+
+def to_watch(outcomes: pd.DataFrame, grace_seconds: int, now: int) -> list[Watch]:
+    """The orders of classify's rows to judge again later: in flight with a deadline past the grace
+    period's reach (a later window, starting at most window.overlap >= grace_period earlier, sees the
+    others again), and those overdue while their payment still processes (judged again on every run)."""
+    if not len(outcomes):
+        return []
+    end = outcomes["expected_end"].astype("Int64")
+    created = outcomes["order_created"].astype("Int64")
+    slow = (end - created).gt(grace_seconds).fillna(False).astype(bool) & end.gt(now).fillna(False).astype(bool)
+    wanted = (outcomes["outcome"].eq("in_flight") & slow) | outcomes["outcome"].eq("overdue_processing")
+    rows = outcomes.loc[wanted.to_numpy() & outcomes["order_key"].notna().to_numpy()]
+    return [
+        Watch(
+            str(key),
+            int(deadline) if pd.notna(deadline) else now,
+            tuple(sorted(i for i in (ids or ()) if isinstance(i, str))),
+            int(anchor) if pd.notna(anchor) else None,
+        )
+        for key, deadline, ids, anchor in zip(
+            rows["order_key"], rows["expected_end"], rows["charge_ids"], rows["order_created"], strict=True
+        )
+    ]
+
+
+def watch_plan(outcomes: pd.DataFrame, judged: tuple[str, ...], grace_seconds: int, now: int) -> WatchPlan:
+    """The watch list after a run that judged `outcomes` (its window and the watched orders it judged again)."""
+    return WatchPlan(judged, tuple(to_watch(outcomes, grace_seconds, now)))

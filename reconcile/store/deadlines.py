@@ -1,0 +1,64 @@
+"""The watch list: orders to judge again once their payment's deadline has passed (decide/deadlines.py).
+
+One document per order in the job's state collection (beside the watermark and the lease), `_id`
+`deadline:<order key>`, with the deadline as integer unix seconds (compared on every server).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pymongo
+from pymongo import DeleteOne, UpdateOne
+from pymongo.collection import Collection
+
+from reconcile.decide.deadlines import Watch, WatchPlan
+from reconcile.store.mongo import mongo_errors
+
+log = logging.getLogger(__name__)
+
+KIND = "deadline"
+_PREFIX = f"{KIND}:"
+
+
+def due(state: Collection, now: int, limit: int) -> list[Watch]:
+    """The watched orders whose deadline has passed at `now`, the earliest first, at most `limit`."""
+    if limit <= 0:
+        return []
+    with mongo_errors("reading the watch list"):
+        docs = list(
+            state.find({"kind": KIND, "deadline": {"$lte": now}})
+            .sort([("deadline", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)])
+            .limit(limit)
+        )
+    return [
+        Watch(str(d["order_key"]), int(d["deadline"]), tuple(d.get("charge_ids") or ()), d.get("anchor"))
+        for d in docs
+        if isinstance(d.get("order_key"), str) and isinstance(d.get("deadline"), int)
+    ]
+
+
+def write(state: Collection, plan: WatchPlan) -> None:
+    """The judged orders' watches removed, then the plan's watches set (one per order: the latest deadline)."""
+    ops: list[DeleteOne | UpdateOne] = [DeleteOne({"_id": _PREFIX + key}) for key in plan.judged]
+    ops += [
+        UpdateOne(
+            {"_id": _PREFIX + w.order_key},
+            {
+                "$set": {
+                    "kind": KIND,
+                    "order_key": w.order_key,
+                    "deadline": w.deadline,
+                    "charge_ids": list(w.charge_ids),
+                    "anchor": w.anchor,
+                }
+            },
+            upsert=True,
+        )
+        for w in plan.watch
+    ]
+    if not ops:
+        return
+    with mongo_errors("writing the watch list"):
+        state.bulk_write(ops, ordered=True)
+    log.info("deadlines.watched", extra={"judged": len(plan.judged), "watching": len(plan.watch)})

@@ -1,0 +1,182 @@
+"""Each payment judged by its own deadline (docs/deadlines.md): the config, the order field, and a deadline
+passing between two runs, through the real command with the Stripe stand-in and nx-27017.
+
+The rules themselves are table-driven on the pure classify step (tests/test_classify.py, "deadlines").
+"""
+
+from __future__ import annotations
+
+import csv
+import typing
+from datetime import timedelta
+
+import mongomock
+import pytest
+import stripe
+from conftest import at
+
+from reconcile.config import DEFAULT_SETTLE_WITHIN, PAYMENT_METHOD_TYPES, OrdersConfig, parse_config
+from reconcile.decide import classify as c
+from reconcile.errors import ConfigError
+from reconcile.store import orders as order_store
+from reconcile.timeutil import fmt, from_unix, to_unix
+
+MINIMAL = {"mongodb": {"database": "shop"}}
+DAY = timedelta(days=1)
+H = timedelta(hours=1)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_settle_within_defaults_and_a_table_laid_over_them():
+    assert parse_config(MINIMAL).orders.settle_within == DEFAULT_SETTLE_WITHIN
+    table = parse_config(MINIMAL | {"orders": {"settle_within": {"sepa_debit": "10d", "boleto": "4d"}}})
+    seconds = table.orders.settle_seconds()
+    assert seconds["sepa_debit"] == 10 * 86400 and seconds["boleto"] == 4 * 86400
+    assert seconds["us_bank_account"] == 7 * 86400  # the defaults not named stay
+    assert "card" not in seconds  # a card falls back to grace_period
+
+
+def test_unknown_methods_are_each_named_at_once_with_a_suggestion():
+    raw = {"mongodb": {"database": "shop"}, "orders": {"settle_within": {"sepa_debt": "21d", "wire": "2d"}}}
+    with pytest.raises(ConfigError) as refused:
+        parse_config(raw)
+    message = str(refused.value)
+    assert "unknown payment method type 'sepa_debt' (did you mean 'sepa_debit'?)" in message
+    assert "unknown payment method type 'wire'" in message
+
+
+@pytest.mark.parametrize("value", ["0s", "soon", 3])
+def test_a_settle_time_must_be_a_duration_longer_than_zero(value):
+    with pytest.raises(ConfigError, match="orders.settle_within.sepa_debit"):
+        parse_config(MINIMAL | {"orders": {"settle_within": {"sepa_debit": value}}})
+
+
+def test_the_known_method_types_are_the_installed_sdks():
+    hint = stripe.PaymentMethod.__annotations__["type"]
+    literals = [a for a in typing.get_args(hint) if typing.get_origin(a) is typing.Literal]
+    assert set(PAYMENT_METHOD_TYPES) == {v for lit in literals for v in typing.get_args(lit)}
+    assert {m for m, _ in DEFAULT_SETTLE_WITHIN} <= set(PAYMENT_METHOD_TYPES)
+
+
+def test_an_unknown_method_in_the_config_exits_2_naming_it(cli, stripe_server, db):
+    cli.configure()
+    cli.config.write_text(cli.config.read_text() + '[orders.settle_within]\nsepa_direct = "21d"\n')
+    result = cli("--since", "1h")
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("reconcile: error: ") and "unknown payment method type 'sepa_direct'" in line, line
+    assert stripe_server.request_log == []
+
+
+# --------------------------------------------------------------------------- the order field
+
+
+@pytest.mark.parametrize(
+    "value, expected, problem",
+    [
+        (None, None, None),
+        ("2026-12-14T09:00:00Z", 1797238800, None),
+        ("date", 1797238800, None),  # a BSON date: the load's fast path
+        ("next week", None, "expected end 'next week' is not a date"),
+        (12, None, "expected end has type int, expected a date"),
+    ],
+)
+def test_the_expected_end_field_is_read_checked(value, expected, problem):
+    from datetime import datetime
+
+    if value == "date":
+        value = datetime(2026, 12, 14, 9)
+    orders = mongomock.MongoClient()["shop"]["orders"]
+    doc = {"_id": "o1", "status": "created", "amount": 100, "currency": "eur", "created_at": datetime(2026, 12, 1)}
+    if value is not None:
+        doc["pay_by"] = value
+    orders.insert_one(doc)
+    config = OrdersConfig(expected_end_field="pay_by")
+    [record] = order_store.load_orders(orders, config, datetime(2026, 11, 30), datetime(2026, 12, 2))
+    assert (record["expected_end"], record["problem"]) == (expected, problem)
+
+
+# --------------------------------------------------------------------------- a deadline passing between runs
+
+
+def _rows(result) -> dict[str, dict[str, str]]:
+    with open(result.summary["report"]["csv"], newline="") as handle:
+        return {r["order_id"]: r for r in csv.DictReader(handle) if r["order_id"]}
+
+
+def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop, store, db, now):
+    """Run 1 sees three slow payments in flight; between the runs the ACH debit settles and the SEPA one does
+    not; run 2, whose window holds none of their orders, judges each at its deadline: the ACH order repaired,
+    the SEPA debit an item for a person, the order with its own expected end and no payment stale. Run 3
+    judges the overdue debit again, and once it settles, repairs it and resolves its item."""
+    first, second = now - 4 * DAY, now
+    cli.configure(orders={"expected_end_field": "pay_by"})
+    cli.config.write_text(
+        cli.config.read_text() + '[orders.settle_within]\nsepa_debit = "2d"\nus_bank_account = "2d"\n'
+    )
+    shop.now = first
+    sepa = shop.order(None, amount=4900, currency="eur", age=2 * H)
+    ach = shop.order(None, amount=2100, age=3 * H)
+    waiting = shop.order(None, amount=700, age=5 * H, pay_by=(first + DAY).replace(tzinfo=None))
+    unreadable = shop.order(None, amount=300, age=4 * H, pay_by="next week")
+    created = to_unix(first - 2 * H)
+    store.create_delayed_payment(
+        4900, "eur", "sepa_debit", created, settles_at=to_unix(now + 10 * DAY), charge_metadata={"order_id": str(sepa)}
+    )
+    store.create_delayed_payment(
+        2100,
+        "usd",
+        "us_bank_account",
+        to_unix(first - 3 * H),
+        settles_at=to_unix(first + DAY),
+        charge_metadata={"order_id": str(ach)},
+    )
+
+    one = cli("--now", at(first), "--since", "24h")
+    assert one.exit_code == 1, one.output  # the unreadable order is for a person
+    rows = _rows(one)
+    assert {rows[str(o)]["outcome"] for o in (sepa, ach, waiting)} == {c.IN_FLIGHT}
+    assert (rows[str(unreadable)]["outcome"], rows[str(unreadable)]["detail"]) == (
+        c.DATA_PROBLEM,
+        "expected end 'next week' is not a date",
+    )  # that order alone: the rest of the run goes on
+    assert (
+        rows[str(sepa)]["detail"] == f"charge still processing (SEPA debit); judged after {_day(created + 2 * 86400)}"
+    )
+    ends = {d["order_id"]: d["expected_end"] for d in one.summary["discrepancies"]}
+    assert ends[str(sepa)] == fmt(from_unix(created + 2 * 86400))
+    assert ends[str(waiting)] == fmt(first + DAY)
+
+    assert store.settle_due(to_unix(first + DAY)) != []  # the bank answers the ACH debit, not the SEPA one
+    two = cli("--now", at(second), "--since", "1h")
+    assert two.exit_code == 1, two.output
+    window = two.summary
+    found = {d["order_id"]: d for d in window["discrepancies"]}
+    assert found[str(sepa)]["outcome"] == c.OVERDUE_PROCESSING and found[str(sepa)]["needs_person"]
+    assert found[str(sepa)]["detail"] == (
+        "SEPA debit still processing 4 days after the order; Stripe settles these within 2 days"
+    )
+    assert found[str(ach)]["outcome"] == c.REPAIRED and str(ach) in window["repaired"]
+    assert found[str(waiting)]["outcome"] == c.STALE_PENDING
+    assert db["orders"].find_one({"_id": ach})["status"] == "accepted"
+    item = db["reconcile_items"].find_one({"kind": c.OVERDUE_PROCESSING})
+    assert item["order_key"] == str(sepa) and item["expected_end"] == created + 2 * 86400 and item["state"] == "open"
+
+    # Still processing: judged again, still an item; then it settles and the next run repairs it.
+    three = cli("--now", at(second + H), "--since", "1h")
+    assert {d["order_id"]: d["outcome"] for d in three.summary["discrepancies"]} == {str(sepa): c.OVERDUE_PROCESSING}
+    assert store.settle_due(to_unix(now + 10 * DAY)) != []
+    four = cli("--now", at(second + 2 * H), "--since", "1h")
+    assert four.exit_code == 0, four.output
+    assert four.summary["repaired"] == [str(sepa)]
+    assert db["orders"].find_one({"_id": sepa})["status"] == "accepted"
+    assert db["reconcile_items"].find_one({"_id": item["_id"]})["state"] == "resolved"
+    assert db["reconcile_state"].count_documents({"kind": "deadline"}) == 0  # nothing left to watch
+
+
+def _day(unix: int) -> str:
+    from reconcile.report import wording
+
+    return wording.day_text(unix)
