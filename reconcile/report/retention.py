@@ -11,7 +11,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Only the job's own report files: never anything else someone keeps in the directory.
-REPORT_FILE = re.compile(r"^reconcile-[0-9]{8}T[0-9]{6}Z-[0-9a-f]+\.(html|csv)$")
+REPORT_FILE = re.compile(r"^(reconcile|payouts)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]+\.(html|csv)$")
 
 
 def prune(report_dir: Path, keep_days: int, now: float | None = None, keep: Iterable[Path] = ()) -> list[Path]:
