@@ -30,7 +30,8 @@ DEFAULT_SPAN = timedelta(days=30)
     "--json",
     "as_json",
     is_flag=True,
-    help="JSON Lines: one object per payout with the summary's `payouts` fields (integer minor units).",
+    help="JSON Lines instead of a table: one JSON object per payout, one per line, with the summary's "
+    "`payouts` fields (amounts in integer minor units with the currency code).",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="CSV: one row per payout (amounts in major units).")
 @click.pass_context
