@@ -121,21 +121,30 @@ def test_itemization_uses_the_balance_totals_categories_and_leaves_the_payout_ou
     assert done.adds_up(2_780) and not done.adds_up(2_781)
 
 
-def test_judge_all_clears_an_overdue_item_once_paid_and_verifies_a_failed_one_a_person_resolved() -> None:
+def test_judge_all_clears_live_items_that_no_longer_hold_and_settles_final_ones_a_person_resolved() -> None:
     paid = payout("paid", arrival=NOW - 5 * DAY)
     failed = payout("failed", id="po_2")
+    canceled = payout("canceled", id="po_3")
     items = {
         "payout_overdue:po_1": {"source": "payout", "object_id": "po_1", "state": "open"},
+        "payout_mismatch:po_1": {"source": "payout", "object_id": "po_1", "state": "accepted"},  # not live
         "payout_failed:po_2": {"source": "payout", "object_id": "po_2", "state": "resolved", "resolved_by": "ann"},
+        "payout_canceled:po_3": {
+            "source": "payout",
+            "object_id": "po_3",
+            "state": "resolved",
+            "resolved_by": "bob",
+            "verified_at": NOW - DAY,
+        },
         "payout_overdue:po_9": {"source": "payout", "object_id": "po_9", "state": "open"},  # not looked at
     }
-    judged = p.judge_all([(paid, None), (failed, None)], items, NOW, RULES)
+    judged = p.judge_all([(paid, None), (failed, None), (canceled, None)], items, NOW, RULES)
     assert judged.cleared == {
         "payout_overdue:po_1": "re-checked: payout is paid",
-        "payout_failed:po_2": "re-checked: payout is failed",
+        "payout_failed:po_2": "re-checked: payout is failed",  # the person's resolution, verified
     }
-    assert judged.settled == ["payout_failed:po_2"]
-    assert [o for _, _, o in judged.payouts] == [None, p.PAYOUT_FAILED]
+    assert judged.settled == ["payout_failed:po_2", "payout_canceled:po_3"]
+    assert [o for _, _, o in judged.payouts] == [None, p.PAYOUT_FAILED, p.PAYOUT_CANCELED]
 
 
 def test_failure_codes_are_said_in_plain_words() -> None:
@@ -266,6 +275,14 @@ def test_every_payout_outcome_through_the_cli(cli, store, db, shop, now):
     assert states[f"payout_failed:{failed['id']}"] == "accepted"
     assert states[f"payout_canceled:{canceled['id']}"] == "open"
     assert again.exit_code == 1
+
+    # A person resolves the canceled one: the runs after (its window seen again) never reopen it.
+    assert cli("items", "resolve", f"payout_canceled:{canceled['id']}", "--reason", "paid out again").exit_code == 0
+    for _ in range(2):
+        cli("--since", "24h")
+        item = db["reconcile_items"].find_one({"_id": f"payout_canceled:{canceled['id']}"})
+        assert item["state"] == "resolved" and item["resolved_by"]
+    assert item["verified_at"]
 
 
 def test_a_paid_payout_that_turns_failed_is_caught_by_a_later_run(cli, store, db, shop, now):

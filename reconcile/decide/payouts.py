@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 
 from reconcile.decide import totals
 from reconcile.decide.findings import Finding
-from reconcile.decide.items import RESOLVED, rechecked_note
+from reconcile.decide.items import LIVE, RESOLVED, rechecked_note
 
 DAY = 86400
 PAYOUT_STATUSES = ("paid", "pending", "in_transit", "canceled", "failed")
@@ -277,37 +277,40 @@ class Judged:
     """The payouts a run looked at, judged."""
 
     payouts: list[tuple[Payout, Itemized | None, PayoutOutcome | None]]
-    cleared: dict[str, str]  # open payout items now gone (key -> why, as the item's resolution)
-    settled: list[str]  # final outcomes a person resolved: verified, not found again
+    cleared: dict[str, str]  # live payout items now gone, resolutions to verify (key -> why)
+    settled: list[str]  # final outcomes a person resolved: not found again
 
 
 def judge_all(
     looked_at: Iterable[tuple[Payout, Itemized | None]],
-    open_items: Mapping[str, Mapping[str, Any]],
+    items: Mapping[str, Mapping[str, Any]],
     now: int,
     rules: PayoutRules,
 ) -> Judged:
-    """Every payout looked at judged; the open payout items (by key) about those payouts that no longer
-    hold are cleared. A failed or canceled payout's item a person marked resolved is verified, not reopened."""
+    """Every payout looked at judged. `items`: the payout items (by key, in any state) about them. A live
+    item whose outcome no longer holds is cleared. A failed or canceled payout never changes: once a person
+    resolved its item it is settled (not found again, so never reopened); a resolution not yet verified is
+    verified now."""
     judged = []
-    seen_ids: dict[str, str | None] = {}
+    status: dict[str, str] = {}
     settled = []
+    cleared: dict[str, str] = {}
     for payout, itemized in looked_at:
         outcome = judge(payout, itemized, now, rules)
-        if outcome is not None and outcome.stays_until_decided:
-            doc = open_items.get(key(outcome, payout.id))
-            if doc is not None and doc.get("state") == RESOLVED:
-                settled.append(key(outcome, payout.id))
         judged.append((payout, itemized, outcome))
-        seen_ids[payout.id] = payout.status
-    cleared: dict[str, str] = {}
-    for item_key, doc in open_items.items():
-        payout_id = doc.get("object_id")
-        if doc.get("source") != "payout" or payout_id not in seen_ids:
+        status[payout.id] = payout.status
+        if outcome is None or not outcome.stays_until_decided:
             continue
-        current = {key(o, p.id) for p, _, o in judged if o is not None and p.id == payout_id}
-        if item_key in settled or item_key not in current:
-            cleared[item_key] = rechecked_note(f"payout is {seen_ids[payout_id]}")
+        doc = items.get(key(outcome, payout.id))
+        if doc is not None and doc.get("state") == RESOLVED and doc.get("resolved_by"):
+            settled.append(key(outcome, payout.id))
+            if not doc.get("verified_at"):
+                cleared[key(outcome, payout.id)] = rechecked_note(f"payout is {payout.status}")
+    current = {key(o, p.id) for p, _, o in judged if o is not None}
+    for item_key, doc in items.items():
+        payout_id = str(doc.get("object_id"))
+        if doc.get("state") in LIVE and payout_id in status and item_key not in current:
+            cleared[item_key] = rechecked_note(f"payout is {status[payout_id]}")
     return Judged(judged, cleared, settled)
 
 

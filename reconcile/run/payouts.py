@@ -26,7 +26,6 @@ from pymongo.database import Database
 from reconcile.config import ORDER_FIELDS, Config, OrdersConfig
 from reconcile.decide import payouts as rules
 from reconcile.decide.findings import Finding
-from reconcile.decide.items import ItemDoc
 from reconcile.decide.payouts import Itemization, Itemized, Payout, PayoutTxn, WatchDoc
 from reconcile.report import payouts as words
 from reconcile.report import wording
@@ -54,6 +53,7 @@ class Scope:
     policy: RetryPolicy
     db: Database
     collection: str  # the watched payouts (payouts.collection)
+    items: str  # the items collection
     orders: str  # the orders collection
     fields: OrdersConfig
     linking: Linking
@@ -104,7 +104,7 @@ def scope_for(ws: WindowSettings, client: stripe.StripeClient, policy: RetryPoli
     if p is None:
         return None
     c = ws.collections
-    return Scope(client, policy, db, p.collection, c.orders, ws.orders, ws.linking, p.rules)
+    return Scope(client, policy, db, p.collection, c.items, c.orders, ws.orders, ws.linking, p.rules)
 
 
 def command_scope(config: Config, db: Database) -> Scope:
@@ -151,20 +151,20 @@ def read(
     now: datetime,
     run_id: str,
     report_dir: Path,
-    open_items: list[ItemDoc],
     recheck: bool,
 ) -> PayoutsRead:
-    """The window's payouts (and, with `recheck`, the watched ones and those with an open item) read and judged."""
-    coll = scope.db[scope.collection]
+    """The window's payouts (and, with `recheck`, the watched ones and those with a live item) read and judged."""
+    coll, items_coll = scope.db[scope.collection], scope.db[scope.items]
     payouts = stripe_payouts.fetch_payouts(scope.client, since, until, scope.policy)
-    items = {d["_id"]: d for d in open_items if d.get("source") == "payout"}
     if recheck:
         have = {p.id for p in payouts}
-        again = payout_store.watched(coll) + [str(d.get("object_id")) for d in items.values()]
+        again = payout_store.watched(coll) + payout_store.with_live_items(items_coll)
         wanted = [i for i in dict.fromkeys(again) if i not in have]
         payouts += stripe_payouts.retrieve_payouts(scope.client, wanted, scope.policy)
     interrupt.checkpoint("pull")
-    kept = payout_store.known(coll, [p.id for p in payouts])
+    looked_at = {p.id for p in payouts}
+    items = payout_store.items_of(items_coll, looked_at)
+    kept = payout_store.known(coll, looked_at)
     done = {p.id: i for p in payouts if (i := Itemized.from_doc(kept.get(p.id))) is not None}
     todo = [p for p in payouts if p.itemizable and p.id not in done]
     csv = PayoutCsv(report_dir, run_id) if todo else None
@@ -176,15 +176,9 @@ def read(
             csv.discard()
         raise
     # Only the items about payouts looked at are judged again (the others wait for a run that reads them).
-    looked_at = {p.id for p in payouts}
-    judged = rules.judge_all(
-        [(p, done.get(p.id)) for p in payouts],
-        {k: d for k, d in items.items() if d.get("object_id") in looked_at},
-        to_unix(now),
-        scope.rules,
-    )
+    judged = rules.judge_all([(p, done.get(p.id)) for p in payouts], items, to_unix(now), scope.rules)
     result = _worded(judged, to_unix(now), scope.rules, run_id)
-    result.checked = [k for k, d in items.items() if d.get("object_id") in looked_at]
+    result.checked = sorted(items)
     result.csv = csv
     log.info(
         "payouts.done",

@@ -263,10 +263,7 @@ def _payouts(ws: WindowSettings, remote: _Remote, req: RunRequest, run_id: str) 
     scope = payouts_run.scope_for(ws, remote.client, remote.policy, remote.db)
     if scope is None:
         return payouts_run.PayoutsRead()
-    open_docs = item_store.open_items(remote.db[ws.collections.items]) if req.recheck_limit else []
-    return payouts_run.read(
-        scope, req.since, req.until, req.now, run_id, req.report_dir, open_docs, recheck=bool(req.recheck_limit)
-    )
+    return payouts_run.read(scope, req.since, req.until, req.now, run_id, req.report_dir, bool(req.recheck_limit))
 
 
 def _pull_and_load(ws: WindowSettings, remote: _Remote, req: RunRequest, clock: _Clock) -> _Pulled:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
+from reconcile.decide.items import LIVE, RESOLVED, ItemDoc
 from reconcile.decide.payouts import WatchDoc
 from reconcile.store.mongo import mongo_errors
 from reconcile.store.orders import BATCH, field_value
@@ -40,6 +41,25 @@ def record(payouts: Collection, docs: Iterable[WatchDoc]) -> int:
     with mongo_errors("recording watched payouts"):
         payouts.bulk_write(ops, ordered=False)
     return len(ops)
+
+
+def items_of(items: Collection, payout_ids: Iterable[str]) -> dict[str, ItemDoc]:
+    """The payout items (any state) about these payouts, by key."""
+    wanted = sorted(set(payout_ids))
+    if not wanted:
+        return {}
+    with mongo_errors("reading payout items"):
+        return {d["_id"]: d for d in items.find({"source": "payout", "object_id": {"$in": wanted}})}
+
+
+def with_live_items(items: Collection) -> list[str]:
+    """The payouts with an item a run still judges: open or acknowledged, or resolved by a person and not verified."""
+    query = {
+        "source": "payout",
+        "$or": [{"state": {"$in": list(LIVE)}}, {"state": RESOLVED, "resolved_by": {"$ne": None}, "verified_at": None}],
+    }
+    with mongo_errors("reading payout items"):
+        return sorted({str(d["object_id"]) for d in items.find(query, {"object_id": 1}) if d.get("object_id")})
 
 
 def orders_by_charge(orders: Collection, charge_id_field: str, charge_ids: Iterable[str]) -> dict[str, str]:
