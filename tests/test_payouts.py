@@ -292,7 +292,12 @@ def test_a_paid_payout_that_turns_failed_is_caught_by_a_later_run(cli, store, db
     first = cli("--now", (now - timedelta(hours=1)).isoformat(), "--since", "24h")
     assert first.exit_code == 0, first.output
     assert db["reconcile_payouts"].find_one({"_id": paid["id"]})["watching"] is True
-    store.update(paid["id"], status="failed", failure_code="account_frozen")
+    store.fail_payout(paid["id"], "account_frozen", at=to_unix(now + timedelta(days=1)))
+    served = store.get(paid["id"])
+    assert (
+        served["failure_balance_transaction"]
+        and store.get(served["failure_balance_transaction"])["amount"] == paid["amount"]
+    )
     later = cli("--now", (now + timedelta(days=2)).isoformat(), "--since", (now + timedelta(days=1)).isoformat())
     assert later.exit_code == 1, later.output
     assert [x["status"] for x in later.summary["payouts"]] == ["failed"]
@@ -395,3 +400,12 @@ def test_reconcile_payouts_lists_and_shows_read_only(cli, store, db, shop, now):
     assert missing.exit_code == 2 and "no payout" in missing.stderr
     assert db.list_collection_names() == before
     assert db["reconcile_state"].count_documents({}) == 0  # no lease taken
+
+
+def test_check_probes_payouts_and_names_the_permission(cli, store, monkeypatch):
+    store.restricted_keys["rk_test_nopayouts_0123456789"] = {"/v1/payouts"}
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_test_nopayouts_0123456789")
+    cli("init")
+    result = cli("check")
+    assert result.exit_code == 2
+    assert "/v1/payouts" in result.output and "DENIED: the key needs 'Payouts: read'" in result.output
