@@ -131,8 +131,10 @@ def joined(txns: list[PayoutTxn], lookup: Callable[[Sequence[str]], dict[str, st
 
 
 def itemize(scope: Scope, payouts: Sequence[Payout], csv: PayoutCsv | None) -> dict[str, Itemized]:
-    """Each payout's transactions folded into its totals (and the CSV) as the pages arrive."""
+    """Each payout's transactions folded into its totals (and the CSV) as the pages arrive; a payout's fold
+    (the ids it has seen) is dropped for its totals as soon as its last page is in."""
     folds = {p.id: Itemization() for p in payouts}
+    done: dict[str, Itemized] = {}
     lookup = scope.order_lookup()
 
     def fold(payout: Payout, txns: list[PayoutTxn]) -> None:
@@ -140,8 +142,11 @@ def itemize(scope: Scope, payouts: Sequence[Payout], csv: PayoutCsv | None) -> d
         if csv is not None:
             csv.write(payout, counted)
 
-    stripe_payouts.itemize(scope.client, payouts, scope.linking.metadata_key, scope.policy, fold)
-    return {pid: f.done() for pid, f in folds.items()}
+    def finished(payout: Payout) -> None:
+        done[payout.id] = folds.pop(payout.id).done()
+
+    stripe_payouts.itemize(scope.client, payouts, scope.linking.metadata_key, scope.policy, fold, finished)
+    return {p.id: done[p.id] for p in payouts if p.id in done}
 
 
 def read(

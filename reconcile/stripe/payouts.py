@@ -98,13 +98,17 @@ def itemize(
     metadata_key: str,
     policy: stripe_pull.RetryPolicy,
     fold: Fold,
+    finished: Callable[[Payout], None] | None = None,
 ) -> None:
-    """Every balance transaction of each payout, handed to `fold` page by page (payouts side by side)."""
+    """Every balance transaction of each payout, handed to `fold` page by page (payouts side by side);
+    `finished` is told when a payout's last page is folded in."""
 
     def one(payout: Payout) -> None:
         params = {**ITEMIZE_PARAMS, "payout": payout.id}
         for page in stripe_pull.iter_pages(client, BALANCE_PATH, params, policy):
             fold(payout, [payout_txn(t, metadata_key) for t in page])
+        if finished is not None:
+            finished(payout)
 
     calls = [partial(one, p) for p in payouts if stripe_pull.SAFE_ID.match(p.id)]
     fetch.run(
