@@ -409,3 +409,23 @@ def test_check_probes_payouts_and_names_the_permission(cli, store, monkeypatch):
     result = cli("check")
     assert result.exit_code == 2
     assert "/v1/payouts" in result.output and "DENIED: the key needs 'Payouts: read'" in result.output
+
+
+def test_payouts_under_a_steady_429_rate_are_whole(cli, store, db, shop, now, stripe_server):
+    from faultkit import FAST
+
+    cli.configure(**FAST)
+    orders = paid_orders(shop, 150)
+    txns = [c["balance_transaction"] for _, c in orders]
+    created = to_unix(now - timedelta(hours=3))
+    po = store.create_payout(net_of(store, txns), created=created, transactions=txns)
+    failed = store.create_payout(700, created=created, status="failed")
+    refused = iter(range(10**6))
+    stripe_server.inject("/v1/", "429", times=None, when=lambda _q: next(refused) % 2 == 0, retry_after=0)
+    result = cli()
+    assert result.exit_code == 1, result.output
+    by_id = {x["id"]: x for x in result.summary["payouts"]}
+    assert by_id[po["id"]]["transactions"] == 150 and by_id[po["id"]]["adds_up"] is True
+    assert by_id[failed["id"]]["status"] == "failed"
+    assert len(payout_csv_rows(result)) == 150
+    assert stripe_server.faults_served >= 3 and "stripe.rate_limited" in result.stderr

@@ -196,6 +196,12 @@ class _Read:
         """Every finding for the items collection: the window's and its payouts'."""
         return self.window.findings + self.payouts.findings
 
+    @property
+    def checked(self) -> recheck.Rechecked:
+        """The open items re-checked: those of earlier windows, and those of the payouts read again."""
+        r, p = self.rechecked, self.payouts
+        return recheck.Rechecked(r.confirmed, {**r.cleared, **p.cleared}, r.checked + p.checked)
+
 
 def run(
     ws: WindowSettings,
@@ -463,12 +469,7 @@ def _write(
         outcomes, healed = _repair(store, req, run_id, read)
         clock.lap("repair")
         counts = c.outcome_counts(outcomes, read.orders)
-        rechecked = read.rechecked
-        payouts = read.payouts  # its items were re-checked by reading their payouts again
-        rechecked = recheck.Rechecked(
-            rechecked.confirmed, {**rechecked.cleared, **payouts.cleared}, rechecked.checked + payouts.checked
-        )
-        items = _sync_items(ws, db, req, run_id, findings, rechecked)
+        items = _sync_items(ws, db, req, run_id, findings, read.checked)
         extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
         csv_name = read.payouts.csv.path.name if read.payouts.csv else None
         section = payout_words.section_html(read.payouts.lines, ws.report.dashboard_url, csv_name)
