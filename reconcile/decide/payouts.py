@@ -91,8 +91,9 @@ class Payout:
 
     @property
     def itemizable(self) -> bool:
-        """Stripe can list the transactions this payout paid out."""
-        return self.automatic and self.reconciliation_status == COMPLETED
+        """Stripe can list the transactions this payout paid out, and they are worth listing: a failed or
+        canceled payout paid nothing out (its money went back to the balance)."""
+        return self.automatic and self.reconciliation_status == COMPLETED and not self.final
 
     @property
     def final(self) -> bool:

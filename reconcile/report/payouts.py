@@ -174,7 +174,11 @@ class PayoutLine:
 
 def contents_text(payout: Payout, itemized: Itemized | None) -> str:
     if itemized is None:
-        return wording.NOT_ITEMIZED if payout.status == "paid" or not payout.automatic else "not itemized yet"
+        if not payout.automatic:
+            return f"{wording.NOT_ITEMIZED} (a manual payout)"
+        if payout.final:
+            return "not itemized: nothing reached the bank, the money went back to the balance"
+        return f"{wording.NOT_ITEMIZED} yet (reconciliation {payout.reconciliation_status.replace('_', ' ')})"
     adds = "adds up" if itemized.adds_up(payout.amount) else "does NOT add up"
     return f"{itemized.charges} charges, {itemized.orders} orders, {itemized.transactions} transactions; {adds}"
 
