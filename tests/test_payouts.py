@@ -234,6 +234,9 @@ def test_every_payout_outcome_through_the_cli(cli, store, db, shop, now):
     assert result.exit_code == 1, result.output
     by_id = {x["id"]: x for x in result.summary["payouts"]}
     assert set(by_id) == {good["id"], mismatch["id"], failed["id"], canceled["id"], overdue["id"], manual["id"]}
+    line = next(x for x in result.stdout.splitlines() if x.startswith("payouts: "))
+    assert line.startswith("payouts: 6 looked at, 2 itemized; ")
+    assert all(f"1 {w}" in line for w in ("failed", "canceled", "overdue", "not adding up")), line
     g = by_id[good["id"]]
     assert (g["transactions"], g["orders"], g["adds_up"], g["status"]) == (4, 3, True, "paid")
     assert g["totals"]["gross"] == 7500 and g["totals"]["refunds"] == -500 and g["totals"]["net"] == good["amount"]

@@ -280,3 +280,13 @@ def txn_line(t: PayoutTxn) -> str:
         f"  {t.id}  {t.reporting_category:<20} {format_amount(t.net, t.currency):>16} net  "
         f"{t.charge_id or t.source_id or '-'}  {order}"
     )
+
+
+def console_line(payouts: list[PayoutJson], outcomes: list[str]) -> str | None:
+    """The run's payouts on one console line (None: it looked at none): how many, and those needing a person."""
+    if not payouts:
+        return None
+    counted = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
+    problems = ", ".join(f"{n} {wording.PAYOUT_SHORT.get(o, o)}" for o, n in counted.items())
+    itemized = sum(1 for p in payouts if p["transactions"] is not None)
+    return f"payouts: {len(payouts)} looked at, {itemized} itemized" + (f"; {problems}" if problems else "")

@@ -476,6 +476,13 @@ PAYOUT_STATUS_WORDS = {
     "failed": "failed",
 }
 NOT_ITEMIZED = "not itemized by Stripe"
+# A payout outcome in a word or two (the console's payouts line).
+PAYOUT_SHORT: dict[str, str] = {
+    payout_rules.PAYOUT_FAILED: "failed",
+    payout_rules.PAYOUT_CANCELED: "canceled",
+    payout_rules.PAYOUT_OVERDUE: "overdue",
+    payout_rules.PAYOUT_MISMATCH: "not adding up",
+}
 
 
 def failure_words(code: str | None) -> str:
