@@ -271,6 +271,17 @@ class BankConfig:
 
 
 @dataclass(frozen=True)
+class PayoutsConfig:
+    enabled: bool = True  # list, re-check and itemize payouts each run (docs/payouts.md)
+    # A paid payout is re-checked this long after its arrival date (Stripe: it can still turn failed).
+    watch_paid_for: timedelta = timedelta(days=10)
+    # A payout not paid this long after its arrival date is an item (payout_overdue).
+    overdue_after: timedelta = timedelta(days=3)
+    # The payouts runs saw, kept to re-check those not final yet.
+    collection: str = "reconcile_payouts"
+
+
+@dataclass(frozen=True)
 class Config:
     stripe: StripeConfig
     mongodb: MongoConfig
@@ -282,6 +293,7 @@ class Config:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     items: ItemsConfig = field(default_factory=ItemsConfig)
     bank: BankConfig = field(default_factory=BankConfig)
+    payouts: PayoutsConfig = field(default_factory=PayoutsConfig)
 
     def stripe_api_key(self) -> str:
         return _secret(self.stripe.api_key_env, "the Stripe API key")
@@ -309,6 +321,7 @@ SECTIONS: dict[str, type] = {
     "matching": MatchingConfig,
     "items": ItemsConfig,
     "bank": BankConfig,
+    "payouts": PayoutsConfig,
 }
 
 
@@ -502,6 +515,8 @@ def _check_values(config: Config, problems: list[str]) -> None:
     for name in ("payment_intent_id_field", "checkout_session_id_field"):
         if getattr(config.orders, name) and "order_fields" not in link_by:
             problems.append(f'orders.{name} is set but matching.link_by does not include "order_fields"')
+    if config.payouts.watch_paid_for < timedelta(0) or config.payouts.overdue_after < timedelta(0):
+        problems.append("payouts.watch_paid_for and payouts.overdue_after must not be negative")
     if config.matching.probable_match_drift <= timedelta(0):
         problems.append("matching.probable_match_drift must be longer than zero")
     if not _API_VERSION.fullmatch(config.stripe.api_version):

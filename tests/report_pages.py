@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from reconcile.config import parse_config
 from reconcile.demo.embedded_mongo import EmbeddedMongo
-from reconcile.demo.shop import DEMO_KEY, KEY_ENV, URI_ENV, demo_config, seed_demo_shop
+from reconcile.demo.shop import DEMO_KEY, KEY_ENV, URI_ENV, demo_config, seed_demo_payouts, seed_demo_shop
 from reconcile.demo.standin import StandinStore, serve
 from reconcile.run import invocation as orchestrate
 from reconcile.store import items as item_store
@@ -67,6 +67,8 @@ def shop_report(
                 seed_demo_shop(
                     store, db[config.mongodb.orders_collection], now - timedelta(minutes=7 * copy), 100 * copy
                 )
+            if every_section:  # payouts too: a paid one itemized and a failed one in the queue
+                seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
             client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
             inv = orchestrate.Invocation(
                 now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="test"

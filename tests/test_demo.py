@@ -28,6 +28,10 @@ def test_demo_matches_the_seeded_mix_and_reports_refunds_disputes_and_items(tmp_
     assert text.index('id="headline"') < text.index('id="queue"') < text.index("What this run found")
     assert "Refunds and disputes created in this window" in text and "Dispute open" in text
     assert "Next: refund the second charge" in text and "Trend, last 14 days" in text
+    # Payouts: the section, and the failed one in the work queue with the bank's reason in words.
+    assert 'id="payouts"' in text and "Payout failed" in text and "the bank account has been closed" in text
+    assert "1 payout failed" in result.output
+    assert len(list(tmp_path.glob("payouts-*.csv"))) == 1
     # Kept for the commands after it: the shop and a config naming it, with no secret in it.
     assert "kept: the demo shop in reconcile-demo/ and its config in reconcile.toml" in result.output
     config = (tmp_path / "reconcile.toml").read_text()

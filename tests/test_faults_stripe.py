@@ -94,6 +94,9 @@ def assert_nothing_done(result, db, before, tmp_path) -> None:
 
 @pytest.mark.parametrize("fault", ["429", "429_retry_after"])
 def test_steady_429_rate_still_finishes_with_complete_data(fast_cli, stripe_server, shop, fault):
+    # The payouts' window list asks the same query as the balance transactions' (a created range, a limit):
+    # the fault log, which sees queries only, could not tell them apart. Payouts under 429s: test_payouts.py.
+    configure(fast_cli, payouts={"enabled": False})
     seed_pages(shop)
     stuck = shop.order(c.REPAIRED)
     shop.charge(stuck)

@@ -210,7 +210,7 @@ def test_every_json_option_says_json_lines_and_integer_amounts(name, option):
 
 
 def test_json_options_are_the_listed_ones():
-    assert sorted(n for n, _ in _json_options()) == ["items", "runs"]
+    assert sorted(n for n, _ in _json_options()) == ["items", "payouts", "runs"]
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,8 @@ def test_each_report_stays_under_gmails_clip(reports, name):
 def test_a_report_with_every_section_filled(reports):
     """The report the phone-width checks above read with every section drawn."""
     html = reports["full"].read_text(encoding="utf-8")
-    for section in ('id="queue"', 'id="severity"', 'id="being-handled"', 'id="closed-by-people"', 'id="movements"'):
+    sections = ('id="queue"', 'id="severity"', 'id="being-handled"', 'id="closed-by-people"', 'id="movements"')
+    for section in (*sections, 'id="payouts"'):
         assert section in html, section
     assert "Nobody has acknowledged an item" not in html and "No item was accepted or resolved" not in html
     assert "Nothing was resolved by this run" not in html and "No refunds or disputes were created" not in html

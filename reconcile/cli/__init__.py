@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reconcile.cli import demo, history, items, setup
+from reconcile.cli import demo, history, items, payouts, setup
 from reconcile.cli.common import EXIT_CODES_HELP, ReconcileGroup, fail, start_live_progress
 from reconcile.cli.job import RunOptions, run_job
 from reconcile.config import EMAIL_SEND
@@ -112,7 +112,7 @@ def main(
     catches up after a pause in sub-windows of window.max_span. One run at a time: a lease in
     MongoDB keeps a manual backfill and the hourly run apart.
 
-    Subcommands: runs, show RUN_ID, init, check, demo.
+    Subcommands: runs, show RUN_ID, init, check, demo, items, undo, payouts.
     """
     try:
         console = setup_logging(logging.DEBUG if verbose else logging.INFO, log_format, log_file, quiet)
@@ -140,7 +140,16 @@ def main(
     )
 
 
-for command in (history.runs, history.show, setup.init, setup.check, demo.demo, items.items, items.undo):
+for command in (
+    history.runs,
+    history.show,
+    setup.init,
+    setup.check,
+    demo.demo,
+    items.items,
+    items.undo,
+    payouts.payouts,
+):
     main.add_command(command)
 
 __all__ = ["EXIT_CODES_HELP", "main"]

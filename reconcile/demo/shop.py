@@ -377,6 +377,28 @@ def _seed_balance_movements(s: ShopSeeder) -> None:
     )
 
 
+def seed_demo_payouts(store: StandinStore, orders: Collection, now: datetime, numbered_from: int = 500) -> Counter[str]:
+    """Payouts of the day: one paid and itemized (three orders' charges, traced to their orders) and one the
+    bank returned (the account closed). Their orders are healthy (ok); the failed payout is an item."""
+    s = ShopSeeder(store, orders, now)
+    s._n = numbered_from
+    txns: list[str] = []
+    net = 0  # what the payout pays out: the charges' net
+    for minute, amount in enumerate((4200, 1999, 12500)):
+        age = timedelta(hours=20, minutes=minute)
+        oid = s.order(c.OK, status="accepted", amount=amount, age=age)
+        txn = s.charge(oid, amount=amount, age=age)["balance_transaction"]
+        txns.append(txn)
+        net += int((store.get(txn) or {})["net"])
+    created = to_unix(now - timedelta(hours=5))
+    arrival = to_unix(now - timedelta(hours=1))
+    store.create_payout(net, created=created, arrival_date=arrival, transactions=txns)
+    store.create_payout(
+        48_000, created=created + 60, arrival_date=arrival, status="failed", failure_code="account_closed"
+    )
+    return s.expected
+
+
 def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
     """The demo, its shop kept in `here`/reconcile-demo/ (default: the current directory) for the commands after it."""
     from reconcile.config import parse_config
@@ -403,6 +425,7 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
         # so the run has no index warning a user could not act on.
         indexes.create(db, config.mongodb, config.orders)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
+        expected += seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
         store.save(folder.stripe_file)  # the stand-in is read-only: what the commands after it serve
         client = progress.wrap(stripe_pull.make_client(config.stripe_api_key(), config.stripe))
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
@@ -416,7 +439,8 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
     progress.stop()  # the summary below gets rows of its own
     kept = write_configs(folder, demo_config(stripe_server.url), here)
     mismatched = [o for o in c.OUTCOMES if expected.get(o, 0) != result.counts.get(o, 0)]
-    for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values())):
+    payout_problems = Counter(d.outcome for d in result.summary.discrepancies if d.payout_id)
+    for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values()), payout_problems):
         click.echo(line)
     click.echo(f"report: {result.report.html} (and its CSV)")
     click.echo(kept)
@@ -430,7 +454,9 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
     return ExitCode.OK
 
 
-def demo_summary(counts: dict[str, int], needs_attention: int, seeded: int) -> list[str]:
+def demo_summary(
+    counts: dict[str, int], needs_attention: int, seeded: int, payouts: Counter[str] | None = None
+) -> list[str]:
     """A few lines a person reads at the end of the demo: what the job did and what it left for a person."""
     name = {o: o.replace("_", " ") for o in c.OUTCOMES}
     handled = [
@@ -439,6 +465,7 @@ def demo_summary(counts: dict[str, int], needs_attention: int, seeded: int) -> l
         f"{counts.get(c.IN_FLIGHT, 0)} in flight left alone",
     ]
     people = [f"{counts[o]} {name[o]}" for o in (c.STALE_PENDING, *c.NEEDS_PERSON) if counts.get(o)]
+    people += [f"{n} {o.replace('_', ' ')}" for o, n in sorted((payouts or {}).items())]
     lines = [f"demo: a shop of {seeded} seeded cases over the last day: {counts.get(c.OK, 0)} in agreement"]
     lines += textwrap.wrap(f"the job: {', '.join(handled)}", 78, initial_indent="  ", subsequent_indent="    ")
     needs = f"for a person ({needs_attention}): {', '.join(people) or 'nothing'}"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reconcile.config import EmailConfig
 from reconcile.errors import MailError
+from reconcile.report.payouts import beside as payouts_csv
 from reconcile.runtime.redact import smtp_facts
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,15 @@ def message_from_files(
     """The reports as written on disk, in one message (also how an unsent one is resent later).
 
     `reports` is (html, csv) per window, oldest first: the newest HTML is the body (its open
-    items and trend cover everything); every CSV is attached, and the HTML of earlier windows too.
+    items and trend cover everything); every CSV is attached (the payouts CSVs too), and the HTML of
+    earlier windows.
     """
     body = reports[-1][0].read_text(encoding="utf-8")
     files = [(html.name, html.read_bytes()) for html, _ in reports[:-1]] + [
         (csv.name, csv.read_bytes()) for _, csv in reports
     ]
+    # Each window's payouts CSV, when it itemized a payout (report/payouts.py writes it beside the report).
+    files += [(p.name, p.read_bytes()) for _, csv in reports if (p := payouts_csv(csv)).is_file()]
     return build_message(config, subject_line, body, text, files)
 
 

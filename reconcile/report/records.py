@@ -4,8 +4,9 @@ builds it, render.write_summary_json writes it)."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
+from reconcile.decide.payouts import PayoutTotalsJson
 from reconcile.decide.totals import Totals
 
 
@@ -93,6 +94,24 @@ class DiscrepancyJson(TypedDict):
     detail: str | None
     needs_person: bool
     expected_end: str | None  # ISO-8601 UTC: when the order's payment should have settled; None for a charge
+    payout_id: NotRequired[str]  # a payout's outcome (decide/payouts.py)
+
+
+class PayoutJson(TypedDict):
+    """A payout the run looked at, as the summary's `payouts` lists it (and `reconcile payouts --json`)."""
+
+    id: str
+    status: str
+    amount: int  # minor units, as Stripe gives it
+    currency: str
+    arrival_date: str  # ISO date
+    automatic: bool
+    reconciliation_status: str
+    failure_code: str | None
+    transactions: int | None  # None: not itemized
+    orders: int | None
+    totals: PayoutTotalsJson | None
+    adds_up: bool | None
 
 
 class EarlierChangeJson(TypedDict):
@@ -137,6 +156,7 @@ class SummaryJson(TypedDict, total=False):
     counted_from: str
     movements: list[MovementJson]
     items: ItemsJson
+    payouts: list[PayoutJson]
     audit_healed: list[str]
     earlier_changes: list[EarlierChangeJson]
     # The invocation's.

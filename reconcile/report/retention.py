@@ -11,7 +11,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Only the job's own report files: never anything else someone keeps in the directory.
-REPORT_FILE = re.compile(r"^reconcile-[0-9]{8}T[0-9]{6}Z-[0-9a-f]+\.(html|csv)$")
+REPORT_FILE = re.compile(r"^(reconcile|payouts)-[0-9]{8}T[0-9]{6}Z-[0-9a-f]+\.(html|csv)$")
 
 
 def prune(report_dir: Path, keep_days: int, now: float | None = None, keep: Iterable[Path] = ()) -> list[Path]:
@@ -23,6 +23,8 @@ def prune(report_dir: Path, keep_days: int, now: float | None = None, keep: Iter
         return []
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     protected = {p.resolve() for p in keep}
+    # A report's payouts CSV (report/payouts.py) goes with its email: kept while the report is.
+    protected |= {p.with_name("payouts-" + p.name.removeprefix("reconcile-")) for p in protected if p.suffix == ".csv"}
     removed = []
     for path in sorted(report_dir.iterdir()):
         if not REPORT_FILE.match(path.name) or path.resolve() in protected:

@@ -25,6 +25,7 @@ from reconcile.report.records import (
     EarlierChangeJson,
     ItemsJson,
     MovementJson,
+    PayoutJson,
     ReportJson,
     SummaryJson,
     WindowEntryJson,
@@ -72,6 +73,7 @@ class Discrepancy:
     charge_amount: int | None = None
     charge_currency: str | None = None
     expected_end: str | None = None  # ISO: when the order's payment should have settled (docs/deadlines.md)
+    payout_id: str | None = None  # a payout's outcome (decide/payouts.py)
 
     @classmethod
     def from_outcome(cls, row: OutcomeRow) -> Discrepancy:
@@ -91,7 +93,7 @@ class Discrepancy:
         )
 
     def to_json(self) -> DiscrepancyJson:
-        return {
+        out: DiscrepancyJson = {
             "outcome": self.outcome,
             "order_id": self.order_id,
             "charge_id": self.charge_id,
@@ -103,6 +105,9 @@ class Discrepancy:
             "needs_person": self.needs_person,
             "expected_end": self.expected_end,
         }
+        if self.payout_id is not None:
+            out["payout_id"] = self.payout_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,7 @@ class RunSummary:
     items: ItemsJson | None = None  # report/period.py's open items: open, new, resolved, buckets
     audit_healed: list[str] = field(default_factory=list)
     earlier_changes: list[EarlierChange] = field(default_factory=list)
+    payouts: list[PayoutJson] = field(default_factory=list)  # the payouts looked at (run/payouts.py)
 
     @classmethod
     def build(
@@ -194,6 +200,8 @@ class RunSummary:
         items: ItemsJson | None = None,
         audit_healed: Sequence[str] = (),
         earlier_changes: Sequence[EarlierChange] = (),
+        payouts: Sequence[PayoutJson] = (),
+        payout_discrepancies: Sequence[Discrepancy] = (),
     ) -> RunSummary:
         """A window's summary from its outcomes (every one other than ok is a discrepancy) and their
         counts (classify.outcome_counts: ok orders have no row)."""
@@ -208,13 +216,14 @@ class RunSummary:
             until=until,
             dry_run=dry_run,
             counts=counts,
-            needs_attention=int(outcomes["outcome"].isin(c.NEEDS_PERSON).sum()),
+            needs_attention=int(outcomes["outcome"].isin(c.NEEDS_PERSON).sum()) + len(payout_discrepancies),
             repaired=keys(c.REPAIRED),
             marked_failed=keys(c.MARKED_FAILED),
             discrepancies=[
                 Discrepancy.from_outcome(cast(OutcomeRow, r))
                 for r in unusual[list(OutcomeRow.__annotations__)].to_dict("records")
-            ],
+            ]
+            + list(payout_discrepancies),
             totals=totals,
             report=report,
             counted_from=counted_from,
@@ -222,6 +231,7 @@ class RunSummary:
             items=items,
             audit_healed=list(audit_healed),
             earlier_changes=list(earlier_changes),
+            payouts=list(payouts),
         )
 
     @classmethod
@@ -246,6 +256,7 @@ class RunSummary:
             items=last.items,
             audit_healed=[k for p in parts for k in p.audit_healed],
             earlier_changes=[e for p in parts for e in p.earlier_changes],
+            payouts=[x for p in parts for x in p.payouts],
         )
 
     @property
@@ -272,6 +283,7 @@ class RunSummary:
             out["items"] = self.items
         out["audit_healed"] = list(self.audit_healed)
         out["earlier_changes"] = [e.to_json() for e in self.earlier_changes]
+        out["payouts"] = list(self.payouts)
         return out
 
 

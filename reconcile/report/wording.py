@@ -15,6 +15,7 @@ import pandas as pd
 
 from reconcile.decide import classify as c
 from reconcile.decide import match, movements
+from reconcile.decide import payouts as payout_rules
 from reconcile.decide.findings import Finding
 from reconcile.money import format_amount
 from reconcile.timeutil import fmt, from_unix
@@ -399,9 +400,18 @@ MOVEMENT_TITLES: dict[str, str] = {
 }
 
 
+# Each payout outcome (payouts.PayoutOutcome) in plain words.
+PAYOUT_TITLES: dict[str, str] = {
+    payout_rules.PAYOUT_FAILED: "Payout failed: the money went back to the Stripe balance",
+    payout_rules.PAYOUT_CANCELED: "Payout canceled: the money went back to the Stripe balance",
+    payout_rules.PAYOUT_OVERDUE: "Payout overdue: not paid days after its arrival date",
+    payout_rules.PAYOUT_MISMATCH: "Payout does not add up to its transactions",
+}
+
+
 def item_title(kind: str | None) -> str:
-    """What happened, in plain words, for an item of any kind (an outcome or a refund/dispute finding)."""
-    text = OUTCOME_TITLES.get(kind or "") or MOVEMENT_TITLES.get(kind or "")
+    """What happened, in plain words, for an item of any kind (an outcome, a refund/dispute or payout finding)."""
+    text = OUTCOME_TITLES.get(kind or "") or MOVEMENT_TITLES.get(kind or "") or PAYOUT_TITLES.get(kind or "")
     return text or (kind or "unknown").replace("_", " ")
 
 
@@ -453,6 +463,10 @@ NEXT_STEPS: dict[str, str] = {
     movements.REFUND_FAILED: "refund the customer another way",
     movements.REFUNDED_ORDER_STILL_PAID: "cancel the order (the money went back)",
     movements.DISPUTE_LOST: "cancel the order (the dispute was lost)",
+    payout_rules.PAYOUT_FAILED: "fix the bank account in Stripe, then pay the balance out again",
+    payout_rules.PAYOUT_CANCELED: "find who canceled it, then pay the balance out again",
+    payout_rules.PAYOUT_OVERDUE: "ask the bank with the trace id, then Stripe support",
+    payout_rules.PAYOUT_MISMATCH: "compare the payout's transactions in Stripe with the payouts CSV",
 }
 
 
@@ -494,3 +508,74 @@ def movement_detail(m: movements.Movement) -> str:
         case j.DISPUTE_LOST_SETTLED:
             return f"dispute of {amount} lost; {whose}"
     return f"dispute of {amount} {status.replace('_', ' ')} ({m.reason}); {whose}"
+
+
+# --- Payouts (decide/payouts.py): a payout finding's detail, its status and failure in plain words. ---
+
+# Stripe's payout failure codes (API version 2026-10-28.endive, "Payout failures"), for a person.
+PAYOUT_FAILURE_WORDS = {
+    "account_closed": "the bank account has been closed",
+    "account_frozen": "the bank account has been frozen",
+    "bank_account_restricted": "the bank account has restrictions on payouts to it",
+    "bank_ownership_changed": "the bank account changed owner",
+    "could_not_process": "the bank could not process this payout",
+    "debit_not_authorized": "debits are not authorized on this bank account",
+    "declined": "the bank declined the transfer",
+    "incorrect_account_holder_address": "the bank says the account holder's address is wrong",
+    "incorrect_account_holder_name": "the bank says the account holder's name is wrong",
+    "incorrect_account_holder_tax_id": "the bank says the account holder's tax id is wrong",
+    "insufficient_funds": "the Stripe balance did not cover the payout",
+    "invalid_account_number": "the bank account number is not valid",
+    "invalid_currency": "the bank account cannot take this currency",
+    "no_account": "the bank could not find the account (wrong details on file?)",
+    "unsupported_card": "the debit card does not take payouts",
+}
+PAYOUT_STATUS_WORDS = {
+    "paid": "paid",
+    "pending": "pending (not sent yet)",
+    "in_transit": "in transit to the bank",
+    "canceled": "canceled",
+    "failed": "failed",
+}
+NOT_ITEMIZED = "not itemized by Stripe"
+# A payout outcome in a word or two (the console's payouts line).
+PAYOUT_SHORT: dict[str, str] = {
+    payout_rules.PAYOUT_FAILED: "failed",
+    payout_rules.PAYOUT_CANCELED: "canceled",
+    payout_rules.PAYOUT_OVERDUE: "overdue",
+    payout_rules.PAYOUT_MISMATCH: "not adding up",
+}
+
+
+def failure_words(code: str | None) -> str:
+    """A payout failure code in plain words (an unknown one as itself)."""
+    if not code:
+        return "no reason given"
+    return PAYOUT_FAILURE_WORDS.get(code, code.replace("_", " "))
+
+
+def payout_detail(
+    payout: payout_rules.Payout, outcome: payout_rules.PayoutOutcome, itemized: payout_rules.Itemized | None, now: int
+) -> str:
+    """One payout finding's detail: what happened to the money, with the facts a person checks."""
+    amount = format_amount(payout.amount, payout.currency)
+    expected = day_text(payout.arrival)
+    match outcome:
+        case payout_rules.PAYOUT_FAILED:
+            return (
+                f"payout of {amount} expected {expected} failed: {failure_words(payout.failure_code)} "
+                f"({payout.failure_code or 'no code'}); Stripe returned the money to the balance"
+            )
+        case payout_rules.PAYOUT_CANCELED:
+            return f"payout of {amount} expected {expected} was canceled; Stripe returned the money to the balance"
+        case payout_rules.PAYOUT_OVERDUE:
+            late = max(0, (now - payout.arrival) // payout_rules.DAY)
+            status = PAYOUT_STATUS_WORDS.get(payout.status, payout.status)
+            ago = f"{age_text(late)} ago" if late else "today"
+            return f"payout of {amount} expected {expected} ({ago}) is still {status}"
+    net = itemized.totals["net"] if itemized else 0
+    count = itemized.transactions if itemized else 0
+    return (
+        f"payout of {amount} expected {expected}: its {count} transactions add up to "
+        f"{format_amount(net, payout.currency)} (difference {format_amount(payout.amount - net, payout.currency)})"
+    )

@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from reconcile.config import Config, OrdersConfig, Threshold
 from reconcile.decide.classify import Rules
+from reconcile.decide.payouts import PayoutRules
 from reconcile.store.repair import RepairStore
 from reconcile.stripe.payments import Linking
 from reconcile.stripe.pull import RetryPolicy
@@ -90,6 +91,23 @@ class ReportLinks:
 
 
 @dataclass(frozen=True)
+class PayoutSettings:
+    """What the payouts of a window run take (run/payouts.py): the rules and where the watched payouts are kept."""
+
+    rules: PayoutRules
+    collection: str
+
+
+def payout_settings(config: Config) -> PayoutSettings | None:
+    """None when `payouts.enabled` is false."""
+    p = config.payouts
+    if not p.enabled:
+        return None
+    rules = PayoutRules(int(p.overdue_after.total_seconds()), int(p.watch_paid_for.total_seconds()))
+    return PayoutSettings(rules, p.collection)
+
+
+@dataclass(frozen=True)
 class WindowSettings:
     """What one window run (run/window.py) uses of the config, a few values per step."""
 
@@ -100,6 +118,7 @@ class WindowSettings:
     retry: Callable[[], RetryPolicy]  # the retry policy of a run given none
     report: ReportLinks
     severity: tuple[Threshold, ...]  # items.severity
+    payouts: PayoutSettings | None = None  # None: payouts are not read
 
     def repair_store(self, db: Database) -> RepairStore:
         c = self.collections
@@ -125,4 +144,5 @@ def window_settings(config: Config) -> WindowSettings:
         retry=partial(RetryPolicy.from_config, config.stripe, config.test_mode_key()),
         report=ReportLinks(config.stripe.dashboard_url, config.report.order_url, config.report.trend_days),
         severity=config.items.severity,
+        payouts=payout_settings(config),
     )

@@ -21,6 +21,7 @@ the next run reports what an earlier one could not (`earlier_changes`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import resource
 import secrets
@@ -46,10 +47,12 @@ from reconcile.decide.runs import RunDoc
 from reconcile.decide.trend import trend_points
 from reconcile.errors import ReconcileError
 from reconcile.exitcodes import ExitCode
+from reconcile.report import payouts as payout_words
 from reconcile.report import period, repair_words
 from reconcile.report import render as report
 from reconcile.report.summary import EarlierChange, RunSummary
 from reconcile.run import judge, recheck, settings
+from reconcile.run import payouts as payouts_run
 from reconcile.run.settings import WindowSettings
 from reconcile.runtime import interrupt, memory, progress
 from reconcile.runtime.logs import run_context
@@ -188,7 +191,19 @@ class _Read:
     rechecked: recheck.Rechecked  # the open items of earlier windows re-checked
     ledger: _Ledger
     charge_ids_as_stored: dict[str, str]  # by order key (the repairs compare what is stored)
+    payouts: payouts_run.PayoutsRead  # the payouts looked at, judged (run/payouts.py)
     watches: deadline_rules.WatchPlan = field(default_factory=deadline_rules.WatchPlan)  # slow payments to judge later
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding for the items collection: the window's and its payouts'."""
+        return self.window.findings + self.payouts.findings
+
+    @property
+    def checked(self) -> recheck.Rechecked:
+        """The open items re-checked: those of earlier windows, and those of the payouts read again."""
+        r, p = self.rechecked, self.payouts
+        return recheck.Rechecked(r.confirmed, {**r.cleared, **p.cleared}, r.checked + p.checked)
 
 
 def run(
@@ -245,8 +260,23 @@ def _read(
     clock.lap("edge_look")  # the wording, as before with the outcomes it words
     rechecked = _recheck(ws, remote, req, rules, {f["key"] for f in window.findings})
     clock.lap("recheck")
-    ledger = _read_ledger(ws, remote.db, store, req, run_id)
-    return _Read(window, orders, money, rechecked, ledger, as_stored, watches)
+    payouts = _payouts(ws, remote, req, run_id)
+    clock.lap("payouts")
+    try:
+        ledger = _read_ledger(ws, remote.db, store, req, run_id)
+    except BaseException:
+        payouts_run.discard(payouts)
+        raise
+    return _Read(window, orders, money, rechecked, ledger, as_stored, payouts, watches)
+
+
+def _payouts(ws: WindowSettings, remote: _Remote, req: RunRequest, run_id: str) -> payouts_run.PayoutsRead:
+    """The payouts created in the window; with the re-check (the invocation's last window), also those
+    earlier runs saw that are not final yet and those with an open item (run/payouts.py)."""
+    scope = payouts_run.scope_for(ws, remote.client, remote.policy, remote.db)
+    if scope is None:
+        return payouts_run.PayoutsRead()
+    return payouts_run.read(scope, req.since, req.until, req.now, run_id, req.report_dir, bool(req.recheck_limit))
 
 
 def _pull_and_load(ws: WindowSettings, remote: _Remote, req: RunRequest, clock: _Clock) -> _Pulled:
@@ -439,7 +469,8 @@ def _recheck(
     if not req.recheck_limit:
         return recheck.Rechecked([], {}, [])
     todo = item_rules.to_recheck(
-        item_store.open_items(remote.db[ws.collections.items]),
+        # A payout's items are re-checked with the payouts (run/payouts.py).
+        [d for d in item_store.open_items(remote.db[ws.collections.items]) if d.get("source") != "payout"],
         found,
         to_unix(req.since),
         to_unix(req.until),
@@ -479,15 +510,18 @@ def _write(
     read: _Read,
     clock: _Clock,
 ) -> RunResult:
-    changes, findings = req.changes, read.window.findings
+    changes, findings = req.changes, read.findings
     try:
         outcomes, healed = _repair(store, req, run_id, read)
         clock.lap("repair")
         counts = c.outcome_counts(outcomes, read.orders)
-        items = _sync_items(ws, db, req, run_id, findings, read.rechecked)
+        items = _sync_items(ws, db, req, run_id, findings, read.checked)
         if not req.dry_run:
             deadline_store.write(db[ws.collections.state], read.watches)
         extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
+        csv_name = read.payouts.csv.path.name if read.payouts.csv else None
+        section = payout_words.section_html(read.payouts.lines, ws.report.dashboard_url, csv_name)
+        extras = dataclasses.replace(extras, html=extras.html + section)
         clock.lap("items")
         progress.step("report", 0, 1)
         files = report.write_report(
@@ -506,7 +540,10 @@ def _write(
             order_url=ws.report.order_url,
         )
         changes.report = files
+        if ws.payouts is not None:
+            payouts_run.write(db[ws.payouts.collection], read.payouts, req.dry_run)
     except BaseException as error:
+        payouts_run.discard(read.payouts)
         if changes.count or read.ledger.earlier:
             _report_anyway(ws, db, req, run_id, read.ledger, error)
         raise
@@ -526,6 +563,8 @@ def _write(
         items=extras.summary["items"],
         audit_healed=healed,
         earlier_changes=[EarlierChange.from_audit(r) for r in read.ledger.earlier],
+        payouts=read.payouts.summary(),
+        payout_discrepancies=read.payouts.discrepancies(),
     )
     # Items a person acknowledged (being handled) or accepted (closed) need nobody now: not counted in the
     # exit code or the email's "need attention", or an hourly cron run mails about them every hour.

@@ -1,7 +1,7 @@
 """`reconcile check`: can the configured Stripe key read what the job reads?
 
 Every endpoint a run of this config will list is probed with one `limit=1` call: charges,
-balance transactions, refunds and disputes always; PaymentIntents and Checkout Sessions when
+balance transactions, refunds, disputes and payouts always; PaymentIntents and Checkout Sessions when
 `matching.link_by` (or an order field) needs them. A missing permission is named; Stripe being
 unreachable is said as such (a run would exit 3 too), never mistaken for a setup problem.
 """
@@ -23,6 +23,7 @@ ENDPOINTS = (
     ("/v1/balance_transactions", "Balance: read"),
     ("/v1/refunds", "Refunds: read"),
     ("/v1/disputes", "Disputes: read"),
+    ("/v1/payouts", "Payouts: read"),
 )
 INTENTS = (payments.INTENTS_PATH, "PaymentIntents: read")
 SESSIONS = (payments.SESSIONS_PATH, "Checkout Sessions: read")

@@ -1718,6 +1718,37 @@ class StandinStore:
             self._cols["balance_transaction"].changed()
             return payout
 
+    def fail_payout(
+        self, payout_id: str, failure_code: str = "account_closed", at: int | None = None
+    ) -> dict[str, Any]:
+        """A payout the bank returns after it showed ``paid`` (Stripe: that can happen days later): ``failed``
+        with its ``failure_code`` and message, and the ``payout_failure`` transaction that puts the money
+        back in the balance (``failure_balance_transaction``), created at ``at`` (default now)."""
+        with self.lock:
+            payout = self._require(payout_id, "payout")
+            if payout["status"] in ("failed", "canceled"):
+                raise ValueError(f"payout {payout_id} is already {payout['status']}")
+            created = int(time.time()) if at is None else at
+            back = self._new_bt(
+                type="payout_failure",
+                amount=payout["amount"],
+                currency=payout["currency"],
+                created=created,
+                fee_details=[],
+                source=payout_id,
+                description=payout["description"],
+                available_on=created,
+            )
+            self.update(
+                payout_id,
+                status="failed",
+                failure_code=failure_code,
+                failure_message=_PAYOUT_FAILURES.get(failure_code, "The payout failed."),
+                failure_balance_transaction=back["id"],
+            )
+            self._cols["balance_transaction"].changed()
+            return payout
+
     def _new_bt(
         self,
         *,
