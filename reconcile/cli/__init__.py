@@ -65,6 +65,15 @@ from reconcile.runtime.logs import LOG_FORMATS, setup_logging
 )
 @click.option("--email", "email_send", type=click.Choice(EMAIL_SEND), help="Override email.send for this run.")
 @click.option("--trigger", metavar="NAME", help="What started this run, kept in the run history (e.g. cron-hourly).")
+@click.option(
+    "--bank-statement",
+    "bank_statements",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A bank statement (OFX, MT940, camt.053, BAI2 or CSV) to match the payouts to; repeatable, "
+    "besides bank.statements. Read before anything else, never changed (docs/bank.md).",
+)
 @click.option("--now", "now_text", metavar="WHEN", hidden=True, help="Tests only: pretend the current time is WHEN.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug lines too.")
 @click.option(
@@ -100,6 +109,7 @@ def main(
     wait: str | None,
     email_send: str | None,
     trigger: str | None,
+    bank_statements: tuple[Path, ...],
     now_text: str | None,
     verbose: bool,
     log_format: str,
@@ -136,6 +146,7 @@ def main(
             email_send=email_send,
             trigger=trigger,
             quiet=quiet,
+            bank_statements=bank_statements,
         )
     )
 

@@ -14,7 +14,7 @@ import click
 
 from reconcile.cli.common import fail, parse_option_duration, parse_option_when
 from reconcile.config import Config, load_config
-from reconcile.errors import ConfigError, Interrupted, ReconcileError
+from reconcile.errors import ConfigError, Interrupted, ReconcileError, StatementError
 from reconcile.exitcodes import ExitCode
 from reconcile.report.outputs import check_outputs
 from reconcile.runtime import interrupt, progress
@@ -44,6 +44,7 @@ class RunOptions:
     email_send: str | None
     trigger: str | None
     quiet: bool
+    bank_statements: tuple[Path, ...] = ()
 
 
 def run_job(options: RunOptions) -> NoReturn:
@@ -65,7 +66,9 @@ def run_job(options: RunOptions) -> NoReturn:
 
 
 def _prepare(options: RunOptions) -> tuple[Config, Invocation, str, str, Mailer | None]:
-    """The options parsed and the config checked before anything is touched: a problem is one line, exit 2."""
+    """The options parsed, the config checked and the bank statements read before anything is touched: a
+    problem is one line, exit 2."""
+    from reconcile.run import bank as bank_run
     from reconcile.run import invocation as orchestrate
 
     now = utcnow()
@@ -86,7 +89,9 @@ def _prepare(options: RunOptions) -> tuple[Config, Invocation, str, str, Mailer 
         check_outputs(
             report_dir or Path(config.report.dir), "--report-dir" if report_dir else "report.dir", options.summary_json
         )
-    except ConfigError as error:
+        # Every statement read now: a file the job cannot read costs no Stripe pull and writes nothing.
+        statements = bank_run.statements_of(config.bank, options.bank_statements)
+    except (ConfigError, StatementError) as error:
         fail(error)  # before the run: one line, nothing touched
     invocation = orchestrate.Invocation(
         now=now,
@@ -98,6 +103,7 @@ def _prepare(options: RunOptions) -> tuple[Config, Invocation, str, str, Mailer 
         wait=wait_for,
         email=options.email_send,
         trigger=options.trigger,
+        statements=statements,
     )
     return config, invocation, api_key, mongodb_uri, mail
 

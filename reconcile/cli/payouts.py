@@ -10,11 +10,13 @@ import csv
 import json
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from reconcile.cli.common import fail, now_of, open_db, parse_option_when
+from reconcile.config import load_config
 from reconcile.errors import ConfigError, ReconcileError
 
 if TYPE_CHECKING:
@@ -34,12 +36,29 @@ DEFAULT_SPAN = timedelta(days=30)
     "`payouts` fields (amounts in integer minor units with the currency code).",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="CSV: one row per payout (amounts in major units).")
+@click.option(
+    "--bank-statement",
+    "bank_statements",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A bank statement to match the payouts to (repeatable, besides bank.statements): each payout's "
+    "deposit is shown, and the Stripe deposits no payout listed explains.",
+)
 @click.pass_context
-def payouts(ctx: click.Context, since_text: str | None, until_text: str | None, as_json: bool, as_csv: bool) -> None:
+def payouts(
+    ctx: click.Context,
+    since_text: str | None,
+    until_text: str | None,
+    as_json: bool,
+    as_csv: bool,
+    bank_statements: tuple[Path, ...],
+) -> None:
     """List payouts from Stripe: status, arrival date, amount, the charges and orders in each (read-only)."""
     if ctx.invoked_subcommand is not None:
         return
     from reconcile.report import payouts as words
+    from reconcile.run import bank as bank_run
     from reconcile.run import payouts as payouts_run
 
     if as_json and as_csv:
@@ -49,18 +68,30 @@ def payouts(ctx: click.Context, since_text: str | None, until_text: str | None, 
     since = parse_option_when(since_text, "--since", now) or until - DEFAULT_SPAN
     if since >= until:
         fail(ConfigError("--since must be before --until"))
+    try:
+        config = load_config(ctx.obj["config_path"])
+        # Read before Stripe is asked anything: a file the job cannot read is one line, exit 2.
+        statements = bank_run.statements_of(config.bank, bank_statements)
+    except ReconcileError as error:
+        fail(error)
     out = csv.writer(sys.stdout, lineterminator="\r\n") if as_csv else None
     if out is not None:
         out.writerow(words.LIST_CSV_COLUMNS)
     try:
         config, db = open_db(ctx)
-        for payout, itemized in payouts_run.list_payouts(payouts_run.command_scope(config, db), since, until):
+        listed = payouts_run.list_payouts(payouts_run.command_scope(config, db), since, until, now, statements)
+        for payout, itemized, bank in listed.rows:
             if as_json:
-                click.echo(json.dumps(words.payout_json(payout, itemized), sort_keys=True))
+                click.echo(json.dumps(words.payout_json(payout, itemized, bank), sort_keys=True))
             elif out is not None:
-                out.writerow(words.list_csv_row(payout, itemized))
+                out.writerow(words.list_csv_row(payout, itemized, bank))
             else:
-                click.echo(words.table_line(payout, itemized))
+                click.echo(words.table_line(payout, itemized, bank))
+        for line in listed.unexplained:  # JSON Lines and CSV stay one payout a line; the table says them
+            if out is None and not as_json:
+                click.echo(f"not explained by a payout listed: {line}")
+            else:
+                click.echo(f"reconcile: {line}", err=True)
     except ReconcileError as error:
         fail(error)
 

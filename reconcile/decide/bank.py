@@ -7,15 +7,18 @@ arrival date to `match_days` business days after it (weekends are not business d
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from pathlib import PurePath
+from typing import Any, Protocol
 
 from reconcile.config import BankConfig
+from reconcile.decide.findings import Finding
 from reconcile.money import currency_code
 
 # Statement formats the readers know, as Statement.format holds them.
@@ -464,3 +467,148 @@ def match_payouts(
             )
     kept.sort(key=lambda d: (d.booked, d.file, d.line))
     return BankResult(tuple(results), tuple(findings), tuple(kept))
+
+
+# --- the bank leg in a run: the payouts that can explain a deposit, items, what clears them -----------------
+
+
+@dataclass(frozen=True)
+class KnownPayout:
+    """A payout an earlier run saw, as store/payouts.py keeps it: enough to match it to a deposit."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    arrival_date: date
+    trace_id: str | None = None
+
+
+def known_payout(doc: Mapping[str, Any]) -> KnownPayout | None:
+    """A kept payout document (decide/payouts.WatchDoc) as a payout to match; None when it lacks a field."""
+    try:
+        arrival = datetime.fromtimestamp(int(doc["arrival_date"]), UTC).date()
+        return KnownPayout(
+            str(doc["_id"]),
+            str(doc["status"]),
+            int(doc["amount"]),
+            str(doc["currency"]).lower(),
+            arrival,
+            doc.get("trace_id") or None,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def payouts_cover(arrivals: Iterable[date], until: date, match_days: int) -> tuple[date, date]:
+    """The booking days for which the payouts known explain every Stripe deposit: after the matching window of
+    the earliest payout known (a payout older than every one a run saw would arrive no later), up to `until`.
+    No payout known: no day (an empty span, from after `until`)."""
+    first = min(arrivals, default=None)
+    if first is None:
+        return until + timedelta(days=1), until
+    return matching_window(first, match_days)[1] + timedelta(days=1), until
+
+
+def statements_span(statements: Iterable[Statement]) -> tuple[date, date] | None:
+    """The first and last day any statement covers (None: none covers a day)."""
+    days = [d for s in statements for d in (s.covers_from, s.covers_to) if d is not None]
+    return (min(days), max(days)) if days else None
+
+
+PAYOUT_NOT_IN_BANK = BankOutcome.PAYOUT_NOT_IN_BANK
+BANK_DEPOSIT_UNMATCHED = BankOutcome.BANK_DEPOSIT_UNMATCHED
+SOURCE = "bank"  # the items' `source`: re-checked by the bank leg only, never by a window's coverage
+
+
+def payout_item_key(payout_id: str) -> str:
+    return f"{PAYOUT_NOT_IN_BANK}:{payout_id}"
+
+
+def deposit_id(deposit: Deposit, occurrence: int = 1) -> str:
+    """A deposit named by what it is, not where it was read (the same line in next month's export, or in
+    another format, is the same deposit): day, amount, currency and a digest of its reference and description.
+    `occurrence`: the second of two identical lines is another deposit."""
+    text = f"{deposit.reference.strip()}\n{' '.join(deposit.description.split())}".lower()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    tail = f":{occurrence}" if occurrence > 1 else ""
+    return f"{deposit.booked.isoformat()}:{deposit.amount}:{deposit.currency}:{digest}{tail}"
+
+
+def deposit_ids(deposits: Iterable[Deposit]) -> dict[tuple[str, int], str]:
+    """Each kept deposit's id, by (file, line): identical lines numbered in the order read."""
+    seen: Counter[str] = Counter()
+    out = {}
+    for d in sorted(deposits, key=lambda d: (d.booked, d.file, d.line)):
+        base = deposit_id(d)
+        seen[base] += 1
+        out[(d.file, d.line)] = deposit_id(d, seen[base])
+    return out
+
+
+def item_key(f: BankFinding, ids: Mapping[tuple[str, int], str]) -> str:
+    if f.outcome is PAYOUT_NOT_IN_BANK:
+        return payout_item_key(f.payout_id or "")
+    assert f.deposit is not None
+    return f"{BANK_DEPOSIT_UNMATCHED}:{ids[(f.deposit.file, f.deposit.line)]}"
+
+
+def finding(f: BankFinding, key: str, detail: str, livemode: bool | None) -> Finding:
+    """A bank finding as the items collection records it; money at stake is its amount."""
+    return {
+        "key": key,
+        "kind": f.outcome,
+        "needs_person": f.outcome.needs_person,
+        "source": SOURCE,
+        "order_key": None,
+        "charge_id": None,
+        "charge_ids": [],
+        "object_id": f.payout_id,  # the payout (payout_not_in_bank); None for a deposit
+        "anchor": None,  # resolved only by a run whose statements settle it
+        "amount": f.amount,
+        "at_stake": f.amount,
+        "currency": f.currency,
+        "detail": detail,
+        "deadline": None,
+        "livemode": livemode,
+        "email": None,
+        "order_status": None,
+        "charge_amount": None,
+        "object_status": None,
+    }
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a run's statements say of the live bank items: gone (key -> why) and looked at."""
+
+    cleared: dict[str, str]
+    checked: list[str]
+
+
+def settle(result: BankResult, ids: Mapping[tuple[str, int], str], live: Iterable[str]) -> Settled:
+    """Live bank items the statements settle. A payout's item goes when its deposit is found (or it is no longer
+    paid); a deposit's item goes when a payout explains it. An item the statements cannot tell about stays."""
+    checks = {m.payout_id: m for m in result.payouts}
+    deposits = {ids[(d.file, d.line)]: d for d in result.deposits if d.amount > 0}
+    cleared: dict[str, str] = {}
+    checked: list[str] = []
+    for key in live:
+        kind, _, subject = key.partition(":")
+        if kind == PAYOUT_NOT_IN_BANK and subject in checks:
+            checked.append(key)
+            m = checks[subject]
+            if m.check is PayoutCheck.MATCHED and m.deposit is not None:
+                cleared[key] = f"deposit found: {m.deposit.booked.isoformat()} on {_base(m.deposit.file)}"
+            elif m.check is PayoutCheck.NOT_EXPECTED:
+                cleared[key] = "payout no longer paid"
+        elif kind == BANK_DEPOSIT_UNMATCHED and subject in deposits:
+            checked.append(key)
+            d = deposits[subject]
+            if d.payout_id is not None:
+                cleared[key] = f"payout {d.payout_id} explains it"
+    return Settled(cleared, checked)
+
+
+def _base(file: str) -> str:
+    return PurePath(file).name

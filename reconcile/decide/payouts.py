@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from reconcile.decide import totals
 from reconcile.decide.findings import Finding
@@ -332,6 +332,7 @@ class WatchDoc(TypedDict):
     totals: PayoutTotalsJson | None
     last_seen: int
     last_run: str
+    trace_id: NotRequired[str | None]  # matches its deposit on a bank statement (decide/bank.py)
 
 
 def watch_doc(payout: Payout, itemized: Itemized | None, now: int, rules: PayoutRules, run_id: str) -> WatchDoc:
@@ -349,4 +350,5 @@ def watch_doc(payout: Payout, itemized: Itemized | None, now: int, rules: Payout
         "totals": itemized.totals if itemized else None,
         "last_seen": now,
         "last_run": run_id,
+        "trace_id": payout.trace_id,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import textwrap
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,15 @@ def demo_sections() -> dict[str, dict[str, Any]]:
     }
 
 
-def demo_config(api_base: str) -> dict[str, Any]:
+def demo_config(api_base: str, statement: Path | None = None) -> dict[str, Any]:
+    """The demo's config; `statement`: the bank statement it writes beside its shop (seed_demo_bank)."""
+    bank = {"bank": {"statements": str(statement), "currency": "USD", "reference_column": "Reference"}}
     return {
         "stripe": {"api_key_env": KEY_ENV, "api_base": api_base},
         "mongodb": {"uri_env": URI_ENV, "database": "shop", "orders_collection": "orders"},
         **demo_sections(),
         "window": {"max_span": "2d"},  # the demo's day (plus the seconds seeding took) in one report
+        **(bank if statement is not None else {}),
     }
 
 
@@ -377,6 +380,9 @@ def _seed_balance_movements(s: ShopSeeder) -> None:
     )
 
 
+PAID_PAYOUT = "po_1DemoPaidPayoutOfTheDay0"  # the day's paid payout: its deposit is on the demo's statement
+
+
 def seed_demo_payouts(store: StandinStore, orders: Collection, now: datetime, numbered_from: int = 500) -> Counter[str]:
     """Payouts of the day: one paid and itemized (three orders' charges, traced to their orders) and one the
     bank returned (the account closed). Their orders are healthy (ok); the failed payout is an item."""
@@ -392,17 +398,73 @@ def seed_demo_payouts(store: StandinStore, orders: Collection, now: datetime, nu
         net += int((store.get(txn) or {})["net"])
     created = to_unix(now - timedelta(hours=5))
     arrival = to_unix(now - timedelta(hours=1))
-    store.create_payout(net, created=created, arrival_date=arrival, transactions=txns)
+    store.create_payout(net, created=created, arrival_date=arrival, transactions=txns, id=PAID_PAYOUT)
     store.create_payout(
         48_000, created=created + 60, arrival_date=arrival, status="failed", failure_code="account_closed"
     )
     return s.expected
 
 
+STATEMENT = "bank-statement.csv"
+
+
+def seed_demo_bank(store: StandinStore, payouts: Collection, statement: Path, now: datetime) -> Counter[str]:
+    """The bank's side: a payout of last week an earlier run saw (kept in the payouts collection) whose deposit
+    is not on the statement, and a CSV statement of the last two weeks with the day's paid payout on it, an
+    unexplained Stripe deposit, and the account's other lines (rent, supplies: never shown)."""
+    from reconcile.decide import bank
+
+    today = now.date()
+    week_ago = now - timedelta(days=9)
+    missing = store.create_payout(
+        123_456, created=to_unix(week_ago - timedelta(days=2)), arrival_date=to_unix(week_ago)
+    )
+    payouts.insert_one(
+        {
+            "_id": missing["id"],
+            "status": "paid",
+            "amount": missing["amount"],
+            "currency": missing["currency"],
+            "arrival_date": missing["arrival_date"],
+            "created": missing["created"],
+            "watching": False,  # final: no later run reads it again, only the statements prove it arrived
+            "transactions": None,
+            "orders": None,
+            "charges": None,
+            "totals": None,
+            "last_seen": to_unix(week_ago),
+            "last_run": "an-earlier-run",
+            "trace_id": None,
+        }
+    )
+    paid = store.get(PAID_PAYOUT)
+    assert paid is not None, "seed_demo_payouts first"
+    arrived = datetime.fromtimestamp(paid["arrival_date"], now.tzinfo).date()
+
+    def row(day: date, description: str, reference: str, minor: int) -> tuple[date, str]:
+        sign = "-" if minor < 0 else ""
+        return day, f"{day.isoformat()},{description},{reference},{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+
+    trace = (paid.get("trace_id") or {}).get("value") or "STRIPE"
+    rows = sorted(
+        [
+            row(today - timedelta(days=13), "Rent to IBAN GB33BUKB20201555555555", "RENT-11", -150_000),
+            row(today - timedelta(days=5), "Coffee beans wholesale", "INV-2231", -8_990),
+            row(arrived, "STRIPE PAYOUT", trace, paid["amount"]),
+            row(today - timedelta(days=1), "STRIPE TRANSFER", "ST-7731-UNKNOWN", 25_000),
+            row(today, "Account fee", "FEE", -200),
+        ]
+    )
+    lines = ["Date,Description,Reference,Amount", *(text for _, text in rows)]
+    statement.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Counter({bank.PAYOUT_NOT_IN_BANK: 1, bank.BANK_DEPOSIT_UNMATCHED: 1})
+
+
 def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
     """The demo, its shop kept in `here`/reconcile-demo/ (default: the current directory) for the commands after it."""
     from reconcile.config import parse_config
     from reconcile.demo.embedded_mongo import EmbeddedMongo
+    from reconcile.run import bank as bank_run
     from reconcile.run import invocation as orchestrate
     from reconcile.runtime import progress
     from reconcile.store import indexes, mongo
@@ -417,7 +479,8 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
     store = StandinStore(api_key=DEMO_KEY)
     click.echo("starting the Stripe stand-in and an embedded MongoDB server on loopback...", err=True)
     with EmbeddedMongo(db_path=str(folder.mongo_dir.resolve())) as server, serve(store) as stripe_server:
-        config = parse_config(demo_config(stripe_server.url), "demo config")
+        statement = (folder.root / STATEMENT).resolve()
+        config = parse_config(demo_config(stripe_server.url, statement), "demo config")
         os.environ[KEY_ENV] = DEMO_KEY
         os.environ[URI_ENV] = server.uri
         db = mongo.connect(config.mongodb_uri(), config.mongodb)
@@ -426,28 +489,38 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
         indexes.create(db, config.mongodb, config.orders)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
         expected += seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
+        bank_expected = seed_demo_bank(store, db[config.payouts.collection], statement, now)
         store.save(folder.stripe_file)  # the stand-in is read-only: what the commands after it serve
         client = progress.wrap(stripe_pull.make_client(config.stripe_api_key(), config.stripe))
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
         invocation = orchestrate.Invocation(
-            now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="demo"
+            now=utcnow(),
+            since=now - timedelta(days=1),
+            report_dir=report_dir,
+            trigger="demo",
+            statements=bank_run.statements_of(config.bank),
         )
         scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
         result = orchestrate.run_windows(config, client, db, invocation, scan_db=scan_db).runs[-1].result
         for database in (db, scan_db):
             database.client.close()
     progress.stop()  # the summary below gets rows of its own
-    kept = write_configs(folder, demo_config(stripe_server.url), here)
+    kept = write_configs(folder, demo_config(stripe_server.url, statement), here)
     mismatched = [o for o in c.OUTCOMES if expected.get(o, 0) != result.counts.get(o, 0)]
-    payout_problems = Counter(d.outcome for d in result.summary.discrepancies if d.payout_id)
+    payout_problems = Counter(
+        d.outcome for d in result.summary.discrepancies if d.payout_id or d.outcome in bank_expected
+    )
+    mismatched_bank = [o for o in bank_expected if payout_problems.get(o, 0) != bank_expected[o]]
     for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values()), payout_problems):
         click.echo(line)
     click.echo(f"report: {result.report.html} (and its CSV)")
     click.echo(kept)
-    if mismatched:
-        click.echo(f"{'outcome':<22}{'seeded':>8}{'found':>8}")
+    if mismatched or mismatched_bank:
+        click.echo(f"{'outcome':<24}{'seeded':>8}{'found':>8}")
         for outcome in mismatched:
-            click.echo(f"{outcome:<22}{expected.get(outcome, 0):>8}{result.counts.get(outcome, 0):>8}")
+            click.echo(f"{outcome:<24}{expected.get(outcome, 0):>8}{result.counts.get(outcome, 0):>8}")
+        for outcome in mismatched_bank:
+            click.echo(f"{outcome:<24}{bank_expected[outcome]:>8}{payout_problems.get(outcome, 0):>8}")
         click.echo("demo: the counts differ from the seeded mix", err=True)
         return ExitCode.INTERNAL_ERROR
     click.echo("demo: every outcome matches the seeded mix")

@@ -12,16 +12,18 @@ import csv
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, TypedDict
 
 import markupsafe
 
+from reconcile.decide.bank import Deposit, PayoutCheck, PayoutMatch, Statement
 from reconcile.decide.payouts import Itemized, Payout, PayoutOutcome, PayoutTxn
 from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
-from reconcile.report.records import PayoutJson
+from reconcile.report.records import BankDepositJson, PayoutJson
 from reconcile.report.render import neutralise, template_env
 
 CSV_COLUMNS = (
@@ -38,6 +40,8 @@ CSV_COLUMNS = (
     "gross",
     "fee",
     "net",
+    "bank_date",
+    "bank_reference",
 )
 PREFIX = "payouts-"
 
@@ -51,7 +55,19 @@ def beside(report_csv: Path) -> Path:
     return report_csv.with_name(PREFIX + report_csv.name.removeprefix("reconcile-"))
 
 
-def payout_json(payout: Payout, itemized: Itemized | None) -> PayoutJson:
+def deposit_json(deposit: Deposit | None) -> BankDepositJson | None:
+    if deposit is None:
+        return None
+    return {
+        "date": deposit.booked.isoformat(),
+        "amount": deposit.amount,
+        "currency": deposit.currency,
+        "reference": deposit.reference,
+        "file": PurePath(deposit.file).name,
+    }
+
+
+def payout_json(payout: Payout, itemized: Itemized | None, bank: PayoutMatch | None = None) -> PayoutJson:
     return {
         "id": payout.id,
         "status": payout.status,
@@ -65,11 +81,13 @@ def payout_json(payout: Payout, itemized: Itemized | None) -> PayoutJson:
         "orders": itemized.orders if itemized else None,
         "totals": dict(itemized.totals) if itemized else None,  # type: ignore[typeddict-item]
         "adds_up": itemized.adds_up(payout.amount) if itemized else None,
+        "bank": deposit_json(bank.deposit) if bank else None,
+        "bank_check": str(bank.check) if bank else None,
     }
 
 
-def csv_row(payout: Payout, t: PayoutTxn) -> list[str]:
-    """One transaction's row: amounts in major units with the currency's exact decimals."""
+def csv_row(payout: Payout, t: PayoutTxn, deposit: Deposit | None = None) -> list[str]:
+    """One transaction's row: amounts in major units with the currency's exact decimals; the payout's deposit."""
     return [
         neutralise(payout.id),
         neutralise(payout.status),
@@ -84,14 +102,19 @@ def csv_row(payout: Payout, t: PayoutTxn) -> list[str]:
         to_decimal_text(t.amount, t.currency),
         to_decimal_text(t.fee, t.currency),
         to_decimal_text(t.net, t.currency),
+        deposit.booked.isoformat() if deposit else "",
+        neutralise(deposit.reference) if deposit else "",
     ]
 
 
 class PayoutCsv:
     """The payouts CSV, written row by row as the pages arrive (from several threads), put in place by `finish`."""
 
-    def __init__(self, report_dir: Path, run_id: str) -> None:
+    def __init__(
+        self, report_dir: Path, run_id: str, deposit_of: Callable[[str], Deposit | None] | None = None
+    ) -> None:
         self.path = csv_path(report_dir, run_id)
+        self._deposit_of = deposit_of or (lambda _: None)  # a payout's deposit on the bank statements
         self._tmp: str | None = None
         self._handle: IO[str] | None = None
         self._out: Any = None  # the csv writer (its type is private to the csv module)
@@ -110,7 +133,8 @@ class PayoutCsv:
         with self._lock:
             if self._handle is None:
                 self._open()
-            self._out.writerows(csv_row(payout, t) for t in txns)
+            deposit = self._deposit_of(payout.id)
+            self._out.writerows(csv_row(payout, t, deposit) for t in txns)
             self.rows += len(txns)
 
     def finish(self) -> Path | None:
@@ -160,6 +184,8 @@ class PayoutView(TypedDict):
     contents: str
     adds_up: bool | None
     url: str
+    bank: str  # where it stands against the bank statements ("": none read)
+    bank_missing: bool  # NOT on the statements that cover its days
 
 
 @dataclass(frozen=True)
@@ -170,6 +196,7 @@ class PayoutLine:
     itemized: Itemized | None
     outcome: PayoutOutcome | None
     detail: str | None
+    bank: PayoutMatch | None = None  # against the bank statements (None: the run read none)
 
 
 def contents_text(payout: Payout, itemized: Itemized | None) -> str:
@@ -195,15 +222,24 @@ def view(line: PayoutLine, dashboard_url: str) -> PayoutView:
         "contents": contents_text(p, itemized),
         "adds_up": itemized.adds_up(p.amount) if itemized else None,
         "url": queue.dashboard_url(dashboard_url, p.livemode, f"payouts/{p.id}"),
+        "bank": wording.bank_check_text(line.bank),
+        "bank_missing": line.bank is not None and line.bank.check is PayoutCheck.NOT_IN_BANK,
     }
 
 
-def section_html(lines: list[PayoutLine], dashboard_url: str, csv_name: str | None) -> str:
-    """The report's "Payouts" section (escaped HTML); empty when the run looked at no payout."""
+def section_html(
+    lines: list[PayoutLine],
+    dashboard_url: str,
+    csv_name: str | None,
+    statements: Sequence[Statement] | None = None,
+) -> str:
+    """The report's "Payouts" section (escaped HTML); empty when the run looked at no payout. `statements`: the
+    bank statements the run read (None: none), named by base name, account by its last four characters."""
     if not lines:
         return ""
     views = [view(line, dashboard_url) for line in sorted(lines, key=lambda x: (-x.payout.arrival, x.payout.id))]
-    html = template_env().get_template("payouts.html.j2").render(payouts=views, csv_name=csv_name)
+    read = None if statements is None else [wording.statement_text(s) for s in statements]
+    html = template_env().get_template("payouts.html.j2").render(payouts=views, csv_name=csv_name, statements=read)
     return str(markupsafe.Markup(html))
 
 
@@ -227,12 +263,15 @@ LIST_CSV_COLUMNS = (
     "other",
     "net",
     "adds_up",
+    "bank_date",
+    "bank_reference",
 )
 
 
-def list_csv_row(payout: Payout, itemized: Itemized | None) -> list[str]:
+def list_csv_row(payout: Payout, itemized: Itemized | None, bank: PayoutMatch | None = None) -> list[str]:
     """A payout as `reconcile payouts --csv` lists it: the summary's fields, amounts in major units."""
-    j = payout_json(payout, itemized)
+    j = payout_json(payout, itemized, bank)
+    deposit = j["bank"]
     cur = payout.currency
     sums = [to_decimal_text(itemized.totals[k], cur) if itemized else "" for k in TOTAL_KEYS]  # type: ignore[literal-required]
     return [
@@ -248,18 +287,23 @@ def list_csv_row(payout: Payout, itemized: Itemized | None) -> list[str]:
         "" if j["orders"] is None else str(j["orders"]),
         *sums,
         "" if j["adds_up"] is None else str(j["adds_up"]).lower(),
+        deposit["date"] if deposit else "",
+        neutralise(deposit["reference"]) if deposit else "",
     ]
 
 
 TOTAL_KEYS = ("gross", "refunds", "disputes", "fees", "other", "net")
 
 
-def table_line(payout: Payout, itemized: Itemized | None) -> str:
-    """One payout on a terminal line: arrival, status, amount, id, what is in it."""
+def table_line(payout: Payout, itemized: Itemized | None, bank: PayoutMatch | None = None) -> str:
+    """One payout on a terminal line: arrival, status, amount, id, what is in it (and where it stands against
+    the bank statements, when any was read)."""
     status = payout.status + (f" ({payout.failure_code})" if payout.failure_code else "")
     amount = format_amount(payout.amount, payout.currency)
+    against = f"; {wording.bank_check_text(bank)}" if bank is not None else ""
     return (
-        f"{payout.arrival_date.isoformat()}  {status:<24} {amount:>20}  {payout.id}  {contents_text(payout, itemized)}"
+        f"{payout.arrival_date.isoformat()}  {status:<24} {amount:>20}  {payout.id}  "
+        f"{contents_text(payout, itemized)}{against}"
     )
 
 

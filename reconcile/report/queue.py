@@ -132,7 +132,8 @@ def links(item: Mapping[str, Any], base: str, order_url: str | None) -> tuple[Li
     live = item.get("livemode")
     if item.get("source") == "dispute" and item.get("object_id"):
         out.append(Link(str(item["object_id"]), dashboard_url(base, live, f"disputes/{item['object_id']}")))
-    if item.get("source") == "payout" and item.get("object_id"):
+    # A payout's item, or the bank's about a payout (payout_not_in_bank names it in object_id).
+    if item.get("source") in ("payout", "bank") and item.get("object_id"):
         out.append(Link(str(item["object_id"]), dashboard_url(base, live, f"payouts/{item['object_id']}")))
     if item.get("source") == "refund" and item.get("object_id"):
         out.append(Link(str(item["object_id"]), ""))  # shown on its charge's page (the next link)

@@ -97,6 +97,16 @@ class DiscrepancyJson(TypedDict):
     payout_id: NotRequired[str]  # a payout's outcome (decide/payouts.py)
 
 
+class BankDepositJson(TypedDict):
+    """A payout's deposit on a bank statement (the file by its base name only)."""
+
+    date: str  # ISO date it was booked
+    amount: int  # minor units
+    currency: str
+    reference: str
+    file: str
+
+
 class PayoutJson(TypedDict):
     """A payout the run looked at, as the summary's `payouts` lists it (and `reconcile payouts --json`)."""
 
@@ -112,6 +122,10 @@ class PayoutJson(TypedDict):
     orders: int | None
     totals: PayoutTotalsJson | None
     adds_up: bool | None
+    # Its deposit on the bank statements (None: not found, or no statement read) and where it stands against
+    # them: decide/bank.PayoutCheck (matched, not_in_bank, window_open, not_covered, not_expected), None: no statement.
+    bank: BankDepositJson | None
+    bank_check: str | None
 
 
 class EarlierChangeJson(TypedDict):

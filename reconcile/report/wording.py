@@ -8,11 +8,14 @@ the open items. It decides nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import PurePath
 from typing import Any, TypedDict, cast
 
 import numpy as np
 import pandas as pd
 
+from reconcile.decide import bank as bank_rules
 from reconcile.decide import classify as c
 from reconcile.decide import match, movements
 from reconcile.decide import payouts as payout_rules
@@ -400,6 +403,13 @@ MOVEMENT_TITLES: dict[str, str] = {
 }
 
 
+# Each outcome of the bank leg (bank.BankOutcome) in plain words.
+BANK_TITLES: dict[str, str] = {
+    bank_rules.PAYOUT_NOT_IN_BANK: "Payout not on the bank statement",
+    bank_rules.BANK_DEPOSIT_UNMATCHED: "Stripe deposit no payout explains",
+}
+
+
 # Each payout outcome (payouts.PayoutOutcome) in plain words.
 PAYOUT_TITLES: dict[str, str] = {
     payout_rules.PAYOUT_FAILED: "Payout failed: the money went back to the Stripe balance",
@@ -411,7 +421,12 @@ PAYOUT_TITLES: dict[str, str] = {
 
 def item_title(kind: str | None) -> str:
     """What happened, in plain words, for an item of any kind (an outcome, a refund/dispute or payout finding)."""
-    text = OUTCOME_TITLES.get(kind or "") or MOVEMENT_TITLES.get(kind or "") or PAYOUT_TITLES.get(kind or "")
+    text = (
+        OUTCOME_TITLES.get(kind or "")
+        or MOVEMENT_TITLES.get(kind or "")
+        or PAYOUT_TITLES.get(kind or "")
+        or BANK_TITLES.get(kind or "")
+    )
     return text or (kind or "unknown").replace("_", " ")
 
 
@@ -467,6 +482,8 @@ NEXT_STEPS: dict[str, str] = {
     payout_rules.PAYOUT_CANCELED: "find who canceled it, then pay the balance out again",
     payout_rules.PAYOUT_OVERDUE: "ask the bank with the trace id, then Stripe support",
     payout_rules.PAYOUT_MISMATCH: "compare the payout's transactions in Stripe with the payouts CSV",
+    bank_rules.PAYOUT_NOT_IN_BANK: "ask the bank with the payout's trace id; check the account Stripe pays to",
+    bank_rules.BANK_DEPOSIT_UNMATCHED: "find its payout in Stripe (another account?) or ask the bank who sent it",
 }
 
 
@@ -544,6 +561,8 @@ PAYOUT_SHORT: dict[str, str] = {
     payout_rules.PAYOUT_CANCELED: "canceled",
     payout_rules.PAYOUT_OVERDUE: "overdue",
     payout_rules.PAYOUT_MISMATCH: "not adding up",
+    bank_rules.PAYOUT_NOT_IN_BANK: "not on the bank statement",
+    bank_rules.BANK_DEPOSIT_UNMATCHED: "deposit without payout",
 }
 
 
@@ -579,3 +598,63 @@ def payout_detail(
         f"payout of {amount} expected {expected}: its {count} transactions add up to "
         f"{format_amount(net, payout.currency)} (difference {format_amount(payout.amount - net, payout.currency)})"
     )
+
+
+# --- The bank leg (decide/bank.py): a bank finding's detail, where a payout stands against the statements. ---
+
+REFERENCE_CHARS = 34  # a reference longer than this is cut where people read it (a phone's width)
+
+
+def iso_day(day: date) -> str:
+    return f"{day.day} {day.strftime('%b')} {day.year}"
+
+
+def short_reference(reference: str) -> str:
+    text = " ".join(reference.split())
+    return text if len(text) <= REFERENCE_CHARS else text[: REFERENCE_CHARS - 1] + "\u2026"
+
+
+def bank_detail(f: bank_rules.BankFinding) -> str:
+    """A bank finding's detail: the money, the days looked at, the statements (base names only)."""
+    amount = format_amount(f.amount, f.currency)
+    if f.outcome is bank_rules.PAYOUT_NOT_IN_BANK:
+        files = ", ".join(PurePath(x).name for x in f.files) or "the statements"
+        span = f"{iso_day(f.window_from)} to {iso_day(f.window_to)}" if f.window_from and f.window_to else ""
+        return (
+            f"payout {f.payout_id} of {amount} expected {iso_day(f.day)}: no deposit of that amount booked "
+            f"{span} on {files}"
+        )
+    d = f.deposit
+    assert d is not None
+    ref = f" (reference {short_reference(d.reference)})" if d.reference.strip() else ""
+    return (
+        f"deposit of {amount} booked {iso_day(d.booked)}{ref} on {PurePath(d.file).name}, "
+        f'"{short_reference(d.description)}": no payout of that amount arrived within the matching days'
+    )
+
+
+def bank_check_text(m: bank_rules.PayoutMatch | None) -> str:
+    """Where a payout stands against the bank statements, a few words ("": the run read no statement)."""
+    if m is None:
+        return ""
+    check = m.check
+    if check is bank_rules.PayoutCheck.MATCHED and m.deposit is not None:
+        d = m.deposit
+        ref = f", ref {short_reference(d.reference)}" if d.reference.strip() else ""
+        return f"on the bank {iso_day(d.booked)}{ref} ({PurePath(d.file).name})"
+    if check is bank_rules.PayoutCheck.NOT_IN_BANK:
+        return f"NOT on the bank statements ({iso_day(m.window_from)} to {iso_day(m.window_to)})"
+    if check is bank_rules.PayoutCheck.WINDOW_OPEN:
+        return f"not on the statements yet: its deposit may be booked until {iso_day(m.window_to)}"
+    if check is bank_rules.PayoutCheck.NOT_COVERED:
+        if m.covered_to is None:
+            return f"not provable yet: no statement covers {iso_day(m.window_from)} to {iso_day(m.window_to)}"
+        return f"not provable yet: the statements end {iso_day(m.covered_to)}, before {iso_day(m.window_to)}"
+    return "no deposit expected (not paid)"
+
+
+def statement_text(s: bank_rules.Statement) -> str:
+    """A statement read, as the report lists it: its base name, format, account's last four, the days it covers."""
+    account = f", account ****{s.account_last4}" if s.account_last4 else ""
+    days = f", {iso_day(s.covers_from)} to {iso_day(s.covers_to)}" if s.covers_from and s.covers_to else ", no days"
+    return f"{PurePath(s.file).name} ({s.format}{account}{days})"

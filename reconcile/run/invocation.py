@@ -25,6 +25,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from reconcile.config import Config
+from reconcile.decide.bank import Statement
 from reconcile.decide.findings import Finding
 from reconcile.decide.items import ItemsResult
 from reconcile.decide.runs import RunDoc, StartedBy
@@ -75,6 +76,8 @@ class Invocation:
     wait: timedelta | None = None  # overrides lease.wait
     email: str | None = None  # overrides email.send
     trigger: str | None = None  # recorded in the run history (e.g. "cron-hourly")
+    # The bank statements, read before anything else (run/bank.statements_of; None: none to read).
+    statements: tuple[Statement, ...] | None = None
 
 
 @dataclass
@@ -415,6 +418,8 @@ def _request(
         part=part,
         source=source,
         changes=job.Changes(),
+        # The statements are matched once, with the payouts the last window re-checks.
+        statements=inv.statements if part[0] == part[1] else None,
     )
 
 

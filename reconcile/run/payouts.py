@@ -24,7 +24,9 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from reconcile.config import ORDER_FIELDS, Config, OrdersConfig
+from reconcile.decide import bank as bank_match
 from reconcile.decide import payouts as rules
+from reconcile.decide.bank import BankRules, PayoutMatch, Statement
 from reconcile.decide.findings import Finding
 from reconcile.decide.payouts import Itemization, Itemized, Payout, PayoutTxn, WatchDoc
 from reconcile.report import payouts as words
@@ -32,6 +34,7 @@ from reconcile.report import wording
 from reconcile.report.payouts import PayoutCsv, PayoutLine
 from reconcile.report.records import PayoutJson
 from reconcile.report.summary import Discrepancy
+from reconcile.run import bank as bank_run
 from reconcile.run import settings
 from reconcile.run.settings import WindowSettings
 from reconcile.runtime import interrupt
@@ -58,6 +61,7 @@ class Scope:
     fields: OrdersConfig
     linking: Linking
     rules: rules.PayoutRules
+    bank: BankRules = field(default_factory=BankRules)
 
     def order_lookup(self) -> Callable[[Sequence[str]], dict[str, str]] | None:
         """charge ids -> order keys, by the charge id stored on the order (None: that link is not used)."""
@@ -78,9 +82,14 @@ class PayoutsRead:
     checked: list[str] = field(default_factory=list)  # open payout items looked at
     watch: list[WatchDoc] = field(default_factory=list)  # for store/payouts.record
     csv: PayoutCsv | None = None  # the CSV rows written so far (put in place by `write`)
+    bank: bank_run.BankRead | None = None  # the statements against the payouts (None: the run read none)
 
     def summary(self) -> list[PayoutJson]:
-        return [words.payout_json(line.payout, line.itemized) for line in self.lines]
+        return [words.payout_json(line.payout, line.itemized, line.bank) for line in self.lines]
+
+    @property
+    def statements(self) -> tuple[Statement, ...] | None:
+        return self.bank.statements if self.bank is not None else None
 
     def discrepancies(self) -> list[Discrepancy]:
         """The payouts' outcomes, as the summary's `discrepancies` lists them (with `payout_id`)."""
@@ -95,6 +104,16 @@ class PayoutsRead:
             )
             for line in self.lines
             if line.outcome is not None
+        ] + [
+            Discrepancy(
+                outcome=str(f.outcome),
+                order_id=None,
+                charge_id=None,
+                detail=detail,
+                needs_person=f.outcome.needs_person,
+                payout_id=f.payout_id,
+            )
+            for f, detail in (self.bank.found if self.bank is not None else [])
         ]
 
 
@@ -104,7 +123,7 @@ def scope_for(ws: WindowSettings, client: stripe.StripeClient, policy: RetryPoli
     if p is None:
         return None
     c = ws.collections
-    return Scope(client, policy, db, p.collection, c.items, c.orders, ws.orders, ws.linking, p.rules)
+    return Scope(client, policy, db, p.collection, c.items, c.orders, ws.orders, ws.linking, p.rules, p.bank)
 
 
 def command_scope(config: Config, db: Database) -> Scope:
@@ -157,8 +176,10 @@ def read(
     run_id: str,
     report_dir: Path,
     recheck: bool,
+    statements: tuple[Statement, ...] | None = None,
 ) -> PayoutsRead:
-    """The window's payouts (and, with `recheck`, the watched ones and those with a live item) read and judged."""
+    """The window's payouts (and, with `recheck`, the watched ones and those with a live item) read and judged;
+    with `statements`, matched to the deposits on them (run/bank.py) before the CSV gets its rows."""
     coll, items_coll = scope.db[scope.collection], scope.db[scope.items]
     payouts = stripe_payouts.fetch_payouts(scope.client, since, until, scope.policy)
     if recheck:
@@ -172,7 +193,11 @@ def read(
     kept = payout_store.known(coll, looked_at)
     done = {p.id: i for p in payouts if (i := Itemized.from_doc(kept.get(p.id))) is not None}
     todo = [p for p in payouts if p.itemizable and p.id not in done]
-    csv = PayoutCsv(report_dir, run_id) if todo else None
+    bank = None
+    if statements is not None:
+        today = now.date()
+        bank = bank_run.judge(statements, payouts, coll, items_coll, scope.bank, today, min(until.date(), today))
+    csv = PayoutCsv(report_dir, run_id, bank.deposit_of if bank else None) if todo else None
     try:
         done |= itemize(scope, todo, csv)
         interrupt.checkpoint("pull")
@@ -185,6 +210,12 @@ def read(
     result = _worded(judged, to_unix(now), scope.rules, run_id)
     result.checked = sorted(items)
     result.csv = csv
+    if bank is not None:
+        result.bank = bank
+        result.lines = [dataclasses.replace(line, bank=bank.checks.get(line.payout.id)) for line in result.lines]
+        result.findings += bank.findings
+        result.cleared |= bank.cleared
+        result.checked += bank.checked
     log.info(
         "payouts.done",
         extra={
@@ -225,12 +256,39 @@ def discard(read: PayoutsRead | None) -> None:
 # --------------------------------------------------------------------------- `reconcile payouts` (read-only)
 
 
-def list_payouts(scope: Scope, since: datetime, until: datetime) -> Iterator[tuple[Payout, Itemized | None]]:
-    """Payouts created in [since, until) from Stripe, each itemized when Stripe can (nothing stored)."""
+@dataclass
+class PayoutList:
+    """`reconcile payouts`: the payouts as they are itemized, and (with statements) the Stripe deposits on
+    them that no payout listed explains, in words."""
+
+    rows: Iterator[tuple[Payout, Itemized | None, PayoutMatch | None]]
+    unexplained: list[str] = field(default_factory=list)
+
+
+def list_payouts(
+    scope: Scope, since: datetime, until: datetime, now: datetime, statements: tuple[Statement, ...] | None = None
+) -> PayoutList:
+    """Payouts created in [since, until) from Stripe, each itemized when Stripe can, and with `statements`
+    where each stands against them (nothing stored, no item)."""
     payouts = stripe_payouts.fetch_payouts(scope.client, since, until, scope.policy)
-    done = itemize(scope, [p for p in payouts if p.itemizable], None)
-    for p in payouts:
-        yield p, done.get(p.id)
+    checks: dict[str, PayoutMatch] = {}
+    unexplained: list[str] = []
+    if statements is not None:
+        today = now.date()
+        arrivals = [p.arrival_date for p in payouts]
+        cover = bank_match.payouts_cover(arrivals, min(until.date(), today), scope.bank.match_days)
+        result = bank_match.match_payouts(payouts, statements, scope.bank, today, cover)
+        checks = {m.payout_id: m for m in result.payouts}
+        unexplained = [
+            wording.bank_detail(f) for f in result.findings if f.outcome is bank_match.BANK_DEPOSIT_UNMATCHED
+        ]
+
+    def rows() -> Iterator[tuple[Payout, Itemized | None, PayoutMatch | None]]:
+        done = itemize(scope, [p for p in payouts if p.itemizable], None)
+        for p in payouts:
+            yield p, done.get(p.id), checks.get(p.id)
+
+    return PayoutList(rows(), unexplained)
 
 
 def show_payout(

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
 from pymongo.database import Database
 
 from reconcile.config import Config, OrdersConfig, Threshold
+from reconcile.decide.bank import BankRules
 from reconcile.decide.classify import Rules
 from reconcile.decide.payouts import PayoutRules
 from reconcile.store.repair import RepairStore
@@ -96,6 +97,7 @@ class PayoutSettings:
 
     rules: PayoutRules
     collection: str
+    bank: BankRules = field(default_factory=BankRules)  # matching the payouts to bank statements ([bank])
 
 
 def payout_settings(config: Config) -> PayoutSettings | None:
@@ -104,7 +106,7 @@ def payout_settings(config: Config) -> PayoutSettings | None:
     if not p.enabled:
         return None
     rules = PayoutRules(int(p.overdue_after.total_seconds()), int(p.watch_paid_for.total_seconds()))
-    return PayoutSettings(rules, p.collection)
+    return PayoutSettings(rules, p.collection, BankRules.from_config(config.bank))
 
 
 @dataclass(frozen=True)

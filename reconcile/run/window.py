@@ -42,6 +42,7 @@ from reconcile.decide import deadlines as deadline_rules
 from reconcile.decide import items as item_rules
 from reconcile.decide import repair as repair_rules
 from reconcile.decide.audit import AuditRecord
+from reconcile.decide.bank import Statement
 from reconcile.decide.findings import Finding
 from reconcile.decide.runs import RunDoc
 from reconcile.decide.trend import trend_points
@@ -105,6 +106,8 @@ class RunRequest:
     part: tuple[int, int] = (1, 1)  # this window among the invocation's sub-windows
     source: str | None = None  # how the window was chosen (watermark, lookback, options): for the trend
     changes: Changes = field(default_factory=Changes)
+    # The bank statements matched to the payouts in this window (the invocation's last; None: none read).
+    statements: tuple[Statement, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,9 @@ def _payouts(ws: WindowSettings, remote: _Remote, req: RunRequest, run_id: str) 
     scope = payouts_run.scope_for(ws, remote.client, remote.policy, remote.db)
     if scope is None:
         return payouts_run.PayoutsRead()
-    return payouts_run.read(scope, req.since, req.until, req.now, run_id, req.report_dir, bool(req.recheck_limit))
+    return payouts_run.read(
+        scope, req.since, req.until, req.now, run_id, req.report_dir, bool(req.recheck_limit), req.statements
+    )
 
 
 def _pull_and_load(ws: WindowSettings, remote: _Remote, req: RunRequest, clock: _Clock) -> _Pulled:
@@ -469,8 +474,12 @@ def _recheck(
     if not req.recheck_limit:
         return recheck.Rechecked([], {}, [])
     todo = item_rules.to_recheck(
-        # A payout's items are re-checked with the payouts (run/payouts.py).
-        [d for d in item_store.open_items(remote.db[ws.collections.items]) if d.get("source") != "payout"],
+        # A payout's items are re-checked with the payouts (run/payouts.py), the bank's with the statements.
+        [
+            d
+            for d in item_store.open_items(remote.db[ws.collections.items])
+            if d.get("source") not in ("payout", "bank")
+        ],
         found,
         to_unix(req.since),
         to_unix(req.until),
@@ -520,7 +529,9 @@ def _write(
             deadline_store.write(db[ws.collections.state], read.watches)
         extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
         csv_name = read.payouts.csv.path.name if read.payouts.csv else None
-        section = payout_words.section_html(read.payouts.lines, ws.report.dashboard_url, csv_name)
+        section = payout_words.section_html(
+            read.payouts.lines, ws.report.dashboard_url, csv_name, read.payouts.statements
+        )
         extras = dataclasses.replace(extras, html=extras.html + section)
         clock.lap("items")
         progress.step("report", 0, 1)
