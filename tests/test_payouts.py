@@ -172,6 +172,8 @@ def test_json_of_a_payout_has_exactly_the_issues_fields() -> None:
         "orders",
         "totals",
         "adds_up",
+        "bank",
+        "bank_check",
     ]
     assert j["adds_up"] is True and j["arrival_date"] == p.arrival_day(NOW - DAY).isoformat()
     manual = words.payout_json(payout("paid", automatic=False, reconciliation_status="not_applicable"), None)
@@ -188,7 +190,7 @@ def test_payout_record_keeps_the_names_the_bank_matcher_reads() -> None:
 
 PAYOUTS_CSV_HEADER = (
     "payout_id,payout_status,arrival_date,balance_transaction_id,type,reporting_category,source_id,"
-    "charge_id,order_id,currency,gross,fee,net"
+    "charge_id,order_id,currency,gross,fee,net,bank_date,bank_reference"
 )
 
 
