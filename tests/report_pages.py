@@ -14,8 +14,17 @@ from bson import ObjectId
 
 from reconcile.config import parse_config
 from reconcile.demo.embedded_mongo import EmbeddedMongo
-from reconcile.demo.shop import DEMO_KEY, KEY_ENV, URI_ENV, demo_config, seed_demo_payouts, seed_demo_shop
+from reconcile.demo.shop import (
+    DEMO_KEY,
+    KEY_ENV,
+    URI_ENV,
+    demo_config,
+    seed_demo_bank,
+    seed_demo_payouts,
+    seed_demo_shop,
+)
 from reconcile.demo.standin import StandinStore, serve
+from reconcile.run import bank as bank_run
 from reconcile.run import invocation as orchestrate
 from reconcile.store import items as item_store
 from reconcile.store import mongo
@@ -56,7 +65,9 @@ def shop_report(
     saved = {name: os.environ.get(name) for name in (KEY_ENV, URI_ENV)}
     try:
         with EmbeddedMongo() as server, serve(store, log_requests=False) as stripe_server:
-            raw = demo_config(stripe_server.url)
+            # Every section: the bank statement too (a payout on it, one missing, a deposit no payout explains).
+            statement = report_dir.parent / f"{report_dir.name}-statement.csv" if every_section else None
+            raw = demo_config(stripe_server.url, statement)
             raw["report"] = {"order_url": order_url} if order_url else {}
             if trend_days is not None:
                 raw["report"]["trend_days"] = trend_days
@@ -69,9 +80,16 @@ def shop_report(
                 )
             if every_section:  # payouts too: a paid one itemized and a failed one in the queue
                 seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
+                assert statement is not None
+                seed_demo_bank(store, db[config.payouts.collection], statement, now)
+            statements = bank_run.statements_of(config.bank)
             client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
             inv = orchestrate.Invocation(
-                now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="test"
+                now=utcnow(),
+                since=now - timedelta(days=1),
+                report_dir=report_dir,
+                trigger="test",
+                statements=statements,
             )
             scan_db = mongo.connect_for_scans(config.mongodb_uri(), config.mongodb)
             result = orchestrate.run_windows(config, client, db, inv, scan_db=scan_db).runs[-1].result
@@ -88,7 +106,11 @@ def shop_report(
                     else:
                         item_store.decide(items, decisions, doc, "ack", "alice", f"on it {n}", utcnow())
                 inv = orchestrate.Invocation(
-                    now=utcnow(), since=now - timedelta(days=1), report_dir=report_dir, trigger="test"
+                    now=utcnow(),
+                    since=now - timedelta(days=1),
+                    report_dir=report_dir,
+                    trigger="test",
+                    statements=statements,
                 )
                 result = orchestrate.run_windows(config, client, db, inv, scan_db=scan_db).runs[-1].result
     finally:

@@ -188,6 +188,9 @@ def test_a_report_with_every_section_filled(reports):
     assert "Nothing was resolved by this run" not in html and "No refunds or disputes were created" not in html
     assert "Changes made by earlier runs that no report listed" in html and "Trend, last" in html
     assert "more in the attached CSV" not in html and "more (the summary JSON" not in html  # nothing cut
+    # The bank leg: the statement read, a payout's deposit on it, both of its items in the queue.
+    assert "Bank statements: full-statement.csv" in html and "on the bank " in html
+    assert "Payout not on the bank statement" in html and "Stripe deposit no payout explains" in html
 
 
 def test_people_s_decisions_and_a_year_of_trend_stay_within_the_size(reports):
