@@ -91,6 +91,8 @@ def _prepare(options: RunOptions) -> tuple[Config, Invocation, str, str, Mailer 
         )
         # Every statement read now: a file the job cannot read costs no Stripe pull and writes nothing.
         statements = bank_run.statements_of(config.bank, options.bank_statements)
+        if statements is not None and not config.payouts.enabled:
+            raise ConfigError("bank statements are matched to payouts: set payouts.enabled = true to read them")
     except (ConfigError, StatementError) as error:
         fail(error)  # before the run: one line, nothing touched
     invocation = orchestrate.Invocation(

@@ -519,8 +519,9 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
         click.echo(f"{'outcome':<24}{'seeded':>8}{'found':>8}")
         for outcome in mismatched:
             click.echo(f"{outcome:<24}{expected.get(outcome, 0):>8}{result.counts.get(outcome, 0):>8}")
-        for outcome in mismatched_bank:
-            click.echo(f"{outcome:<24}{bank_expected[outcome]:>8}{payout_problems.get(outcome, 0):>8}")
+        for bank_outcome in mismatched_bank:
+            seeded, found = bank_expected[bank_outcome], payout_problems.get(bank_outcome, 0)
+            click.echo(f"{bank_outcome:<24}{seeded:>8}{found:>8}")
         click.echo("demo: the counts differ from the seeded mix", err=True)
         return ExitCode.INTERNAL_ERROR
     click.echo("demo: every outcome matches the seeded mix")
