@@ -249,6 +249,8 @@ def test_both_outcomes_a_match_in_every_output_and_the_item_resolved_later(cli, 
         d["outcome"] for d in result.summary["discrepancies"] if d["outcome"].startswith(("payout_not", "bank_"))
     )
     assert outcomes == ["bank_deposit_unmatched", "payout_not_in_bank"]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("payouts: "))
+    assert "1 not on the bank statement" in line and "1 deposit without payout" in line, line
 
     items = bank_items(db)
     deposit_key = next(k for k in items if k.startswith("bank_deposit_unmatched:"))

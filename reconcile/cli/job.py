@@ -216,9 +216,13 @@ def print_summary(summary: RunSummary, run_id: str | None = None) -> None:
     items = summary.items
     open_text = f"; open items {items['open']} ({items['new']} new, {len(items['resolved'])} resolved)" if items else ""
     report = summary.report.html if summary.report else None
+    from reconcile.decide.bank import BANK_DEPOSIT_UNMATCHED
     from reconcile.report.payouts import console_line
 
-    payouts = console_line(summary.payouts, [d.outcome for d in summary.discrepancies if d.payout_id])
+    payouts = console_line(
+        summary.payouts,
+        [d.outcome for d in summary.discrepancies if d.payout_id or d.outcome == BANK_DEPOSIT_UNMATCHED],
+    )
     if payouts:
         click.echo(payouts)
     click.echo(f"needs attention: {summary.needs_attention}{open_text}; report: {report}")
