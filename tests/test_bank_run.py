@@ -285,6 +285,13 @@ def test_both_outcomes_a_match_in_every_output_and_the_item_resolved_later(cli, 
     assert "deposit found" in items[f"payout_not_in_bank:{missing['id']}"]["resolution"]
     assert items[deposit_key]["state"] == "open" and items[deposit_key]["times_seen"] == 2
     assert again.exit_code == 1
+    # A run without statements can tell nothing of them: the open item stays as it is (and no window's
+    # re-check of order items takes it up).
+    (tmp_path / "december-2.csv").unlink()
+    quiet = cli("--since", "1h")
+    assert {d["outcome"] for d in quiet.summary["discrepancies"]} == {"payout_failed"}  # its item is still open
+    assert all(p["bank"] is None and p["bank_check"] is None for p in quiet.summary["payouts"])
+    assert bank_items(db)[deposit_key]["state"] == "open"
 
 
 def test_a_statement_that_ends_before_the_window_closes_proves_nothing(cli, store, db, shop, now, tmp_path):
