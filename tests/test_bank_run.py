@@ -390,3 +390,10 @@ def test_reconcile_payouts_shows_each_payouts_deposit(cli, store, db, shop, now,
     plain = cli("payouts", "--json")
     assert json.loads(plain.stdout.splitlines()[0])["bank_check"] is None  # no statement: nothing said
     assert db.list_collection_names() == before
+
+
+def test_statements_need_payouts(cli, tmp_path):
+    cli.configure(bank=STATEMENT_CSV, payouts={"enabled": False})
+    statement = write_statement(tmp_path / "s.csv", [(date(2026, 12, 1), "STRIPE", "X", "1.00")])
+    result = cli("--bank-statement", str(statement))
+    assert result.exit_code == 2 and "set payouts.enabled = true" in result.stderr
