@@ -9,6 +9,7 @@ reads are the report's (tests/test_matching.py checks they reach it).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -1137,11 +1138,10 @@ def test_propose_rules(orders, charges, changes, pairs, order_notes, charge_note
     assert {label: tie.candidates for label, tie in proposals.charge_notes.items()} == charge_notes
 
 
-def test_too_many_possible_pairings_propose_nothing_and_say_why(monkeypatch):
-    monkeypatch.setattr(match, "MAX_PAIRS", 3)
+def test_too_many_possible_pairings_propose_nothing_and_say_why():
     orders = [order(f"o{i}", amount=500, age=7200 - i) for i in range(3)]
     charges = [charge(f"ch_{i}", amount=500, age=7000 - i) for i in range(2)]
-    the_rules = rules()
+    the_rules = dataclasses.replace(rules(), max_pairs=3)
     result = decided(pay(*orders, charges=charges), the_rules)
     assert sorted(result["outcome"]) == [ORPHAN_CHARGE] * 2 + [STALE_PENDING] * 3
     orphans = result.loc[result["outcome"] == ORPHAN_CHARGE]

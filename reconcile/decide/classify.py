@@ -203,6 +203,9 @@ class Rules:
     link_by: tuple[str, ...] = DEFAULT_LINK_BY
     probable_matches: bool = True
     probable_drift_seconds: int = 30 * 60
+    # Past this many candidate pairs no probable match is proposed (a link kind not configured, not a
+    # few crashed checkouts); a rule of its own so a test can reach it with a handful of rows.
+    max_pairs: int = match.MAX_PAIRS
     # (order_key, charge_id) pairs a person dismissed: never proposed as probable matches again.
     dismissed_pairs: frozenset[tuple[str, str]] = frozenset()
     # Per Stripe payment method type, seconds its payment may take to settle (orders.settle_within).
@@ -676,6 +679,7 @@ def _probable_matches(result: pd.DataFrame, unreferenced: pd.Index, rules: Rules
         rules.probable_drift_seconds,
         rules.amount_tolerance,
         rules.dismissed_pairs,
+        rules.max_pairs,
     )
     result = _with_ties(result, proposals, charge_rows.index)
     return _with_pairs(result, proposals.pairs)

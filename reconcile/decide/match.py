@@ -557,6 +557,7 @@ def propose(
     drift_seconds: int,
     tolerance: int = 0,
     dismissed: frozenset[tuple[str, str]] = frozenset(),
+    max_pairs: int = MAX_PAIRS,
 ) -> Proposals:
     """Pairs of an unpaid order and an unreferenced charge that are probably one purchase.
 
@@ -571,8 +572,10 @@ def propose(
     empty = Proposals(pd.DataFrame(columns=list(_PAIR_COLUMNS)), {}, {})
     if orders.empty or charges.empty:
         return empty
-    pairs, estimate = _candidate_pairs(_order_side(orders), _charge_side(charges), drift_seconds, tolerance, dismissed)
-    if estimate > MAX_PAIRS:
+    pairs, estimate = _candidate_pairs(
+        _order_side(orders), _charge_side(charges), drift_seconds, tolerance, dismissed, max_pairs
+    )
+    if estimate > max_pairs:
         return Proposals(empty.pairs, {}, {}, skipped=estimate)
     if pairs.empty:
         return empty
@@ -610,11 +613,16 @@ def _charge_side(charges: pd.DataFrame) -> pd.DataFrame:
 
 
 def _candidate_pairs(
-    o: pd.DataFrame, c: pd.DataFrame, drift_seconds: int, tolerance: int, dismissed: frozenset[tuple[str, str]]
+    o: pd.DataFrame,
+    c: pd.DataFrame,
+    drift_seconds: int,
+    tolerance: int,
+    dismissed: frozenset[tuple[str, str]],
+    max_pairs: int,
 ) -> tuple[pd.DataFrame, int]:
     """Every (order, charge) pair that may be one purchase, with its gap and level; and the join's size estimate.
 
-    When the estimate exceeds MAX_PAIRS the join is not made (the pairs come back empty).
+    When the estimate exceeds `max_pairs` the join is not made (the pairs come back empty).
     """
     # Join on currency, amount and time bucket (a bucket is one drift long, so a pair within the
     # drift is at most one bucket apart): one copy of each charge per accepted amount and bucket.
@@ -632,7 +640,7 @@ def _candidate_pairs(
     on = ["currency", "amount", "bucket"]
     sizes = o.groupby(on).size().rename("o").to_frame().join(shifted.groupby(on).size().rename("c"), how="inner")
     estimate = int((sizes["o"] * sizes["c"]).sum())
-    if estimate > MAX_PAIRS:
+    if estimate > max_pairs:
         return o.iloc[0:0], estimate
     pairs = o.merge(shifted, on=on)
     if dismissed and not pairs.empty:
