@@ -176,6 +176,123 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     assert db["reconcile_state"].count_documents({"kind": "deadline"}) == 0  # nothing left to watch
 
 
+def _outcomes(result) -> dict[str, str]:
+    return {d["order_id"]: d["outcome"] for d in result.summary["discrepancies"]}
+
+
+def _watched(db) -> dict[str, dict]:
+    return {d["order_key"]: d for d in db["reconcile_state"].find({"kind": "deadline"})}
+
+
+def test_a_debit_with_an_answer_before_its_deadline_is_judged_by_the_next_run(cli, shop, store, db, now):
+    """Three SEPA debits (21 days to settle by default): one succeeds on day 5, one fails then, one is still
+    processing. The run after day 5 repairs the first order and marks the second failed, weeks before their
+    deadline, though its window holds neither; the third is looked at and left in flight: no row, no item,
+    not counted (the run whose window held it listed it), still watched. When it succeeds, the next run
+    repairs it and the watch list is empty."""
+    first = now - 12 * DAY
+    day5, day10 = first + 5 * DAY, first + 10 * DAY
+    shop.now = first
+    paid = shop.order(None, amount=4900, currency="eur", age=2 * H)
+    refused = shop.order(None, amount=3100, currency="eur", age=2 * H)
+    slow = shop.order(None, amount=1500, currency="eur", age=2 * H)
+    for order, amount, answer, settles in (
+        (paid, 4900, "succeeded", day5),
+        (refused, 3100, "failed", day5),
+        (slow, 1500, "succeeded", day10),
+    ):
+        store.create_delayed_payment(
+            amount,
+            "eur",
+            "sepa_debit",
+            to_unix(first - 2 * H),
+            settles_at=to_unix(settles),
+            outcome=answer,
+            charge_metadata={"order_id": str(order)},
+        )
+
+    one = cli("--now", at(first), "--since", "24h")
+    assert one.exit_code == 0, one.output
+    assert _outcomes(one) == {str(o): c.IN_FLIGHT for o in (paid, refused, slow)}
+    assert set(_watched(db)) == {str(paid), str(refused), str(slow)}
+
+    assert len(store.settle_due(to_unix(day5))) == 2  # the bank answers two debits on day 5
+    two = cli("--now", at(day5 + H), "--since", "1h")
+    assert two.exit_code == 0, two.output
+    assert two.summary["repaired"] == [str(paid)] and two.summary["marked_failed"] == [str(refused)]
+    assert _outcomes(two) == {str(paid): c.REPAIRED, str(refused): c.MARKED_FAILED}
+    counts = two.summary["counts"]
+    assert (counts[c.REPAIRED], counts[c.MARKED_FAILED], counts[c.IN_FLIGHT], counts[c.OK]) == (1, 1, 0, 0)
+    assert db["orders"].find_one({"_id": paid})["status"] == "accepted"
+    assert db["orders"].find_one({"_id": refused})["status"] == "failed"
+    assert db["reconcile_items"].count_documents({}) == 0
+    watched = _watched(db)
+    assert set(watched) == {str(slow)} and watched[str(slow)]["checked"] == to_unix(day5 + H)
+
+    # Still processing: looked at again, nothing to say, nothing counted.
+    three = cli("--now", at(day5 + 2 * H), "--since", "1h")
+    assert three.exit_code == 0, three.output
+    assert _outcomes(three) == {} and three.summary["counts"][c.OK] == 0
+    assert db["reconcile_items"].count_documents({}) == 0
+    assert _watched(db)[str(slow)]["checked"] == to_unix(day5 + 2 * H)
+
+    assert len(store.settle_due(to_unix(day10))) == 1
+    four = cli("--now", at(day10 + H), "--since", "1h")
+    assert four.exit_code == 0, four.output
+    assert four.summary["repaired"] == [str(slow)]
+    assert db["orders"].find_one({"_id": slow})["status"] == "accepted"
+    assert _watched(db) == {}
+
+
+def test_a_run_looks_at_most_at_recheck_limit_watched_orders_past_deadline_first_then_longest_unchecked(
+    cli, shop, store, db, now
+):
+    """With report.recheck_limit = 2 and four watched debits: the one past its deadline is looked at on every
+    run (overdue, an item); the other slot goes to the watched order least recently looked at, so each
+    waits its turn and is repaired in it; the rest wait for the next run."""
+    first = now - 6 * DAY
+    later = first + 3 * DAY
+    cli.configure(orders={"expected_end_field": "pay_by"}, report={"recheck_limit": 2})
+    shop.now = first
+    soon = (first + 2 * DAY).replace(tzinfo=None)
+    weeks = (first + 20 * DAY).replace(tzinfo=None)
+    late = shop.order(None, amount=900, currency="eur", age=2 * H, pay_by=soon)
+    waiting, paid_c, paid_d = (
+        shop.order(None, amount=1000 + n, currency="eur", age=2 * H, pay_by=weeks) for n in range(3)
+    )
+    assert sorted([str(waiting), str(paid_c), str(paid_d)]) == [str(waiting), str(paid_c), str(paid_d)]
+    for order, amount, settles in (
+        (late, 900, now + 30 * DAY),
+        (waiting, 1000, now + 30 * DAY),
+        (paid_c, 1001, first + DAY),
+        (paid_d, 1002, first + DAY),
+    ):
+        store.create_delayed_payment(
+            amount,
+            "eur",
+            "sepa_debit",
+            to_unix(first - 2 * H),
+            settles_at=to_unix(settles),
+            charge_metadata={"order_id": str(order)},
+        )
+    one = cli("--now", at(first), "--since", "24h")
+    assert _outcomes(one) == {str(o): c.IN_FLIGHT for o in (late, waiting, paid_c, paid_d)}
+    assert len(_watched(db)) == 4
+    assert len(store.settle_due(to_unix(first + DAY))) == 2
+
+    # Past its deadline first; then, all looked at last by run one, the first by id: still processing.
+    two = cli("--now", at(later), "--since", "1h")
+    assert _outcomes(two) == {str(late): c.OVERDUE_PROCESSING}
+    assert two.summary["repaired"] == [] and two.summary["counts"][c.OK] == 0
+    # The one looked at least recently now: paid_c (run one), not waiting (run two), though its id is later.
+    three = cli("--now", at(later + H), "--since", "1h")
+    assert _outcomes(three) == {str(late): c.OVERDUE_PROCESSING, str(paid_c): c.REPAIRED}
+    four = cli("--now", at(later + 2 * H), "--since", "1h")
+    assert _outcomes(four) == {str(late): c.OVERDUE_PROCESSING, str(paid_d): c.REPAIRED}
+    assert set(_watched(db)) == {str(late), str(waiting)}
+    assert db["reconcile_items"].count_documents({"state": "open"}) == 1  # the overdue debit's
+
+
 def _day(unix: int) -> str:
     from reconcile.report import wording
 
