@@ -7,17 +7,21 @@ The rules themselves are table-driven on the pure classify step (tests/test_clas
 from __future__ import annotations
 
 import csv
+import json
 import typing
 from datetime import timedelta
 
 import mongomock
+import pandas as pd
 import pytest
 import stripe
 from conftest import at
 
 from reconcile.config import DEFAULT_SETTLE_WITHIN, PAYMENT_METHOD_TYPES, OrdersConfig, parse_config
 from reconcile.decide import classify as c
+from reconcile.decide import deadlines as deadline_rules
 from reconcile.errors import ConfigError
+from reconcile.store import deadlines as deadline_store
 from reconcile.store import orders as order_store
 from reconcile.timeutil import fmt, from_unix, to_unix
 
@@ -96,6 +100,63 @@ def test_the_expected_end_field_is_read_checked(value, expected, problem):
     config = OrdersConfig(expected_end_field="pay_by")
     [record] = order_store.load_orders(orders, config, datetime(2026, 11, 30), datetime(2026, 12, 2))
     assert (record["expected_end"], record["problem"]) == (expected, problem)
+
+
+# --------------------------------------------------------------------------- the watch list
+
+NOW = 1_800_000_000
+WATCHED = deadline_rules.Watch("o1", NOW + 86400, ("ch_old",), NOW - 3600, NOW - 600)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected_end", "waits"),
+    [
+        (c.IN_FLIGHT, NOW + 2 * 86400, True),  # still processing before its deadline: watched on
+        (c.IN_FLIGHT, None, True),  # no deadline on the row: the watch's own
+        (c.IN_FLIGHT, NOW, False),  # in flight past its deadline (an open checkout): judged, as at the deadline
+        (c.REPAIRED, NOW + 86400, False),  # its debit succeeded: judged now
+        (c.MARKED_FAILED, NOW + 86400, False),
+        (c.OVERDUE_PROCESSING, NOW - 1, False),
+        (None, None, False),  # no row: ok now (the shop settled it), judged
+    ],
+)
+def test_a_watched_order_read_again_waits_only_while_in_flight_before_its_deadline(outcome, expected_end, waits):
+    rows = [{"order_key": "o1", "outcome": outcome, "expected_end": expected_end, "charge_ids": ["ch_2", "ch_1"]}]
+    outcomes = pd.DataFrame(rows if outcome else [], columns=["order_key", "outcome", "expected_end", "charge_ids"])
+    got = deadline_rules.sort_rechecked([WATCHED], ["o1"], outcomes, NOW)
+    if waits:
+        deadline = expected_end or WATCHED.deadline
+        assert got.waiting == (deadline_rules.Watch("o1", deadline, ("ch_1", "ch_2"), WATCHED.anchor, NOW),)
+        assert (got.judged, got.found, len(got.outcomes)) == ((), 0, 0)  # no row, not counted
+    else:
+        assert (got.waiting, got.judged, got.found) == ((), ("o1",), 1)
+        assert list(got.outcomes["outcome"]) == ([outcome] if outcome else [])
+
+
+def test_a_watched_order_not_found_any_more_is_forgotten_and_not_counted():
+    empty = pd.DataFrame([], columns=["order_key", "outcome", "expected_end", "charge_ids"])
+    got = deadline_rules.sort_rechecked([WATCHED], [], empty, NOW)
+    assert (got.waiting, got.judged, got.found) == ((), ("o1",), 0)
+
+
+def test_the_watched_orders_a_run_reads_past_deadline_first_then_the_longest_unchecked():
+    state = mongomock.MongoClient().db.reconcile_state
+    state.insert_one({"_id": "watermark", "until": NOW})  # not a watch
+    for key, deadline, checked in [
+        ("late", NOW - 10, NOW - 60),
+        ("later", NOW - 5, NOW - 60),
+        ("seen", NOW + 100, NOW - 60),
+        ("seen_long_ago", NOW + 900, NOW - 6000),
+        ("never", NOW + 500, None),  # a watch from before `checked` existed
+    ]:
+        doc = {"_id": f"deadline:{key}", "kind": "deadline", "order_key": key, "deadline": deadline, "charge_ids": []}
+        state.insert_one(doc | ({"checked": checked} if checked else {}))
+    order = ["late", "later", "never", "seen_long_ago", "seen"]
+    for limit in (1, 2, 4, 5, 9):
+        watched = deadline_store.to_check(state, NOW, limit)
+        assert [w.order_key for w in watched.watches] == order[:limit]
+        assert (watched.total, watched.left()) == (5, 5 - min(limit, 5))
+    assert deadline_store.to_check(state, NOW, 0) == deadline_rules.WatchList((), 0)  # no re-check in this window
 
 
 # --------------------------------------------------------------------------- a deadline passing between runs
@@ -284,6 +345,9 @@ def test_a_run_looks_at_most_at_recheck_limit_watched_orders_past_deadline_first
     two = cli("--now", at(later), "--since", "1h")
     assert _outcomes(two) == {str(late): c.OVERDUE_PROCESSING}
     assert two.summary["repaired"] == [] and two.summary["counts"][c.OK] == 0
+    lines = {d["step"]: d for d in map(json.loads, two.stderr.splitlines()) if d["step"].startswith("deadlines.")}
+    assert lines["deadlines.left"]["left"] == 2 and lines["deadlines.left"]["level"] == "info"  # for the next runs
+    assert (lines["deadlines.checked"]["read"], lines["deadlines.checked"]["waiting"]) == (2, 1)
     # The one looked at least recently now: paid_c (run one), not waiting (run two), though its id is later.
     three = cli("--now", at(later + H), "--since", "1h")
     assert _outcomes(three) == {str(late): c.OVERDUE_PROCESSING, str(paid_c): c.REPAIRED}

@@ -470,9 +470,10 @@ def _with_watched(
             "left_for_next_run": watched.left(),
         },
     )
-    if watched.left():
+    if watched.left():  # a warning when orders past their deadline took every place: more of them may wait
         past = sum(1 for w in watched.watches if w.deadline <= now)
-        log.warning(
+        log.log(
+            logging.WARNING if past == len(watched.watches) else logging.INFO,
             "deadlines.left",
             extra={"left": watched.left(), "limit": req.recheck_limit, "past_deadline_read": past},
         )
