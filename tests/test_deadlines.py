@@ -106,27 +106,39 @@ def test_the_expected_end_field_is_read_checked(value, expected, problem):
 
 NOW = 1_800_000_000
 WATCHED = deadline_rules.Watch("o1", NOW + 86400, ("ch_old",), NOW - 3600, NOW - 600)
+COLUMNS = ["order_key", "outcome", "expected_end", "charge_ids"]
+
+
+D = 86400
 
 
 @pytest.mark.parametrize(
-    ("outcome", "expected_end", "waits"),
+    ("outcome", "expected_end", "watched_until", "waits"),
     [
-        (c.IN_FLIGHT, NOW + 2 * 86400, True),  # still processing before its deadline: watched on
-        (c.IN_FLIGHT, None, True),  # no deadline on the row: the watch's own
-        (c.IN_FLIGHT, NOW, False),  # in flight past its deadline (an open checkout): judged, as at the deadline
-        (c.REPAIRED, NOW + 86400, False),  # its debit succeeded: judged now
-        (c.MARKED_FAILED, NOW + 86400, False),
-        (c.OVERDUE_PROCESSING, NOW - 1, False),
-        (None, None, False),  # no row: ok now (the shop settled it), judged
+        (c.IN_FLIGHT, NOW + 2 * D, NOW + D, NOW + 2 * D),  # still processing before its deadline: watched on
+        (c.IN_FLIGHT, None, NOW + D, NOW + D),  # no deadline on the row: the watch's own
+        (c.IN_FLIGHT, NOW, NOW, None),  # in flight past its deadline (an open checkout): judged, as at the deadline
+        # Nothing found by the read before the watch's deadline (classify's, the grace period's, is earlier):
+        (c.STALE_PENDING, NOW - 1, NOW + D, NOW + D),
+        (c.OVERDUE_PROCESSING, NOW - 1, NOW + D, NOW + D),
+        (c.PAID_WITHOUT_CHARGE, None, NOW + D, NOW + D),
+        (c.STALE_PENDING, NOW - 1, NOW - 1, None),  # past its deadline: judged
+        (c.OVERDUE_PROCESSING, NOW - 1, NOW - 1, None),
+        (c.REPAIRED, NOW + D, NOW + D, None),  # its debit succeeded: judged now
+        (c.MARKED_FAILED, NOW + D, NOW + D, None),  # it failed
+        (c.AMOUNT_MISMATCH, NOW + D, NOW + D, None),  # an answer, for a person
+        (None, None, NOW + D, None),  # no row: ok now (the shop settled it), judged
     ],
 )
-def test_a_watched_order_read_again_waits_only_while_in_flight_before_its_deadline(outcome, expected_end, waits):
+def test_a_watched_order_read_again_waits_only_without_an_answer_before_its_deadline(
+    outcome, expected_end, watched_until, waits
+):
+    watch = WATCHED._replace(deadline=watched_until)
     rows = [{"order_key": "o1", "outcome": outcome, "expected_end": expected_end, "charge_ids": ["ch_2", "ch_1"]}]
-    outcomes = pd.DataFrame(rows if outcome else [], columns=["order_key", "outcome", "expected_end", "charge_ids"])
-    got = deadline_rules.sort_rechecked([WATCHED], ["o1"], outcomes, NOW)
+    outcomes = pd.DataFrame(rows if outcome else [], columns=COLUMNS).assign(facts=None)
+    got = deadline_rules.sort_rechecked([watch], ["o1"], outcomes, NOW)
     if waits:
-        deadline = expected_end or WATCHED.deadline
-        assert got.waiting == (deadline_rules.Watch("o1", deadline, ("ch_1", "ch_2"), WATCHED.anchor, NOW),)
+        assert got.waiting == (deadline_rules.Watch("o1", waits, ("ch_1", "ch_2"), watch.anchor, NOW),)
         assert (got.judged, got.found, len(got.outcomes)) == ((), 0, 0)  # no row, not counted
     else:
         assert (got.waiting, got.judged, got.found) == ((), ("o1",), 1)
@@ -134,7 +146,7 @@ def test_a_watched_order_read_again_waits_only_while_in_flight_before_its_deadli
 
 
 def test_a_watched_order_not_found_any_more_is_forgotten_and_not_counted():
-    empty = pd.DataFrame([], columns=["order_key", "outcome", "expected_end", "charge_ids"])
+    empty = pd.DataFrame([], columns=[*COLUMNS, "facts"])
     got = deadline_rules.sort_rechecked([WATCHED], [], empty, NOW)
     assert (got.waiting, got.judged, got.found) == ((), ("o1",), 0)
 
@@ -355,6 +367,42 @@ def test_a_run_looks_at_most_at_recheck_limit_watched_orders_past_deadline_first
     assert _outcomes(four) == {str(late): c.OVERDUE_PROCESSING, str(paid_d): c.REPAIRED}
     assert set(_watched(db)) == {str(late), str(waiting)}
     assert db["reconcile_items"].count_documents({"state": "open"}) == 1  # the overdue debit's
+
+
+def test_a_watched_checkout_is_read_again_with_its_session(cli, shop, store, db, now):
+    """A Checkout Session paid by SEPA debit, its PaymentIntent processing and no charge yet, links to its order
+    only by the session's client_reference_id: the watch keeps the session, so the runs that read the order
+    again see it still processing (in flight, then overdue), never an order with no payment at all, and
+    by its PaymentIntent (read with the session) a SEPA debit."""
+    first = now - 3 * DAY
+    cli.configure(
+        matching={"link_by": ["charge_metadata", "payment_intent_metadata", "checkout_session", "order_fields"]}
+    )
+    cli.config.write_text(cli.config.read_text() + '[orders.settle_within]\nsepa_debit = "2d"\n')
+    shop.now = first
+    order = shop.order(None, amount=7300, currency="eur", age=2 * H)
+    session = shop.checkout(
+        order,
+        amount=7300,
+        currency="eur",
+        payment_status="unpaid",
+        intent_status="processing",
+        charge=None,
+        methods=("sepa_debit",),
+    )
+    assert _outcomes(cli("--now", at(first), "--since", "24h")) == {str(order): c.IN_FLIGHT}
+    assert _watched(db)[str(order)]["attempts"] == [["checkout_session", session["id"]]]
+
+    two = cli("--now", at(first + 2 * H), "--since", "1h")
+    assert _outcomes(two) == {} and db["reconcile_items"].count_documents({}) == 0
+    three = cli("--now", at(first + 2 * DAY), "--since", "1h")
+    found = {d["order_id"]: d for d in three.summary["discrepancies"]}
+    assert found[str(order)]["outcome"] == c.OVERDUE_PROCESSING, found
+    # Its PaymentIntent read with the session says SEPA: not "no charge at all", nor the grace period's words.
+    assert (
+        found[str(order)]["detail"]
+        == "SEPA debit still processing 2 days after the order; Stripe settles these within 2 days"
+    )
 
 
 def _day(unix: int) -> str:

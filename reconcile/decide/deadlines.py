@@ -142,6 +142,9 @@ class Watch(NamedTuple):
     charge_ids: tuple[str, ...]
     anchor: int | None  # the order's creation (unix seconds)
     checked: int | None = None  # when a run last looked at it (unix seconds; None: never)
+    # Its charge-less attempts (a PaymentIntent or Checkout Session still processing, say), as (kind, id):
+    # retrieved with it, as a window would pull them (a read by id cannot follow a session's link to it).
+    attempts: tuple[tuple[str, str], ...] = ()
 
 
 class WatchList(NamedTuple):
@@ -171,23 +174,45 @@ class Rechecked(NamedTuple):
     found: int  # orders judged now (those found, less those still waiting)
 
 
+# What a watched order read again before its deadline may come out as without an answer from its payment:
+# still in flight, or no payment found (a read by id may miss what a window's pull links to it; its
+# method then unknown, its deadline the grace period's). It waits for its deadline, as before the read.
+# (Outcome names as text: classify imports this module.)
+_NO_ANSWER = frozenset({"in_flight", "stale_pending", "paid_without_charge", "overdue_processing"})
+
+
 def sort_rechecked(watches: list[Watch], found: list[str], outcomes: pd.DataFrame, now: int) -> Rechecked:
     """The `watches` whose orders were read again (`found`: the keys of those that exist), with classify's
-    `outcomes` of them, sorted: an order still `in_flight` before its deadline (its payment processing, or
-    succeeded within the grace period) waits, watched on with the deadline and charges classify gives it now;
-    every other one is judged now (a final answer, or past its deadline: overdue_processing, stale_pending,
-    in flight on an open checkout)."""
+    `outcomes` of them, sorted. Before its deadline (the watch's, or a later one classify gives it now), an
+    order whose payment has no answer yet waits: watched on, with the charges and attempts classify names
+    now. Every other one is judged now: its payment has an answer (succeeded, failed, or the order is no
+    longer pending: no row), or its deadline has passed (overdue_processing, stale_pending, ...)."""
     keys = [w.order_key for w in watches]
     rows = outcomes.loc[outcomes["order_key"].isin(keys)]
     by_key = {w.order_key: w for w in watches}
     watched_until = rows["order_key"].map({k: w.deadline for k, w in by_key.items()}).astype("Int64")
-    deadline = rows["expected_end"].astype("Int64").fillna(watched_until)
-    still = (rows["outcome"].eq("in_flight") & deadline.gt(now)).fillna(False).to_numpy(dtype=bool)
+    now_until = rows["expected_end"].astype("Int64")
+    deadline = now_until.where(now_until.gt(watched_until).fillna(False).astype(bool), watched_until)
+    still = (rows["outcome"].isin(list(_NO_ANSWER)) & deadline.gt(now)).fillna(False).to_numpy(dtype=bool)
     waiting = []
-    for key, end, ids in zip(rows.loc[still, "order_key"], deadline[still], rows.loc[still, "charge_ids"], strict=True):
+    for key, end, ids, facts in zip(
+        rows.loc[still, "order_key"],
+        deadline[still],
+        rows.loc[still, "charge_ids"],
+        rows.loc[still, "facts"],
+        strict=True,
+    ):
         old = by_key[str(key)]
-        charge_ids = tuple(sorted(i for i in (ids or ()) if isinstance(i, str))) or old.charge_ids
-        waiting.append(Watch(old.order_key, int(end), charge_ids, old.anchor, now))
+        waiting.append(
+            Watch(
+                old.order_key,
+                int(end),
+                _charge_ids(ids) or old.charge_ids,
+                old.anchor,
+                now,
+                _attempts(facts) or old.attempts,
+            )
+        )
     waiting_keys = {w.order_key for w in waiting}
     judged = tuple(sorted(k for k in keys if k not in waiting_keys))
     found_now = len({k for k in found if k in by_key} - waiting_keys)
@@ -209,13 +234,30 @@ def to_watch(outcomes: pd.DataFrame, grace_seconds: int, now: int) -> list[Watch
         Watch(
             str(key),
             int(deadline) if pd.notna(deadline) else now,
-            tuple(sorted(i for i in (ids or ()) if isinstance(i, str))),
+            _charge_ids(ids),
             int(anchor) if pd.notna(anchor) else None,
+            now,
+            _attempts(facts),
         )
-        for key, deadline, ids, anchor in zip(
-            rows["order_key"], rows["expected_end"], rows["charge_ids"], rows["order_created"], strict=True
+        for key, deadline, ids, anchor, facts in zip(
+            rows["order_key"],
+            rows["expected_end"],
+            rows["charge_ids"],
+            rows["order_created"],
+            rows["facts"],
+            strict=True,
         )
     ]
+
+
+def _charge_ids(ids: object) -> tuple[str, ...]:
+    return tuple(sorted(i for i in (ids if isinstance(ids, list | tuple) else ()) if isinstance(i, str)))
+
+
+def _attempts(facts: object) -> tuple[tuple[str, str], ...]:
+    """An outcome's charge-less attempts (its classify.Facts' `attempts`; None: none), as (kind, id)."""
+    attempts: tuple[tuple[str, match.PaymentObject | None], ...] = getattr(facts, "attempts", ())
+    return tuple(sorted({(str(o.kind), o.id) for _, o in attempts if o is not None}))
 
 
 def watch_plan(

@@ -451,7 +451,8 @@ def _with_watched(
             for w in todo
         ]
         scope = recheck.Remote(remote.client, remote.policy, remote.db[ws.collections.orders], ws.orders, ws.linking)
-        read = recheck.read_orders(scope, docs, req.now)
+        attempts = [(w.order_key, kind, i) for w in todo for kind, i in w.attempts]
+        read = recheck.read_orders(scope, docs, req.now, attempts)
         interrupt.checkpoint("recheck")
         keys = [w.order_key for w in todo]
         found = read.orders.loc[read.orders["order_key"].isin(keys)].reset_index(drop=True)

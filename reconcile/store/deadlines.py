@@ -47,6 +47,7 @@ def to_check(state: Collection, now: int, limit: int) -> WatchList:
             tuple(d.get("charge_ids") or ()),
             d.get("anchor"),
             d["checked"] if isinstance(d.get("checked"), int) else None,
+            tuple((str(a[0]), str(a[1])) for a in d.get("attempts") or () if isinstance(a, list) and len(a) == 2),
         )
         for d in docs
         if isinstance(d.get("order_key"), str) and isinstance(d.get("deadline"), int)
@@ -69,6 +70,7 @@ def write(state: Collection, plan: WatchPlan, now: int) -> None:
                     "charge_ids": list(w.charge_ids),
                     "anchor": w.anchor,
                     "checked": now,
+                    "attempts": [list(a) for a in w.attempts],
                 }
             },
             upsert=True,
