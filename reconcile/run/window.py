@@ -249,6 +249,7 @@ def _read(
     # Watched orders with an answer, or past their deadline, since they left the windows: judged in this window's scope.
     outcomes, watched_orders, watches = _with_watched(ws, remote, req, rules, pulled.orders, outcomes)
     orders += watched_orders
+    clock.lap("recheck")  # the watched orders' reads: counted with the open items' re-check
     del pulled  # the window's orders and payments: only their outcomes are kept
     # Refunds and disputes created in the window, with their orders (of any age).
     rows = stripe_movements.fetch_movements(remote.client, req.since, req.until, ws.linking.metadata_key, remote.policy)
