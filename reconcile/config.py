@@ -198,7 +198,7 @@ class ReportConfig:
     dir: str = "reports"
     keep_days: int = 90  # reports older than this are pruned; 0 keeps them forever
     trend_days: int = 14  # days shown in the report's trend chart
-    recheck_limit: int = 200  # open items from earlier windows re-checked against Stripe per run
+    recheck_limit: int = 200  # open items from earlier windows (and watched slow payments) re-checked per run
     # The order in the shop's admin, e.g. "https://admin.example.com/orders/{order_id}"; None: no link.
     order_url: str | None = None
 

@@ -448,7 +448,7 @@ def test_init_creates_the_indexes_and_check_lists_them(cli, db, store):
     assert "/v1/disputes" in before.output and "ok" in before.output
     created = cli("init")
     assert created.exit_code == 0
-    assert [line.split()[0] for line in created.output.strip().splitlines()] == ["created"] * 10
+    assert [line.split()[0] for line in created.output.strip().splitlines()] == ["created"] * 11
     assert "orders {reconcile.audit: 1} sparse" in created.output
     after = cli("check")
     assert after.exit_code == 0 and "all checks passed" in after.output, after.output

@@ -122,12 +122,16 @@ def deadlines(orders: pd.DataFrame, methods: Methods, grace_seconds: int) -> pd.
 # --------------------------------------------------------------------------- orders to judge again later
 
 # An order whose deadline lies past the windows that will see it again (a SEPA debit takes weeks; an
-# hourly run's window, an hour) is kept on a watch list, and the first run after its deadline judges it
-# in its own window's scope, however old it is: judged at its deadline, repaired when its debit
-# succeeded, an item when it is still processing. An order still `overdue_processing` stays on the list,
-# due at once, so every run judges it again until its payment settles (and the run that sees it settle
-# repairs the order). The list holds only slow payments: cheaper than a look-back over the longest
-# settle_within, which would pull weeks of Stripe objects on every run (docs/deadlines.md).
+# hourly run's window, an hour) is kept on a watch list, and each run (the re-check of its invocation's
+# last window) reads the watched orders again by id, at most report.recheck_limit of them: those past
+# their deadline first, then the longest unchecked. One whose payment has an answer (succeeded, failed,
+# or the order no longer pending) or whose deadline has passed is judged in the run's own window's
+# scope, however old it is: repaired when its debit succeeded, marked failed when it failed, an item when
+# it is still processing past its deadline. One still processing before its deadline is left as it is
+# (in flight, listed and counted by the run whose window held it) and stays watched. An order still
+# `overdue_processing` stays on the list, due at once, so every run judges it again until its payment
+# settles. The list holds only slow payments: cheaper than a look-back over the longest settle_within,
+# which would pull weeks of Stripe objects on every run (docs/deadlines.md).
 
 
 class Watch(NamedTuple):
@@ -137,6 +141,20 @@ class Watch(NamedTuple):
     deadline: int
     charge_ids: tuple[str, ...]
     anchor: int | None  # the order's creation (unix seconds)
+    checked: int | None = None  # when a run last looked at it (unix seconds; None: never)
+    # Its charge-less attempts (a PaymentIntent or Checkout Session still processing, say), as (kind, id):
+    # retrieved with it, as a window would pull them (a read by id cannot follow a session's link to it).
+    attempts: tuple[tuple[str, str], ...] = ()
+
+
+class WatchList(NamedTuple):
+    """The watched orders a run looks at, and how many are watched in all (the rest wait for the next run)."""
+
+    watches: tuple[Watch, ...]
+    total: int
+
+    def left(self) -> int:
+        return self.total - len(self.watches)
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,60 @@ class WatchPlan:
 
     judged: tuple[str, ...] = ()  # order keys judged again this run (their watches end)
     watch: tuple[Watch, ...] = ()
+
+
+class Rechecked(NamedTuple):
+    """The watched orders a run read again, sorted: those to judge in its window's scope, those still waiting."""
+
+    outcomes: pd.DataFrame  # classify's rows of the orders judged now (no row: ok)
+    judged: tuple[str, ...]  # their keys, and those of watched orders not found any more (forgotten)
+    waiting: tuple[Watch, ...]  # still in flight: watched on, not judged, not counted
+    found: int  # orders judged now (those found, less those still waiting)
+
+
+# What a watched order read again before its deadline may come out as without an answer from its payment:
+# still in flight, or no payment found (a read by id may miss what a window's pull links to it; its
+# method then unknown, its deadline the grace period's). It waits for its deadline, as before the read.
+# (Outcome names as text: classify imports this module.)
+_NO_ANSWER = frozenset({"in_flight", "stale_pending", "paid_without_charge", "overdue_processing"})
+
+
+def sort_rechecked(watches: list[Watch], found: list[str], outcomes: pd.DataFrame, now: int) -> Rechecked:
+    """The `watches` whose orders were read again (`found`: the keys of those that exist), with classify's
+    `outcomes` of them, sorted. Before its deadline (the watch's, or a later one classify gives it now), an
+    order whose payment has no answer yet waits: watched on, with the charges and attempts classify names
+    now. Every other one is judged now: its payment has an answer (succeeded, failed, or the order is no
+    longer pending: no row), or its deadline has passed (overdue_processing, stale_pending, ...)."""
+    keys = [w.order_key for w in watches]
+    rows = outcomes.loc[outcomes["order_key"].isin(keys)]
+    by_key = {w.order_key: w for w in watches}
+    watched_until = rows["order_key"].map({k: w.deadline for k, w in by_key.items()}).astype("Int64")
+    now_until = rows["expected_end"].astype("Int64")
+    deadline = now_until.where(now_until.gt(watched_until).fillna(False).astype(bool), watched_until)
+    still = (rows["outcome"].isin(list(_NO_ANSWER)) & deadline.gt(now)).fillna(False).to_numpy(dtype=bool)
+    waiting = []
+    for key, end, ids, facts in zip(
+        rows.loc[still, "order_key"],
+        deadline[still],
+        rows.loc[still, "charge_ids"],
+        rows.loc[still, "facts"],
+        strict=True,
+    ):
+        old = by_key[str(key)]
+        waiting.append(
+            Watch(
+                old.order_key,
+                int(end),
+                _charge_ids(ids) or old.charge_ids,
+                old.anchor,
+                now,
+                _attempts(facts) or old.attempts,
+            )
+        )
+    waiting_keys = {w.order_key for w in waiting}
+    judged = tuple(sorted(k for k in keys if k not in waiting_keys))
+    found_now = len({k for k in found if k in by_key} - waiting_keys)
+    return Rechecked(rows.loc[~still], judged, tuple(waiting), found_now)
 
 
 def to_watch(outcomes: pd.DataFrame, grace_seconds: int, now: int) -> list[Watch]:
@@ -162,15 +234,35 @@ def to_watch(outcomes: pd.DataFrame, grace_seconds: int, now: int) -> list[Watch
         Watch(
             str(key),
             int(deadline) if pd.notna(deadline) else now,
-            tuple(sorted(i for i in (ids or ()) if isinstance(i, str))),
+            _charge_ids(ids),
             int(anchor) if pd.notna(anchor) else None,
+            now,
+            _attempts(facts),
         )
-        for key, deadline, ids, anchor in zip(
-            rows["order_key"], rows["expected_end"], rows["charge_ids"], rows["order_created"], strict=True
+        for key, deadline, ids, anchor, facts in zip(
+            rows["order_key"],
+            rows["expected_end"],
+            rows["charge_ids"],
+            rows["order_created"],
+            rows["facts"],
+            strict=True,
         )
     ]
 
 
-def watch_plan(outcomes: pd.DataFrame, judged: tuple[str, ...], grace_seconds: int, now: int) -> WatchPlan:
-    """The watch list after a run that judged `outcomes` (its window and the watched orders it judged again)."""
-    return WatchPlan(judged, tuple(to_watch(outcomes, grace_seconds, now)))
+def _charge_ids(ids: object) -> tuple[str, ...]:
+    return tuple(sorted(i for i in (ids if isinstance(ids, list | tuple) else ()) if isinstance(i, str)))
+
+
+def _attempts(facts: object) -> tuple[tuple[str, str], ...]:
+    """An outcome's charge-less attempts (its classify.Facts' `attempts`; None: none), as (kind, id)."""
+    attempts: tuple[tuple[str, match.PaymentObject | None], ...] = getattr(facts, "attempts", ())
+    return tuple(sorted({(str(o.kind), o.id) for _, o in attempts if o is not None}))
+
+
+def watch_plan(
+    outcomes: pd.DataFrame, judged: tuple[str, ...], grace_seconds: int, now: int, waiting: tuple[Watch, ...] = ()
+) -> WatchPlan:
+    """The watch list after a run that judged `outcomes` (its window and the watched orders it judged again)
+    and found the `waiting` watched orders still in flight."""
+    return WatchPlan(judged, tuple(to_watch(outcomes, grace_seconds, now)) + waiting)

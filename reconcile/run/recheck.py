@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -25,6 +25,7 @@ from pymongo.collection import Collection
 from reconcile.config import OrdersConfig
 from reconcile.decide import classify as c
 from reconcile.decide import items as item_rules
+from reconcile.decide import match
 from reconcile.decide.findings import Finding
 from reconcile.decide.inputs import MovementRow, OrderRecord
 from reconcile.decide.items import ItemDoc
@@ -112,13 +113,19 @@ def read(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
     )
 
 
-def read_orders(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
+def read_orders(
+    remote: Remote, docs: list[ItemDoc], now: datetime, attempts: Sequence[tuple[str, str, str]] = ()
+) -> Read:
     """The orders and charges these documents name (`source` "order": `order_key`, `charge_ids`) as they
-    are now, with the payments that link them: what a window judges of watched orders (run/window.py)."""
-    return _read_core(remote, docs, now)
+    are now, with the payments that link them, and the charge-less `attempts` (order key, kind, id: a
+    PaymentIntent or Checkout Session) as if the orders stored their ids: what a window judges of watched
+    orders (run/window.py)."""
+    return _read_core(remote, docs, now, attempts)
 
 
-def _read_core(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
+def _read_core(
+    remote: Remote, docs: list[ItemDoc], now: datetime, attempts: Sequence[tuple[str, str, str]] = ()
+) -> Read:
     if not docs:
         return Read()
     client, policy, linking = remote.client, remote.policy, remote.linking
@@ -140,9 +147,27 @@ def _read_core(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:
         refs.session_ids,
     )
     orders = c.orders_frame(columns)
-    # The charge, PaymentIntent and session ids the orders store, and the charges those lead to.
-    payments = named + payment_pull.of_orders(client, linking, orders, named, policy)
+    # The charge, PaymentIntent and session ids the orders store (and the attempts given), and the charges those lead to.
+    payments = named + payment_pull.of_orders(client, linking, _with_attempts(orders, attempts), named, policy)
     return Read(orders=orders, payments=payments, named=frozenset(named.charges["charge_id"]))
+
+
+def _with_attempts(orders: pd.DataFrame, attempts: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+    """The ids `orders` store, and a row for each attempt (order key, kind, id) as if its order stored it."""
+    if not attempts:
+        return orders
+    stored = ["order_key", "stored_charge_id", "stored_payment_intent_id", "stored_session_id"]
+    rows = [
+        {
+            "order_key": key,
+            "stored_charge_id": None,
+            "stored_payment_intent_id": i if kind == match.ObjectKind.PAYMENT_INTENT else None,
+            "stored_session_id": i if kind == match.ObjectKind.CHECKOUT_SESSION else None,
+        }
+        for key, kind, i in attempts
+    ]
+    present = [name for name in stored if name in orders.columns]
+    return pd.concat([orders[present], pd.DataFrame(rows, columns=stored)], ignore_index=True)
 
 
 def _read_movements(remote: Remote, docs: list[ItemDoc], now: datetime) -> Read:

@@ -249,10 +249,10 @@ def _read(
     rules = settings.rules_at(ws.rules, req.now, item_store.dismissed_pairs(remote.db[ws.collections.decisions]))
     outcomes = _classify_with_edges(ws, remote, req, pulled, rules, clock)
     orders, money, as_stored = len(pulled.orders), pulled.money, pulled.charge_ids_as_stored
-    # Watched orders whose deadline passed since they left the windows: judged in this window's scope.
-    outcomes, judged_again, watched_orders = _with_watched(ws, remote, req, rules, pulled.orders, outcomes)
+    # Watched orders with an answer, or past their deadline, since they left the windows: judged in this window's scope.
+    outcomes, watched_orders, watches = _with_watched(ws, remote, req, rules, pulled.orders, outcomes)
     orders += watched_orders
-    watches = deadline_rules.watch_plan(outcomes, judged_again, rules.grace_seconds, rules.now)
+    clock.lap("recheck")  # the watched orders' reads: counted with the open items' re-check
     del pulled  # the window's orders and payments: only their outcomes are kept
     # Refunds and disputes created in the window, with their orders (of any age).
     rows = stripe_movements.fetch_movements(remote.client, req.since, req.until, ws.linking.metadata_key, remote.policy)
@@ -434,36 +434,61 @@ def _with_watched(
     rules: c.Rules,
     window_orders: pd.DataFrame,
     outcomes: pd.DataFrame,
-) -> tuple[pd.DataFrame, tuple[str, ...], int]:
-    """The window's outcomes with those of the watched orders whose deadline has passed (decide/deadlines.py),
-    read and classified as the window's are; the keys of the watched orders judged (once per invocation,
-    as the open items' re-check: `req.recheck_limit` of them at most); how many orders that adds."""
-    due = deadline_store.due(remote.db[ws.collections.state], rules.now, req.recheck_limit)
+) -> tuple[pd.DataFrame, int, deadline_rules.WatchPlan]:
+    """The window's outcomes with those of the watched orders judged now (decide/deadlines.py): each run
+    (the invocation's last window, as the open items' re-check) reads up to `req.recheck_limit` watched
+    orders again by id, those past their deadline first, then the longest unchecked; one whose payment
+    has an answer, or whose deadline has passed, is classified as the window's are; one still in flight
+    before its deadline is watched on, with no row. Also how many orders that adds, and the watch list's plan."""
+    now = rules.now
+    watched = deadline_store.to_check(remote.db[ws.collections.state], now, req.recheck_limit)
     # One the window holds already is judged there.
-    held = set(window_orders.loc[window_orders["order_key"].isin([w.order_key for w in due]), "order_key"])
-    due = [w for w in due if w.order_key not in held]
-    if not due:
-        return outcomes, tuple(sorted(held)), 0
-    docs: list[item_rules.ItemDoc] = [
-        {
-            "_id": f"deadline:{w.order_key}",
-            "source": "order",
-            "order_key": w.order_key,
-            "charge_ids": list(w.charge_ids),
-        }
-        for w in due
-    ]
-    scope = recheck.Remote(remote.client, remote.policy, remote.db[ws.collections.orders], ws.orders, ws.linking)
-    read = recheck.read_orders(scope, docs, req.now)
-    interrupt.checkpoint("recheck")
-    keys = [w.order_key for w in due]
-    watched = read.orders.loc[read.orders["order_key"].isin(keys)].reset_index(drop=True)
-    judged = judge.classify(watched, read.payments, rules)
-    judged = judged.loc[judged["order_key"].isin(keys) & judged["order_id"].notna()]
-    log.info("deadlines.judged", extra={"due": len(due), "found": len(watched), "not_ok": len(judged)})
-    # A watched order that no longer exists is forgotten with the rest.
-    combined = pd.concat([outcomes, judged], ignore_index=True) if len(judged) else outcomes
-    return combined[c.RESULT_COLUMNS], tuple(sorted({*keys, *held})), len(watched)
+    held = set(window_orders.loc[window_orders["order_key"].isin([w.order_key for w in watched.watches]), "order_key"])
+    todo = [w for w in watched.watches if w.order_key not in held]
+    checked = deadline_rules.Rechecked(outcomes.iloc[:0], (), (), 0)
+    if todo:
+        docs: list[item_rules.ItemDoc] = [
+            {
+                "_id": f"deadline:{w.order_key}",
+                "source": "order",
+                "order_key": w.order_key,
+                "charge_ids": list(w.charge_ids),
+            }
+            for w in todo
+        ]
+        scope = recheck.Remote(remote.client, remote.policy, remote.db[ws.collections.orders], ws.orders, ws.linking)
+        attempts = [(w.order_key, kind, i) for w in todo for kind, i in w.attempts]
+        read = recheck.read_orders(scope, docs, req.now, attempts)
+        interrupt.checkpoint("recheck")
+        keys = [w.order_key for w in todo]
+        found = read.orders.loc[read.orders["order_key"].isin(keys)].reset_index(drop=True)
+        judged = judge.classify(found, read.payments, rules)
+        judged = judged.loc[judged["order_id"].notna()]
+        # A watched order that no longer exists is forgotten with those judged.
+        checked = deadline_rules.sort_rechecked(todo, list(found["order_key"]), judged, now)
+    log.info(
+        "deadlines.checked",
+        extra={
+            "watched": watched.total,
+            "read": len(todo),
+            "judged": checked.found,
+            "not_ok": len(checked.outcomes),
+            "waiting": len(checked.waiting),
+            "left_for_next_run": watched.left(),
+        },
+    )
+    if watched.left():  # a warning when orders past their deadline took every place: more of them may wait
+        past = sum(1 for w in watched.watches if w.deadline <= now)
+        log.log(
+            logging.WARNING if past == len(watched.watches) else logging.INFO,
+            "deadlines.left",
+            extra={"left": watched.left(), "limit": req.recheck_limit, "past_deadline_read": past},
+        )
+    if len(checked.outcomes):
+        outcomes = pd.concat([outcomes, checked.outcomes], ignore_index=True)[c.RESULT_COLUMNS]
+    judged_keys = tuple(sorted({*checked.judged, *held}))
+    plan = deadline_rules.watch_plan(outcomes, judged_keys, rules.grace_seconds, rules.now, checked.waiting)
+    return outcomes, checked.found, plan
 
 
 def _recheck(
@@ -526,7 +551,7 @@ def _write(
         counts = c.outcome_counts(outcomes, read.orders)
         items = _sync_items(ws, db, req, run_id, findings, read.checked)
         if not req.dry_run:
-            deadline_store.write(db[ws.collections.state], read.watches)
+            deadline_store.write(db[ws.collections.state], read.watches, to_unix(req.now))
         extras = _period_extras(ws, req, run_id, items, read, {f["key"] for f in findings})
         csv_name = read.payouts.csv.path.name if read.payouts.csv else None
         section = payout_words.section_html(

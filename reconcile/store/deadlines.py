@@ -1,7 +1,8 @@
 """The watch list: orders to judge again once their payment's deadline has passed (decide/deadlines.py).
 
 One document per order in the job's state collection (beside the watermark and the lease), `_id`
-`deadline:<order key>`, with the deadline as integer unix seconds (compared on every server).
+`deadline:<order key>`, with the deadline and when a run last looked at the order (`checked`) as integer
+unix seconds (compared on every server).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pymongo
 from pymongo import DeleteOne, UpdateOne
 from pymongo.collection import Collection
 
-from reconcile.decide.deadlines import Watch, WatchPlan
+from reconcile.decide.deadlines import Watch, WatchList, WatchPlan
 from reconcile.store.mongo import mongo_errors
 
 log = logging.getLogger(__name__)
@@ -21,25 +22,42 @@ KIND = "deadline"
 _PREFIX = f"{KIND}:"
 
 
-def due(state: Collection, now: int, limit: int) -> list[Watch]:
-    """The watched orders whose deadline has passed at `now`, the earliest first, at most `limit`."""
+def to_check(state: Collection, now: int, limit: int) -> WatchList:
+    """At most `limit` watched orders to look at in this run: those whose deadline has passed at `now`,
+    the earliest first, then the others, the longest unchecked first; and how many are watched in all."""
     if limit <= 0:
-        return []
+        return WatchList((), 0)
     with mongo_errors("reading the watch list"):
         docs = list(
             state.find({"kind": KIND, "deadline": {"$lte": now}})
             .sort([("deadline", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)])
             .limit(limit)
         )
-    return [
-        Watch(str(d["order_key"]), int(d["deadline"]), tuple(d.get("charge_ids") or ()), d.get("anchor"))
+        if len(docs) < limit:  # a watch never checked (no `checked`) sorts first
+            docs += list(
+                state.find({"kind": KIND, "deadline": {"$gt": now}})
+                .sort([("checked", pymongo.ASCENDING), ("deadline", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)])
+                .limit(limit - len(docs))
+            )
+        total = state.count_documents({"kind": KIND}) if len(docs) == limit else len(docs)
+    watches = tuple(
+        Watch(
+            str(d["order_key"]),
+            int(d["deadline"]),
+            tuple(d.get("charge_ids") or ()),
+            d.get("anchor"),
+            d["checked"] if isinstance(d.get("checked"), int) else None,
+            tuple((str(a[0]), str(a[1])) for a in d.get("attempts") or () if isinstance(a, list) and len(a) == 2),
+        )
         for d in docs
         if isinstance(d.get("order_key"), str) and isinstance(d.get("deadline"), int)
-    ]
+    )
+    return WatchList(watches, total)
 
 
-def write(state: Collection, plan: WatchPlan) -> None:
-    """The judged orders' watches removed, then the plan's watches set (one per order: the latest deadline)."""
+def write(state: Collection, plan: WatchPlan, now: int) -> None:
+    """The judged orders' watches removed, then the plan's watches set (one per order: the latest deadline),
+    each marked checked at `now` (the run looked at its order)."""
     ops: list[DeleteOne | UpdateOne] = [DeleteOne({"_id": _PREFIX + key}) for key in plan.judged]
     ops += [
         UpdateOne(
@@ -51,6 +69,8 @@ def write(state: Collection, plan: WatchPlan) -> None:
                     "deadline": w.deadline,
                     "charge_ids": list(w.charge_ids),
                     "anchor": w.anchor,
+                    "checked": now,
+                    "attempts": [list(a) for a in w.attempts],
                 }
             },
             upsert=True,

@@ -71,6 +71,9 @@ def required(m: MongoConfig, o: OrdersConfig) -> list[IndexSpec]:
         IndexSpec(m.items_collection, (("state", 1), ("first_seen", 1)), "open items, oldest first"),
         IndexSpec(m.decisions_collection, (("item", 1),), "decisions on one item", advised=True),
         IndexSpec(m.decisions_collection, (("action", 1),), "dismissed probable matches (every run)", advised=True),
+        # The watch list of slow payments (store/deadlines.py), past their deadline first: a few documents per
+        # bank debit in flight; added after installs ran `init`.
+        IndexSpec(m.state_collection, (("kind", 1), ("deadline", 1)), "watched payments (every run)", advised=True),
     ]
 
 

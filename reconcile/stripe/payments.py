@@ -369,6 +369,7 @@ def of_orders(
     a window. Objects in `known` are not asked for again. An authorization among the charges found
     gets its PaymentIntent, as in the window (`_with_held_intents`): whether it was released shows there."""
     charges, intents, sessions = _stored_objects(client, linking, orders, known, policy)
+    intents += _intents_of_sessions(client, linking, known, intents, sessions, policy)
     charges += _charges_of_paying(client, linking, orders, known, charges, intents, sessions, policy)
     found = _outside_payments(charges, intents, sessions)
     found.intents = _with_held_intents(
@@ -415,6 +416,24 @@ def _stored_objects(
     ]
     charges, intents, sessions = fetch.run(calls, policy, "stored ids")
     return charges, intents, sessions
+
+
+def _intents_of_sessions(
+    client: stripe.StripeClient,
+    linking: Linking,
+    known: Payments,
+    intents: list[IntentRow],
+    sessions: list[SessionRow],
+    policy: stripe_pull.RetryPolicy,
+) -> list[IntentRow]:
+    """When the link kinds use PaymentIntents: those of the `sessions` retrieved by id that are not at hand,
+    as a window pulls them beside their sessions (a session still processing is judged by its
+    PaymentIntent's payment method: a SEPA debit's weeks, not the grace period)."""
+    have = set(known.intents["pi_id"]) | {r["pi_id"] for r in intents}
+    missing = sorted({i for r in sessions if (i := r["payment_intent"])} - have)
+    if not missing or not wants(linking)[0]:
+        return []
+    return stripe_pull.retrieve_objects(client, INTENTS_PATH, missing, _row_fns(linking)[0], policy)
 
 
 def _charges_of_paying(
