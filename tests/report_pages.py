@@ -81,7 +81,9 @@ def shop_report(
             if every_section:  # payouts too: a paid one itemized and a failed one in the queue
                 seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
                 assert statement is not None
-                seed_demo_bank(store, db[config.payouts.collection], statement, now)
+                seed_demo_bank(
+                    store, db[config.mongodb.orders_collection], db[config.payouts.collection], statement, now
+                )
             statements = bank_run.statements_of(config.bank)
             client = stripe_pull.make_client(config.stripe_api_key(), config.stripe)
             inv = orchestrate.Invocation(

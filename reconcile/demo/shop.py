@@ -408,7 +408,14 @@ def seed_demo_payouts(store: StandinStore, orders: Collection, now: datetime, nu
 STATEMENT = "bank-statement.csv"
 
 
-def seed_demo_bank(store: StandinStore, payouts: Collection, statement: Path, now: datetime) -> Counter[str]:
+def seed_demo_bank(
+    store: StandinStore,
+    orders: Collection,
+    payouts: Collection,
+    statement: Path,
+    now: datetime,
+    numbered_from: int = 600,
+) -> Counter[str]:
     """The bank's side: a payout of last week an earlier run saw (kept in the payouts collection) whose deposit
     is not on the statement, and a CSV statement of the last two weeks with the day's paid payout on it, an
     unexplained Stripe deposit, and the account's other lines (rent, supplies: never shown)."""
@@ -416,8 +423,19 @@ def seed_demo_bank(store: StandinStore, payouts: Collection, statement: Path, no
 
     today = now.date()
     week_ago = now - timedelta(days=9)
+    # Its money: two orders of the week before, paid and accepted (outside the run's window, so not judged),
+    # so that `reconcile payouts` itemizes it and it adds up.
+    s = ShopSeeder(store, orders, now)
+    s._n = numbered_from
+    txns, net = [], 0
+    for minute, amount in enumerate((86_500, 39_900)):
+        age = (now - week_ago) + timedelta(days=3, minutes=minute)
+        oid = s.order(None, status="accepted", amount=amount, age=age)
+        txn = s.charge(oid, amount=amount, age=age)["balance_transaction"]
+        txns.append(txn)
+        net += int((store.get(txn) or {})["net"])
     missing = store.create_payout(
-        123_456, created=to_unix(week_ago - timedelta(days=2)), arrival_date=to_unix(week_ago)
+        net, created=to_unix(week_ago - timedelta(days=2)), arrival_date=to_unix(week_ago), transactions=txns
     )
     payouts.insert_one(
         {
@@ -489,7 +507,9 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
         indexes.create(db, config.mongodb, config.orders)
         expected = seed_demo_shop(store, db[config.mongodb.orders_collection], now)
         expected += seed_demo_payouts(store, db[config.mongodb.orders_collection], now)
-        bank_expected = seed_demo_bank(store, db[config.payouts.collection], statement, now)
+        bank_expected = seed_demo_bank(
+            store, db[config.mongodb.orders_collection], db[config.payouts.collection], statement, now
+        )
         store.save(folder.stripe_file)  # the stand-in is read-only: what the commands after it serve
         client = progress.wrap(stripe_pull.make_client(config.stripe_api_key(), config.stripe))
         # The whole invocation (lease, run history, refunds and disputes, open items), not only the window run.
