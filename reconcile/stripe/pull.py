@@ -440,7 +440,8 @@ def _pull(
         interrupt.checkpoint("pull")  # between pages (of any slice): nothing is half-done here
         return request(client, path, {**base, **page_params}, policy)
 
-    started = time.monotonic()
+    endpoint = endpoint_of(path)
+    waited = _token_wait(policy, endpoint)
     watch = getattr(
         client, "watch_pull", None
     )  # a progress display wrapping the client (reconcile/runtime/progress.py)
@@ -456,6 +457,7 @@ def _pull(
         progress=progress,
         ordered=path in ORDERED_LISTS,
     )
+    waiting = (_token_wait(policy, endpoint) - waited) / stats.seconds if stats.seconds else 0.0
     log.info(
         "pull.page_set",
         extra={
@@ -463,10 +465,22 @@ def _pull(
             "count": stats.objects,
             "requests": stats.requests,
             "slices": stats.slices,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(stats.seconds, 3),
+            # What bounds a pull (bench/): the workers' CPU per page, the requests in flight (mean, the
+            # budget's wait apart), and how long the last slices ran alone after work was last shared out.
+            "workers": policy.workers(),
+            "cpu_ms_per_page": round(stats.cpu_seconds / max(1, stats.requests) * 1000, 2),
+            "in_flight": round(stats.in_flight - waiting, 2),
+            "waiting_for_budget": round(waiting, 2),
+            "tail_seconds": round(stats.tail_seconds, 3),
         },
     )
     return pages
+
+
+def _token_wait(policy: RetryPolicy, endpoint: str) -> float:
+    """Seconds the run's requests to `endpoint` have waited for the budget's tokens so far."""
+    return policy.budget.stats().waited.get(endpoint, 0.0) if policy.budget else 0.0
 
 
 def fetch_window(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -64,6 +65,15 @@ class PullStats:
     slices: int = 1
     objects: int = 0
     pages: int = 0  # pages with objects
+    seconds: float = 0.0  # the pull's wall time
+    fetch_seconds: float = 0.0  # summed over requests: time in `fetch` (the budget's wait and the round trip)
+    cpu_seconds: float = 0.0  # the workers' own CPU (thread time): requests, parsing, page checks, rows
+    tail_seconds: float = 0.0  # from the last time work was shared out (a split) to the end
+
+    @property
+    def in_flight(self) -> float:
+        """Mean requests in `fetch` at once over the pull (Little's law)."""
+        return self.fetch_seconds / self.seconds if self.seconds else 0.0
 
 
 # Told after each page: (pages with objects, objects, fraction of the window done, finished).
@@ -96,6 +106,7 @@ class _Pull(Generic[T]):
         self.error: BaseException | None = None
         self.results: list[tuple[tuple[int, int, int], T]] = []
         self.stats = PullStats()
+        self.started = self.shared = time.monotonic()  # `shared`: when work was last split out
 
     # --------------------------------------------------------------- scheduling
 
@@ -109,6 +120,8 @@ class _Pull(Generic[T]):
             thread.start()
         for thread in threads:
             thread.join()
+        ended = time.monotonic()
+        self.stats.seconds, self.stats.tail_seconds = ended - self.started, ended - self.shared
         if self.error is not None:
             raise self.error
         if self.progress is not None:
@@ -155,12 +168,16 @@ class _Pull(Generic[T]):
             params: Params = {"created": {"gte": piece.since, "lt": piece.until}, "limit": PAGE_SIZE}
             if piece.cursor:
                 params["starting_after"] = piece.cursor
+            cpu, began = time.thread_time(), time.monotonic()
             page = self.fetch(params)
+            fetched = time.monotonic() - began
             data = check_page(page, self.label, piece.since, piece.until, piece.cursor, piece.seen)
             with self.cond:
                 self.stats.requests += 1
                 self.stats.objects += len(data)
+                self.stats.fetch_seconds += fetched
             if not data:
+                self._count_cpu(cpu)
                 return
             # check_page has checked every object's id and created time against the slice.
             first, last = int(data[0]["created"]), int(data[-1]["created"])
@@ -171,6 +188,7 @@ class _Pull(Generic[T]):
                     return
                 first = piece.until  # pages sort back by slice (newest range first), then walk order
             value = self.on_page(data)
+            self._count_cpu(cpu)
             with self.cond:
                 # Seconds belong to one slice, so pages sort back by (newest second, slice, page).
                 self.results.append(((-first, piece.number, piece.pages), value))
@@ -189,6 +207,12 @@ class _Pull(Generic[T]):
             with self.cond:
                 piece.until, piece.cursor = last + 1, cursor
             self._report()
+
+    def _count_cpu(self, since: float) -> None:
+        """Add the calling worker's CPU since `since` (its thread time) to the pull's."""
+        used = time.thread_time() - since
+        with self.cond:
+            self.stats.cpu_seconds += used
 
     def _report(self) -> None:
         """Tell the watcher how far the pull is: the seconds no slice still has to walk. Told after
@@ -213,6 +237,7 @@ class _Pull(Generic[T]):
                 new = _Slice(lo, hi, self.stats.slices)
                 self.queue.append(new)
                 self.live.add(new)
+            self.shared = time.monotonic()
             self.cond.notify_all()
         return True
 
@@ -235,6 +260,7 @@ class _Pull(Generic[T]):
                 self.queue.append(new)
                 self.live.add(new)
             piece.since = bounds[-2]  # this slice keeps the top part and its cursor's second
+            self.shared = time.monotonic()
             self.cond.notify_all()
 
 
