@@ -601,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"      CPU {line['cpu_ms_per_page']:.1f} ms a page (the workers' own); requests in flight "
                     f"{line['in_flight']:.1f} on average (+{line['waiting_for_budget']:.1f} waiting for the budget; "
-                    f"{line['workers']} workers, {args.rate * args.latency:.1f} needed at the limit); "
+                    f"{line['workers']} workers; round trip {line['round_trip_seconds']:.2f} s, so "
+                    f"{args.rate * line['round_trip_seconds']:.1f} needed at the limit); "
                     f"{line['tail_seconds']:.1f} s from the last split to the end"
                 )
             ends = [line["seconds"] for line in job["per_endpoint"].values()]

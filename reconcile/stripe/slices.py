@@ -39,10 +39,16 @@ T = TypeVar("T")
 PAGE_SIZE = 100
 # A new slice should be worth at least this many pages: each one ends on a part-full page.
 MIN_PAGES_PER_SLICE = 2.0
+# An idle worker takes the lower half of the slice with the most pages left (at least this many) when
+# that slice's walk, one page after another, would outlast the rest of the pull by this factor.
+MIN_PAGES_TO_TAKE = 2.0
+TAKE_MARGIN = 1.25
 # Fixed slices per worker for a list in no promised order (cut once, never split later).
 UNORDERED_SLICES_PER_WORKER = 4
 
 FetchPage = Callable[[Params], StripeObject]
+# How many workers the pull should have now (asked after each page); more are started up to it, none stopped.
+WantWorkers = Callable[[], int]
 
 
 class PullAborted(Exception):
@@ -57,6 +63,7 @@ class _Slice:
     cursor: str | None = None
     pages: int = 0
     seen: set[str] = field(default_factory=set)
+    density: float | None = None  # objects per second on its last page (None: no page yet)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class PullStats:
     slices: int = 1
     objects: int = 0
     pages: int = 0  # pages with objects
+    workers: int = 0  # worker threads at the end (more are started when `want_workers` asks)
     seconds: float = 0.0  # the pull's wall time
     fetch_seconds: float = 0.0  # summed over requests: time in `fetch` (the budget's wait and the round trip)
     cpu_seconds: float = 0.0  # the workers' own CPU (thread time): requests, parsing, page checks, rows
@@ -90,8 +98,12 @@ class _Pull(Generic[T]):
         label: str,
         progress: Progress | None = None,
         ordered: bool = True,
+        want_workers: WantWorkers | None = None,
     ) -> None:
         self.fetch = fetch
+        self.want_workers = want_workers
+        self.threads: list[threading.Thread] = []
+        self.running = 0  # worker threads not yet finished
         self.ordered = ordered
         self.progress = progress
         self.live: set[_Slice] = set()  # queued or being walked
@@ -115,11 +127,13 @@ class _Pull(Generic[T]):
         self.queue.append(first)
         self.live.add(first)
         self.seconds = max(1, until - since)
-        threads = [daemon_thread(self._worker, f"pull{self.label}:{n}") for n in range(self.workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
+        with self.cond:
+            self._start_workers(self.workers)
+            while self.running:
+                self.cond.wait()
+        for thread in self.threads:
             thread.join()
+        self.stats.workers = self.workers
         ended = time.monotonic()
         self.stats.seconds, self.stats.tail_seconds = ended - self.started, ended - self.shared
         if self.error is not None:
@@ -129,15 +143,40 @@ class _Pull(Generic[T]):
         self.results.sort(key=lambda item: item[0])
         return [value for _, value in self.results]
 
+    def _start_workers(self, count: int) -> None:
+        """Start `count` more worker threads (called holding the lock)."""
+        for _ in range(count):
+            thread = daemon_thread(self._worker, f"pull{self.label}:{len(self.threads)}")
+            self.threads.append(thread)
+            self.running += 1
+            thread.start()
+
+    def _grow(self) -> None:
+        """Start the workers `want_workers` asks for beyond those running (never fewer): when requests take
+        longer than the worker count assumed, more must be in flight to keep the budget busy."""
+        if self.want_workers is None:
+            return
+        want = self.want_workers()
+        with self.cond:
+            if want > self.workers and self.error is None:
+                self._start_workers(want - self.workers)
+                self.workers = want
+
     def _worker(self) -> None:
+        try:
+            self._work()
+        finally:
+            with self.cond:
+                self.running -= 1
+                self.cond.notify_all()
+
+    def _work(self) -> None:
         while True:
             with self.cond:
-                while not self.queue and self.active and self.error is None:
-                    self.cond.wait()
-                if self.error is not None or not self.queue:
+                piece = self._next_piece()
+                if piece is None:
                     self.cond.notify_all()
                     return
-                piece = self.queue.pop()
                 self.active += 1
             try:
                 self._walk(piece)
@@ -153,9 +192,55 @@ class _Pull(Generic[T]):
             if self.error is None:  # the slice's last page (often a window's only one) counts too
                 self._report()
 
+    def _next_piece(self) -> _Slice | None:
+        """A slice to walk (called holding the lock): a queued one, else part of a running one that would
+        finish last (`_take`), else wait while others walk; None when the pull is done or failed."""
+        while self.error is None:
+            if self.queue:
+                return self.queue.pop()
+            taken = self._take()
+            if taken is not None:
+                return taken
+            if not self.active:
+                return None
+            self.cond.wait()  # woken by each page that moves a slice on, and when a slice ends
+        return None
+
+    def _take(self) -> _Slice | None:
+        """The lower half of the running slice with the most pages left, as a new slice, when that slice's
+        walk would outlast the rest of the pull (called holding the lock, by an idle worker).
+
+        A slice's pages come one after another while the pull's come side by side, so at the end of a
+        window the slices still walking decide its length: an idle worker shares the longest one at once,
+        even while its request is out (that page keeps only its objects at or above the new bound, see
+        `_walk`). Ordered lists only: the halves are cut by second."""
+        if not self.ordered or not self.stats.requests:
+            return None
+        best, most, total = None, MIN_PAGES_TO_TAKE, 0.0
+        for s in self.live:
+            if s.density is None:
+                continue
+            pages = s.density * (s.until - s.since) / PAGE_SIZE
+            total += pages
+            if s.until - s.since >= 2 and pages >= most:
+                best, most = s, pages
+        if best is None:
+            return None
+        page_seconds = self.stats.fetch_seconds / self.stats.requests  # one page of a slice after another
+        pace = self.stats.requests / max(1e-3, time.monotonic() - self.started)  # the pull's pages a second
+        if most * page_seconds <= TAKE_MARGIN * total / pace:
+            return None
+        middle = best.since + (best.until - best.since) // 2  # below the running slice's cursor second
+        self.stats.slices += 1
+        taken = _Slice(best.since, middle, self.stats.slices, density=best.density)
+        best.since = middle
+        self.live.add(taken)
+        self.shared = time.monotonic()
+        return taken
+
     def _idle(self) -> int:
-        with self.cond:
-            return 0 if self.queue else self.workers - self.active
+        """Workers with nothing to walk (called holding the lock)."""
+        return 0 if self.queue else self.workers - self.active
 
     # --------------------------------------------------------------- one slice
 
@@ -165,26 +250,42 @@ class _Pull(Generic[T]):
                 return
             if self.abort is not None and self.abort.is_set():
                 raise PullAborted()
-            params: Params = {"created": {"gte": piece.since, "lt": piece.until}, "limit": PAGE_SIZE}
-            if piece.cursor:
-                params["starting_after"] = piece.cursor
+            with self.cond:  # another worker may take seconds from its bottom (`_take`)
+                since, until, cursor = piece.since, piece.until, piece.cursor
+            params: Params = {"created": {"gte": since, "lt": until}, "limit": PAGE_SIZE}
+            if cursor:
+                params["starting_after"] = cursor
             cpu, began = time.thread_time(), time.monotonic()
             page = self.fetch(params)
             fetched = time.monotonic() - began
-            data = check_page(page, self.label, piece.since, piece.until, piece.cursor, piece.seen)
+            data = check_page(page, self.label, since, until, cursor, piece.seen)
+            more = bool(page.get("has_more"))
             with self.cond:
+                if data and piece.since > since:
+                    # Seconds below piece.since went to another slice while this page was out: that slice
+                    # lists them (newest first, so they end the page); nothing below is this slice's.
+                    kept = [obj for obj in data if obj["created"] >= piece.since]
+                    more = more and len(kept) == len(data)
+                    data = kept
                 self.stats.requests += 1
                 self.stats.objects += len(data)
                 self.stats.fetch_seconds += fetched
+                if data and more and self.ordered:
+                    # Narrowed with the trim, in one step: a worker taking seconds sees where this slice is.
+                    last = int(data[-1]["created"])
+                    piece.density = len(data) / max(1, until - last)
+                    piece.until, piece.cursor = last + 1, data[-1]["id"]
+                    self.cond.notify_all()
             if not data:
                 self._count_cpu(cpu)
                 return
             # check_page has checked every object's id and created time against the slice.
-            first, last = int(data[0]["created"]), int(data[-1]["created"])
+            first = int(data[0]["created"])
             if not self.ordered:
-                if piece.number == 0 and not piece.pages and page.get("has_more") and self._plan(piece):
+                if piece.number == 0 and not piece.pages and more and self._plan(piece):
                     with self.cond:
                         self.stats.objects -= len(data)  # set aside: the slices list these again
+                    self._count_cpu(cpu)
                     return
                 first = piece.until  # pages sort back by slice (newest range first), then walk order
             value = self.on_page(data)
@@ -194,18 +295,17 @@ class _Pull(Generic[T]):
                 self.results.append(((-first, piece.number, piece.pages), value))
                 self.stats.pages += 1
             piece.pages += 1
-            if not page.get("has_more"):
+            if not more:
                 return
             cursor = data[-1]["id"]  # a string never followed before: check_page refused anything else
             piece.seen.add(cursor)
+            self._grow()
             if not self.ordered:  # no order to narrow by: the cursor alone walks the fixed range
                 with self.cond:
                     piece.cursor = cursor
                 self._report()
                 continue
-            self._maybe_split(piece, len(data), last)
-            with self.cond:
-                piece.until, piece.cursor = last + 1, cursor
+            self._maybe_split(piece)
             self._report()
 
     def _count_cpu(self, since: float) -> None:
@@ -241,19 +341,18 @@ class _Pull(Generic[T]):
             self.cond.notify_all()
         return True
 
-    def _maybe_split(self, piece: _Slice, count: int, last: int) -> None:
-        """Share the seconds below ``last`` with idle workers, if there are enough of them to share."""
-        below = last - piece.since  # whole seconds left under the cursor's second
-        idle = self._idle()
-        if below < 2 or idle < 1:
-            return
-        per_second = count / max(1, piece.until - last)
-        pages_left = per_second * below / PAGE_SIZE
-        parts = int(min(idle + 1, below, pages_left / MIN_PAGES_PER_SLICE))
-        if parts < 2:
-            return
-        bounds = [piece.since + below * n // parts for n in range(parts + 1)]
+    def _maybe_split(self, piece: _Slice) -> None:
+        """Share the seconds below the cursor's second with idle workers, if there are enough of them to share."""
         with self.cond:
+            below = piece.until - 1 - piece.since  # whole seconds left under the cursor's second
+            idle = self._idle()
+            if below < 2 or idle < 1 or piece.density is None:
+                return
+            pages_left = piece.density * below / PAGE_SIZE
+            parts = int(min(idle + 1, below, pages_left / MIN_PAGES_PER_SLICE))
+            if parts < 2:
+                return
+            bounds = [piece.since + below * n // parts for n in range(parts + 1)]
             for lo, hi in zip(bounds[:-2], bounds[1:-1], strict=False):
                 self.stats.slices += 1
                 new = _Slice(lo, hi, self.stats.slices)
@@ -313,6 +412,7 @@ def pull_window(
     label: str = "",
     progress: Progress | None = None,
     ordered: bool = True,
+    want_workers: WantWorkers | None = None,
 ) -> tuple[list[T], PullStats]:
     """``on_page`` of every page of objects created in [since, until), in Stripe's list order.
 
@@ -322,10 +422,12 @@ def pull_window(
     ``fetch(params)`` gets one page (params: ``created``, ``limit``, ``starting_after``); it is
     called from ``workers`` threads at once. ``abort`` stops the pull early (PullAborted).
     ``progress`` is told after each page how far the pull is (from the workers' threads).
+    ``want_workers`` is asked after each page that says there is more how many workers the pull should
+    have: more are started up to it (a pull starts with ``workers``).
     """
     if until <= since:
         return [], PullStats(slices=0)
-    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress, ordered)
+    pull: _Pull[T] = _Pull(fetch, max(1, workers), on_page, abort, label, progress, ordered, want_workers)
     values = pull.run(since, until)
     return values, pull.stats
 
