@@ -121,19 +121,26 @@ class Standin:
             cwd=ROOT,
         )
 
-    def ready(self) -> dict[str, Any]:
+    def _line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None  # opened as a pipe
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the stand-in process ended at start (code {self.proc.wait()})")
-        return json.loads(line)
+            raise RuntimeError(f"the stand-in process ended (code {self.proc.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def ready(self) -> dict[str, Any]:
+        return self._line()
 
     def stats(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None  # opened as a pipe
         self.proc.stdin.write("stats\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        return self._line()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            assert self.proc.stdin is not None  # opened as a pipe
             self.proc.stdin.close()
             try:
                 self.proc.wait(timeout=20)
@@ -158,9 +165,13 @@ def seed_orders(db: Any, n: int, start: int, discrepancies: int = 0) -> float:
 def sequential_pull(url: str, start: int, until: int) -> tuple[int, float]:
     """The usual way: SDK objects, one page after another, with the job's expansion."""
     client = stripe.StripeClient(shop.API_KEY, base_addresses={"api": url}, max_network_retries=3)
-    params = {"limit": 100, "created": {"gte": start, "lt": until}, "expand": ["data.balance_transaction"]}
     began = time.monotonic()
-    count = sum(1 for _ in client.v1.charges.list(params).auto_paging_iter())
+    pages = client.v1.charges.list(
+        {"limit": 100, "created": {"gte": start, "lt": until}, "expand": ["data.balance_transaction"]}
+    )
+    count = 0
+    for _ in pages.auto_paging_iter():
+        count += 1
     return count, time.monotonic() - began
 
 
@@ -269,7 +280,7 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     from reconcile.run import settings
     from reconcile.store import repair
 
-    db = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
+    db: Any = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
     config = parse_config({"mongodb": {"database": "bench_repairs"}})
     ids = [shop.order_id(i) for i in range(count)]
     outcomes = pd.DataFrame(
@@ -534,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         try:
-            db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
+            db: Any = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
             seeded = seed_orders(db, n, start, args.discrepancies)
             ready = standin.ready()
             print(

@@ -47,8 +47,9 @@ def payment_intent_id(i: int) -> str:
     return f"pi_3Q{i:022d}"
 
 
-# Stripe's published example objects (bench/fixtures/README.md): every field filled.
-EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "stripe_examples.json"
+# Stripe's published example objects, every field filled: the trimmed copy the stand-in's fidelity
+# tests use (MIT, see its NOTICE).
+EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stripe" / "fixtures.json"
 # Fields of the example charge never copied: what the job reads keeps the shop's own values
 # (`description`), `refunds` comes only when expanded on the pinned API version, `source` is
 # empty on a charge made with a PaymentMethod, and the billing details are each charge's own.
@@ -57,7 +58,7 @@ KEEP_OWN = frozenset({"description", "refunds", "source", "billing_details"})
 
 @functools.cache
 def examples() -> dict[str, dict[str, Any]]:
-    loaded: dict[str, dict[str, Any]] = json.loads(EXAMPLES.read_text())
+    loaded: dict[str, dict[str, Any]] = json.loads(EXAMPLES.read_text())["resources"]
     return loaded
 
 
@@ -85,7 +86,7 @@ class FullSize:
             mine = obj.get(key)
             if mine is None:
                 out[key] = model
-            elif isinstance(mine, dict) and isinstance(model, dict):
+            elif isinstance(mine, dict) and isinstance(model, dict) and model:  # {}: nothing to fill
                 padded = self._nested(mine, model)
                 if padded is not mine:
                     out[key] = padded

@@ -3,14 +3,23 @@
 Stripe lists newest first and pages by cursor, so one cursor walk is one request at a time. To
 have several requests in flight the window [since, until) is cut into time slices walked side
 by side. The cut is made where the data is: the whole window is asked for first; a page that
-says there is more splits what is left below it among the idle workers, in equal time pieces,
-and any running slice splits again when a worker falls idle. So a dense hour is shared out
+says there is more splits what is left below it among the idle workers, in equal time pieces.
+A worker that falls idle with nothing queued takes the lower half of the running slice with the
+most pages left at once, even while that slice's request is out: at the end of a window the
+slices still walking, one page after another, set its length. So a dense hour is shared out
 however the objects are spread, and a small window costs one request.
+
+How many workers: the pull starts with the caller's count and asks ``want_workers`` after each
+page how many it should have; it starts more up to that (pull.py asks for the endpoint's rate
+times its requests' mean round trip, so slow answers do not leave the budget idle).
 
 Exactly the sequential set, in the sequential order: when a slice with a cursor at second ``c``
 is split, the seconds below ``c`` go to new slices with no cursor, while the slice keeps walking
 its cursor through the rest of second ``c`` (objects sharing a second are only ever listed by
-one slice). Slices cover disjoint seconds, so the pages sort back into Stripe's own order.
+one slice). A page asked for before its slice's lower seconds were taken keeps only its objects
+at or above the new bound, and ends that slice if it had any below (Stripe lists newest first,
+so everything after them is below too). Slices cover disjoint seconds, so the pages sort back
+into Stripe's own order.
 
 That narrowing is right only for a list Stripe documents as newest first (charges, balance
 transactions, refunds). Other lists (PaymentIntents, Checkout Sessions, disputes: "Returns a
@@ -39,10 +48,12 @@ T = TypeVar("T")
 PAGE_SIZE = 100
 # A new slice should be worth at least this many pages: each one ends on a part-full page.
 MIN_PAGES_PER_SLICE = 2.0
-# An idle worker takes the lower half of the slice with the most pages left (at least this many) when
-# that slice's walk, one page after another, would outlast the rest of the pull by this factor.
+# At the end of a window (no more pages left per worker than this, all slices together), an idle worker
+# takes the lower half of the running slice with the most pages left, if at least MIN_PAGES_TO_TAKE.
+# Before that, an idle worker waits for the next page of any slice to split it (_maybe_split): a cut
+# costs a part-full page, and a pull with workers to spare would keep cutting.
+END_PAGES_PER_WORKER = 2.0
 MIN_PAGES_TO_TAKE = 2.0
-TAKE_MARGIN = 1.25
 # Fixed slices per worker for a list in no promised order (cut once, never split later).
 UNORDERED_SLICES_PER_WORKER = 4
 
@@ -207,28 +218,23 @@ class _Pull(Generic[T]):
         return None
 
     def _take(self) -> _Slice | None:
-        """The lower half of the running slice with the most pages left, as a new slice, when that slice's
-        walk would outlast the rest of the pull (called holding the lock, by an idle worker).
+        """The lower half of the running slice with the most pages left, as a new slice (called holding
+        the lock, by an idle worker), at the end of the window; None before it, or when no slice has
+        `MIN_PAGES_TO_TAKE` left.
 
         A slice's pages come one after another while the pull's come side by side, so at the end of a
-        window the slices still walking decide its length: an idle worker shares the longest one at once,
+        window the slices still walking decide its length. An idle worker shares the longest one at once,
         even while its request is out (that page keeps only its objects at or above the new bound, see
-        `_walk`). Ordered lists only: the halves are cut by second."""
-        if not self.ordered or not self.stats.requests:
+        `_walk`), rather than waiting for some slice's next page. Ordered lists only: halves by second."""
+        if not self.ordered:
             return None
         best, most, total = None, MIN_PAGES_TO_TAKE, 0.0
         for s in self.live:
-            if s.density is None:
-                continue
-            pages = s.density * (s.until - s.since) / PAGE_SIZE
+            pages = 0.0 if s.density is None else s.density * (s.until - s.since) / PAGE_SIZE
             total += pages
             if s.until - s.since >= 2 and pages >= most:
                 best, most = s, pages
-        if best is None:
-            return None
-        page_seconds = self.stats.fetch_seconds / self.stats.requests  # one page of a slice after another
-        pace = self.stats.requests / max(1e-3, time.monotonic() - self.started)  # the pull's pages a second
-        if most * page_seconds <= TAKE_MARGIN * total / pace:
+        if best is None or total > END_PAGES_PER_WORKER * self.workers:
             return None
         middle = best.since + (best.until - best.since) // 2  # below the running slice's cursor second
         self.stats.slices += 1
