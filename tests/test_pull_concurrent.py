@@ -408,15 +408,18 @@ def test_an_idle_worker_takes_the_bottom_of_a_slice_whose_request_is_out():
             store.create_charge(amount=400, created=T0 + 400 + n * 200 // 250)
     fetch = store_fetch(store)
     expected, _ = pull_plan.pull_window(fetch, T0, T0 + 1000, page_ids, workers=1)
-    taken = threading.Event()
+    held, taken = threading.Event(), threading.Event()
     fresh_starts = []
 
     def gated(params: dict[str, Any]) -> dict[str, Any]:
         if "starting_after" not in params:
             fresh_starts.append(params["created"])
+            if len(fresh_starts) == 2:  # the bottom part ends only once the other slice's request is out
+                assert held.wait(timeout=30)
             if len(fresh_starts) >= 3:  # the whole window, its bottom part, then the taken half
                 taken.set()
         elif not taken.is_set():
+            held.set()
             assert taken.wait(timeout=30), "no idle worker took part of the slice whose request was out"
         page = fetch(params)
         listed.extend(page["data"])
@@ -435,8 +438,8 @@ def test_an_idle_worker_takes_the_bottom_of_a_slice_whose_request_is_out():
     [
         ([], None, 20),  # nothing answered yet: 25/s x 0.8 s, the default
         ([0.3, 0.3, 0.3], None, 20),  # short round trips: the default keeps the budget busy
-        ([1.0], None, 33),  # 25/s x 1.0 s x 1.3 headroom
-        ([1.0, 2.0], None, 36),  # the running mean: 1.1 s
+        ([1.0], None, 30),  # 25/s x 1.0 s x 1.2 headroom
+        ([1.0, 2.0], None, 45),  # the mean round trip: 1.5 s
         ([3.0], None, 64),  # capped
         ([1.0], 5, 5),  # a configured concurrency is kept as it is
     ],

@@ -114,9 +114,8 @@ _DEFAULT_WORKERS = 8
 _MAX_WORKERS = 32
 # A pull adds workers when its requests take longer than that: as many as the endpoint's rate times the
 # mean round trip (Little's law), with this headroom for the spread of round trips, up to the cap.
-_IN_FLIGHT_HEADROOM = 1.3
+_IN_FLIGHT_HEADROOM = 1.2
 _MAX_GROWN_WORKERS = 64
-_ROUND_TRIP_WEIGHT = 0.1  # of the newest round trip in the running mean
 
 
 @dataclass
@@ -134,8 +133,8 @@ class RetryPolicy:
     budget: Budget | None = None  # None: no client-side limit (tests, stand-ins)
     concurrency: int | None = None  # workers per window pull; None: derived from the budget
     abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
-    # Running mean of the answered requests' round trips (the budget's wait apart), per endpoint.
-    _round_trips: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    # The answered requests' round trips (the budget's wait apart), per endpoint: (count, seconds in all).
+    _round_trips: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -162,13 +161,14 @@ class RetryPolicy:
     def observe(self, endpoint: str, seconds: float) -> None:
         """A request to `endpoint` was answered `seconds` after it was sent."""
         with self._lock:
-            mean = self._round_trips.get(endpoint)
-            self._round_trips[endpoint] = seconds if mean is None else mean + _ROUND_TRIP_WEIGHT * (seconds - mean)
+            count, total = self._round_trips.get(endpoint, (0, 0.0))
+            self._round_trips[endpoint] = (count + 1, total + seconds)
 
     def round_trip(self, endpoint: str) -> float | None:
         """The mean round trip of requests to `endpoint` so far (None: none answered yet)."""
         with self._lock:
-            return self._round_trips.get(endpoint)
+            count, total = self._round_trips.get(endpoint, (0, 0.0))
+        return total / count if count else None
 
     def workers_for(self, endpoint: str) -> int:
         """Workers a pull of `endpoint` should have now: `workers()`, or more when its requests' round

@@ -52,8 +52,11 @@ MIN_PAGES_PER_SLICE = 2.0
 # takes the lower half of the running slice with the most pages left, if at least MIN_PAGES_TO_TAKE.
 # Before that, an idle worker waits for the next page of any slice to split it (_maybe_split): a cut
 # costs a part-full page, and a pull with workers to spare would keep cutting.
-END_PAGES_PER_WORKER = 2.0
+END_PAGES_PER_WORKER = 1.5
 MIN_PAGES_TO_TAKE = 2.0
+# Workers are added only when asked for at least this many times those running: each new worker
+# cuts a slice, and each cut costs a part-full page.
+GROW_STEP = 1.2
 # Fixed slices per worker for a list in no promised order (cut once, never split later).
 UNORDERED_SLICES_PER_WORKER = 4
 
@@ -169,7 +172,7 @@ class _Pull(Generic[T]):
             return
         want = self.want_workers()
         with self.cond:
-            if want > self.workers and self.error is None:
+            if want >= self.workers * GROW_STEP and self.error is None:
                 self._start_workers(want - self.workers)
                 self.workers = want
 
