@@ -88,6 +88,8 @@ class Standin:
         account: float,
         discrepancies: int = 0,
         payment_intents: bool = False,
+        light: bool = False,
+        latency_spread: float = 0.0,
     ) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
@@ -101,6 +103,8 @@ class Standin:
                 str(start),
                 "--latency",
                 str(latency),
+                "--latency-spread",
+                str(latency_spread),
                 "--per-endpoint",
                 str(per_endpoint),
                 "--account",
@@ -108,6 +112,7 @@ class Standin:
                 "--discrepancies",
                 str(discrepancies),
                 *(["--payment-intents"] if payment_intents else []),
+                *(["--light"] if light else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -116,19 +121,26 @@ class Standin:
             cwd=ROOT,
         )
 
-    def ready(self) -> dict[str, Any]:
+    def _line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None  # opened as a pipe
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the stand-in process ended at start (code {self.proc.wait()})")
-        return json.loads(line)
+            raise RuntimeError(f"the stand-in process ended (code {self.proc.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def ready(self) -> dict[str, Any]:
+        return self._line()
 
     def stats(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None  # opened as a pipe
         self.proc.stdin.write("stats\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        return self._line()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            assert self.proc.stdin is not None  # opened as a pipe
             self.proc.stdin.close()
             try:
                 self.proc.wait(timeout=20)
@@ -153,9 +165,13 @@ def seed_orders(db: Any, n: int, start: int, discrepancies: int = 0) -> float:
 def sequential_pull(url: str, start: int, until: int) -> tuple[int, float]:
     """The usual way: SDK objects, one page after another, with the job's expansion."""
     client = stripe.StripeClient(shop.API_KEY, base_addresses={"api": url}, max_network_retries=3)
-    params = {"limit": 100, "created": {"gte": start, "lt": until}, "expand": ["data.balance_transaction"]}
     began = time.monotonic()
-    count = sum(1 for _ in client.v1.charges.list(params).auto_paging_iter())
+    pages = client.v1.charges.list(
+        {"limit": 100, "created": {"gte": start, "lt": until}, "expand": ["data.balance_transaction"]}
+    )
+    count = 0
+    for _ in pages.auto_paging_iter():
+        count += 1
     return count, time.monotonic() - began
 
 
@@ -264,7 +280,7 @@ def repairs_comparison(mongo_uri: str, count: int) -> dict[str, float]:
     from reconcile.run import settings
     from reconcile.store import repair
 
-    db = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
+    db: Any = pymongo.MongoClient(mongo_uri, tz_aware=True)["bench_repairs"]
     config = parse_config({"mongodb": {"database": "bench_repairs"}})
     ids = [shop.order_id(i) for i in range(count)]
     outcomes = pd.DataFrame(
@@ -442,6 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--discrepancies", type=int, default=320, help="open items left by the day before")
     parser.add_argument("--recheck-limit", type=int, default=200, help="the steady-state run's report.recheck_limit")
     parser.add_argument("--latency", type=float, default=0.3, help="stand-in seconds per request (default 0.3)")
+    parser.add_argument(
+        "--latency-spread",
+        type=float,
+        default=0.0,
+        help="each request's latency spread log-normally around --latency with this sigma (default 0: fixed; "
+        "0.5 gives a long tail: 1 request in 100 takes over 2.8x the mean)",
+    )
     parser.add_argument("--rate", type=float, default=25, help="stand-in requests/s per endpoint (default 25)")
     parser.add_argument("--account-rate", type=float, default=100, help="stand-in requests/s per account (default 100)")
     parser.add_argument("--sequential-pages", type=int, default=20, help="pages in the sequential slice (default 20)")
@@ -451,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="every charge made by its own PaymentIntent, as the PaymentIntents API does (default: the charges "
         "name none, as the issue-14 figures were taken)",
+    )
+    parser.add_argument(
+        "--light",
+        action="store_true",
+        help="the stand-in's own, lighter charges (~2.2 KB; the figures before issue 21) instead of full-size "
+        "ones (~2.5 KB, ~2.9 KB with the balance transaction expanded: every field of Stripe's example charge)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -466,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"shop: {n:,} charges + {n:,} balance transactions + {n:,} orders over {shop.span_seconds(n) / 3600:.1f} h "
-        f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request, "
+        f"({shop.PER_DAY:,} charges a day); stand-in: {args.latency * 1000:.0f} ms a request"
+        + (f" (spread log-normally, sigma {args.latency_spread:g})" if args.latency_spread else "")
+        + ", "
         f"{args.rate:g}/s per endpoint, {args.account_rate:g}/s per account"
         + ("; every charge made by a PaymentIntent" if args.payment_intents else ""),
         flush=True,
@@ -478,25 +509,43 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "n": n,
         "latency": args.latency,
+        "latency_spread": args.latency_spread,
         "rate": args.rate,
         "account_rate": args.account_rate,
         "payment_intents": args.payment_intents,
+        "full_size": not args.light,
     }
     # The job's own CPU per list page, alone (an in-process stand-in, the calling thread's CPU clock).
     from bench import page_cpu
 
-    pages = page_cpu.measure()
+    pages = page_cpu.measure(full_size=not args.light)
     figures["page_cpu"] = pages
+    print(
+        f"charges as served: {pages['bytes_per_charge_unexpanded']:,.0f} bytes each, "
+        f"{pages['bytes_per_charge']:,.0f} with the balance transaction expanded"
+        + (" (the stand-in's own, lighter objects)" if args.light else " (full size: Stripe's example charge)"),
+        flush=True,
+    )
     print(
         f"CPU per 100-object page of charges with expanded balance transactions: {pages['cpu_ms_per_page']:.1f} ms "
         f"(the SDK's own parse of the same page: {pages['sdk_parse_cpu_ms_per_page']:.1f} ms; "
         f"load average {[round(x, 2) for x in os.getloadavg()]})",
         flush=True,
     )
-    standin = Standin(n, start, args.latency, args.rate, args.account_rate, args.discrepancies, args.payment_intents)
+    standin = Standin(
+        n,
+        start,
+        args.latency,
+        args.rate,
+        args.account_rate,
+        args.discrepancies,
+        args.payment_intents,
+        args.light,
+        args.latency_spread,
+    )
     with EmbeddedMongo() as mongo, tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
         try:
-            db = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
+            db: Any = pymongo.MongoClient(mongo.uri, tz_aware=True)["bench"]
             seeded = seed_orders(db, n, start, args.discrepancies)
             ready = standin.ready()
             print(
@@ -560,6 +609,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"({rate / (args.rate * 100):.0%} of {args.rate * 100:,.0f}/s; "
                     f"{rate / seq_rate:.1f}x sequential); {line['requests']:,} requests, {line['slices']} slices"
                 )
+                print(
+                    f"      CPU {line['cpu_ms_per_page']:.1f} ms a page (the workers' own); requests in flight "
+                    f"{line['in_flight']:.1f} on average (+{line['waiting_for_budget']:.1f} waiting for the budget; "
+                    f"{line['workers']} workers; round trip {line['round_trip_seconds']:.2f} s, so "
+                    f"{args.rate * line['round_trip_seconds']:.1f} needed at the limit); "
+                    f"{line['tail_seconds']:.1f} s from the last split to the end"
+                )
+            ends = [line["seconds"] for line in job["per_endpoint"].values()]
+            figures["pull"]["after_first_endpoint_seconds"] = max(ends) - min(ends) if ends else 0.0
+            print(
+                f"    time after the first endpoint finished: {figures['pull']['after_first_endpoint_seconds']:.1f} s; "
+                f"the pull step beyond its slowest endpoint: {steps['pull'] - max(ends, default=0.0):.1f} s"
+            )
             print(
                 f"    stand-in: {figures['pull']['standin_requests']:,} requests, "
                 f"{figures['pull']['standin_429s']} answered 429; its CPU {standin_busy:.0%} of a core "

@@ -22,13 +22,14 @@ from reconcile.stripe import pull as stripe_pull
 from reconcile.stripe import slices as pull_plan
 
 
-def measure(pages: int = 40) -> dict[str, Any]:
-    """CPU ms per page, the job's way and the SDK's parse (for comparison), over `pages` pages."""
+def measure(pages: int = 40, full_size: bool = True) -> dict[str, Any]:
+    """CPU ms per page, the job's way and the SDK's parse (for comparison), over `pages` pages; the
+    size of a charge as served (with its balance transaction expanded, and without)."""
     n = pages * 100
     start = 1_763_700_000
     store = StandinStore(api_key=shop.API_KEY)
     with store.bulk():
-        shop.seed_charges(store, n, start)
+        shop.seed_charges(store, n, start, full_size=full_size)
         store.finalize()
     end = shop.charge_created(n - 1, n, start) + 1
     with serve(store, log_requests=False) as srv:
@@ -63,7 +64,10 @@ def measure(pages: int = 40) -> dict[str, Any]:
         # The same pages as the SDK parses them (a client without the job's body-keeping HTTP client).
         plain_http = stripe.StripeClient(shop.API_KEY, base_addresses={"api": srv.url})
         sdk_cpu, sdk_pages, _ = walk(lambda p: plain_http.raw_request("get", "/v1/charges", **p).data)
+    page = store.list_page("charge", limit=100, expand={"balance_transaction": {}})
     return {
+        "bytes_per_charge": len(page) / 100,
+        "bytes_per_charge_unexpanded": len(store.list_page("charge", limit=100)) / 100,
         "pages": job_pages,
         "objects": job_objects,
         "cpu_ms_per_page": job_cpu / job_pages * 1000,

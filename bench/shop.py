@@ -3,9 +3,12 @@ the index alone so the stand-in's process and the bench's process build the same
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
@@ -44,16 +47,74 @@ def payment_intent_id(i: int) -> str:
     return f"pi_3Q{i:022d}"
 
 
-def seed_charges(store: Any, n: int, start: int, payment_intents: bool = False) -> None:
+# Stripe's published example objects, every field filled: the trimmed copy the stand-in's fidelity
+# tests use (MIT, see its NOTICE).
+EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stripe" / "fixtures.json"
+# Fields of the example charge never copied: what the job reads keeps the shop's own values
+# (`description`), `refunds` comes only when expanded on the pinned API version, `source` is
+# empty on a charge made with a PaymentMethod, and the billing details are each charge's own.
+KEEP_OWN = frozenset({"description", "refunds", "source", "billing_details"})
+
+
+@functools.cache
+def examples() -> dict[str, dict[str, Any]]:
+    loaded: dict[str, dict[str, Any]] = json.loads(EXAMPLES.read_text())["resources"]
+    return loaded
+
+
+class FullSize:
+    """Fills what a stand-in object leaves empty (None or missing) from Stripe's example of its kind,
+    recursively, so the bench pages through objects the size Stripe sends. Nested dicts the stand-in
+    shares between objects (a card's details, an outcome) stay shared: each is padded once."""
+
+    def __init__(self, kind: str, keep_own: frozenset[str] = frozenset()) -> None:
+        self.example = examples()[kind]
+        self.keep_own = keep_own
+        self._padded: dict[int, tuple[Any, dict[str, Any]]] = {}  # id -> (the original, kept alive; padded)
+
+    def pad(self, obj: dict[str, Any]) -> None:
+        """Pads `obj` in place (its top level; nested dicts are replaced by padded copies)."""
+        for key, value in self._filled(obj, self.example, self.keep_own).items():
+            obj[key] = value
+
+    def _filled(self, obj: dict[str, Any], example: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+        """The keys of `obj` to set: empty ones the example fills, nested dicts padded."""
+        out: dict[str, Any] = {}
+        for key, model in example.items():
+            if key in keep or model is None:
+                continue
+            mine = obj.get(key)
+            if mine is None:
+                out[key] = model
+            elif isinstance(mine, dict) and isinstance(model, dict) and model:  # {}: nothing to fill
+                padded = self._nested(mine, model)
+                if padded is not mine:
+                    out[key] = padded
+        return out
+
+    def _nested(self, obj: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+        known = self._padded.get(id(obj))
+        if known is not None:
+            return known[1]
+        changes = self._filled(obj, example, frozenset())
+        padded = {**obj, **changes} if changes else obj
+        self._padded[id(obj)] = (obj, padded)
+        return padded
+
+
+def seed_charges(store: Any, n: int, start: int, payment_intents: bool = False, full_size: bool = True) -> None:
     """Succeeded, captured charges (each with its balance transaction), one per order. With
     `payment_intents` each is made by its own PaymentIntent, a second before it (as the PaymentIntents
-    API makes every charge); without, the charges name none (the Charges API)."""
+    API makes every charge); without, the charges name none (the Charges API). `full_size`: every
+    charge has the fields Stripe's example charge fills (FullSize), as Stripe sends them; else the
+    stand-in's own, lighter objects."""
+    charges = FullSize("charge", KEEP_OWN) if full_size else None
     for i in range(n):
         created = charge_created(i, n, start)
         intent = None
         if payment_intents:
             intent = store.create_payment_intent(amount=amount(i), created=created - 1, id=payment_intent_id(i))["id"]
-        store.create_charge(
+        charge = store.create_charge(
             amount=amount(i),
             currency="usd",
             created=created,
@@ -62,6 +123,8 @@ def seed_charges(store: Any, n: int, start: int, payment_intents: bool = False) 
             billing_email=f"customer{i}@example.com",
             payment_intent=intent,
         )
+        if charges is not None:
+            charges.pad(charge)  # before the store renders it (prerender, or its first request)
 
 
 def order_docs(n: int, start: int, first: int = 0, last: int | None = None) -> Iterator[dict[str, Any]]:

@@ -274,8 +274,9 @@ def _range(query: dict[str, str]) -> tuple[int, int]:
 def assert_each_request_once(request_log: list, path: str, faulted: list[dict[str, str]] = ()) -> None:
     """A window pull in concurrent slices fetched every page once: each request (range and cursor) was
     made once, and again only as the retry of a fault served to exactly that request; a cursor is
-    followed under one range only; no slice was restarted (the first pages of the slices of one pull
-    are disjoint parts of its window)."""
+    followed under one range only; no slice was restarted (the first pages of the slices cut from one
+    range are disjoint parts of it: a slice's lower seconds may be cut off later, as a new slice inside
+    its first range)."""
     key = lambda q: tuple(sorted(q.items()))  # noqa: E731
     made = Counter(key(q) for _, p, q in request_log if p == path)
     faults = Counter(key(q) for q in faulted)
@@ -288,8 +289,12 @@ def assert_each_request_once(request_log: list, path: str, faulted: list[dict[st
             followed.setdefault(cursor, set()).add(query)
     assert all(len(queries) == 1 for queries in followed.values()), "a cursor was followed under two ranges"
     starts = sorted({_range(dict(q)) for q in made if "starting_after" not in dict(q)}, key=lambda r: (r[0], -r[1]))
-    windows = [r for r in starts if not any(o != r and o[0] <= r[0] and r[1] <= o[1] for o in starts)]
-    for lo, hi in windows:
-        inside = sorted(r for r in starts if r != (lo, hi) and lo <= r[0] and r[1] <= hi)
+    cut_from: dict[tuple[int, int], list[tuple[int, int]]] = {}  # a range: the ranges cut directly from it
+    for r in starts:
+        holders = [o for o in starts if o != r and o[0] <= r[0] and r[1] <= o[1]]
+        if holders:
+            cut_from.setdefault(min(holders, key=lambda o: o[1] - o[0]), []).append(r)
+    for inside in cut_from.values():
+        inside.sort()
         for (_, end), (begin, _) in zip(inside, inside[1:], strict=False):
             assert end <= begin, f"slices overlap (a restart?): {inside}"

@@ -3,6 +3,7 @@ in the same order, as a sequential pull; within the budget; through 429s."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -340,3 +341,112 @@ def test_a_charges_payment_intent_id_is_kept_where_something_reads_it(link_by, e
         else:
             assert pd.isna(kept[charge_of[intent["id"]]])
     assert held["id"] in set(got.intents["pi_id"])  # the authorization's PaymentIntent is asked for either way
+
+
+# --------------------------------------------------------------- workers added, slices shared at once
+
+
+def store_fetch(store: StandinStore) -> pull_plan.FetchPage:
+    """One list page of charges straight from the stand-in's store (its own list logic, no HTTP)."""
+
+    def fetch(params: dict[str, Any]) -> dict[str, Any]:
+        created = params["created"]
+        body = store.list_page(
+            "charge",
+            limit=params["limit"],
+            created_min=created["gte"],
+            created_max=created["lt"] - 1,
+            starting_after=params.get("starting_after"),
+        )
+        return json.loads(body)
+
+    return fetch
+
+
+def page_ids(objs: list[dict[str, Any]]) -> list[str]:
+    return [o["id"] for o in objs]
+
+
+def test_a_pull_starts_the_workers_it_is_asked_for_and_keeps_them_all_in_flight():
+    """Requests taking longer than the workers assumed: the pull starts more (`want_workers`, from the
+    round trips) and shares the window among them, so that many requests are out at once."""
+    store = StandinStore(api_key=KEY)
+    with store.bulk():
+        for n in range(3000):
+            store.create_charge(amount=100 + n, created=T0 + n)
+    fetch = store_fetch(store)
+    expected, _ = pull_plan.pull_window(fetch, T0, T0 + 3000, page_ids, workers=1)
+    six_out = threading.Barrier(6, timeout=30)  # passes only when six requests are out at once
+    calls = []
+
+    def gated(params: dict[str, Any]) -> dict[str, Any]:
+        calls.append(params)
+        if 1 < len(calls) <= 7:
+            six_out.wait()  # the whole-window first page goes alone; the next six must be out together
+        return fetch(params)
+
+    pages, stats = pull_plan.pull_window(gated, T0, T0 + 3000, page_ids, workers=2, want_workers=lambda: 6)
+    assert sum(pages, []) == sum(expected, [])  # the sequential list, in its order
+    assert stats.workers == 6 and stats.slices >= 6
+
+
+def test_an_idle_worker_takes_the_bottom_of_a_slice_whose_request_is_out():
+    """Two workers. The first page cuts the window in two; the bottom part is one page and ends at once.
+    The other slice has two pages left by the first page's density: the end of the window. The idle
+    worker takes its lower half while its next request is out (held until the taken half is asked
+    for): the held page keeps only its objects above the new bound, the taken half lists the rest,
+    and the whole is the sequential list."""
+    store = StandinStore(api_key=KEY)
+    with store.bulk():
+        for n in range(100):  # the first page: seconds 800..998, one every two seconds
+            store.create_charge(amount=100, created=T0 + 800 + 2 * n)
+        for n in range(10):  # below 400: one short page
+            store.create_charge(amount=200, created=T0 + n * 40)
+        for n in range(50):  # 601..797: the top of the held page
+            store.create_charge(amount=300, created=T0 + 601 + n * 4)
+        for n in range(250):  # 400..599: the rest of the held page, and the taken half's pages
+            store.create_charge(amount=400, created=T0 + 400 + n * 200 // 250)
+    fetch = store_fetch(store)
+    expected, _ = pull_plan.pull_window(fetch, T0, T0 + 1000, page_ids, workers=1)
+    held, taken = threading.Event(), threading.Event()
+    fresh_starts = []
+
+    def gated(params: dict[str, Any]) -> dict[str, Any]:
+        if "starting_after" not in params:
+            fresh_starts.append(params["created"])
+            if len(fresh_starts) == 2:  # the bottom part ends only once the other slice's request is out
+                assert held.wait(timeout=30)
+            if len(fresh_starts) >= 3:  # the whole window, its bottom part, then the taken half
+                taken.set()
+        elif not taken.is_set():
+            held.set()
+            assert taken.wait(timeout=30), "no idle worker took part of the slice whose request was out"
+        page = fetch(params)
+        listed.extend(page["data"])
+        return page
+
+    listed: list[dict[str, Any]] = []
+    pages, stats = pull_plan.pull_window(gated, T0, T0 + 1000, page_ids, workers=2)
+    assert sum(pages, []) == sum(expected, []) and len(sum(pages, [])) == 410  # each object once, in order
+    assert len(listed) > 410  # the held page's objects below the new bound: dropped, listed by the taken half
+    assert fresh_starts[2] == {"gte": T0 + 400, "lt": T0 + 600}  # the lower half of [400, 801)
+    assert stats.slices >= 3
+
+
+@pytest.mark.parametrize(
+    "round_trips, concurrency, expected",
+    [
+        ([], None, 20),  # nothing answered yet: 25/s x 0.8 s, the default
+        ([0.3, 0.3, 0.3], None, 20),  # short round trips: the default keeps the budget busy
+        ([1.0], None, 30),  # 25/s x 1.0 s x 1.2 headroom
+        ([1.0, 2.0], None, 45),  # the mean round trip: 1.5 s
+        ([3.0], None, 64),  # capped
+        ([1.0], 5, 5),  # a configured concurrency is kept as it is
+    ],
+)
+def test_a_pulls_workers_follow_its_requests_round_trips(round_trips, concurrency, expected):
+    policy = stripe_pull.RetryPolicy(budget=Budget(25, 100), concurrency=concurrency)
+    for seconds in round_trips:
+        policy.observe("/v1/charges", seconds)
+    assert policy.workers_for("/v1/charges") == expected
+    assert policy.workers_for("/v1/balance_transactions") == (concurrency or 20)  # per endpoint

@@ -74,6 +74,7 @@ class BudgetStats:
     slowed: dict[str, int]
     lowest_rate: dict[str, float]
     waited_seconds: float
+    waited: dict[str, float]  # seconds requests waited for a token, by endpoint (summed over requests)
 
 
 class Budget:
@@ -115,6 +116,7 @@ class Budget:
         self._slowed: dict[str, int] = {}
         self._lowest: dict[str, float] = {}
         self._waited = 0.0
+        self._waited_by: dict[str, float] = {}
 
     def _new_bucket(self, rate: float) -> _Bucket:
         return _Bucket(rate, rate, max(1.0, rate * self._burst_seconds), tat=self._clock())
@@ -152,6 +154,7 @@ class Budget:
                 b.take(at)
             self._requests[endpoint] = self._requests.get(endpoint, 0) + 1
             self._waited += at - now
+            self._waited_by[endpoint] = self._waited_by.get(endpoint, 0.0) + (at - now)
         if at > now:
             self._sleep(at - now)
         return at
@@ -191,5 +194,10 @@ class Budget:
     def stats(self) -> BudgetStats:
         with self._lock:
             return BudgetStats(
-                dict(self._requests), dict(self._throttled), dict(self._slowed), dict(self._lowest), self._waited
+                dict(self._requests),
+                dict(self._throttled),
+                dict(self._slowed),
+                dict(self._lowest),
+                self._waited,
+                dict(self._waited_by),
             )

@@ -112,6 +112,10 @@ def make_client(api_key: str, config: StripeConfig) -> stripe.StripeClient:
 _SLOW_PAGE_SECONDS = 0.8
 _DEFAULT_WORKERS = 8
 _MAX_WORKERS = 32
+# A pull adds workers when its requests take longer than that: as many as the endpoint's rate times the
+# mean round trip (Little's law), with this headroom for the spread of round trips, up to the cap.
+_IN_FLIGHT_HEADROOM = 1.2
+_MAX_GROWN_WORKERS = 64
 
 
 @dataclass
@@ -129,6 +133,9 @@ class RetryPolicy:
     budget: Budget | None = None  # None: no client-side limit (tests, stand-ins)
     concurrency: int | None = None  # workers per window pull; None: derived from the budget
     abort: threading.Event = field(default_factory=threading.Event)  # set: pulls stop early
+    # The answered requests' round trips (the budget's wait apart), per endpoint: (count, seconds in all).
+    _round_trips: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: StripeConfig, test_mode: bool = False) -> RetryPolicy:
@@ -150,6 +157,29 @@ class RetryPolicy:
         if rate is None:
             return _DEFAULT_WORKERS
         return max(2, min(_MAX_WORKERS, math.ceil(rate * _SLOW_PAGE_SECONDS)))
+
+    def observe(self, endpoint: str, seconds: float) -> None:
+        """A request to `endpoint` was answered `seconds` after it was sent."""
+        with self._lock:
+            count, total = self._round_trips.get(endpoint, (0, 0.0))
+            self._round_trips[endpoint] = (count + 1, total + seconds)
+
+    def round_trip(self, endpoint: str) -> float | None:
+        """The mean round trip of requests to `endpoint` so far (None: none answered yet)."""
+        with self._lock:
+            count, total = self._round_trips.get(endpoint, (0, 0.0))
+        return total / count if count else None
+
+    def workers_for(self, endpoint: str) -> int:
+        """Workers a pull of `endpoint` should have now: `workers()`, or more when its requests' round
+        trips are longer than that count keeps busy at the endpoint's rate. A configured concurrency
+        is kept as it is."""
+        base = self.workers()
+        rate = self.budget.rate(endpoint) if self.budget and not self.concurrency else None
+        round_trip = self.round_trip(endpoint)
+        if rate is None or round_trip is None:
+            return base
+        return max(base, min(_MAX_GROWN_WORKERS, math.ceil(rate * round_trip * _IN_FLIGHT_HEADROOM)))
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
@@ -207,8 +237,11 @@ def request(client: stripe.StripeClient, path: str, params: Params, policy: Retr
     endpoint = endpoint_of(path)
     while True:
         granted = _token(policy, endpoint)
+        sent = time.monotonic()
         try:
-            return _raw_get(client, path, params)
+            answer = _raw_get(client, path, params)
+            policy.observe(endpoint, time.monotonic() - sent)
+            return answer
         except stripe.RateLimitError as exc:
             if policy.budget:
                 policy.budget.throttled(endpoint, granted)
@@ -443,7 +476,8 @@ def _pull(
         interrupt.checkpoint("pull")  # between pages (of any slice): nothing is half-done here
         return request(client, path, {**base, **page_params}, policy)
 
-    started = time.monotonic()
+    endpoint = endpoint_of(path)
+    waited = _token_wait(policy, endpoint)
     watch = getattr(
         client, "watch_pull", None
     )  # a progress display wrapping the client (reconcile/runtime/progress.py)
@@ -458,7 +492,9 @@ def _pull(
         label=path,
         progress=progress,
         ordered=path in ORDERED_LISTS,
+        want_workers=partial(policy.workers_for, endpoint),
     )
+    waiting = (_token_wait(policy, endpoint) - waited) / stats.seconds if stats.seconds else 0.0
     log.info(
         "pull.page_set",
         extra={
@@ -466,10 +502,23 @@ def _pull(
             "count": stats.objects,
             "requests": stats.requests,
             "slices": stats.slices,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(stats.seconds, 3),
+            # What bounds a pull (bench/): the workers' CPU per page, the requests in flight (mean, the
+            # budget's wait apart), and how long the last slices ran alone after work was last shared out.
+            "workers": stats.workers,
+            "round_trip_seconds": round(policy.round_trip(endpoint) or 0.0, 3),
+            "cpu_ms_per_page": round(stats.cpu_seconds / max(1, stats.requests) * 1000, 2),
+            "in_flight": round(stats.in_flight - waiting, 2),
+            "waiting_for_budget": round(waiting, 2),
+            "tail_seconds": round(stats.tail_seconds, 3),
         },
     )
     return pages
+
+
+def _token_wait(policy: RetryPolicy, endpoint: str) -> float:
+    """Seconds the run's requests to `endpoint` have waited for the budget's tokens so far."""
+    return policy.budget.stats().waited.get(endpoint, 0.0) if policy.budget else 0.0
 
 
 def fetch_window(

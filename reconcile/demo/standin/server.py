@@ -217,6 +217,7 @@ class StandinServer:
         *,
         log_requests: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        latency_spread: float = 0.0,
     ) -> None:
         self.store = store
         self._clock = clock  # the rate limiter's time (a test may drive it)
@@ -229,6 +230,9 @@ class StandinServer:
         self._rate_limited = 0
         self._faults_served = 0
         self._latency = float(latency)
+        # Each request's delay is `latency` times a log-normal factor of mean 1 and this sigma (0: fixed),
+        # as a real server's round trips spread with a long tail.
+        self._latency_spread = max(0.0, float(latency_spread))
         self._injections: list[_Injection] = []
         self._per_endpoint: float | None = None
         self._account: float | None = None
@@ -359,6 +363,13 @@ class StandinServer:
             else:
                 self._connections.discard(conn)
 
+    def _delay(self) -> float:
+        """This request's latency: fixed, or spread log-normally around the same mean."""
+        sigma = self._latency_spread
+        if not sigma:
+            return self._latency
+        return self._latency * self._rng.lognormvariate(-sigma * sigma / 2, sigma)
+
     def _handle(self, h: _Handler, method: str) -> None:
         split = urlsplit(h.path)
         path = split.path.rstrip("/") or "/"
@@ -376,7 +387,7 @@ class StandinServer:
         asked = h.headers.get("Stripe-Version")
         version = API_VERSION
 
-        if self._latency > 0 and self._closing.wait(self._latency):
+        if self._latency > 0 and self._closing.wait(self._delay()):
             h.close_connection = True
             return
 
@@ -734,11 +745,22 @@ def serve(
     *,
     log_requests: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    latency_spread: float = 0.0,
 ) -> StandinServer:
     """Start serving ``store`` in a background thread (port 0: a free port); returns the running server.
 
     ``rate_limit``: ``{"per_endpoint": 25, "account": 100}`` (requests/second; either may be
     None), or a bare number for the per-endpoint limit, or None for no limits. ``clock``: the
     rate limiter's time in seconds (a test can drive it, e.g. with the client's fake clock).
+    ``latency_spread``: each request's latency is spread log-normally (this sigma) around ``latency``.
     """
-    return StandinServer(store, host, port, latency, rate_limit, log_requests=log_requests, clock=clock)
+    return StandinServer(
+        store,
+        host,
+        port,
+        latency,
+        rate_limit,
+        log_requests=log_requests,
+        clock=clock,
+        latency_spread=latency_spread,
+    )
