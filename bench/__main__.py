@@ -18,6 +18,8 @@ embedded MongoDB wire-protocol server, seeds N charges (with balance transaction
 
 It says when the stand-in (or the job's own CPU) looks like the bottleneck. The machine may be
 shared: the load average is printed with the figures.
+
+`python -m bench payouts [--n N]`: a month of payouts itemized instead (bench/bench_payouts.py).
 """
 
 from __future__ import annotations
@@ -442,6 +444,11 @@ class _Done(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["payouts"]:  # `python -m bench payouts [...]`: a month of payouts itemized (issue 22)
+        from bench import bench_payouts
+
+        return bench_payouts.main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -482,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         "ones (~2.5 KB, ~2.9 KB with the balance transaction expanded: every field of Stripe's example charge)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
 
     info = machine()
     n = args.n or (50_000 if args.scenario == "steady" else 200_000)

@@ -1,4 +1,4 @@
-"""`python -m bench.bench_payouts`: itemizing a month of payouts (issue 22) at a big merchant's volume.
+"""`python -m bench payouts` (or `python -m bench.bench_payouts`): itemizing a month of payouts (issue 22) at a big merchant's volume.
 
 Starts the Stripe stand-in in its own process (latency and rate limits like Stripe's) with N charges
 spread over 30 days and one automatic payout a day paying out that day's charges, then, in this process,
@@ -83,7 +83,7 @@ def measure(url: str, start: int, per_endpoint: float, account: float, first: in
     policy = stripe_pull.RetryPolicy(budget=Budget(per_endpoint, account))
     # Orders are joined by the charges' metadata (no MongoDB lookup): the figures are Stripe's and the fold's.
     linking = Linking(metadata_key="order_id", link_by=("charge_metadata",), edge_slack=timedelta(0))
-    db = mongomock.MongoClient()["bench"]
+    db: Any = mongomock.MongoClient()["bench"]
     scope = payouts_run.Scope(client, policy, db, "payouts", "items", "orders", OrdersConfig(), linking, PayoutRules())
     since = datetime.fromtimestamp(start, UTC)
     until = datetime.fromtimestamp(start + (DAYS + 2) * DAY, UTC)
@@ -116,7 +116,7 @@ def measure(url: str, start: int, per_endpoint: float, account: float, first: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_payouts", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench payouts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="charges over the 30 days (default 1,000,000)")
     parser.add_argument("--latency", type=float, default=0.2, help="the stand-in's seconds per answer")
     parser.add_argument("--per-endpoint", type=float, default=25.0, help="requests per second per endpoint")
