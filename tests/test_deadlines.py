@@ -221,6 +221,8 @@ def test_a_deadline_passing_between_two_runs_is_judged_by_the_next_run(cli, shop
     ends = {d["order_id"]: d["expected_end"] for d in one.summary["discrepancies"]}
     assert ends[str(sepa)] == fmt(from_unix(created + 2 * 86400))
     assert ends[str(waiting)] == fmt(first + DAY)
+    assert {o: rows[o]["expected_end"] for o in ends if o} == {o: e or "" for o, e in ends.items() if o}  # CSV too
+    assert rows[str(sepa)]["expected_end"] != ""
 
     assert store.settle_due(to_unix(first + DAY)) != []  # the bank answers the ACH debit, not the SEPA one
     two = cli("--now", at(second), "--since", "1h")

@@ -87,6 +87,7 @@ CSV_FIELDS = [
     "detail",
     "dashboard_url",
     "linked_by",
+    "expected_end",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A temporary file this old is debris from a killed run, not another run's write in progress.
@@ -335,11 +336,17 @@ def render_csv(rows: list[DiscrepancyRow], extra: tuple[CsvRow, ...] = ()) -> st
                 neutralise(r["detail"]),
                 neutralise(r["dashboard_url"]),
                 neutralise(r["linked_by"]),
+                _end_text(r.get("expected_end")),
             ]
         )
     for row in extra:
         writer.writerow([neutralise(row.get(name)) for name in CSV_FIELDS])
     return out.getvalue()
+
+
+def _end_text(unix: Any) -> str:
+    """The order's deadline (unix seconds, decide/deadlines.py) as ISO-8601 UTC; empty for a charge's row."""
+    return fmt(from_unix(int(unix))) if isinstance(unix, (int, float)) and not pd.isna(unix) else ""
 
 
 def render_html(context: ShownPage) -> str:
