@@ -434,3 +434,16 @@ def test_payouts_under_a_steady_429_rate_are_whole(cli, store, db, shop, now, st
     assert by_id[failed["id"]]["status"] == "failed"
     assert len(payout_csv_rows(result)) == 150
     assert stripe_server.faults_served >= 3 and "stripe.rate_limited" in result.stderr
+
+
+def test_a_month_of_payouts_over_many_pages_is_listed_whole_and_once(cli, store, now):
+    """Stripe lists payouts newest first (the pull narrows by created, as for charges): 250 manual
+    payouts, several a second in places, over 30 days and three pages, each listed exactly once."""
+    start = to_unix(now - timedelta(days=30))
+    made = [store.create_payout(100 + i, created=start + (i // 3) * 10_000, automatic=False) for i in range(250)]
+    listed = cli("payouts", "--since", "31d", "--json")
+    assert listed.exit_code == 0, listed.output
+    import json
+
+    ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
+    assert sorted(ids) == sorted(p["id"] for p in made)

@@ -48,9 +48,10 @@ from reconcile.timeutil import to_unix
 log = logging.getLogger(__name__)
 
 # Lists Stripe documents as sorted newest first ("sorted by creation date, with the most recent ...
-# appearing first"): charges, balance transactions, refunds. Of PaymentIntents, Checkout Sessions
-# and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
-ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds"})
+# appearing first"): charges, balance transactions, refunds; payouts ("The payouts return in sorted
+# order, with the most recently created payouts appearing first"). Of PaymentIntents, Checkout
+# Sessions and disputes it says only "Returns a list": those are walked by cursor alone (slices.py).
+ORDERED_LISTS = frozenset({"/v1/charges", "/v1/balance_transactions", "/v1/refunds", "/v1/payouts"})
 # A Stripe id as it may appear in a URL path (ids from order documents are checked against it).
 SAFE_ID = re.compile(r"^[A-Za-z0-9_]{3,255}$")
 
