@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from reconcile.cli import demo, history, items, payouts, setup
-from reconcile.cli.common import EXIT_CODES_HELP, ReconcileGroup, fail, start_live_progress
+from reconcile.cli.common import EXIT_CODES_HELP, ReconcileGroup, fail, serve_demo_shop, start_live_progress
 from reconcile.cli.job import RunOptions, run_job
 from reconcile.config import EMAIL_SEND
 from reconcile.errors import ConfigError
@@ -129,6 +129,7 @@ def main(
     except ConfigError as error:
         fail(error)
     ctx.obj = {"config_path": config_path}
+    ctx.with_resource(serve_demo_shop(ctx))  # closed when the command (and any subcommand) ends
     if console is not None and console.is_terminal and ctx.invoked_subcommand in (None, "demo"):
         start_live_progress(ctx, console)
     if ctx.invoked_subcommand is not None:

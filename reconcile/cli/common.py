@@ -158,11 +158,7 @@ def serve_demo_shop(ctx: click.Context) -> Iterator[None]:
     """With the config `reconcile demo` wrote, the demo shop's servers run for the length of the command
     (`reconcile demo` itself makes a new shop). Any other config: nothing, and the demo package is not imported."""
     path = ctx.params.get("config_path")
-    # The parsed subcommand: click names ctx.invoked_subcommand only later (click >= 8.2 keeps it in
-    # `_protected_args`, earlier releases in `protected_args`).
-    parsed = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args
-    subcommand = next(iter(parsed), None)
-    if subcommand == "demo" or not isinstance(path, Path) or not _names_demo_key(path):
+    if ctx.invoked_subcommand == "demo" or not isinstance(path, Path) or not _names_demo_key(path):
         yield
         return
     from reconcile.demo.kept_shop import serve_kept_shop
@@ -183,15 +179,15 @@ def _names_demo_key(path: Path) -> bool:
 
 
 class ReconcileGroup(click.Group):
-    """Global options after a subcommand, --quiet's closing `(exit N)` line, and the demo shop's servers."""
+    """Global options after a subcommand and --quiet's closing `(exit N)` line (the demo shop's servers: the
+    group's callback, where click names the subcommand, enters `serve_demo_shop` for the context's length)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with serve_demo_shop(ctx):
-                return super().invoke(ctx)
+            return super().invoke(ctx)
         except SystemExit as stop:
             # --quiet (cron): output only when the exit code is not 0, ending with the code, which cron's mail omits.
             if ctx.params.get("quiet") and stop.code not in (0, None):
