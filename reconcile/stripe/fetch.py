@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reconcile.runtime import interrupt, progress
 from reconcile.stripe.slices import PullAborted, daemon_thread
@@ -30,6 +30,14 @@ T = TypeVar("T")
 
 # Told after each lookup: (done, total). Set by the CLI's progress display (runtime/progress.py); None: nothing.
 Report = Callable[[int, int], None]
+
+
+class Policy(Protocol):
+    """What `run` takes of the run's retry policy (pull.RetryPolicy, which imports this module)."""
+
+    abort: threading.Event  # set: stop before the next request
+
+    def workers(self) -> int: ...
 
 
 @dataclass
@@ -141,7 +149,7 @@ def each(
 
 def run(
     calls: Sequence[Callable[[], T]],
-    policy: Any,
+    policy: Policy,
     label: str,
     endpoints: dict[str, int] | None = None,
     *,
