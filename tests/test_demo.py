@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import mongomock
@@ -37,6 +38,12 @@ def test_demo_matches_the_seeded_mix_and_reports_refunds_disputes_and_items(tmp_
     said = " ".join(result.output.split())  # the summary's lines are wrapped at 78 columns
     assert "1 bank deposit unmatched" in said and "1 payout not in bank" in said
     assert "Payout not on the bank statement" in text and "Stripe deposit no payout explains" in text
+    # What it says is for a person adds up to the count it gives, and is what `reconcile items` lists.
+    match = re.search(r"for a person \((\d+)\): (.*?) report:", said)
+    assert match is not None, said
+    listed = [part.split(" ", 1) for part in match.group(2).split(", ")]
+    assert sum(int(n) for n, _ in listed) == int(match.group(1))
+    assert "stale pending" not in match.group(2) and "1 dispute open" in match.group(2)
     assert "on the bank " in text and "GB33BUKB" not in text
     # Kept for the commands after it: the shop and a config naming it, with no secret in it.
     assert "kept: the demo shop in reconcile-demo/ and its config in reconcile.toml" in result.output

@@ -531,7 +531,9 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
         d.outcome for d in result.summary.discrepancies if d.payout_id or d.outcome in bank_expected
     )
     mismatched_bank = [o for o in bank_expected if payout_problems.get(o, 0) != bank_expected[o]]
-    for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values()), payout_problems):
+    # Refunds and disputes for a person are items like the rest.
+    others = payout_problems + Counter(m["kind"] for m in result.summary.movements if m["needs_person"])
+    for line in demo_summary(result.counts, result.summary.needs_attention, sum(expected.values()), others):
         click.echo(line)
     click.echo(f"report: {result.report.html} (and its CSV)")
     click.echo(kept)
@@ -549,17 +551,20 @@ def run_demo(report_dir: Path, here: Path | None = None) -> ExitCode:
 
 
 def demo_summary(
-    counts: dict[str, int], needs_attention: int, seeded: int, payouts: Counter[str] | None = None
+    counts: dict[str, int], needs_attention: int, seeded: int, others: Counter[str] | None = None
 ) -> list[str]:
-    """A few lines a person reads at the end of the demo: what the job did and what it left for a person."""
+    """A few lines a person reads at the end of the demo: what the job did and what it left for a person
+    (`others`: the items beside the orders' outcomes, payouts, the bank, refunds and disputes, by kind; the
+    kinds listed for a person add up to `needs_attention` when every item is new)."""
     name = {o: o.replace("_", " ") for o in c.OUTCOMES}
     handled = [
         f"{counts.get(c.REPAIRED, 0)} stuck orders repaired",
         f"{counts.get(c.MARKED_FAILED, 0)} marked failed (each change audited)",
         f"{counts.get(c.IN_FLIGHT, 0)} in flight left alone",
+        f"{counts.get(c.STALE_PENDING, 0)} abandoned checkouts listed",
     ]
-    people = [f"{counts[o]} {name[o]}" for o in (c.STALE_PENDING, *c.NEEDS_PERSON) if counts.get(o)]
-    people += [f"{n} {o.replace('_', ' ')}" for o, n in sorted((payouts or {}).items())]
+    people = [f"{counts[o]} {name[o]}" for o in c.NEEDS_PERSON if counts.get(o)]
+    people += [f"{n} {o.replace('_', ' ')}" for o, n in sorted((others or {}).items())]
     lines = [f"demo: a shop of {seeded} seeded cases over the last day: {counts.get(c.OK, 0)} in agreement"]
     lines += textwrap.wrap(f"the job: {', '.join(handled)}", 78, initial_indent="  ", subsequent_indent="    ")
     needs = f"for a person ({needs_attention}): {', '.join(people) or 'nothing'}"
