@@ -32,6 +32,8 @@ def test_demo_matches_the_seeded_mix_and_reports_refunds_disputes_and_items(tmp_
     # Payouts: the section, and the failed one in the work queue with the bank's reason in words.
     assert 'id="payouts"' in text and "Payout failed" in text and "the bank account has been closed" in text
     assert "1 payout failed" in result.output
+    assert "not itemized: nothing reached the bank<" in text  # said once: the title says where the money went
+    assert "the money went back to the balance" not in text
     assert len(list(tmp_path.glob("payouts-*.csv"))) == 1
     # The bank leg: a statement beside the shop, the day's payout on it, both outcomes for a person.
     assert (tmp_path / "reconcile-demo" / "bank-statement.csv").is_file()

@@ -204,7 +204,7 @@ def contents_text(payout: Payout, itemized: Itemized | None) -> str:
         if not payout.automatic:
             return f"{wording.NOT_ITEMIZED} (a manual payout)"
         if payout.final:
-            return "not itemized: nothing reached the bank, the money went back to the balance"
+            return "not itemized: nothing reached the bank"  # the title says where the money went
         return f"{wording.NOT_ITEMIZED} yet (reconciliation {payout.reconciliation_status.replace('_', ' ')})"
     adds = "adds up" if itemized.adds_up(payout.amount) else "does NOT add up"
     return f"{itemized.charges} charges, {itemized.orders} orders, {itemized.transactions} transactions; {adds}"
