@@ -18,7 +18,7 @@ from pathlib import PurePath
 from typing import Any, Protocol
 
 from reconcile.config import BankConfig
-from reconcile.decide.findings import Finding
+from reconcile.decide.findings import Finding, ItemKind
 from reconcile.money import currency_code
 
 # Statement formats the readers know, as Statement.format holds them.
@@ -164,20 +164,8 @@ def matching_window(arrival: date, match_days: int) -> tuple[date, date]:
 # --- the decision ------------------------------------------------------------------------------------------
 
 
-class BankOutcome(StrEnum):
-    """The bank leg's items for a person (to fold into decide/classify.Outcome: same shape)."""
-
-    needs_person: bool
-
-    def __new__(cls, code: str, needs_person: bool = False) -> BankOutcome:
-        member = str.__new__(cls, code)
-        member._value_ = code
-        member.needs_person = needs_person
-        return member
-
-    @property
-    def label_key(self) -> str:
-        return self.value
+class BankOutcome(ItemKind):
+    """The bank leg's items for a person."""
 
     # A paid payout past its matching window, with statements covering the window and no deposit on them.
     PAYOUT_NOT_IN_BANK = "payout_not_in_bank", True

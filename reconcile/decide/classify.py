@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -17,17 +16,17 @@ from reconcile.config import DEFAULT_LINK_BY, DEFAULT_SETTLE_WITHIN
 from reconcile.decide import deadlines, match
 from reconcile.decide.columns import ORDER_COLUMNS, Columns, length, order_ids
 from reconcile.decide.columns import frame as frame_of
+from reconcile.decide.findings import ItemKind
 from reconcile.decide.inputs import ChargeRow, OrderRecord
 
 
-class Outcome(StrEnum):
+class Outcome(ItemKind):
     """Every outcome an order or a charge can get, with what is known about it (as http.HTTPStatus).
 
-    A StrEnum: a member is its code (`Outcome.REPAIRED == "repaired"`), so frames, documents and
-    JSON hold the same strings. Declaration order is the report's order.
+    A StrEnum (findings.ItemKind): a member is its code (`Outcome.REPAIRED == "repaired"`), so frames,
+    documents and JSON hold the same strings. Declaration order is the report's order.
     """
 
-    needs_person: bool  # a person must look at it (README, "Outcomes": **needs a person**)
     automatic: bool  # the job handles it itself: a compare-and-set repair of the order
     needs_edge_look: bool  # its order needs a look past the window's edges before it is believed
     unpaid: bool  # an order with no money, which may pair with an unreferenced charge (a probable match)
@@ -47,11 +46,6 @@ class Outcome(StrEnum):
         member.needs_edge_look = needs_edge_look
         member.unpaid = unpaid
         return member
-
-    @property
-    def label_key(self) -> str:
-        """The key of the outcome's title and next step in report/wording.py."""
-        return self.value
 
     # code, needs_person, automatic, needs_edge_look, unpaid
     OK = "ok"

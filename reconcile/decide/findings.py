@@ -6,7 +6,27 @@ Built by decide/items.py (`core_findings`, from the classified outcomes) and dec
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NotRequired, TypedDict
+
+
+class ItemKind(StrEnum):
+    """A kind of finding (classify.Outcome, movements.MovementKind, payouts.PayoutOutcome, bank.BankOutcome): a
+    code that knows whether a person must act, and where its title and next step are (report/wording.py).
+    Members are `CODE = "code", needs_person`; a kind with more to know defines its own `__new__`."""
+
+    needs_person: bool
+
+    def __new__(cls, code: str, needs_person: bool = False) -> ItemKind:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.needs_person = needs_person
+        return member
+
+    @property
+    def label_key(self) -> str:
+        """The key of the kind's title and next step in report/wording.py."""
+        return self.value
 
 
 class Finding(TypedDict):

@@ -14,24 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reconcile.decide.columns import Row
-from reconcile.decide.findings import Finding
+from reconcile.decide.findings import Finding, ItemKind
 
 
-class MovementKind(StrEnum):
+class MovementKind(ItemKind):
     """Kinds of movement finding, with whether each needs a person (the rest are listed for the record)."""
-
-    needs_person: bool
-
-    def __new__(cls, code: str, needs_person: bool = False) -> MovementKind:
-        member = str.__new__(cls, code)
-        member._value_ = code
-        member.needs_person = needs_person
-        return member
-
-    @property
-    def label_key(self) -> str:
-        """The key of the kind's title and next step in report/wording.py."""
-        return self.value
 
     REFUND_FAILED = "refund_failed", True
     REFUNDED_ORDER_STILL_PAID = "refunded_order_still_paid", True

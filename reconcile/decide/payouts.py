@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
 from reconcile.decide import totals
-from reconcile.decide.findings import Finding
+from reconcile.decide.findings import Finding, ItemKind
 from reconcile.decide.items import LIVE, RESOLVED, rechecked_note
 
 DAY = 86400
@@ -31,10 +30,9 @@ ON_THE_WAY = ("pending", "in_transit")
 COMPLETED = "completed"
 
 
-class PayoutOutcome(StrEnum):
+class PayoutOutcome(ItemKind):
     """What a payout needs, as classify.Outcome is for orders: each member knows whether a person must act."""
 
-    needs_person: bool
     stays_until_decided: bool  # final: open until a person accepts or resolves it (never resolved by a run)
 
     def __new__(cls, code: str, needs_person: bool = True, stays_until_decided: bool = False) -> PayoutOutcome:
@@ -43,11 +41,6 @@ class PayoutOutcome(StrEnum):
         member.needs_person = needs_person
         member.stays_until_decided = stays_until_decided
         return member
-
-    @property
-    def label_key(self) -> str:
-        """The key of the outcome's title and next step in report/wording.py."""
-        return self.value
 
     PAYOUT_FAILED = "payout_failed", True, True
     PAYOUT_CANCELED = "payout_canceled", True, True
