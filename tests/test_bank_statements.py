@@ -145,6 +145,26 @@ def test_german_csv_with_credit_and_debit_columns_and_a_preamble() -> None:
     )
 
 
+# A bank's own type codes (BAI2 spec: 900-919 status, 920-959 credits, 960-999 debits) the bai2 library does
+# not know: read by their range, on a summary (03) and on detail (16) records.
+BANK_CODES_BAI2 = """01,BANKOFSAMPLE,SHOPCO,261202,0600,20261202B,,,2/
+02,SHOPCO,121000248,1,261201,2400,USD,2/
+03,0001234567,USD,010,1000000,,,915,50,,/
+16,925,125050,0,BR2612010001,,STRIPE TRANSFER ST-T1A2B3C4
+16,975,9999,0,BR2612010002,,ACME OFFICE SUPPLIES
+49,1135099,4/
+98,1135099,1,6/
+99,1135099,1,8/
+"""
+
+
+def test_a_banks_own_bai2_type_codes_are_read_by_their_range(tmp_path: Path) -> None:
+    path = tmp_path / "own-codes.bai"
+    path.write_text(BANK_CODES_BAI2, encoding="utf-8")
+    (statement,) = read_statement(path, CSV)
+    assert _summary(statement) == ("bai2", "4567", "usd", D1, D1, [(D1, 125050, "usd"), (D1, -9999, "usd")])
+
+
 # (file, line of the Stripe payout of 1,250.50, its description, its reference)
 FIRST_LINES = [
     ("statement.ofx", 25, "STRIPE TRANSFER ST-T1A2B3C4", "20261201-0001"),
@@ -237,7 +257,8 @@ MALFORMED = [
     ("camt053.xml", CSV, "?>\n<Document", '?>\n<!DOCTYPE Document [<!ENTITY a "aaaa">]>\n<Document', 2, "DTD"),
     ("statement.bai", CSV, "16,451,9999,", "16,451,99.99,", 6, "not readable"),
     ("statement.bai", CSV, "49,2250100,5/", "49,2250101,5/", 7, "do not add up"),
-    ("statement.bai", CSV, "16,165,150000,", "16,999,150000,", 9, "'999'"),
+    # 700-899: no range of BAI2's (a bank's own codes are 900-999, read by their range below).
+    ("statement.bai", CSV, "16,165,150000,", "16,750,150000,", 9, "'750'"),
     ("statement.bai", CSV, "98,3774790", "X8,3774790", 14, "not a BAI2 record"),
 ]
 

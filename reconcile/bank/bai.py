@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bai2.constants import TypeCodeTransaction
+from bai2.constants import TypeCode, TypeCodeLevel, TypeCodes, TypeCodeTransaction
 from bai2.exceptions import IntegrityException, NotSupportedYetException, ParsingException
 from bai2.helpers import IteratorHelper
 from bai2.parsers import Bai2FileParser
@@ -17,6 +17,32 @@ from reconcile.decide.bank import Statement, StatementLine, last4, mask_accounts
 _RECORD = re.compile(r"(01|02|03|16|49|88|98|99),")
 # As-of-date modifiers of interim data (1: previous day, 3: same day): the day is not complete.
 _INTERIM = {"1", "3"}
+
+
+# What a type code is follows from its range (BAI's Cash Management Balance Reporting Specifications,
+# version 2, "type codes"): 001-099 account status, 100-399 credits, 400-699 debits, 700-899 not used;
+# a bank's own codes, 900-919 status, 920-959 credits, 960-999 debits. The library knows the published
+# codes only, so a bank's own code (or a newer published one) is admitted by its range; 700-899 is refused.
+_RANGES = (
+    (1, 99, None),
+    (100, 399, TypeCodeTransaction.credit),
+    (400, 699, TypeCodeTransaction.debit),
+    (900, 919, None),
+    (920, 959, TypeCodeTransaction.credit),
+    (960, 999, TypeCodeTransaction.debit),
+)
+_UNKNOWN_CODE = re.compile(r"Type code '(\d{3})' is not supported")
+
+
+def _admit(code: str) -> bool:
+    """Teach the library a type code it does not know, by BAI2's ranges; False: no range has it."""
+    number = int(code)
+    for low, high, transaction in _RANGES:
+        if low <= number <= high:
+            level = TypeCodeLevel.status if transaction is None else TypeCodeLevel.detail
+            TypeCodes.setdefault(code, TypeCode(code, transaction, level, "bank-specific or newer code"))
+            return True
+    return False
 
 
 def looks_like_bai2(text: str) -> bool:
@@ -45,19 +71,28 @@ def read_bai2(file: str, text: str) -> list[Statement]:
         if not line.startswith("88,"):
             record_lines.append(n)
     detail_lines = [n for n, line in numbered if line.startswith("16,")]
-    helper = _CountingHelper(line for _, line in numbered)
 
     def at(index: int) -> int | None:
         return record_lines[index] if 0 <= index < len(record_lines) else None
 
-    try:
-        parsed = Bai2FileParser(helper, check_integrity=True).parse()
-    except IntegrityException as exc:  # a trailer's count or control total: the trailer just read
-        raise problem(file, at(helper.index - 1), f"BAI2 totals do not add up ({detail(exc)})") from None
-    except (ParsingException, NotSupportedYetException, ValueError, IndexError, KeyError, StopIteration) as exc:
-        raise problem(
-            file, at(helper.index), f"BAI2 record not readable ({detail(exc) or type(exc).__name__})"
-        ) from None
+    while True:  # once more for each type code the library learns by its range (at most 999)
+        helper = _CountingHelper(line for _, line in numbered)
+        try:
+            parsed = Bai2FileParser(helper, check_integrity=True).parse()
+            break
+        except IntegrityException as exc:  # a trailer's count or control total: the trailer just read
+            raise problem(file, at(helper.index - 1), f"BAI2 totals do not add up ({detail(exc)})") from None
+        except NotSupportedYetException as exc:
+            unknown = _UNKNOWN_CODE.search(str(exc))
+            if unknown is not None and unknown.group(1) not in TypeCodes and _admit(unknown.group(1)):
+                continue
+            raise problem(
+                file, at(helper.index), f"BAI2 record not readable ({detail(exc) or type(exc).__name__})"
+            ) from None
+        except (ParsingException, ValueError, IndexError, KeyError, StopIteration) as exc:
+            raise problem(
+                file, at(helper.index), f"BAI2 record not readable ({detail(exc) or type(exc).__name__})"
+            ) from None
     statements: list[Statement] = []
     details = iter(detail_lines)
     for group in parsed.children:
