@@ -96,7 +96,10 @@ def assert_nothing_done(result, db, before, tmp_path) -> None:
 def test_steady_429_rate_still_finishes_with_complete_data(fast_cli, stripe_server, shop, fault):
     # The payouts' window list asks the same query as the balance transactions' (a created range, a limit):
     # the fault log, which sees queries only, could not tell them apart. Payouts under 429s: test_payouts.py.
-    configure(fast_cli, payouts={"enabled": False})
+    # A steady 50% refusal slows the budget to a request or two a second, and a request's time bound counts
+    # its waits for the budget: on a loaded machine one page can pass FAST's 30s. Completeness is the point
+    # here; the bound has tests of its own (below).
+    configure(fast_cli, payouts={"enabled": False}, stripe={"max_retry_time": "10m"})
     seed_pages(shop)
     stuck = shop.order(c.REPAIRED)
     shop.charge(stuck)
@@ -199,6 +202,20 @@ def test_retry_after_longer_than_the_time_bound_stops_at_once(fast_cli, stripe_s
     assert result.exit_code == 3, result.output
     assert "asked to wait 600s more" in result.stderr and "stripe.max_retry_time = 30s" in result.stderr
     assert sum(1 for _, p, _ in stripe_server.request_log if p == CHARGES) == 1
+    assert_nothing_done(result, db, before, tmp_path)
+
+
+def test_a_request_rate_limited_past_its_time_bound_stops_with_exit_3(fast_cli, stripe_server, shop, db, tmp_path):
+    """No Retry-After, and the time bound spent (a budget slowed by 429s waits too): exit 3, one line, not a crash."""
+    shop.charge(shop.order(c.REPAIRED))
+    configure(fast_cli, stripe={"max_retry_time": "1ms"})
+    stripe_server.inject(CHARGES, "429", times=None)
+    before = snapshot(db)
+    result = fast_cli()
+    assert result.exit_code == 3, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("reconcile: error: Stripe kept rate-limiting /v1/charges: 1 attempts over ")
+    assert "stripe.max_retry_time = 0.001s" in last and "asked to wait" not in last
     assert_nothing_done(result, db, before, tmp_path)
 
 

@@ -272,7 +272,11 @@ def _pause_after_rate_limit(
     remaining = policy.max_total_seconds - waited
     retry_after = _retry_after(exc)
     if limited >= policy.max_retries or remaining <= 0 or (retry_after or 0.0) > remaining:
-        asked = f", then asked to wait {retry_after:.0f}s more" if (retry_after or 0.0) > remaining else ""
+        asked = (
+            f", then asked to wait {retry_after:.0f}s more"
+            if retry_after is not None and retry_after > remaining
+            else ""
+        )
         raise StripeUnavailable(
             f"Stripe kept rate-limiting {path}: {limited + 1} attempts over {waited:.0f}s{asked} "
             f"(bounds: stripe.rate_limit_retries = {policy.max_retries}, "

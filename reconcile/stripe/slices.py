@@ -451,7 +451,8 @@ def side_by_side(calls: Sequence[Callable[[], T]], abort: threading.Event) -> li
     """Run the calls at once (e.g. one pull per endpoint); results in call order.
 
     A failure sets ``abort`` so the other pulls stop at their next page; the failure of the
-    earliest call (in call order, so the message does not depend on timing) is raised.
+    earliest call that failed by itself (in call order) is raised, not a pull that stopped because
+    another failed: when two fail at once, which failed first may depend on timing.
     """
     results: list[Any] = [None] * len(calls)
     failures: dict[int, BaseException] = {}
