@@ -43,7 +43,7 @@ DEFAULT_SPAN = timedelta(days=30)
     metavar="FILE",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A bank statement to match the payouts to (repeatable, besides bank.statements): each payout's "
-    "deposit is shown, and the Stripe deposits no payout listed explains.",
+    "deposit is shown, and so is every Stripe deposit that no listed payout explains.",
 )
 @click.pass_context
 def payouts(
