@@ -118,6 +118,9 @@ def main(
 ) -> None:
     """Reconcile MongoDB orders with Stripe charges for a window, repair stuck orders, report the rest.
 
+    Each payout created in the window is traced to its transactions and orders; with bank statements
+    (--bank-statement, bank.statements) each is ticked off against its deposit.
+
     Without --since, a run continues where the last completed run ended (minus window.overlap) and
     catches up after a pause in sub-windows of window.max_span. One run at a time: a lease in
     MongoDB keeps a manual backfill and the hourly run apart.
