@@ -213,7 +213,7 @@ def test_deadlines_dispute_respond_by_and_authorization_expiry(tmp_path):
     assert "CRITICAL</span>" in dispute and "CRITICAL" not in uncaptured  # the item's severity, when high
     assert "by 3 Dec" in dispute and "Next: respond in Stripe by 3 Dec 14:00 UTC" in dispute
     assert 'href="https://dashboard.stripe.com/test/disputes/dp_1"' in dispute and "/test/payments/ch_d" in dispute
-    assert "admin" not in dispute and "order o-d</span>" in dispute  # no report.order_url: the id, no link
+    assert "admin" not in dispute and "&nbsp;· order o-d</code>" in dispute  # no report.order_url: the id, no link
     assert "Next: capture or cancel before 27 Nov" in uncaptured
     assert "nearest deadline" in html and "27 Nov 09:30 UTC" in html
 

@@ -56,9 +56,10 @@ STYLE = {
     "banner": "padding:10px 12px;border-radius:6px;margin:12px 0",
     "box": "overflow-x:auto;max-width:100%",
     "table": "border-collapse:collapse;width:100%;font-size:13px",
-    # A list of rows (work queue, automatic outcomes, refunds and disputes, resolved): its box scrolls sideways
-    # when a row holds a long unbroken word.
-    "list": "border-collapse:collapse;width:100%",
+    # A list of rows (work queue, automatic outcomes, refunds and disputes, resolved): a long id (a Checkout
+    # Session's is 66 characters) breaks where it must, so on a phone the list fits its box and is read without
+    # scrolling sideways (amounts are nowrap cells: never broken). word-break:break-word: WebKit mail clients.
+    "list": "border-collapse:collapse;width:100%;overflow-wrap:anywhere;word-break:break-word",
     "th": "padding:6px 8px;background:#f6f8fa;font-size:12px;color:#425466",
     "row": "border-top:1px solid #eee",
     "rowc": "border-top:1px solid #eef0f3",  # a row of the totals (cellpadding on the table)
