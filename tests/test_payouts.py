@@ -447,3 +447,11 @@ def test_a_month_of_payouts_over_many_pages_is_listed_whole_and_once(cli, store,
 
     ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
     assert sorted(ids) == sorted(p["id"] for p in made)
+
+
+def test_reconcile_payouts_with_nothing_to_list_says_so_in_the_table_only(cli, store):
+    table = cli("payouts", "--since", "2026-01-01", "--until", "2026-01-02")
+    assert table.exit_code == 0, table.output
+    assert table.stdout == "no payouts created from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (UTC, end excluded)\n"
+    lines = cli("payouts", "--since", "2026-01-01", "--until", "2026-01-02", "--json")
+    assert lines.exit_code == 0 and lines.stdout == ""  # JSON Lines: no payout, no line

@@ -80,13 +80,17 @@ def payouts(
     try:
         config, db = open_db(ctx)
         listed = payouts_run.list_payouts(payouts_run.command_scope(config, db), since, until, now, statements)
+        shown = 0
         for payout, itemized, bank in listed.rows:
+            shown += 1
             if as_json:
                 click.echo(json.dumps(words.payout_json(payout, itemized, bank), sort_keys=True))
             elif out is not None:
                 out.writerow(words.list_csv_row(payout, itemized, bank))
             else:
                 click.echo(words.table_line(payout, itemized, bank))
+        if not shown and out is None and not as_json:
+            click.echo(words.none_line(since, until))
         for line in listed.unexplained:  # JSON Lines and CSV stay one payout a line; the table says them
             if out is None and not as_json:
                 click.echo(f"not explained by a payout listed: {line}")

@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import IO, Any, TypedDict
 
@@ -25,6 +26,7 @@ from reconcile.money import format_amount, to_decimal_text
 from reconcile.report import queue, wording
 from reconcile.report.records import BankDepositJson, PayoutJson
 from reconcile.report.render import neutralise, template_env
+from reconcile.timeutil import fmt
 
 CSV_COLUMNS = (
     "payout_id",
@@ -293,6 +295,11 @@ def list_csv_row(payout: Payout, itemized: Itemized | None, bank: PayoutMatch | 
 
 
 TOTAL_KEYS = ("gross", "refunds", "disputes", "fees", "other", "net")
+
+
+def none_line(since: datetime, until: datetime) -> str:
+    """`reconcile payouts` with nothing to list: says so, and for which dates."""
+    return f"no payouts created from {fmt(since)} to {fmt(until)} (UTC, end excluded)"
 
 
 def table_line(payout: Payout, itemized: Itemized | None, bank: PayoutMatch | None = None) -> str:
