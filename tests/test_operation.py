@@ -317,7 +317,7 @@ def test_an_open_item_ages_across_runs_and_is_resolved_when_fixed(cli, db, store
     items = later.summary["items"]
     assert items["open"] == 1 and items["new"] == 0 and items["buckets"]["8-30 days"] == 1
     html = Path(later.summary["runs"][-1]["report"]["html"]).read_text()
-    assert f"order {order}</span>" in html and "<br>9 days</small>" in html  # the age in days
+    assert f"order {order}</code>" in html and "<br>9 days</small>" in html  # the age in days
 
     # Someone finds the charge and stores its id on the order: the next run re-checks and resolves the item.
     charge = seed.charge(None, metadata={}, amount=4200, age=timedelta(hours=2))
