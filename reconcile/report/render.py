@@ -337,7 +337,7 @@ def render_csv(rows: list[DiscrepancyRow], extra: tuple[CsvRow, ...] = ()) -> st
                 neutralise(r["detail"]),
                 neutralise(r["dashboard_url"]),
                 neutralise(r["linked_by"]),
-                _end_text(r.get("expected_end")),
+                iso_time(r.get("expected_end")) or "",  # the order's deadline; empty for a charge's row
             ]
         )
     for row in extra:
@@ -345,9 +345,10 @@ def render_csv(rows: list[DiscrepancyRow], extra: tuple[CsvRow, ...] = ()) -> st
     return out.getvalue()
 
 
-def _end_text(unix: Any) -> str:
-    """The order's deadline (unix seconds, decide/deadlines.py) as ISO-8601 UTC; empty for a charge's row."""
-    return fmt(from_unix(int(unix))) if isinstance(unix, (int, float)) and not pd.isna(unix) else ""
+def iso_time(unix: object) -> str | None:
+    """Unix seconds (a cell: None or NA when missing) as ISO-8601 UTC; None when missing."""
+    value = item_rules.plain_value(unix)
+    return fmt(from_unix(int(value))) if isinstance(value, int) else None
 
 
 def render_html(context: ShownPage) -> str:

@@ -30,8 +30,8 @@ from reconcile.report.records import (
     SummaryJson,
     WindowEntryJson,
 )
-from reconcile.report.render import ReportFiles
-from reconcile.timeutil import fmt, from_unix
+from reconcile.report.render import ReportFiles, iso_time
+from reconcile.timeutil import fmt
 
 
 def _report_json(report: ReportFiles) -> ReportJson:
@@ -50,12 +50,6 @@ class OutcomeRow(TypedDict):
     charge_amount: object
     charge_currency: object
     expected_end: object
-
-
-def iso_time(unix: object) -> str | None:
-    """Unix seconds (a cell: None or NA when missing) as ISO-8601 UTC; None when missing."""
-    value = plain_value(unix)
-    return fmt(from_unix(int(value))) if isinstance(value, int) else None
 
 
 @dataclass(frozen=True)
